@@ -1,0 +1,70 @@
+// Channel: one client's private line to one worker — a SharedRegion for the
+// message bodies plus a Doorbell for turns.
+//
+// Lifecycle:
+//   1. Whoever starts a worker (the zygote, or a worker answering env.fork())
+//      calls Channel::create(): the worker keeps the Channel, and
+//      ClientEnds (memfd + doorbell end) go to the client over SCM_RIGHTS.
+//   2. The client calls Channel::attach(ClientEnds) and then call() per
+//      request; the worker loops receiveRequest() / sendReply().
+//   3. Either side closing its doorbell ends the conversation: the worker
+//      exits, the client reports the worker's last words.
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "ipc/doorbell.h"
+#include "ipc/result.h"
+#include "ipc/shared_region.h"
+#include "ipc/unique_fd.h"
+
+namespace forkgym {
+
+struct ClientEnds {
+  UniqueFd memfd;
+  UniqueFd doorbell;
+};
+
+struct Message {
+  std::unique_ptr<capnp::FlatArrayMessageReader> reader;
+  std::vector<UniqueFd> fds;
+};
+
+class Channel {
+ public:
+  Channel() = default;
+  Channel(SharedRegion region, Doorbell doorbell)
+      : region_(std::move(region)), doorbell_(std::move(doorbell)) {}
+
+  static Result<std::pair<Channel, ClientEnds>> create(size_t regionBytes = kDefaultRegionBytes);
+  static Result<Channel> attach(ClientEnds ends);
+
+  // Client side: write `request`, ring, wait up to `timeout` for the reply.
+  // SessionClosed if the worker died (read lastWords() to learn why),
+  // TimedOut if it did not answer in time (the caller kills it).
+  Result<Message> call(capnp::MessageBuilder& request, std::optional<std::chrono::milliseconds> timeout,
+                       size_t maxReplyFds = 0);
+
+  // Worker side: wait for the next request (forever). SessionClosed when
+  // the client is gone.
+  Result<Message> receiveRequest();
+  Status sendReply(capnp::MessageBuilder& reply, std::span<const int> fds = {});
+
+  const LastWords& lastWords() const { return region_.header().lastWords; }
+  SharedRegion& region() { return region_; }
+  Doorbell& doorbell() { return doorbell_; }
+  bool valid() const { return region_.size() != 0; }
+
+ private:
+  SharedRegion region_;
+  Doorbell doorbell_;
+};
+
+}  // namespace forkgym

@@ -1,0 +1,63 @@
+// The control conversation between a client and the zygote: length-prefixed
+// Cap'n Proto frames over a Unix stream socket.
+//
+// Frame: u32 little-endian byte length, then a flat Cap'n Proto message.
+// Descriptors ride on a frame's first byte, and only zygote->client frames
+// carry them; the zygote reads with no room for descriptors, so any a client
+// sends are closed by the kernel and the frame is rejected.
+//
+// Lifecycle: the zygote listenUnix()s (or is handed a connected socket by a
+// client that spawned it); a client connectUnix()s, then sends a Hello and
+// alternates sendFrame/recvFrame. The zygote reads without blocking through
+// FrameAssembler so one slow client cannot stall the others.
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <chrono>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ipc/result.h"
+#include "ipc/unique_fd.h"
+
+namespace forkgym {
+
+inline constexpr size_t kMaxControlFrameBytes = 64ull << 20;
+
+// Owner-only listening socket at `path` (a stale socket file is replaced).
+Result<UniqueFd> listenUnix(const std::string& path);
+Result<UniqueFd> connectUnix(const std::string& path);
+// Default socket path: $XDG_RUNTIME_DIR/forkgym-<uid>.sock, else /tmp/forkgym-<uid>.sock.
+std::string defaultSocketPath();
+
+Status sendFrame(int fd, capnp::MessageBuilder& message, std::span<const int> fds = {});
+
+struct Frame {
+  kj::Array<capnp::word> words;
+  std::vector<UniqueFd> fds;
+};
+
+// Blocking read of one frame (client side), up to `timeout` for the whole
+// frame. SessionClosed when the zygote hung up.
+Result<Frame> recvFrame(int fd, std::optional<std::chrono::milliseconds> timeout, size_t maxFds);
+
+// Non-blocking frame assembly for the zygote's event loop.
+class FrameAssembler {
+ public:
+  enum class State { NeedMore, HaveFrame, Closed, Malformed };
+  // Reads what is available on the (non-blocking) fd.
+  State readFrom(int fd);
+  // The frame completed by readFrom() returning HaveFrame.
+  kj::Array<capnp::word> takeFrame();
+  const std::string& problem() const { return problem_; }
+
+ private:
+  std::vector<std::byte> buffer_;
+  std::string problem_;
+};
+
+}  // namespace forkgym

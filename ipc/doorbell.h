@@ -1,0 +1,58 @@
+// Doorbell: says "your turn" between a client and its worker, and says at
+// once when the other side is gone.
+//
+// A SOCK_SEQPACKET Unix socketpair: each ring is one record of one byte,
+// optionally carrying descriptors (only the worker's fork reply does). A
+// peer's death closes its end, which wakes a waiting poll() immediately —
+// unlike a bare futex in shared memory, which would wait forever.
+//
+// Lifecycle: createPair() in the process that sets up a channel; one end goes
+// to each side; ring()/wait() alternate; destroying the Doorbell closes it,
+// which is how a worker learns its client is gone.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "ipc/result.h"
+#include "ipc/unique_fd.h"
+
+namespace forkgym {
+
+enum class Ring : uint8_t {
+  Request = 'q',  // client -> worker: a request is in the region
+  Reply = 'r',    // worker -> client: the reply is in the region
+};
+
+struct Rung {
+  Ring ring;
+  std::vector<UniqueFd> fds;  // received descriptors (fork replies only)
+};
+
+class Doorbell {
+ public:
+  Doorbell() = default;
+  explicit Doorbell(UniqueFd fd) : fd_(std::move(fd)) {}
+
+  static Result<std::pair<Doorbell, Doorbell>> createPair();
+
+  Status ring(Ring ring, std::span<const int> fds = {}) const;
+
+  // Waits for the peer's ring. timeout nullopt = forever.
+  // Errors: Outcome::SessionClosed when the peer closed its end (died),
+  // Outcome::TimedOut when the timeout passed, Outcome::ProtocolMismatch for
+  // a malformed record or descriptors where none were allowed.
+  Result<Rung> wait(std::optional<std::chrono::milliseconds> timeout, size_t maxFds = 0) const;
+
+  int fd() const { return fd_.get(); }
+  UniqueFd release() { return std::move(fd_); }
+
+ private:
+  UniqueFd fd_;
+};
+
+}  // namespace forkgym

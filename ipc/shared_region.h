@@ -1,0 +1,79 @@
+// SharedRegion: the memfd-backed memory a client and its worker share.
+//
+// Lifecycle:
+//   1. The zygote (or, for env.fork(), the parent worker) calls create():
+//      an anonymous memfd — never a named /dev/shm object, so nothing can be
+//      left behind — sized and laid out with a RegionHeader.
+//   2. The memfd travels to the client over SCM_RIGHTS; the client calls
+//      attach(), which maps it and checks the header against the real size
+//      before trusting any offset in it.
+//   3. Requests and replies are Cap'n Proto messages written into the
+//      request/reply areas (ipc/message_area.h) and read in place.
+//   4. LastWords: a worker's fatal-signal handler writes its outcome here
+//      (async-signal-safe: plain stores) so the client can say why it died.
+// Any process may hold a SharedRegion; the mapping dies with the last owner.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "ipc/result.h"
+#include "ipc/unique_fd.h"
+
+namespace forkgym {
+
+inline constexpr uint32_t kRegionMagic = 0x666b6779;  // "fkgy"
+inline constexpr uint32_t kRegionLayoutVersion = 1;
+inline constexpr size_t kDefaultRegionBytes = 64ull << 20;  // sparse: pages cost only when touched
+inline constexpr size_t kRequestAreaBytes = 1ull << 20;
+
+struct LastWords {
+  std::atomic<uint32_t> written;  // 0 until the worker said something
+  uint16_t outcome;               // forkgym::Outcome
+  int32_t signal;
+  char message[240];
+};
+
+struct RegionHeader {
+  uint32_t magic;
+  uint32_t layoutVersion;
+  uint64_t totalBytes;
+  uint64_t requestOffset;
+  uint64_t requestCapacity;
+  uint64_t replyOffset;
+  uint64_t replyCapacity;
+  uint64_t requestBytes;  // length of the current request message
+  uint64_t replyBytes;    // length of the current reply message
+  LastWords lastWords;
+};
+
+class SharedRegion {
+ public:
+  SharedRegion() = default;
+  SharedRegion(SharedRegion&& other) noexcept;
+  SharedRegion& operator=(SharedRegion&& other) noexcept;
+  ~SharedRegion();
+
+  // A new region of `bytes` (rounded up to pages) with an initialised header.
+  static Result<SharedRegion> create(size_t bytes = kDefaultRegionBytes);
+  // Maps a region received from a peer; validates its header.
+  static Result<SharedRegion> attach(UniqueFd memfd);
+
+  RegionHeader& header() const { return *reinterpret_cast<RegionHeader*>(base_); }
+  std::span<std::byte> requestArea() const;
+  std::span<std::byte> replyArea() const;
+  int fd() const { return memfd_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  UniqueFd memfd_;
+  std::byte* base_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Async-signal-safe: records why the worker is about to die.
+void writeLastWords(RegionHeader& header, uint16_t outcome, int signal, const char* message);
+
+}  // namespace forkgym
