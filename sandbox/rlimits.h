@@ -1,0 +1,21 @@
+// Resource limits for a worker: memory (RLIMIT_AS), CPU per step
+// (RLIMIT_CPU soft limit -> SIGXCPU), no core files, process and descriptor
+// caps.
+//
+// Lifecycle (worker child only, after fork(), single-threaded):
+//   1. applyRlimits() is the rlimits stage of applySandbox().
+//   2. limitCpuForNextStep() (declared in sandbox.h) before each step.
+//
+// Internal to sandbox/: other layers use sandbox.h.
+#pragma once
+
+#include "sandbox/sandbox.h"
+
+namespace forkgym::sandbox {
+
+// Limits only ever go down: a request above the current hard limit is
+// clamped to it, so an unprivileged zygote behaves like a privileged one.
+// False if the kernel refused a limit.
+[[nodiscard]] bool applyRlimits(const SandboxLimits& limits);
+
+}  // namespace forkgym::sandbox

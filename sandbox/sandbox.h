@@ -1,0 +1,72 @@
+// The worker sandbox: an ordered list of named stages, applied by a freshly
+// forked worker as its last setup step.
+//
+// Lifecycle (worker child only, after fork(), single-threaded):
+//   1. prepareSandbox() — still unsandboxed: precomputes everything the
+//      later stages and the SIGSYS reporter need (syscall names, the compiled
+//      seccomp filter), so nothing after it opens files. (seccomp_load still
+//      allocates the BPF program briefly; libseccomp 2.5 cannot precompile
+//      it, and malloc is safe here because the worker is single-threaded.)
+//   2. applySandbox() runs the stages in order:
+//        no_new_privs -> rlimits -> close_fds -> seccomp
+//      A failing stage never returns: it _exit()s with that stage's stable
+//      exit code (stages()), which the zygote/client report as
+//      Outcome::SetupFailed naming the stage.
+//   3. While serving, a denied syscall raises SIGSYS (SCMP_ACT_TRAP); the
+//      worker's signal handler reports it via syscallName().
+//
+// Error regime: after fork(). Nothing here throws or returns errors to a
+// caller; failure is a stable exit code.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace forkgym::sandbox {
+
+// Limits only go down: a value above the current hard limit is clamped to it.
+struct SandboxLimits {
+  uint64_t addressSpaceBytes = 8ull << 30;  // RLIMIT_AS; 0 = leave as is
+  uint64_t cpuSeconds = 0;                  // RLIMIT_CPU soft limit; 0 = unlimited
+  uint64_t maxProcesses = 0;                // RLIMIT_NPROC; 0 = leave as is
+  uint64_t maxOpenFiles = 64;               // RLIMIT_NOFILE; 0 = leave as is
+};
+
+// Stable exit codes, one per stage. Never renumber: clients decode them.
+struct StageInfo {
+  std::string_view name;
+  int exitCode;
+};
+std::span<const StageInfo> stages();
+// Name of the stage that exits with `code`, or empty.
+std::string_view stageForExitCode(int code);
+
+// Step 1. Must be called before applySandbox(); may allocate.
+void prepareSandbox();
+
+// Step 2. keepFds: descriptors that stay open (everything else is closed).
+// Returns only if every stage succeeded.
+void applySandbox(const SandboxLimits& limits, std::span<const int> keepFds);
+
+// For the SIGSYS handler: async-signal-safe, returns a static string
+// ("openat") or "unknown". Valid after prepareSandbox().
+const char* syscallName(int number);
+
+// Sets RLIMIT_CPU's soft limit to (CPU used so far + seconds); the worker calls
+// it before each step so the limit is per step. Allowed by the policy.
+void limitCpuForNextStep(uint64_t seconds);
+
+// The policy as data, for tests and docs: each allowed syscall with the
+// rule applied to its arguments and why the worker needs it.
+struct SeccompRule {
+  std::string_view syscall;
+  std::string_view rule;  // "any arguments", or the argument condition
+  std::string_view why;
+};
+std::span<const SeccompRule> seccompAllowlist();
+
+// Syscalls tests should show are denied (one death test each).
+std::span<const std::string_view> deniedSyscallExamples();
+
+}  // namespace forkgym::sandbox
