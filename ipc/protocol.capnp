@@ -80,6 +80,7 @@ struct WorkerExit {
   known @0 :Bool;        # false: not a worker of this zygote, or not ended yet
   exitCode @1 :Int32;    # -1 when killed by a signal
   signal @2 :Int32;
+  explanation @3 :Text;  # e.g. the sandbox stage a setup exit code names
 }
 
 struct ControlRequest {

@@ -1,0 +1,135 @@
+// forkgym-server: the zygote. See forkserver/zygote.h for its lifecycle.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "forkserver/zygote.h"
+#include "ipc/control_socket.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: forkgym-server [options]
+
+Starts the forkgym zygote: preloads LLVM and benchmarks, then forks one
+sandboxed worker per episode for clients that connect to it.
+
+options:
+  --socket PATH          listen on this Unix socket (default: %s)
+  --connected-fd N       serve the one connection on descriptor N, exit when it closes
+  --preload URI          load a benchmark at start-up (repeatable): a file, a directory
+                         of .bc/.ll files, or a generator range generator://csmith-v0/0..9
+  --cache-mb N           memory budget for parsed benchmarks (default 2048)
+  --load-timeout S       seconds allowed to compile/parse one benchmark (default 120)
+  --worker-memory-mb N   default address-space limit per worker (default 8192)
+  --step-cpu-seconds N   default CPU-time limit per step (default 300)
+  --log-level LEVEL      trace, debug, info, warn, error (default warn)
+  --help                 show this text
+)";
+
+bool parseNumber(std::string_view text, uint64_t& out) {
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
+// Expands a --preload argument: a directory of .bc/.ll files, or a generator
+// seed range "generator://NAME/A..B", into single URIs.
+std::vector<std::string> expandPreload(const std::string& arg) {
+  std::vector<std::string> uris;
+  const auto range = arg.rfind("..");
+  if (arg.starts_with("generator://") && range != std::string::npos) {
+    const auto slash = arg.rfind('/', range);
+    uint64_t first = 0, last = 0;
+    if (slash != std::string::npos && parseNumber(std::string_view(arg).substr(slash + 1, range - slash - 1), first) &&
+        parseNumber(std::string_view(arg).substr(range + 2), last) && first <= last) {
+      for (uint64_t seed = first; seed <= last; ++seed) uris.push_back(arg.substr(0, slash + 1) + std::to_string(seed));
+      return uris;
+    }
+  }
+  std::string path = arg.starts_with("file://") ? arg.substr(7) : arg;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    bool anyIr = false;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+      const auto ext = entry.path().extension();
+      if (ext == ".bc" || ext == ".ll") {
+        uris.push_back("file://" + std::filesystem::absolute(entry.path()).string());
+        anyIr = true;
+      }
+    }
+    std::sort(uris.begin(), uris.end());
+    // A directory of sources (no IR files) is one multi-file program.
+    if (!anyIr) uris.push_back(arg);
+    return uris;
+  }
+  uris.push_back(arg);
+  return uris;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  forkgym::forkserver::ZygoteOptions options;
+  options.socketPath = forkgym::defaultSocketPath();
+  std::string logLevel = "warn";
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    auto value = [&](const char* name) -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "forkgym-server: %s needs a value (see --help)\n", name);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    auto number = [&](const char* name) -> uint64_t {
+      const std::string text = value(name);
+      uint64_t n = 0;
+      if (!parseNumber(text, n)) {
+        std::fprintf(stderr, "forkgym-server: %s expects a whole number, got '%s'\n", name, text.c_str());
+        std::exit(2);
+      }
+      return n;
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::printf(kUsage, forkgym::defaultSocketPath().c_str());
+      return 0;
+    } else if (arg == "--socket") {
+      options.socketPath = value("--socket");
+    } else if (arg == "--connected-fd") {
+      options.connectedFd = static_cast<int>(number("--connected-fd"));
+    } else if (arg == "--preload") {
+      for (auto& uri : expandPreload(value("--preload"))) options.preload.push_back(uri);
+    } else if (arg == "--cache-mb") {
+      options.cacheMb = number("--cache-mb");
+    } else if (arg == "--load-timeout") {
+      options.loadTimeout = std::chrono::seconds(number("--load-timeout"));
+    } else if (arg == "--worker-memory-mb") {
+      options.limits.addressSpaceBytes = number("--worker-memory-mb") << 20;
+    } else if (arg == "--step-cpu-seconds") {
+      options.cpuSecondsPerStep = static_cast<uint32_t>(number("--step-cpu-seconds"));
+    } else if (arg == "--log-level") {
+      logLevel = value("--log-level");
+    } else {
+      std::fprintf(stderr, "forkgym-server: unknown option '%s' (see --help)\n", argv[i]);
+      return 2;
+    }
+  }
+
+  // Synchronous sinks only: an asynchronous logger would start a thread,
+  // and the zygote must stay single-threaded to fork safely.
+  auto logger = spdlog::stderr_logger_st("forkgym-server");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(logLevel));
+
+  forkgym::forkserver::Zygote zygote(std::move(options));
+  if (auto started = zygote.start(); !started) {
+    std::fprintf(stderr, "forkgym-server: %s\n", started.error().message.c_str());
+    return 1;
+  }
+  return zygote.run();
+}

@@ -1,0 +1,215 @@
+#include "forkserver/worker.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <llvm/IR/Module.h>
+
+#include "forkserver/crash_reporter.h"
+#include "ipc/protocol.capnp.h"
+#include "ipc/syscall.h"
+#include "passes/session.h"
+
+namespace forkgym::forkserver {
+namespace {
+
+void setFailure(proto::Failure::Builder failure, const Error& error) {
+  failure.setOutcome(static_cast<uint16_t>(error.outcome));
+  failure.setMessage(error.message);
+  failure.setSignal(error.signal);
+}
+
+void setObservation(proto::ObservationValue::Builder out, const passes::ObservationValue& value) {
+  struct Visitor {
+    proto::ObservationValue::Builder& out;
+    void operator()(int64_t v) { out.setInt64(v); }
+    void operator()(const std::vector<int64_t>& v) {
+      auto list = out.initInt64List(static_cast<unsigned>(v.size()));
+      for (size_t i = 0; i < v.size(); ++i) list.set(static_cast<unsigned>(i), v[i]);
+    }
+    void operator()(const std::string& v) { out.setText(kj::StringPtr(v.c_str(), v.size())); }
+    void operator()(const std::vector<uint8_t>& v) { out.setBytes(kj::arrayPtr(v.data(), v.size())); }
+    void operator()(bool v) { out.setBoolean(v); }
+  };
+  std::visit(Visitor{out}, value);
+}
+
+bool isObservationName(std::string_view name) {
+  for (const auto& space : passes::observationSpaces()) {
+    if (space.name == name) return true;
+  }
+  return false;
+}
+
+bool isRewardName(std::string_view name) {
+  for (const auto& space : passes::rewardSpaces()) {
+    if (space.name == name) return true;
+  }
+  return false;
+}
+
+class WorkerLoop {
+ public:
+  WorkerLoop(Channel channel, passes::LlvmSession& session, uint32_t cpuSecondsPerStep)
+      : channel_(std::move(channel)), session_(session), cpuSecondsPerStep_(cpuSecondsPerStep) {}
+
+  [[noreturn]] void serve() {
+    for (;;) {
+      auto request = channel_.receiveRequest();
+      if (!request) _exit(0);  // the client is gone (or misbehaved): the episode ends
+      capnp::MallocMessageBuilder reply;
+      bool exitAfterReply = false;
+      std::vector<UniqueFd> passFds;
+      kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&] {
+        auto root = request->reader->getRoot<proto::Request>();
+        switch (root.which()) {
+          case proto::Request::STEP:
+            exitAfterReply = handleStep(root.getStep(), reply.initRoot<proto::Reply>());
+            break;
+          case proto::Request::FORK:
+            handleFork(reply.initRoot<proto::Reply>(), passFds);
+            break;
+          default:
+            setFailure(reply.initRoot<proto::Reply>().initFailure(),
+                       makeError(Outcome::InvalidRequest, "unknown request type"));
+        }
+      });
+      KJ_IF_MAYBE(e, failure) {
+        // A malformed request (Cap'n Proto validation failed): answer, carry on.
+        capnp::MallocMessageBuilder error;
+        setFailure(error.initRoot<proto::Reply>().initFailure(),
+                   makeError(Outcome::InvalidRequest, std::string("malformed request: ") + e->getDescription().cStr()));
+        if (!channel_.sendReply(error)) _exit(0);
+        continue;
+      }
+      std::vector<int> fds;
+      for (auto& fd : passFds) fds.push_back(fd.get());
+      if (!channel_.sendReply(reply, fds)) _exit(0);
+      if (exitAfterReply) _exit(0);
+    }
+  }
+
+ private:
+  // Returns true when the episode is over (the worker must exit).
+  bool handleStep(proto::Step::Reader step, proto::Reply::Builder reply) {
+    // Validate every name before touching the module: a typo loses nothing.
+    for (auto name : step.getObservations()) {
+      if (!isObservationName(std::string_view(name.cStr(), name.size()))) {
+        setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
+                                                  "unknown observation space '" + std::string(name.cStr()) +
+                                                      "'; the server's description lists the valid names"));
+        return false;
+      }
+    }
+    for (auto name : step.getRewards()) {
+      if (!isRewardName(std::string_view(name.cStr(), name.size()))) {
+        setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
+                                                  "unknown reward space '" + std::string(name.cStr()) +
+                                                      "'; the server's description lists the valid names"));
+        return false;
+      }
+    }
+    auto actionList = step.getActions();
+    std::vector<uint32_t> actions;
+    actions.reserve(actionList.size());
+    for (uint32_t action : actionList) actions.push_back(action);
+    if (cpuSecondsPerStep_ > 0 && !actions.empty()) sandbox::limitCpuForNextStep(cpuSecondsPerStep_);
+    auto applied = session_.applyActions(actions);
+    if (!applied) {
+      setFailure(reply.initFailure(), applied.error());
+      return endsEpisode(applied.error().outcome);
+    }
+
+    auto names = step.getObservations();
+    std::vector<passes::ObservationValue> values;
+    values.reserve(names.size());
+    for (auto name : names) {
+      auto value = session_.observe(std::string_view(name.cStr(), name.size()));
+      if (!value) {
+        setFailure(reply.initFailure(), value.error());
+        return endsEpisode(value.error().outcome);
+      }
+      values.push_back(std::move(*value));
+    }
+    std::vector<double> rewards;
+    for (auto name : step.getRewards()) {
+      auto reward = session_.reward(std::string_view(name.cStr(), name.size()));
+      if (!reward) {
+        setFailure(reply.initFailure(), reward.error());
+        return endsEpisode(reward.error().outcome);
+      }
+      rewards.push_back(*reward);
+    }
+
+    auto result = reply.initStep();
+    result.setActionHadNoEffect(applied->actionHadNoEffect);
+    auto observations = result.initObservations(static_cast<unsigned>(values.size()));
+    for (size_t i = 0; i < values.size(); ++i) setObservation(observations[static_cast<unsigned>(i)], values[i]);
+    auto rewardList = result.initRewards(static_cast<unsigned>(rewards.size()));
+    for (size_t i = 0; i < rewards.size(); ++i) rewardList.set(static_cast<unsigned>(i), rewards[i]);
+    return false;
+  }
+
+  // env.fork(): this process clones itself with CLONE_PARENT, so the zygote
+  // (not this worker) is the copy's parent and reaps it, and the copy
+  // outlives this episode. The copy switches to a fresh channel; this worker
+  // passes the client's ends of it (and a pidfd) back with the reply.
+  void handleFork(proto::Reply::Builder reply, std::vector<UniqueFd>& passFds) {
+    auto created = Channel::create(channel_.region().size());
+    if (!created) {
+      setFailure(reply.initFailure(), created.error());
+      return;
+    }
+    auto& [forkChannel, clientEnds] = *created;
+    const long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    if (pid < 0) {
+      setFailure(reply.initFailure(), makeError(Outcome::ServerError, errnoMessage("clone(fork)")));
+      return;
+    }
+    if (pid == 0) {
+      // The copy: forget the parent's channel (closing our copies of its
+      // descriptors) and the ends meant for the client, then serve anew.
+      clientEnds.memfd.reset();
+      clientEnds.doorbell.reset();
+      channel_ = std::move(forkChannel);
+      redirectCrashReporter(channel_.region().header());
+      serve();
+    }
+    const long pidfd = syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+      kill(static_cast<pid_t>(pid), SIGKILL);
+      setFailure(reply.initFailure(), makeError(Outcome::ServerError, errnoMessage("pidfd_open(fork)")));
+      return;
+    }
+    auto result = reply.initFork();
+    result.setPid(static_cast<int32_t>(pid));
+    result.setRegionBytes(forkChannel.region().size());
+    passFds.push_back(std::move(clientEnds.memfd));
+    passFds.push_back(std::move(clientEnds.doorbell));
+    passFds.emplace_back(static_cast<int>(pidfd));
+    // forkChannel (this worker's copy of the new worker's end) closes here.
+  }
+
+  Channel channel_;
+  passes::LlvmSession& session_;
+  uint32_t cpuSecondsPerStep_;
+};
+
+}  // namespace
+
+void runWorker(WorkerStart start) {
+  installCrashReporter(start.channel.region().header());
+  static passes::LlvmSession* session = nullptr;
+  session = new passes::LlvmSession(*start.benchmark->module, start.benchmark->costs);
+
+  sandbox::prepareSandbox();
+  const int keep[] = {start.channel.region().fd(), start.channel.doorbell().fd()};
+  sandbox::applySandbox(start.limits, keep);
+
+  WorkerLoop loop(std::move(start.channel), *session, start.cpuSecondsPerStep);
+  loop.serve();
+}
+
+}  // namespace forkgym::forkserver

@@ -1,0 +1,32 @@
+// Worker: one episode, one process.
+//
+// Lifecycle (in a child just forked from the zygote; never returns):
+//   1. runWorker() installs the crash reporter, wraps the inherited module in
+//      an LlvmSession, then applies the sandbox as its last setup step (a
+//      failing stage _exit()s with the stage's stable code).
+//   2. It serves requests on its channel until the client closes it:
+//        step  -> validate names, apply actions, observations, rewards
+//        fork  -> clone(CLONE_PARENT) itself; the copy gets a new channel,
+//                 whose client ends this worker passes back with its reply
+//   3. A verifier failure is answered, then the worker exits: the episode is
+//      over. Any crash is reported by the crash reporter.
+#pragma once
+
+#include <string>
+
+#include "ipc/channel.h"
+#include "passes/benchmark.h"
+#include "sandbox/sandbox.h"
+
+namespace forkgym::forkserver {
+
+struct WorkerStart {
+  Channel channel;
+  passes::ParsedBenchmark* benchmark;  // this process's copy-on-write view
+  sandbox::SandboxLimits limits;
+  uint32_t cpuSecondsPerStep = 0;  // 0: no per-step CPU limit
+};
+
+[[noreturn]] void runWorker(WorkerStart start);
+
+}  // namespace forkgym::forkserver

@@ -1,0 +1,84 @@
+// Zygote: the forkgym-server process.
+//
+// Lifecycle (the zygote process only; single-threaded throughout):
+//   1. Zygote(options) — become a child subreaper, initialise LLVM once
+//      (native target, host CPU and features detected now, before any
+//      sandbox), block SIGCHLD/SIGTERM/SIGINT into a signalfd, and listen
+//      (or adopt the connected socket of the client that spawned it).
+//   2. preload() — load each --preload benchmark through a loader child and
+//      keep the parsed module in the cache.
+//   3. run() — the event loop: accept clients, answer hello/describe/
+//      newSession/workerExit, reap children, kill a client's workers when its
+//      connection closes. Each session is a fork(): the worker starts from
+//      the cached module copy-on-write, and the zygote steps out of the data
+//      path.
+//   4. SIGTERM/SIGINT, or the spawning client hanging up: kill every worker
+//      group, remove the socket file, exit.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "forkserver/benchmark_cache.h"
+#include "forkserver/process_table.h"
+#include "ipc/control_socket.h"
+#include "ipc/unique_fd.h"
+#include "sandbox/sandbox.h"
+
+namespace capnp {
+class MessageBuilder;
+}
+
+namespace forkgym::forkserver {
+
+struct ZygoteOptions {
+  std::string socketPath;          // listen here (unless connectedFd is given)
+  int connectedFd = -1;            // serve this one connection, exit when it closes
+  std::vector<std::string> preload;
+  size_t cacheMb = 2048;
+  std::chrono::seconds loadTimeout{120};
+  sandbox::SandboxLimits limits;   // per-worker defaults
+  uint32_t cpuSecondsPerStep = 300;
+};
+
+class Zygote {
+ public:
+  explicit Zygote(ZygoteOptions options);
+  ~Zygote();
+
+  // Steps 1-2; an error means the server cannot start.
+  Status start();
+  // Step 3; returns the process exit code.
+  int run();
+
+ private:
+  struct Connection {
+    UniqueFd fd;
+    FrameAssembler assembler;
+    bool greeted = false;
+  };
+
+  void acceptClients();
+  // Returns false when the connection must be closed.
+  bool serveConnection(uint64_t id, Connection& connection);
+  void handleFrame(uint64_t id, Connection& connection, kj::Array<capnp::word> frame);
+  void closeConnection(uint64_t id);
+  void shutdown();
+
+  Result<passes::ParsedBenchmark*> benchmarkFor(const std::string& uri);
+
+  ZygoteOptions options_;
+  UniqueFd listener_;
+  UniqueFd signals_;
+  BenchmarkCache cache_;
+  ProcessTable processes_;
+  std::unordered_map<uint64_t, Connection> connections_;
+  uint64_t nextConnectionId_ = 1;
+  bool stopping_ = false;
+};
+
+}  // namespace forkgym::forkserver
