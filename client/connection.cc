@@ -1,0 +1,267 @@
+#include "client/connection.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "ipc/control_socket.h"
+#include "ipc/message_area.h"
+#include "ipc/protocol.capnp.h"
+#include "ipc/syscall.h"
+
+extern char** environ;
+
+namespace forkgym {
+namespace {
+
+// The client's own build of the action table is not available here (the
+// client never links LLVM or passes/), so it sends 0 and relies on the
+// server's description; the protocol version still guards the wire format.
+constexpr uint64_t kAnyActionTable = 0;
+constexpr std::chrono::milliseconds kControlTimeout{30000};
+
+Error failureToError(proto::Failure::Reader failure) {
+  Error error;
+  error.outcome = outcomeFromWire(failure.getOutcome());
+  error.message = failure.getMessage();
+  error.signal = failure.getSignal();
+  return error;
+}
+
+}  // namespace
+
+int Description::findAction(std::string_view flag) const {
+  for (size_t i = 0; i < actions.size(); ++i) {
+    std::string_view name = actions[i].flag;
+    if (name == flag || (name.starts_with('-') && name.substr(1) == flag)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+const SpaceDescription* Description::findObservation(std::string_view name) const {
+  for (const auto& space : observations) {
+    if (space.name == name) return &space;
+  }
+  return nullptr;
+}
+
+std::string defaultServerPath() {
+  if (const char* env = std::getenv("FORKGYM_SERVER"); env && *env) return env;
+#ifdef FORKGYM_DEFAULT_SERVER_PATH
+  if (access(FORKGYM_DEFAULT_SERVER_PATH, X_OK) == 0) return FORKGYM_DEFAULT_SERVER_PATH;
+#endif
+  return "forkgym-server";
+}
+
+Result<std::shared_ptr<Connection>> Connection::connect(const std::string& socketPath) {
+  auto fd = connectUnix(socketPath);
+  if (!fd) return fd.takeError();
+  std::shared_ptr<Connection> connection(new Connection());
+  connection->socket_ = std::move(*fd);
+  if (auto greeted = connection->hello(); !greeted) return greeted.takeError();
+  return connection;
+}
+
+Result<std::shared_ptr<Connection>> Connection::spawn(const ServerOptions& options) {
+  int pair[2];
+  if (auto r = sys("socketpair(control)", [&] { return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair); }); !r) {
+    return r.takeError();
+  }
+  UniqueFd ours(pair[0]), theirs(pair[1]);
+  // The server finds its end on descriptor 3; dup2 onto 3 clears
+  // close-on-exec only if the source is a different descriptor.
+  if (theirs.get() == 3) theirs.reset(fcntl(3, F_DUPFD_CLOEXEC, 10));
+
+  const std::string server = options.serverPath.empty() ? defaultServerPath() : options.serverPath;
+  std::vector<std::string> args = {server, "--connected-fd", "3", "--log-level", options.logLevel};
+  for (const auto& uri : options.preload) {
+    args.push_back("--preload");
+    args.push_back(uri);
+  }
+  if (options.cacheMb) {
+    args.push_back("--cache-mb");
+    args.push_back(std::to_string(options.cacheMb));
+  }
+  for (const auto& extra : options.extraArgs) args.push_back(extra);
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, theirs.get(), 3);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  // The server blocks the signals it handles itself; start it with none
+  // blocked and default dispositions whatever this process had.
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &all);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int spawned = posix_spawnp(&pid, server.c_str(), &actions, &attributes, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (spawned != 0) {
+    return makeError(Outcome::ServerError, "cannot start forkgym-server '" + server + "': " + std::strerror(spawned) +
+                                               "; set FORKGYM_SERVER to the binary's path");
+  }
+  theirs.reset();
+
+  std::shared_ptr<Connection> connection(new Connection());
+  connection->socket_ = std::move(ours);
+  connection->serverPid_ = pid;
+  if (auto greeted = connection->hello(); !greeted) return greeted.takeError();
+  return connection;
+}
+
+Connection::~Connection() {
+  socket_.reset();  // a private server exits when its connection closes
+  if (serverPid_ > 0) {
+    for (int i = 0; i < 500; ++i) {
+      if (waitpid(serverPid_, nullptr, WNOHANG) != 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    kill(serverPid_, SIGKILL);
+    waitpid(serverPid_, nullptr, 0);
+  }
+}
+
+template <typename Fill>
+Result<Frame> Connection::roundTrip(Fill fill, std::optional<std::chrono::milliseconds> timeout, size_t maxFds) {
+  if (!alive_) return makeError(Outcome::ServerError, "the forkgym server is gone; create a new connection");
+  capnp::MallocMessageBuilder request;
+  fill(request.initRoot<proto::ControlRequest>());
+  if (auto sent = sendFrame(socket_.get(), request); !sent) {
+    alive_ = false;
+    return makeError(Outcome::ServerError, "the forkgym server is gone: " + sent.error().message);
+  }
+  auto frame = recvFrame(socket_.get(), timeout, maxFds);
+  if (!frame) {
+    alive_ = false;
+    return makeError(Outcome::ServerError, frame.error().message);
+  }
+  return std::move(*frame);
+}
+
+Status Connection::hello() {
+  auto frame = roundTrip(
+      [](proto::ControlRequest::Builder request) {
+        auto hello = request.initHello();
+        hello.setProtocolVersion(proto::PROTOCOL_VERSION);
+        hello.setActionTableHash(kAnyActionTable);
+      },
+      kControlTimeout, 0);
+  if (!frame) return frame.takeError();
+  capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions());
+  auto reply = reader.getRoot<proto::ControlReply>();
+  if (reply.isFailure()) return failureToError(reply.getFailure());
+  if (!reply.isHello()) return makeError(Outcome::ProtocolMismatch, "the server did not answer the hello");
+  auto hello = reply.getHello();
+  if (hello.getProtocolVersion() != proto::PROTOCOL_VERSION) {
+    return makeError(Outcome::ProtocolMismatch, "server speaks protocol " + std::to_string(hello.getProtocolVersion()) +
+                                                    ", this client " + std::to_string(proto::PROTOCOL_VERSION) +
+                                                    "; install matching forkgym client and server");
+  }
+  server_.protocolVersion = hello.getProtocolVersion();
+  server_.llvmVersion = hello.getLlvmVersion();
+  server_.actionTableHash = hello.getActionTableHash();
+  server_.hostTriple = hello.getHostTriple();
+  server_.hostCpu = hello.getHostCpu();
+  server_.hostFeatures = hello.getHostFeatures();
+  return okStatus();
+}
+
+Result<std::shared_ptr<const Description>> Connection::describe() {
+  if (description_) return description_;
+  auto frame = roundTrip([](proto::ControlRequest::Builder request) { request.setDescribe(); }, kControlTimeout, 0);
+  if (!frame) return frame.takeError();
+  Result<std::shared_ptr<const Description>> result = makeError(Outcome::ProtocolMismatch, "malformed description");
+  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions());
+    auto reply = reader.getRoot<proto::ControlReply>();
+    if (reply.isFailure()) {
+      result = failureToError(reply.getFailure());
+      return;
+    }
+    if (!reply.isDescription()) return;
+    auto in = reply.getDescription();
+    auto out = std::make_shared<Description>();
+    for (auto action : in.getActions()) {
+      out->actions.push_back({action.getFlag(), action.getPipeline(), action.getDescription(),
+                              action.getUnavailableReason(), action.getTestOnly()});
+    }
+    auto spaces = [](auto list, std::vector<SpaceDescription>& into) {
+      for (auto space : list) {
+        into.push_back({space.getName(), static_cast<ValueType>(space.getValueType()), space.getLength(),
+                        space.getDeterministic(), space.getPlatformDependent()});
+      }
+    };
+    spaces(in.getObservations(), out->observations);
+    spaces(in.getRewards(), out->rewards);
+    for (auto uri : in.getCachedBenchmarks()) out->cachedBenchmarks.emplace_back(uri);
+    for (auto name : in.getInstCountNames()) out->instCountNames.emplace_back(name);
+    for (auto name : in.getAutophaseNames()) out->autophaseNames.emplace_back(name);
+    description_ = out;
+    result = std::shared_ptr<const Description>(out);
+  });
+  KJ_IF_MAYBE(e, exception) {
+    return makeError(Outcome::ProtocolMismatch, std::string("malformed description: ") + e->getDescription().cStr());
+  }
+  return result;
+}
+
+Result<SessionEnds> Connection::newSession(const std::string& benchmark, const Limits& limits,
+                                           std::chrono::milliseconds timeout) {
+  auto frame = roundTrip(
+      [&](proto::ControlRequest::Builder request) {
+        auto session = request.initNewSession();
+        session.setBenchmark(benchmark);
+        session.getLimits().setAddressSpaceMb(limits.addressSpaceMb);
+        session.getLimits().setCpuSecondsPerStep(limits.cpuSecondsPerStep);
+      },
+      timeout, 3);
+  if (!frame) return frame.takeError();
+  Result<SessionEnds> result = makeError(Outcome::ProtocolMismatch, "the server did not answer the session request");
+  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions());
+    auto reply = reader.getRoot<proto::ControlReply>();
+    if (reply.isFailure()) {
+      result = failureToError(reply.getFailure());
+      return;
+    }
+    if (!reply.isSession() || frame->fds.size() != 3) return;
+    auto started = reply.getSession();
+    SessionEnds ends;
+    ends.pid = started.getPid();
+    ends.benchmark = started.getBenchmark();
+    ends.channel.memfd = std::move(frame->fds[0]);
+    ends.channel.doorbell = std::move(frame->fds[1]);
+    ends.pidfd = std::move(frame->fds[2]);
+    result = std::move(ends);
+  });
+  KJ_IF_MAYBE(e, exception) {
+    return makeError(Outcome::ProtocolMismatch, std::string("malformed session reply: ") + e->getDescription().cStr());
+  }
+  return result;
+}
+
+Result<WorkerExit> Connection::workerExit(pid_t pid) {
+  auto frame = roundTrip([&](proto::ControlRequest::Builder request) { request.setWorkerExit(pid); }, kControlTimeout, 0);
+  if (!frame) return frame.takeError();
+  capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions());
+  auto reply = reader.getRoot<proto::ControlReply>();
+  if (!reply.isWorkerExit()) return makeError(Outcome::ProtocolMismatch, "unexpected reply to workerExit");
+  auto in = reply.getWorkerExit();
+  return WorkerExit{in.getKnown(), in.getExitCode(), in.getSignal(), in.getExplanation()};
+}
+
+}  // namespace forkgym

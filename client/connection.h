@@ -1,0 +1,129 @@
+// Connection: a client's control line to a zygote (forkgym-server).
+//
+// Lifecycle (any client process; not thread-safe — one thread at a time):
+//   1. connect(path) to a running server, or spawn() a private one that lives
+//      exactly as long as this connection (it exits when the socket closes,
+//      so it can never outlive its client).
+//   2. The constructor exchanges the versioned hello: a different protocol
+//      version or action table is a clear ProtocolMismatch error.
+//   3. describe() fetches the action table, observation and reward spaces
+//      once; newSession() asks for a worker and receives its channel ends.
+// Envs hold a shared_ptr to their Connection, so it lives while they do.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ipc/channel.h"
+#include "ipc/control_socket.h"
+#include "ipc/result.h"
+#include "ipc/unique_fd.h"
+
+namespace forkgym {
+
+struct ServerInfo {
+  uint32_t protocolVersion = 0;
+  std::string llvmVersion;
+  uint64_t actionTableHash = 0;
+  std::string hostTriple;
+  std::string hostCpu;
+  std::string hostFeatures;
+};
+
+enum class ValueType : uint8_t { Int64, Int64List, Text, Bytes, Bool };
+
+struct ActionDescription {
+  std::string flag;
+  std::string pipeline;
+  std::string description;
+  std::string unavailableReason;  // empty when available
+  bool testOnly = false;
+};
+
+struct SpaceDescription {
+  std::string name;
+  ValueType valueType = ValueType::Int64;
+  int64_t length = 0;
+  bool deterministic = true;
+  bool platformDependent = false;
+};
+
+struct Description {
+  std::vector<ActionDescription> actions;
+  std::vector<SpaceDescription> observations;
+  std::vector<SpaceDescription> rewards;
+  std::vector<std::string> cachedBenchmarks;
+  std::vector<std::string> instCountNames;
+  std::vector<std::string> autophaseNames;
+
+  int findAction(std::string_view flag) const;
+  const SpaceDescription* findObservation(std::string_view name) const;
+};
+
+struct Limits {
+  uint64_t addressSpaceMb = 0;     // 0 = server default
+  uint32_t cpuSecondsPerStep = 0;  // 0 = server default
+};
+
+struct ServerOptions {
+  std::string serverPath;  // forkgym-server binary; empty = $FORKGYM_SERVER, then the build's
+  std::vector<std::string> preload;
+  size_t cacheMb = 0;  // 0 = server default
+  std::string logLevel = "warn";
+  std::vector<std::string> extraArgs;
+};
+
+struct SessionEnds {
+  pid_t pid = -1;
+  std::string benchmark;  // canonical URI
+  ClientEnds channel;
+  UniqueFd pidfd;
+};
+
+struct WorkerExit {
+  bool known = false;
+  int exitCode = -1;
+  int signal = 0;
+  std::string explanation;
+};
+
+class Connection {
+ public:
+  static Result<std::shared_ptr<Connection>> connect(const std::string& socketPath);
+  static Result<std::shared_ptr<Connection>> spawn(const ServerOptions& options = {});
+  ~Connection();
+
+  const ServerInfo& server() const { return server_; }
+  // Cached after the first call.
+  Result<std::shared_ptr<const Description>> describe();
+  Result<SessionEnds> newSession(const std::string& benchmark, const Limits& limits,
+                                 std::chrono::milliseconds timeout);
+  Result<WorkerExit> workerExit(pid_t pid);
+  // The private server's pid (spawn() only), else -1.
+  pid_t serverPid() const { return serverPid_; }
+  // False once the server hung up or stopped answering.
+  bool alive() const { return alive_; }
+
+ private:
+  Connection() = default;
+  Status hello();
+  template <typename Fill>
+  Result<Frame> roundTrip(Fill fill, std::optional<std::chrono::milliseconds> timeout, size_t maxFds);
+
+  UniqueFd socket_;
+  pid_t serverPid_ = -1;
+  bool alive_ = true;
+  ServerInfo server_;
+  std::shared_ptr<const Description> description_;
+};
+
+// Where spawn() looks for forkgym-server when ServerOptions::serverPath is empty.
+std::string defaultServerPath();
+
+}  // namespace forkgym
