@@ -53,8 +53,11 @@ void applySandbox(const SandboxLimits& limits, std::span<const int> keepFds);
 // ("openat") or "unknown". Valid after prepareSandbox().
 const char* syscallName(int number);
 
-// Sets RLIMIT_CPU's soft limit to (CPU used so far + seconds); the worker calls
-// it before each step so the limit is per step. Allowed by the policy.
+// Sets RLIMIT_CPU's soft limit to (CPU used so far + seconds), rounded up to
+// whole seconds (RLIMIT_CPU's unit), so a step gets between `seconds` and
+// `seconds + 1` of CPU before SIGXCPU; 0 lifts the soft limit to the hard one.
+// The worker calls it before each step so the limit is per step. Allowed by
+// the policy. Async-signal-safe (getrusage + prlimit64, no allocation).
 void limitCpuForNextStep(uint64_t seconds);
 
 // The policy as data, for tests and docs: each allowed syscall with the
