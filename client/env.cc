@@ -126,12 +126,19 @@ StepResult Env::endEpisode(Error error) {
 
 StepResult Env::step(std::span<const uint32_t> actions, std::span<const std::string> observations,
                      std::span<const std::string> rewards) {
-  if (!alive()) {
+  if (auto posted = beginStep(actions, observations, rewards); !posted) {
     StepResult result;
-    result.outcome = Outcome::SessionClosed;
-    result.message = "no episode is running; call reset() first";
+    result.outcome = posted.error().outcome;
+    result.message = posted.error().message;
+    if (alive() && endsEpisode(result.outcome)) return endEpisode(posted.takeError());
     return result;
   }
+  return finishStep();
+}
+
+Status Env::beginStep(std::span<const uint32_t> actions, std::span<const std::string> observations,
+                      std::span<const std::string> rewards) {
+  if (!alive()) return makeError(Outcome::SessionClosed, "no episode is running; call reset() first");
   capnp::MallocMessageBuilder request;
   auto step = request.initRoot<proto::Request>().initStep();
   auto actionList = step.initActions(static_cast<unsigned>(actions.size()));
@@ -140,13 +147,15 @@ StepResult Env::step(std::span<const uint32_t> actions, std::span<const std::str
   for (size_t i = 0; i < observations.size(); ++i) observationList.set(static_cast<unsigned>(i), observations[i]);
   auto rewardList = step.initRewards(static_cast<unsigned>(rewards.size()));
   for (size_t i = 0; i < rewards.size(); ++i) rewardList.set(static_cast<unsigned>(i), rewards[i]);
+  pendingActions_.assign(actions.begin(), actions.end());
+  return channel_.post(request);
+}
 
-  auto reply = channel_.call(request, options_.stepTimeout);
+StepResult Env::finishStep() {
+  auto reply = channel_.collect(options_.stepTimeout);
   if (!reply) {
-    if (reply.error().outcome == Outcome::TimedOut) {
-      killWorker();
-      return endEpisode(reply.takeError());
-    }
+    // The actions were posted: they belong in the reproducer.
+    actions_.insert(actions_.end(), pendingActions_.begin(), pendingActions_.end());
     if (reply.error().outcome != Outcome::SessionClosed) killWorker();
     return endEpisode(reply.takeError());
   }
@@ -176,14 +185,15 @@ StepResult Env::step(std::span<const uint32_t> actions, std::span<const std::str
     result.message = std::string("malformed reply from the worker: ") + e->getDescription().cStr();
   }
   if (result.ok()) {
-    actions_.insert(actions_.end(), actions.begin(), actions.end());
+    actions_.insert(actions_.end(), pendingActions_.begin(), pendingActions_.end());
   } else if (endsEpisode(result.outcome)) {
     // e.g. a verifier failure: the worker answered, then exited.
-    actions_.insert(actions_.end(), actions.begin(), actions.end());
+    actions_.insert(actions_.end(), pendingActions_.begin(), pendingActions_.end());
     result.reproducer = reproducer();
     killWorker();
     close();
   }
+  pendingActions_.clear();
   return result;
 }
 

@@ -68,6 +68,12 @@ class Env {
   StepResult step(std::span<const uint32_t> actions, std::span<const std::string> observations = {},
                   std::span<const std::string> rewards = {});
   StepResult observe(std::span<const std::string> observations) { return step({}, observations, {}); }
+  // step() in two halves: post the request, then collect the reply. Lets a
+  // vector environment post to every worker before waiting for any.
+  // Between the two, only finishStep() may be called on this Env.
+  Status beginStep(std::span<const uint32_t> actions, std::span<const std::string> observations = {},
+                   std::span<const std::string> rewards = {});
+  StepResult finishStep();
   Result<Env> fork();
   void close();
 
@@ -93,6 +99,7 @@ class Env {
   pid_t pid_ = -1;
   std::string benchmark_;
   std::vector<uint32_t> actions_;
+  std::vector<uint32_t> pendingActions_;  // posted by beginStep(), not yet answered
 };
 
 }  // namespace forkgym

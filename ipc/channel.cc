@@ -27,11 +27,19 @@ Result<Channel> Channel::attach(ClientEnds ends) {
 
 Result<Message> Channel::call(capnp::MessageBuilder& request, std::optional<std::chrono::milliseconds> timeout,
                               size_t maxReplyFds) {
-  RegionHeader& header = region_.header();
+  if (auto posted = post(request); !posted) return posted.takeError();
+  return collect(timeout, maxReplyFds);
+}
+
+Status Channel::post(capnp::MessageBuilder& request) {
   auto length = writeMessage(request, region_.requestArea());
   if (!length) return length.takeError();
-  header.requestBytes = *length;
-  if (auto rang = doorbell_.ring(Ring::Request); !rang) return rang.takeError();
+  region_.header().requestBytes = *length;
+  return doorbell_.ring(Ring::Request);
+}
+
+Result<Message> Channel::collect(std::optional<std::chrono::milliseconds> timeout, size_t maxReplyFds) {
+  RegionHeader& header = region_.header();
   auto rung = doorbell_.wait(timeout, maxReplyFds);
   if (!rung) return rung.takeError();
   if (rung->ring != Ring::Reply) return makeError(Outcome::ProtocolMismatch, "the worker rang out of turn");

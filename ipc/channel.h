@@ -51,6 +51,10 @@ class Channel {
   // TimedOut if it did not answer in time (the caller kills it).
   Result<Message> call(capnp::MessageBuilder& request, std::optional<std::chrono::milliseconds> timeout,
                        size_t maxReplyFds = 0);
+  // call() in two halves, so a client can post requests to many workers
+  // before waiting for any of them (vector environments).
+  Status post(capnp::MessageBuilder& request);
+  Result<Message> collect(std::optional<std::chrono::milliseconds> timeout, size_t maxReplyFds = 0);
 
   // Worker side: wait for the next request (forever). SessionClosed when
   // the client is gone.

@@ -1,0 +1,97 @@
+// env.fork() (invariant 3): a fork is an identical, independent episode.
+#include <random>
+
+#include "tests/forkserver/runtime_fixture.h"
+
+namespace forkgym::testing {
+namespace {
+
+class Fork : public RuntimeTest {
+ protected:
+  std::vector<uint32_t> randomActions(std::mt19937& rng, int n) {
+    std::vector<uint32_t> usable, out;
+    for (uint32_t i = 0; i < 124; ++i) {
+      if (description_->actions[i].unavailableReason.empty()) usable.push_back(i);
+    }
+    for (int i = 0; i < n; ++i) out.push_back(usable[rng() % usable.size()]);
+    return out;
+  }
+  const std::vector<std::string> kObservations = {"IrSha1", "IrInstructionCount", "Autophase"};
+  const std::vector<std::string> kRewards = {"IrInstructionCountOz", "ObjectTextSizeNorm"};
+};
+
+TEST_F(Fork, ForkThenSameActionsGiveIdenticalHashesAndRewards) {
+  std::mt19937 rng(11);
+  for (const char* benchmark : {"generator://csmith-v0/2", "file://" FORKGYM_TEST_DATA "/crc32.c"}) {
+    SCOPED_TRACE(benchmark);
+    Env parent = newEnv();
+    ASSERT_TRUE(parent.reset(benchmark));
+    ASSERT_TRUE(parent.step(randomActions(rng, 10), {}, kRewards).ok());
+    auto child = parent.fork();
+    ASSERT_TRUE(child) << child.error().message;
+    EXPECT_EQ(child->actions(), parent.actions());
+    for (int round = 0; round < 5; ++round) {
+      const auto actions = randomActions(rng, 3);
+      auto a = parent.step(actions, kObservations, kRewards);
+      auto b = child->step(actions, kObservations, kRewards);
+      ASSERT_TRUE(a.ok() && b.ok()) << a.message << b.message;
+      EXPECT_EQ(a.observations, b.observations);
+      EXPECT_EQ(a.rewards, b.rewards);
+    }
+  }
+}
+
+TEST_F(Fork, ForkOfForkAndReplayAgree) {
+  std::mt19937 rng(5);
+  Env first = newEnv();
+  ASSERT_TRUE(first.reset("generator://csmith-v0/2"));
+  ASSERT_TRUE(first.step(randomActions(rng, 4)).ok());
+  auto second = first.fork();
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(second->step(randomActions(rng, 4)).ok());
+  auto third = second->fork();
+  ASSERT_TRUE(third);
+  ASSERT_TRUE(third->step(randomActions(rng, 4)).ok());
+  auto forked = third->observe(kObservations);
+
+  Env replay = newEnv();
+  ASSERT_TRUE(replay.reset("generator://csmith-v0/2"));
+  auto replayed = replay.step(third->actions(), kObservations);
+  ASSERT_TRUE(replayed.ok());
+  EXPECT_EQ(forked.observations, replayed.observations);
+}
+
+TEST_F(Fork, CrashInForkDoesNotTouchParentAndViceVersa) {
+  EnvOptions options;
+  options.stepTimeout = std::chrono::milliseconds(2000);
+  Env parent = newEnv(options);
+  ASSERT_TRUE(parent.reset(fileUri("crc32.c")));
+  const uint32_t segfault[] = {action("-forkgym-test-segfault")};
+  const uint32_t mem2reg[] = {action("-mem2reg")};
+
+  auto child = parent.fork();
+  ASSERT_TRUE(child);
+  EXPECT_EQ(child->step(segfault).outcome, Outcome::Crashed);
+  EXPECT_TRUE(parent.step(mem2reg).ok());
+
+  auto second = parent.fork();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(parent.step(segfault).outcome, Outcome::Crashed);
+  auto survivor = second->step(mem2reg, std::vector<std::string>{"IrInstructionCount"});
+  EXPECT_TRUE(survivor.ok()) << survivor.message;
+}
+
+TEST_F(Fork, ForkSurvivesTheEndOfItsParentsEpisode) {
+  Env parent = newEnv();
+  ASSERT_TRUE(parent.reset(fileUri("crc32.c")));
+  auto child = parent.fork();
+  ASSERT_TRUE(child);
+  const pid_t parentPid = parent.workerPid();
+  parent.close();
+  EXPECT_TRUE(waitUntilGone(parentPid, std::chrono::seconds(1)));
+  const uint32_t mem2reg[] = {action("-mem2reg")};
+  EXPECT_TRUE(child->step(mem2reg).ok());
+}
+
+}  // namespace
+}  // namespace forkgym::testing

@@ -1,0 +1,71 @@
+// Crash isolation (invariant 1): each injected fault ends only its own
+// episode, with its own outcome and a reproducer; the zygote and a
+// concurrent episode carry on, and a new reset works at once.
+#include "tests/forkserver/runtime_fixture.h"
+
+namespace forkgym::testing {
+namespace {
+
+class Isolation : public RuntimeTest {};
+
+struct Fault {
+  const char* flag;
+  Outcome outcome;
+  const char* messageContains;
+};
+
+const Fault kFaults[] = {
+    {"-forkgym-test-segfault", Outcome::Crashed, "SIGSEGV"},
+    {"-forkgym-test-abort", Outcome::Crashed, "SIGABRT"},
+    {"-forkgym-test-stack-overflow", Outcome::Crashed, "SIGSEGV"},
+    {"-forkgym-test-hang", Outcome::TimedOut, "took longer"},
+    {"-forkgym-test-oom", Outcome::OutOfMemory, "memory"},
+    {"-forkgym-test-fork-bomb", Outcome::SandboxViolation, "clone"},
+    {"-forkgym-test-open", Outcome::SandboxViolation, "open"},
+    {"-forkgym-test-socket", Outcome::SandboxViolation, "socket"},
+    {"-forkgym-test-execve", Outcome::SandboxViolation, "execve"},
+    {"-forkgym-test-verifier-failure", Outcome::VerifierFailed, "verif"},
+};
+
+TEST_F(Isolation, EachFaultEndsOnlyItsEpisodeWithItsOwnOutcome) {
+  EnvOptions options;
+  options.stepTimeout = std::chrono::milliseconds(1500);
+  options.limits.addressSpaceMb = 1024;
+  Env bystander = newEnv();
+  ASSERT_TRUE(bystander.reset(fileUri("crc32.c")));
+  const uint32_t mem2reg[] = {action("-mem2reg")};
+
+  for (const auto& fault : kFaults) {
+    SCOPED_TRACE(fault.flag);
+    Env victim = newEnv(options);
+    ASSERT_TRUE(victim.reset(fileUri("crc32.c")));
+    const uint32_t actions[] = {action("-mem2reg"), action(fault.flag)};
+    auto result = victim.step(actions, std::vector<std::string>{"IrInstructionCount"});
+    EXPECT_EQ(result.outcome, fault.outcome) << outcomeName(result.outcome) << ": " << result.message;
+    EXPECT_NE(result.message.find(fault.messageContains), std::string::npos) << result.message;
+    EXPECT_FALSE(victim.alive());
+    EXPECT_EQ(result.reproducer.benchmark, "file://" + dataPath("crc32.c"));
+    EXPECT_EQ(result.reproducer.actions.size(), 2u);
+    if (result.outcome == Outcome::Crashed) EXPECT_NE(result.signal, 0);
+
+    // The zygote and the concurrent episode are untouched...
+    auto alive = bystander.step(mem2reg, std::vector<std::string>{"IrInstructionCount"});
+    EXPECT_TRUE(alive.ok()) << alive.message;
+    // ...and the crashed env resets at once.
+    ASSERT_TRUE(victim.reset(fileUri("crc32.c")));
+    EXPECT_TRUE(victim.step(mem2reg).ok());
+  }
+}
+
+TEST_F(Isolation, KilledWorkerWithoutLastWordsIsReportedWithItsSignal) {
+  Env env = newEnv();
+  ASSERT_TRUE(env.reset(fileUri("crc32.c")));
+  kill(env.workerPid(), SIGKILL);
+  auto result = env.step({}, std::vector<std::string>{"IrInstructionCount"});
+  EXPECT_EQ(result.outcome, Outcome::Crashed);
+  EXPECT_EQ(result.signal, SIGKILL);
+  EXPECT_NE(result.message.find("SIGKILL"), std::string::npos) << result.message;
+}
+
+}  // namespace
+}  // namespace forkgym::testing
