@@ -1,0 +1,154 @@
+#include "passes/benchmark.h"
+
+#include <malloc.h>
+
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include <cstring>
+
+#include "passes/bitcode.h"
+
+namespace forkgym::passes {
+
+ParsedBenchmark::ParsedBenchmark() = default;
+ParsedBenchmark::ParsedBenchmark(ParsedBenchmark&&) noexcept = default;
+ParsedBenchmark::~ParsedBenchmark() {
+  // The module lives in the context: it must go first. (Member order gives
+  // this too; saying it keeps a reordering from breaking it.)
+  module.reset();
+  context.reset();
+}
+
+ParsedBenchmark& ParsedBenchmark::operator=(ParsedBenchmark&& other) noexcept {
+  if (this != &other) {
+    // The defaulted operator would replace the context before the module,
+    // freeing the context under the old module.
+    module.reset();
+    context = std::move(other.context);
+    module = std::move(other.module);
+    uri = std::move(other.uri);
+    costs = other.costs;
+    bitcode = std::move(other.bitcode);
+    approxBytes = other.approxBytes;
+  }
+  return *this;
+}
+
+// Wire format of LoadedBitcode on the loader pipe, all integers
+// little-endian (both ends are the same machine, but the format says so):
+//   "FGLB" u32 version
+//   u64 uri length, uri bytes
+//   u64 bitcode length, bitcode bytes
+//   i64 instructionCount[4], i64 objectTextSize[4]
+// and nothing after.
+namespace {
+
+constexpr char kMagic[4] = {'F', 'G', 'L', 'B'};
+constexpr uint32_t kVersion = 1;
+
+template <typename T>
+void put(std::string& out, T value) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &value, sizeof(T));
+  out.append(bytes, sizeof(T));
+}
+
+// Reads from untrusted bytes: every read checks what is left first.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : rest_(bytes) {}
+
+  template <typename T>
+  bool get(T& value) {
+    if (rest_.size() < sizeof(T)) return false;
+    std::memcpy(&value, rest_.data(), sizeof(T));
+    rest_.remove_prefix(sizeof(T));
+    return true;
+  }
+
+  bool getBytes(std::string& value) {
+    uint64_t length = 0;
+    if (!get(length) || length > rest_.size()) return false;
+    value.assign(rest_.data(), static_cast<size_t>(length));
+    rest_.remove_prefix(static_cast<size_t>(length));
+    return true;
+  }
+
+  bool atEnd() const { return rest_.empty(); }
+
+ private:
+  std::string_view rest_;
+};
+
+Error malformed(std::string_view what) {
+  return makeError(Outcome::BenchmarkError,
+                   "the benchmark loader sent a malformed reply (" + std::string(what) +
+                       "); the loader process probably crashed mid-write");
+}
+
+}  // namespace
+
+std::string encodeLoaded(const LoadedBitcode& loaded) {
+  std::string out;
+  out.reserve(64 + loaded.uri.size() + loaded.bitcode.size());
+  out.append(kMagic, sizeof kMagic);
+  put(out, kVersion);
+  put(out, static_cast<uint64_t>(loaded.uri.size()));
+  out += loaded.uri;
+  put(out, static_cast<uint64_t>(loaded.bitcode.size()));
+  out += loaded.bitcode;
+  for (int64_t count : loaded.costs.instructionCount) put(out, count);
+  for (int64_t size : loaded.costs.objectTextSize) put(out, size);
+  return out;
+}
+
+Result<LoadedBitcode> decodeLoaded(std::string_view bytes) {
+  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+    return malformed("bad magic");
+  }
+  Reader reader(bytes.substr(sizeof kMagic));
+  uint32_t version = 0;
+  if (!reader.get(version) || version != kVersion) return malformed("unknown version");
+  LoadedBitcode loaded;
+  if (!reader.getBytes(loaded.uri)) return malformed("truncated uri");
+  if (!reader.getBytes(loaded.bitcode)) return malformed("truncated bitcode");
+  for (int64_t& count : loaded.costs.instructionCount) {
+    if (!reader.get(count) || count < 0) return malformed("bad instruction count");
+  }
+  for (int64_t& size : loaded.costs.objectTextSize) {
+    if (!reader.get(size) || size < 0) return malformed("bad object size");
+  }
+  if (!reader.atEnd()) return malformed("trailing bytes");
+  return loaded;
+}
+
+namespace {
+
+size_t heapInUse() {
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+}  // namespace
+
+Result<ParsedBenchmark> parseTrustedBitcode(const LoadedBitcode& loaded) {
+  ParsedBenchmark parsed;
+  const size_t heapBefore = heapInUse();
+  parsed.context = std::make_unique<llvm::LLVMContext>();
+  auto module = parseBitcode(loaded.bitcode, *parsed.context, "the benchmark " + loaded.uri);
+  if (!module.ok()) return module.takeError();
+  parsed.module = std::move(*module);
+  const size_t heapAfter = heapInUse();
+  parsed.uri = loaded.uri;
+  parsed.costs = loaded.costs;
+  parsed.bitcode = loaded.bitcode;
+  // The heap growth is what the cache should count; if another allocator
+  // freed memory meanwhile it can come out low, so never count less than a
+  // typical in-memory/bitcode ratio.
+  const size_t growth = heapAfter > heapBefore ? heapAfter - heapBefore : 0;
+  parsed.approxBytes = std::max(growth, loaded.bitcode.size() * 8) + loaded.bitcode.size();
+  return parsed;
+}
+
+}  // namespace forkgym::passes

@@ -1,0 +1,68 @@
+// A loaded benchmark: a verified, sanitised module plus the costs every
+// reward formula needs, computed once per benchmark.
+//
+// Lifecycle:
+//   1. The zygote forks a loader child; the child calls loadBenchmark()
+//      (benchmark_loader.h), which compiles/parses the URI, sanitises the
+//      module, computes BenchmarkCosts, and returns sanitised bitcode.
+//   2. The child ships (bitcode, costs) back to the zygote through a pipe
+//      (encodeLoaded/decodeLoaded below); the zygote parses that bitcode,
+//      which is now known to be valid, with parseTrustedBitcode().
+//   3. Workers forked from the zygote start from that parsed module.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ipc/result.h"
+
+namespace llvm {
+class LLVMContext;
+class Module;
+}  // namespace llvm
+
+namespace forkgym::passes {
+
+// Index into the cost arrays below.
+enum CostPoint : int { kInitial = 0, kO0 = 1, kO3 = 2, kOz = 3, kCostPointCount = 4 };
+
+struct BenchmarkCosts {
+  // Module::getInstructionCount() at the initial state and after the
+  // default<O0>, default<O3>, default<Oz> pipelines.
+  int64_t instructionCount[kCostPointCount] = {};
+  // Berkeley "text" size (llvm-size) of the object file for the host target.
+  int64_t objectTextSize[kCostPointCount] = {};
+};
+
+// What a loader child sends back to the zygote.
+struct LoadedBitcode {
+  std::string uri;            // canonical URI
+  std::string bitcode;        // sanitised module, written by our own writer
+  BenchmarkCosts costs;
+};
+
+// A parsed module owning its own LLVMContext, so evicting it from the cache
+// frees everything it allocated.
+struct ParsedBenchmark {
+  std::string uri;
+  std::unique_ptr<llvm::LLVMContext> context;
+  std::unique_ptr<llvm::Module> module;
+  BenchmarkCosts costs;
+  std::string bitcode;  // sanitised initial bitcode (for validation and replay)
+  size_t approxBytes = 0;
+  ParsedBenchmark();
+  ParsedBenchmark(ParsedBenchmark&&) noexcept;
+  ParsedBenchmark& operator=(ParsedBenchmark&&) noexcept;
+  ~ParsedBenchmark();
+};
+
+// Serialisation for the loader pipe (simple length-prefixed binary).
+std::string encodeLoaded(const LoadedBitcode& loaded);
+Result<LoadedBitcode> decodeLoaded(std::string_view bytes);
+
+// Parses bitcode produced by loadBenchmark(). Safe to call in the zygote.
+Result<ParsedBenchmark> parseTrustedBitcode(const LoadedBitcode& loaded);
+
+}  // namespace forkgym::passes

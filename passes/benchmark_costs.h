@@ -1,0 +1,20 @@
+// BenchmarkCosts: the instruction count and object .text size of a benchmark
+// at its initial state and after the default<O0>, default<O3> and
+// default<Oz> pipelines; the denominators of every reward.
+//
+// Loader child only (runs the full optimisation pipelines and codegen,
+// which is slow and may crash on hostile input).
+#pragma once
+
+#include <string_view>
+
+#include "ipc/result.h"
+#include "passes/benchmark.h"
+
+namespace forkgym::passes {
+
+// Each point starts from a fresh parse of `bitcode`, so each baseline equals
+// what `opt -passes=default<Ox> initial.bc | llc -filetype=obj` measures.
+Result<BenchmarkCosts> computeBenchmarkCosts(std::string_view bitcode);
+
+}  // namespace forkgym::passes

@@ -1,0 +1,115 @@
+#include "passes/fault_injection.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <llvm/IR/BasicBlock.h>
+#include <llvm/IR/DerivedTypes.h>
+#include <llvm/IR/Function.h>
+#include <llvm/IR/Module.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace forkgym::passes {
+namespace {
+
+// Volatile so the compiler cannot prove the address null and replace the
+// store with a trap (SIGILL), which would test the wrong signal.
+volatile uintptr_t gNullAddress = 0;
+
+[[noreturn]] void segfault() {
+  *reinterpret_cast<volatile int*>(gNullAddress) = 1;
+  std::abort();  // unreachable unless page zero is mapped
+}
+
+[[noreturn]] void hang() {
+  // A side-effect-free infinite loop is undefined behaviour in C++; the
+  // volatile counter makes it a real one.
+  volatile uint64_t spins = 0;
+  for (;;) spins = spins + 1;
+}
+
+[[noreturn]] void exhaustMemory() {
+  constexpr size_t kChunk = size_t{1} << 24;
+  for (;;) {
+    // Leaked on purpose; memset touches every page so the memory is really
+    // committed, not just reserved.
+    char* chunk = static_cast<char*>(::operator new(kChunk));
+    std::memset(chunk, 0xa5, kChunk);
+    asm volatile("" : : "r"(chunk) : "memory");
+  }
+}
+
+void forkBomb() {
+  bool inChild = false;
+  for (;;) {
+    const pid_t pid = fork();
+    if (pid == 0) inChild = true;
+    if (pid < 0) {
+      // The sandbox or a process limit refused; children made so far leave
+      // quietly, the worker carries on.
+      if (inChild) _exit(0);
+      return;
+    }
+  }
+}
+
+void openFile() {
+  const int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) close(fd);
+}
+
+void openSocket() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) close(fd);
+}
+
+void execTrue() {
+  char program[] = "/bin/true";
+  char* const argv[] = {program, nullptr};
+  char* const envp[] = {nullptr};
+  execve(program, argv, envp);  // returns only if refused
+}
+
+// noinline and a live array after the call keep this a real recursion rather
+// than a loop after tail-call elimination. The depth check can never fire
+// before the stack runs out (that would take terabytes); it only tells the
+// compiler the recursion is not unconditional.
+[[gnu::noinline]] int recurse(int64_t depth) {
+  volatile char frame[1024];
+  frame[0] = static_cast<char>(depth);
+  if (depth == INT64_MAX) return frame[0];
+  return recurse(depth + 1) + frame[0];
+}
+
+bool breakModule(llvm::Module& module) {
+  // A block without a terminator is the simplest thing the verifier rejects.
+  // A new function keeps this deterministic whatever the module contains.
+  auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(module.getContext()), false);
+  auto* function = llvm::Function::Create(type, llvm::GlobalValue::InternalLinkage,
+                                          "forkgym.verifier_failure", module);
+  llvm::BasicBlock::Create(module.getContext(), "entry", function);
+  return true;
+}
+
+}  // namespace
+
+bool runFaultInjection(std::string_view flag, llvm::Module& module) {
+  if (flag == "-forkgym-test-segfault") segfault();
+  if (flag == "-forkgym-test-abort") std::abort();
+  if (flag == "-forkgym-test-hang") hang();
+  if (flag == "-forkgym-test-oom") exhaustMemory();
+  if (flag == "-forkgym-test-fork-bomb") forkBomb();
+  if (flag == "-forkgym-test-open") openFile();
+  if (flag == "-forkgym-test-socket") openSocket();
+  if (flag == "-forkgym-test-execve") execTrue();
+  if (flag == "-forkgym-test-stack-overflow") recurse(0);
+  if (flag == "-forkgym-test-verifier-failure") return breakModule(module);
+  return false;
+}
+
+}  // namespace forkgym::passes

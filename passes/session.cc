@@ -1,0 +1,195 @@
+#include "passes/session.h"
+
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <optional>
+
+#include "passes/action_table.h"
+#include "passes/autophase.h"
+#include "passes/bitcode.h"
+#include "passes/diagnostics.h"
+#include "passes/fault_injection.h"
+#include "passes/inst_count.h"
+#include "passes/object_size.h"
+#include "passes/observations.h"
+#include "passes/pipeline_runner.h"
+#include "passes/rewards.h"
+
+namespace forkgym::passes {
+
+struct LlvmSession::Impl {
+  explicit Impl(const BenchmarkCosts& costs) : rewards(costs) {}
+
+  DiagnosticLog diagnostics;
+  // Created on the first step; lives for the episode so analyses cached by
+  // one step serve the next, exactly as within a single opt pipeline.
+  std::unique_ptr<PipelineRunner> runner;
+  RewardTracker rewards;
+  // Derived from the module; dropped whenever an action changes it.
+  std::optional<std::string> bitcode;
+  std::optional<int64_t> objectTextSize;
+
+  void moduleChanged() {
+    bitcode.reset();
+    objectTextSize.reset();
+  }
+};
+
+namespace {
+
+Error describeBadAction(uint32_t index) {
+  const std::span<const ActionInfo> table = actionTable();
+  if (index >= table.size()) {
+    return makeError(Outcome::InvalidRequest,
+                     "action " + std::to_string(index) + " is not in the action space; valid " +
+                         "actions are 0.." + std::to_string(table.size() - 1));
+  }
+  const ActionInfo& action = table[index];
+  return makeError(Outcome::InvalidRequest,
+                   "action " + std::to_string(index) + " (" + std::string(action.flag) +
+                       ") is unavailable in LLVM 19: " + std::string(action.unavailableReason));
+}
+
+bool isRunnable(uint32_t index) {
+  const std::span<const ActionInfo> table = actionTable();
+  return index < table.size() && table[index].kind != ActionKind::Unavailable;
+}
+
+std::string actionName(uint32_t index) {
+  return "action " + std::to_string(index) + " (" + std::string(actionTable()[index].flag) + ")";
+}
+
+}  // namespace
+
+LlvmSession::LlvmSession(llvm::Module& module, const BenchmarkCosts& costs)
+    : module_(module), costs_(costs), impl_(std::make_unique<Impl>(costs)) {
+  // The worker owns this (copy-on-write) context now; nothing may print.
+  impl_->diagnostics.installOn(module.getContext());
+}
+
+LlvmSession::~LlvmSession() = default;
+
+Result<ApplyResult> LlvmSession::applyActions(std::span<const uint32_t> actions) {
+  for (uint32_t index : actions) {
+    if (!isRunnable(index)) return describeBadAction(index);
+  }
+  if (!impl_->runner) {
+    auto runner = PipelineRunner::create(module_);
+    if (!runner.ok()) return runner.takeError();
+    impl_->runner = std::move(*runner);
+  }
+
+  ApplyResult result;
+  for (uint32_t index : actions) {
+    const ActionInfo& action = actionTable()[index];
+    bool changed = false;
+    if (action.kind == ActionKind::TestCrash) {
+      changed = runFaultInjection(action.flag, module_);
+      // The module changed behind the pass manager's back.
+      if (changed) impl_->runner->forgetAnalyses();
+    } else {
+      auto ran = impl_->runner->run(action.pipeline);
+      if (!ran.ok()) return ran.takeError();  // the table is tested; cannot happen
+      changed = *ran;
+    }
+    actions_.push_back(index);
+    if (!changed) continue;
+    result.actionHadNoEffect = false;
+    impl_->moduleChanged();
+
+    // Recorded before checking so the reproducer includes the culprit.
+    std::string problems;
+    llvm::raw_string_ostream stream(problems);
+    const bool broken = llvm::verifyModule(module_, &stream);
+    if (broken || impl_->diagnostics.hasErrors()) {
+      return makeError(Outcome::VerifierFailed,
+                       actionName(index) + " produced invalid IR: " + stream.str() +
+                           impl_->diagnostics.takeErrors());
+    }
+  }
+  return result;
+}
+
+Result<ObservationValue> LlvmSession::observe(std::string_view name) {
+  const std::optional<Observation> observation = findObservation(name);
+  if (!observation) {
+    return makeError(Outcome::InvalidRequest,
+                     "unknown observation space '" + std::string(name) +
+                         "'; see observationSpaces() for the names");
+  }
+  auto bitcode = [&]() -> const std::string& {
+    if (!impl_->bitcode) impl_->bitcode = writeBitcode(module_);
+    return *impl_->bitcode;
+  };
+  switch (*observation) {
+    case Observation::Ir: {
+      std::string text;
+      llvm::raw_string_ostream stream(text);
+      module_.print(stream, nullptr);
+      stream.flush();
+      return ObservationValue(std::move(text));
+    }
+    case Observation::IrSha1:
+      return ObservationValue(sha1Hex(bitcode()));
+    case Observation::Bitcode: {
+      const std::string& bytes = bitcode();
+      return ObservationValue(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    }
+    case Observation::IrInstructionCount:
+      return ObservationValue(static_cast<int64_t>(module_.getInstructionCount()));
+    case Observation::IrInstructionCountO0:
+      return ObservationValue(costs_.instructionCount[kO0]);
+    case Observation::IrInstructionCountO3:
+      return ObservationValue(costs_.instructionCount[kO3]);
+    case Observation::IrInstructionCountOz:
+      return ObservationValue(costs_.instructionCount[kOz]);
+    case Observation::InstCount:
+      return ObservationValue(instCountFeatures(module_));
+    case Observation::Autophase:
+      return ObservationValue(autophaseFeatures(module_));
+    case Observation::ObjectTextSizeBytes: {
+      if (!impl_->objectTextSize) {
+        auto size = objectTextSize(bitcode());
+        if (!size.ok()) return size.takeError();
+        impl_->objectTextSize = *size;
+      }
+      return ObservationValue(*impl_->objectTextSize);
+    }
+    case Observation::ObjectTextSizeO0:
+      return ObservationValue(costs_.objectTextSize[kO0]);
+    case Observation::ObjectTextSizeO3:
+      return ObservationValue(costs_.objectTextSize[kO3]);
+    case Observation::ObjectTextSizeOz:
+      return ObservationValue(costs_.objectTextSize[kOz]);
+  }
+  return makeError(Outcome::ServerError, "unhandled observation " + std::string(name));
+}
+
+Result<double> LlvmSession::reward(std::string_view name) {
+  const std::optional<size_t> reward = findReward(name);
+  if (!reward) {
+    return makeError(Outcome::InvalidRequest, "unknown reward space '" + std::string(name) +
+                                                  "'; see rewardSpaces() for the names");
+  }
+  const bool bySize = kRewards[*reward].cost == RewardCost::ObjectTextSize;
+  auto cost = observe(bySize ? "ObjectTextSizeBytes" : "IrInstructionCount");
+  if (!cost.ok()) return cost.takeError();
+  return impl_->rewards.advance(*reward, std::get<int64_t>(*cost));
+}
+
+std::string pipelineText(std::span<const uint32_t> actions) {
+  std::string text;
+  const std::span<const ActionInfo> table = actionTable();
+  for (uint32_t index : actions) {
+    // Only pass-manager actions replay; an episode holds no others except
+    // the fault injections, which opt has no way to express.
+    if (index >= table.size() || table[index].kind != ActionKind::Pipeline) continue;
+    if (!text.empty()) text += ',';
+    text += table[index].pipeline;
+  }
+  return text;
+}
+
+}  // namespace forkgym::passes

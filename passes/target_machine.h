@@ -1,0 +1,33 @@
+// TargetMachines built the way `opt` and `llc` build theirs when given no
+// -mcpu/-mattr/-relocation-model flags, so that an episode replayed with
+// those tools gives the same IR and the same object code.
+//
+// Any process may call these once initializeLlvm() has registered the native
+// target; they touch no files.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "ipc/result.h"
+
+namespace llvm {
+class TargetMachine;
+}
+
+namespace forkgym::passes {
+
+enum class TargetMachineUse {
+  // What opt hands to PassBuilder for TTI: no CPU or features (the functions'
+  // own "target-cpu"/"target-features" attributes still apply), and
+  // CodeGenOptLevel::None because opt's -codegen-opt-level defaults to 0.
+  PassPipeline,
+  // What `llc -filetype=obj` emits with: CodeGenOptLevel::Default (-O2).
+  ObjectEmission,
+};
+
+// BenchmarkError when no registered target handles the triple.
+Result<std::unique_ptr<llvm::TargetMachine>> createTargetMachine(std::string_view triple,
+                                                                  TargetMachineUse use);
+
+}  // namespace forkgym::passes

@@ -1,0 +1,239 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include "passes/benchmark.h"
+#include "passes/benchmark_loader.h"
+#include "passes/bitcode.h"
+#include "passes/tool_process.h"
+#include "test_benchmarks.h"
+
+namespace forkgym::passes {
+namespace {
+
+using testing::dataPath;
+using testing::loadForTest;
+using testing::parseForTest;
+using testing::TempDir;
+
+TEST(Loader, CanonicalUrisFollowCompilerGymSpelling) {
+  EXPECT_EQ(*canonicalBenchmarkUri("/abs/prog.c  "), "file:///abs/prog.c");
+  EXPECT_EQ(*canonicalBenchmarkUri("file:///abs/prog.bc"), "file:///abs/prog.bc");
+  EXPECT_EQ(*canonicalBenchmarkUri("generator://csmith-v0/007"), "generator://csmith-v0/7");
+  EXPECT_EQ(*canonicalBenchmarkUri("generator://llvm-stress-v0/3"),
+            "generator://llvm-stress-v0/3");
+
+  for (const char* bad : {"", "file://relative/path.c", "generator://csmith-v0/",
+                          "generator://csmith-v0/-1", "generator://csmith-v0/99999999999",
+                          "generator://nope-v0/1", "http://example.com/x.c",
+                          "cbench-v1/qsort", "benchmark://cbench-v1/qsort"}) {
+    auto uri = canonicalBenchmarkUri(bad);
+    ASSERT_FALSE(uri.ok()) << bad;
+    EXPECT_EQ(uri.error().outcome, Outcome::InvalidRequest) << bad;
+    EXPECT_FALSE(uri.error().message.empty()) << bad;
+  }
+  EXPECT_NE(canonicalBenchmarkUri("cbench-v1/qsort").error().message.find(
+                "benchmark://cbench-v1/qsort"),
+            std::string::npos);
+}
+
+TEST(Loader, CFileIsCompiledUnoptimisedAndSanitised) {
+  const ParsedBenchmark benchmark = parseForTest(testing::smallProgramUri());
+  ASSERT_TRUE(benchmark.module);
+  const llvm::Module& module = *benchmark.module;
+  EXPECT_EQ(module.getModuleIdentifier(), "-");
+  EXPECT_EQ(module.getSourceFileName(), "-");
+  EXPECT_TRUE(module.named_metadata_empty());
+  EXPECT_FALSE(module.getTargetTriple().empty());
+  for (const llvm::Function& function : module) {
+    EXPECT_FALSE(function.hasFnAttribute(llvm::Attribute::OptimizeNone)) << function.getName().str();
+  }
+  const BenchmarkCosts& costs = benchmark.costs;
+  EXPECT_EQ(costs.instructionCount[kInitial], static_cast<int64_t>(module.getInstructionCount()));
+  EXPECT_GT(costs.instructionCount[kInitial], 100);
+  EXPECT_LT(costs.instructionCount[kOz], costs.instructionCount[kInitial]);
+  EXPECT_GT(costs.objectTextSize[kInitial], 0);
+  // (Not smaller than the start: llc -O2 on -O0 IR is already compact, and
+  // -Oz's full unrolling makes this program's .text larger.)
+  EXPECT_GT(costs.objectTextSize[kOz], 0);
+  EXPECT_GT(benchmark.approxBytes, benchmark.bitcode.size());
+}
+
+TEST(Loader, CsmithAndLlvmStressGenerate) {
+  for (const std::string& uri : {"generator://csmith-v0/1", "generator://csmith-v0/2",
+                                "generator://llvm-stress-v0/1", "generator://llvm-stress-v0/2"}) {
+    auto first = loadBenchmark(uri);
+    ASSERT_TRUE(first.ok()) << uri << ": " << first.error().message;
+    EXPECT_EQ(first->uri, uri);
+    EXPECT_GT(first->costs.instructionCount[kInitial], 10) << uri;
+    // Generators are functions of their seed.
+    auto again = loadBenchmark(uri);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(sha1Hex(first->bitcode), sha1Hex(again->bitcode)) << uri;
+  }
+  EXPECT_NE(sha1Hex(loadBenchmark("generator://csmith-v0/1")->bitcode),
+            sha1Hex(loadBenchmark("generator://csmith-v0/2")->bitcode));
+}
+
+TEST(Loader, LlvmStressModuleGetsTheHostTriple) {
+  const ParsedBenchmark benchmark = parseForTest("generator://llvm-stress-v0/5");
+  ASSERT_TRUE(benchmark.module);
+  EXPECT_FALSE(benchmark.module->getTargetTriple().empty());
+  EXPECT_FALSE(benchmark.module->getDataLayoutStr().empty());
+  EXPECT_EQ(benchmark.module->getModuleIdentifier(), "-");
+}
+
+TEST(Loader, MultiFileCProgramLinks) {
+  const ParsedBenchmark benchmark = parseForTest("file://" + dataPath("multi"));
+  ASSERT_TRUE(benchmark.module);
+  const llvm::Function* main = benchmark.module->getFunction("main");
+  const llvm::Function* helper = benchmark.module->getFunction("helper_scale");
+  ASSERT_NE(main, nullptr);
+  ASSERT_NE(helper, nullptr);
+  EXPECT_FALSE(main->isDeclaration());
+  EXPECT_FALSE(helper->isDeclaration());
+}
+
+TEST(Loader, BitcodeAndTextIrFilesLoad) {
+  TempDir dir;
+  const std::string bitcode = loadForTest(testing::smallProgramUri()).bitcode;
+  const std::string bcPath = dir.write("prog.bc", bitcode);
+  auto fromBitcode = loadBenchmark(bcPath);
+  ASSERT_TRUE(fromBitcode.ok()) << fromBitcode.error().message;
+  EXPECT_EQ(fromBitcode->uri, "file://" + bcPath);
+  // Sanitising is idempotent: the bitcode round-trips unchanged.
+  EXPECT_EQ(sha1Hex(fromBitcode->bitcode), sha1Hex(bitcode));
+
+  const std::string llPath = dir.write(
+      "prog.ll", "define i32 @main() {\n  %x = add i32 1, 2\n  ret i32 %x\n}\n");
+  auto fromText = loadBenchmark(llPath);
+  ASSERT_TRUE(fromText.ok()) << fromText.error().message;
+  EXPECT_EQ(fromText->costs.instructionCount[kInitial], 2);
+}
+
+TEST(Loader, CppSourcesCompile) {
+  TempDir dir;
+  const std::string path = dir.write(
+      "prog.cc", "template <typename T> T twice(T x) { return x + x; }\n"
+                 "int main() { return twice(21); }\n");
+  auto loaded = loadBenchmark(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_GT(loaded->costs.instructionCount[kInitial], 0);
+}
+
+void expectBenchmarkError(std::string_view uri, std::initializer_list<std::string_view> mentions) {
+  auto loaded = loadBenchmark(uri);
+  ASSERT_FALSE(loaded.ok()) << uri;
+  EXPECT_EQ(loaded.error().outcome, Outcome::BenchmarkError) << uri;
+  for (std::string_view mention : mentions) {
+    EXPECT_NE(loaded.error().message.find(mention), std::string::npos)
+        << uri << ": '" << mention << "' not in: " << loaded.error().message;
+  }
+}
+
+TEST(Loader, BadInputsGiveClearErrors) {
+  TempDir dir;
+  expectBenchmarkError(dir.write("garbage.bc", "this is not bitcode"),
+                       {"garbage.bc", "not valid LLVM bitcode"});
+  expectBenchmarkError(dir.write("empty.bc", ""), {"empty.bc", "is empty"});
+  expectBenchmarkError((dir.path() / "missing.c").string(),
+                       {"missing.c", "No such file or directory"});
+  expectBenchmarkError(dir.write("broken.c", "int main(void) { return undeclared_name; }\n"),
+                       {"broken.c", "clang exited with status 1", "undeclared_name", "error:"});
+  expectBenchmarkError(dir.write("broken.ll", "define i32 @f() { ret i64 0 }\n"),
+                       {"broken.ll", "not valid LLVM IR"});
+  expectBenchmarkError(dir.write("notes.txt", "hello"), {"unknown file type", ".txt"});
+  const std::filesystem::path emptyDir = dir.path() / "nothing";
+  std::filesystem::create_directory(emptyDir);
+  expectBenchmarkError(emptyDir.string(), {"no .c, .cc, .cpp or .cxx files"});
+
+  // Bitcode that parses but does not verify is refused with the verifier's words.
+  const std::string invalid = dir.write(
+      "invalid.ll", "define i32 @f() {\nentry:\n  ret i32 %x\nother:\n  %x = add i32 1, 2\n"
+                    "  ret i32 %x\n}\n");
+  auto loaded = loadBenchmark(invalid);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.error().outcome, Outcome::BenchmarkError);
+
+  auto unknown = loadBenchmark("ftp://example.com/x.c");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().outcome, Outcome::InvalidRequest);
+  EXPECT_NE(unknown.error().message.find("unknown URI scheme"), std::string::npos);
+}
+
+TEST(Loader, LinkConflictIsAnErrorNotAnExit) {
+  TempDir dir;
+  std::filesystem::create_directory(dir.path() / "twice");
+  dir.write("twice/a.c", "int shared(void) { return 1; }\n");
+  dir.write("twice/b.c", "int shared(void) { return 2; }\nint main(void) { return shared(); }\n");
+  expectBenchmarkError((dir.path() / "twice").string(), {"b.c", "shared"});
+}
+
+TEST(Loader, EncodedRepliesRoundTripAndHostileOnesAreRejected) {
+  LoadedBitcode loaded;
+  loaded.uri = "generator://csmith-v0/1";
+  loaded.bitcode = std::string("BC\xc0\xde", 4) + std::string(100, 'x');
+  for (int i = 0; i < kCostPointCount; ++i) {
+    loaded.costs.instructionCount[i] = 100 + i;
+    loaded.costs.objectTextSize[i] = 1000 + i;
+  }
+  const std::string bytes = encodeLoaded(loaded);
+  auto decoded = decodeLoaded(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(decoded->uri, loaded.uri);
+  EXPECT_EQ(decoded->bitcode, loaded.bitcode);
+  for (int i = 0; i < kCostPointCount; ++i) {
+    EXPECT_EQ(decoded->costs.instructionCount[i], 100 + i);
+    EXPECT_EQ(decoded->costs.objectTextSize[i], 1000 + i);
+  }
+  // Every truncation, and any trailing byte, is refused.
+  for (size_t length = 0; length < bytes.size(); ++length) {
+    EXPECT_FALSE(decodeLoaded(std::string_view(bytes).substr(0, length)).ok()) << length;
+  }
+  EXPECT_FALSE(decodeLoaded(bytes + "!").ok());
+  // A length field claiming more than is there.
+  std::string lying = bytes;
+  const uint64_t huge = ~uint64_t{0};
+  std::memcpy(lying.data() + 8, &huge, sizeof huge);
+  EXPECT_FALSE(decodeLoaded(lying).ok());
+  auto rejected = decodeLoaded("nonsense");
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.error().outcome, Outcome::BenchmarkError);
+}
+
+TEST(Loader, ParsedBenchmarkMovesWithoutFreeingItsContextEarly) {
+  ParsedBenchmark first = parseForTest(testing::smallProgramUri());
+  ParsedBenchmark second = parseForTest("file://" + dataPath("multi"));
+  second = std::move(first);  // frees multi's module before its context
+  ASSERT_TRUE(second.module);
+  EXPECT_EQ(&second.module->getContext(), second.context.get());
+  EXPECT_NE(second.module->getFunction("main"), nullptr);
+}
+
+TEST(Loader, ToolThatHangsIsKilledAtTheLimit) {
+  auto run = runTool({"sleep", "30"}, "", std::chrono::seconds(1));
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  EXPECT_TRUE(run->timedOut);
+  EXPECT_FALSE(run->succeeded());
+}
+
+TEST(Loader, ToolThatIsMissingIsAClearError) {
+  auto run = runTool({"/nonexistent/forkgym-tool"}, "");
+  ASSERT_FALSE(run.ok());
+  EXPECT_NE(run.error().message.find("/nonexistent/forkgym-tool"), std::string::npos);
+}
+
+TEST(Loader, ToolStdinAndStdoutAreStreamed) {
+  // Larger than a pipe buffer both ways, to catch a deadlock.
+  const std::string input(1 << 20, 'a');
+  auto run = runTool({"cat"}, input);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  EXPECT_TRUE(run->succeeded());
+  EXPECT_EQ(run->out, input);
+}
+
+}  // namespace
+}  // namespace forkgym::passes

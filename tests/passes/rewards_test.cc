@@ -1,0 +1,109 @@
+#include "passes/rewards.h"
+
+#include <gtest/gtest.h>
+
+#include "passes/action_table.h"
+#include "passes/session.h"
+#include "test_benchmarks.h"
+
+namespace forkgym::passes {
+namespace {
+
+BenchmarkCosts exampleCosts() {
+  BenchmarkCosts costs;
+  // Instruction counts: start 100, O0 100, O3 70, Oz 60.
+  costs.instructionCount[kInitial] = 100;
+  costs.instructionCount[kO0] = 100;
+  costs.instructionCount[kO3] = 70;
+  costs.instructionCount[kOz] = 60;
+  // Object sizes: start 1000, O3 900, Oz 500.
+  costs.objectTextSize[kInitial] = 1000;
+  costs.objectTextSize[kO0] = 1000;
+  costs.objectTextSize[kO3] = 900;
+  costs.objectTextSize[kOz] = 500;
+  return costs;
+}
+
+size_t reward(std::string_view name) {
+  auto index = findReward(name);
+  EXPECT_TRUE(index.has_value()) << name;
+  return index.value_or(0);
+}
+
+TEST(Rewards, MatchCompilerGymFormulas) {
+  RewardTracker tracker(exampleCosts());
+  // C(s_{t-1}) - C(s_t)
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCount"), 90), 10.0);
+  // ... / C(s_0)
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountNorm"), 90), 0.1);
+  // ... / (C(s_0) - C(O3))
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountO3"), 90), 10.0 / 30.0);
+  // ... / (C(s_0) - C(Oz))
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountOz"), 90), 10.0 / 40.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("ObjectTextSizeBytes"), 800), 200.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("ObjectTextSizeNorm"), 800), 0.2);
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("ObjectTextSizeO3"), 800), 2.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("ObjectTextSizeOz"), 800), 0.4);
+}
+
+TEST(Rewards, EachRewardKeepsItsOwnPreviousCost) {
+  RewardTracker tracker(exampleCosts());
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCount"), 90), 10.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCount"), 90), 0.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCount"), 95), -5.0);
+  // Not asked for until now: measured from s_0.
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountOz"), 95), 5.0 / 40.0);
+}
+
+TEST(Rewards, BaselineNoBetterThanTheStartDividesByOne) {
+  BenchmarkCosts costs = exampleCosts();
+  costs.instructionCount[kOz] = 120;  // -Oz made it bigger
+  RewardTracker tracker(costs);
+  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountOz"), 97), 3.0);
+}
+
+TEST(Rewards, SpacesAreCompilerGymsEight) {
+  std::vector<std::string_view> names;
+  for (const RewardSpaceInfo& space : rewardSpaces()) {
+    names.push_back(space.name);
+    EXPECT_TRUE(space.deterministic);
+    EXPECT_EQ(space.platformDependent, space.name.starts_with("ObjectTextSize")) << space.name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string_view>{
+                       "IrInstructionCount", "IrInstructionCountNorm", "IrInstructionCountO3",
+                       "IrInstructionCountOz", "ObjectTextSizeBytes", "ObjectTextSizeNorm",
+                       "ObjectTextSizeO3", "ObjectTextSizeOz"}));
+}
+
+TEST(Rewards, SessionEpisodeReturnTelescopesToTheFormula) {
+  ParsedBenchmark benchmark = testing::parseForTest(testing::smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  const BenchmarkCosts& costs = benchmark.costs;
+  double icReturn = 0;
+  double sizeReturn = 0;
+  for (const char* flag : {"-mem2reg", "-instcombine", "-simplifycfg", "-gvn", "-dce"}) {
+    const uint32_t action[] = {static_cast<uint32_t>(findAction(flag))};
+    ASSERT_TRUE(session.applyActions(action).ok()) << flag;
+    auto ic = session.reward("IrInstructionCountOz");
+    auto size = session.reward("ObjectTextSizeOz");
+    ASSERT_TRUE(ic.ok() && size.ok());
+    icReturn += *ic;
+    sizeReturn += *size;
+  }
+  const int64_t ic = std::get<int64_t>(*session.observe("IrInstructionCount"));
+  const int64_t size = std::get<int64_t>(*session.observe("ObjectTextSizeBytes"));
+  EXPECT_NEAR(icReturn,
+              double(costs.instructionCount[kInitial] - ic) /
+                  std::max<int64_t>(costs.instructionCount[kInitial] - costs.instructionCount[kOz], 1),
+              1e-9);
+  EXPECT_NEAR(sizeReturn,
+              double(costs.objectTextSize[kInitial] - size) /
+                  std::max<int64_t>(costs.objectTextSize[kInitial] - costs.objectTextSize[kOz], 1),
+              1e-9);
+  EXPECT_GT(icReturn, 0.0);
+  // Asked again without a step: nothing changed, so nothing is earned.
+  EXPECT_DOUBLE_EQ(*session.reward("IrInstructionCountOz"), 0.0);
+}
+
+}  // namespace
+}  // namespace forkgym::passes

@@ -1,0 +1,339 @@
+#include "passes/session.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include <random>
+#include <sstream>
+
+#include "passes/action_table.h"
+#include "passes/bitcode.h"
+#include "test_benchmarks.h"
+
+namespace forkgym::passes {
+namespace {
+
+using testing::loadForTest;
+using testing::parseForTest;
+using testing::runLlvmTool;
+using testing::smallProgramUri;
+using testing::TempDir;
+
+template <typename T>
+T observeAs(LlvmSession& session, std::string_view name) {
+  auto value = session.observe(name);
+  EXPECT_TRUE(value.ok()) << name << ": " << (value.ok() ? "" : value.error().message);
+  if (!value.ok()) return T{};
+  return std::get<T>(*value);
+}
+
+int64_t instructionCountOf(const std::string& bitcode) {
+  llvm::LLVMContext context;
+  auto module = parseBitcode(bitcode, context, "opt's output");
+  EXPECT_TRUE(module.ok());
+  return module.ok() ? static_cast<int64_t>((*module)->getInstructionCount()) : -1;
+}
+
+// The text column of `llvm-size` (Berkeley format) for an object file.
+int64_t llvmSizeText(const std::string& objectPath) {
+  std::istringstream lines(runLlvmTool("llvm-size", {objectPath}));
+  std::string header;
+  std::getline(lines, header);
+  int64_t text = -1;
+  lines >> text;
+  return text;
+}
+
+std::vector<uint32_t> availableActions() {
+  std::vector<uint32_t> actions;
+  for (uint32_t i = 0; i < kCompilerGymActionCount; ++i) {
+    if (actionTable()[i].kind == ActionKind::Pipeline) actions.push_back(i);
+  }
+  return actions;
+}
+
+TEST(Session, EveryActionStepsOrGivesClearError) {
+  for (uint32_t index = 0; index < kCompilerGymActionCount; ++index) {
+    ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+    LlvmSession session(*benchmark.module, benchmark.costs);
+    const ActionInfo& action = actionTable()[index];
+    const uint32_t actions[] = {index};
+    auto result = session.applyActions(actions);
+    if (action.kind == ActionKind::Unavailable) {
+      ASSERT_FALSE(result.ok()) << action.flag;
+      EXPECT_EQ(result.error().outcome, Outcome::InvalidRequest);
+      EXPECT_NE(result.error().message.find(std::string(action.flag) + ") is unavailable in LLVM 19: "),
+                std::string::npos)
+          << result.error().message;
+      EXPECT_TRUE(session.actions().empty());
+    } else {
+      ASSERT_TRUE(result.ok()) << action.flag << ": " << result.error().message;
+      EXPECT_EQ(session.actions(), std::vector<uint32_t>{index});
+      EXPECT_EQ(observeAs<std::string>(session, "IrSha1").size(), 40u) << action.flag;
+    }
+  }
+}
+
+TEST(Session, UnknownActionIsInvalidRequestNamingTheRangeAndAppliesNothing) {
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  const std::string before = observeAs<std::string>(session, "IrSha1");
+  const uint32_t actions[] = {103, 9999};  // mem2reg would change the module
+  auto result = session.applyActions(actions);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().outcome, Outcome::InvalidRequest);
+  EXPECT_NE(result.error().message.find("action 9999"), std::string::npos);
+  EXPECT_NE(result.error().message.find("0.." + std::to_string(actionTable().size() - 1)),
+            std::string::npos);
+  EXPECT_TRUE(session.actions().empty());
+  EXPECT_EQ(observeAs<std::string>(session, "IrSha1"), before);
+}
+
+TEST(Session, ActionHadNoEffectOnlyWhenNothingChanged) {
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  const uint32_t mem2reg[] = {static_cast<uint32_t>(findAction("-mem2reg"))};
+  auto first = session.applyActions(mem2reg);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->actionHadNoEffect);
+  const std::string after = observeAs<std::string>(session, "IrSha1");
+  auto second = session.applyActions(mem2reg);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->actionHadNoEffect);
+  EXPECT_EQ(observeAs<std::string>(session, "IrSha1"), after);
+  auto none = session.applyActions({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->actionHadNoEffect);
+}
+
+TEST(Session, BaselinesMatchOpt) {
+  const LoadedBitcode& loaded = loadForTest(smallProgramUri());
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCountOz"),
+            instructionCountOf(runLlvmTool("opt", {"-Oz", "-", "-o", "-"}, loaded.bitcode)));
+  EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCountO3"),
+            instructionCountOf(runLlvmTool("opt", {"-O3", "-", "-o", "-"}, loaded.bitcode)));
+  EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCountO0"),
+            instructionCountOf(runLlvmTool("opt", {"-O0", "-", "-o", "-"}, loaded.bitcode)));
+}
+
+TEST(Session, OzBaselineMatchesOpt) {
+  for (const std::string& uri : {smallProgramUri(), std::string("generator://csmith-v0/3")}) {
+    const LoadedBitcode& loaded = loadForTest(uri);
+    ParsedBenchmark benchmark = parseForTest(uri);
+    LlvmSession session(*benchmark.module, benchmark.costs);
+    const std::string oz = runLlvmTool("opt", {"-Oz", "-", "-o", "-"}, loaded.bitcode);
+    EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCountOz"), instructionCountOf(oz)) << uri;
+  }
+}
+
+TEST(Session, ObjectTextSizeMatchesLlcAndLlvmSize) {
+  TempDir dir;
+  const LoadedBitcode& loaded = loadForTest(smallProgramUri());
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+
+  auto llcTextSize = [&](const std::string& bitcode, const std::string& name) {
+    const std::string input = dir.write(name + ".bc", bitcode);
+    const std::string object = (dir.path() / (name + ".o")).string();
+    runLlvmTool("llc", {"-filetype=obj", input, "-o", object});
+    return llvmSizeText(object);
+  };
+
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"),
+            llcTextSize(loaded.bitcode, "initial"));
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeOz"),
+            llcTextSize(runLlvmTool("opt", {"-Oz", "-", "-o", "-"}, loaded.bitcode), "oz"));
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeO3"),
+            llcTextSize(runLlvmTool("opt", {"-O3", "-", "-o", "-"}, loaded.bitcode), "o3"));
+
+  const uint32_t actions[] = {static_cast<uint32_t>(findAction("-mem2reg")),
+                              static_cast<uint32_t>(findAction("-instcombine")),
+                              static_cast<uint32_t>(findAction("-simplifycfg"))};
+  ASSERT_TRUE(session.applyActions(actions).ok());
+  const std::vector<uint8_t> bytes = observeAs<std::vector<uint8_t>>(session, "Bitcode");
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"),
+            llcTextSize(std::string(bytes.begin(), bytes.end()), "stepped"));
+}
+
+// NewGVN leaves the use-lists it rewrites in an order that depends on heap
+// addresses, so even two runs of the same `opt` command can write different
+// bitcode (identical text IR). IrSha1 hashes bitcode with use-list order, as
+// opt writes it, so for episodes with -newgvn only the IR text replays.
+bool isNewGvn(uint32_t action) { return actionTable()[action].flag == "-newgvn"; }
+
+TEST(Session, ReplayThroughOptGivesSameIrSha1) {
+  std::vector<uint32_t> available = availableActions();
+  std::erase_if(available, isNewGvn);
+  std::mt19937 random(20240611);
+  for (const std::string& uri : {smallProgramUri(), std::string("generator://csmith-v0/4"),
+                                std::string("generator://llvm-stress-v0/4")}) {
+    const LoadedBitcode& loaded = loadForTest(uri);
+    for (int episode = 0; episode < 3; ++episode) {
+      ParsedBenchmark benchmark = parseForTest(uri);
+      LlvmSession session(*benchmark.module, benchmark.costs);
+      std::vector<uint32_t> actions;
+      for (int step = 0; step < 25; ++step) {
+        actions.push_back(available[random() % available.size()]);
+      }
+      // Several steps of several actions, as a client would send them.
+      for (size_t begin = 0; begin < actions.size(); begin += 5) {
+        auto applied = session.applyActions(std::span(actions).subspan(begin, 5));
+        ASSERT_TRUE(applied.ok()) << applied.error().message;
+      }
+      const std::string replay = pipelineText(session.actions());
+      const std::string optOutput =
+          runLlvmTool("opt", {"-passes=" + replay, "-", "-o", "-"}, loaded.bitcode);
+      EXPECT_EQ(observeAs<std::string>(session, "IrSha1"), sha1Hex(optOutput))
+          << uri << " episode " << episode << ": opt -passes='" << replay << "'";
+    }
+  }
+}
+
+TEST(Session, ReplayWithNewGvnThroughOptGivesSameIr) {
+  const LoadedBitcode& loaded = loadForTest(smallProgramUri());
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  std::vector<uint32_t> actions;
+  for (const char* flag : {"-mem2reg", "-newgvn", "-loop-rotate", "-newgvn", "-instcombine"}) {
+    actions.push_back(static_cast<uint32_t>(findAction(flag)));
+  }
+  ASSERT_TRUE(session.applyActions(actions).ok());
+  const std::string optIr = runLlvmTool(
+      "opt", {"-S", "-passes=" + pipelineText(session.actions()), "-", "-o", "-"}, loaded.bitcode);
+  // opt names the module after its input; everything after that line must match.
+  const std::string ours = observeAs<std::string>(session, "Ir");
+  EXPECT_EQ(ours.substr(ours.find('\n')), optIr.substr(optIr.find('\n')));
+}
+
+TEST(Session, IrSha1IsTheSha1OfTheBitcodeObservation) {
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  const std::vector<uint8_t> bytes = observeAs<std::vector<uint8_t>>(session, "Bitcode");
+  EXPECT_EQ(observeAs<std::string>(session, "IrSha1"),
+            sha1Hex(std::string(bytes.begin(), bytes.end())));
+  // The initial state is the loader's bitcode, byte for byte.
+  EXPECT_EQ(std::string(bytes.begin(), bytes.end()), benchmark.bitcode);
+}
+
+TEST(Session, ObservationsHaveTheirDeclaredTypesAndShapes) {
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  for (const ObservationSpaceInfo& space : observationSpaces()) {
+    auto value = session.observe(space.name);
+    ASSERT_TRUE(value.ok()) << space.name << ": " << value.error().message;
+    switch (space.type) {
+      case ValueType::Int64:
+        EXPECT_GE(std::get<int64_t>(*value), 0) << space.name;
+        break;
+      case ValueType::Int64List:
+        EXPECT_EQ(static_cast<int64_t>(std::get<std::vector<int64_t>>(*value).size()),
+                  space.length)
+            << space.name;
+        break;
+      case ValueType::Text:
+        EXPECT_FALSE(std::get<std::string>(*value).empty()) << space.name;
+        break;
+      case ValueType::Bytes:
+        EXPECT_FALSE(std::get<std::vector<uint8_t>>(*value).empty()) << space.name;
+        break;
+      case ValueType::Bool:
+        EXPECT_TRUE(std::holds_alternative<bool>(*value)) << space.name;
+        break;
+    }
+    EXPECT_TRUE(space.deterministic) << space.name;
+    EXPECT_EQ(space.platformDependent, space.name.starts_with("ObjectTextSize")) << space.name;
+  }
+  EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCount"),
+            benchmark.costs.instructionCount[kInitial]);
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"),
+            benchmark.costs.objectTextSize[kInitial]);
+  EXPECT_NE(observeAs<std::string>(session, "Ir").find("define"), std::string::npos);
+}
+
+TEST(Session, UnknownObservationOrRewardIsInvalidRequest) {
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  auto observation = session.observe("Programl");
+  ASSERT_FALSE(observation.ok());
+  EXPECT_EQ(observation.error().outcome, Outcome::InvalidRequest);
+  EXPECT_NE(observation.error().message.find("Programl"), std::string::npos);
+  auto reward = session.reward("Runtime");
+  ASSERT_FALSE(reward.ok());
+  EXPECT_EQ(reward.error().outcome, Outcome::InvalidRequest);
+}
+
+TEST(Session, PipelineTextJoinsRowsForOpt) {
+  const uint32_t actions[] = {static_cast<uint32_t>(findAction("-dce")),
+                              static_cast<uint32_t>(findAction("-globaldce")),
+                              static_cast<uint32_t>(findAction("-licm"))};
+  EXPECT_EQ(pipelineText(actions), "function(dce),globaldce,function(loop-mssa(licm))");
+  EXPECT_EQ(pipelineText({}), "");
+}
+
+TEST(Session, InitializeLlvmReportsTheHost) {
+  const HostTarget& host = initializeLlvm();
+  EXPECT_FALSE(host.triple.empty());
+  EXPECT_FALSE(host.cpu.empty());
+  EXPECT_EQ(&host, &initializeLlvm());
+}
+
+#ifdef FORKGYM_TEST_ACTIONS
+uint32_t testAction(std::string_view flag) {
+  const int index = findAction(flag);
+  EXPECT_GE(index, static_cast<int>(kCompilerGymActionCount)) << flag;
+  return static_cast<uint32_t>(index);
+}
+
+TEST(Session, VerifierFailureActionEndsTheEpisodeWithTheVerifiersMessage) {
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  const uint32_t actions[] = {testAction("-forkgym-test-verifier-failure")};
+  auto result = session.applyActions(actions);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().outcome, Outcome::VerifierFailed);
+  EXPECT_NE(result.error().message.find("-forkgym-test-verifier-failure"), std::string::npos);
+  EXPECT_NE(result.error().message.find("does not have terminator"), std::string::npos)
+      << result.error().message;
+  // The culprit is part of the reproducer.
+  EXPECT_EQ(session.actions(), std::vector<uint32_t>{actions[0]});
+}
+
+// Unsandboxed, the crash actions crash and the syscall actions just return.
+// (Under the sandbox, forkserver's tests check the typed outcomes.)
+class FaultInjectionDeathTest : public ::testing::Test {
+ protected:
+  void apply(std::string_view flag) {
+    ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+    LlvmSession session(*benchmark.module, benchmark.costs);
+    const uint32_t actions[] = {testAction(flag)};
+    auto result = session.applyActions(actions);
+    if (result.ok()) std::exit(result->actionHadNoEffect ? 0 : 1);
+    std::exit(2);
+  }
+};
+
+TEST_F(FaultInjectionDeathTest, SegfaultActionDiesWithSigsegv) {
+  EXPECT_EXIT(apply("-forkgym-test-segfault"), ::testing::KilledBySignal(SIGSEGV), "");
+}
+
+TEST_F(FaultInjectionDeathTest, AbortActionDiesWithSigabrt) {
+  EXPECT_EXIT(apply("-forkgym-test-abort"), ::testing::KilledBySignal(SIGABRT), "");
+}
+
+TEST_F(FaultInjectionDeathTest, StackOverflowActionDiesWithSigsegv) {
+  EXPECT_EXIT(apply("-forkgym-test-stack-overflow"), ::testing::KilledBySignal(SIGSEGV), "");
+}
+
+TEST_F(FaultInjectionDeathTest, SyscallActionsReturnWithoutEffectWhenAllowed) {
+  EXPECT_EXIT(apply("-forkgym-test-open"), ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(apply("-forkgym-test-socket"), ::testing::ExitedWithCode(0), "");
+}
+#endif
+
+}  // namespace
+}  // namespace forkgym::passes
