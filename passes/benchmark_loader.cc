@@ -185,7 +185,7 @@ Result<std::unique_ptr<llvm::Module>> loadFile(const std::string& path,
 Result<std::unique_ptr<llvm::Module>> generateCsmith(uint32_t seed, llvm::LLVMContext& context) {
   std::vector<std::string> argv = {kCsmithTool, "--seed", std::to_string(seed)};
   argv.insert(argv.end(), kCsmithFlags.begin(), kCsmithFlags.end());
-  auto program = runTool(argv, "");
+  auto program = runTool(argv, "", {.workingDirectory = kNoWritableDirectory});
   if (!program.ok()) return program.takeError();
   if (!program->succeeded()) {
     return benchmarkError("csmith " + program->describeFailure(kToolTimeLimit) + " for seed " +

@@ -97,6 +97,10 @@ class SpawnSetup {
                              POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   }
 
+  void changeDirectory(const char* directory) {
+    posix_spawn_file_actions_addchdir_np(&actions_, directory);
+  }
+
   posix_spawn_file_actions_t* actions() { return &actions_; }
   posix_spawnattr_t* attributes() { return &attributes_; }
 
@@ -136,7 +140,7 @@ std::string ToolRun::describeFailure(std::chrono::seconds limit) const {
 }
 
 Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view input,
-                        std::chrono::seconds limit) {
+                        const ToolOptions& options) {
   auto in = makePipe();
   if (!in.ok()) return in.takeError();
   auto out = makePipe();
@@ -152,6 +156,7 @@ Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view i
   SpawnSetup setup;
   setup.connect(in->read.get(), out->write.get(), err->write.get());
   setup.isolate();
+  if (options.workingDirectory != nullptr) setup.changeDirectory(options.workingDirectory);
   pid_t pid = -1;
   const int spawnError =
       posix_spawnp(&pid, args[0], setup.actions(), setup.attributes(), args.data(), environ);
@@ -173,7 +178,7 @@ Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view i
   if (input.empty()) toChild.reset();
 
   ToolRun run;
-  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const auto deadline = std::chrono::steady_clock::now() + options.limit;
   size_t written = 0;
   while (fromChild || errorsFromChild) {
     std::array<pollfd, 3> fds{};

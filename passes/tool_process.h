@@ -28,10 +28,19 @@ struct ToolRun {
 
 inline constexpr std::chrono::seconds kToolTimeLimit{60};
 
+struct ToolOptions {
+  std::chrono::seconds limit = kToolTimeLimit;
+  // Where the tool runs. For tools that drop files in their working
+  // directory (csmith writes platform.info), kNoWritableDirectory: a
+  // directory where no file can be created, so the litter never appears.
+  const char* workingDirectory = nullptr;  // nullptr: ours
+};
+inline constexpr const char* kNoWritableDirectory = "/proc";
+
 // Runs argv[0] (searched on PATH when it has no '/'), feeding `input` on its
 // stdin. A ServerError only if the tool could not be started at all (e.g.
 // not installed); a tool that fails is a ToolRun describing how.
 Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view input,
-                        std::chrono::seconds limit = kToolTimeLimit);
+                        const ToolOptions& options = {});
 
 }  // namespace forkgym::passes

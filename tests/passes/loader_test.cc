@@ -78,6 +78,17 @@ TEST(Loader, CsmithAndLlvmStressGenerate) {
             sha1Hex(loadBenchmark("generator://csmith-v0/2")->bitcode));
 }
 
+TEST(Loader, CsmithLeavesNoFilesBehind) {
+  // csmith writes platform.info into its working directory.
+  TempDir dir;
+  const auto before = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  auto loaded = loadBenchmark("generator://csmith-v0/11");
+  std::filesystem::current_path(before);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
 TEST(Loader, LlvmStressModuleGetsTheHostTriple) {
   const ParsedBenchmark benchmark = parseForTest("generator://llvm-stress-v0/5");
   ASSERT_TRUE(benchmark.module);
@@ -214,7 +225,7 @@ TEST(Loader, ParsedBenchmarkMovesWithoutFreeingItsContextEarly) {
 }
 
 TEST(Loader, ToolThatHangsIsKilledAtTheLimit) {
-  auto run = runTool({"sleep", "30"}, "", std::chrono::seconds(1));
+  auto run = runTool({"sleep", "30"}, "", {.limit = std::chrono::seconds(1)});
   ASSERT_TRUE(run.ok()) << run.error().message;
   EXPECT_TRUE(run->timedOut);
   EXPECT_FALSE(run->succeeded());
