@@ -147,6 +147,7 @@ constexpr PolicyRow kPolicy[] = {
     any("rseq", "glibc 2.35+ registers restartable sequences; a cloned child re-registers them"),
     any("sched_yield", "spin-then-yield loops in libstdc++ and LLVM"),
     any("getrandom", "std::random_device and hash seeding in libstdc++ and LLVM"),
+    any("sysinfo", "glibc's sysconf(_SC_PHYS_PAGES) behind LLVM's memory-sized heuristics; read-only machine totals"),
 };
 
 constexpr std::size_t kPolicySize = std::size(kPolicy);

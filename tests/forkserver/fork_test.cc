@@ -26,7 +26,8 @@ TEST_F(Fork, ForkThenSameActionsGiveIdenticalHashesAndRewards) {
     SCOPED_TRACE(benchmark);
     Env parent = newEnv();
     ASSERT_TRUE(parent.reset(benchmark));
-    ASSERT_TRUE(parent.step(randomActions(rng, 10), {}, kRewards).ok());
+    auto prefix = parent.step(randomActions(rng, 10), {}, kRewards);
+    ASSERT_TRUE(prefix.ok()) << outcomeName(prefix.outcome) << ": " << prefix.message;
     auto child = parent.fork();
     ASSERT_TRUE(child) << child.error().message;
     EXPECT_EQ(child->actions(), parent.actions());

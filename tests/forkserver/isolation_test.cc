@@ -29,7 +29,7 @@ const Fault kFaults[] = {
 
 TEST_F(Isolation, EachFaultEndsOnlyItsEpisodeWithItsOwnOutcome) {
   EnvOptions options;
-  options.stepTimeout = std::chrono::milliseconds(1500);
+  options.stepTimeout = std::chrono::milliseconds(3000);
   options.limits.addressSpaceMb = 1024;
   Env bystander = newEnv();
   ASSERT_TRUE(bystander.reset(fileUri("crc32.c")));
@@ -40,7 +40,12 @@ TEST_F(Isolation, EachFaultEndsOnlyItsEpisodeWithItsOwnOutcome) {
     Env victim = newEnv(options);
     ASSERT_TRUE(victim.reset(fileUri("crc32.c")));
     const uint32_t actions[] = {action("-mem2reg"), action(fault.flag)};
+    const auto started = std::chrono::steady_clock::now();
     auto result = victim.step(actions, std::vector<std::string>{"IrInstructionCount"});
+    std::printf("  %-32s -> %-18s in %5lld ms: %s\n", fault.flag, std::string(outcomeName(result.outcome)).c_str(),
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - started).count()),
+                result.message.c_str());
     EXPECT_EQ(result.outcome, fault.outcome) << outcomeName(result.outcome) << ": " << result.message;
     EXPECT_NE(result.message.find(fault.messageContains), std::string::npos) << result.message;
     EXPECT_FALSE(victim.alive());
