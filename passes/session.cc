@@ -94,12 +94,12 @@ Result<ApplyResult> LlvmSession::applyActions(std::span<const uint32_t> actions)
       if (!ran.ok()) return ran.takeError();  // the table is tested; cannot happen
       changed = *ran;
     }
+    // Recorded before the verifier runs, so a reproducer includes the culprit.
     actions_.push_back(index);
     if (!changed) continue;
     result.actionHadNoEffect = false;
     impl_->moduleChanged();
 
-    // Recorded before checking so the reproducer includes the culprit.
     std::string problems;
     llvm::raw_string_ostream stream(problems);
     const bool broken = llvm::verifyModule(module_, &stream);

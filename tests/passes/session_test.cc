@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
@@ -332,6 +334,32 @@ TEST_F(FaultInjectionDeathTest, StackOverflowActionDiesWithSigsegv) {
 TEST_F(FaultInjectionDeathTest, SyscallActionsReturnWithoutEffectWhenAllowed) {
   EXPECT_EXIT(apply("-forkgym-test-open"), ::testing::ExitedWithCode(0), "");
   EXPECT_EXIT(apply("-forkgym-test-socket"), ::testing::ExitedWithCode(0), "");
+  // Allowed, execve replaces the process with /bin/true, which exits 0.
+  EXPECT_EXIT(apply("-forkgym-test-execve"), ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(FaultInjectionDeathTest, HangActionSpinsUntilKilled) {
+  auto hangForOneSecond = [this] {
+    alarm(1);
+    apply("-forkgym-test-hang");
+  };
+  EXPECT_EXIT(hangForOneSecond(), ::testing::KilledBySignal(SIGALRM), "");
+}
+
+TEST_F(FaultInjectionDeathTest, OomActionAllocatesUntilTheLimitStopsIt) {
+  // Unbounded, it would take the machine's memory; under a 1 GiB
+  // address-space limit operator new runs out and throws.
+  constexpr int kRanOutOfMemory = 42;
+  auto exhaustOneGibibyte = [this] {
+    const rlimit limit{size_t{1} << 30, size_t{1} << 30};
+    setrlimit(RLIMIT_AS, &limit);
+    try {
+      apply("-forkgym-test-oom");
+    } catch (const std::bad_alloc&) {
+      std::_Exit(kRanOutOfMemory);
+    }
+  };
+  EXPECT_EXIT(exhaustOneGibibyte(), ::testing::ExitedWithCode(kRanOutOfMemory), "");
 }
 #endif
 
