@@ -8,6 +8,8 @@
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 
+#include <seccomp.h>
+
 #include <random>
 #include <sstream>
 
@@ -284,6 +286,43 @@ TEST(Session, InitializeLlvmReportsTheHost) {
   EXPECT_EQ(&host, &initializeLlvm());
 }
 
+// The worker serves requests under a seccomp policy that refuses files,
+// sockets and new processes. After initializeLlvm(), a session must need
+// none of them: here any such call kills the process with SIGSYS.
+void refuseFilesSocketsAndProcesses() {
+  scmp_filter_ctx filter = seccomp_init(SCMP_ACT_ALLOW);
+  for (int call : {SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(socket),
+                   SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(fork), SCMP_SYS(vfork),
+                   SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(readlink), SCMP_SYS(stat),
+                   SCMP_SYS(newfstatat), SCMP_SYS(access), SCMP_SYS(getcwd)}) {
+    seccomp_rule_add(filter, SCMP_ACT_KILL_PROCESS, call, 0);
+  }
+  if (seccomp_load(filter) != 0) std::_Exit(3);
+}
+
+void serveEverythingUnderAFilter() {
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  refuseFilesSocketsAndProcesses();
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  for (int round = 0; round < 2; ++round) {
+    for (uint32_t action : availableActions()) {
+      const uint32_t actions[] = {action};
+      if (!session.applyActions(actions).ok()) std::_Exit(1);
+      for (const ObservationSpaceInfo& space : observationSpaces()) {
+        if (!session.observe(space.name).ok()) std::_Exit(1);
+      }
+      for (const RewardSpaceInfo& space : rewardSpaces()) {
+        if (!session.reward(space.name).ok()) std::_Exit(1);
+      }
+    }
+  }
+  std::_Exit(0);
+}
+
+TEST(Session, ServesEveryActionObservationAndRewardWithoutFilesOrProcesses) {
+  EXPECT_EXIT(serveEverythingUnderAFilter(), ::testing::ExitedWithCode(0), "");
+}
+
 #ifdef FORKGYM_TEST_ACTIONS
 uint32_t testAction(std::string_view flag) {
   const int index = findAction(flag);
@@ -336,6 +375,19 @@ TEST_F(FaultInjectionDeathTest, SyscallActionsReturnWithoutEffectWhenAllowed) {
   EXPECT_EXIT(apply("-forkgym-test-socket"), ::testing::ExitedWithCode(0), "");
   // Allowed, execve replaces the process with /bin/true, which exits 0.
   EXPECT_EXIT(apply("-forkgym-test-execve"), ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(FaultInjectionDeathTest, OpenActionDiesUnderTheServingFilter) {
+  // Proves the filter in ServesEveryActionObservationAndReward... bites.
+  auto openUnderFilter = [] {
+    ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+    refuseFilesSocketsAndProcesses();
+    LlvmSession session(*benchmark.module, benchmark.costs);
+    const uint32_t actions[] = {testAction("-forkgym-test-open")};
+    (void)session.applyActions(actions);
+    std::_Exit(0);
+  };
+  EXPECT_EXIT(openUnderFilter(), ::testing::KilledBySignal(SIGSYS), "");
 }
 
 TEST_F(FaultInjectionDeathTest, HangActionSpinsUntilKilled) {
