@@ -145,7 +145,7 @@ std::string replayWithOpt(const std::vector<uint8_t>& initialBitcode, const std:
     std::ofstream(dir / "input.bc", std::ios::binary)
         .write(reinterpret_cast<const char*>(initialBitcode.data()), static_cast<std::streamsize>(initialBitcode.size()));
   }
-  const std::string command = "opt-19 -passes='" + (passes.empty() ? std::string("verify") : passes) + "' " +
+  const std::string command = "opt-19 -preserve-bc-uselistorder=false -passes='" + (passes.empty() ? std::string("verify") : passes) + "' " +
                               (dir / "input.bc").string() + " -o " + (dir / "output.bc").string() +
                               " 2>/dev/null && sha1sum " + (dir / "output.bc").string();
   std::string hash;

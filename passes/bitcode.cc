@@ -11,14 +11,14 @@
 
 namespace forkgym::passes {
 
-std::string writeBitcode(llvm::Module& module) {
+std::string writeBitcode(llvm::Module& module, UseListOrder order) {
   std::string bytes;
   llvm::raw_string_ostream stream(bytes);
   // The pass, not WriteBitcodeToFile directly, because in LLVM 19 the pass
   // also picks the debug-info format to write; no summary index is asked
   // for, so it never touches the (empty) analysis manager.
   llvm::ModuleAnalysisManager unused;
-  llvm::BitcodeWriterPass(stream, /*ShouldPreserveUseListOrder=*/true).run(module, unused);
+  llvm::BitcodeWriterPass(stream, order == UseListOrder::Preserve).run(module, unused);
   stream.flush();
   return bytes;
 }

@@ -1,6 +1,12 @@
-// Bitcode in and out of memory, byte-for-byte as opt writes it, so that
-// IrSha1 equals the sha1sum of `opt -passes=... -o out.bc`.
-// Any process; no files.
+// Bitcode in and out of memory, byte-for-byte as opt writes it. Any process;
+// no files.
+//
+// Two forms: with use-list order (opt's default output, and the Bitcode
+// observation, so a replay starts from exactly the episode's state) and
+// without (IrSha1). Some passes (NewGVN) leave use-lists in an order that
+// depends on heap addresses, so only the form without is a deterministic
+// hash of the module: IrSha1 equals the sha1sum of
+// `opt -passes=... -preserve-bc-uselistorder=false -o out.bc`.
 #pragma once
 
 #include <memory>
@@ -16,9 +22,10 @@ class Module;
 
 namespace forkgym::passes {
 
-// Writes with use-list order preserved (opt's -preserve-bc-uselistorder
-// default), through the same BitcodeWriterPass opt ends its pipeline with.
-std::string writeBitcode(llvm::Module& module);
+enum class UseListOrder { Preserve, Drop };
+
+// Writes through the same BitcodeWriterPass opt ends its pipeline with.
+std::string writeBitcode(llvm::Module& module, UseListOrder order = UseListOrder::Preserve);
 
 // BenchmarkError naming `what` and LLVM's reason when the bytes are not
 // bitcode LLVM 19 can read. Fully materialised (no lazy loading, which would

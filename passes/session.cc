@@ -132,7 +132,7 @@ Result<ObservationValue> LlvmSession::observe(std::string_view name) {
       return ObservationValue(std::move(text));
     }
     case Observation::IrSha1:
-      return ObservationValue(sha1Hex(bitcode()));
+      return ObservationValue(sha1Hex(writeBitcode(module_, UseListOrder::Drop)));
     case Observation::Bitcode: {
       const std::string& bytes = bitcode();
       return ObservationValue(std::vector<uint8_t>(bytes.begin(), bytes.end()));
