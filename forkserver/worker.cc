@@ -58,7 +58,15 @@ class WorkerLoop {
   [[noreturn]] void serve() {
     for (;;) {
       auto request = channel_.receiveRequest();
-      if (!request) _exit(0);  // the client is gone (or misbehaved): the episode ends
+      if (!request) {
+        // A garbled message is answered; anything else means the client is gone.
+        if (request.error().outcome != Outcome::ProtocolMismatch) _exit(0);
+        capnp::MallocMessageBuilder error;
+        setFailure(error.initRoot<proto::Reply>().initFailure(),
+                   makeError(Outcome::InvalidRequest, request.error().message));
+        if (!channel_.sendReply(error)) _exit(0);
+        continue;
+      }
       capnp::MallocMessageBuilder reply;
       bool exitAfterReply = false;
       std::vector<UniqueFd> passFds;

@@ -1,6 +1,7 @@
 // Cleanup (invariant 2): nothing outlives its owner, even when the client is
 // killed with SIGKILL mid-episode or mid-step in a hung action.
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "tests/forkserver/runtime_fixture.h"

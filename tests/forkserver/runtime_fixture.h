@@ -3,6 +3,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
 

@@ -1,0 +1,158 @@
+// The zygote's own duties: preloading, the benchmark cache, the versioned
+// hello, and answering malformed messages instead of crashing.
+#include <capnp/message.h>
+
+#include "ipc/control_socket.h"
+#include "ipc/message_area.h"
+#include "ipc/protocol.capnp.h"
+#include "tests/forkserver/runtime_fixture.h"
+
+namespace forkgym::testing {
+namespace {
+
+TEST(Zygote, PreloadedGeneratorRangeIsCachedAndServed) {
+  ServerOptions options;
+  options.preload = {"generator://csmith-v0/10..12"};
+  auto connection = Connection::spawn(options);
+  ASSERT_TRUE(connection) << connection.error().message;
+  auto description = (*connection)->describe();
+  ASSERT_TRUE(description);
+  EXPECT_EQ((*description)->cachedBenchmarks.size(), 3u);
+  Env env(*connection);
+  ASSERT_TRUE(env.reset("generator://csmith-v0/11"));
+  EXPECT_TRUE(env.observe(std::vector<std::string>{"IrInstructionCount"}).ok());
+}
+
+TEST(Zygote, LeastRecentlyUsedBenchmarksAreEvictedOverTheBudget) {
+  ServerOptions options;
+  options.extraArgs = {"--cache-mb", "0"};  // every insertion evicts all the others
+  options.preload = {"generator://llvm-stress-v0/1..3"};
+  auto connection = Connection::spawn(options);
+  ASSERT_TRUE(connection) << connection.error().message;
+  auto description = (*connection)->describe();
+  ASSERT_TRUE(description);
+  ASSERT_EQ((*description)->cachedBenchmarks.size(), 1u);
+  EXPECT_EQ((*description)->cachedBenchmarks[0], "generator://llvm-stress-v0/3");
+  // An evicted benchmark is loaded again on demand.
+  Env env(*connection);
+  EXPECT_TRUE(env.reset("generator://llvm-stress-v0/1"));
+}
+
+// Speaks to a private server directly through the control socket.
+class RawServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/forkgym-raw-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    socket_ = dir_ + "/s.sock";
+    server_ = ::fork();
+    if (server_ == 0) {
+      execl(FORKGYM_SERVER_BINARY, FORKGYM_SERVER_BINARY, "--socket", socket_.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 300 && !fd_; ++i) {
+      auto fd = connectUnix(socket_);
+      if (fd) fd_ = std::move(*fd);
+      else std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(fd_);
+  }
+  void TearDown() override {
+    fd_.reset();
+    kill(server_, SIGTERM);
+    int status = 0;
+    waitpid(server_, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the server must survive everything above";
+    rmdir(dir_.c_str());
+  }
+  proto::Failure::Reader expectFailure(Frame& frame, capnp::FlatArrayMessageReader*& keep) {
+    keep = new capnp::FlatArrayMessageReader(frame.words);
+    auto reply = keep->getRoot<proto::ControlReply>();
+    EXPECT_TRUE(reply.isFailure());
+    return reply.getFailure();
+  }
+  std::string dir_, socket_;
+  pid_t server_ = -1;
+  UniqueFd fd_;
+};
+
+TEST_F(RawServer, WrongProtocolVersionIsAClearError) {
+  capnp::MallocMessageBuilder hello;
+  hello.initRoot<proto::ControlRequest>().initHello().setProtocolVersion(999);
+  ASSERT_TRUE(sendFrame(fd_.get(), hello));
+  auto frame = recvFrame(fd_.get(), std::chrono::seconds(10), 0);
+  ASSERT_TRUE(frame);
+  capnp::FlatArrayMessageReader reader(frame->words);
+  auto reply = reader.getRoot<proto::ControlReply>();
+  ASSERT_TRUE(reply.isFailure());
+  EXPECT_EQ(outcomeFromWire(reply.getFailure().getOutcome()), Outcome::ProtocolMismatch);
+  EXPECT_NE(std::string(reply.getFailure().getMessage().cStr()).find("999"), std::string::npos);
+}
+
+TEST_F(RawServer, RequestsBeforeHelloAndGarbageFramesAreRefused) {
+  capnp::MallocMessageBuilder describe;
+  describe.initRoot<proto::ControlRequest>().setDescribe();
+  ASSERT_TRUE(sendFrame(fd_.get(), describe));
+  auto frame = recvFrame(fd_.get(), std::chrono::seconds(10), 0);
+  ASSERT_TRUE(frame);
+  capnp::FlatArrayMessageReader reader(frame->words);
+  EXPECT_EQ(outcomeFromWire(reader.getRoot<proto::ControlReply>().getFailure().getOutcome()), Outcome::ProtocolMismatch);
+
+  // A frame whose Cap'n Proto segment table lies about its size.
+  const uint32_t garbage[] = {16, 0xffffffffu, 7, 0x12345678u, 0xdeadbeefu};
+  ASSERT_EQ(write(fd_.get(), garbage, sizeof(garbage)), static_cast<ssize_t>(sizeof(garbage)));
+  auto answer = recvFrame(fd_.get(), std::chrono::seconds(10), 0);
+  ASSERT_TRUE(answer) << answer.error().message;
+  capnp::FlatArrayMessageReader garbageReply(answer->words);
+  EXPECT_EQ(outcomeFromWire(garbageReply.getRoot<proto::ControlReply>().getFailure().getOutcome()),
+            Outcome::InvalidRequest);
+}
+
+class WorkerChannel : public RuntimeTest {};
+
+TEST_F(WorkerChannel, GarbageInTheSharedRegionGetsAnErrorReplyNotACrash) {
+  auto ends = connection_->newSession(fileUri("crc32.c"), {}, std::chrono::seconds(60));
+  ASSERT_TRUE(ends) << ends.error().message;
+  auto channel = Channel::attach(std::move(ends->channel));
+  ASSERT_TRUE(channel);
+  // Scribble a bogus segment table into the request area and ring.
+  auto area = channel->region().requestArea();
+  for (size_t i = 0; i < 256; ++i) area[i] = std::byte(0xA5 ^ i);
+  channel->region().header().requestBytes = 256;
+  ASSERT_TRUE(channel->doorbell().ring(Ring::Request));
+  auto rung = channel->doorbell().wait(std::chrono::seconds(10));
+  ASSERT_TRUE(rung) << rung.error().message;
+  auto reply = readMessage(channel->region().replyArea(), channel->region().header().replyBytes);
+  ASSERT_TRUE(reply);
+  auto root = (*reply)->getRoot<proto::Reply>();
+  ASSERT_TRUE(root.isFailure());
+  EXPECT_EQ(outcomeFromWire(root.getFailure().getOutcome()), Outcome::InvalidRequest);
+
+  // A length past the end of the region is refused the same way.
+  channel->region().header().requestBytes = 1ull << 40;
+  ASSERT_TRUE(channel->doorbell().ring(Ring::Request));
+  ASSERT_TRUE(channel->doorbell().wait(std::chrono::seconds(10)));
+
+  // The worker still serves proper requests.
+  capnp::MallocMessageBuilder request;
+  auto step = request.initRoot<proto::Request>().initStep();
+  step.initObservations(1).set(0, "IrInstructionCount");
+  auto answer = channel->call(request, std::chrono::seconds(10));
+  ASSERT_TRUE(answer) << answer.error().message;
+  EXPECT_TRUE(answer->reader->getRoot<proto::Reply>().isStep());
+}
+
+TEST_F(WorkerChannel, OversizedRequestIsRefusedBeforeItIsSent) {
+  Env env = newEnv();
+  ASSERT_TRUE(env.reset(fileUri("crc32.c")));
+  std::vector<std::string> names(20000, std::string(100, 'x'));  // ~2 MB of names
+  auto result = env.step({}, names);
+  EXPECT_EQ(result.outcome, Outcome::InvalidRequest);
+  EXPECT_NE(result.message.find("does not fit"), std::string::npos) << result.message;
+  EXPECT_TRUE(env.alive());
+  EXPECT_TRUE(env.observe(std::vector<std::string>{"IrInstructionCount"}).ok());
+}
+
+}  // namespace
+}  // namespace forkgym::testing
