@@ -1,0 +1,394 @@
+// forkgym._forkgym: the private extension module behind the Python package.
+//
+// A thin wrapper of the C++ client (client/connection.h, client/env.h); the
+// gymnasium API, spaces, wrappers and errors live in pure Python on top.
+//
+// Lifecycle (Python process; one thread at a time per Connection, as in C++):
+//   1. Connection.spawn(server_path=...) or Connection.connect(socket).
+//   2. Env(connection).reset(uri); step()/observe()/fork()/close().
+//   3. step_many(envs, ...) posts every env's step before collecting any, so
+//      N workers compute in parallel with one Python call.
+// Every blocking call releases the GIL. Failures that Python should see as
+// exceptions go through forkgym.errors (registered with set_error_factory)
+// so each outcome maps to one typed exception; step failures that end an
+// episode come back as a StepResult instead (the gym contract: truncate).
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/connection.h"
+#include "client/env.h"
+#include "ipc/outcome.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace forkgym::python {
+namespace {
+
+// Thrown inside the bindings, translated to forkgym.errors.* by the factory.
+struct ClientError : std::exception {
+  Error error;
+  explicit ClientError(Error e) : error(std::move(e)) {}
+  const char* what() const noexcept override { return error.message.c_str(); }
+};
+
+nb::handle g_module;  // borrowed: the module outlives every call into it
+
+template <typename T>
+T unwrap(Result<T>&& result) {
+  if (!result) throw ClientError(result.takeError());
+  return std::move(*result);
+}
+
+std::chrono::milliseconds toMillis(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
+}
+
+// Moves a vector into a numpy array that owns it: no per-element work.
+template <typename T, typename Elem = T>
+nb::object toArray(std::vector<T>&& values) {
+  auto* owned = new std::vector<T>(std::move(values));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  const size_t shape[1] = {owned->size()};
+  return nb::cast(nb::ndarray<nb::numpy, Elem, nb::ndim<1>>(reinterpret_cast<Elem*>(owned->data()), 1, shape, owner));
+}
+
+nb::object toPython(Observation&& value) {
+  return std::visit(
+      [](auto&& v) -> nb::object {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, int64_t>) {
+          return nb::int_(v);
+        } else if constexpr (std::is_same_v<V, std::vector<int64_t>>) {
+          return toArray<int64_t>(std::move(v));
+        } else if constexpr (std::is_same_v<V, std::string>) {
+          // IR escapes non-printable bytes, but never fail a step on text.
+          PyObject* text = PyUnicode_DecodeUTF8(v.data(), static_cast<Py_ssize_t>(v.size()), "surrogateescape");
+          if (!text) throw nb::python_error();
+          return nb::steal(text);
+        } else if constexpr (std::is_same_v<V, std::vector<uint8_t>>) {
+          return toArray<uint8_t, int8_t>(std::move(v));
+        } else {
+          return nb::bool_(v);
+        }
+      },
+      std::move(value));
+}
+
+// A StepResult with observations already converted, so Python reads plain
+// attributes.
+struct PyStepResult {
+  uint16_t outcome = 0;
+  std::string message;
+  int signal = 0;
+  nb::list observations;
+  std::vector<double> rewards;
+  bool actionHadNoEffect = false;
+  Reproducer reproducer;
+};
+
+PyStepResult convert(StepResult&& result) {
+  PyStepResult out;
+  out.outcome = static_cast<uint16_t>(result.outcome);
+  out.message = std::move(result.message);
+  out.signal = result.signal;
+  for (auto& value : result.observations) out.observations.append(toPython(std::move(value)));
+  out.rewards = std::move(result.rewards);
+  out.actionHadNoEffect = result.actionHadNoEffect;
+  out.reproducer = std::move(result.reproducer);
+  return out;
+}
+
+const char* valueTypeName(ValueType type) {
+  switch (type) {
+    case ValueType::Int64:
+      return "int64";
+    case ValueType::Int64List:
+      return "int64_list";
+    case ValueType::Text:
+      return "text";
+    case ValueType::Bytes:
+      return "bytes";
+    case ValueType::Bool:
+      return "bool";
+  }
+  return "unknown";
+}
+
+std::shared_ptr<Connection> spawnConnection(std::string serverPath, std::vector<std::string> preload, size_t cacheMb,
+                                            std::string logLevel, std::vector<std::string> extraArgs) {
+  ServerOptions options;
+  options.serverPath = std::move(serverPath);
+  options.preload = std::move(preload);
+  options.cacheMb = cacheMb;
+  options.logLevel = std::move(logLevel);
+  options.extraArgs = std::move(extraArgs);
+  Result<std::shared_ptr<Connection>> connection = makeError(Outcome::ServerError, "not started");
+  {
+    nb::gil_scoped_release release;
+    connection = Connection::spawn(options);
+  }
+  return unwrap(std::move(connection));
+}
+
+std::shared_ptr<Connection> connectTo(const std::string& socketPath) {
+  Result<std::shared_ptr<Connection>> connection = makeError(Outcome::ServerError, "not connected");
+  {
+    nb::gil_scoped_release release;
+    connection = Connection::connect(socketPath);
+  }
+  return unwrap(std::move(connection));
+}
+
+std::shared_ptr<const Description> describe(Connection& connection) {
+  Result<std::shared_ptr<const Description>> description = makeError(Outcome::ServerError, "no description");
+  {
+    nb::gil_scoped_release release;
+    description = connection.describe();
+  }
+  return unwrap(std::move(description));
+}
+
+// Python's handle on an episode. Holds the C++ Env by value; a fork makes a
+// new PyEnv around the returned Env.
+struct PyEnv {
+  Env env;
+
+  PyEnv(std::shared_ptr<Connection> connection, double stepTimeout, double resetTimeout, uint64_t addressSpaceMb,
+        uint32_t cpuSecondsPerStep)
+      : env(std::move(connection), [&] {
+          EnvOptions options;
+          options.stepTimeout = toMillis(stepTimeout);
+          options.resetTimeout = toMillis(resetTimeout);
+          options.limits.addressSpaceMb = addressSpaceMb;
+          options.limits.cpuSecondsPerStep = cpuSecondsPerStep;
+          return options;
+        }()) {}
+  explicit PyEnv(Env&& forked) : env(std::move(forked)) {}
+
+  void reset(const std::string& benchmark) {
+    Status status = okStatus();
+    {
+      nb::gil_scoped_release release;
+      status = env.reset(benchmark);
+    }
+    unwrap(std::move(status));
+  }
+
+  PyStepResult step(const std::vector<uint32_t>& actions, const std::vector<std::string>& observations,
+                    const std::vector<std::string>& rewards) {
+    StepResult result;
+    {
+      nb::gil_scoped_release release;
+      result = env.step(actions, observations, rewards);
+    }
+    return convert(std::move(result));
+  }
+
+  void beginStep(const std::vector<uint32_t>& actions, const std::vector<std::string>& observations,
+                 const std::vector<std::string>& rewards) {
+    Status status = okStatus();
+    {
+      nb::gil_scoped_release release;
+      status = env.beginStep(actions, observations, rewards);
+    }
+    unwrap(std::move(status));
+  }
+
+  PyStepResult finishStep() {
+    StepResult result;
+    {
+      nb::gil_scoped_release release;
+      result = env.finishStep();
+    }
+    return convert(std::move(result));
+  }
+
+  std::unique_ptr<PyEnv> fork() {
+    Result<Env> copy = makeError(Outcome::SessionClosed, "not forked");
+    {
+      nb::gil_scoped_release release;
+      copy = env.fork();
+    }
+    return std::make_unique<PyEnv>(unwrap(std::move(copy)));
+  }
+
+  void close() {
+    nb::gil_scoped_release release;
+    env.close();
+  }
+};
+
+// One native call for a vector env: post every step, then collect every
+// reply, so the workers run concurrently while Python waits once.
+std::vector<PyStepResult> stepMany(std::vector<PyEnv*> envs, const std::vector<std::vector<uint32_t>>& actions,
+                                   const std::vector<std::string>& observations,
+                                   const std::vector<std::string>& rewards) {
+  if (actions.size() != envs.size()) {
+    throw ClientError(makeError(Outcome::InvalidRequest, "step_many: got " + std::to_string(actions.size()) +
+                                                             " action lists for " + std::to_string(envs.size()) +
+                                                             " environments; pass one list per environment"));
+  }
+  std::vector<StepResult> results(envs.size());
+  {
+    nb::gil_scoped_release release;
+    std::vector<bool> posted(envs.size(), false);
+    for (size_t i = 0; i < envs.size(); ++i) {
+      posted[i] = envs[i]->env.beginStep(actions[i], observations, rewards).ok();
+    }
+    for (size_t i = 0; i < envs.size(); ++i) {
+      // A failed post goes through step(), which turns it into the right
+      // outcome (e.g. a dead worker's crash report) on its own.
+      results[i] = posted[i] ? envs[i]->env.finishStep() : envs[i]->env.step(actions[i], observations, rewards);
+    }
+  }
+  std::vector<PyStepResult> out;
+  out.reserve(results.size());
+  for (auto& result : results) out.push_back(convert(std::move(result)));
+  return out;
+}
+
+}  // namespace
+}  // namespace forkgym::python
+
+NB_MODULE(_forkgym, m) {
+  using namespace forkgym;
+  using namespace forkgym::python;
+  g_module = m;
+  m.doc() = "Private extension module of forkgym: a thin wrapper of the C++ client.";
+  m.attr("_error_factory") = nb::none();
+
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const ClientError& e) {
+      nb::object factory = nb::getattr(g_module, "_error_factory", nb::none());
+      if (factory.is_none()) {
+        PyErr_SetString(PyExc_RuntimeError, e.error.message.c_str());
+        return;
+      }
+      nb::object exception = factory(static_cast<int>(e.error.outcome), e.error.message, e.error.signal);
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exception.ptr())), exception.ptr());
+    }
+  });
+
+  m.def(
+      "set_error_factory", [](nb::object factory) { g_module.attr("_error_factory") = factory; }, "factory"_a,
+      "Registers callable(outcome: int, message: str, signal: int) -> Exception used for every native error.");
+
+  // The outcome taxonomy, straight from the X-macro in ipc/outcome.h, so the
+  // Python IntEnum is generated from the same single source.
+  m.def(
+      "outcomes",
+      [] {
+        nb::list rows;
+#define X(name, value, text, doc) rows.append(nb::make_tuple(#name, value, text, doc, endsEpisode(Outcome::name)));
+        FORKGYM_OUTCOMES(X)
+#undef X
+        return rows;
+      },
+      "[(Name, value, snake_name, doc, ends_episode), ...] from ipc/outcome.h.");
+
+  m.def("default_server_path", &defaultServerPath,
+        "Where the C++ client looks for forkgym-server when no path is given ($FORKGYM_SERVER, then the build's).");
+
+  nb::class_<ServerInfo>(m, "ServerInfo")
+      .def_ro("protocol_version", &ServerInfo::protocolVersion)
+      .def_ro("llvm_version", &ServerInfo::llvmVersion)
+      .def_ro("action_table_hash", &ServerInfo::actionTableHash)
+      .def_ro("host_triple", &ServerInfo::hostTriple)
+      .def_ro("host_cpu", &ServerInfo::hostCpu)
+      .def_ro("host_features", &ServerInfo::hostFeatures);
+
+  nb::class_<ActionDescription>(m, "ActionDescription")
+      .def_ro("flag", &ActionDescription::flag)
+      .def_ro("pipeline", &ActionDescription::pipeline)
+      .def_ro("description", &ActionDescription::description)
+      .def_ro("unavailable_reason", &ActionDescription::unavailableReason)
+      .def_ro("test_only", &ActionDescription::testOnly);
+
+  nb::class_<SpaceDescription>(m, "SpaceDescription")
+      .def_ro("name", &SpaceDescription::name)
+      .def_prop_ro("value_type", [](const SpaceDescription& s) { return valueTypeName(s.valueType); })
+      .def_ro("length", &SpaceDescription::length)
+      .def_ro("deterministic", &SpaceDescription::deterministic)
+      .def_ro("platform_dependent", &SpaceDescription::platformDependent);
+
+  nb::class_<Description>(m, "Description")
+      .def_ro("actions", &Description::actions)
+      .def_ro("observations", &Description::observations)
+      .def_ro("rewards", &Description::rewards)
+      .def_ro("cached_benchmarks", &Description::cachedBenchmarks)
+      .def_ro("inst_count_names", &Description::instCountNames)
+      .def_ro("autophase_names", &Description::autophaseNames);
+
+  nb::class_<Reproducer>(m, "Reproducer")
+      .def_ro("benchmark", &Reproducer::benchmark)
+      .def_ro("actions", &Reproducer::actions)
+      .def_ro("commandline", &Reproducer::commandline)
+      .def("__repr__", [](const Reproducer& r) {
+        return "Reproducer(benchmark='" + r.benchmark + "', commandline=\"" + r.commandline + "\")";
+      });
+
+  nb::class_<PyStepResult>(m, "StepResult")
+      .def_ro("outcome", &PyStepResult::outcome)
+      .def_ro("message", &PyStepResult::message)
+      .def_ro("signal", &PyStepResult::signal)
+      .def_ro("observations", &PyStepResult::observations)
+      .def_ro("rewards", &PyStepResult::rewards)
+      .def_ro("action_had_no_effect", &PyStepResult::actionHadNoEffect)
+      .def_ro("reproducer", &PyStepResult::reproducer)
+      .def_prop_ro("ok", [](const PyStepResult& r) { return r.outcome == static_cast<uint16_t>(Outcome::Ok); });
+
+  nb::class_<Connection>(m, "Connection")
+      .def_static("spawn", &spawnConnection, "server_path"_a = "", "preload"_a = std::vector<std::string>{},
+                  "cache_mb"_a = 0, "log_level"_a = "warn", "extra_args"_a = std::vector<std::string>{},
+                  "Starts a private forkgym-server that lives exactly as long as this connection.")
+      .def_static("connect", &connectTo, "socket_path"_a, "Connects to a running forkgym-server.")
+      .def("describe", &describe, "The action table and spaces (fetched once, then cached).")
+      .def_prop_ro("server", &Connection::server, nb::rv_policy::reference_internal)
+      .def_prop_ro("server_pid", &Connection::serverPid)
+      .def_prop_ro("alive", &Connection::alive);
+
+  nb::class_<PyEnv>(m, "Env")
+      .def(nb::init<std::shared_ptr<Connection>, double, double, uint64_t, uint32_t>(), "connection"_a,
+           "step_timeout"_a = 300.0, "reset_timeout"_a = 300.0, "address_space_mb"_a = 0,
+           "cpu_seconds_per_step"_a = 0)
+      .def("reset", &PyEnv::reset, "benchmark"_a)
+      .def("step", &PyEnv::step, "actions"_a, "observations"_a = std::vector<std::string>{},
+           "rewards"_a = std::vector<std::string>{})
+      .def(
+          "observe",
+          [](PyEnv& self, const std::vector<std::string>& observations, const std::vector<std::string>& rewards) {
+            return self.step({}, observations, rewards);
+          },
+          "observations"_a, "rewards"_a = std::vector<std::string>{})
+      .def("begin_step", &PyEnv::beginStep, "actions"_a, "observations"_a = std::vector<std::string>{},
+           "rewards"_a = std::vector<std::string>{})
+      .def("finish_step", &PyEnv::finishStep)
+      .def("fork", &PyEnv::fork)
+      .def("close", &PyEnv::close)
+      .def_prop_ro("alive", [](const PyEnv& self) { return self.env.alive(); })
+      .def_prop_ro("worker_pid", [](const PyEnv& self) { return self.env.workerPid(); })
+      .def_prop_ro("benchmark", [](const PyEnv& self) { return self.env.benchmark(); })
+      .def_prop_ro("actions", [](const PyEnv& self) { return self.env.actions(); })
+      .def_prop_ro("connection", [](PyEnv& self) { return self.env.sharedConnection(); })
+      .def("reproducer", [](const PyEnv& self) { return self.env.reproducer(); })
+      .def(
+          "set_step_timeout", [](PyEnv& self, double seconds) { self.env.setStepTimeout(toMillis(seconds)); },
+          "seconds"_a);
+
+  m.def("step_many", &stepMany, "envs"_a, "actions"_a, "observations"_a = std::vector<std::string>{},
+        "rewards"_a = std::vector<std::string>{},
+        "Posts a step to every env, then collects every reply: one native call for a vector env.");
+}

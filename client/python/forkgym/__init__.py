@@ -1,0 +1,101 @@
+"""forkgym: LLVM phase-ordering environments with the CompilerGym API on gymnasium 1.x.
+
+    import forkgym
+    env = forkgym.make("llvm-autophase-ic-v0")
+    observation, info = env.reset()
+    observation, reward, terminated, truncated, info = env.step(env.action_space.sample())
+
+Each episode runs in its own sandboxed worker process forked from a zygote
+(``forkgym-server``, shipped inside this package), so a compiler crash ends
+one episode, never the process, and ``env.fork()`` is a ``fork(2)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forkgym import _forkgym  # noqa: F401  (the extension; fails early if not built)
+from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, make_benchmark
+from forkgym.envs import LlvmEnv
+from forkgym.errors import (
+    BenchmarkInitError,
+    BenchmarkNotFound,
+    ForkgymError,
+    InvalidAction,
+    InvalidRequest,
+    ProtocolMismatch,
+    ServerUnavailable,
+    SessionCrashed,
+    SessionNotStarted,
+    Timeout,
+)
+from forkgym.outcome import Outcome
+from forkgym.registration import ENVIRONMENTS, full_id, register_all
+from forkgym.server import Server, ServerOptions, server_binary
+from forkgym.state import CompilerEnvState, CompilerEnvStateReader, CompilerEnvStateWriter
+from forkgym.validate import ValidationResult
+
+__version__ = "0.1.0"
+
+register_all()
+
+COMPILER_GYM_ENVS = list(ENVIRONMENTS)
+
+
+def make(env_id: str, max_episode_steps: int | None = None, **kwargs: Any) -> Any:
+    """An environment by id (``"llvm-ic-v0"`` or ``"forkgym/llvm-ic-v0"``).
+
+    Returns the :class:`LlvmEnv` itself (not gymnasium's checker wrappers) so
+    the whole CompilerGym API is at hand; with ``max_episode_steps`` it is
+    wrapped in :class:`forkgym.wrappers.TimeLimit`, which forwards that API.
+    Keyword arguments override the id's defaults (``benchmark=``,
+    ``observation_space=``, ``reward_space=``, ``step_timeout=``...).
+    """
+    import gymnasium as gym
+
+    from forkgym.envs import with_spec
+
+    spec = gym.spec(full_id(env_id))
+    env = with_spec(LlvmEnv(**{**spec.kwargs, **kwargs}), spec, kwargs)
+    if max_episode_steps is not None:
+        from forkgym.wrappers import TimeLimit
+
+        return TimeLimit(env, max_episode_steps)
+    return env
+
+
+def make_vec(env_id: str, num_envs: int, **kwargs: Any) -> Any:
+    """A gymnasium ``VectorEnv`` of ``num_envs`` episodes stepped with one native call
+    (autoreset mode ``NEXT_STEP``). See :class:`forkgym.vector.LlvmVectorEnv`."""
+    from forkgym.vector import LlvmVectorEnv
+
+    return LlvmVectorEnv(num_envs, env_id=full_id(env_id), **kwargs)
+
+
+__all__ = [
+    "DEFAULT_BENCHMARK",
+    "Benchmark",
+    "BenchmarkInitError",
+    "BenchmarkNotFound",
+    "COMPILER_GYM_ENVS",
+    "CompilerEnvState",
+    "CompilerEnvStateReader",
+    "CompilerEnvStateWriter",
+    "ForkgymError",
+    "InvalidAction",
+    "InvalidRequest",
+    "LlvmEnv",
+    "Outcome",
+    "ProtocolMismatch",
+    "Server",
+    "ServerOptions",
+    "ServerUnavailable",
+    "SessionCrashed",
+    "SessionNotStarted",
+    "Timeout",
+    "ValidationResult",
+    "make",
+    "make_benchmark",
+    "make_vec",
+    "server_binary",
+]

@@ -1,0 +1,566 @@
+"""``LlvmEnv``: LLVM phase ordering as a gymnasium 1.x environment with the
+CompilerGym API.
+
+Every episode is a worker process forked from the zygote; ``fork()`` forks
+the worker. The env keeps only bookkeeping in Python (actions, episode
+reward, chosen spaces); every observation and reward is computed in the
+worker and crosses shared memory once per step.
+
+Lifecycle: ``LlvmEnv(...)`` (no worker yet) → ``reset()`` (new worker) →
+``step()``/``multistep()``/``fork()`` → ``close()``. A crash or timeout in a
+step truncates the episode (it does not raise); the next ``reset()`` starts
+a new worker, and a new zygote if the old one died.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from forkgym import _forkgym
+from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, Datasets, canonical_uri, make_benchmark, server_uri
+from forkgym.errors import (
+    BenchmarkInitError,
+    BenchmarkNotFound,
+    ServerUnavailable,
+    SessionNotStarted,
+    from_outcome,
+)
+from forkgym.outcome import ends_episode, from_value
+from forkgym.server import Server, ServerOptions, shared_server
+from forkgym.spaces import (
+    ActionSpace,
+    NoObservation,
+    ObservationSpaceSpec,
+    RewardSpaceSpec,
+    build_observation_specs,
+    build_reward_specs,
+    lookup,
+)
+from forkgym.state import CompilerEnvState
+
+
+@dataclass
+class StepPlan:
+    """One step's request, prepared in Python and completed after the native call.
+    Split in two so the vector env can send many plans with one ``step_many``."""
+
+    actions: list[int]
+    native_actions: list[int]
+    observation_specs: list[ObservationSpaceSpec]
+    reward_specs: list[RewardSpaceSpec]
+    native_observations: list[str]
+    native_rewards: list[str]
+    default_reward: int | None  # index into native_rewards of the default reward space
+    explicit_observations: bool
+    explicit_rewards: bool
+
+
+class ObservationView:
+    """``env.observation["Ir"]``: computes one observation of the current state on request."""
+
+    def __init__(self, env: LlvmEnv) -> None:
+        self._env = env
+        self.spaces: dict[str, ObservationSpaceSpec] = env._observation_specs
+
+    def __getitem__(self, name: str) -> Any:
+        spec = lookup(self.spaces, name, "observation")
+        result = self._env._request([], [spec.native], [])
+        return spec.translate(result.observations[0])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.spaces
+
+    def __iter__(self):
+        return iter(self.spaces)
+
+
+class RewardView:
+    """``env.reward["IrInstructionCountOz"]``: the reward accrued since this reward
+    was last computed. Asking for the default reward also counts towards
+    ``episode_reward`` (the worker moves the reward's baseline on)."""
+
+    def __init__(self, env: LlvmEnv) -> None:
+        self._env = env
+        self.spaces: dict[str, RewardSpaceSpec] = env._reward_specs
+
+    def __getitem__(self, name: str) -> float:
+        lookup(self.spaces, name, "reward")
+        result = self._env._request([], [], [name])
+        reward = float(result.rewards[0])
+        if self._env._reward_spec is not None and name == self._env._reward_spec.name:
+            self._env.episode_reward += reward
+        return reward
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.spaces
+
+    def __iter__(self):
+        return iter(self.spaces)
+
+
+class LlvmEnv(gym.Env):
+    """LLVM phase ordering: choose the next optimisation pass for a module.
+
+    Args:
+        benchmark: URI or :class:`Benchmark` (default ``benchmark://forkgym-v0/crc32``).
+        observation_space: name of the default observation space, or None.
+        reward_space: name of the default reward space, or None.
+        server: a :class:`Server` or :class:`ServerOptions`; default: one private
+            zygote shared by every env of this process.
+        step_timeout, reset_timeout: wall-clock seconds before a worker is killed.
+        address_space_mb, cpu_seconds_per_step: per-worker limits (0 = server default).
+    """
+
+    metadata = {"render_modes": ["human", "ansi"]}
+
+    def __init__(
+        self,
+        benchmark: str | Benchmark | None = None,
+        observation_space: str | None = None,
+        reward_space: str | None = None,
+        *,
+        server: Server | ServerOptions | None = None,
+        step_timeout: float = 300.0,
+        reset_timeout: float = 300.0,
+        address_space_mb: int = 0,
+        cpu_seconds_per_step: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        self._server = server if isinstance(server, Server) else shared_server(server)
+        self._limits = (float(step_timeout), float(reset_timeout), int(address_space_mb), int(cpu_seconds_per_step))
+        self._init_kwargs = dict(
+            benchmark=benchmark, observation_space=observation_space, reward_space=reward_space,
+            server=self._server, step_timeout=step_timeout, reset_timeout=reset_timeout,
+            address_space_mb=address_space_mb, cpu_seconds_per_step=cpu_seconds_per_step, render_mode=render_mode,
+        )
+        description = self._server.connection().describe()
+        self._description = description
+        self.action_space = ActionSpace(description.actions)
+        self._observation_specs = build_observation_specs(description)
+        self._reward_specs = build_reward_specs(description)
+        self.observation = ObservationView(self)
+        self.reward = RewardView(self)
+        self.datasets = Datasets()
+        self.render_mode = render_mode
+
+        self._native: _forkgym.Env | None = None
+        self._native_connection: _forkgym.Connection | None = None
+        self._benchmark: Benchmark = self._as_benchmark(benchmark or DEFAULT_BENCHMARK)
+        self._benchmark_in_use: Benchmark | None = None
+        self._observation_spec: ObservationSpaceSpec | None = None
+        self._reward_spec: RewardSpaceSpec | None = None
+        self._no_observation = NoObservation()
+        self.observation_space = observation_space  # type: ignore[assignment]
+        self.reward_space = reward_space  # type: ignore[assignment]
+        self._actions: list[int] = []
+        self.episode_reward: float = 0.0
+        self._episode_start = time.monotonic()
+        self._episode_over = False
+
+    # ---------------------------------------------------------- spaces --
+
+    @property
+    def observation_space(self) -> gym.spaces.Space:  # type: ignore[override]
+        """The default observation's gymnasium space (``NoObservation`` if none).
+        Set it by name: ``env.observation_space = "Autophase"``."""
+        return self._observation_spec.space if self._observation_spec else self._no_observation
+
+    @observation_space.setter
+    def observation_space(self, space: str | ObservationSpaceSpec | gym.spaces.Space | None) -> None:
+        if space is None:
+            self._observation_spec = None
+        elif isinstance(space, ObservationSpaceSpec):
+            self._observation_spec = space
+        else:
+            name = space if isinstance(space, str) else getattr(space, "name", None)
+            self._observation_spec = lookup(self._observation_specs, str(name), "observation")
+
+    @property
+    def observation_space_spec(self) -> ObservationSpaceSpec | None:
+        return self._observation_spec
+
+    @property
+    def reward_space(self) -> RewardSpaceSpec | None:
+        """The default reward space (``None`` if unset; steps then return reward 0.0).
+        Set it by name: ``env.reward_space = "IrInstructionCountOz"``."""
+        return self._reward_spec
+
+    @reward_space.setter
+    def reward_space(self, space: str | RewardSpaceSpec | None) -> None:
+        self._reward_spec = None if space is None else lookup(self._reward_specs, str(space), "reward")
+
+    # ------------------------------------------------------- benchmarks --
+
+    def _as_benchmark(self, benchmark: str | Benchmark | Any) -> Benchmark:
+        if isinstance(benchmark, Benchmark):
+            return benchmark
+        return Benchmark(canonical_uri(benchmark))
+
+    @property
+    def benchmark(self) -> Benchmark:
+        """The benchmark of the current episode (or of the next, once set).
+        Setting it takes effect at the next ``reset()``, as in CompilerGym."""
+        return self._benchmark_in_use or self._benchmark
+
+    @benchmark.setter
+    def benchmark(self, benchmark: str | Benchmark) -> None:
+        self._benchmark = self._as_benchmark(benchmark)
+
+    def make_benchmark(self, inputs: Any) -> Benchmark:
+        """See :func:`forkgym.make_benchmark`."""
+        return make_benchmark(inputs)
+
+    # ----------------------------------------------------------- episode --
+
+    @property
+    def in_episode(self) -> bool:
+        return self._native is not None and self._native.alive
+
+    def reset(  # type: ignore[override]
+        self,
+        *,
+        seed: int | None = None,
+        options: dict[str, Any] | None = None,
+        benchmark: str | Benchmark | None = None,
+        observation_space: str | None = None,
+        reward_space: str | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Starts a new episode in a fresh worker: ``(observation, info)``.
+
+        The benchmark may be given as ``reset(benchmark=...)`` or
+        ``options={"benchmark": ...}`` (also ``"observation_space"``,
+        ``"reward_space"``). ``seed`` seeds ``np_random`` and the action
+        space; compilation itself is deterministic.
+        """
+        super().reset(seed=seed)
+        if seed is not None:
+            self.action_space.seed(seed)
+        options = options or {}
+        benchmark = options.get("benchmark", benchmark)
+        previous = self._benchmark
+        if benchmark is not None:
+            self.benchmark = benchmark
+        if "observation_space" in options or observation_space is not None:
+            self.observation_space = options.get("observation_space", observation_space)
+        if "reward_space" in options or reward_space is not None:
+            self.reward_space = options.get("reward_space", reward_space)
+
+        try:
+            self._start_session(server_uri(self._benchmark.uri))
+        except (BenchmarkNotFound, BenchmarkInitError):
+            # A bad benchmark given to this reset does not stick: reset() works again.
+            self._benchmark = previous
+            raise
+        self._benchmark_in_use = self._benchmark
+        self._actions = []
+        self.episode_reward = 0.0
+        self._episode_start = time.monotonic()
+        self._episode_over = False
+        observation = None
+        if self._observation_spec is not None:
+            observation = self.observation[self._observation_spec.id]
+        return observation, {"benchmark": self._benchmark.uri}
+
+    def _start_session(self, uri: str) -> None:
+        """A worker for ``uri``; if the zygote died, one retry on a new zygote."""
+        for attempt in range(2):
+            connection = self._server.connection()
+            if self._native is None or self._native_connection is not connection:
+                if self._native is not None:
+                    self._native.close()
+                self._native = _forkgym.Env(connection, *self._limits)
+                self._native_connection = connection
+            try:
+                self._native.reset(uri)
+                return
+            except ServerUnavailable:
+                if attempt:
+                    raise
+                self._server.renew(connection)
+
+    def _require_episode(self) -> _forkgym.Env:
+        if self._native is None or not self._native.alive:
+            why = "the last episode ended (see the step's info['outcome'])" if self._episode_over else \
+                "no episode is running"
+            raise SessionNotStarted(f"{why}; call env.reset() first")
+        return self._native
+
+    def _request(self, actions: list[int], observations: list[str], rewards: list[str]) -> Any:
+        """A step that must succeed (lazy observations, rewards): failures raise."""
+        native = self._require_episode()
+        result = native.step(actions, observations, rewards)
+        if not result.ok:
+            if ends_episode(result.outcome):
+                self._episode_over = True
+            raise from_outcome(result.outcome, result.message, result.signal, result.reproducer)
+        return result
+
+    # -------------------------------------------------------------- step --
+
+    def step(  # type: ignore[override]
+        self,
+        action: int | Sequence[int],
+        observation_spaces: Sequence[str | ObservationSpaceSpec] | None = None,
+        reward_spaces: Sequence[str | RewardSpaceSpec] | None = None,
+        observations: Sequence[str | ObservationSpaceSpec] | None = None,
+        rewards: Sequence[str | RewardSpaceSpec] | None = None,
+    ) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        """Applies one action (or a list, as ``multistep``).
+
+        Returns gymnasium's five-tuple. With ``observation_spaces`` /
+        ``reward_spaces`` the observation / reward are lists in that order.
+        A worker crash or timeout returns ``truncated=True``, default
+        observations, a reward cancelling the episode return, and
+        ``info["outcome"]`` and ``info["reproducer"]``.
+        """
+        actions = [action] if np.ndim(action) == 0 else list(action)  # type: ignore[arg-type]
+        return self.multistep(actions, observation_spaces, reward_spaces, observations, rewards)
+
+    def multistep(
+        self,
+        actions: Iterable[int],
+        observation_spaces: Sequence[str | ObservationSpaceSpec] | None = None,
+        reward_spaces: Sequence[str | RewardSpaceSpec] | None = None,
+        observations: Sequence[str | ObservationSpaceSpec] | None = None,
+        rewards: Sequence[str | RewardSpaceSpec] | None = None,
+    ) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        """Applies many actions in one round trip to the worker."""
+        plan = self._plan_step(actions, observation_spaces or observations, reward_spaces or rewards)
+        native = self._require_episode()
+        result = native.step(plan.native_actions, plan.native_observations, plan.native_rewards)
+        return self._complete_step(plan, result)
+
+    def _plan_step(self, actions: Iterable[int], observation_spaces: Any, reward_spaces: Any) -> StepPlan:
+        self._require_episode()
+        checked = [self.action_space.check(a) for a in actions]
+        unavailable = self.action_space.unavailable
+        native_actions = [a for a in checked if a not in unavailable]
+
+        explicit_obs = observation_spaces is not None
+        if explicit_obs:
+            obs_specs = [s if isinstance(s, ObservationSpaceSpec) else lookup(self._observation_specs, s, "observation")
+                         for s in observation_spaces]
+        else:
+            obs_specs = [self._observation_spec] if self._observation_spec else []
+        explicit_rewards = reward_spaces is not None
+        if explicit_rewards:
+            reward_specs = [lookup(self._reward_specs, str(s), "reward") for s in reward_spaces]
+        else:
+            reward_specs = [self._reward_spec] if self._reward_spec else []
+
+        native_obs = list(dict.fromkeys(s.native for s in obs_specs))
+        native_rewards = [s.name for s in reward_specs]
+        default_reward = None
+        if self._reward_spec is not None:
+            # Always track the default reward so episode_reward stays the episode's return.
+            if self._reward_spec.name not in native_rewards:
+                native_rewards.append(self._reward_spec.name)
+            default_reward = native_rewards.index(self._reward_spec.name)
+        return StepPlan(checked, native_actions, obs_specs, reward_specs, native_obs, native_rewards,
+                        default_reward, explicit_obs, explicit_rewards)
+
+    def _complete_step(self, plan: StepPlan, result: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        truncated = False
+        if result.ok:
+            self._actions.extend(plan.actions)
+            values = dict(zip(plan.native_observations, result.observations))
+            observations = [spec.translate(values[spec.native]) for spec in plan.observation_specs]
+            native_rewards = list(result.rewards)
+            if plan.default_reward is not None:
+                self.episode_reward += native_rewards[plan.default_reward]
+            rewards = native_rewards[: len(plan.reward_specs)]
+            info: dict[str, Any] = {
+                "action_had_no_effect": bool(result.action_had_no_effect) or not plan.native_actions,
+            }
+        elif ends_episode(result.outcome):
+            # The worker is gone: truncate, cancel the return, say why and how to reproduce.
+            self._actions.extend(plan.actions)
+            self._episode_over = True
+            truncated = True
+            observations = [spec.default() for spec in plan.observation_specs]
+            rewards = [spec.reward_on_error(self.episode_reward) for spec in plan.reward_specs]
+            if self._reward_spec is not None:
+                self.episode_reward += self._reward_spec.reward_on_error(self.episode_reward)
+            info = {
+                "action_had_no_effect": True,
+                "outcome": from_value(result.outcome),
+                "error_details": result.message,
+                "signal": result.signal,
+                "reproducer": result.reproducer,
+            }
+        else:
+            raise from_outcome(result.outcome, result.message, result.signal)
+
+        if plan.explicit_observations:
+            observation: Any = observations
+        else:
+            observation = observations[0] if observations else None
+        if plan.explicit_rewards:
+            reward: Any = [float(r) for r in rewards]
+        else:
+            reward = float(rewards[0]) if rewards else 0.0
+        return observation, reward, False, truncated, info
+
+    # ------------------------------------------------------------- fork --
+
+    def fork(self) -> LlvmEnv:
+        """A copy of this episode in a copy-on-write ``fork(2)`` of its worker.
+
+        The copy has the same actions, rewards so far and spaces, and evolves
+        independently; close it when done (or let it be garbage collected).
+        """
+        native = self._require_episode()
+        copy_native = native.fork()
+        other = type(self)(**self._init_kwargs)
+        other._native = copy_native
+        other._native_connection = self._native_connection
+        other._benchmark = self._benchmark
+        other._benchmark_in_use = self._benchmark_in_use
+        other._observation_spec = self._observation_spec
+        other._reward_spec = self._reward_spec
+        other._actions = list(self._actions)
+        other.episode_reward = self.episode_reward
+        other._episode_start = self._episode_start
+        other.spec = self.spec
+        return other
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LlvmEnv:
+        return self.fork()
+
+    def close(self) -> None:
+        """Ends the episode's worker. The env can be reset again afterwards."""
+        if self._native is not None:
+            self._native.close()
+        self._native = None
+        self._native_connection = None
+
+    def __enter__(self) -> LlvmEnv:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------ CompilerGym extras --
+
+    @property
+    def actions(self) -> list[int]:
+        """Every action applied this episode, in order (including no-op unavailable ones)."""
+        return list(self._actions)
+
+    @property
+    def episode_walltime(self) -> float:
+        """Seconds since ``reset()``."""
+        return time.monotonic() - self._episode_start
+
+    def commandline(self, actions: Iterable[int] | None = None) -> str:
+        """A runnable ``opt -passes='...'`` command line for the episode's actions."""
+        return self.action_space.to_string(self._actions if actions is None else actions)
+
+    def commandline_to_actions(self, commandline: str) -> list[int]:
+        return self.action_space.from_string(commandline)
+
+    @property
+    def state(self) -> CompilerEnvState:
+        """The episode as a :class:`CompilerEnvState` (reward = episode_reward, or None
+        without a reward space)."""
+        return CompilerEnvState(
+            benchmark=str(self.benchmark),
+            commandline=self.commandline(),
+            walltime=self.episode_walltime,
+            reward=self.episode_reward if self._reward_spec is not None else None,
+        )
+
+    def apply(self, state: CompilerEnvState) -> None:
+        """Replays ``state`` in this env (resets to its benchmark, then applies its actions).
+        Raises if the replay crashes."""
+        actions = self.action_space.from_string(state.commandline)
+        self.reset(benchmark=state.benchmark)
+        _, _, _, truncated, info = self.multistep(actions)
+        if truncated:
+            raise from_outcome(info["outcome"], info["error_details"], info["signal"], info["reproducer"])
+
+    def validate(self, state: CompilerEnvState | None = None) -> Any:
+        """Replays a state (default: this episode) in a fresh worker and checks it.
+
+        Returns a :class:`forkgym.validate.ValidationResult`; for this
+        episode the IR hash of the replay must equal the current one.
+        """
+        from forkgym.validate import validate_states
+
+        expected_sha1 = None
+        if state is None:
+            state = self.state
+            expected_sha1 = self.ir_sha1
+        return validate_states([state], self, expected_sha1=[expected_sha1])[0]
+
+    @property
+    def ir(self) -> str:
+        """The module's textual IR."""
+        return self.observation["Ir"]
+
+    @property
+    def ir_sha1(self) -> str:
+        """SHA-1 of the module's bitcode (as ``opt -o out.bc`` writes it)."""
+        return self.observation["IrSha1"]
+
+    @property
+    def bitcode(self) -> bytes:
+        return self.observation["Bitcode"].tobytes()
+
+    def write_ir(self, path: str | Path) -> Path:
+        """Writes textual IR to ``path`` and returns it."""
+        path = Path(path)
+        path.write_text(self.ir)
+        return path
+
+    def write_bitcode(self, path: str | Path) -> Path:
+        """Writes bitcode to ``path`` and returns it."""
+        path = Path(path)
+        path.write_bytes(self.bitcode)
+        return path
+
+    @property
+    def worker_pid(self) -> int:
+        """The pid of the worker running this episode (-1 without one)."""
+        return self._native.worker_pid if self._native is not None else -1
+
+    @property
+    def server_pid(self) -> int:
+        """The pid of the private zygote this env uses (-1 for a shared socket server)."""
+        return self._server.connection().server_pid
+
+    @property
+    def connection(self) -> _forkgym.Connection:
+        return self._server.connection()
+
+    def render(self) -> str | None:
+        """``"ansi"`` returns the IR; ``"human"`` prints it."""
+        if self.render_mode is None:
+            return None
+        ir = self.ir
+        if self.render_mode == "human":
+            print(ir)
+            return None
+        return ir
+
+    def __repr__(self) -> str:
+        env_id = self.spec.id if self.spec else "LlvmEnv"
+        return f"<{env_id} benchmark={self.benchmark.uri}>"
+
+
+def with_spec(env: LlvmEnv, spec: gym.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> LlvmEnv:
+    env.spec = replace(spec, kwargs={**spec.kwargs, **kwargs})
+    return env

@@ -1,0 +1,112 @@
+"""Finding and owning the forkgym-server zygote.
+
+By default every env in a process shares one private zygote (LLVM and the
+parsed benchmarks are loaded once). It is spawned on first use and lives
+while any env holds its connection. If it dies, the next ``reset()`` asks
+:meth:`Server.connection` again and gets a new one transparently.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forkgym import _forkgym
+
+
+def server_binary() -> str:
+    """The forkgym-server this package should run.
+
+    In order: ``$FORKGYM_SERVER``; the binary installed inside the package
+    (``forkgym/bin/forkgym-server``, put there by ``pip install .``); the
+    path the C++ client was built with (a development build).
+    """
+    from_env = os.environ.get("FORKGYM_SERVER")
+    if from_env:
+        return from_env
+    bundled = Path(__file__).resolve().parent / "bin" / "forkgym-server"
+    if bundled.is_file() and os.access(bundled, os.X_OK):
+        return str(bundled)
+    return _forkgym.default_server_path()
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How to reach a zygote: spawn a private one (default) or connect to a socket."""
+
+    socket_path: str | None = None  # connect to a running `forkgym-server --socket PATH`
+    server_path: str | None = None  # binary to spawn; None = server_binary()
+    preload: tuple[str, ...] = ()
+    cache_mb: int = 0
+    log_level: str = "warn"
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Server:
+    """A zygote connection that renews itself when the zygote dies."""
+
+    def __init__(self, options: ServerOptions | None = None) -> None:
+        self.options = options or ServerOptions()
+        self._connection: _forkgym.Connection | None = None
+        self._lock = threading.Lock()
+
+    def connection(self) -> _forkgym.Connection:
+        """A live connection, spawning (or reconnecting) if the last one died."""
+        with self._lock:
+            if self._connection is None or not self._connection.alive:
+                self._connection = self._open()
+            return self._connection
+
+    def renew(self, dead: _forkgym.Connection) -> _forkgym.Connection:
+        """Replaces ``dead`` (if it is still the current one) with a new connection."""
+        with self._lock:
+            if self._connection is dead or self._connection is None or not self._connection.alive:
+                self._connection = self._open()
+            return self._connection
+
+    def _open(self) -> _forkgym.Connection:
+        o = self.options
+        if o.socket_path:
+            return _forkgym.Connection.connect(o.socket_path)
+        return _forkgym.Connection.spawn(
+            server_path=o.server_path or server_binary(),
+            preload=list(o.preload),
+            cache_mb=o.cache_mb,
+            log_level=o.log_level,
+            extra_args=list(o.extra_args),
+        )
+
+    def close(self) -> None:
+        """Drops this handle's reference; the zygote exits when no env uses it."""
+        with self._lock:
+            self._connection = None
+
+
+_shared: dict[ServerOptions, Server] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_server(options: ServerOptions | None = None) -> Server:
+    """The process-wide :class:`Server` for these options (one zygote per process by default)."""
+    options = options or ServerOptions()
+    with _shared_lock:
+        server = _shared.get(options)
+        if server is None:
+            server = _shared[options] = Server(options)
+        return server
+
+
+def _drop_shared() -> None:
+    # Closing connections before interpreter teardown lets each private
+    # zygote exit cleanly (and keeps nanobind's leak checker quiet).
+    with _shared_lock:
+        for server in _shared.values():
+            server.close()
+        _shared.clear()
+
+
+import atexit  # noqa: E402
+
+atexit.register(_drop_shared)
