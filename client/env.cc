@@ -74,7 +74,9 @@ Reproducer Env::reproducer() const {
   std::string passes;
   if (description) {
     for (uint32_t action : actions_) {
-      if (action >= (*description)->actions.size()) continue;
+      // Test-only actions have no pipeline text; skipping them keeps the
+      // command line parseable (no empty element between commas).
+      if (action >= (*description)->actions.size() || (*description)->actions[action].pipeline.empty()) continue;
       if (!passes.empty()) passes += ',';
       passes += (*description)->actions[action].pipeline;
     }
