@@ -18,8 +18,10 @@ IDS = sorted(ENVIRONMENTS)
 @pytest.mark.parametrize("env_id", IDS)
 def test_check_env_passes_on_every_registered_id(env_id: str) -> None:
     with forkgym.make(env_id) as env:
-        with warnings.catch_warnings(record=True):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             check_env(env.unwrapped, skip_render_check=True)
+        assert not caught, [str(w.message) for w in caught]
 
 
 @pytest.mark.parametrize("env_id", IDS)
