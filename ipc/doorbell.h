@@ -33,6 +33,11 @@ struct Rung {
   std::vector<UniqueFd> fds;  // received descriptors (fork replies only)
 };
 
+// A waiting side polls without blocking for this long before it sleeps:
+// long enough to catch the reply to a cheap step, short enough that idle
+// episodes cost no CPU.
+inline constexpr std::chrono::microseconds kDefaultSpin{50};
+
 class Doorbell {
  public:
   Doorbell() = default;
@@ -46,9 +51,14 @@ class Doorbell {
   // Errors: Outcome::SessionClosed when the peer closed its end (died),
   // Outcome::TimedOut when the timeout passed, Outcome::ProtocolMismatch for
   // a malformed record or descriptors where none were allowed.
-  Result<Rung> wait(std::optional<std::chrono::milliseconds> timeout, size_t maxFds = 0) const;
+  // spin: how long to poll without blocking first (see kDefaultSpin).
+  Result<Rung> wait(std::optional<std::chrono::milliseconds> timeout, size_t maxFds = 0,
+                    std::chrono::microseconds spin = kDefaultSpin) const;
 
   int fd() const { return fd_.get(); }
+  // One non-blocking (flags = MSG_DONTWAIT) or blocking receive;
+  // TimedOut when nothing was there.
+  Result<Rung> receive(size_t maxFds, int flags) const;
   UniqueFd release() { return std::move(fd_); }
 
  private:
