@@ -1,19 +1,30 @@
-// runtime_bench: latency of the runtime core's paths, as ratios within one
-// run on this machine. Not a test: numbers are reported, never asserted.
+// runtime_bench: latency of the runtime core's paths on one module, as
+// ratios within one run on this machine. Not a test: numbers are reported
+// (markdown on stdout, JSON with --json), never asserted. scripts/bench runs
+// it per module size and adds the Python, opt-per-step, throughput and
+// memory measurements.
 //
-//   runtime_bench [--quick] [--json FILE] [BENCHMARK_URI]
+//   runtime_bench [--quick] [--json FILE] [--actions -dce,-instcombine,-gvn]
+//                 [--observations] [BENCHMARK_URI]
 //
-// Measures, on one module:
-//   in-process floor   one cheap action (-dce) applied by an LlvmSession in
-//                      this process, no IPC (the same code the worker runs)
-//   client step        the same action through the C++ client
-//   reset              new episode on a cached benchmark
-//   fork               env.fork() of a live episode
-//   start-up           private zygote spawn -> hello -> reset -> first step
+// Rows:
+//   floor <action>     the action applied by an LlvmSession in this process,
+//                      no IPC — the same code the worker runs
+//   client <action>    the same action through the C++ client
+//   reset / fork       new episode on the cached benchmark / env.fork()
+//   parse / clone      in-process parse of the benchmark's bitcode and
+//                      llvm::CloneModule, the costs reset and fork avoid
+//   observe <name>     each observation through the client (--observations)
+//   start-up           private zygote spawn -> hello -> first reset -> first step
+#include <llvm/IR/Module.h>
+#include <llvm/Transforms/Utils/Cloning.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,27 +39,27 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Stats {
-  std::string name;
+struct Row {
+  std::string path;
   double p50 = 0, p99 = 0, min = 0;
   size_t samples = 0;
 };
 
 double microseconds(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
-Stats summarise(std::string name, std::vector<double> samples) {
+Row summarise(std::string path, std::vector<double> samples) {
   std::sort(samples.begin(), samples.end());
-  Stats stats{std::move(name)};
-  stats.samples = samples.size();
-  if (samples.empty()) return stats;
-  stats.min = samples.front();
-  stats.p50 = samples[samples.size() / 2];
-  stats.p99 = samples[std::min(samples.size() - 1, samples.size() * 99 / 100)];
-  return stats;
+  Row row{std::move(path)};
+  row.samples = samples.size();
+  if (samples.empty()) return row;
+  row.min = samples.front();
+  row.p50 = samples[samples.size() / 2];
+  row.p99 = samples[std::min(samples.size() - 1, samples.size() * 99 / 100)];
+  return row;
 }
 
 template <typename F>
-Stats measure(const std::string& name, int iterations, F&& body) {
+Row measure(const std::string& path, int iterations, F&& body) {
   std::vector<double> samples;
   samples.reserve(iterations);
   for (int i = 0; i < iterations; ++i) {
@@ -56,7 +67,7 @@ Stats measure(const std::string& name, int iterations, F&& body) {
     body();
     samples.push_back(microseconds(Clock::now() - start));
   }
-  return summarise(name, std::move(samples));
+  return summarise(path, std::move(samples));
 }
 
 [[noreturn]] void die(const std::string& message) {
@@ -64,24 +75,36 @@ Stats measure(const std::string& name, int iterations, F&& body) {
   std::exit(1);
 }
 
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream stream(text);
+  for (std::string part; std::getline(stream, part, ',');) parts.push_back(part);
+  return parts;
+}
+
+// Enough repetitions for a stable median, fewer for slow paths.
+int iterationsFor(double sampleUs, bool quick) {
+  const double budgetUs = quick ? 0.3e6 : 3e6;
+  return std::clamp(static_cast<int>(budgetUs / std::max(sampleUs, 1.0)), 5, quick ? 200 : 2000);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, observations = false;
   std::string jsonPath;
   std::string benchmark = "file://" FORKGYM_TEST_DATA "/crc32.c";
+  std::vector<std::string> actionFlags = {"-dce"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--quick") quick = true;
+    else if (arg == "--observations") observations = true;
     else if (arg == "--json" && i + 1 < argc) jsonPath = argv[++i];
+    else if (arg == "--actions" && i + 1 < argc) actionFlags = split(argv[++i]);
     else benchmark = arg;
   }
-  const int n = quick ? 200 : 2000;
-  const int resets = quick ? 50 : 300;
-  const uint32_t dce = static_cast<uint32_t>(forkgym::passes::findAction("-dce"));
-  const uint32_t oneAction[] = {dce};
 
-  // Start-up first, on a cold private zygote (no preload).
+  // Start-up first, on a cold private zygote with nothing preloaded.
   const auto spawnStart = Clock::now();
   auto connection = forkgym::Connection::spawn();
   if (!connection) die(connection.error().message);
@@ -89,54 +112,86 @@ int main(int argc, char** argv) {
   forkgym::Env env(*connection);
   if (auto ok = env.reset(benchmark); !ok) die(ok.error().message);
   const double firstResetUs = microseconds(Clock::now() - spawnStart);
-  if (!env.step(oneAction).ok()) die("first step failed");
+  const uint32_t firstAction[] = {static_cast<uint32_t>(forkgym::passes::findAction(actionFlags[0]))};
+  if (!env.step(firstAction).ok()) die("first step failed");
   const double firstStepUs = microseconds(Clock::now() - spawnStart);
 
-  // In-process floor: the worker's own code, in this process.
   forkgym::passes::initializeLlvm();
   auto loaded = forkgym::passes::loadBenchmark(benchmark);
   if (!loaded) die(loaded.error().message);
-  auto parsed = forkgym::passes::parseTrustedBitcode(*loaded);
-  if (!parsed) die(parsed.error().message);
+  std::vector<Row> rows;
+  std::optional<forkgym::passes::ParsedBenchmark> parsed;
+  rows.push_back(measure("parse (in-process)", quick ? 5 : 20, [&] {
+    auto again = forkgym::passes::parseTrustedBitcode(*loaded);
+    if (!again) die(again.error().message);
+    parsed.emplace(std::move(*again));
+  }));
+  rows.push_back(measure("CloneModule (in-process)", quick ? 5 : 20, [&] {
+    auto copy = llvm::CloneModule(*parsed->module);
+  }));
+  const int64_t instructions = parsed->costs.instructionCount[forkgym::passes::kInitial];
   forkgym::passes::LlvmSession session(*parsed->module, parsed->costs);
-  std::vector<Stats> rows;
-  rows.push_back(measure("in-process -dce (floor)", n, [&] {
-    if (!session.applyActions(oneAction)) die("in-process step failed");
-  }));
-  rows.push_back(measure("client step -dce", n, [&] {
-    if (!env.step(oneAction).ok()) die("client step failed");
-  }));
-  const std::vector<std::string> count = {"IrInstructionCount"};
-  rows.push_back(measure("client step -dce + IrInstructionCount", n, [&] {
-    if (!env.step(oneAction, count).ok()) die("client step failed");
-  }));
-  rows.push_back(measure("reset (cached benchmark)", resets, [&] {
+
+  for (const auto& flag : actionFlags) {
+    const int index = forkgym::passes::findAction(flag);
+    if (index < 0) die("unknown action " + flag);
+    const uint32_t one[] = {static_cast<uint32_t>(index)};
+    // Warm both sides (first run transforms; later runs are the steady state).
+    auto probeStart = Clock::now();
+    for (int i = 0; i < 3; ++i) {
+      if (!session.applyActions(one)) die("in-process " + flag + " failed");
+      if (!env.step(one).ok()) die("client " + flag + " failed");
+    }
+    const int n = iterationsFor(microseconds(Clock::now() - probeStart) / 6, quick);
+    rows.push_back(measure("floor " + flag, n, [&] {
+      if (!session.applyActions(one)) die("in-process step failed");
+    }));
+    rows.push_back(measure("client " + flag, n, [&] {
+      if (!env.step(one).ok()) die("client step failed");
+    }));
+  }
+  const int resets = quick ? 30 : 300;
+  rows.push_back(measure("reset (cached)", resets, [&] {
     if (!env.reset(benchmark)) die("reset failed");
   }));
   rows.push_back(measure("fork", resets, [&] {
     auto copy = env.fork();
     if (!copy) die("fork failed: " + copy.error().message);
   }));
+  if (observations) {
+    auto description = (*connection)->describe();
+    for (const auto& space : (*description)->observations) {
+      const std::vector<std::string> name = {space.name};
+      // The worker caches some observations until the module changes, so
+      // each sample starts from a fresh episode: the cold cost.
+      std::vector<double> samples;
+      for (int i = 0; i < (quick ? 3 : 10); ++i) {
+        if (!env.reset(benchmark)) die("reset failed");
+        if (!env.step({}).ok()) die("empty step failed");  // the worker's set-up is not the observation's cost
+        const auto start = Clock::now();
+        auto result = env.observe(name);
+        if (!result.ok()) die(space.name + ": " + result.message);
+        samples.push_back(microseconds(Clock::now() - start));
+      }
+      rows.push_back(summarise("observe " + space.name, std::move(samples)));
+    }
+  }
 
-  std::printf("benchmark: %s (%lld instructions)\n\n", benchmark.c_str(),
-              static_cast<long long>(parsed->costs.instructionCount[forkgym::passes::kInitial]));
+  std::printf("benchmark: %s (%lld instructions)\n\n", benchmark.c_str(), static_cast<long long>(instructions));
   std::printf("| path | p50 µs | p99 µs | min µs | samples |\n|---|---:|---:|---:|---:|\n");
   for (const auto& row : rows) {
-    std::printf("| %s | %.1f | %.1f | %.1f | %zu |\n", row.name.c_str(), row.p50, row.p99, row.min, row.samples);
+    std::printf("| %s | %.1f | %.1f | %.1f | %zu |\n", row.path.c_str(), row.p50, row.p99, row.min, row.samples);
   }
-  const double overhead = rows[1].p50 - rows[0].p50;
-  std::printf("\nclient step overhead over the in-process floor: %.1f µs p50 (%.2fx)\n", overhead,
-              rows[1].p50 / std::max(rows[0].p50, 0.001));
-  std::printf("start-up: zygote spawn + hello %.1f ms, + first reset (compile, baselines) %.1f ms, + first step %.1f ms\n",
+  std::printf("\nstart-up: zygote spawn + hello %.1f ms, + first reset (load, baselines) %.1f ms, + first step %.1f ms\n",
               helloUs / 1000, firstResetUs / 1000, firstStepUs / 1000);
 
   if (!jsonPath.empty()) {
     std::ofstream json(jsonPath);
-    json << "{\n  \"benchmark\": \"" << benchmark << "\",\n  \"rows\": [\n";
+    json << "{\n  \"benchmark\": \"" << benchmark << "\",\n  \"instructions\": " << instructions << ",\n  \"rows\": [\n";
     for (size_t i = 0; i < rows.size(); ++i) {
-      json << "    {\"path\": \"" << rows[i].name << "\", \"p50_us\": " << rows[i].p50 << ", \"p99_us\": " << rows[i].p99
-           << ", \"min_us\": " << rows[i].min << ", \"samples\": " << rows[i].samples << "}" << (i + 1 < rows.size() ? "," : "")
-           << "\n";
+      json << "    {\"path\": \"" << rows[i].path << "\", \"p50_us\": " << rows[i].p50 << ", \"p99_us\": " << rows[i].p99
+           << ", \"min_us\": " << rows[i].min << ", \"samples\": " << rows[i].samples << "}"
+           << (i + 1 < rows.size() ? "," : "") << "\n";
     }
     json << "  ],\n  \"startup_ms\": {\"hello\": " << helloUs / 1000 << ", \"first_reset\": " << firstResetUs / 1000
          << ", \"first_step\": " << firstStepUs / 1000 << "}\n}\n";

@@ -1,0 +1,303 @@
+"""forkgym's performance harness: one run, this machine, ratios within it.
+
+Measures (see the README's performance section for what the numbers mean):
+  step       one action (-dce cheap, -instcombine medium, -gvn expensive) on a
+             small, medium and large module: in-process floor (no IPC), the
+             C++ client, the Python env; p50 and p99
+  opt        the prior-work approach: one `opt` process per step (parse, run,
+             write), as a ratio to a forkgym step
+  reset/fork per module size, beside the in-process parse and CloneModule
+             they avoid
+  start-up   zygote spawn to first completed step, nothing preloaded
+  observe    each observation on the medium module
+  throughput random-episode steps/s with 1, 2, 4, 8 envs (processes, and the
+             vector env), and scaling efficiency on this machine's cores
+  memory     per-worker USS/PSS with 1, 8, 64 live episodes on one
+             benchmark, and the zygote's RSS
+
+Writes bench-out/bench.json and bench-out/bench.md and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench-out"
+RUNTIME_BENCH = ROOT / "build/tests/bench/runtime_bench"
+OPT = "/usr/lib/llvm-19/bin/opt"
+ACTIONS = ["-dce", "-instcombine", "-gvn"]
+
+
+def generate_large_c(path: Path, functions: int = 420) -> None:
+    """A deterministic C program of >=50k instructions at -O0: many small
+    kernels (loops, branches, arrays, calls) like real numeric code."""
+    lines = ["#include <stdio.h>", "static int table[256];"]
+    for f in range(functions):
+        a, b, c = 3 + f % 7, 5 + f % 11, 1 + f % 13
+        lines.append(f"""
+static int kernel{f}(int *v, int n, int s) {{
+  int acc = s;
+  for (int i = 0; i < n; ++i) {{
+    int x = v[i] * {a} + (acc >> {c % 5 + 1});
+    if (x % {b} == 0) acc += x ^ table[(x + i) & 255];
+    else if (x & 1) acc -= x / {c};
+    else acc ^= (x << 2) + i;
+    switch ((x + acc) & 3) {{
+      case 0: v[i] = acc + {a}; break;
+      case 1: v[i] = acc - {b}; break;
+      case 2: v[i] ^= acc; break;
+      default: v[i] += i * {c};
+    }}
+  }}
+  for (int i = 1; i < n; ++i) v[i] += v[i - 1] % {b + 2};
+  return acc + v[n - 1];
+}}""")
+    lines.append("int main(void) {\n  int v[64];\n  int acc = 0;\n  for (int i = 0; i < 256; ++i) table[i] = i * 2654435761u >> 7;")
+    lines.append("  for (int i = 0; i < 64; ++i) v[i] = i * 7 + 1;")
+    for f in range(functions):
+        lines.append(f"  acc += kernel{f}(v, 64, acc);")
+    lines.append('  printf("%d\\n", acc);\n  return 0;\n}')
+    path.write_text("\n".join(lines) + "\n")
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def timed(fn, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e6)
+    return samples
+
+
+def modules(quick: bool) -> dict[str, str]:
+    found = {
+        "small": f"file://{ROOT}/tests/data/crc32.c",
+        "medium": "generator://csmith-v0/2",
+    }
+    if not quick:
+        large = OUT / "modules" / "large.c"
+        large.parent.mkdir(parents=True, exist_ok=True)
+        generate_large_c(large)
+        found["large"] = f"file://{large}"
+    return found
+
+
+def runtime_bench(uri: str, quick: bool, observations: bool) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        args = [str(RUNTIME_BENCH), "--json", out.name, "--actions", ",".join(ACTIONS), uri]
+        if quick:
+            args.insert(1, "--quick")
+        if observations:
+            args.insert(1, "--observations")
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(Path(out.name).read_text())
+
+
+def python_steps(uri: str, quick: bool) -> dict[str, dict]:
+    import forkgym
+
+    results = {}
+    with forkgym.make("llvm-v0", benchmark=uri) as env:
+        env.reset()
+        names = env.action_space.names
+        for flag in ACTIONS:
+            action = names.index(flag)
+            for _ in range(3):
+                env.step(action)
+            probe = statistics.median(timed(lambda: env.step(action), 3))
+            n = max(5, min(200 if quick else 2000, int((0.3e6 if quick else 3e6) / max(probe, 1))))
+            samples = timed(lambda: env.step(action), n)
+            results[flag] = {"p50_us": percentile(samples, 0.5), "p99_us": percentile(samples, 0.99), "samples": n}
+        bitcode = env.observation["Bitcode"]
+    return results, bytes(bitcode)
+
+
+def opt_per_step(bitcode: bytes, pipeline: str, quick: bool) -> float:
+    """The prior-work approach: a whole `opt` process per step."""
+    with tempfile.TemporaryDirectory(prefix="forkgym-bench-") as tmp:
+        source = Path(tmp) / "in.bc"
+        source.write_bytes(bitcode)
+        command = [OPT, f"-passes={pipeline}", str(source), "-o", str(Path(tmp) / "out.bc")]
+        samples = timed(lambda: subprocess.run(command, check=True), 3 if quick else 10)
+    return percentile(samples, 0.5)
+
+
+def random_episode_worker(args) -> int:
+    """One process: random episodes of 50 steps for `seconds`; returns steps."""
+    env_id, uri, seconds, seed = args
+    import forkgym
+
+    rng = random.Random(seed)
+    steps = 0
+    with forkgym.make(env_id, benchmark=uri) as env:
+        usable = [i for i in range(env.action_space.n) if i not in env.action_space.unavailable]
+        env.reset()
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            _, _, terminated, truncated, _ = env.step(rng.choice(usable))
+            steps += 1
+            if steps % 50 == 0 or terminated or truncated:
+                env.reset()
+    return steps
+
+
+def throughput(uri: str, counts: list[int], seconds: float) -> dict:
+    import forkgym
+    import numpy as np
+
+    rows = {}
+    for n in counts:
+        with multiprocessing.get_context("spawn").Pool(n) as pool:
+            steps = sum(pool.map(random_episode_worker, [("llvm-ic-v0", uri, seconds, i) for i in range(n)]))
+        processes = steps / seconds
+        vec = forkgym.make_vec("llvm-ic-v0", num_envs=n, benchmark=uri)
+        try:
+            vec.reset(seed=0)
+            space = vec.single_action_space
+            usable = np.array([i for i in range(space.n) if i not in space.unavailable])
+            rng = np.random.default_rng(0)
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                vec.step(rng.choice(usable, size=n))
+                count += n
+            vector = count / (time.perf_counter() - start)
+        finally:
+            vec.close()
+        rows[n] = {"processes_steps_per_s": processes, "vector_steps_per_s": vector}
+    base = rows[counts[0]]
+    cores = os.cpu_count() or 1
+    for n, row in rows.items():
+        ideal = min(n, cores) / counts[0]
+        row["processes_scaling"] = row["processes_steps_per_s"] / base["processes_steps_per_s"] / ideal
+        row["vector_scaling"] = row["vector_steps_per_s"] / base["vector_steps_per_s"] / ideal
+    return rows
+
+
+def smaps(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value, *_ = line.split()
+        fields[name.rstrip(":")] = int(value)
+    return fields
+
+
+def memory(uri: str, counts: list[int]) -> dict:
+    import forkgym
+
+    rows = {}
+    for n in counts:
+        server = forkgym.Server()
+        envs = [forkgym.make("llvm-v0", benchmark=uri, server=server) for _ in range(n)]
+        try:
+            for env in envs:
+                env.reset()
+                env.step(env.action_space.names.index("-dce"))
+            workers = [smaps(env.worker_pid) for env in envs]
+            zygote = smaps(envs[0].server_pid)
+            uss = [w["Private_Clean"] + w["Private_Dirty"] for w in workers]
+            rows[n] = {
+                "worker_uss_kb_median": statistics.median(uss),
+                "worker_pss_kb_median": statistics.median(w["Pss"] for w in workers),
+                "zygote_rss_kb": zygote["Rss"],
+            }
+        finally:
+            for env in envs:
+                env.close()
+            server.close()
+    return rows
+
+
+def markdown(report: dict) -> str:
+    out = [f"machine: {report['machine']}", ""]
+    out.append("### Step latency (µs, p50 / p99)")
+    out.append("")
+    out.append("| module | instructions | action | in-process floor | C++ client | Python | C++ overhead | Python overhead | opt per step | opt / Python |")
+    out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for size, m in report["modules"].items():
+        rows = {r["path"]: r for r in m["runtime"]["rows"]}
+        for flag in ACTIONS:
+            floor, cpp, py = rows[f"floor {flag}"], rows[f"client {flag}"], m["python"][flag]
+            opt = m["opt_per_step_us"][flag]
+            out.append(
+                f"| {size} | {m['runtime']['instructions']} | {flag} | {floor['p50_us']:.1f} / {floor['p99_us']:.1f} | "
+                f"{cpp['p50_us']:.1f} / {cpp['p99_us']:.1f} | {py['p50_us']:.1f} / {py['p99_us']:.1f} | "
+                f"{cpp['p50_us'] - floor['p50_us']:.1f} | {py['p50_us'] - floor['p50_us']:.1f} | {opt:.0f} | {opt / py['p50_us']:.0f}× |")
+    out += ["", "### Reset and fork (µs, p50 / p99) beside what they avoid", ""]
+    out.append("| module | reset (cached) | fork | in-process parse | CloneModule |")
+    out.append("|---|---:|---:|---:|---:|")
+    for size, m in report["modules"].items():
+        rows = {r["path"]: r for r in m["runtime"]["rows"]}
+        cell = lambda name: f"{rows[name]['p50_us']:.0f} / {rows[name]['p99_us']:.0f}"
+        out.append(f"| {size} | {cell('reset (cached)')} | {cell('fork')} | {cell('parse (in-process)')} | {cell('CloneModule (in-process)')} |")
+    startup = report["modules"]["small"]["runtime"]["startup_ms"]
+    out += ["", f"### Start-up (small module, nothing preloaded)", "",
+            f"zygote spawn + hello {startup['hello']:.1f} ms; + first reset (compile, baselines) "
+            f"{startup['first_reset']:.1f} ms; + first step {startup['first_step']:.1f} ms", ""]
+    out += ["### Observations (medium module, cold, µs p50)", "", "| observation | p50 µs |", "|---|---:|"]
+    for r in report["modules"]["medium"]["runtime"]["rows"]:
+        if r["path"].startswith("observe "):
+            out.append(f"| {r['path'][8:]} | {r['p50_us']:.0f} |")
+    out += ["", f"### Throughput (random episodes, steps/s, {os.cpu_count()} cores)", "",
+            "| envs | processes | scaling | vector env | scaling |", "|---:|---:|---:|---:|---:|"]
+    for n, row in report["throughput"].items():
+        out.append(f"| {n} | {row['processes_steps_per_s']:.0f} | {row['processes_scaling']:.2f} | "
+                   f"{row['vector_steps_per_s']:.0f} | {row['vector_scaling']:.2f} |")
+    out += ["", "### Memory (same benchmark; KiB)", "", "| live episodes | worker USS (median) | worker PSS (median) | zygote RSS |",
+            "|---:|---:|---:|---:|"]
+    for n, row in report["memory"].items():
+        out.append(f"| {n} | {row['worker_uss_kb_median']:.0f} | {row['worker_pss_kb_median']:.0f} | {row['zygote_rss_kb']} |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    report: dict = {"machine": f"{os.cpu_count()} cores, {os.uname().release}", "modules": {}}
+    for size, uri in modules(args.quick).items():
+        print(f"bench: {size} module ({uri})", file=sys.stderr)
+        entry = {"uri": uri, "runtime": runtime_bench(uri, args.quick, observations=size == "medium")}
+        entry["python"], bitcode = python_steps(uri, args.quick)
+        pipelines = {}
+        import forkgym
+
+        with forkgym.make("llvm-v0", benchmark=uri) as env:
+            env.reset()
+            for flag in ACTIONS:
+                pipelines[flag] = env.commandline([env.action_space.names.index(flag)]).split("'")[1]
+        entry["opt_per_step_us"] = {flag: opt_per_step(bitcode, pipelines[flag], args.quick) for flag in ACTIONS}
+        report["modules"][size] = entry
+    small = report["modules"]["small"]["uri"]
+    print("bench: throughput", file=sys.stderr)
+    report["throughput"] = throughput(small, [1, 2] if args.quick else [1, 2, 4, 8], 1.0 if args.quick else 5.0)
+    print("bench: memory", file=sys.stderr)
+    report["memory"] = memory(small, [1, 8] if args.quick else [1, 8, 64])
+    report["seconds"] = time.perf_counter() - started
+    (OUT / "bench.json").write_text(json.dumps(report, indent=2))
+    table = markdown(report)
+    (OUT / "bench.md").write_text(table)
+    print(table)
+    print(f"bench: {report['seconds']:.0f} s; wrote {OUT}/bench.json and bench.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

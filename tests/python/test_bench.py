@@ -1,0 +1,18 @@
+"""scripts/bench --quick keeps working (it measures; nothing here is timed)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_bench_runs_and_writes_its_tables():
+    completed = subprocess.run([sys.executable, str(ROOT / "scripts/bench.py"), "--quick"],
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "### Step latency" in completed.stdout
+    report = json.loads((ROOT / "bench-out/bench.json").read_text())
+    assert set(report["modules"]) == {"small", "medium"}
+    assert report["memory"]["1"]["worker_uss_kb_median"] > 0
