@@ -27,12 +27,6 @@
 namespace forkgym::forkserver {
 namespace {
 
-void setFailure(proto::Failure::Builder failure, const Error& error) {
-  failure.setOutcome(static_cast<uint16_t>(error.outcome));
-  failure.setMessage(error.message);
-  failure.setSignal(error.signal);
-}
-
 void fillHello(proto::Hello::Builder hello) {
   const auto& host = passes::initializeLlvm();
   hello.setProtocolVersion(proto::PROTOCOL_VERSION);
@@ -100,6 +94,8 @@ Status Zygote::start() {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return makeError(Outcome::ServerError, errnoMessage("PR_SET_CHILD_SUBREAPER"));
   const auto& host = passes::initializeLlvm();
   spdlog::info("LLVM {} initialised; host {} cpu {}", LLVM_VERSION_STRING, host.triple, host.cpu);
+  // Built and compiled to BPF once here, so each worker only installs it.
+  sandbox::prepareSandbox();
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -136,7 +132,7 @@ Status Zygote::start() {
 }
 
 Result<passes::ParsedBenchmark*> Zygote::benchmarkFor(const std::string& requested) {
-  auto uri = passes::canonicalBenchmarkUri(requested);
+  auto uri = passes::canonicalBenchmarkUri(requested, options_.benchmarkRoots);
   if (!uri) return uri.takeError();
   if (auto* cached = cache_.find(*uri)) return cached;
   // Untrusted input is parsed in a child first; what comes back is bitcode
@@ -228,126 +224,72 @@ bool Zygote::serveConnection(uint64_t id, Connection& connection) {
 }
 
 void Zygote::handleFrame(uint64_t id, Connection& connection, kj::Array<capnp::word> frame) {
-  capnp::MallocMessageBuilder reply;
-  auto root = reply.initRoot<proto::ControlReply>();
-  std::vector<UniqueFd> passFds;
-
-  // Every field is validated where it is used; a malformed message makes
-  // Cap'n Proto throw, which becomes a failure reply, never a crash.
-  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(frame, peerReaderOptions());
-    auto request = reader.getRoot<proto::ControlRequest>();
-    if (!connection.greeted && request.which() != proto::ControlRequest::HELLO) {
-      setFailure(root.initFailure(), makeError(Outcome::ProtocolMismatch, "the first message must be a hello"));
-      return;
-    }
-    switch (request.which()) {
-      case proto::ControlRequest::HELLO: {
-        auto hello = request.getHello();
-        if (hello.getProtocolVersion() != proto::PROTOCOL_VERSION) {
-          setFailure(root.initFailure(),
-                     makeError(Outcome::ProtocolMismatch,
-                               "client speaks protocol " + std::to_string(hello.getProtocolVersion()) +
-                                   ", server speaks " + std::to_string(proto::PROTOCOL_VERSION) +
-                                   "; install matching forkgym client and server"));
-          return;
-        }
-        if (hello.getActionTableHash() != 0 && hello.getActionTableHash() != passes::actionTableHash()) {
-          setFailure(root.initFailure(), makeError(Outcome::ProtocolMismatch,
-                                                   "client and server were built from different action tables; "
-                                                   "install matching forkgym client and server"));
-          return;
-        }
-        connection.greeted = true;
-        fillHello(root.initHello());
-        return;
-      }
-      case proto::ControlRequest::DESCRIBE:
-        fillDescription(root.initDescription(), cache_.uris());
-        return;
-      case proto::ControlRequest::WORKER_EXIT: {
-        const pid_t pid = request.getWorkerExit();
-        processes_.reapChildren();
-        auto status = processes_.exitStatus(pid);
-        auto out = root.initWorkerExit();
-        out.setKnown(status.has_value());
-        if (status) {
-          out.setExitCode(status->exitCode);
-          out.setSignal(status->signal);
-          auto stage = sandbox::stageForExitCode(status->exitCode);
-          if (!stage.empty()) out.setExplanation("the sandbox stage '" + std::string(stage) + "' failed");
-        }
-        return;
-      }
-      case proto::ControlRequest::NEW_SESSION: {
-        auto request_ = request.getNewSession();
-        const std::string uri = request_.getBenchmark();
-        auto benchmark = benchmarkFor(uri);
-        if (!benchmark) {
-          setFailure(root.initFailure(), benchmark.error());
-          return;
-        }
-        auto channel = Channel::create();
-        if (!channel) {
-          setFailure(root.initFailure(), channel.error());
-          return;
-        }
-        auto& [workerChannel, clientEnds] = *channel;
-        const auto limits = limitsFor(request_.getLimits(), options_.limits);
-        const uint32_t cpuPerStep =
-            request_.getLimits().getCpuSecondsPerStep() ? request_.getLimits().getCpuSecondsPerStep() : options_.cpuSecondsPerStep;
-
-        assertSingleThreaded();
-        const pid_t pid = fork();
-        if (pid < 0) {
-          setFailure(root.initFailure(), makeError(Outcome::ServerError, errnoMessage("fork(worker)")));
-          return;
-        }
-        if (pid == 0) {
-          // The worker: its own process group (so the zygote can kill it and
-          // its forks together), default signal handling, then the episode.
-          setpgid(0, 0);
-          sigset_t all;
-          sigfillset(&all);
-          sigprocmask(SIG_UNBLOCK, &all, nullptr);
-          signal(SIGPIPE, SIG_IGN);
-          clientEnds.memfd.reset();
-          clientEnds.doorbell.reset();
-          runWorker(WorkerStart{std::move(workerChannel), *benchmark, limits, cpuPerStep});
-        }
-        setpgid(pid, pid);
-        processes_.addWorkerGroup(id, pid);
-        const long pidfd = syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0) {
-          kill(pid, SIGKILL);
-          setFailure(root.initFailure(), makeError(Outcome::ServerError, errnoMessage("pidfd_open(worker)")));
-          return;
-        }
-        auto started = root.initSession();
-        started.setPid(pid);
-        started.setRegionBytes(workerChannel.region().size());
-        started.setBenchmark((*benchmark)->uri);
-        passFds.push_back(std::move(clientEnds.memfd));
-        passFds.push_back(std::move(clientEnds.doorbell));
-        passFds.emplace_back(static_cast<int>(pidfd));
-        spdlog::debug("client {}: worker {} for {}", id, pid, (*benchmark)->uri);
-        return;
-      }
-      default:
-        setFailure(root.initFailure(), makeError(Outcome::InvalidRequest, "unknown control request"));
-    }
-  });
-  KJ_IF_MAYBE(e, exception) {
-    passFds.clear();
-    capnp::MallocMessageBuilder error;
-    setFailure(error.initRoot<proto::ControlReply>().initFailure(),
-               makeError(Outcome::InvalidRequest, std::string("malformed request: ") + e->getDescription().cStr()));
-    if (!sendFrame(connection.fd.get(), error)) closeConnection(id);
-    return;
-  }
+  currentConnection_ = id;
+  auto reply = dispatchControlFrame(frame, connection.greeted, *this);
   std::vector<int> fds;
-  for (auto& fd : passFds) fds.push_back(fd.get());
-  if (!sendFrame(connection.fd.get(), reply, fds)) closeConnection(id);
+  for (auto& fd : reply.fds) fds.push_back(fd.get());
+  if (!sendFrame(connection.fd.get(), *reply.message, fds)) closeConnection(id);
+}
+
+uint64_t Zygote::actionTableHash() { return passes::actionTableHash(); }
+
+void Zygote::hello(proto::Hello::Builder out) { fillHello(out); }
+
+void Zygote::describe(proto::Description::Builder out) { fillDescription(out, cache_.uris()); }
+
+void Zygote::workerExit(int32_t pid, proto::WorkerExit::Builder out) {
+  processes_.reapChildren();
+  auto status = processes_.exitStatus(pid);
+  out.setKnown(status.has_value());
+  if (status) {
+    out.setExitCode(status->exitCode);
+    out.setSignal(status->signal);
+    auto stage = sandbox::stageForExitCode(status->exitCode);
+    if (!stage.empty()) out.setExplanation("the sandbox stage '" + std::string(stage) + "' failed");
+  }
+}
+
+Status Zygote::newSession(const std::string& uri, proto::Limits::Reader requested,
+                          proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds) {
+  const uint64_t id = currentConnection_;
+  auto benchmark = benchmarkFor(uri);
+  if (!benchmark) return benchmark.takeError();
+  auto channel = Channel::create();
+  if (!channel) return channel.takeError();
+  auto& [workerChannel, clientEnds] = *channel;
+  const auto limits = limitsFor(requested, options_.limits);
+  const uint32_t cpuPerStep = requested.getCpuSecondsPerStep() ? requested.getCpuSecondsPerStep() : options_.cpuSecondsPerStep;
+
+  assertSingleThreaded();
+  const pid_t pid = fork();
+  if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(worker)"));
+  if (pid == 0) {
+    // The worker: its own process group (so the zygote can kill it and
+    // its forks together), default signal handling, then the episode.
+    setpgid(0, 0);
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_UNBLOCK, &all, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    clientEnds.memfd.reset();
+    clientEnds.doorbell.reset();
+    runWorker(WorkerStart{std::move(workerChannel), *benchmark, limits, cpuPerStep});
+  }
+  setpgid(pid, pid);
+  processes_.addWorkerGroup(id, pid);
+  const long pidfd = syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) {
+    kill(pid, SIGKILL);
+    return makeError(Outcome::ServerError, errnoMessage("pidfd_open(worker)"));
+  }
+  started.setPid(pid);
+  started.setRegionBytes(workerChannel.region().size());
+  started.setBenchmark((*benchmark)->uri);
+  passFds.push_back(std::move(clientEnds.memfd));
+  passFds.push_back(std::move(clientEnds.doorbell));
+  passFds.emplace_back(static_cast<int>(pidfd));
+  spdlog::debug("client {}: worker {} for {}", id, pid, (*benchmark)->uri);
+  return okStatus();
 }
 
 void Zygote::closeConnection(uint64_t id) {

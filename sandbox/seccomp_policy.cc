@@ -9,11 +9,17 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "sandbox/sandbox.h"
 
@@ -182,6 +188,26 @@ std::array<const char*, kSyscallNameTableSize> gSyscallNames{};
 bool gSyscallNamesBuilt = false;
 
 scmp_filter_ctx gFilter = nullptr;
+// The filter compiled to BPF once, before any worker is forked: libseccomp
+// generates the program in seccomp_load(), ~0.3 ms a worker would otherwise
+// pay on every reset and fork.
+std::vector<sock_filter> gProgram;
+
+// libseccomp 2.5 exports BPF only to a descriptor: use an anonymous memfd.
+bool compileFilter(scmp_filter_ctx ctx) {
+  const int fd = memfd_create("forkgym-seccomp-bpf", MFD_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = seccomp_export_bpf(ctx, fd) == 0;
+  const off_t size = ok ? lseek(fd, 0, SEEK_END) : -1;
+  ok = ok && size > 0 && size % static_cast<off_t>(sizeof(sock_filter)) == 0;
+  if (ok) {
+    gProgram.resize(static_cast<size_t>(size) / sizeof(sock_filter));
+    ok = pread(fd, gProgram.data(), static_cast<size_t>(size), 0) == size;
+  }
+  close(fd);
+  if (!ok) gProgram.clear();
+  return ok;
+}
 
 bool addRow(scmp_filter_ctx ctx, const PolicyRow& row) {
   // std::string_view is not NUL-terminated in general; rows are literals,
@@ -225,10 +251,17 @@ bool buildSeccompFilter() {
     return false;
   }
   gFilter = ctx;
+  // Without a compiled program, loadSeccompFilter() falls back to seccomp_load().
+  (void)compileFilter(ctx);
   return true;
 }
 
-bool loadSeccompFilter() { return gFilter != nullptr && seccomp_load(gFilter) == 0; }
+bool loadSeccompFilter() {
+  if (gFilter == nullptr) return false;
+  if (gProgram.empty()) return seccomp_load(gFilter) == 0;
+  sock_fprog program{static_cast<unsigned short>(gProgram.size()), gProgram.data()};
+  return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) == 0;
+}
 
 void buildSyscallNames() {
   if (gSyscallNamesBuilt) return;
