@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <optional>
 #include <thread>
+#include <utility>
 
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
@@ -32,6 +34,30 @@ Error failureToError(proto::Failure::Reader failure) {
   error.message = failure.getMessage();
   error.signal = failure.getSignal();
   return error;
+}
+
+// Reads a zygote reply: a failure becomes its Error, a malformed message (one
+// Cap'n Proto refuses) a ProtocolMismatch, anything else goes to `parse`.
+template <typename T, typename Parse>
+Result<T> parseReply(const Frame& frame, const char* what, Parse parse) {
+  std::optional<Result<T>> result;
+  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(frame.words, peerReaderOptions());
+    auto reply = reader.getRoot<proto::ControlReply>();
+    if (reply.isFailure()) {
+      result.emplace(failureToError(reply.getFailure()));
+    } else {
+      result.emplace(parse(reply));
+    }
+  });
+  KJ_IF_MAYBE(e, exception) {
+    return makeError(Outcome::ProtocolMismatch, std::string("malformed ") + what + " from the server: " + e->getDescription().cStr());
+  }
+  return std::move(*result);
+}
+
+Error unexpected(const char* what) {
+  return makeError(Outcome::ProtocolMismatch, std::string("the server answered ") + what + " with something else");
 }
 
 }  // namespace
@@ -64,11 +90,41 @@ Result<std::shared_ptr<Connection>> Connection::connect(const std::string& socke
   if (!fd) return fd.takeError();
   std::shared_ptr<Connection> connection(new Connection());
   connection->socket_ = std::move(*fd);
+  connection->socketPath_ = socketPath;
   if (auto greeted = connection->hello(); !greeted) return greeted.takeError();
   return connection;
 }
 
 Result<std::shared_ptr<Connection>> Connection::spawn(const ServerOptions& options) {
+  auto started = startServer(options);
+  if (!started) return started.takeError();
+  std::shared_ptr<Connection> connection(new Connection());
+  connection->socket_ = std::move(started->first);
+  connection->serverPid_ = started->second;
+  connection->spawnOptions_ = options;
+  if (auto greeted = connection->hello(); !greeted) return greeted.takeError();
+  return connection;
+}
+
+Status Connection::reconnect() {
+  releaseServer();
+  alive_ = false;
+  description_.reset();
+  if (!socketPath_.empty()) {
+    auto fd = connectUnix(socketPath_);
+    if (!fd) return fd.takeError();
+    socket_ = std::move(*fd);
+  } else {
+    auto started = startServer(spawnOptions_);
+    if (!started) return started.takeError();
+    socket_ = std::move(started->first);
+    serverPid_ = started->second;
+  }
+  alive_ = true;
+  return hello();
+}
+
+Result<std::pair<UniqueFd, pid_t>> Connection::startServer(const ServerOptions& options) {
   int pair[2];
   if (auto r = sys("socketpair(control)", [&] { return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair); }); !r) {
     return r.takeError();
@@ -83,6 +139,10 @@ Result<std::shared_ptr<Connection>> Connection::spawn(const ServerOptions& optio
   for (const auto& uri : options.preload) {
     args.push_back("--preload");
     args.push_back(uri);
+  }
+  for (const auto& root : options.benchmarkRoots) {
+    args.push_back("--benchmark-root");
+    args.push_back(root);
   }
   if (options.cacheMb) {
     args.push_back("--cache-mb");
@@ -115,23 +175,21 @@ Result<std::shared_ptr<Connection>> Connection::spawn(const ServerOptions& optio
                                                "; set FORKGYM_SERVER to the binary's path");
   }
   theirs.reset();
-
-  std::shared_ptr<Connection> connection(new Connection());
-  connection->socket_ = std::move(ours);
-  connection->serverPid_ = pid;
-  if (auto greeted = connection->hello(); !greeted) return greeted.takeError();
-  return connection;
+  return std::pair<UniqueFd, pid_t>(std::move(ours), pid);
 }
 
-Connection::~Connection() {
+Connection::~Connection() { releaseServer(); }
+
+void Connection::releaseServer() {
   socket_.reset();  // a private server exits when its connection closes
   if (serverPid_ > 0) {
+    const pid_t pid = std::exchange(serverPid_, -1);
     for (int i = 0; i < 500; ++i) {
-      if (waitpid(serverPid_, nullptr, WNOHANG) != 0) return;
+      if (waitpid(pid, nullptr, WNOHANG) != 0) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    kill(serverPid_, SIGKILL);
-    waitpid(serverPid_, nullptr, 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
   }
 }
 
@@ -161,22 +219,19 @@ Status Connection::hello() {
       },
       kControlTimeout, 0);
   if (!frame) return frame.takeError();
-  capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions());
-  auto reply = reader.getRoot<proto::ControlReply>();
-  if (reply.isFailure()) return failureToError(reply.getFailure());
-  if (!reply.isHello()) return makeError(Outcome::ProtocolMismatch, "the server did not answer the hello");
-  auto hello = reply.getHello();
-  if (hello.getProtocolVersion() != proto::PROTOCOL_VERSION) {
-    return makeError(Outcome::ProtocolMismatch, "server speaks protocol " + std::to_string(hello.getProtocolVersion()) +
+  auto info = parseReply<ServerInfo>(*frame, "the hello", [](proto::ControlReply::Reader reply) -> Result<ServerInfo> {
+    if (!reply.isHello()) return unexpected("the hello");
+    auto hello = reply.getHello();
+    return ServerInfo{hello.getProtocolVersion(), hello.getLlvmVersion(), hello.getActionTableHash(),
+                      hello.getHostTriple(),      hello.getHostCpu(),     hello.getHostFeatures()};
+  });
+  if (!info) return info.takeError();
+  if (info->protocolVersion != proto::PROTOCOL_VERSION) {
+    return makeError(Outcome::ProtocolMismatch, "server speaks protocol " + std::to_string(info->protocolVersion) +
                                                     ", this client " + std::to_string(proto::PROTOCOL_VERSION) +
                                                     "; install matching forkgym client and server");
   }
-  server_.protocolVersion = hello.getProtocolVersion();
-  server_.llvmVersion = hello.getLlvmVersion();
-  server_.actionTableHash = hello.getActionTableHash();
-  server_.hostTriple = hello.getHostTriple();
-  server_.hostCpu = hello.getHostCpu();
-  server_.hostFeatures = hello.getHostFeatures();
+  server_ = std::move(*info);
   return okStatus();
 }
 
@@ -184,39 +239,30 @@ Result<std::shared_ptr<const Description>> Connection::describe() {
   if (description_) return description_;
   auto frame = roundTrip([](proto::ControlRequest::Builder request) { request.setDescribe(); }, kControlTimeout, 0);
   if (!frame) return frame.takeError();
-  Result<std::shared_ptr<const Description>> result = makeError(Outcome::ProtocolMismatch, "malformed description");
-  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions());
-    auto reply = reader.getRoot<proto::ControlReply>();
-    if (reply.isFailure()) {
-      result = failureToError(reply.getFailure());
-      return;
-    }
-    if (!reply.isDescription()) return;
-    auto in = reply.getDescription();
-    auto out = std::make_shared<Description>();
-    for (auto action : in.getActions()) {
-      out->actions.push_back({action.getFlag(), action.getPipeline(), action.getDescription(),
-                              action.getUnavailableReason(), action.getTestOnly()});
-    }
-    auto spaces = [](auto list, std::vector<SpaceDescription>& into) {
-      for (auto space : list) {
-        into.push_back({space.getName(), static_cast<ValueType>(space.getValueType()), space.getLength(),
-                        space.getDeterministic(), space.getPlatformDependent()});
-      }
-    };
-    spaces(in.getObservations(), out->observations);
-    spaces(in.getRewards(), out->rewards);
-    for (auto uri : in.getCachedBenchmarks()) out->cachedBenchmarks.emplace_back(uri);
-    for (auto name : in.getInstCountNames()) out->instCountNames.emplace_back(name);
-    for (auto name : in.getAutophaseNames()) out->autophaseNames.emplace_back(name);
-    description_ = out;
-    result = std::shared_ptr<const Description>(out);
-  });
-  KJ_IF_MAYBE(e, exception) {
-    return makeError(Outcome::ProtocolMismatch, std::string("malformed description: ") + e->getDescription().cStr());
-  }
-  return result;
+  auto described = parseReply<std::shared_ptr<const Description>>(
+      *frame, "the description", [](proto::ControlReply::Reader reply) -> Result<std::shared_ptr<const Description>> {
+        if (!reply.isDescription()) return unexpected("describe");
+        auto in = reply.getDescription();
+        auto out = std::make_shared<Description>();
+        for (auto action : in.getActions()) {
+          out->actions.push_back({action.getFlag(), action.getPipeline(), action.getDescription(),
+                                  action.getUnavailableReason(), action.getTestOnly()});
+        }
+        auto spaces = [](auto list, std::vector<SpaceDescription>& into) {
+          for (auto space : list) {
+            into.push_back({space.getName(), static_cast<ValueType>(space.getValueType()), space.getLength(),
+                            space.getDeterministic(), space.getPlatformDependent()});
+          }
+        };
+        spaces(in.getObservations(), out->observations);
+        spaces(in.getRewards(), out->rewards);
+        for (auto uri : in.getCachedBenchmarks()) out->cachedBenchmarks.emplace_back(uri);
+        for (auto name : in.getInstCountNames()) out->instCountNames.emplace_back(name);
+        for (auto name : in.getAutophaseNames()) out->autophaseNames.emplace_back(name);
+        return std::shared_ptr<const Description>(std::move(out));
+      });
+  if (described) description_ = *described;
+  return described;
 }
 
 Result<SessionEnds> Connection::newSession(const std::string& benchmark, const Limits& limits,
@@ -230,15 +276,8 @@ Result<SessionEnds> Connection::newSession(const std::string& benchmark, const L
       },
       timeout, 3);
   if (!frame) return frame.takeError();
-  Result<SessionEnds> result = makeError(Outcome::ProtocolMismatch, "the server did not answer the session request");
-  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions());
-    auto reply = reader.getRoot<proto::ControlReply>();
-    if (reply.isFailure()) {
-      result = failureToError(reply.getFailure());
-      return;
-    }
-    if (!reply.isSession() || frame->fds.size() != 3) return;
+  return parseReply<SessionEnds>(*frame, "the session reply", [&](proto::ControlReply::Reader reply) -> Result<SessionEnds> {
+    if (!reply.isSession() || frame->fds.size() != 3) return unexpected("the session request");
     auto started = reply.getSession();
     SessionEnds ends;
     ends.pid = started.getPid();
@@ -246,22 +285,18 @@ Result<SessionEnds> Connection::newSession(const std::string& benchmark, const L
     ends.channel.memfd = std::move(frame->fds[0]);
     ends.channel.doorbell = std::move(frame->fds[1]);
     ends.pidfd = std::move(frame->fds[2]);
-    result = std::move(ends);
+    return ends;
   });
-  KJ_IF_MAYBE(e, exception) {
-    return makeError(Outcome::ProtocolMismatch, std::string("malformed session reply: ") + e->getDescription().cStr());
-  }
-  return result;
 }
 
 Result<WorkerExit> Connection::workerExit(pid_t pid) {
   auto frame = roundTrip([&](proto::ControlRequest::Builder request) { request.setWorkerExit(pid); }, kControlTimeout, 0);
   if (!frame) return frame.takeError();
-  capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions());
-  auto reply = reader.getRoot<proto::ControlReply>();
-  if (!reply.isWorkerExit()) return makeError(Outcome::ProtocolMismatch, "unexpected reply to workerExit");
-  auto in = reply.getWorkerExit();
-  return WorkerExit{in.getKnown(), in.getExitCode(), in.getSignal(), in.getExplanation()};
+  return parseReply<WorkerExit>(*frame, "the worker-exit reply", [](proto::ControlReply::Reader reply) -> Result<WorkerExit> {
+    if (!reply.isWorkerExit()) return unexpected("workerExit");
+    auto in = reply.getWorkerExit();
+    return WorkerExit{in.getKnown(), in.getExitCode(), in.getSignal(), in.getExplanation()};
+  });
 }
 
 }  // namespace forkgym

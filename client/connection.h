@@ -8,6 +8,10 @@
 //      version or action table is a clear ProtocolMismatch error.
 //   3. describe() fetches the action table, observation and reward spaces
 //      once; newSession() asks for a worker and receives its channel ends.
+//   4. If the zygote dies (alive() turns false), running episodes carry on —
+//      workers depend only on their channels — and reconnect() replaces the
+//      dead zygote in place: it respawns a private one with the same options,
+//      or connects to the same socket again. Env::reset() does this by itself.
 // Envs hold a shared_ptr to their Connection, so it lives while they do.
 #pragma once
 
@@ -74,6 +78,7 @@ struct Limits {
 struct ServerOptions {
   std::string serverPath;  // forkgym-server binary; empty = $FORKGYM_SERVER, then the build's
   std::vector<std::string> preload;
+  std::vector<std::string> benchmarkRoots;  // --benchmark-root: confine file:// benchmarks
   size_t cacheMb = 0;  // 0 = server default
   std::string logLevel = "warn";
   std::vector<std::string> extraArgs;
@@ -109,15 +114,24 @@ class Connection {
   pid_t serverPid() const { return serverPid_; }
   // False once the server hung up or stopped answering.
   bool alive() const { return alive_; }
+  // Replaces a dead (or live) zygote connection with a new one made the way
+  // this one was: spawn() again with the same options, or connect() to the
+  // same socket. Envs sharing this Connection use the new zygote from their
+  // next reset(); their running episodes are unaffected.
+  Status reconnect();
 
  private:
   Connection() = default;
+  static Result<std::pair<UniqueFd, pid_t>> startServer(const ServerOptions& options);
+  void releaseServer();
   Status hello();
   template <typename Fill>
   Result<Frame> roundTrip(Fill fill, std::optional<std::chrono::milliseconds> timeout, size_t maxFds);
 
   UniqueFd socket_;
   pid_t serverPid_ = -1;
+  std::string socketPath_;        // connect(): where to reconnect
+  ServerOptions spawnOptions_;    // spawn(): how to respawn
   bool alive_ = true;
   ServerInfo server_;
   std::shared_ptr<const Description> description_;

@@ -58,6 +58,15 @@ Status Env::reset(const std::string& benchmark) {
   close();
   actions_.clear();
   auto ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout);
+  if (!ends && !connection_->alive()) {
+    // The zygote died. Running episodes carry on without it (workers need
+    // only their channels); this reset gets a new zygote, once.
+    if (auto renewed = connection_->reconnect(); !renewed) {
+      return makeError(Outcome::ServerError, "the forkgym server died and could not be replaced: " +
+                                                 renewed.error().message);
+    }
+    ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout);
+  }
   if (!ends) return ends.takeError();
   auto channel = Channel::attach(std::move(ends->channel));
   if (!channel) return channel.takeError();
@@ -122,6 +131,9 @@ StepResult Env::endEpisode(Error error) {
                      " ms; the worker was killed";
   }
   result.reproducer = reproducer();
+  // A worker whose channel closed may still be running (it dropped the
+  // channel, or its last words were a lie): make sure the episode is over.
+  killWorker();
   close();
   return result;
 }

@@ -24,6 +24,8 @@ options:
   --connected-fd N       serve the one connection on descriptor N, exit when it closes
   --preload URI          load a benchmark at start-up (repeatable): a file, a directory
                          of .bc/.ll files, or a generator range generator://csmith-v0/0..9
+  --benchmark-root DIR   serve file:// benchmarks only from under DIR (repeatable; default:
+                         any absolute path). Paths with a '..' component are always refused
   --cache-mb N           memory budget for parsed benchmarks (default 2048)
   --load-timeout S       seconds allowed to compile/parse one benchmark (default 120)
   --worker-memory-mb N   default address-space limit per worker (default 8192)
@@ -104,6 +106,15 @@ int main(int argc, char** argv) {
       options.connectedFd = static_cast<int>(number("--connected-fd"));
     } else if (arg == "--preload") {
       for (auto& uri : expandPreload(value("--preload"))) options.preload.push_back(uri);
+    } else if (arg == "--benchmark-root") {
+      const std::string dir = value("--benchmark-root");
+      std::error_code ec;
+      const auto real = std::filesystem::canonical(dir, ec);
+      if (ec || !std::filesystem::is_directory(real, ec)) {
+        std::fprintf(stderr, "forkgym-server: --benchmark-root '%s' is not an existing directory\n", dir.c_str());
+        return 2;
+      }
+      options.benchmarkRoots.push_back(real.string());
     } else if (arg == "--cache-mb") {
       options.cacheMb = number("--cache-mb");
     } else if (arg == "--load-timeout") {

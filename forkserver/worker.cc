@@ -1,5 +1,6 @@
 #include "forkserver/worker.h"
 
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -7,19 +8,15 @@
 
 #include <llvm/IR/Module.h>
 
+#include "forkserver/control_dispatch.h"
 #include "forkserver/crash_reporter.h"
+#include "forkserver/request_dispatch.h"
 #include "ipc/protocol.capnp.h"
 #include "ipc/syscall.h"
 #include "passes/session.h"
 
 namespace forkgym::forkserver {
 namespace {
-
-void setFailure(proto::Failure::Builder failure, const Error& error) {
-  failure.setOutcome(static_cast<uint16_t>(error.outcome));
-  failure.setMessage(error.message);
-  failure.setSignal(error.signal);
-}
 
 void setObservation(proto::ObservationValue::Builder out, const passes::ObservationValue& value) {
   struct Visitor {
@@ -50,7 +47,7 @@ bool isRewardName(std::string_view name) {
   return false;
 }
 
-class WorkerLoop {
+class WorkerLoop : public RequestHandler {
  public:
   WorkerLoop(Channel channel, passes::LlvmSession& session, uint32_t cpuSecondsPerStep)
       : channel_(std::move(channel)), session_(session), cpuSecondsPerStep_(cpuSecondsPerStep) {}
@@ -61,68 +58,26 @@ class WorkerLoop {
       if (!request) {
         // A garbled message is answered; anything else means the client is gone.
         if (request.error().outcome != Outcome::ProtocolMismatch) _exit(0);
-        capnp::MallocMessageBuilder error;
-        setFailure(error.initRoot<proto::Reply>().initFailure(),
-                   makeError(Outcome::InvalidRequest, request.error().message));
-        if (!channel_.sendReply(error)) _exit(0);
+        auto error = failureReply(makeError(Outcome::InvalidRequest, request.error().message));
+        if (!channel_.sendReply(*error)) _exit(0);
         continue;
       }
-      capnp::MallocMessageBuilder reply;
-      bool exitAfterReply = false;
-      std::vector<UniqueFd> passFds;
-      kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&] {
-        auto root = request->reader->getRoot<proto::Request>();
-        switch (root.which()) {
-          case proto::Request::STEP:
-            exitAfterReply = handleStep(root.getStep(), reply.initRoot<proto::Reply>());
-            break;
-          case proto::Request::FORK:
-            handleFork(reply.initRoot<proto::Reply>(), passFds);
-            break;
-          default:
-            setFailure(reply.initRoot<proto::Reply>().initFailure(),
-                       makeError(Outcome::InvalidRequest, "unknown request type"));
-        }
-      });
-      KJ_IF_MAYBE(e, failure) {
-        // A malformed request (Cap'n Proto validation failed): answer, carry on.
-        capnp::MallocMessageBuilder error;
-        setFailure(error.initRoot<proto::Reply>().initFailure(),
-                   makeError(Outcome::InvalidRequest, std::string("malformed request: ") + e->getDescription().cStr()));
-        if (!channel_.sendReply(error)) _exit(0);
-        continue;
-      }
+      auto reply = dispatchRequest(*request->reader, *this);
       std::vector<int> fds;
-      for (auto& fd : passFds) fds.push_back(fd.get());
-      if (!channel_.sendReply(reply, fds)) _exit(0);
-      if (exitAfterReply) _exit(0);
+      for (auto& fd : reply.fds) fds.push_back(fd.get());
+      if (!channel_.sendReply(*reply.message, fds)) _exit(0);
+      if (reply.exitAfterReply) _exit(0);
     }
   }
 
  private:
-  // Returns true when the episode is over (the worker must exit).
-  bool handleStep(proto::Step::Reader step, proto::Reply::Builder reply) {
-    // Validate every name before touching the module: a typo loses nothing.
-    for (auto name : step.getObservations()) {
-      if (!isObservationName(std::string_view(name.cStr(), name.size()))) {
-        setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
-                                                  "unknown observation space '" + std::string(name.cStr()) +
-                                                      "'; the server's description lists the valid names"));
-        return false;
-      }
-    }
-    for (auto name : step.getRewards()) {
-      if (!isRewardName(std::string_view(name.cStr(), name.size()))) {
-        setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
-                                                  "unknown reward space '" + std::string(name.cStr()) +
-                                                      "'; the server's description lists the valid names"));
-        return false;
-      }
-    }
-    auto actionList = step.getActions();
-    std::vector<uint32_t> actions;
-    actions.reserve(actionList.size());
-    for (uint32_t action : actionList) actions.push_back(action);
+  bool isObservation(std::string_view name) override { return isObservationName(name); }
+  bool isReward(std::string_view name) override { return isRewardName(name); }
+
+  // Names are validated by dispatchRequest(). Returns true when the episode
+  // is over (the worker must exit).
+  bool step(const std::vector<uint32_t>& actions, const std::vector<std::string>& names,
+            const std::vector<std::string>& rewardNames, proto::Reply::Builder reply) override {
     if (cpuSecondsPerStep_ > 0 && !actions.empty()) sandbox::limitCpuForNextStep(cpuSecondsPerStep_);
     auto applied = session_.applyActions(actions);
     if (!applied) {
@@ -130,11 +85,10 @@ class WorkerLoop {
       return endsEpisode(applied.error().outcome);
     }
 
-    auto names = step.getObservations();
     std::vector<passes::ObservationValue> values;
     values.reserve(names.size());
-    for (auto name : names) {
-      auto value = session_.observe(std::string_view(name.cStr(), name.size()));
+    for (const auto& name : names) {
+      auto value = session_.observe(name);
       if (!value) {
         setFailure(reply.initFailure(), value.error());
         return endsEpisode(value.error().outcome);
@@ -142,8 +96,8 @@ class WorkerLoop {
       values.push_back(std::move(*value));
     }
     std::vector<double> rewards;
-    for (auto name : step.getRewards()) {
-      auto reward = session_.reward(std::string_view(name.cStr(), name.size()));
+    for (const auto& name : rewardNames) {
+      auto reward = session_.reward(name);
       if (!reward) {
         setFailure(reply.initFailure(), reward.error());
         return endsEpisode(reward.error().outcome);
@@ -164,7 +118,7 @@ class WorkerLoop {
   // (not this worker) is the copy's parent and reaps it, and the copy
   // outlives this episode. The copy switches to a fresh channel; this worker
   // passes the client's ends of it (and a pidfd) back with the reply.
-  void handleFork(proto::Reply::Builder reply, std::vector<UniqueFd>& passFds) {
+  void fork(proto::Reply::Builder reply, std::vector<UniqueFd>& passFds) override {
     auto created = Channel::create(channel_.region().size());
     if (!created) {
       setFailure(reply.initFailure(), created.error());
@@ -199,6 +153,22 @@ class WorkerLoop {
     passFds.push_back(std::move(clientEnds.doorbell));
     passFds.emplace_back(static_cast<int>(pidfd));
     // forkChannel (this worker's copy of the new worker's end) closes here.
+  }
+
+  // Fault injection for the reliability suite (FORKGYM_TEST_ACTIONS builds;
+  // dispatchRequest() never calls these otherwise).
+  void testSyscall(int64_t number, proto::Reply::Builder reply) override {
+    // Zero arguments: a denied call traps before the kernel looks at them.
+    const long result = syscall(static_cast<long>(number), 0, 0, 0, 0, 0, 0);
+    setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
+                                              std::string("syscall ") + sandbox::syscallName(static_cast<int>(number)) +
+                                                  " was not denied; it returned " + std::to_string(result)));
+  }
+  [[noreturn]] void testCloseChannel() override {
+    // A worker that drops its channel but keeps running: only the client
+    // (pidfd) or the zygote (process group) can end it.
+    channel_ = Channel();
+    for (;;) poll(nullptr, 0, -1);
   }
 
   Channel channel_;

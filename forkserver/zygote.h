@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "forkserver/benchmark_cache.h"
+#include "forkserver/control_dispatch.h"
 #include "forkserver/process_table.h"
 #include "ipc/control_socket.h"
 #include "ipc/unique_fd.h"
@@ -39,13 +40,16 @@ struct ZygoteOptions {
   std::string socketPath;          // listen here (unless connectedFd is given)
   int connectedFd = -1;            // serve this one connection, exit when it closes
   std::vector<std::string> preload;
+  // When non-empty, file:// benchmarks must resolve inside one of these
+  // directories (realpath'd by main). Empty: any absolute path.
+  std::vector<std::string> benchmarkRoots;
   size_t cacheMb = 2048;
   std::chrono::seconds loadTimeout{120};
   sandbox::SandboxLimits limits;   // per-worker defaults
   uint32_t cpuSecondsPerStep = 300;
 };
 
-class Zygote {
+class Zygote : private ControlHandler {
  public:
   explicit Zygote(ZygoteOptions options);
   ~Zygote();
@@ -67,6 +71,15 @@ class Zygote {
   bool serveConnection(uint64_t id, Connection& connection);
   void handleFrame(uint64_t id, Connection& connection, kj::Array<capnp::word> frame);
   void closeConnection(uint64_t id);
+
+  // ControlHandler: the requests dispatchControlFrame() has validated.
+  uint64_t actionTableHash() override;
+  void hello(proto::Hello::Builder out) override;
+  void describe(proto::Description::Builder out) override;
+  void workerExit(int32_t pid, proto::WorkerExit::Builder out) override;
+  Status newSession(const std::string& benchmark, proto::Limits::Reader limits,
+                    proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override;
+  uint64_t currentConnection_ = 0;  // whose frame is being dispatched
   void shutdown();
 
   Result<passes::ParsedBenchmark*> benchmarkFor(const std::string& uri);

@@ -137,6 +137,11 @@ struct Request {
   union {
     step @0 :Step;
     fork @1 :Void;
+    # Fault injection, honoured only by FORKGYM_TEST_ACTIONS builds (others
+    # answer invalid_request): the reliability suite uses them to run each
+    # denied syscall in a real worker, and to make a worker drop its channel.
+    testSyscall @2 :Int64;   # call this syscall number with zero arguments
+    testCloseChannel @3 :Void;  # close the channel, then linger without it
   }
 }
 

@@ -11,6 +11,8 @@
 #include <llvm/Support/SourceMgr.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -221,21 +223,62 @@ Result<std::unique_ptr<llvm::Module>> loadModule(std::string_view uri, llvm::LLV
   return generateLlvmStress(*seed, context);
 }
 
+// Which file paths a client may name: never one with a ".." component (a
+// path that climbs out of where it seems to point), and, when the server was
+// given --benchmark-root directories, only one that resolves inside them.
+Status checkFilePath(const std::string& path, std::span<const std::string> allowedRoots) {
+  for (const auto& component : std::filesystem::path(path)) {
+    if (component == "..") {
+      return makeError(Outcome::InvalidRequest,
+                       "'" + path + "': benchmark paths may not contain a '..' component; " +
+                           "give the absolute path without it");
+    }
+  }
+  if (allowedRoots.empty()) return okStatus();
+  auto rootList = [&] {
+    std::string list;
+    for (const auto& root : allowedRoots) list += (list.empty() ? "" : ", ") + root;
+    return list;
+  };
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) {
+    return makeError(Outcome::BenchmarkError,
+                     "cannot load " + path + ": " + std::strerror(errno) +
+                         " (this server only serves files under " + rootList() + ")");
+  }
+  const std::string real = resolved;
+  std::free(resolved);
+  for (const auto& root : allowedRoots) {
+    if (real == root || (real.starts_with(root) && (root.ends_with('/') || real[root.size()] == '/'))) {
+      return okStatus();
+    }
+  }
+  return makeError(Outcome::InvalidRequest,
+                   "'" + path + "' (resolved to " + real + ") is outside the benchmark roots this " +
+                       "server allows: " + rootList() +
+                       "; move the file under one of them, or start forkgym-server with " +
+                       "--benchmark-root <dir> for its directory");
+}
+
 }  // namespace
 
-Result<std::string> canonicalBenchmarkUri(std::string_view uri) {
+Result<std::string> canonicalBenchmarkUri(std::string_view uri,
+                                          std::span<const std::string> allowedRoots) {
   const std::string_view text = trimmed(uri);
   if (text.empty()) {
     return makeError(Outcome::InvalidRequest, "the benchmark URI is empty; " + std::string(kSupported));
   }
-  if (text.starts_with('/')) return std::string(kFileScheme) + std::string(text);
-  if (text.starts_with(kFileScheme)) {
-    if (!text.substr(kFileScheme.size()).starts_with('/')) {
+  if (text.starts_with('/') || text.starts_with(kFileScheme)) {
+    const std::string_view path = text.starts_with('/') ? text : text.substr(kFileScheme.size());
+    if (!path.starts_with('/')) {
       return makeError(Outcome::InvalidRequest,
                        "'" + std::string(text) + "': a file URI needs an absolute path, " +
                            "e.g. file:///home/me/prog.c");
     }
-    return std::string(text);
+    if (auto allowed = checkFilePath(std::string(path), allowedRoots); !allowed.ok()) {
+      return allowed.takeError();
+    }
+    return std::string(kFileScheme) + std::string(path);
   }
   if (text.starts_with(kGeneratorScheme)) {
     const std::string_view rest = text.substr(kGeneratorScheme.size());
@@ -262,8 +305,9 @@ Result<std::string> canonicalBenchmarkUri(std::string_view uri) {
                                 : std::string(text);
   if (named.starts_with("benchmark://")) {
     return makeError(Outcome::InvalidRequest,
-                     "'" + named + "': CompilerGym's downloadable datasets are not built in; " +
-                         "point at the files (file:///abs/path) instead. " + std::string(kSupported));
+                     "'" + named + "': datasets are not installed (forkgym does not download " +
+                         "CompilerGym's datasets); use a file:///abs/path or generator:// URI " +
+                         "instead. " + std::string(kSupported));
   }
   return makeError(Outcome::InvalidRequest,
                    "'" + std::string(text) + "': unknown URI scheme; " + std::string(kSupported));

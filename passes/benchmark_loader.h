@@ -13,6 +13,7 @@
 //   A bare absolute path is taken as file://.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -23,7 +24,13 @@ namespace forkgym::passes {
 
 // Canonical form of a URI (bare path -> file://, trailing spaces trimmed), or
 // an InvalidRequest/BenchmarkError explaining what is wrong with it.
-Result<std::string> canonicalBenchmarkUri(std::string_view uri);
+//
+// A file path with a ".." component is always refused. When allowedRoots is
+// non-empty (the server's --benchmark-root directories, already resolved with
+// realpath), the path must resolve (realpath, so symlinks count where they
+// point) inside one of them. Empty allowedRoots: any absolute path.
+Result<std::string> canonicalBenchmarkUri(std::string_view uri,
+                                          std::span<const std::string> allowedRoots = {});
 
 // Compiles/parses, verifies, sanitises (strip debug info, named metadata and
 // optnone; module and source names set to "-"; host triple when missing) and

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
+#include <vector>
 
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
@@ -38,6 +40,47 @@ TEST(Loader, CanonicalUrisFollowCompilerGymSpelling) {
   EXPECT_NE(canonicalBenchmarkUri("cbench-v1/qsort").error().message.find(
                 "benchmark://cbench-v1/qsort"),
             std::string::npos);
+}
+
+TEST(Loader, PathsWithDotDotAreAlwaysRefusedNamingThePath) {
+  for (const char* bad : {"file:///tmp/../etc/passwd.c", "/a/b/../../etc/x.bc", "file:///.."}) {
+    auto uri = canonicalBenchmarkUri(bad);
+    ASSERT_FALSE(uri.ok()) << bad;
+    EXPECT_EQ(uri.error().outcome, Outcome::InvalidRequest);
+    EXPECT_NE(uri.error().message.find("'..'"), std::string::npos) << uri.error().message;
+  }
+  // A name that merely contains dots is fine.
+  EXPECT_TRUE(canonicalBenchmarkUri("file:///abs/a..b.c").ok());
+}
+
+TEST(Loader, BenchmarkRootsConfineFilePathsAfterResolvingSymlinks) {
+  TempDir inside, outside;
+  const std::string root = std::filesystem::canonical(inside.path()).string();
+  const std::string good = inside.write("ok.c", "int f(void) { return 1; }\n");
+  const std::string secret = outside.write("secret.c", "int g(void) { return 2; }\n");
+  std::filesystem::create_symlink(secret, inside.path() / "link.c");
+  const std::vector<std::string> roots = {root};
+
+  EXPECT_TRUE(canonicalBenchmarkUri("file://" + good, roots).ok());
+  EXPECT_TRUE(canonicalBenchmarkUri("file://" + root + "/", roots).ok());
+  auto outsideUri = canonicalBenchmarkUri("file://" + secret, roots);
+  ASSERT_FALSE(outsideUri.ok());
+  EXPECT_NE(outsideUri.error().message.find(root), std::string::npos) << outsideUri.error().message;
+  EXPECT_NE(outsideUri.error().message.find("--benchmark-root"), std::string::npos);
+  auto viaLink = canonicalBenchmarkUri("file://" + (inside.path() / "link.c").string(), roots);
+  ASSERT_FALSE(viaLink.ok()) << "a symlink out of the root must not escape it";
+  // A sibling directory sharing the root's prefix is outside it.
+  EXPECT_FALSE(canonicalBenchmarkUri("file://" + good, std::vector<std::string>{root.substr(0, root.size() - 1)}).ok());
+  auto missing = canonicalBenchmarkUri("file://" + root + "/missing.c", roots);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("missing.c"), std::string::npos);
+}
+
+TEST(Loader, UnknownDatasetsSayDatasetsAreNotInstalled) {
+  auto uri = canonicalBenchmarkUri("benchmark://cbench-v1/qsort");
+  ASSERT_FALSE(uri.ok());
+  EXPECT_NE(uri.error().message.find("not installed"), std::string::npos) << uri.error().message;
+  EXPECT_NE(uri.error().message.find("generator://"), std::string::npos);
 }
 
 TEST(Loader, CFileIsCompiledUnoptimisedAndSanitised) {

@@ -1,0 +1,82 @@
+#include "forkserver/control_dispatch.h"
+
+#include <capnp/serialize.h>
+
+#include "ipc/message_area.h"
+
+namespace forkgym::forkserver {
+
+void setFailure(proto::Failure::Builder failure, const Error& error) {
+  failure.setOutcome(static_cast<uint16_t>(error.outcome));
+  failure.setMessage(error.message);
+  failure.setSignal(error.signal);
+}
+
+ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bool& greeted,
+                                       ControlHandler& handler) {
+  ControlReplyFrame out;
+  out.message = std::make_unique<capnp::MallocMessageBuilder>();
+  auto root = out.message->initRoot<proto::ControlReply>();
+
+  // Every field is validated where it is used; a malformed message makes
+  // Cap'n Proto throw, which becomes a failure reply, never a crash.
+  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(frame, peerReaderOptions());
+    auto request = reader.getRoot<proto::ControlRequest>();
+    const auto which = request.which();
+    if (!greeted && which != proto::ControlRequest::HELLO) {
+      setFailure(root.initFailure(), makeError(Outcome::ProtocolMismatch, "the first message must be a hello"));
+      return;
+    }
+    switch (which) {
+      case proto::ControlRequest::HELLO: {
+        auto hello = request.getHello();
+        if (hello.getProtocolVersion() != proto::PROTOCOL_VERSION) {
+          setFailure(root.initFailure(),
+                     makeError(Outcome::ProtocolMismatch,
+                               "client speaks protocol " + std::to_string(hello.getProtocolVersion()) +
+                                   ", server speaks " + std::to_string(proto::PROTOCOL_VERSION) +
+                                   "; install matching forkgym client and server"));
+          return;
+        }
+        if (hello.getActionTableHash() != 0 && hello.getActionTableHash() != handler.actionTableHash()) {
+          setFailure(root.initFailure(), makeError(Outcome::ProtocolMismatch,
+                                                   "client and server were built from different action tables; "
+                                                   "install matching forkgym client and server"));
+          return;
+        }
+        greeted = true;
+        handler.hello(root.initHello());
+        return;
+      }
+      case proto::ControlRequest::DESCRIBE:
+        handler.describe(root.initDescription());
+        return;
+      case proto::ControlRequest::WORKER_EXIT:
+        handler.workerExit(request.getWorkerExit(), root.initWorkerExit());
+        return;
+      case proto::ControlRequest::NEW_SESSION: {
+        auto session = request.getNewSession();
+        const std::string uri = session.getBenchmark();
+        auto started = handler.newSession(uri, session.getLimits(), root.initSession(), out.fds);
+        if (!started) {
+          out.fds.clear();
+          setFailure(root.initFailure(), started.error());
+        }
+        return;
+      }
+      default:
+        setFailure(root.initFailure(), makeError(Outcome::InvalidRequest, "unknown control request"));
+    }
+  });
+  KJ_IF_MAYBE(e, exception) {
+    // The reply may be half built: start again with just the failure.
+    out.fds.clear();
+    out.message = std::make_unique<capnp::MallocMessageBuilder>();
+    setFailure(out.message->initRoot<proto::ControlReply>().initFailure(),
+               makeError(Outcome::InvalidRequest, std::string("malformed request: ") + e->getDescription().cStr()));
+  }
+  return out;
+}
+
+}  // namespace forkgym::forkserver

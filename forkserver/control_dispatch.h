@@ -1,0 +1,53 @@
+// Control dispatch: the zygote's handling of one control frame from a client,
+// separated from sockets and fork() so it can be driven from a byte buffer
+// (tests/fuzz/control_fuzzer.cc) as well as from the zygote's event loop.
+//
+// Lifecycle (zygote process, or a fuzz harness; single-threaded):
+//   1. The caller assembles a frame (FrameAssembler) and keeps `greeted` per
+//      connection.
+//   2. dispatchControlFrame() validates the frame as a ControlRequest, enforces
+//      hello-first and the protocol version, and calls the handler for the one
+//      request it names. Anything malformed becomes a failure reply: nothing a
+//      client sends can make it throw or crash (invariant 4).
+//   3. The caller sends the reply, with its descriptors, on the connection.
+#pragma once
+
+#include <capnp/message.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ipc/protocol.capnp.h"
+#include "ipc/result.h"
+#include "ipc/unique_fd.h"
+
+namespace forkgym::forkserver {
+
+// What the zygote does for each request, once the request has been validated.
+class ControlHandler {
+ public:
+  virtual ~ControlHandler() = default;
+  virtual uint64_t actionTableHash() = 0;
+  virtual void hello(proto::Hello::Builder out) = 0;
+  virtual void describe(proto::Description::Builder out) = 0;
+  virtual void workerExit(int32_t pid, proto::WorkerExit::Builder out) = 0;
+  // Starts a worker. On success fills `out` and appends the descriptors
+  // that go with the reply; on error the reply becomes the failure.
+  virtual Status newSession(const std::string& benchmark, proto::Limits::Reader limits,
+                            proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) = 0;
+};
+
+struct ControlReplyFrame {
+  std::unique_ptr<capnp::MallocMessageBuilder> message;  // a ControlReply
+  std::vector<UniqueFd> fds;
+};
+
+void setFailure(proto::Failure::Builder failure, const Error& error);
+
+// `greeted` is the connection's state: false until a valid hello.
+ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bool& greeted,
+                                       ControlHandler& handler);
+
+}  // namespace forkgym::forkserver

@@ -1,0 +1,83 @@
+#include "forkserver/request_dispatch.h"
+
+#include "forkserver/control_dispatch.h"
+
+namespace forkgym::forkserver {
+
+std::unique_ptr<capnp::MallocMessageBuilder> failureReply(const Error& error) {
+  auto message = std::make_unique<capnp::MallocMessageBuilder>();
+  setFailure(message->initRoot<proto::Reply>().initFailure(), error);
+  return message;
+}
+
+namespace {
+
+// Returns true when the episode is over.
+bool dispatchStep(proto::Step::Reader step, RequestHandler& handler, proto::Reply::Builder reply) {
+  // Validate every name before touching the module: a typo loses nothing.
+  std::vector<std::string> observations, rewards;
+  for (auto name : step.getObservations()) {
+    std::string text(name.cStr(), name.size());
+    if (!handler.isObservation(text)) {
+      setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
+                                                "unknown observation space '" + text +
+                                                    "'; the server's description lists the valid names"));
+      return false;
+    }
+    observations.push_back(std::move(text));
+  }
+  for (auto name : step.getRewards()) {
+    std::string text(name.cStr(), name.size());
+    if (!handler.isReward(text)) {
+      setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
+                                                "unknown reward space '" + text +
+                                                    "'; the server's description lists the valid names"));
+      return false;
+    }
+    rewards.push_back(std::move(text));
+  }
+  auto actionList = step.getActions();
+  std::vector<uint32_t> actions;
+  actions.reserve(actionList.size());
+  for (uint32_t action : actionList) actions.push_back(action);
+  return handler.step(actions, observations, rewards, reply);
+}
+
+}  // namespace
+
+RequestReply dispatchRequest(capnp::MessageReader& request, RequestHandler& handler) {
+  RequestReply out;
+  out.message = std::make_unique<capnp::MallocMessageBuilder>();
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&] {
+    auto root = request.getRoot<proto::Request>();
+    auto reply = out.message->initRoot<proto::Reply>();
+    switch (root.which()) {
+      case proto::Request::STEP:
+        out.exitAfterReply = dispatchStep(root.getStep(), handler, reply);
+        return;
+      case proto::Request::FORK:
+        handler.fork(reply, out.fds);
+        return;
+#ifdef FORKGYM_TEST_ACTIONS
+      case proto::Request::TEST_SYSCALL:
+        handler.testSyscall(root.getTestSyscall(), reply);
+        return;
+      case proto::Request::TEST_CLOSE_CHANNEL:
+        handler.testCloseChannel();
+        return;
+#endif
+      default:
+        setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest, "unknown request type"));
+    }
+  });
+  KJ_IF_MAYBE(e, failure) {
+    // A malformed request (Cap'n Proto validation failed): answer, carry on.
+    out.fds.clear();
+    out.exitAfterReply = false;
+    out.message = failureReply(
+        makeError(Outcome::InvalidRequest, std::string("malformed request: ") + e->getDescription().cStr()));
+  }
+  return out;
+}
+
+}  // namespace forkgym::forkserver

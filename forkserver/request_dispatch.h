@@ -1,0 +1,54 @@
+// Request dispatch: a worker's handling of one request from its client,
+// separated from the channel and from fork() so it can be driven from a byte
+// buffer (tests/fuzz/request_fuzzer.cc) as well as from the worker loop.
+//
+// Lifecycle (worker process, or a fuzz harness):
+//   1. The worker loop receives a request message (ipc/channel.h).
+//   2. dispatchRequest() reads it as a Request, validates every name before
+//      anything touches the module (a typo loses nothing), and calls the
+//      handler. Anything malformed becomes a failure reply.
+//   3. The loop sends the reply (with descriptors for a fork) and exits if
+//      the episode is over.
+#pragma once
+
+#include <capnp/message.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipc/protocol.capnp.h"
+#include "ipc/result.h"
+#include "ipc/unique_fd.h"
+
+namespace forkgym::forkserver {
+
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  virtual bool isObservation(std::string_view name) = 0;
+  virtual bool isReward(std::string_view name) = 0;
+  // A step whose names are known. Returns true when the episode is over.
+  virtual bool step(const std::vector<uint32_t>& actions, const std::vector<std::string>& observations,
+                    const std::vector<std::string>& rewards, proto::Reply::Builder reply) = 0;
+  virtual void fork(proto::Reply::Builder reply, std::vector<UniqueFd>& fds) = 0;
+  // Test-only requests (see protocol.capnp); called only in
+  // FORKGYM_TEST_ACTIONS builds.
+  virtual void testSyscall(int64_t number, proto::Reply::Builder reply) = 0;
+  virtual void testCloseChannel() = 0;
+};
+
+struct RequestReply {
+  std::unique_ptr<capnp::MallocMessageBuilder> message;  // a Reply
+  std::vector<UniqueFd> fds;
+  bool exitAfterReply = false;
+};
+
+RequestReply dispatchRequest(capnp::MessageReader& request, RequestHandler& handler);
+
+// A failure reply for a request that could not even be read.
+std::unique_ptr<capnp::MallocMessageBuilder> failureReply(const Error& error);
+
+}  // namespace forkgym::forkserver
