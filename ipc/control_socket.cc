@@ -9,12 +9,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "ipc/descriptor_passing.h"
 #include "ipc/syscall.h"
 
 namespace forkgym {
 namespace {
-
-constexpr size_t kMaxFrameFds = 4;
 
 Result<sockaddr_un> unixAddress(const std::string& path) {
   sockaddr_un addr{};
@@ -87,17 +86,9 @@ Status sendFrame(int fd, capnp::MessageBuilder& message, std::span<const int> fd
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFrameFds)] = {};
-  if (!fds.empty()) {
-    if (fds.size() > kMaxFrameFds) return makeError(Outcome::InvalidRequest, "too many descriptors for one frame");
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
-  }
+  if (fds.size() > kMaxPassedFds) return makeError(Outcome::InvalidRequest, "too many descriptors for one frame");
+  FdControlBuffer control;
+  attachFds(msg, control, fds);
   size_t total = sizeof(length) + bytes.size();
   size_t sent = 0;
   while (sent < total) {
@@ -150,28 +141,19 @@ Result<Frame> recvFrame(int fd, std::optional<std::chrono::milliseconds> timeout
     if (*ready == 0) return makeError(Outcome::TimedOut, "the forkgym server did not answer in time");
 
     iovec iov{buffer.data() + have, want - have};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFrameFds)];
+    FdControlBuffer control;
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = sizeof(control.bytes);
     auto n = sys("recvmsg(control)", [&] { return recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); });
     if (!n) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) continue;
       if (errno == ECONNRESET) return makeError(Outcome::ServerError, "the forkgym server closed the connection");
       return n.takeError();
     }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; ++i) {
-          int received;
-          std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          frame.fds.emplace_back(received);
-        }
-      }
-    }
+    for (auto& received : takeFds(msg)) frame.fds.push_back(std::move(received));
     if (*n == 0) return makeError(Outcome::ServerError, "the forkgym server closed the connection");
     have += static_cast<size_t>(*n);
     if (!haveLength && have == sizeof(uint32_t)) {

@@ -5,12 +5,10 @@
 
 #include <cstring>
 
+#include "ipc/descriptor_passing.h"
 #include "ipc/syscall.h"
 
 namespace forkgym {
-namespace {
-constexpr size_t kMaxPassedFds = 4;
-}
 
 Result<std::pair<Doorbell, Doorbell>> Doorbell::createPair() {
   int fds[2];
@@ -22,23 +20,14 @@ Result<std::pair<Doorbell, Doorbell>> Doorbell::createPair() {
 }
 
 Status Doorbell::ring(Ring ring, std::span<const int> fds) const {
+  if (fds.size() > kMaxPassedFds) return makeError(Outcome::InvalidRequest, "too many descriptors for one ring");
   char byte = static_cast<char>(ring);
   iovec iov{&byte, 1};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
-  if (!fds.empty()) {
-    if (fds.size() > kMaxPassedFds) return makeError(Outcome::InvalidRequest, "too many descriptors for one ring");
-    std::memset(control, 0, sizeof(control));
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
-  }
+  FdControlBuffer control;
+  attachFds(msg, control, fds);
   auto sent = sys("sendmsg(doorbell)", [&] { return sendmsg(fd_.get(), &msg, MSG_NOSIGNAL); });
   if (!sent) {
     if (errno == EPIPE || errno == ECONNRESET) return makeError(Outcome::SessionClosed, "the peer closed the channel");
@@ -71,12 +60,12 @@ Result<Rung> Doorbell::wait(std::optional<std::chrono::milliseconds> timeout, si
 Result<Rung> Doorbell::receive(size_t maxFds, int flags) const {
   char byte = 0;
   iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+  FdControlBuffer control;
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
+  msg.msg_control = control.bytes;
+  msg.msg_controllen = sizeof(control.bytes);
   auto got = sys("recvmsg(doorbell)", [&] { return recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC | flags); });
   if (!got) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return makeError(Outcome::TimedOut, "nothing yet");
@@ -84,17 +73,7 @@ Result<Rung> Doorbell::receive(size_t maxFds, int flags) const {
     return got.takeError();
   }
   Rung rung;
-  // Take ownership of whatever arrived first, so nothing leaks on any error.
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < n; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        rung.fds.emplace_back(fd);
-      }
-    }
-  }
+  rung.fds = takeFds(msg);
   if (*got == 0) return makeError(Outcome::SessionClosed, "the peer closed the channel");
   if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
     return makeError(Outcome::ProtocolMismatch, "the peer sent an oversized doorbell record");
