@@ -30,6 +30,8 @@ options:
   --load-timeout S       seconds allowed to compile/parse one benchmark (default 120)
   --worker-memory-mb N   default address-space limit per worker (default 8192)
   --step-cpu-seconds N   default CPU-time limit per step (default 300)
+  --spare-workers N      benchmarks kept with a worker forked ahead, so their
+                         resets need no fork (default 4; 0 turns this off)
   --log-level LEVEL      trace, debug, info, warn, error (default warn)
   --help                 show this text
 )";
@@ -123,6 +125,8 @@ int main(int argc, char** argv) {
       options.limits.addressSpaceBytes = number("--worker-memory-mb") << 20;
     } else if (arg == "--step-cpu-seconds") {
       options.cpuSecondsPerStep = static_cast<uint32_t>(number("--step-cpu-seconds"));
+    } else if (arg == "--spare-workers") {
+      options.spareWorkers = number("--spare-workers");
     } else if (arg == "--log-level") {
       logLevel = value("--log-level");
     } else {

@@ -84,7 +84,7 @@ sandbox::SandboxLimits limitsFor(proto::Limits::Reader requested, const sandbox:
 }  // namespace
 
 Zygote::Zygote(ZygoteOptions options)
-    : options_(std::move(options)), cache_(options_.cacheMb << 20) {}
+    : options_(std::move(options)), cache_(options_.cacheMb << 20), spares_(options_.spareWorkers) {}
 
 Zygote::~Zygote() = default;
 
@@ -156,10 +156,18 @@ int Zygote::run() {
       fds.push_back({connection.fd.get(), POLLIN, 0});
       ids.push_back(id);
     }
-    if (poll(fds.data(), fds.size(), -1) < 0) {
+    // Spares are forked only when nothing is waiting to be read, so making
+    // one never delays a request.
+    const bool spareWanted = spares_.nextWanted().has_value();
+    const int ready = poll(fds.data(), fds.size(), spareWanted ? 0 : -1);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       spdlog::critical("poll: {}", std::strerror(errno));
       break;
+    }
+    if (ready == 0) {
+      makeSpare();
+      continue;
     }
     if (fds[0].revents) {
       signalfd_siginfo info;
@@ -251,16 +259,41 @@ void Zygote::workerExit(int32_t pid, proto::WorkerExit::Builder out) {
 
 Status Zygote::newSession(const std::string& uri, proto::Limits::Reader requested,
                           proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds) {
-  const uint64_t id = currentConnection_;
   auto benchmark = benchmarkFor(uri);
   if (!benchmark) return benchmark.takeError();
+  // Spares run with the server's default limits, so only such sessions use one.
+  const bool defaultLimits = requested.getAddressSpaceMb() == 0 && requested.getCpuSecondsPerStep() == 0;
+  std::optional<SpareWorker> worker;
+  if (defaultLimits && options_.spareWorkers > 0) {
+    worker = spares_.take((*benchmark)->uri);
+    spares_.want((*benchmark)->uri);
+  }
+  if (!worker) {
+    const uint32_t cpuPerStep =
+        requested.getCpuSecondsPerStep() ? requested.getCpuSecondsPerStep() : options_.cpuSecondsPerStep;
+    auto fresh = startWorker(*benchmark, limitsFor(requested, options_.limits), cpuPerStep);
+    if (!fresh) return fresh.takeError();
+    worker = std::move(*fresh);
+  }
+  processes_.addWorkerGroup(currentConnection_, worker->pid);
+  started.setPid(worker->pid);
+  started.setRegionBytes(worker->regionBytes);
+  started.setBenchmark(worker->uri);
+  passFds.push_back(std::move(worker->ends.memfd));
+  passFds.push_back(std::move(worker->ends.doorbell));
+  passFds.push_back(std::move(worker->pidfd));
+  spdlog::debug("client {}: worker {} for {}", currentConnection_, worker->pid, worker->uri);
+  return okStatus();
+}
+
+Result<SpareWorker> Zygote::startWorker(passes::ParsedBenchmark* benchmark, const sandbox::SandboxLimits& limits,
+                                        uint32_t cpuSecondsPerStep) {
   auto channel = Channel::create();
   if (!channel) return channel.takeError();
   auto& [workerChannel, clientEnds] = *channel;
-  const auto limits = limitsFor(requested, options_.limits);
-  const uint32_t cpuPerStep = requested.getCpuSecondsPerStep() ? requested.getCpuSecondsPerStep() : options_.cpuSecondsPerStep;
 
   assertSingleThreaded();
+  const auto forkStart = std::chrono::steady_clock::now();
   const pid_t pid = fork();
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(worker)"));
   if (pid == 0) {
@@ -273,23 +306,35 @@ Status Zygote::newSession(const std::string& uri, proto::Limits::Reader requeste
     signal(SIGPIPE, SIG_IGN);
     clientEnds.memfd.reset();
     clientEnds.doorbell.reset();
-    runWorker(WorkerStart{std::move(workerChannel), *benchmark, limits, cpuPerStep});
+    runWorker(WorkerStart{std::move(workerChannel), benchmark, limits, cpuSecondsPerStep});
   }
   setpgid(pid, pid);
-  processes_.addWorkerGroup(id, pid);
   const long pidfd = syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) {
     kill(pid, SIGKILL);
     return makeError(Outcome::ServerError, errnoMessage("pidfd_open(worker)"));
   }
-  started.setPid(pid);
-  started.setRegionBytes(workerChannel.region().size());
-  started.setBenchmark((*benchmark)->uri);
-  passFds.push_back(std::move(clientEnds.memfd));
-  passFds.push_back(std::move(clientEnds.doorbell));
-  passFds.emplace_back(static_cast<int>(pidfd));
-  spdlog::debug("client {}: worker {} for {}", id, pid, (*benchmark)->uri);
-  return okStatus();
+  spdlog::trace("forked worker {} in {} µs", pid,
+                std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - forkStart).count());
+  return SpareWorker{benchmark->uri, pid, UniqueFd(static_cast<int>(pidfd)), std::move(clientEnds),
+                     workerChannel.region().size()};
+}
+
+void Zygote::makeSpare() {
+  auto uri = spares_.nextWanted();
+  if (!uri) return;
+  auto* benchmark = cache_.find(*uri);
+  if (!benchmark) {
+    spares_.dropBenchmark(*uri);  // evicted from the cache since it was wanted
+    return;
+  }
+  auto spare = startWorker(benchmark, options_.limits, options_.cpuSecondsPerStep);
+  if (!spare) {
+    spdlog::warn("spare worker for {}: {}", *uri, spare.error().message);
+    spares_.dropBenchmark(*uri);
+    return;
+  }
+  spares_.add(std::move(*spare));
 }
 
 void Zygote::closeConnection(uint64_t id) {
@@ -299,6 +344,7 @@ void Zygote::closeConnection(uint64_t id) {
 }
 
 void Zygote::shutdown() {
+  spares_.killAll();
   processes_.killAll();
   connections_.clear();
   if (listener_) {

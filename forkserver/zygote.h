@@ -26,6 +26,7 @@
 #include "forkserver/benchmark_cache.h"
 #include "forkserver/control_dispatch.h"
 #include "forkserver/process_table.h"
+#include "forkserver/spare_pool.h"
 #include "ipc/control_socket.h"
 #include "ipc/unique_fd.h"
 #include "sandbox/sandbox.h"
@@ -47,6 +48,7 @@ struct ZygoteOptions {
   std::chrono::seconds loadTimeout{120};
   sandbox::SandboxLimits limits;   // per-worker defaults
   uint32_t cpuSecondsPerStep = 300;
+  size_t spareWorkers = 4;         // benchmarks kept with a worker forked ahead (0: none)
 };
 
 class Zygote : private ControlHandler {
@@ -83,12 +85,18 @@ class Zygote : private ControlHandler {
   void shutdown();
 
   Result<passes::ParsedBenchmark*> benchmarkFor(const std::string& uri);
+  // Forks a worker for `benchmark` (its own process group, channel ready).
+  Result<SpareWorker> startWorker(passes::ParsedBenchmark* benchmark, const sandbox::SandboxLimits& limits,
+                                  uint32_t cpuSecondsPerStep);
+  // Called when the event loop is idle: forks one wanted spare.
+  void makeSpare();
 
   ZygoteOptions options_;
   UniqueFd listener_;
   UniqueFd signals_;
   BenchmarkCache cache_;
   ProcessTable processes_;
+  SparePool spares_;
   std::unordered_map<uint64_t, Connection> connections_;
   uint64_t nextConnectionId_ = 1;
   bool stopping_ = false;

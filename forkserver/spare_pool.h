@@ -1,0 +1,58 @@
+// SparePool: workers forked ahead of time, one per recently reset benchmark,
+// so a reset is a hand-over of descriptors instead of a fork (fork(2) of the
+// zygote costs ~0.5 ms on a virtual machine, and the new worker's set-up as
+// much again before its first step).
+//
+// Lifecycle (zygote only):
+//   1. A reset of benchmark B with the default limits takes B's spare if
+//      there is one (take()), else forks a worker as before; either way B is
+//      marked wanted (want()).
+//   2. When the zygote's event loop is idle (nothing to read), it forks one
+//      spare for a wanted benchmark (nextWanted() / add()); spares already
+//      ran their set-up, sandbox included, and wait on their channel.
+//   3. Spares belong to no client until taken; the zygote kills them when
+//      their benchmark leaves the cache (dropBenchmark()) or at shutdown.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "ipc/channel.h"
+#include "ipc/unique_fd.h"
+
+namespace forkgym::forkserver {
+
+struct SpareWorker {
+  std::string uri;
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  ClientEnds ends;
+  size_t regionBytes = 0;
+};
+
+class SparePool {
+ public:
+  explicit SparePool(size_t capacity) : capacity_(capacity) {}
+  ~SparePool() { killAll(); }
+
+  std::optional<SpareWorker> take(const std::string& uri);
+  void want(const std::string& uri);
+  // A wanted benchmark without a spare, most recently wanted first.
+  std::optional<std::string> nextWanted() const;
+  // Adds a spare; beyond capacity the least recently wanted one is killed.
+  void add(SpareWorker spare);
+  void dropBenchmark(const std::string& uri);
+  void killAll();
+  size_t size() const { return spares_.size(); }
+
+ private:
+  size_t capacity_;
+  std::deque<std::string> wanted_;  // front = most recently wanted
+  std::deque<SpareWorker> spares_;
+};
+
+}  // namespace forkgym::forkserver
