@@ -1,0 +1,607 @@
+// The fault-injection matrix (invariants 1, 2 and 4), one table-driven suite.
+//
+// Each row injects one fault into a real worker under the real sandbox (or
+// kills a client or the zygote), and checks three things:
+//   1. the expected outcome, with the message naming the fault;
+//   2. nothing else disturbed: a bystander episode on the same zygote still
+//      steps, and the zygote still starts new episodes;
+//   3. nothing leaked, read from /proc: the zygote's children and open
+//      descriptors, this process's descriptors and memfds and children,
+//      /dev/shm and /tmp/forkgym-*.
+// The denied-syscall rows come from sandbox::deniedSyscallExamples(), run in
+// a worker by the test-only testSyscall request (FORKGYM_TEST_ACTIONS).
+// The matrix is printed as a table when the suite ends (and written to
+// fault_matrix.txt next to the binary, which scripts/test prints).
+#include <fcntl.h>
+#include <seccomp.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include <capnp/message.h>
+
+#include "ipc/control_socket.h"
+#include "ipc/message_area.h"
+#include "ipc/protocol.capnp.h"
+#include "sandbox/sandbox.h"
+#include "tests/forkserver/runtime_fixture.h"
+
+namespace forkgym::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// ------------------------------------------------------------ /proc probes --
+
+std::set<pid_t> childrenOf(pid_t pid) {
+  std::set<pid_t> children;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& tid : listDir(tasks)) {
+    std::ifstream in(tasks + "/" + tid + "/children");
+    pid_t child;
+    while (in >> child) children.insert(child);
+  }
+  return children;
+}
+
+std::string readLink(const std::string& path) {
+  char buffer[512];
+  const ssize_t n = readlink(path.c_str(), buffer, sizeof(buffer) - 1);
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+}
+
+struct FdCounts {
+  size_t all = 0;
+  size_t memfds = 0;
+  bool operator==(const FdCounts&) const = default;
+};
+
+FdCounts fdsOf(const std::string& pid) {
+  FdCounts counts;
+  const std::string dir = "/proc/" + pid + "/fd";
+  for (const auto& fd : listDir(dir)) {
+    ++counts.all;
+    if (readLink(dir + "/" + fd).starts_with("/memfd:")) ++counts.memfds;
+  }
+  return counts;
+}
+
+std::set<std::string> forkgymTempFiles() {
+  std::set<std::string> found;
+  for (const auto& name : listDir("/tmp")) {
+    if (name.starts_with("forkgym-")) found.insert(name);
+  }
+  return found;
+}
+
+struct Snapshot {
+  // The zygote's children are compared by number: it replaces a spare worker
+  // (forked ahead for a recently reset benchmark) whenever one is taken.
+  size_t zygoteChildren = 0;
+  FdCounts zygoteFds;
+  std::set<pid_t> ourChildren;
+  FdCounts ourFds;
+  std::set<std::string> shm;
+  std::set<std::string> temp;
+  bool operator==(const Snapshot&) const = default;
+};
+
+void reapZombies() {
+  // Only zombies: the zygote we started is alive and is not touched.
+  while (waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+Snapshot snapshot(pid_t zygote) {
+  reapZombies();
+  return Snapshot{childrenOf(zygote).size(), fdsOf(std::to_string(zygote)), childrenOf(getpid()), fdsOf("self"),
+                  listDir("/dev/shm"), forkgymTempFiles()};
+}
+
+template <typename T>
+std::string diffSets(const char* what, const std::set<T>& before, const std::set<T>& after) {
+  std::ostringstream out;
+  for (const auto& x : after) {
+    if (!before.contains(x)) out << what << " +" << x << " ";
+  }
+  for (const auto& x : before) {
+    if (!after.contains(x)) out << what << " -" << x << " ";
+  }
+  return out.str();
+}
+
+std::string describeLeaks(const Snapshot& before, const Snapshot& after) {
+  std::ostringstream out;
+  if (before.zygoteChildren != after.zygoteChildren) {
+    out << "zygote-children " << before.zygoteChildren << "->" << after.zygoteChildren << " ";
+  }
+  out << diffSets("our-child", before.ourChildren, after.ourChildren) << diffSets("shm", before.shm, after.shm)
+      << diffSets("tmp", before.temp, after.temp);
+  if (!(before.zygoteFds == after.zygoteFds)) {
+    out << "zygote-fds " << before.zygoteFds.all << "->" << after.zygoteFds.all << " ";
+  }
+  if (!(before.ourFds == after.ourFds)) {
+    out << "fds " << before.ourFds.all << "->" << after.ourFds.all << " memfds " << before.ourFds.memfds << "->"
+        << after.ourFds.memfds << " ";
+  }
+  std::string text = out.str();
+  if (!text.empty()) text.pop_back();
+  return text;
+}
+
+// --------------------------------------------------------------- the rows --
+
+struct Got {
+  bool pass = false;
+  std::string text;  // what happened, for the table
+};
+
+struct Row {
+  std::string name;
+  std::string expected;
+  std::function<Got()> run;
+};
+
+struct Printed {
+  std::string name, expected, got;
+  long long ms;
+  std::string leaks;
+  bool pass;
+};
+
+std::vector<Printed>& printed() {
+  static std::vector<Printed> rows;
+  return rows;
+}
+
+// The suite's zygote: a shared server on a socket, so that client processes
+// can be killed while the bystander (on its own connection) carries on.
+struct Harness {
+  std::string dir;
+  std::string socket;
+  pid_t zygote = -1;
+  std::shared_ptr<Connection> connection;
+  std::shared_ptr<const Description> description;
+  std::unique_ptr<Env> bystander;
+
+  uint32_t action(const std::string& flag) const { return static_cast<uint32_t>(description->findAction(flag)); }
+};
+
+Harness* gHarness = nullptr;
+
+Got outcomeIs(const StepResult& result, Outcome expected, const std::string& messageContains) {
+  Got got;
+  got.text = std::string(outcomeName(result.outcome)) + ": " + result.message;
+  got.pass = result.outcome == expected && result.message.find(messageContains) != std::string::npos &&
+             !result.reproducer.benchmark.empty();
+  return got;
+}
+
+// A step with a test-only action in a fresh episode.
+Got injectAction(const std::string& flag, Outcome expected, const std::string& contains, EnvOptions options = {}) {
+  Env victim(gHarness->connection, options);
+  if (auto ok = victim.reset(fileUri("crc32.c")); !ok) return {false, "reset failed: " + ok.error().message};
+  const uint32_t actions[] = {gHarness->action("-mem2reg"), gHarness->action(flag)};
+  auto result = victim.step(actions, std::vector<std::string>{"IrInstructionCount"});
+  Got got = outcomeIs(result, expected, contains);
+  if (victim.alive()) {
+    got.pass = false;
+    got.text += " (episode still alive)";
+  }
+  return got;
+}
+
+// A raw channel to a fresh worker, for requests Env does not send.
+struct RawSession {
+  SessionEnds ends;
+  Channel channel;
+};
+
+Result<RawSession> rawSession(Connection& connection) {
+  auto ends = connection.newSession(fileUri("crc32.c"), {}, 60s);
+  if (!ends) return ends.takeError();
+  auto channel = Channel::attach(std::move(ends->channel));
+  if (!channel) return channel.takeError();
+  return RawSession{std::move(*ends), std::move(*channel)};
+}
+
+std::string lastWordsOf(const Channel& channel) {
+  const LastWords& words = channel.lastWords();
+  if (!words.written.load()) return "no last words";
+  return std::string(outcomeName(outcomeFromWire(words.outcome))) + ": " +
+         std::string(words.message, strnlen(words.message, sizeof(words.message)));
+}
+
+Got deniedSyscall(const std::string& name) {
+  const int number = seccomp_syscall_resolve_name(name.c_str());
+  if (number < 0) return {false, "no syscall number for " + name};
+  auto session = rawSession(*gHarness->connection);
+  if (!session) return {false, "session: " + session.error().message};
+  capnp::MallocMessageBuilder request;
+  request.initRoot<proto::Request>().setTestSyscall(number);
+  auto reply = session->channel.call(request, 10s);
+  if (reply) {
+    auto root = reply->reader->getRoot<proto::Reply>();
+    return {false, root.isFailure() ? std::string(root.getFailure().getMessage().cStr()) : "answered"};
+  }
+  const std::string words = lastWordsOf(session->channel);
+  const LastWords& last = session->channel.lastWords();
+  const bool pass = reply.error().outcome == Outcome::SessionClosed && last.written.load() &&
+                    outcomeFromWire(last.outcome) == Outcome::SandboxViolation &&
+                    words.find(" " + name + " (") != std::string::npos;
+  return {pass, words};
+}
+
+Got garbageInRegion() {
+  auto session = rawSession(*gHarness->connection);
+  if (!session) return {false, "session: " + session.error().message};
+  auto& channel = session->channel;
+  auto area = channel.region().requestArea();
+  for (size_t i = 0; i < 4096; ++i) area[i] = std::byte(0x5A ^ (i * 7));
+  channel.region().header().requestBytes = 4096;
+  // The header's own fields scribbled too: offsets and capacities are the
+  // reader's own copy, so only the lengths a peer can change matter.
+  if (!channel.doorbell().ring(Ring::Request)) return {false, "ring failed"};
+  auto rung = channel.doorbell().wait(10s);
+  if (!rung) return {false, "no answer: " + rung.error().message};
+  auto reply = readMessage(channel.region().replyArea(), channel.region().header().replyBytes);
+  if (!reply) return {false, "unreadable reply"};
+  auto root = (*reply)->getRoot<proto::Reply>();
+  if (!root.isFailure()) return {false, "garbage was accepted"};
+  Got got{outcomeFromWire(root.getFailure().getOutcome()) == Outcome::InvalidRequest,
+          std::string(outcomeName(outcomeFromWire(root.getFailure().getOutcome())))};
+  // The same worker still serves a proper step.
+  capnp::MallocMessageBuilder request;
+  request.initRoot<proto::Request>().initStep().initObservations(1).set(0, "IrInstructionCount");
+  auto answer = channel.call(request, 10s);
+  const bool serves = answer && answer->reader->getRoot<proto::Reply>().isStep();
+  got.pass = got.pass && serves;
+  got.text += serves ? ", then steps" : ", then broken";
+  return got;
+}
+
+Got workerClosesChannel() {
+  // Its own connection: when the client gives up on the lingering worker by
+  // closing the connection, the zygote must end it.
+  auto connection = Connection::connect(gHarness->socket);
+  if (!connection) return {false, connection.error().message};
+  auto session = rawSession(**connection);
+  if (!session) return {false, "session: " + session.error().message};
+  const pid_t worker = session->ends.pid;
+  capnp::MallocMessageBuilder request;
+  request.initRoot<proto::Request>().setTestCloseChannel();
+  const auto started = Clock::now();
+  auto reply = session->channel.call(request, 10s);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  Got got;
+  got.text = reply ? "answered" : std::string(outcomeName(reply.error().outcome));
+  got.pass = !reply && reply.error().outcome == Outcome::SessionClosed && took < 2s;
+  const bool lingering = !processGone(worker);
+  got.text += lingering ? ", worker lingers" : ", worker gone";
+  session = makeError(Outcome::SessionClosed, "");
+  connection->reset();
+  const bool gone = waitUntilGone(worker, 1s);
+  got.text += gone ? ", ended with its connection" : ", OUTLIVED its connection";
+  got.pass = got.pass && gone;
+  return got;
+}
+
+Got zygoteKilled() {
+  auto connection = Connection::spawn();
+  if (!connection) return {false, connection.error().message};
+  const pid_t first = (*connection)->serverPid();
+  Env running(*connection);
+  if (!running.reset(fileUri("crc32.c"))) return {false, "reset failed"};
+  const uint32_t mem2reg[] = {gHarness->action("-mem2reg")};
+  if (!running.step(mem2reg).ok()) return {false, "step failed"};
+  kill(first, SIGKILL);
+  if (!waitUntilGone(first, 1s)) return {false, "zygote did not die"};
+
+  Got got;
+  auto step = running.step(mem2reg, std::vector<std::string>{"IrInstructionCount"});
+  auto copy = running.fork();
+  const bool continues = step.ok() && copy && copy->step(mem2reg).ok();
+  got.text = continues ? "running episode steps and forks" : "running episode broke: " + step.message;
+  Env fresh(*connection);
+  auto reset = fresh.reset(fileUri("crc32.c"));
+  const pid_t second = (*connection)->serverPid();
+  const bool renewed = reset.ok() && second > 0 && second != first && fresh.step(mem2reg).ok();
+  got.text += renewed ? "; new reset on a new zygote" : "; new reset failed: " + (reset ? "" : reset.error().message);
+  got.pass = continues && renewed;
+  return got;
+}
+
+struct ClientPids {
+  pid_t worker = -1, fork = -1, server = -1;
+};
+
+// A client process that starts an episode and a fork, reports, then idles
+// or hangs in a step until it is SIGKILLed.
+Got clientKilled(bool privateZygote, bool hangInStep) {
+  int report[2];
+  if (pipe(report) != 0) return {false, "pipe"};
+  const pid_t client = ::fork();
+  if (client == 0) {
+    close(report[0]);
+    auto connection = privateZygote ? Connection::spawn() : Connection::connect(gHarness->socket);
+    if (!connection) _exit(3);
+    Env env(*connection);
+    if (!env.reset(fileUri("crc32.c"))) _exit(4);
+    auto copy = env.fork();
+    if (!copy) _exit(5);
+    ClientPids pids{env.workerPid(), copy->workerPid(), (*connection)->serverPid()};
+    if (write(report[1], &pids, sizeof(pids)) != sizeof(pids)) _exit(6);
+    if (hangInStep) {
+      const uint32_t hang[] = {static_cast<uint32_t>((*(*connection)->describe())->findAction("-forkgym-test-hang"))};
+      env.step(hang);
+    }
+    pause();
+    _exit(0);
+  }
+  close(report[1]);
+  ClientPids pids;
+  const bool reported = read(report[0], &pids, sizeof(pids)) == static_cast<ssize_t>(sizeof(pids));
+  close(report[0]);
+  if (!reported) {
+    kill(client, SIGKILL);
+    waitpid(client, nullptr, 0);
+    return {false, "client did not start"};
+  }
+  if (hangInStep) std::this_thread::sleep_for(200ms);
+  kill(client, SIGKILL);
+  waitpid(client, nullptr, 0);
+  const auto killed = Clock::now();
+  bool gone = waitUntilGone(pids.worker, 1s) && waitUntilGone(pids.fork, 1s);
+  if (privateZygote) gone = gone && waitUntilGone(pids.server, 1s);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count();
+  return {gone, gone ? "worker, fork" + std::string(privateZygote ? ", zygote" : "") + " gone in " +
+                           std::to_string(took) + " ms"
+                     : "ORPHANS left after 1 s"};
+}
+
+Got fdsToZygote() {
+  auto fd = connectUnix(gHarness->socket);
+  if (!fd) return {false, fd.error().message};
+  // A valid hello, with a descriptor riding on it.
+  capnp::MallocMessageBuilder hello;
+  hello.initRoot<proto::ControlRequest>().initHello().setProtocolVersion(proto::PROTOCOL_VERSION);
+  const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int passed[] = {devnull};
+  auto sent = sendFrame(fd->get(), hello, passed);
+  close(devnull);
+  if (!sent) return {false, "send: " + sent.error().message};
+  auto answer = recvFrame(fd->get(), 10s, 0);
+  const bool dropped = !answer && answer.error().message.find("closed the connection") != std::string::npos;
+  return {dropped, dropped ? "connection dropped" : answer ? "answered" : answer.error().message};
+}
+
+Got fdsToWorker() {
+  auto session = rawSession(*gHarness->connection);
+  if (!session) return {false, "session: " + session.error().message};
+  // One round trip first: the worker has finished its set-up (and closed
+  // what it inherited) once it answers.
+  capnp::MallocMessageBuilder first;
+  first.initRoot<proto::Request>().initStep();
+  if (!session->channel.call(first, 10s)) return {false, "first step failed"};
+  const FdCounts before = fdsOf(std::to_string(session->ends.pid));
+  // A proper step request, rung with a descriptor attached.
+  capnp::MallocMessageBuilder request;
+  request.initRoot<proto::Request>().initStep().initObservations(1).set(0, "IrInstructionCount");
+  auto length = writeMessage(request, session->channel.region().requestArea());
+  if (!length) return {false, "write"};
+  session->channel.region().header().requestBytes = *length;
+  const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int passed[] = {devnull};
+  auto rang = session->channel.doorbell().ring(Ring::Request, passed);
+  close(devnull);
+  if (!rang) return {false, "ring: " + rang.error().message};
+  auto rung = session->channel.doorbell().wait(10s);
+  if (!rung) return {false, "no answer: " + rung.error().message};
+  auto reply = readMessage(session->channel.region().replyArea(), session->channel.region().header().replyBytes);
+  if (!reply) return {false, "unreadable reply"};
+  auto root = (*reply)->getRoot<proto::Reply>();
+  Got got;
+  got.pass = root.isFailure() && outcomeFromWire(root.getFailure().getOutcome()) == Outcome::InvalidRequest;
+  got.text = root.isFailure() ? std::string("refused: ") + root.getFailure().getMessage().cStr() : "accepted";
+  const FdCounts after = fdsOf(std::to_string(session->ends.pid));
+  if (before.all != 0 && !(before == after)) {
+    got.pass = false;
+    got.text += "; worker kept it (" + std::to_string(before.all) + "->" + std::to_string(after.all) + " fds)";
+  }
+  capnp::MallocMessageBuilder step;
+  step.initRoot<proto::Request>().initStep();
+  auto answer = session->channel.call(step, 10s);
+  const bool serves = answer && answer->reader->getRoot<proto::Reply>().isStep();
+  got.pass = got.pass && serves;
+  got.text += serves ? "; then steps" : "; then broken";
+  return got;
+}
+
+std::vector<Row> rows() {
+  std::vector<Row> rows;
+  EnvOptions quick;
+  quick.stepTimeout = 1500ms;
+  EnvOptions cpuLimited;
+  cpuLimited.limits.cpuSecondsPerStep = 1;
+  EnvOptions smallMemory;
+  smallMemory.limits.addressSpaceMb = 1024;
+  rows.push_back({"segfault", "crashed SIGSEGV",
+                  [] { return injectAction("-forkgym-test-segfault", Outcome::Crashed, "SIGSEGV"); }});
+  rows.push_back({"abort (LLVM assertion style)", "crashed SIGABRT",
+                  [] { return injectAction("-forkgym-test-abort", Outcome::Crashed, "SIGABRT"); }});
+  rows.push_back({"infinite loop, wall clock", "timed_out after 1.5 s",
+                  [=] { return injectAction("-forkgym-test-hang", Outcome::TimedOut, "took longer", quick); }});
+  rows.push_back({"infinite loop, CPU limit", "timed_out (SIGXCPU) after 1 CPU s", [=] {
+                    return injectAction("-forkgym-test-hang", Outcome::TimedOut, "CPU time", cpuLimited);
+                  }});
+  rows.push_back({"unbounded memory", "out_of_memory at 1 GiB", [=] {
+                    return injectAction("-forkgym-test-oom", Outcome::OutOfMemory, "memory", smallMemory);
+                  }});
+  rows.push_back({"fork bomb", "sandbox_violation clone",
+                  [] { return injectAction("-forkgym-test-fork-bomb", Outcome::SandboxViolation, "clone"); }});
+  rows.push_back({"stack overflow", "crashed SIGSEGV",
+                  [] { return injectAction("-forkgym-test-stack-overflow", Outcome::Crashed, "SIGSEGV"); }});
+  rows.push_back({"pass breaks the IR", "verifier_failed", [] {
+                    return injectAction("-forkgym-test-verifier-failure", Outcome::VerifierFailed, "verif");
+                  }});
+  for (std::string_view name : sandbox::deniedSyscallExamples()) {
+    const std::string syscall(name);
+    rows.push_back({"denied syscall " + syscall, "sandbox_violation " + syscall,
+                    [syscall] { return deniedSyscall(syscall); }});
+  }
+  rows.push_back({"garbage in the shared region", "invalid_request, episode goes on", garbageInRegion});
+  rows.push_back({"fd sent on the worker's doorbell", "invalid_request, fd dropped, goes on", fdsToWorker});
+  rows.push_back({"fd sent to the zygote", "client dropped", fdsToZygote});
+  rows.push_back({"worker closes its channel", "session_closed at once; worker ends with its client",
+                  workerClosesChannel});
+  rows.push_back({"zygote SIGKILL mid-episode", "episodes go on; next reset gets a new zygote", zygoteKilled});
+  rows.push_back({"client SIGKILL (shared zygote)", "worker and fork gone < 1 s",
+                  [] { return clientKilled(false, false); }});
+  rows.push_back({"client SIGKILL (private zygote)", "worker, fork and zygote gone < 1 s",
+                  [] { return clientKilled(true, false); }});
+  rows.push_back({"hung worker, then client dies", "worker and fork gone < 1 s",
+                  [] { return clientKilled(false, true); }});
+  return rows;
+}
+
+const std::vector<Row>& allRows() {
+  static const std::vector<Row> table = rows();
+  return table;
+}
+
+// ------------------------------------------------------------ the suite --
+
+class FaultMatrix : public ::testing::TestWithParam<size_t> {
+ protected:
+  static void SetUpTestSuite() {
+    // Orphans of killed clients and zygotes come to us, so /proc shows them.
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    gHarness = new Harness();
+    char dir[] = "/tmp/forkgym-matrix-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    gHarness->dir = dir;
+    gHarness->socket = gHarness->dir + "/server.sock";
+    gHarness->zygote = ::fork();
+    if (gHarness->zygote == 0) {
+      execl(FORKGYM_SERVER_BINARY, FORKGYM_SERVER_BINARY, "--socket", gHarness->socket.c_str(), "--preload",
+            fileUri("crc32.c").c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 3000 && !gHarness->connection; ++i) {
+      auto connection = Connection::connect(gHarness->socket);
+      if (connection) gHarness->connection = *connection;
+      else std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_TRUE(gHarness->connection) << "server did not start";
+    auto description = gHarness->connection->describe();
+    ASSERT_TRUE(description);
+    gHarness->description = *description;
+    gHarness->bystander = std::make_unique<Env>(gHarness->connection);
+    ASSERT_TRUE(gHarness->bystander->reset(fileUri("crc32.c")));
+  }
+
+  static void TearDownTestSuite() {
+    printTable();
+    if (!gHarness) return;
+    gHarness->bystander.reset();
+    gHarness->connection.reset();
+    if (gHarness->zygote > 0) {
+      kill(gHarness->zygote, SIGTERM);
+      waitpid(gHarness->zygote, nullptr, 0);
+    }
+    rmdir(gHarness->dir.c_str());
+    delete gHarness;
+    gHarness = nullptr;
+  }
+
+  static void printTable() {
+    std::ostringstream out;
+    size_t nameWidth = 4, expectedWidth = 8;
+    for (const auto& row : printed()) {
+      nameWidth = std::max(nameWidth, row.name.size());
+      expectedWidth = std::max(expectedWidth, row.expected.size());
+    }
+    auto pad = [](std::string text, size_t width) {
+      text.resize(std::max(width, text.size()), ' ');
+      return text;
+    };
+    size_t passed = 0;
+    out << "\nFault-injection matrix\n"
+        << pad("row", nameWidth) << " | " << pad("expected", expectedWidth) << " | pass | time ms | leaks | got\n";
+    for (const auto& row : printed()) {
+      passed += row.pass;
+      std::string got = row.got.substr(0, 110);
+      std::replace(got.begin(), got.end(), '\n', ' ');
+      char time[16];
+      std::snprintf(time, sizeof(time), "%7lld", row.ms);
+      out << pad(row.name, nameWidth) << " | " << pad(row.expected, expectedWidth) << " | "
+          << (row.pass ? "yes " : "NO  ") << " | " << time << " | " << (row.leaks.empty() ? "none " : row.leaks)
+          << " | " << got << "\n";
+    }
+    out << passed << " of " << printed().size() << " rows passed\n";
+    std::fputs(out.str().c_str(), stdout);
+    std::ofstream(FORKGYM_MATRIX_OUTPUT) << out.str();
+  }
+};
+
+TEST_P(FaultMatrix, FaultEndsOnlyItsEpisodeAndLeaksNothing) {
+  ASSERT_TRUE(gHarness && gHarness->bystander);
+  const Row& row = allRows()[GetParam()];
+  // A settled baseline: the zygote closes the descriptors it passed with a
+  // reply just after the client has read it.
+  Snapshot before = snapshot(gHarness->zygote);
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(5ms);
+    Snapshot again = snapshot(gHarness->zygote);
+    if (again == before) break;
+    before = std::move(again);
+  }
+
+  const auto started = Clock::now();
+  Got got = row.run();
+  const long long ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+
+  // Nothing else disturbed: the bystander steps, the zygote starts episodes.
+  const uint32_t mem2reg[] = {gHarness->action("-mem2reg")};
+  auto bystander = gHarness->bystander->step(mem2reg, std::vector<std::string>{"IrInstructionCount"});
+  Env fresh(gHarness->connection);
+  const bool zygoteServes = fresh.reset(fileUri("crc32.c")).ok();
+  fresh.close();
+  if (!bystander.ok()) got.text += " | BYSTANDER: " + bystander.message;
+  if (!zygoteServes) got.text += " | ZYGOTE no longer serves";
+
+  // Nothing leaked: give the zygote a moment to reap what the row ended.
+  Snapshot after = snapshot(gHarness->zygote);
+  for (auto deadline = Clock::now() + 2s; !(after == before) && Clock::now() < deadline;) {
+    std::this_thread::sleep_for(10ms);
+    after = snapshot(gHarness->zygote);
+  }
+  const std::string leaks = describeLeaks(before, after);
+  const bool pass = got.pass && bystander.ok() && zygoteServes && leaks.empty();
+  printed().push_back({row.name, row.expected, got.text, ms, leaks, pass});
+
+  EXPECT_TRUE(got.pass) << row.name << ": expected " << row.expected << ", got " << got.text;
+  EXPECT_TRUE(bystander.ok()) << bystander.message;
+  EXPECT_TRUE(zygoteServes);
+  EXPECT_EQ(leaks, "") << row.name;
+}
+
+std::string rowName(const ::testing::TestParamInfo<size_t>& info) {
+  std::string name;
+  for (char c : allRows()[info.param].name) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return std::to_string(info.param) + "_" + name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Rows, FaultMatrix, ::testing::Range<size_t>(0, allRows().size()), rowName);
+
+}  // namespace
+}  // namespace forkgym::testing
