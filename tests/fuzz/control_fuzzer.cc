@@ -1,0 +1,87 @@
+// libFuzzer target: the zygote's handling of bytes from a hostile client.
+//
+// The input is the byte stream a client writes on its control connection.
+// It goes through the real socket read path (FrameAssembler, over a
+// socketpair) and every complete frame through the real dispatch
+// (dispatchControlFrame) with the connection's hello state carried across
+// frames. The handler stubs out what would fork or load a benchmark, but
+// builds full replies, which are then serialised as the zygote would.
+// Invariant 4: nothing here may crash, leak (ASan) or hang.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <capnp/serialize.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "forkserver/control_dispatch.h"
+#include "ipc/control_socket.h"
+
+namespace {
+
+using namespace forkgym;
+using namespace forkgym::forkserver;
+
+class StubZygote : public ControlHandler {
+ public:
+  uint64_t actionTableHash() override { return 0x0123456789abcdefull; }
+  void hello(proto::Hello::Builder out) override {
+    out.setProtocolVersion(proto::PROTOCOL_VERSION);
+    out.setLlvmVersion("19.1.7");
+    out.setActionTableHash(actionTableHash());
+  }
+  void describe(proto::Description::Builder out) override {
+    auto actions = out.initActions(2);
+    actions[0].setFlag("-mem2reg");
+    actions[1].setFlag("-forkgym-test-segfault");
+    actions[1].setTestOnly(true);
+    out.initCachedBenchmarks(1).set(0, "file:///x.c");
+  }
+  void workerExit(int32_t pid, proto::WorkerExit::Builder out) override {
+    out.setKnown(pid > 0 && pid % 3 == 0);
+    out.setExitCode(pid);
+  }
+  Status newSession(const std::string& benchmark, proto::Limits::Reader limits, proto::SessionStarted::Builder out,
+                    std::vector<UniqueFd>& fds) override {
+    // What the real zygote reads before it forks.
+    const uint64_t memoryMb = limits.getAddressSpaceMb();
+    const uint32_t cpu = limits.getCpuSecondsPerStep();
+    if (benchmark.empty() || benchmark.size() > 4096) return makeError(Outcome::InvalidRequest, "bad benchmark");
+    out.setPid(static_cast<int32_t>(memoryMb ^ cpu));
+    out.setRegionBytes(memoryMb);
+    out.setBenchmark(benchmark);
+    return okStatus();
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return 0;
+  int bufferBytes = 1 << 20;
+  setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &bufferBytes, sizeof(bufferBytes));
+  setsockopt(pair[1], SOL_SOCKET, SO_RCVBUF, &bufferBytes, sizeof(bufferBytes));
+  UniqueFd client(pair[0]), server(pair[1]);
+  size_t written = 0;
+  while (written < size) {
+    const ssize_t n = write(client.get(), data + written, size - written);
+    if (n <= 0) break;
+    written += static_cast<size_t>(n);
+  }
+  client.reset();  // EOF after the input: a truncated last frame must be handled
+
+  StubZygote zygote;
+  FrameAssembler assembler;
+  bool greeted = false;
+  for (int frames = 0; frames < 256; ++frames) {
+    const auto state = assembler.readFrom(server.get());
+    if (state != FrameAssembler::State::HaveFrame) break;
+    auto frame = assembler.takeFrame();
+    auto reply = dispatchControlFrame(frame, greeted, zygote);
+    auto flat = capnp::messageToFlatArray(*reply.message);
+    if (flat.size() == 0) __builtin_trap();
+  }
+  return 0;
+}
