@@ -67,8 +67,14 @@ class Channel {
   bool valid() const { return region_.size() != 0; }
 
  private:
+  // How long collect() polls before sleeping: about as long as recent
+  // replies took, when that is short enough to be worth a core's time.
+  std::chrono::microseconds replySpin() const;
+
   SharedRegion region_;
   Doorbell doorbell_;
+  std::chrono::steady_clock::time_point postedAt_{};
+  double typicalReplyUs_ = 0;  // moving average of post -> reply
 };
 
 }  // namespace forkgym

@@ -166,7 +166,9 @@ def throughput(uri: str, counts: list[int], seconds: float) -> dict:
         with multiprocessing.get_context("spawn").Pool(n) as pool:
             steps = sum(pool.map(random_episode_worker, [("llvm-ic-v0", uri, seconds, i) for i in range(n)]))
         processes = steps / seconds
-        vec = forkgym.make_vec("llvm-ic-v0", num_envs=n, benchmark=uri)
+        # Episodes of 50 steps, as in the processes (an endless episode of
+        # random passes can unroll a module into something huge).
+        vec = forkgym.make_vec("llvm-ic-v0", num_envs=n, benchmark=uri, max_episode_steps=50)
         try:
             vec.reset(seed=0)
             space = vec.single_action_space
