@@ -2,6 +2,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -28,8 +29,10 @@ options:
                          any absolute path). Paths with a '..' component are always refused
   --cache-mb N           memory budget for parsed benchmarks (default 2048)
   --load-timeout S       seconds allowed to compile/parse one benchmark (default 120)
-  --worker-memory-mb N   default address-space limit per worker (default 8192)
-  --step-cpu-seconds N   default CPU-time limit per step (default 300)
+  --worker-memory-mb N   default address-space limit per worker (default 2048)
+  --step-cpu-seconds N   default CPU-time limit per step (default 60)
+  --worker-nice N        niceness added to workers, so the machine stays responsive
+                         under many episodes (default 10; 0 = none)
   --spare-workers N      benchmarks kept with a worker forked ahead, so their
                          resets need no fork (default 4; 0 turns this off)
   --log-level LEVEL      trace, debug, info, warn, error (default warn)
@@ -123,6 +126,8 @@ int main(int argc, char** argv) {
       options.loadTimeout = std::chrono::seconds(number("--load-timeout"));
     } else if (arg == "--worker-memory-mb") {
       options.limits.addressSpaceBytes = number("--worker-memory-mb") << 20;
+    } else if (arg == "--worker-nice") {
+      options.limits.niceness = static_cast<int>(std::min<uint64_t>(number("--worker-nice"), 19));
     } else if (arg == "--step-cpu-seconds") {
       options.cpuSecondsPerStep = static_cast<uint32_t>(number("--step-cpu-seconds"));
     } else if (arg == "--spare-workers") {

@@ -47,7 +47,7 @@ struct ZygoteOptions {
   size_t cacheMb = 2048;
   std::chrono::seconds loadTimeout{120};
   sandbox::SandboxLimits limits;   // per-worker defaults
-  uint32_t cpuSecondsPerStep = 300;
+  uint32_t cpuSecondsPerStep = 60;  // per-step CPU budget (SIGXCPU -> timed_out)
   size_t spareWorkers = 4;         // benchmarks kept with a worker forked ahead (0: none)
 };
 

@@ -2,6 +2,9 @@
 
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 
@@ -48,6 +51,11 @@ bool applyRlimits(const SandboxLimits& limits) {
   if (!capLimit(RLIMIT_CORE, 0)) return false;
   if (limits.maxProcesses != 0 && !capLimit(RLIMIT_NPROC, limits.maxProcesses)) return false;
   if (limits.maxOpenFiles != 0 && !capLimit(RLIMIT_NOFILE, limits.maxOpenFiles)) return false;
+  if (limits.niceness > 0) {
+    // Only ever lowers the priority (a positive increment needs no privilege).
+    errno = 0;
+    if (nice(limits.niceness) == -1 && errno != 0) return false;
+  }
   return true;
 }
 

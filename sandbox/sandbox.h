@@ -26,8 +26,17 @@
 namespace forkgym::sandbox {
 
 // Limits only go down: a value above the current hard limit is clamped to it.
+//
+// Defaults are sized for 64 concurrent episodes on a 2-core, 24 GB machine
+// (README, "Threat model"): a worker starts at ~260 MB of address space
+// (libLLVM's mappings, the sparse 64 MB region) and ~15-30 MB resident, so
+// 2 GiB leaves ~1.7 GiB for a pass — far above what benchmark-sized modules
+// need — while a runaway pass is stopped at under 2 GiB resident instead of
+// 8; it takes ~11 simultaneous runaways, not 3, to fill 24 GB. Niceness keeps
+// the machine's own processes (and the zygote) ahead of 64 busy workers.
 struct SandboxLimits {
-  uint64_t addressSpaceBytes = 8ull << 30;  // RLIMIT_AS; 0 = leave as is
+  uint64_t addressSpaceBytes = 2ull << 30;  // RLIMIT_AS; 0 = leave as is
+  int niceness = 10;                        // added to the nice value; 0 = leave as is
   uint64_t cpuSeconds = 0;                  // RLIMIT_CPU soft limit; 0 = unlimited
   uint64_t maxProcesses = 0;                // RLIMIT_NPROC; 0 = leave as is
   uint64_t maxOpenFiles = 64;               // RLIMIT_NOFILE; 0 = leave as is

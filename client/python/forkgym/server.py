@@ -39,6 +39,9 @@ class ServerOptions:
     socket_path: str | None = None  # connect to a running `forkgym-server --socket PATH`
     server_path: str | None = None  # binary to spawn; None = server_binary()
     preload: tuple[str, ...] = ()
+    # Confine file:// benchmarks to these directories (forkgym-server
+    # --benchmark-root); the package's bundled benchmarks stay allowed.
+    benchmark_roots: tuple[str, ...] = ()
     cache_mb: int = 0
     log_level: str = "warn"
     extra_args: tuple[str, ...] = field(default_factory=tuple)
@@ -70,12 +73,16 @@ class Server:
         o = self.options
         if o.socket_path:
             return _forkgym.Connection.connect(o.socket_path)
+        roots: list[str] = []
+        if o.benchmark_roots:
+            for root in (*o.benchmark_roots, str(Path(__file__).resolve().parent / "benchmarks")):
+                roots += ["--benchmark-root", str(root)]
         return _forkgym.Connection.spawn(
             server_path=o.server_path or server_binary(),
             preload=list(o.preload),
             cache_mb=o.cache_mb,
             log_level=o.log_level,
-            extra_args=list(o.extra_args),
+            extra_args=roots + list(o.extra_args),
         )
 
     def close(self) -> None:

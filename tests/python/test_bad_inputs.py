@@ -1,0 +1,88 @@
+"""Bad inputs through the Python API: each a clear, typed error naming the
+problem; nothing crashes and the env (and the zygote) carry on."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import forkgym
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+CLANG = "/usr/lib/llvm-19/bin/clang"
+
+
+def _still_works(env: forkgym.LlvmEnv) -> None:
+    env.reset(benchmark=f"file://{DATA / 'crc32.c'}")
+    assert env.step(env.action_space.index("-mem2reg"))[3] is False
+
+
+@pytest.fixture(scope="module")
+def bitcode(tmp_path_factory) -> bytes:
+    out = tmp_path_factory.mktemp("bc") / "crc32.bc"
+    subprocess.run([CLANG, "-c", "-emit-llvm", "-O0", str(DATA / "crc32.c"), "-o", str(out)], check=True)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("keep", [4, 37, 0.5, -7])
+def test_truncated_bitcode_names_the_file(env, tmp_path, bitcode, keep) -> None:
+    size = int(len(bitcode) * keep) if isinstance(keep, float) else keep if keep > 0 else len(bitcode) + keep
+    path = tmp_path / f"truncated_{size}.bc"
+    path.write_bytes(bitcode[:size])
+    with pytest.raises(forkgym.BenchmarkInitError, match=str(path)):
+        env.reset(benchmark=f"file://{path}")
+    _still_works(env)
+
+
+def test_malformed_bitcode(env) -> None:
+    with pytest.raises(forkgym.BenchmarkInitError, match="malformed.bc"):
+        env.reset(benchmark=f"file://{DATA / 'malformed.bc'}")
+    _still_works(env)
+
+
+def test_ir_failing_the_verifier_gives_the_verifiers_message(env) -> None:
+    with pytest.raises(forkgym.BenchmarkInitError, match="(?s)verifier_failure.ll.*dominate"):
+        env.reset(benchmark=f"file://{DATA / 'verifier_failure.ll'}")
+    _still_works(env)
+
+
+def test_dot_dot_paths_are_refused(env) -> None:
+    with pytest.raises(forkgym.InvalidRequest, match=r"'\.\.'"):
+        env.reset(benchmark=f"file://{DATA}/../data/crc32.c")
+    _still_works(env)
+
+
+def test_unknown_dataset_says_datasets_are_not_installed(env) -> None:
+    with pytest.raises(forkgym.BenchmarkNotFound, match="not available|not installed"):
+        env.reset(benchmark="benchmark://cbench-v1/qsort")
+    _still_works(env)
+
+
+def test_paths_outside_the_benchmark_roots_are_refused(tmp_path) -> None:
+    outside = tmp_path / "outside.c"
+    outside.write_text("int main(void) { return 0; }\n")
+    server = forkgym.Server(forkgym.ServerOptions(benchmark_roots=(str(DATA),)))
+    with forkgym.make("llvm-ic-v0", server=server) as env:
+        env.reset()  # the bundled default benchmark stays allowed
+        env.reset(benchmark=f"file://{DATA / 'crc32.c'}")
+        with pytest.raises(forkgym.InvalidRequest, match="--benchmark-root") as error:
+            env.reset(benchmark=f"file://{outside}")
+        assert str(outside) in str(error.value) and str(DATA) in str(error.value)
+        _still_works(env)
+
+
+def test_invalid_actions_and_names_lose_nothing(env) -> None:
+    env.reset()
+    env.step(env.action_space.index("-mem2reg"))
+    for bad in (-1, 10**6, "not-an-action"):
+        with pytest.raises((forkgym.InvalidRequest, ValueError, TypeError, IndexError)):
+            env.step(bad)
+    with pytest.raises((forkgym.InvalidRequest, LookupError), match="NoSuchSpace"):
+        env.step(0, observation_spaces=["NoSuchSpace"])
+    with pytest.raises((forkgym.InvalidRequest, LookupError), match="NoSuchReward"):
+        env.step(0, reward_spaces=["NoSuchReward"])
+    assert env.in_episode
+    assert len(env.actions) == 1
+    assert env.step(env.action_space.index("-instcombine"))[3] is False
