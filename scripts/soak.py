@@ -95,7 +95,10 @@ def zygote_state(pid: int) -> dict:
 
 
 def leftovers() -> set[str]:
-    shm = {f"/dev/shm/{n}" for n in os.listdir("/dev/shm")}
+    # sem.mp-*: Python multiprocessing semaphores of other programs on the
+    # machine; neither forkgym (memfds only) nor this script (subprocess
+    # clients) creates any.
+    shm = {f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if not n.startswith("sem.mp-")}
     tmp = {f"/tmp/{n}" for n in os.listdir("/tmp") if n.startswith("forkgym-") and not n.startswith("forkgym-soak")}
     return shm | tmp
 
