@@ -37,6 +37,10 @@ OUT = ROOT / "bench-out"
 RUNTIME_BENCH = ROOT / "build/tests/bench/runtime_bench"
 OPT = "/usr/lib/llvm-19/bin/opt"
 ACTIONS = ["-dce", "-instcombine", "-gvn"]
+# Random pass sequences occasionally hit a pathological compile time (e.g.
+# -attributor after some sequences runs for tens of seconds on crc32); the
+# throughput runs cut such steps off, as a researcher's time limit would.
+STEP_TIMEOUT_S = 1.0
 
 
 def generate_large_c(path: Path, functions: int = 420) -> None:
@@ -145,7 +149,7 @@ def random_episode_worker(args) -> int:
 
     rng = random.Random(seed)
     steps = 0
-    with forkgym.make(env_id, benchmark=uri) as env:
+    with forkgym.make(env_id, benchmark=uri, step_timeout=STEP_TIMEOUT_S) as env:
         usable = [i for i in range(env.action_space.n) if i not in env.action_space.unavailable]
         env.reset()
         deadline = time.perf_counter() + seconds
@@ -168,7 +172,8 @@ def throughput(uri: str, counts: list[int], seconds: float) -> dict:
         processes = steps / seconds
         # Episodes of 50 steps, as in the processes (an endless episode of
         # random passes can unroll a module into something huge).
-        vec = forkgym.make_vec("llvm-ic-v0", num_envs=n, benchmark=uri, max_episode_steps=50)
+        vec = forkgym.make_vec("llvm-ic-v0", num_envs=n, benchmark=uri, max_episode_steps=50,
+                               step_timeout=STEP_TIMEOUT_S)
         try:
             vec.reset(seed=0)
             space = vec.single_action_space
