@@ -15,6 +15,10 @@ namespace forkgym::passes {
 
 // Each point starts from a fresh parse of `bitcode`, so each baseline equals
 // what `opt -passes=default<Ox> initial.bc | llc -filetype=obj` measures.
-Result<BenchmarkCosts> computeBenchmarkCosts(std::string_view bitcode);
+// Parallel: one thread per point (the loader child, which never forks);
+// Serial: on the calling thread (the zygote's warm-up, which must stay
+// single-threaded and warm the thread workers will run on).
+enum class CostThreads { Parallel, Serial };
+Result<BenchmarkCosts> computeBenchmarkCosts(std::string_view bitcode, CostThreads threads = CostThreads::Parallel);
 
 }  // namespace forkgym::passes

@@ -83,7 +83,7 @@ void warmUp() {
   if (!module || !sanitizeModule(*module).ok()) return;
   const std::string bitcode = writeBitcode(*module);
   // The O0/O3/Oz pipelines and codegen, as the loader runs them...
-  (void)computeBenchmarkCosts(bitcode);
+  (void)computeBenchmarkCosts(bitcode, CostThreads::Serial);
   // ...and every action, as a worker runs them.
   auto runner = PipelineRunner::create(*module);
   if (!runner.ok()) return;
