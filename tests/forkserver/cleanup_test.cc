@@ -85,7 +85,7 @@ INSTANTIATE_TEST_SUITE_P(IdleOrHungInStep, Cleanup, ::testing::Values(false, tru
 
 TEST(SharedServer, KilledClientsWorkersDieButTheServerServesOthers) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
-  char dir[] = "/tmp/forkgym-sock-XXXXXX";
+  char dir[] = "/tmp/fgtest-sock-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string socketPath = std::string(dir) + "/server.sock";
   const pid_t server = ::fork();

@@ -15,7 +15,7 @@ struct TempBitcode {
   std::string dir;
   std::string path;
   explicit TempBitcode(const std::vector<uint8_t>& bytes) {
-    char pattern[] = "/tmp/forkgym-test-XXXXXX";
+    char pattern[] = "/tmp/fgtest-episode-XXXXXX";
     dir = mkdtemp(pattern);
     path = dir + "/input.bc";
     std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));

@@ -1,5 +1,9 @@
 // Shared set-up for the runtime suites: a private zygote per suite, paths to
 // test data and LLVM's tools, and /proc-based leak checks.
+//
+// Temporary files the tests make themselves are named /tmp/fgtest-*; the
+// leak checks look for /tmp/forkgym-* (what the product would leave), so
+// suites running in parallel under ctest -j do not see each other's files.
 #pragma once
 
 #include <dirent.h>

@@ -42,7 +42,7 @@ TEST(Zygote, LeastRecentlyUsedBenchmarksAreEvictedOverTheBudget) {
 class RawServer : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/forkgym-raw-XXXXXX";
+    char dir[] = "/tmp/fgtest-raw-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
     socket_ = dir_ + "/s.sock";

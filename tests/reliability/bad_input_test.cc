@@ -20,7 +20,7 @@ class BadInputs : public RuntimeTest {
     ASSERT_TRUE(bystander_->reset(fileUri("crc32.c")));
     const uint32_t mem2reg[] = {action("-mem2reg")};
     ASSERT_TRUE(bystander_->step(mem2reg).ok());
-    char dir[] = "/tmp/forkgym-badinput-XXXXXX";
+    char dir[] = "/tmp/fgtest-badinput-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
   }
@@ -33,7 +33,7 @@ class BadInputs : public RuntimeTest {
     Env fresh = newEnv();
     EXPECT_TRUE(fresh.reset(fileUri("crc32.c")));
     // Only ever the directory mkdtemp made for this test.
-    if (dir_.filename().string().starts_with("forkgym-badinput-")) {
+    if (dir_.filename().string().starts_with("fgtest-badinput-")) {
       std::error_code ec;
       fs::remove_all(dir_, ec);
     }

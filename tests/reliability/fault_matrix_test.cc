@@ -486,7 +486,7 @@ class FaultMatrix : public ::testing::TestWithParam<size_t> {
     // Orphans of killed clients and zygotes come to us, so /proc shows them.
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     gHarness = new Harness();
-    char dir[] = "/tmp/forkgym-matrix-XXXXXX";
+    char dir[] = "/tmp/fgtest-matrix-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     gHarness->dir = dir;
     gHarness->socket = gHarness->dir + "/server.sock";
