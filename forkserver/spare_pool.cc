@@ -28,7 +28,10 @@ void SparePool::want(const std::string& uri) {
   std::erase(wanted_, uri);
   wanted_.push_front(uri);
   while (wanted_.size() > capacity_) {
-    dropBenchmark(wanted_.back());
+    // A copy: dropBenchmark() erases from wanted_, which the back() reference
+    // points into.
+    const std::string leastRecent = wanted_.back();
+    dropBenchmark(leastRecent);
   }
 }
 

@@ -2,6 +2,8 @@
 // hello, and answering malformed messages instead of crashing.
 #include <capnp/message.h>
 
+#include <fstream>
+
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
@@ -36,6 +38,35 @@ TEST(Zygote, LeastRecentlyUsedBenchmarksAreEvictedOverTheBudget) {
   // An evicted benchmark is loaded again on demand.
   Env env(*connection);
   EXPECT_TRUE(env.reset("generator://llvm-stress-v0/1"));
+}
+
+// The zygote's children once every episode is closed: only spare workers.
+size_t childCount(pid_t pid) {
+  std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  size_t count = 0;
+  for (std::string child; children >> child;) ++count;
+  return count;
+}
+
+TEST(Zygote, SpareWorkersStayWithinTheirCapacity) {
+  ServerOptions options;
+  options.extraArgs = {"--spare-workers", "2"};
+  auto connection = Connection::spawn(options);
+  ASSERT_TRUE(connection) << connection.error().message;
+  for (int seed = 1; seed <= 4; ++seed) {
+    Env env(*connection);
+    const std::string uri = "generator://llvm-stress-v0/" + std::to_string(seed);
+    ASSERT_TRUE(env.reset(uri));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // idle: a spare is forked
+    ASSERT_TRUE(env.reset(uri));                                  // and taken
+  }
+  size_t children = 0;
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    children = childCount((*connection)->serverPid());
+    if (children == 2) break;
+  }
+  EXPECT_EQ(children, 2u) << "one spare for each of the 2 most recently reset benchmarks, nothing else";
 }
 
 // Speaks to a private server directly through the control socket.
