@@ -99,9 +99,9 @@ Result<passes::LoadedBitcode> loadInChild(const std::string& uri, std::chrono::s
                                                   std::to_string(timeout.count()) + " s and was stopped");
   }
   if (WIFSIGNALED(status)) {
-    return makeError(Outcome::BenchmarkError, "loading '" + uri + "' crashed the loader with " +
-                                                  std::string(sigabbrev_np(WTERMSIG(status)) ? "SIG" : "") +
-                                                  (sigabbrev_np(WTERMSIG(status)) ?: "a signal") +
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    const std::string signal = name ? std::string("SIG") + name : "signal " + std::to_string(WTERMSIG(status));
+    return makeError(Outcome::BenchmarkError, "loading '" + uri + "' crashed the loader with " + signal +
                                                   "; the benchmark is probably malformed");
   }
   if (bytes.empty()) return makeError(Outcome::BenchmarkError, "loading '" + uri + "' produced no result");

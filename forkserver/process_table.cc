@@ -53,10 +53,4 @@ std::optional<ExitStatus> ProcessTable::exitStatus(pid_t pid) const {
   return it->second;
 }
 
-size_t ProcessTable::liveGroups() const {
-  size_t n = 0;
-  for (auto& [connection, pgids] : groups_) n += pgids.size();
-  return n;
-}
-
 }  // namespace forkgym::forkserver

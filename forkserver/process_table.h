@@ -34,7 +34,6 @@ class ProcessTable {
   void reapChildren();
   void recordExit(pid_t pid, int waitStatus);
   std::optional<ExitStatus> exitStatus(pid_t pid) const;
-  size_t liveGroups() const;
 
  private:
   static constexpr size_t kKeptExits = 4096;
