@@ -15,26 +15,27 @@ namespace {
 // Returns true when the episode is over.
 bool dispatchStep(proto::Step::Reader step, RequestHandler& handler, proto::Reply::Builder reply) {
   // Validate every name before touching the module: a typo loses nothing.
-  std::vector<std::string> observations, rewards;
+  // Views into the request, which outlives this call: no copies per step.
+  std::vector<std::string_view> observations, rewards;
   for (auto name : step.getObservations()) {
-    std::string text(name.cStr(), name.size());
+    const std::string_view text(name.cStr(), name.size());
     if (!handler.isObservation(text)) {
       setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
-                                                "unknown observation space '" + text +
+                                                "unknown observation space '" + std::string(text) +
                                                     "'; the server's description lists the valid names"));
       return false;
     }
-    observations.push_back(std::move(text));
+    observations.push_back(text);
   }
   for (auto name : step.getRewards()) {
-    std::string text(name.cStr(), name.size());
+    const std::string_view text(name.cStr(), name.size());
     if (!handler.isReward(text)) {
       setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
-                                                "unknown reward space '" + text +
+                                                "unknown reward space '" + std::string(text) +
                                                     "'; the server's description lists the valid names"));
       return false;
     }
-    rewards.push_back(std::move(text));
+    rewards.push_back(text);
   }
   auto actionList = step.getActions();
   std::vector<uint32_t> actions;

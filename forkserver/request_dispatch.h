@@ -30,9 +30,10 @@ class RequestHandler {
   virtual ~RequestHandler() = default;
   virtual bool isObservation(std::string_view name) = 0;
   virtual bool isReward(std::string_view name) = 0;
-  // A step whose names are known. Returns true when the episode is over.
-  virtual bool step(const std::vector<uint32_t>& actions, const std::vector<std::string>& observations,
-                    const std::vector<std::string>& rewards, proto::Reply::Builder reply) = 0;
+  // A step whose names are known. The names view the request message, which
+  // outlives the call. Returns true when the episode is over.
+  virtual bool step(const std::vector<uint32_t>& actions, const std::vector<std::string_view>& observations,
+                    const std::vector<std::string_view>& rewards, proto::Reply::Builder reply) = 0;
   virtual void fork(proto::Reply::Builder reply, std::vector<UniqueFd>& fds) = 0;
   // Test-only requests (see protocol.capnp); called only in
   // FORKGYM_TEST_ACTIONS builds.

@@ -76,8 +76,8 @@ class WorkerLoop : public RequestHandler {
 
   // Names are validated by dispatchRequest(). Returns true when the episode
   // is over (the worker must exit).
-  bool step(const std::vector<uint32_t>& actions, const std::vector<std::string>& names,
-            const std::vector<std::string>& rewardNames, proto::Reply::Builder reply) override {
+  bool step(const std::vector<uint32_t>& actions, const std::vector<std::string_view>& names,
+            const std::vector<std::string_view>& rewardNames, proto::Reply::Builder reply) override {
     if (cpuSecondsPerStep_ > 0 && !actions.empty()) sandbox::limitCpuForNextStep(cpuSecondsPerStep_);
     auto applied = session_.applyActions(actions);
     if (!applied) {

@@ -41,8 +41,8 @@ class StubWorker : public RequestHandler {
     }
     return false;
   }
-  bool step(const std::vector<uint32_t>& actions, const std::vector<std::string>& observations,
-            const std::vector<std::string>& rewards, proto::Reply::Builder reply) override {
+  bool step(const std::vector<uint32_t>& actions, const std::vector<std::string_view>& observations,
+            const std::vector<std::string_view>& rewards, proto::Reply::Builder reply) override {
     for (uint32_t action : actions) {
       if (action >= kActions) {
         setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest, "unknown action " + std::to_string(action)));
@@ -55,7 +55,7 @@ class StubWorker : public RequestHandler {
       switch (observations[i].size() % 4) {
         case 0: values[i].setInt64(static_cast<int64_t>(i)); break;
         case 1: values[i].initInt64List(3).set(1, 7); break;
-        case 2: values[i].setText(observations[i]); break;
+        case 2: values[i].setText(std::string(observations[i])); break;
         default: values[i].setBoolean(true);
       }
     }
