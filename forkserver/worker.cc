@@ -52,25 +52,45 @@ class WorkerLoop : public RequestHandler {
   WorkerLoop(Channel channel, passes::LlvmSession& session, uint32_t cpuSecondsPerStep)
       : channel_(std::move(channel)), session_(session), cpuSecondsPerStep_(cpuSecondsPerStep) {}
 
+  // The top-level loop, and the only one: an env.fork() copy comes back
+  // here (see fork()) instead of serving from inside its parent's request,
+  // so a chain of forks of forks uses no more stack than one worker.
   [[noreturn]] void serve() {
     for (;;) {
-      auto request = channel_.receiveRequest();
-      if (!request) {
-        // A garbled message is answered; anything else means the client is gone.
-        if (request.error().outcome != Outcome::ProtocolMismatch) _exit(0);
-        auto error = failureReply(makeError(Outcome::InvalidRequest, request.error().message));
-        if (!channel_.sendReply(*error)) _exit(0);
-        continue;
-      }
-      auto reply = dispatchRequest(*request->reader, *this);
-      std::vector<int> fds;
-      for (auto& fd : reply.fds) fds.push_back(fd.get());
-      if (!channel_.sendReply(*reply.message, fds)) _exit(0);
-      if (reply.exitAfterReply) _exit(0);
+      serveOne();
+      if (forkChannel_.valid()) becomeForkCopy();
     }
   }
 
  private:
+  void serveOne() {
+    auto request = channel_.receiveRequest();
+    if (!request) {
+      // A garbled message is answered; anything else means the client is gone.
+      if (request.error().outcome != Outcome::ProtocolMismatch) _exit(0);
+      auto error = failureReply(makeError(Outcome::InvalidRequest, request.error().message));
+      if (!channel_.sendReply(*error)) _exit(0);
+      return;
+    }
+    auto reply = dispatchRequest(*request->reader, *this);
+    // The copy made by fork() does not answer its parent's request: the
+    // parent does, on the channel they both still hold.
+    if (forkChannel_.valid()) return;
+    std::vector<int> fds;
+    for (auto& fd : reply.fds) fds.push_back(fd.get());
+    if (!channel_.sendReply(*reply.message, fds)) _exit(0);
+    if (reply.exitAfterReply) _exit(0);
+  }
+
+  // In the env.fork() copy, once the request that made it has unwound:
+  // forget the parent's channel (closing our copies of its descriptors) and
+  // serve the new one.
+  void becomeForkCopy() {
+    channel_ = std::move(forkChannel_);
+    forkChannel_ = Channel();
+    redirectCrashReporter(channel_.region().header());
+  }
+
   bool isObservation(std::string_view name) override { return isObservationName(name); }
   bool isReward(std::string_view name) override { return isRewardName(name); }
 
@@ -131,13 +151,13 @@ class WorkerLoop : public RequestHandler {
       return;
     }
     if (pid == 0) {
-      // The copy: forget the parent's channel (closing our copies of its
-      // descriptors) and the ends meant for the client, then serve anew.
+      // The copy: drop the ends meant for the client and only record the
+      // channel it will serve; serve() switches to it after this request
+      // has unwound, so no frame of the parent's request stays on the stack.
       clientEnds.memfd.reset();
       clientEnds.doorbell.reset();
-      channel_ = std::move(forkChannel);
-      redirectCrashReporter(channel_.region().header());
-      serve();
+      forkChannel_ = std::move(forkChannel);
+      return;
     }
     const long pidfd = syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0) {
@@ -172,6 +192,7 @@ class WorkerLoop : public RequestHandler {
   }
 
   Channel channel_;
+  Channel forkChannel_;  // set only in a fork copy, until serve() switches to it
   passes::LlvmSession& session_;
   uint32_t cpuSecondsPerStep_;
 };

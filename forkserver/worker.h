@@ -7,7 +7,9 @@
 //   2. It serves requests on its channel until the client closes it:
 //        step  -> validate names, apply actions, observations, rewards
 //        fork  -> clone(CLONE_PARENT) itself; the copy gets a new channel,
-//                 whose client ends this worker passes back with its reply
+//                 whose client ends this worker passes back with its reply.
+//                 The copy unwinds to the top-level loop before serving it,
+//                 so a chain of forks of forks never nests.
 //   3. A verifier failure is answered, then the worker exits: the episode is
 //      over. Any crash is reported by the crash reporter.
 #pragma once
