@@ -145,7 +145,11 @@ class WorkerLoop : public RequestHandler {
       return;
     }
     auto& [forkChannel, clientEnds] = *created;
-    const long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    // CLONE_PIDFD: the copy's pidfd comes with it (into `pidfd`, clone's
+    // parent_tid argument), so the sandbox can deny pidfd_open, which would
+    // let a worker name any process.
+    int pidfd = -1;
+    const long pid = syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr, nullptr);
     if (pid < 0) {
       setFailure(reply.initFailure(), makeError(Outcome::ServerError, errnoMessage("clone(fork)")));
       return;
@@ -159,19 +163,12 @@ class WorkerLoop : public RequestHandler {
       forkChannel_ = std::move(forkChannel);
       return;
     }
-    const long pidfd = syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0) {
-      // No kill() in the sandbox: the copy exits by itself when the client
-      // ends it was to serve are closed, which happens as we return.
-      setFailure(reply.initFailure(), makeError(Outcome::ServerError, errnoMessage("pidfd_open(fork)")));
-      return;
-    }
     auto result = reply.initFork();
     result.setPid(static_cast<int32_t>(pid));
     result.setRegionBytes(forkChannel.region().size());
     passFds.push_back(std::move(clientEnds.memfd));
     passFds.push_back(std::move(clientEnds.doorbell));
-    passFds.emplace_back(static_cast<int>(pidfd));
+    passFds.emplace_back(pidfd);
     // forkChannel (this worker's copy of the new worker's end) closes here.
   }
 

@@ -40,7 +40,7 @@ struct Alternative {
 constexpr Alternative when(scmp_arg_cmp a) { return {1, {a, {}}}; }
 constexpr Alternative when(scmp_arg_cmp a, scmp_arg_cmp b) { return {2, {a, b}}; }
 
-constexpr std::size_t kMaxAlternatives = 5;
+constexpr std::size_t kMaxAlternatives = 8;
 
 struct PolicyRow {
   SeccompRule doc;
@@ -106,27 +106,31 @@ constexpr PolicyRow kPolicy[] = {
     any("futex", "glibc locks, std::call_once and LLVM's ManagedStatic wait and wake on futexes"),
 
     // env.fork(): a copy-on-write sibling with its own region and doorbell.
-    only("clone", "flags exactly CLONE_PARENT | SIGCHLD",
+    only("clone", "flags exactly CLONE_PARENT | CLONE_PIDFD | SIGCHLD",
          "env.fork() copies the worker as a sibling whose parent is the zygote, so the zygote "
-         "reaps it and keeps its process table. glibc fork(), vfork, threads and namespace "
-         "flags are denied: that is what contains a fork bomb",
-         when(argIs(kArg0, CLONE_PARENT | SIGCHLD))),
+         "reaps it and keeps its process table; CLONE_PIDFD hands the worker the copy's pidfd, "
+         "so it never needs pidfd_open (which could name any process). glibc fork(), vfork, "
+         "threads and namespace flags are denied: with the process limit, that contains a fork bomb",
+         when(argIs(kArg0, CLONE_PARENT | CLONE_PIDFD | SIGCHLD))),
     any("memfd_create", "env.fork() creates the new episode's shared region with no file system path"),
     any("ftruncate", "sizes a freshly created shared-region memfd"),
     only("socketpair", "domain AF_UNIX",
          "env.fork() creates the new episode's doorbell pair; no network family is needed",
          when(argIs(kArg0, AF_UNIX))),
-    any("pidfd_open", "watches the zygote or an env.fork() sibling for exit as a pollable descriptor"),
 
     // Signals: reporting crashes and sandbox violations.
     any("rt_sigaction", "installs the SIGSYS, SIGSEGV and SIGXCPU reporters; abort() resets SIGABRT"),
     any("rt_sigprocmask", "abort() and signal handling block and unblock signals"),
     any("rt_sigreturn", "returns from any signal handler"),
     any("sigaltstack", "crash reporters run on an alternate stack so stack overflow is still reported"),
-    any("tgkill",
-        "abort() and raise() signal the calling thread with tgkill. The target cannot be "
-        "pinned to this process: an env.fork() child inherits the filter built with its "
-        "parent's pid. kill() is denied instead, as nothing in the worker needs it"),
+    only("tgkill", "sig is SIGABRT, or a fatal signal the crash reporter re-raises",
+         "abort() and the crash reporter raise a fatal signal on the calling thread. The target "
+         "cannot be pinned to this process (an env.fork() copy inherits the filter built with its "
+         "parent's pid), so the signal is: no stopping, pausing or poking another process. "
+         "kill, tkill, rt_sigqueueinfo and pidfd_send_signal are denied outright",
+         when(argIs(kArg2, SIGABRT)), when(argIs(kArg2, SIGSEGV)), when(argIs(kArg2, SIGBUS)),
+         when(argIs(kArg2, SIGILL)), when(argIs(kArg2, SIGFPE)), when(argIs(kArg2, SIGTRAP)),
+         when(argIs(kArg2, SIGSYS)), when(argIs(kArg2, SIGKILL))),
     any("restart_syscall", "the kernel restarts an interrupted wait after a signal handler returns"),
 
     // Time and limits: per-step CPU budget and step timing.
@@ -179,6 +183,9 @@ constexpr std::string_view kDeniedExamples[] = {
     "kexec_load", "kexec_file_load",
     "init_module", "finit_module", "delete_module",
     "kill", "prctl", "wait4",
+    // Naming, signalling or stealing from another process by pid: a worker
+    // gets the pidfd of its env.fork() copy from clone itself.
+    "pidfd_open", "pidfd_getfd", "pidfd_send_signal", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
 };
 
 // Static storage so the SIGSYS handler reads it without allocating. Names

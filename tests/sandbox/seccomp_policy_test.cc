@@ -105,7 +105,17 @@ const ArgumentCase kArgumentCases[] = {
      }},
     {"CloneWithForkFlags", "clone", [] { syscall(SYS_clone, SIGCHLD, 0L, 0L, 0L, 0L); }},
     {"CloneIntoNewNamespace", "clone",
-     [] { syscall(SYS_clone, CLONE_PARENT | SIGCHLD | CLONE_NEWNS, 0L, 0L, 0L, 0L); }},
+     [] {
+       int pidfd = -1;
+       syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD | SIGCHLD | CLONE_NEWNS, 0L, &pidfd, 0L, 0L);
+     }},
+    // The copy's pidfd comes from clone itself: a clone without CLONE_PIDFD
+    // would need pidfd_open, which could name any process.
+    {"CloneWithoutPidfd", "clone", [] { syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0L, 0L, 0L, 0L); }},
+    // tgkill is how abort() and the crash reporter raise a fatal signal on
+    // themselves; stopping or pausing a process is nothing a worker does.
+    {"TgkillWithSigstop", "tgkill", [] { syscall(SYS_tgkill, getpid(), gettid(), SIGSTOP); }},
+    {"TgkillWithSigterm", "tgkill", [] { syscall(SYS_tgkill, getpid(), gettid(), SIGTERM); }},
     {"FcntlLock", "fcntl", [] { fcntl(gReportFd, F_SETLK, nullptr); }},
     {"FcntlSeal", "fcntl", [] { fcntl(gReportFd, F_ADD_SEALS, F_SEAL_SHRINK); }},
     {"RaisingAddressSpaceLimit", "prlimit64",
@@ -223,14 +233,15 @@ TEST(Sandbox, AllowedWorkStillRuns) {
     CHILD_CHECK(sched_yield() == 0);
 
     // env.fork(): a sibling whose parent is the test process (the zygote's
-    // role), watched through a pidfd since wait4 is denied.
-    const long sibling = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0L, 0L, 0L, 0L);
+    // role), watched through the pidfd clone returns (pidfd_open and wait4
+    // are denied).
+    int pidfd = -1;
+    const long sibling = syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD | SIGCHLD, 0L, &pidfd, 0L, 0L);
     if (sibling == 0) _exit(kSiblingExit);
     CHILD_CHECK(sibling > 0);
     reportText("sibling ");
     reportNumber(sibling);
     reportText("\n");
-    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, sibling, 0));
     CHILD_CHECK(pidfd >= 0);
     pollfd exited{pidfd, POLLIN, 0};
     CHILD_CHECK(poll(&exited, 1, 5000) == 1);
