@@ -223,7 +223,8 @@ Status Connection::hello() {
     if (!reply.isHello()) return unexpected("the hello");
     auto hello = reply.getHello();
     return ServerInfo{hello.getProtocolVersion(), hello.getLlvmVersion(), hello.getActionTableHash(),
-                      hello.getHostTriple(),      hello.getHostCpu(),     hello.getHostFeatures()};
+                      hello.getHostTriple(),      hello.getHostCpu(),     hello.getHostFeatures(),
+                      hello.getOptPath()};
   });
   if (!info) return info.takeError();
   if (info->protocolVersion != proto::PROTOCOL_VERSION) {

@@ -38,6 +38,9 @@ struct ServerInfo {
   std::string hostTriple;
   std::string hostCpu;
   std::string hostFeatures;
+  // The server's own LLVM `opt` (absolute path): reproducers name it, since
+  // another LLVM's opt may misread or refuse the bitcode.
+  std::string optPath;
 };
 
 enum class ValueType : uint8_t { Int64, Int64List, Text, Bytes, Bool };

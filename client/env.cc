@@ -35,6 +35,16 @@ Observation toObservation(proto::ObservationValue::Reader value) {
   return int64_t{0};
 }
 
+// Single-quoted for a POSIX shell unless it needs no quoting.
+std::string shellQuoted(const std::string& word) {
+  const bool plain = !word.empty() && word.find_first_not_of(
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+=:,@") == std::string::npos;
+  if (plain) return word;
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
 }  // namespace
 
 Env::Env(std::shared_ptr<Connection> connection, EnvOptions options)
@@ -90,7 +100,13 @@ Reproducer Env::reproducer() const {
       passes += (*description)->actions[action].pipeline;
     }
   }
-  reproducer.commandline = "opt -passes='" + passes + "' input.bc -o output.bc";
+  // The server's own opt, by absolute path: another LLVM's opt on PATH
+  // would misread this bitcode. Without use-list order, as IrSha1 hashes
+  // it, so the output's sha1sum is the episode's IrSha1.
+  const std::string& opt = connection_->server().optPath;
+  reproducer.commandline = shellQuoted(opt.empty() ? "opt" : opt) +
+                           (passes.empty() ? "" : " -passes='" + passes + "'") +
+                           " -preserve-bc-uselistorder=false input.bc -o output.bc";
   return reproducer;
 }
 

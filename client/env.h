@@ -36,7 +36,7 @@ using Observation = std::variant<int64_t, std::vector<int64_t>, std::string, std
 struct Reproducer {
   std::string benchmark;
   std::vector<uint32_t> actions;
-  std::string commandline;  // opt -passes='...' replaying the actions
+  std::string commandline;  // <the server's opt, absolute path> -passes='...' replaying the actions
 };
 
 struct StepResult {

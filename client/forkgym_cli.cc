@@ -125,18 +125,10 @@ Found randomSearch(Env& env, const std::vector<uint32_t>& usable, const SearchOp
   return found;
 }
 
-std::string passesText(const forkgym::Description& description, const std::vector<uint32_t>& actions) {
-  std::string text;
-  for (uint32_t action : actions) {
-    if (!text.empty()) text += ',';
-    text += description.actions[action].pipeline;
-  }
-  return text;
-}
-
-// Runs `opt -passes=...` on the episode's initial bitcode and returns the
-// SHA-1 of its output, to show the command line replays the episode.
-std::string replayWithOpt(const std::vector<uint8_t>& initialBitcode, const std::string& passes) {
+// Runs the episode's reproducer command line (the server's own opt) on its
+// initial bitcode and returns the SHA-1 of the output, to show the command
+// line replays the episode.
+std::string replayWithOpt(const std::vector<uint8_t>& initialBitcode, const std::string& commandline) {
   namespace fs = std::filesystem;
   char dirTemplate[] = "/tmp/forkgym-replay-XXXXXX";
   if (!mkdtemp(dirTemplate)) return "(cannot create a temporary directory)";
@@ -145,9 +137,7 @@ std::string replayWithOpt(const std::vector<uint8_t>& initialBitcode, const std:
     std::ofstream(dir / "input.bc", std::ios::binary)
         .write(reinterpret_cast<const char*>(initialBitcode.data()), static_cast<std::streamsize>(initialBitcode.size()));
   }
-  const std::string command = "opt-19 -preserve-bc-uselistorder=false -passes='" + (passes.empty() ? std::string("verify") : passes) + "' " +
-                              (dir / "input.bc").string() + " -o " + (dir / "output.bc").string() +
-                              " 2>/dev/null && sha1sum " + (dir / "output.bc").string();
+  const std::string command = "cd " + dir.string() + " && " + commandline + " 2>/dev/null && sha1sum output.bc";
   std::string hash;
   if (FILE* pipe = popen(command.c_str(), "r")) {
     char buffer[128] = {};
@@ -186,8 +176,8 @@ int search(const std::vector<std::string>& benchmarks, const SearchOptions& opti
     auto replayed = replay.step(found.actions, std::vector<std::string>{"IrSha1", "IrInstructionCount"});
     if (!replayed.ok()) die("replay: " + replayed.message);
     const auto& episodeHash = std::get<std::string>(replayed.observations[0]);
-    const auto passes = passesText(**description, found.actions);
-    const auto optHash = replayWithOpt(std::get<std::vector<uint8_t>>(initialBitcode.observations[0]), passes);
+    const auto commandline = replay.reproducer().commandline;
+    const auto optHash = replayWithOpt(std::get<std::vector<uint8_t>>(initialBitcode.observations[0]), commandline);
     const bool same = optHash == episodeHash && asInt(replayed.observations[1]) == found.best;
     failures += same ? 0 : 1;
     const double ratio = static_cast<double>(found.oz) / static_cast<double>(std::max<int64_t>(found.best, 1));
@@ -195,7 +185,7 @@ int search(const std::vector<std::string>& benchmarks, const SearchOptions& opti
     ++counted;
     std::printf("%-36s %9ld %9ld %9ld %8.3fx  %s\n", benchmark.c_str(), found.initial, found.oz, found.best, ratio,
                 same ? "opt gives the same IR hash" : "MISMATCH with opt");
-    std::printf("    opt -passes='%s'\n", passes.c_str());
+    std::printf("    %s\n", commandline.c_str());
   }
   if (counted) std::printf("\ngeomean vs -Oz: %.3fx (above 1 = smaller than -Oz)\n", std::exp(logSum / counted));
   return failures ? 1 : 0;

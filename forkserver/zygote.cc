@@ -22,6 +22,7 @@
 #include "ipc/syscall.h"
 #include "passes/action_table.h"
 #include "passes/benchmark_loader.h"
+#include "passes/llvm_tools.h"
 #include "passes/session.h"
 
 namespace forkgym::forkserver {
@@ -35,6 +36,7 @@ void fillHello(proto::Hello::Builder hello) {
   hello.setHostTriple(host.triple);
   hello.setHostCpu(host.cpu);
   hello.setHostFeatures(host.features);
+  hello.setOptPath(passes::llvmToolPath("opt"));
 }
 
 void fillDescription(proto::Description::Builder out, const std::vector<std::string>& cached) {

@@ -32,6 +32,8 @@ struct Hello {
   hostTriple @3 :Text;   # zygote only: detected before any sandbox
   hostCpu @4 :Text;
   hostFeatures @5 :Text;
+  optPath @6 :Text;      # zygote only: the opt of the LLVM the server was built
+                         # against, for reproducer command lines
 }
 
 struct Limits {

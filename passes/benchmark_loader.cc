@@ -21,12 +21,9 @@
 #include "passes/benchmark_costs.h"
 #include "passes/bitcode.h"
 #include "passes/diagnostics.h"
+#include "passes/llvm_tools.h"
 #include "passes/module_sanitizer.h"
 #include "passes/tool_process.h"
-
-#ifndef FORKGYM_LLVM_BIN_DIR
-#define FORKGYM_LLVM_BIN_DIR "/usr/lib/llvm-19/bin"
-#endif
 
 namespace forkgym::passes {
 namespace {
@@ -39,8 +36,8 @@ constexpr std::string_view kSupported =
     "forkgym loads file:///abs/path (.bc, .ll, .c, .cc, .cpp, .cxx, or a directory of C/C++ "
     "sources), generator://csmith-v0/<seed> and generator://llvm-stress-v0/<seed>";
 
-const std::string kClang = FORKGYM_LLVM_BIN_DIR "/clang";
-const std::string kLlvmStressTool = FORKGYM_LLVM_BIN_DIR "/llvm-stress";
+const std::string kClang = llvmToolPath("clang");
+const std::string kLlvmStressTool = llvmToolPath("llvm-stress");
 const std::string kCsmithTool = "csmith";
 const std::string kCsmithIncludes = "/usr/include/csmith";
 

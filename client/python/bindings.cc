@@ -308,7 +308,8 @@ NB_MODULE(_forkgym, m) {
       .def_ro("action_table_hash", &ServerInfo::actionTableHash)
       .def_ro("host_triple", &ServerInfo::hostTriple)
       .def_ro("host_cpu", &ServerInfo::hostCpu)
-      .def_ro("host_features", &ServerInfo::hostFeatures);
+      .def_ro("host_features", &ServerInfo::hostFeatures)
+      .def_ro("opt_path", &ServerInfo::optPath);
 
   nb::class_<ActionDescription>(m, "ActionDescription")
       .def_ro("flag", &ActionDescription::flag)

@@ -105,8 +105,31 @@ TEST_F(Episode, CommandLineReplayedWithOptGivesTheSameIrHash) {
     const std::string hash = run(llvmTool("opt") + " -preserve-bc-uselistorder=false -passes='" + passes + "' " + input.path + " -o " + input.dir +
                                  "/out.bc && sha1sum " + input.dir + "/out.bc | cut -c1-40");
     EXPECT_EQ(asText(result.observations[0]) + "\n", hash) << "opt -passes='" << passes << "'";
-    EXPECT_EQ(env.reproducer().commandline.find("opt -passes='" + passes + "'"), 0u);
+    EXPECT_EQ(env.reproducer().commandline.find(llvmTool("opt") + " -passes='" + passes + "'"), 0u)
+        << env.reproducer().commandline;
   }
+}
+
+// The reproducer names the exact opt the server was built against (another
+// LLVM's `opt` on PATH would refuse or misread the bitcode), and that command
+// line, run as it is, replays the episode to the same IR hash.
+TEST_F(Episode, ReproducerCommandLineNamesTheServersOptAndReplaysAsIs) {
+  ASSERT_FALSE(connection_->server().optPath.empty());
+  EXPECT_EQ(connection_->server().optPath, llvmTool("opt"));
+  Env env = newEnv();
+  ASSERT_TRUE(env.reset(fileUri("crc32.c")));
+  auto initial = env.observe(std::vector<std::string>{"Bitcode"});
+  ASSERT_TRUE(initial.ok());
+  const uint32_t actions[] = {action("-mem2reg"), action("-instcombine"), action("-licm"), action("-gvn")};
+  auto result = env.step(actions, std::vector<std::string>{"IrSha1"});
+  ASSERT_TRUE(result.ok()) << result.message;
+
+  const std::string commandline = env.reproducer().commandline;
+  ASSERT_EQ(commandline.find(connection_->server().optPath + " "), 0u) << commandline;
+  TempBitcode input(std::get<std::vector<uint8_t>>(initial.observations[0]));
+  const std::string hash =
+      run("cd " + input.dir + " && " + commandline + " && sha1sum output.bc | cut -c1-40");
+  EXPECT_EQ(asText(result.observations[0]) + "\n", hash) << commandline;
 }
 
 TEST_F(Episode, RewardsFollowCompilerGymFormulas) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import subprocess
 import sys
@@ -50,11 +51,25 @@ def test_fork_is_independent(env) -> None:
 def test_action_space_strings_round_trip(env) -> None:
     actions = _actions(env, "-mem2reg", "-licm", "-loop-unroll", "-gvn")
     text = env.action_space.to_string(actions)
-    assert text.startswith("opt -passes='") and text.endswith("input.bc -o output.bc")
+    assert text.startswith(env.connection.server.opt_path + " -passes='") and text.endswith("input.bc -o output.bc")
     assert env.action_space.from_string(text) == actions
     # CompilerGym's flag form is understood too.
     assert env.action_space.from_string("opt -mem2reg -licm -loop-unroll -gvn input.bc -o output.bc") == actions
     assert env.action_space.names[103] == "-mem2reg"
+
+
+def test_commandline_names_the_servers_opt_and_replays_as_is(env, tmp_path) -> None:
+    """Not a bare `opt` (on a machine with several LLVMs that is another version):
+    the state's command line, run in a shell as written, gives the episode's IR."""
+    opt = env.connection.server.opt_path
+    assert opt.startswith("/") and opt.endswith("/opt")
+    env.reset()
+    (tmp_path / "input.bc").write_bytes(env.bitcode)
+    env.multistep(_actions(env, "-mem2reg", "-instcombine", "-simplifycfg", "-gvn"))
+    for commandline in (env.commandline(), env.state.commandline):
+        assert commandline.startswith(opt + " "), commandline
+        subprocess.run(commandline, shell=True, cwd=tmp_path, check=True)
+        assert hashlib.sha1((tmp_path / "output.bc").read_bytes()).hexdigest() == env.ir_sha1
 
 
 def test_state_round_trips_through_csv_and_validates(env) -> None:

@@ -140,9 +140,10 @@ class LlvmEnv(gym.Env):
             server=self._server, step_timeout=step_timeout, reset_timeout=reset_timeout,
             address_space_mb=address_space_mb, cpu_seconds_per_step=cpu_seconds_per_step, render_mode=render_mode,
         )
-        description = self._server.connection().describe()
+        connection = self._server.connection()
+        description = connection.describe()
         self._description = description
-        self.action_space = ActionSpace(description.actions)
+        self.action_space = ActionSpace(description.actions, opt=connection.server.opt_path or "opt")
         self._observation_specs = build_observation_specs(description)
         self._reward_specs = build_reward_specs(description)
         self.observation = ObservationView(self)
@@ -466,7 +467,7 @@ class LlvmEnv(gym.Env):
         return time.monotonic() - self._episode_start
 
     def commandline(self, actions: Iterable[int] | None = None) -> str:
-        """A runnable ``opt -passes='...'`` command line for the episode's actions."""
+        """A runnable ``<server's opt> -passes='...'`` command line for the episode's actions."""
         return self.action_space.to_string(self._actions if actions is None else actions)
 
     def commandline_to_actions(self, commandline: str) -> list[int]:

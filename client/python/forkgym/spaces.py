@@ -19,6 +19,8 @@ from gymnasium import spaces
 from forkgym.errors import InvalidAction, InvalidRequest
 
 INT64_MAX = np.iinfo(np.int64).max
+# What to_string() passes to opt besides the actions; from_string() skips it.
+_OPT_OPTIONS = "-preserve-bc-uselistorder=false"
 
 
 # --------------------------------------------------------------- actions --
@@ -33,10 +35,15 @@ class ActionSpace(spaces.Discrete):
     lie past ``n``: the env accepts them but sampling never draws them.
     """
 
-    def __init__(self, actions: Sequence[Any], seed: int | np.random.Generator | None = None) -> None:
+    def __init__(
+        self, actions: Sequence[Any], seed: int | np.random.Generator | None = None, *, opt: str = "opt"
+    ) -> None:
         public = [a for a in actions if not a.test_only]
         super().__init__(len(public), seed=seed)
         self.name = "Commandline"
+        # The server's own opt by absolute path (its hello says which): another
+        # LLVM's `opt` on PATH may misread LLVM 19 bitcode.
+        self.opt = opt
         self.flags: list[str] = [a.flag for a in actions]
         self.pipelines: list[str] = [a.pipeline for a in actions]
         self.descriptions: list[str] = [a.description for a in actions]
@@ -80,17 +87,23 @@ class ActionSpace(spaces.Discrete):
         return index
 
     def to_string(self, actions: Iterable[int]) -> str:
-        """A runnable ``opt`` command line replaying ``actions`` (unavailable ones are no-ops)."""
+        """A runnable command line of the server's ``opt`` replaying ``actions``
+        (unavailable ones are no-ops), e.g.
+        ``/usr/lib/llvm-19/bin/opt -passes='mem2reg,gvn' input.bc -o output.bc``."""
         pipelines = [self.pipelines[self.check(a)] for a in actions]
         passes = ",".join(p for p in pipelines if p)
+        # Without use-list order, as IrSha1 hashes it: the output's sha1sum is
+        # the episode's IrSha1.
+        opt = f"{shlex.quote(self.opt)} {_OPT_OPTIONS}"
         if not passes:
-            return "opt input.bc -o output.bc"
-        return f"opt -passes='{passes}' input.bc -o output.bc"
+            return f"{opt} input.bc -o output.bc"
+        return f"{shlex.quote(self.opt)} -passes='{passes}' {_OPT_OPTIONS} input.bc -o output.bc"
 
     def to_flags(self, actions: Iterable[int]) -> str:
-        """CompilerGym's form: ``opt -mem2reg -gvn input.bc -o output.bc``."""
+        """CompilerGym's form: ``opt -mem2reg -gvn input.bc -o output.bc`` (with the server's opt)."""
         flags = " ".join(self.flags[self.check(a)] for a in actions)
-        return f"opt {flags} input.bc -o output.bc" if flags else "opt input.bc -o output.bc"
+        opt = shlex.quote(self.opt)
+        return f"{opt} {flags} input.bc -o output.bc" if flags else f"{opt} input.bc -o output.bc"
 
     def from_string(self, commandline: str) -> list[int]:
         """Actions from either :meth:`to_string`'s ``-passes=`` form or CompilerGym's flag form."""
@@ -101,7 +114,7 @@ class ActionSpace(spaces.Discrete):
         for i, word in enumerate(words):
             if word.startswith("-passes=") or word.startswith("--passes="):
                 actions.extend(self._parse_pipeline(word.split("=", 1)[1]))
-            elif word == "-o" or (i > 0 and words[i - 1] == "-o"):
+            elif word == "-o" or (i > 0 and words[i - 1] == "-o") or word == _OPT_OPTIONS:
                 continue
             elif word.startswith("-"):
                 actions.append(self.index(word))
