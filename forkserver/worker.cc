@@ -201,7 +201,7 @@ void runWorker(WorkerStart start) {
   static passes::LlvmSession* session = nullptr;
   session = new passes::LlvmSession(*start.benchmark->module, start.benchmark->costs);
 
-  sandbox::prepareSandbox();
+  sandbox::prepareSandbox({start.channel.region().size()});
   const int keep[] = {start.channel.region().fd(), start.channel.doorbell().fd()};
   sandbox::applySandbox(start.limits, keep);
 

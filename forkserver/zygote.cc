@@ -97,7 +97,7 @@ Status Zygote::start() {
   const auto& host = passes::initializeLlvm();
   spdlog::info("LLVM {} initialised; host {} cpu {}", LLVM_VERSION_STRING, host.triple, host.cpu);
   // Built and compiled to BPF once here, so each worker only installs it.
-  sandbox::prepareSandbox();
+  sandbox::prepareSandbox({kDefaultRegionBytes});
 
   sigset_t mask;
   sigemptyset(&mask);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <unistd.h>
 
 #include "ipc/message_area.h"
@@ -59,9 +60,12 @@ Result<Message> Channel::collect(std::optional<std::chrono::milliseconds> timeou
   typicalReplyUs_ = typicalReplyUs_ <= 0 ? tookUs : 0.8 * typicalReplyUs_ + 0.2 * tookUs;
   if (!rung) return rung.takeError();
   if (rung->ring != Ring::Reply) return makeError(Outcome::ProtocolMismatch, "the worker rang out of turn");
-  auto reader = readMessage(region_.replyArea(), header.replyBytes);
-  if (!reader) return reader.takeError();
-  return Message{std::move(*reader), std::move(rung->fds)};
+  // One read of the length the worker wrote, and a private copy of the
+  // message: the worker can rewrite both while we parse (message_area.h).
+  const uint64_t length = std::atomic_ref<uint64_t>(header.replyBytes).load(std::memory_order_acquire);
+  auto reply = copyMessage(region_.replyArea(), length);
+  if (!reply) return reply.takeError();
+  return Message{std::move(reply->words), std::move(reply->reader), std::move(rung->fds)};
 }
 
 Result<Message> Channel::receiveRequest() {
@@ -70,7 +74,7 @@ Result<Message> Channel::receiveRequest() {
   if (rung->ring != Ring::Request) return makeError(Outcome::ProtocolMismatch, "the client rang out of turn");
   auto reader = readMessage(region_.requestArea(), region_.header().requestBytes);
   if (!reader) return reader.takeError();
-  return Message{std::move(*reader), {}};
+  return Message{{}, std::move(*reader), {}};
 }
 
 Status Channel::sendReply(capnp::MessageBuilder& reply, std::span<const int> fds) {

@@ -33,6 +33,7 @@ struct ClientEnds {
 };
 
 struct Message {
+  kj::Array<capnp::word> storage;  // a reply's private copy (empty for requests read in place)
   std::unique_ptr<capnp::FlatArrayMessageReader> reader;
   std::vector<UniqueFd> fds;
 };

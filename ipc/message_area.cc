@@ -35,12 +35,19 @@ Result<size_t> writeMessage(capnp::MessageBuilder& message, std::span<std::byte>
   return totalBytes;
 }
 
-Result<std::unique_ptr<capnp::FlatArrayMessageReader>> readMessage(std::span<std::byte> area, uint64_t length) {
-  if (length == 0 || length > area.size() || length % sizeof(capnp::word) != 0) {
-    return makeError(Outcome::ProtocolMismatch, "the peer announced a message of invalid length");
-  }
-  kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(area.data()),
-                                        length / sizeof(capnp::word));
+namespace {
+
+bool validLength(std::span<const std::byte> area, uint64_t length) {
+  return length != 0 && length <= area.size() && length % sizeof(capnp::word) == 0;
+}
+
+Error invalidLength(std::span<const std::byte> area, uint64_t length) {
+  return makeError(Outcome::ProtocolMismatch, "the peer announced a message of " + std::to_string(length) +
+                                                  " bytes, which is not a whole number of words within the " +
+                                                  std::to_string(area.size()) + "-byte area");
+}
+
+Result<std::unique_ptr<capnp::FlatArrayMessageReader>> readerOver(kj::ArrayPtr<const capnp::word> words) {
   // The segment table is validated here; a malformed one throws, which we
   // turn into an error instead of letting it unwind through a public API.
   std::unique_ptr<capnp::FlatArrayMessageReader> reader;
@@ -51,6 +58,24 @@ Result<std::unique_ptr<capnp::FlatArrayMessageReader>> readMessage(std::span<std
     return makeError(Outcome::ProtocolMismatch, std::string("malformed message from peer: ") + e->getDescription().cStr());
   }
   return reader;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<capnp::FlatArrayMessageReader>> readMessage(std::span<std::byte> area, uint64_t length) {
+  if (!validLength(area, length)) return invalidLength(area, length);
+  return readerOver(kj::ArrayPtr<const capnp::word>(reinterpret_cast<const capnp::word*>(area.data()),
+                                                    length / sizeof(capnp::word)));
+}
+
+Result<CopiedMessage> copyMessage(std::span<const std::byte> area, uint64_t length) {
+  if (!validLength(area, length)) return invalidLength(area, length);
+  CopiedMessage message{kj::heapArray<capnp::word>(length / sizeof(capnp::word)), nullptr};
+  std::memcpy(message.words.begin(), area.data(), length);
+  auto reader = readerOver(kj::ArrayPtr<const capnp::word>(message.words.begin(), message.words.size()));
+  if (!reader) return reader.takeError();
+  message.reader = std::move(*reader);
+  return message;
 }
 
 }  // namespace forkgym

@@ -1,5 +1,6 @@
 #include "ipc/shared_region.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,11 +47,16 @@ Result<SharedRegion> SharedRegion::create(size_t bytes) {
   if (bytes < kHeaderBytes + kRequestAreaBytes + 4096) {
     return makeError(Outcome::InvalidRequest, "shared region too small");
   }
-  auto fd = sys("memfd_create", [] { return memfd_create("forkgym-channel", MFD_CLOEXEC); });
+  auto fd = sys("memfd_create", [] { return memfd_create("forkgym-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING); });
   if (!fd) return fd.takeError();
   SharedRegion region;
   region.memfd_.reset(*fd);
   if (auto r = sys("ftruncate", [&] { return ftruncate(region.memfd_.get(), static_cast<off_t>(bytes)); }); !r) {
+    return r.takeError();
+  }
+  // From here on nobody — the peer included — can change the size: a region
+  // shrunk under its client's mapping would kill the client with SIGBUS.
+  if (auto r = sys("seal shared region", [&] { return fcntl(region.memfd_.get(), F_ADD_SEALS, kRegionSeals); }); !r) {
     return r.takeError();
   }
   void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, region.memfd_.get(), 0);
@@ -70,6 +76,19 @@ Result<SharedRegion> SharedRegion::create(size_t bytes) {
 }
 
 Result<SharedRegion> SharedRegion::attach(UniqueFd memfd) {
+  // Seals first: once SHRINK, GROW and SEAL are on, the size read below is
+  // the size for good. Anything else could be shrunk under our mapping.
+  const int seals = fcntl(memfd.get(), F_GET_SEALS);
+  if (seals < 0) {
+    return makeError(Outcome::ProtocolMismatch,
+                     "peer sent something that is not a shared-memory region (" + errnoMessage("F_GET_SEALS") +
+                         "); is the server a forkgym-server of this version?");
+  }
+  if ((seals & kRegionSeals) != kRegionSeals) {
+    return makeError(Outcome::ProtocolMismatch,
+                     "peer sent a shared region that is not sealed against resizing (it could be shrunk under "
+                     "this process); is the server a forkgym-server of this version?");
+  }
   struct stat st {};
   if (fstat(memfd.get(), &st) != 0) return makeError(Outcome::ServerError, errnoMessage("fstat shared region"));
   const auto bytes = static_cast<size_t>(st.st_size);

@@ -3,16 +3,20 @@
 // Lifecycle:
 //   1. The zygote (or, for env.fork(), the parent worker) calls create():
 //      an anonymous memfd — never a named /dev/shm object, so nothing can be
-//      left behind — sized and laid out with a RegionHeader.
+//      left behind — sized, sealed against resizing (kRegionSeals) and laid
+//      out with a RegionHeader.
 //   2. The memfd travels to the client over SCM_RIGHTS; the client calls
-//      attach(), which maps it and checks the header against the real size
-//      before trusting any offset in it.
+//      attach(), which refuses a region without those seals, maps it and
+//      checks the header against the real size before trusting any offset
+//      in it. After attach the client uses only its own copy of the layout.
 //   3. Requests and replies are Cap'n Proto messages written into the
 //      request/reply areas (ipc/message_area.h) and read in place.
 //   4. LastWords: a worker's fatal-signal handler writes its outcome here
 //      (async-signal-safe: plain stores) so the client can say why it died.
 // Any process may hold a SharedRegion; the mapping dies with the last owner.
 #pragma once
+
+#include <fcntl.h>
 
 #include <atomic>
 #include <cstddef>
@@ -28,6 +32,10 @@ inline constexpr uint32_t kRegionMagic = 0x666b6779;  // "fkgy"
 inline constexpr uint32_t kRegionLayoutVersion = 1;
 inline constexpr size_t kDefaultRegionBytes = 64ull << 20;  // sparse: pages cost only when touched
 inline constexpr size_t kRequestAreaBytes = 1ull << 20;
+// Seals every region carries once sized; attach() refuses a region without
+// them. Writes stay allowed: both sides write messages, the worker its last
+// words.
+inline constexpr int kRegionSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
 
 struct LastWords {
   std::atomic<uint32_t> written;  // 0 until the worker said something

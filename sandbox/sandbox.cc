@@ -64,12 +64,12 @@ std::string_view stageForExitCode(int code) {
   return {};
 }
 
-void prepareSandbox() {
+void prepareSandbox(const PolicyParameters& parameters) {
   buildSyscallNames();
   rememberFdScanLimit();
   // A filter that fails to build is reported by the seccomp stage (its exit
   // code), not here: this function has no error channel by design.
-  (void)buildSeccompFilter();
+  (void)buildSeccompFilter(parameters);
 }
 
 void applySandbox(const SandboxLimits& limits, std::span<const int> keepFds) {

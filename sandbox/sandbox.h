@@ -51,8 +51,17 @@ std::span<const StageInfo> stages();
 // Name of the stage that exits with `code`, or empty.
 std::string_view stageForExitCode(int code);
 
-// Step 1. Must be called before applySandbox(); may allocate.
-void prepareSandbox();
+// The policy's one service-dependent value: the size of the shared regions
+// a worker creates for env.fork() copies. ftruncate is allowed with exactly
+// this length, so a worker can size a new region but never resize one.
+struct PolicyParameters {
+  uint64_t regionBytes = 0;
+};
+
+// Step 1. Must be called before applySandbox(); may allocate. The filter is
+// built once per process (the zygote builds it before forking workers), so
+// later calls keep the parameters of the first.
+void prepareSandbox(const PolicyParameters& parameters);
 
 // Step 2. keepFds: descriptors that stay open (everything else is closed).
 // Returns only if every stage succeeded.

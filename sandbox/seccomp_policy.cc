@@ -64,6 +64,13 @@ constexpr PolicyRow only(std::string_view syscall, std::string_view rule,
 // x86_64 argument positions, named so the rows read like the man pages.
 constexpr unsigned kArg0 = 0, kArg1 = 1, kArg2 = 2, kArg3 = 3;
 
+// Stands for PolicyParameters::regionBytes in a row; replaced when the
+// filter is built. No real region is 2^64 - 1 bytes.
+constexpr uint64_t kRegionBytes = ~uint64_t{0};
+
+// The seals every shared region carries once sized (ipc/shared_region.h).
+constexpr uint64_t kRegionSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
 constexpr PolicyRow kPolicy[] = {
     // Serving requests: the doorbell socket and the shared region.
     any("read", "reads doorbell messages and descriptors handed to it before sandboxing"),
@@ -82,12 +89,15 @@ constexpr PolicyRow kPolicy[] = {
     any("dup2", "the env.fork() child re-seats its new channel onto the descriptor numbers the worker loop expects"),
     any("dup3", "as dup2, setting O_CLOEXEC atomically"),
     only("fcntl",
-         "cmd is F_GETFL, F_SETFL, F_GETFD, F_SETFD or F_DUPFD_CLOEXEC",
-         "toggles O_NONBLOCK and FD_CLOEXEC on channel descriptors and duplicates them; "
-         "locks, leases, seals, F_SETOWN and pipe resizing are not needed and stay denied",
+         "cmd is F_GETFL, F_SETFL, F_GETFD, F_SETFD or F_DUPFD_CLOEXEC, or F_ADD_SEALS with "
+         "exactly F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL",
+         "toggles O_NONBLOCK and FD_CLOEXEC on channel descriptors and duplicates them; seals a "
+         "new env.fork() region once sized, as its client requires. Locks, leases, other seals, "
+         "F_SETOWN and pipe resizing are not needed and stay denied",
          when(argIs(kArg1, F_GETFL)), when(argIs(kArg1, F_SETFL)),
          when(argIs(kArg1, F_GETFD)), when(argIs(kArg1, F_SETFD)),
-         when(argIs(kArg1, F_DUPFD_CLOEXEC))),
+         when(argIs(kArg1, F_DUPFD_CLOEXEC)),
+         when(argIs(kArg1, F_ADD_SEALS), argIs(kArg2, kRegionSeals))),
     any("fstat", "learns the size of an inherited shared-region memfd"),
     only("newfstatat", "flags exactly AT_EMPTY_PATH",
          "glibc 2.33+ implements fstat(fd) as fstatat(fd, \"\", AT_EMPTY_PATH). Seccomp cannot "
@@ -112,8 +122,14 @@ constexpr PolicyRow kPolicy[] = {
          "so it never needs pidfd_open (which could name any process). glibc fork(), vfork, "
          "threads and namespace flags are denied: with the process limit, that contains a fork bomb",
          when(argIs(kArg0, CLONE_PARENT | CLONE_PIDFD | SIGCHLD))),
-    any("memfd_create", "env.fork() creates the new episode's shared region with no file system path"),
-    any("ftruncate", "sizes a freshly created shared-region memfd"),
+    only("memfd_create", "flags exactly MFD_CLOEXEC | MFD_ALLOW_SEALING",
+         "env.fork() creates the new episode's shared region with no file system path, sealable "
+         "so it can be sealed once sized",
+         when(argIs(kArg1, MFD_CLOEXEC | MFD_ALLOW_SEALING))),
+    only("ftruncate", "length is exactly the shared-region size",
+         "sizes a freshly created env.fork() region. Any other length is denied: shrinking a "
+         "region under its client would crash the client with SIGBUS (regions are also sealed)",
+         when(argIs(kArg1, kRegionBytes))),
     only("socketpair", "domain AF_UNIX",
          "env.fork() creates the new episode's doorbell pair; no network family is needed",
          when(argIs(kArg0, AF_UNIX))),
@@ -216,7 +232,7 @@ bool compileFilter(scmp_filter_ctx ctx) {
   return ok;
 }
 
-bool addRow(scmp_filter_ctx ctx, const PolicyRow& row) {
+bool addRow(scmp_filter_ctx ctx, const PolicyRow& row, const PolicyParameters& parameters) {
   // std::string_view is not NUL-terminated in general; rows are literals,
   // but copy to be independent of that.
   char name[64] = {};
@@ -228,7 +244,15 @@ bool addRow(scmp_filter_ctx ctx, const PolicyRow& row) {
     return seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, nr, 0, nullptr) == 0;
   }
   for (unsigned i = 0; i < row.alternativeCount; ++i) {
-    const Alternative& alt = row.alternatives[i];
+    Alternative alt = row.alternatives[i];
+    bool unset = false;
+    for (unsigned c = 0; c < alt.count; ++c) {
+      if (alt.conditions[c].datum_a != kRegionBytes) continue;
+      alt.conditions[c].datum_a = parameters.regionBytes;
+      unset = parameters.regionBytes == 0;
+    }
+    // A policy without a region size allows no such call at all.
+    if (unset) continue;
     // _exact: refuse rather than let libseccomp silently rewrite a rule.
     if (seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, nr, alt.count,
                                      alt.conditions.data()) != 0) {
@@ -244,7 +268,7 @@ std::span<const SeccompRule> seccompAllowlist() { return kAllowlist; }
 
 std::span<const std::string_view> deniedSyscallExamples() { return kDeniedExamples; }
 
-bool buildSeccompFilter() {
+bool buildSeccompFilter(const PolicyParameters& parameters) {
   if (gFilter != nullptr) return true;
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
   if (ctx == nullptr) return false;
@@ -252,7 +276,7 @@ bool buildSeccompFilter() {
       // A syscall through another ABI (int 0x80, x32) would be misnamed by the
       // SIGSYS reporter and has no business in the worker: kill outright.
       seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) == 0;
-  for (const PolicyRow& row : kPolicy) ok = ok && addRow(ctx, row);
+  for (const PolicyRow& row : kPolicy) ok = ok && addRow(ctx, row, parameters);
   if (!ok) {
     seccomp_release(ctx);
     return false;

@@ -12,13 +12,16 @@
 // Internal to sandbox/: other layers use sandbox.h.
 #pragma once
 
+#include "sandbox/sandbox.h"
+
 namespace forkgym::sandbox {
 
 // Compiles seccompAllowlist() into a filter held in static storage. Idempotent:
 // the policy does not depend on the calling process, so a filter built once
-// (even in the zygote before fork) is valid in every worker. Returns false if
+// (even in the zygote before fork) is valid in every worker; later calls keep
+// the first call's parameters. Returns false if
 // libseccomp rejected a row; the seccomp stage then fails with its exit code.
-[[nodiscard]] bool buildSeccompFilter();
+[[nodiscard]] bool buildSeccompFilter(const PolicyParameters& parameters);
 
 // Loads the filter built by buildSeccompFilter(). False if there is none or
 // the kernel refused it.

@@ -1,6 +1,9 @@
 // Crash isolation (invariant 1): each injected fault ends only its own
 // episode, with its own outcome and a reproducer; the zygote and a
 // concurrent episode carry on, and a new reset works at once.
+#include <fcntl.h>
+
+#include "ipc/protocol.capnp.h"
 #include "tests/forkserver/runtime_fixture.h"
 
 namespace forkgym::testing {
@@ -70,6 +73,43 @@ TEST_F(Isolation, KilledWorkerWithoutLastWordsIsReportedWithItsSignal) {
   EXPECT_EQ(result.outcome, Outcome::Crashed);
   EXPECT_EQ(result.signal, SIGKILL);
   EXPECT_NE(result.message.find("SIGKILL"), std::string::npos) << result.message;
+}
+
+TEST_F(Isolation, RegionsOfRealWorkersAndTheirForksCannotBeResized) {
+  // The test holds the same memfd the worker does, so it can try what a
+  // compromised worker would: shrink the region under its client.
+  auto ends = connection_->newSession(fileUri("crc32.c"), {}, std::chrono::seconds(60));
+  ASSERT_TRUE(ends) << ends.error().message;
+  const int memfd = fcntl(ends->channel.memfd.get(), F_DUPFD_CLOEXEC, 0);
+  ASSERT_GE(memfd, 0);
+  UniqueFd peerView(memfd);
+  auto channel = Channel::attach(std::move(ends->channel));
+  ASSERT_TRUE(channel) << channel.error().message;
+
+  errno = 0;
+  EXPECT_EQ(ftruncate(peerView.get(), 0), -1);
+  EXPECT_EQ(errno, EPERM);
+
+  capnp::MallocMessageBuilder request;
+  request.initRoot<proto::Request>().setFork();
+  auto forked = channel->call(request, std::chrono::seconds(60), 3);
+  ASSERT_TRUE(forked) << forked.error().message;
+  ASSERT_EQ(forked->fds.size(), 3u);
+  // The region the worker made for its copy, inside its sandbox, is sealed too.
+  errno = 0;
+  EXPECT_EQ(ftruncate(forked->fds[0].get(), 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  auto copy = Channel::attach(ClientEnds{std::move(forked->fds[0]), std::move(forked->fds[1])});
+  ASSERT_TRUE(copy) << copy.error().message;
+
+  // Both episodes still answer, their regions whole.
+  for (Channel* each : {&*channel, &*copy}) {
+    capnp::MallocMessageBuilder step;
+    step.initRoot<proto::Request>().initStep().initObservations(1).set(0, "IrInstructionCount");
+    auto answer = each->call(step, std::chrono::seconds(60));
+    ASSERT_TRUE(answer) << answer.error().message;
+    EXPECT_TRUE(answer->reader->getRoot<proto::Reply>().isStep());
+  }
 }
 
 }  // namespace

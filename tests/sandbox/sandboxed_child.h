@@ -42,6 +42,10 @@ inline constexpr int kNotTrapped = 92;   // a denied syscall returned
 
 inline int gReportFd = -1;
 
+// The region size the test policy lets ftruncate set (the product passes
+// kDefaultRegionBytes; the sandbox layer cannot see ipc's constant).
+inline constexpr uint64_t kTestRegionBytes = 1 << 20;
+
 // Async-signal-safe: used from the SIGSYS handler.
 inline void reportText(std::string_view text) {
   while (!text.empty()) {
@@ -93,7 +97,7 @@ inline void enterSandbox(const SandboxLimits& limits = {}, std::initializer_list
   sigaction(SIGSYS, &action, nullptr);
   std::vector<int> keep{gReportFd};
   keep.insert(keep.end(), extraKeep);
-  prepareSandbox();
+  prepareSandbox(PolicyParameters{kTestRegionBytes});
   applySandbox(limits, keep);
 }
 

@@ -56,7 +56,7 @@ TEST(Sandbox, AllowlistRowsAllHaveReasonsAndResolve) {
 TEST(Sandbox, SyscallNamesComeFromThePreparedTable) {
   const ChildOutcome outcome = runInChild([] {
     CHILD_CHECK(std::string_view(syscallName(SYS_openat)) == "unknown");  // not prepared yet
-    prepareSandbox();
+    prepareSandbox(PolicyParameters{kTestRegionBytes});
     CHILD_CHECK(std::string_view(syscallName(SYS_openat)) == "openat");
     CHILD_CHECK(std::string_view(syscallName(SYS_clone3)) == "clone3");
     CHILD_CHECK(std::string_view(syscallName(-1)) == "unknown");
@@ -118,6 +118,11 @@ const ArgumentCase kArgumentCases[] = {
     {"TgkillWithSigterm", "tgkill", [] { syscall(SYS_tgkill, getpid(), gettid(), SIGTERM); }},
     {"FcntlLock", "fcntl", [] { fcntl(gReportFd, F_SETLK, nullptr); }},
     {"FcntlSeal", "fcntl", [] { fcntl(gReportFd, F_ADD_SEALS, F_SEAL_SHRINK); }},
+    // A shared region can only be sized as a new channel is; shrinking one
+    // under its client (SIGBUS there) or growing it is not.
+    {"FtruncateToZero", "ftruncate", [] { ftruncate(gReportFd, 0); }},
+    {"FtruncateToAnotherSize", "ftruncate", [] { ftruncate(gReportFd, kTestRegionBytes / 2); }},
+    {"FtruncateLargerThanARegion", "ftruncate", [] { ftruncate(gReportFd, kTestRegionBytes * 2); }},
     {"RaisingAddressSpaceLimit", "prlimit64",
      [] {
        const rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
@@ -194,16 +199,17 @@ TEST(Sandbox, AllowedWorkStillRuns) {
     CHILD_CHECK(madvise(mapped, 16u << 20, MADV_DONTNEED) == 0);
     CHILD_CHECK(munmap(mapped, 16u << 20) == 0);
 
-    // A new shared region, as env.fork() makes one.
-    const int region = memfd_create("forkgym-region", MFD_CLOEXEC);
+    // A new shared region, as env.fork() makes one: sized, then sealed.
+    const int region = memfd_create("forkgym-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     CHILD_CHECK(region >= 0);
-    CHILD_CHECK(ftruncate(region, 1 << 20) == 0);
+    CHILD_CHECK(ftruncate(region, kTestRegionBytes) == 0);
+    CHILD_CHECK(fcntl(region, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
     struct stat st {};
-    CHILD_CHECK(fstat(region, &st) == 0 && st.st_size == (1 << 20));
-    void* shared = mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, region, 0);
+    CHILD_CHECK(fstat(region, &st) == 0 && st.st_size == kTestRegionBytes);
+    void* shared = mmap(nullptr, kTestRegionBytes, PROT_READ | PROT_WRITE, MAP_SHARED, region, 0);
     CHILD_CHECK(shared != MAP_FAILED);
     static_cast<char*>(shared)[0] = 'x';
-    CHILD_CHECK(munmap(shared, 1 << 20) == 0);
+    CHILD_CHECK(munmap(shared, kTestRegionBytes) == 0);
 
     // A new doorbell pair, rung both ways, with the fcntl calls a channel makes.
     int bell[2];
