@@ -7,11 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <thread>
 #include <utility>
 
+#include "ipc/action_table_hash.h"
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
@@ -22,10 +24,6 @@ extern char** environ;
 namespace forkgym {
 namespace {
 
-// The client's own build of the action table is not available here (the
-// client never links LLVM or passes/), so it sends 0 and relies on the
-// server's description; the protocol version still guards the wire format.
-constexpr uint64_t kAnyActionTable = 0;
 constexpr std::chrono::milliseconds kControlTimeout{30000};
 
 Error failureToError(proto::Failure::Reader failure) {
@@ -54,6 +52,17 @@ Result<T> parseReply(const Frame& frame, const char* what, Parse parse) {
     return makeError(Outcome::ProtocolMismatch, std::string("malformed ") + what + " from the server: " + e->getDescription().cStr());
   }
   return std::move(*result);
+}
+
+std::string hex(uint64_t value) {
+  char text[19];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+std::string actionTableMismatch(uint64_t client, uint64_t server) {
+  return "client built for action table " + hex(client) + ", server has " + hex(server) +
+         "; install matching forkgym client and server";
 }
 
 Error unexpected(const char* what) {
@@ -215,7 +224,7 @@ Status Connection::hello() {
       [](proto::ControlRequest::Builder request) {
         auto hello = request.initHello();
         hello.setProtocolVersion(proto::PROTOCOL_VERSION);
-        hello.setActionTableHash(kAnyActionTable);
+        hello.setActionTableHash(kActionTableHash);
       },
       kControlTimeout, 0);
   if (!frame) return frame.takeError();
@@ -231,6 +240,11 @@ Status Connection::hello() {
     return makeError(Outcome::ProtocolMismatch, "server speaks protocol " + std::to_string(info->protocolVersion) +
                                                     ", this client " + std::to_string(proto::PROTOCOL_VERSION) +
                                                     "; install matching forkgym client and server");
+  }
+  // The server refuses a client built for another table; this side checks
+  // too, so a server that skips the check cannot mislabel actions.
+  if (info->actionTableHash != kActionTableHash) {
+    return makeError(Outcome::ProtocolMismatch, actionTableMismatch(kActionTableHash, info->actionTableHash));
   }
   server_ = std::move(*info);
   return okStatus();

@@ -2,9 +2,20 @@
 
 #include <capnp/serialize.h>
 
+#include <cstdio>
+
 #include "ipc/message_area.h"
 
 namespace forkgym::forkserver {
+namespace {
+
+std::string hex(uint64_t value) {
+  char text[19];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+}  // namespace
 
 void setFailure(proto::Failure::Builder failure, const Error& error) {
   failure.setOutcome(static_cast<uint16_t>(error.outcome));
@@ -39,10 +50,13 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
                                    "; install matching forkgym client and server"));
           return;
         }
-        if (hello.getActionTableHash() != 0 && hello.getActionTableHash() != handler.actionTableHash()) {
-          setFailure(root.initFailure(), makeError(Outcome::ProtocolMismatch,
-                                                   "client and server were built from different action tables; "
-                                                   "install matching forkgym client and server"));
+        // No wildcard: a client that does not know its table (hash 0) is
+        // refused like one built for another table.
+        if (hello.getActionTableHash() != handler.actionTableHash()) {
+          setFailure(root.initFailure(),
+                     makeError(Outcome::ProtocolMismatch,
+                               "client built for action table " + hex(hello.getActionTableHash()) + ", server has " +
+                                   hex(handler.actionTableHash()) + "; install matching forkgym client and server"));
           return;
         }
         greeted = true;

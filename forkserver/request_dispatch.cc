@@ -66,6 +66,14 @@ RequestReply dispatchRequest(capnp::MessageReader& request, RequestHandler& hand
       case proto::Request::TEST_CLOSE_CHANNEL:
         handler.testCloseChannel();
         return;
+#else
+      case proto::Request::TEST_SYSCALL:
+      case proto::Request::TEST_CLOSE_CHANNEL:
+        setFailure(reply.initFailure(),
+                   makeError(Outcome::InvalidRequest,
+                             "test-only request refused: this is a product build of forkgym-server; the test "
+                             "suites use forkgym-test-server"));
+        return;
 #endif
       default:
         setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest, "unknown request type"));

@@ -35,8 +35,8 @@ class RequestHandler {
   virtual bool step(const std::vector<uint32_t>& actions, const std::vector<std::string_view>& observations,
                     const std::vector<std::string_view>& rewards, proto::Reply::Builder reply) = 0;
   virtual void fork(proto::Reply::Builder reply, std::vector<UniqueFd>& fds) = 0;
-  // Test-only requests (see protocol.capnp); called only in
-  // FORKGYM_TEST_ACTIONS builds.
+  // Test-only requests (see protocol.capnp); called only by the test
+  // flavour's dispatch (forkgym-test-server, FORKGYM_TEST_ACTIONS).
   virtual void testSyscall(int64_t number, proto::Reply::Builder reply) = 0;
   virtual void testCloseChannel() = 0;
 };

@@ -172,8 +172,10 @@ class WorkerLoop : public RequestHandler {
     // forkChannel (this worker's copy of the new worker's end) closes here.
   }
 
-  // Fault injection for the reliability suite (FORKGYM_TEST_ACTIONS builds;
-  // dispatchRequest() never calls these otherwise).
+  // Fault injection for the reliability suite. Only the test flavour
+  // (forkgym-test-server) has a body here; the product's dispatch never
+  // calls these, and its binary contains no code that runs a chosen syscall.
+#ifdef FORKGYM_TEST_ACTIONS
   void testSyscall(int64_t number, proto::Reply::Builder reply) override {
     // Zero arguments: a denied call traps before the kernel looks at them.
     const long result = syscall(static_cast<long>(number), 0, 0, 0, 0, 0, 0);
@@ -187,6 +189,10 @@ class WorkerLoop : public RequestHandler {
     channel_ = Channel();
     for (;;) poll(nullptr, 0, -1);
   }
+#else
+  void testSyscall(int64_t, proto::Reply::Builder) override {}
+  void testCloseChannel() override {}
+#endif
 
   Channel channel_;
   Channel forkChannel_;  // set only in a fork copy, until serve() switches to it

@@ -26,7 +26,6 @@
 #include "passes/session.h"
 
 namespace forkgym::forkserver {
-namespace {
 
 void fillHello(proto::Hello::Builder hello) {
   const auto& host = passes::initializeLlvm();
@@ -76,6 +75,8 @@ void fillDescription(proto::Description::Builder out, const std::vector<std::str
   auto autophaseNames = out.initAutophaseNames(static_cast<unsigned>(autophase.size()));
   for (unsigned i = 0; i < autophase.size(); ++i) autophaseNames.set(i, kj::heapString(autophase[i].data(), autophase[i].size()));
 }
+
+namespace {
 
 sandbox::SandboxLimits limitsFor(proto::Limits::Reader requested, const sandbox::SandboxLimits& defaults) {
   sandbox::SandboxLimits limits = defaults;

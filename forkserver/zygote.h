@@ -51,6 +51,11 @@ struct ZygoteOptions {
   size_t spareWorkers = 4;         // benchmarks kept with a worker forked ahead (0: none)
 };
 
+// What this server says in its hello and describe replies (also what the
+// test suites' scripted servers say, so clients see the real tables).
+void fillHello(proto::Hello::Builder hello);
+void fillDescription(proto::Description::Builder out, const std::vector<std::string>& cached);
+
 class Zygote : private ControlHandler {
  public:
   explicit Zygote(ZygoteOptions options);

@@ -1,4 +1,4 @@
-// Test-only actions (FORKGYM_TEST_ACTIONS builds): deliberate crashes, hangs,
+// Test-only actions (the test flavour, FORKGYM_TEST_ACTIONS): deliberate crashes, hangs,
 // leaks and forbidden system calls, run inside a worker to prove that the
 // sandbox and crash isolation hold. See the TestCrash rows of actions.def.
 //

@@ -1,6 +1,6 @@
 """Soak test: thousands of episodes against one shared forkgym zygote.
 
-Starts ``forkgym-server --socket`` with a few benchmarks preloaded (csmith
+Starts ``forkgym-test-server --socket`` with a few benchmarks preloaded (csmith
 and llvm-stress programs, tests/data), then runs N episodes split across
 several concurrent client processes. Each episode picks a random benchmark,
 takes random actions in a few steps, sometimes forks and steps the copy,
@@ -32,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
+# The crashes are injected with the test-only actions, which only the test
+# build of the server has (the product forkgym-server refuses them).
+TEST_SERVER = ROOT / "build" / "forkserver" / "forkgym-test-server"
 
 # flag -> the outcome the episode must end with
 CRASHES = {
@@ -180,7 +183,8 @@ def main() -> int:
     parser.add_argument("--generated", type=int, default=4, help="csmith and llvm-stress seeds each (default 4)")
     parser.add_argument("--crash-rate", type=float, default=0.1, help="fraction of episodes with an injected crash")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--server", default=os.environ.get("FORKGYM_SERVER"), help="forkgym-server binary")
+    parser.add_argument("--server", default=os.environ.get("FORKGYM_SERVER"),
+                        help=f"server binary with the test-only actions (default {TEST_SERVER})")
     parser.add_argument("--json", help="also write the report here")
     parser.add_argument("--client", nargs=3, metavar=("INDEX", "SOCKET", "EPISODES"), help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, default=float("inf"), help=argparse.SUPPRESS)
@@ -192,9 +196,7 @@ def main() -> int:
         print(json.dumps(stats))
         return 0
 
-    import forkgym.server  # the installed package (scripts/setup puts it in .venv)
-
-    server_binary = args.server or forkgym.server.server_binary()
+    server_binary = args.server or str(TEST_SERVER)
     uris = benchmarks(args.generated)
     before_files = leftovers()
     workdir = tempfile.mkdtemp(prefix="forkgym-soak-")

@@ -20,7 +20,7 @@ struct Pids {
 pid_t startClient(int reportFd, bool hangInStep, const std::string& socketPath) {
   const pid_t pid = ::fork();
   if (pid != 0) return pid;
-  auto connection = socketPath.empty() ? Connection::spawn() : Connection::connect(socketPath);
+  auto connection = socketPath.empty() ? Connection::spawn(testServer()) : Connection::connect(socketPath);
   if (!connection) _exit(3);
   Env env(*connection);
   if (!env.reset(fileUri("crc32.c"))) _exit(4);
@@ -131,7 +131,7 @@ TEST(SharedServer, KilledClientsWorkersDieButTheServerServesOthers) {
 }
 
 TEST(ClientResources, ResetsForksAndClosesLeakNoDescriptors) {
-  auto connection = Connection::spawn();
+  auto connection = Connection::spawn(testServer());
   ASSERT_TRUE(connection);
   const size_t before = openFdCount();
   for (int i = 0; i < 20; ++i) {

@@ -26,6 +26,15 @@
 
 namespace forkgym::testing {
 
+// The suites run forkgym-test-server (FORKGYM_SERVER_BINARY): the product
+// server with the test-only actions and requests compiled in. The product
+// forkgym-server (FORKGYM_PRODUCT_SERVER_BINARY) has neither; only the tests
+// about the product build itself spawn it.
+inline ServerOptions testServer(ServerOptions options = {}) {
+  options.serverPath = FORKGYM_SERVER_BINARY;
+  return options;
+}
+
 inline std::string dataPath(const std::string& name) { return std::string(FORKGYM_TEST_DATA) + "/" + name; }
 inline std::string fileUri(const std::string& name) { return "file://" + dataPath(name); }
 inline std::string llvmTool(const std::string& tool) { return "/usr/lib/llvm-19/bin/" + tool; }
@@ -84,7 +93,7 @@ inline const std::string& asText(const Observation& value) { return std::get<std
 class RuntimeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto connection = Connection::spawn();
+    auto connection = Connection::spawn(testServer());
     ASSERT_TRUE(connection) << connection.error().message;
     connection_ = *connection;
     auto description = connection_->describe();

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "ipc/action_table_hash.h"
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
@@ -15,7 +16,7 @@ namespace {
 TEST(Zygote, PreloadedGeneratorRangeIsCachedAndServed) {
   ServerOptions options;
   options.preload = {"generator://csmith-v0/10..12"};
-  auto connection = Connection::spawn(options);
+  auto connection = Connection::spawn(testServer(options));
   ASSERT_TRUE(connection) << connection.error().message;
   auto description = (*connection)->describe();
   ASSERT_TRUE(description);
@@ -29,7 +30,7 @@ TEST(Zygote, LeastRecentlyUsedBenchmarksAreEvictedOverTheBudget) {
   ServerOptions options;
   options.extraArgs = {"--cache-mb", "0"};  // every insertion evicts all the others
   options.preload = {"generator://llvm-stress-v0/1..3"};
-  auto connection = Connection::spawn(options);
+  auto connection = Connection::spawn(testServer(options));
   ASSERT_TRUE(connection) << connection.error().message;
   auto description = (*connection)->describe();
   ASSERT_TRUE(description);
@@ -51,7 +52,7 @@ size_t childCount(pid_t pid) {
 TEST(Zygote, SpareWorkersStayWithinTheirCapacity) {
   ServerOptions options;
   options.extraArgs = {"--spare-workers", "2"};
-  auto connection = Connection::spawn(options);
+  auto connection = Connection::spawn(testServer(options));
   ASSERT_TRUE(connection) << connection.error().message;
   for (int seed = 1; seed <= 4; ++seed) {
     Env env(*connection);
@@ -138,6 +139,56 @@ TEST_F(RawServer, RequestsBeforeHelloAndGarbageFramesAreRefused) {
   capnp::FlatArrayMessageReader garbageReply(answer->words);
   EXPECT_EQ(outcomeFromWire(garbageReply.getRoot<proto::ControlReply>().getFailure().getOutcome()),
             Outcome::InvalidRequest);
+}
+
+// The hello carries the hash of the action table the client was built with
+// (ipc/action_table_hash.h); the server compares it with its own table's.
+std::string helloFailure(int fd, uint64_t tableHash) {
+  capnp::MallocMessageBuilder hello;
+  auto request = hello.initRoot<proto::ControlRequest>().initHello();
+  request.setProtocolVersion(proto::PROTOCOL_VERSION);
+  request.setActionTableHash(tableHash);
+  if (!sendFrame(fd, hello)) return "send failed";
+  auto frame = recvFrame(fd, std::chrono::seconds(10), 0);
+  if (!frame) return "no answer: " + frame.error().message;
+  capnp::FlatArrayMessageReader reader(frame->words);
+  auto reply = reader.getRoot<proto::ControlReply>();
+  if (!reply.isFailure()) return "accepted";
+  if (outcomeFromWire(reply.getFailure().getOutcome()) != Outcome::ProtocolMismatch) return "wrong outcome";
+  return reply.getFailure().getMessage().cStr();
+}
+
+std::string hex(uint64_t value) {
+  char text[19];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+TEST_F(RawServer, HelloForAnotherActionTableIsRefusedNamingBothTables) {
+  const uint64_t other = kActionTableHash ^ 0x5a5a;
+  const std::string message = helloFailure(fd_.get(), other);
+  EXPECT_NE(message.find("client built for action table " + hex(other)), std::string::npos) << message;
+  EXPECT_NE(message.find("server has " + hex(kActionTableHash)), std::string::npos) << message;
+  EXPECT_NE(message.find("install matching forkgym client and server"), std::string::npos) << message;
+  // Refused means not greeted: nothing else is served on this connection.
+  capnp::MallocMessageBuilder describe;
+  describe.initRoot<proto::ControlRequest>().setDescribe();
+  ASSERT_TRUE(sendFrame(fd_.get(), describe));
+  auto frame = recvFrame(fd_.get(), std::chrono::seconds(10), 0);
+  ASSERT_TRUE(frame);
+  capnp::FlatArrayMessageReader reader(frame->words);
+  EXPECT_TRUE(reader.getRoot<proto::ControlReply>().isFailure());
+}
+
+TEST_F(RawServer, HelloWithoutAnActionTableHashIsRefused) {
+  // 0 used to mean "any table": a client that does not know its table is
+  // refused like one built for another.
+  const std::string message = helloFailure(fd_.get(), 0);
+  EXPECT_NE(message.find("client built for action table 0000000000000000"), std::string::npos) << message;
+}
+
+TEST_F(RawServer, HelloWithTheClientsTableHashIsAnswered) {
+  EXPECT_EQ(helloFailure(fd_.get(), kActionTableHash), "accepted");
 }
 
 class WorkerChannel : public RuntimeTest {};

@@ -29,7 +29,9 @@ def control(*texts: str) -> bytes:
     return b"".join(frame(encode("ControlRequest", t)) for t in texts)
 
 
-HELLO = "(hello = (protocolVersion = 1))"
+# The stub zygote's action-table hash (control_fuzzer.cc): the server
+# refuses any other, so a hello without it would end every seed at once.
+HELLO = "(hello = (protocolVersion = 1, actionTableHash = 0x0123456789abcdef))"
 control_seeds = {
     "hello": control(HELLO),
     "hello_describe": control(HELLO, "(describe = void)"),

@@ -9,7 +9,10 @@
 
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "ipc/action_table_hash.h"
 #include "passes/module_sanitizer.h"
 #include "passes/pipeline_runner.h"
 
@@ -120,9 +123,39 @@ TEST(ActionTable, FindActionAcceptsBothSpellings) {
   EXPECT_EQ(findAction(""), -1);
 }
 
-TEST(ActionTable, HashIsStableAndCoversEveryRow) {
-  EXPECT_EQ(actionTableHash(), actionTableHash());
-  EXPECT_NE(actionTableHash(), 0u);
+TEST(ActionTable, HashIsTheOneTheClientWasBuiltWith) {
+  // ipc/action_table_hash.h is generated from the product table at build
+  // time; the test rows of this (test-flavour) table are not part of it.
+  EXPECT_EQ(actionTableHash(), kActionTableHash);
+  EXPECT_EQ(kActionTableRows, kCompilerGymActionCount);
+  EXPECT_NE(kActionTableHash, 0u);
+}
+
+TEST(ActionTable, HashChangesWithAnyProductRowAndIgnoresTestRows) {
+  const auto table = actionTable();
+  const std::vector<ActionInfo> product(table.begin(), table.begin() + kCompilerGymActionCount);
+  const uint64_t original = actionTableHash(product);
+  EXPECT_EQ(original, kActionTableHash);
+
+  auto changedPipeline = product;
+  changedPipeline[24].pipeline = "function(adce)";
+  EXPECT_NE(actionTableHash(changedPipeline), original);
+  auto changedFlag = product;
+  changedFlag[0].flag = "-add-discriminator";
+  EXPECT_NE(actionTableHash(changedFlag), original);
+  auto swapped = product;
+  std::swap(swapped[1], swapped[2]);
+  EXPECT_NE(actionTableHash(swapped), original);
+  auto unavailable = product;
+  unavailable[5].kind = unavailable[5].kind == ActionKind::Pipeline ? ActionKind::Unavailable : ActionKind::Pipeline;
+  EXPECT_NE(actionTableHash(unavailable), original);
+  auto shorter = product;
+  shorter.pop_back();
+  EXPECT_NE(actionTableHash(shorter), original);
+
+  auto withTestRow = product;
+  withTestRow.push_back(ActionInfo{"-forkgym-test-x", "", "", "", ActionKind::TestCrash});
+  EXPECT_EQ(actionTableHash(withTestRow), original);
 }
 
 #ifdef FORKGYM_TEST_ACTIONS

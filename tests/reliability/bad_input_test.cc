@@ -118,7 +118,7 @@ TEST_F(BadInputs, PathsOutsideTheBenchmarkRootsAreRefusedNamingTheRoots) {
   const std::string outside = write("outside.c", "int main(void) { return 0; }\n");
   ServerOptions server;
   server.benchmarkRoots = {dataPath("")};
-  auto confined = Connection::spawn(server);
+  auto confined = Connection::spawn(testServer(server));
   ASSERT_TRUE(confined) << confined.error().message;
   Env env(*confined);
   EXPECT_TRUE(env.reset(fileUri("crc32.c"))) << "inside the root";

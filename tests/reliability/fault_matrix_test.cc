@@ -296,7 +296,7 @@ Got workerClosesChannel() {
 }
 
 Got zygoteKilled() {
-  auto connection = Connection::spawn();
+  auto connection = Connection::spawn(testServer());
   if (!connection) return {false, connection.error().message};
   const pid_t first = (*connection)->serverPid();
   Env running(*connection);
@@ -332,7 +332,7 @@ Got clientKilled(bool privateZygote, bool hangInStep) {
   const pid_t client = ::fork();
   if (client == 0) {
     close(report[0]);
-    auto connection = privateZygote ? Connection::spawn() : Connection::connect(gHarness->socket);
+    auto connection = privateZygote ? Connection::spawn(testServer()) : Connection::connect(gHarness->socket);
     if (!connection) _exit(3);
     Env env(*connection);
     if (!env.reset(fileUri("crc32.c"))) _exit(4);
