@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <optional>
 #include <thread>
 
 #include "ipc/protocol.capnp.h"
@@ -43,6 +44,55 @@ std::string shellQuoted(const std::string& word) {
   std::string quoted = "'";
   for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return quoted + "'";
+}
+
+// What a worker's last words may claim killed it.
+bool isWayToDie(Outcome outcome) {
+  return endsEpisode(outcome) && outcome != Outcome::SessionClosed && outcome != Outcome::ServerError;
+}
+
+// A failure reply must name a real way for a request to fail: a worker that
+// answers "failed: ok" (or a value no build defines) broke the protocol.
+void readFailure(proto::Failure::Reader failure, StepResult& result) {
+  const uint16_t wire = failure.getOutcome();
+  if (!isWireOutcome(wire) || outcomeFromWire(wire) == Outcome::Ok) {
+    result.outcome = Outcome::ProtocolMismatch;
+    result.message = "the worker sent a failure with outcome " + std::to_string(wire) + ", which names no failure";
+    return;
+  }
+  result.outcome = outcomeFromWire(wire);
+  result.message = failure.getMessage();
+  result.signal = failure.getSignal();
+}
+
+// Checks a step reply against what was asked: one value of the described
+// type (and length, for fixed-length lists) per observation, one number per
+// reward. Returns what is wrong, or nothing.
+std::optional<std::string> shapeMismatch(const StepResult& result, const std::vector<const SpaceDescription*>& asked,
+                                         size_t rewards) {
+  if (result.observations.size() != asked.size()) {
+    return "the worker answered " + std::to_string(result.observations.size()) + " observation(s) for " +
+           std::to_string(asked.size()) + " asked";
+  }
+  if (result.rewards.size() != rewards) {
+    return "the worker answered " + std::to_string(result.rewards.size()) + " reward(s) for " +
+           std::to_string(rewards) + " asked";
+  }
+  for (size_t i = 0; i < asked.size(); ++i) {
+    const SpaceDescription* space = asked[i];
+    if (!space) continue;  // not in the description: the worker refuses such names itself
+    // Observation's alternatives are in ValueType's order.
+    if (result.observations[i].index() != static_cast<size_t>(space->valueType)) {
+      return "the worker answered observation '" + space->name + "' with a value of the wrong type";
+    }
+    if (space->valueType == ValueType::Int64List && space->length > 0 &&
+        std::get<std::vector<int64_t>>(result.observations[i]).size() != static_cast<size_t>(space->length)) {
+      return "the worker answered observation '" + space->name + "' with " +
+             std::to_string(std::get<std::vector<int64_t>>(result.observations[i]).size()) + " values, not " +
+             std::to_string(space->length);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -120,9 +170,17 @@ StepResult Env::endEpisode(Error error) {
     // (SIGKILL, or death before the reporter was set up) ask the zygote.
     const LastWords& words = channel_.lastWords();
     if (words.written.load(std::memory_order_acquire)) {
-      result.outcome = outcomeFromWire(words.outcome);
+      // The worker wrote these, so they may say anything; they are read
+      // once (the worker may still be scribbling) and must name a way to die.
+      const uint16_t outcome = words.outcome;
+      result.outcome = isWireOutcome(outcome) && isWayToDie(outcomeFromWire(outcome)) ? outcomeFromWire(outcome)
+                                                                                       : Outcome::Crashed;
       result.signal = words.signal;
       result.message.assign(words.message, strnlen(words.message, sizeof(words.message)));
+      if (result.outcome != outcomeFromWire(outcome)) {
+        result.message = "the worker died; its last words named outcome " + std::to_string(outcome) +
+                         ", which is not a way to die: " + result.message;
+      }
     } else {
       result.outcome = Outcome::Crashed;
       result.message = "the worker died without a report";
@@ -178,6 +236,15 @@ Status Env::beginStep(std::span<const uint32_t> actions, std::span<const std::st
   auto rewardList = step.initRewards(static_cast<unsigned>(rewards.size()));
   for (size_t i = 0; i < rewards.size(); ++i) rewardList.set(static_cast<unsigned>(i), rewards[i]);
   pendingActions_.assign(actions.begin(), actions.end());
+  // What the reply must look like (checked by finishStep()).
+  pendingSpaces_.clear();
+  pendingRewards_ = rewards.size();
+  if (auto description = connection_->describe()) {
+    pendingDescription_ = *description;
+    for (const auto& name : observations) pendingSpaces_.push_back(pendingDescription_->findObservation(name));
+  } else {
+    pendingSpaces_.assign(observations.size(), nullptr);
+  }
   return channel_.post(request);
 }
 
@@ -194,10 +261,7 @@ StepResult Env::finishStep() {
   kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
     auto root = reply->reader->getRoot<proto::Reply>();
     if (root.isFailure()) {
-      auto failure = root.getFailure();
-      result.outcome = outcomeFromWire(failure.getOutcome());
-      result.message = failure.getMessage();
-      result.signal = failure.getSignal();
+      readFailure(root.getFailure(), result);
       return;
     }
     if (!root.isStep()) {
@@ -211,13 +275,24 @@ StepResult Env::finishStep() {
     for (double reward : stepResult.getRewards()) result.rewards.push_back(reward);
   });
   KJ_IF_MAYBE(e, exception) {
+    result = StepResult{};
     result.outcome = Outcome::ProtocolMismatch;
     result.message = std::string("malformed reply from the worker: ") + e->getDescription().cStr();
   }
   if (result.ok()) {
+    if (auto wrong = shapeMismatch(result, pendingSpaces_, pendingRewards_)) {
+      result = StepResult{};
+      result.outcome = Outcome::ProtocolMismatch;
+      result.message = *wrong;
+    }
+  }
+  if (result.ok()) {
     actions_.insert(actions_.end(), pendingActions_.begin(), pendingActions_.end());
-  } else if (endsEpisode(result.outcome)) {
-    // e.g. a verifier failure: the worker answered, then exited.
+  } else if (endsEpisode(result.outcome) || result.outcome == Outcome::ProtocolMismatch) {
+    // e.g. a verifier failure: the worker answered, then exited. A reply
+    // that breaks the protocol ends the episode too: the worker can no
+    // longer be trusted with it.
+    if (result.outcome == Outcome::ProtocolMismatch) result.message += "; the episode was ended";
     actions_.insert(actions_.end(), pendingActions_.begin(), pendingActions_.end());
     result.reproducer = reproducer();
     killWorker();
@@ -232,23 +307,56 @@ Result<Env> Env::fork() {
   capnp::MallocMessageBuilder request;
   request.initRoot<proto::Request>().setFork();
   auto reply = channel_.call(request, options_.stepTimeout, 3);
+  if (!reply && reply.error().outcome == Outcome::ServerError) {
+    // This process's own trouble (e.g. no descriptors left for the copy's
+    // channel): the worker answered and waits for the next request, and the
+    // copy exits once the ends it sent are gone. The episode goes on.
+    return Error{Outcome::ServerError, "fork failed: " + reply.error().message, 0};
+  }
   if (!reply) {
     StepResult ended = endEpisode(reply.takeError());
     return Error{ended.outcome, "fork failed: " + ended.message, ended.signal};
   }
-  auto root = reply->reader->getRoot<proto::Reply>();
-  if (root.isFailure()) {
-    return Error{outcomeFromWire(root.getFailure().getOutcome()), root.getFailure().getMessage(), 0};
+  StepResult failed;  // a failure reply, or what is wrong with the reply
+  int32_t pid = -1;
+  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
+    auto root = reply->reader->getRoot<proto::Reply>();
+    if (root.isFailure()) {
+      readFailure(root.getFailure(), failed);
+    } else if (!root.isFork() || reply->fds.size() != 3) {
+      failed.outcome = Outcome::ProtocolMismatch;
+      failed.message = "the worker answered a fork without a new channel";
+    } else {
+      pid = root.getFork().getPid();
+    }
+  });
+  KJ_IF_MAYBE(e, exception) {
+    failed = StepResult{};
+    failed.outcome = Outcome::ProtocolMismatch;
+    failed.message = std::string("malformed fork reply from the worker: ") + e->getDescription().cStr();
   }
-  if (!root.isFork() || reply->fds.size() != 3) {
-    return makeError(Outcome::ProtocolMismatch, "the worker answered a fork without a new channel");
+  Result<Channel> channel = makeError(Outcome::ProtocolMismatch, "no channel");
+  if (failed.ok()) {
+    channel = Channel::attach(ClientEnds{std::move(reply->fds[0]), std::move(reply->fds[1])});
+    if (!channel) {
+      failed.outcome = channel.error().outcome;
+      failed.message = "the worker's fork reply carried a bad channel: " + channel.error().message;
+    }
   }
-  auto channel = Channel::attach(ClientEnds{std::move(reply->fds[0]), std::move(reply->fds[1])});
-  if (!channel) return channel.takeError();
+  if (!failed.ok()) {
+    // Nothing it sent is used (its descriptors close here). A worker that
+    // broke the protocol can no longer be trusted with this episode either.
+    if (failed.outcome == Outcome::ProtocolMismatch) {
+      killWorker();
+      close();
+      failed.message += "; the episode was ended";
+    }
+    return Error{failed.outcome, "fork failed: " + failed.message, failed.signal};
+  }
   Env copy(connection_, options_);
   copy.channel_ = std::move(*channel);
   copy.pidfd_ = std::move(reply->fds[2]);
-  copy.pid_ = root.getFork().getPid();
+  copy.pid_ = pid;
   copy.benchmark_ = benchmark_;
   copy.actions_ = actions_;
   return copy;

@@ -100,6 +100,10 @@ class Env {
   std::string benchmark_;
   std::vector<uint32_t> actions_;
   std::vector<uint32_t> pendingActions_;  // posted by beginStep(), not yet answered
+  // The shape the posted step's reply must have (finishStep() checks it).
+  std::shared_ptr<const Description> pendingDescription_;
+  std::vector<const SpaceDescription*> pendingSpaces_;
+  size_t pendingRewards_ = 0;
 };
 
 }  // namespace forkgym

@@ -9,6 +9,9 @@
 //      request; the worker loops receiveRequest() / sendReply().
 //   3. Either side closing its doorbell ends the conversation: the worker
 //      exits, the client reports the worker's last words.
+// The client numbers its requests (RegionHeader::requestSeq); a worker's
+// reply must carry the number of the request it answers, so an extra or
+// stale ring is a ProtocolMismatch rather than an old reply read as new.
 #pragma once
 
 #include <capnp/message.h>
@@ -62,6 +65,11 @@ class Channel {
   Result<Message> receiveRequest();
   Status sendReply(capnp::MessageBuilder& reply, std::span<const int> fds = {});
 
+  // Client side: true once the worker has started on the request post()
+  // wrote (it took it off the doorbell and is working on it). Tests poll
+  // this instead of sleeping while a worker enters a step.
+  bool requestStarted() const;
+
   const LastWords& lastWords() const { return region_.header().lastWords; }
   SharedRegion& region() { return region_; }
   Doorbell& doorbell() { return doorbell_; }
@@ -74,6 +82,10 @@ class Channel {
 
   SharedRegion region_;
   Doorbell doorbell_;
+  // Client: the number of the last request posted. Worker: the number of
+  // the request being answered. Private copies: the region is the peer's
+  // to scribble on.
+  uint64_t seq_ = 0;
   std::chrono::steady_clock::time_point postedAt_{};
   double typicalReplyUs_ = 0;  // moving average of post -> reply
 };

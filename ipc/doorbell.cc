@@ -1,5 +1,6 @@
 #include "ipc/doorbell.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -74,9 +75,26 @@ Result<Rung> Doorbell::receive(size_t maxFds, int flags) const {
   }
   Rung rung;
   rung.fds = takeFds(msg);
-  if (*got == 0) return makeError(Outcome::SessionClosed, "the peer closed the channel");
-  if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
-    return makeError(Outcome::ProtocolMismatch, "the peer sent an oversized doorbell record");
+  if (*got == 0) {
+    // End of stream and an empty record both read as 0 bytes; only a
+    // closed peer leaves the socket hung up.
+    pollfd pfd{fd_.get(), 0, 0};
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP)) {
+      return makeError(Outcome::SessionClosed, "the peer closed the channel");
+    }
+    return makeError(Outcome::ProtocolMismatch, "the peer sent an empty doorbell record");
+  }
+  if (msg.msg_flags & MSG_TRUNC) return makeError(Outcome::ProtocolMismatch, "the peer sent an oversized doorbell record");
+  if (msg.msg_flags & MSG_CTRUNC) {
+    // The kernel drops descriptors that do not fit, or that this process
+    // has no room for: say which.
+    UniqueFd probe(fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
+    if (!probe && errno == EMFILE) {
+      return makeError(Outcome::ServerError,
+                       "this process has no file descriptors left (RLIMIT_NOFILE), so the descriptors the peer "
+                       "sent were dropped; close some environments or raise the limit (ulimit -n)");
+    }
+    return makeError(Outcome::ProtocolMismatch, "the peer sent more descriptors than one ring may carry");
   }
   if (rung.fds.size() > maxFds) {
     return makeError(Outcome::ProtocolMismatch, "the peer sent descriptors where none are allowed");

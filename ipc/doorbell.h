@@ -50,7 +50,9 @@ class Doorbell {
   // Waits for the peer's ring. timeout nullopt = forever.
   // Errors: Outcome::SessionClosed when the peer closed its end (died),
   // Outcome::TimedOut when the timeout passed, Outcome::ProtocolMismatch for
-  // a malformed record or descriptors where none were allowed.
+  // a malformed record (empty, oversized, unknown) or descriptors where
+  // none, or fewer, were allowed; Outcome::ServerError when this process had
+  // no room for the descriptors the peer sent.
   // spin: how long to poll without blocking first (see kDefaultSpin).
   Result<Rung> wait(std::optional<std::chrono::milliseconds> timeout, size_t maxFds = 0,
                     std::chrono::microseconds spin = kDefaultSpin) const;

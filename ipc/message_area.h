@@ -31,7 +31,9 @@ namespace forkgym {
 Result<size_t> writeMessage(capnp::MessageBuilder& message, std::span<std::byte> area);
 
 // A reader over `length` bytes of `area`, or ProtocolMismatch if the length
-// or the segment table is invalid. The area must outlive the reader.
+// or the segment table is invalid. The area must outlive the reader. Reads
+// through it are limited to a few times the message's size, so a message
+// whose pointers overlap cannot make its reader copy without bound.
 Result<std::unique_ptr<capnp::FlatArrayMessageReader>> readMessage(std::span<std::byte> area, uint64_t length);
 
 // A reader over a private copy of the first `length` bytes of `area`, or

@@ -56,6 +56,19 @@ constexpr bool endsEpisode(Outcome outcome) {
   }
 }
 
+// True for the values FORKGYM_OUTCOMES defines: a peer's other values say
+// nothing a reader may act on.
+constexpr bool isWireOutcome(uint16_t value) {
+  switch (value) {
+#define X(name, v, text, doc) \
+  case v:                     \
+    return true;
+    FORKGYM_OUTCOMES(X)
+#undef X
+  }
+  return false;
+}
+
 constexpr Outcome outcomeFromWire(uint16_t value) {
   switch (value) {
 #define X(name, v, text, doc) \

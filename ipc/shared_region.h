@@ -55,6 +55,13 @@ struct RegionHeader {
   uint64_t requestBytes;  // length of the current request message
   uint64_t replyBytes;    // length of the current reply message
   LastWords lastWords;
+  // Turn numbers (appended; ipc/channel.h): the client numbers each request,
+  // the worker says which request it has started on and which one its reply
+  // answers. A reply to any other request is an out-of-turn ring; a client
+  // or a test sees the worker has begun a request without guessing.
+  std::atomic<uint64_t> requestSeq;  // client: the request in the request area
+  std::atomic<uint64_t> startedSeq;  // worker: the request it is working on
+  std::atomic<uint64_t> replySeq;    // worker: the request the reply answers
 };
 
 class SharedRegion {

@@ -1,4 +1,8 @@
 // env.fork() (invariant 3): a fork is an identical, independent episode.
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -81,6 +85,36 @@ TEST_F(Fork, CrashInForkDoesNotTouchParentAndViceVersa) {
   EXPECT_EQ(parent.step(segfault).outcome, Outcome::Crashed);
   auto survivor = second->step(mem2reg, std::vector<std::string>{"IrInstructionCount"});
   EXPECT_TRUE(survivor.ok()) << survivor.message;
+}
+
+TEST_F(Fork, ForkWithNoDescriptorsLeftFailsClearlyAndTheEpisodeGoesOn) {
+  Env parent = newEnv();
+  ASSERT_TRUE(parent.reset(fileUri("crc32.c")));
+  const uint32_t mem2reg[] = {action("-mem2reg")};
+  ASSERT_TRUE(parent.step(mem2reg).ok());
+  // Room for one more descriptor (the lowest free number): the copy's
+  // channel needs three.
+  std::vector<int> free;
+  for (int fd = 0; free.size() < 2; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1) free.push_back(fd);
+  }
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(free[1]);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  auto copy = parent.fork();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+  ASSERT_FALSE(copy);
+  EXPECT_EQ(copy.error().outcome, Outcome::ServerError);
+  EXPECT_NE(copy.error().message.find("no file descriptors left"), std::string::npos) << copy.error().message;
+  EXPECT_NE(copy.error().message.find("ulimit -n"), std::string::npos) << copy.error().message;
+  ASSERT_TRUE(parent.alive()) << "the parent episode must go on";
+  EXPECT_TRUE(parent.step(mem2reg).ok());
+  auto again = parent.fork();
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_TRUE(again->step(mem2reg).ok());
 }
 
 TEST_F(Fork, ForkSurvivesTheEndOfItsParentsEpisode) {
