@@ -79,7 +79,8 @@ _ADVICE = {
     Outcome.VERIFIER_FAILED: "the episode is over; call reset() (the reproducer shows the pass that broke the IR)",
     Outcome.SETUP_FAILED: "the worker's sandbox could not be set up; see the message, then call reset()",
     Outcome.SERVER_ERROR: "the next reset() starts a new server; set FORKGYM_SERVER if the binary cannot be found",
-    Outcome.PROTOCOL_MISMATCH: "reinstall forkgym so the extension and forkgym-server come from one build",
+    Outcome.PROTOCOL_MISMATCH: "a peer broke the protocol (the episode, if any, was ended; call reset()); if this "
+                               "repeats, reinstall forkgym so the extension and forkgym-server come from one build",
     Outcome.SESSION_CLOSED: "call reset() to start an episode",
 }
 
