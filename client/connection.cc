@@ -304,6 +304,20 @@ Result<SessionEnds> Connection::newSession(const std::string& benchmark, const L
   });
 }
 
+Result<ServerStatus> Connection::status() {
+  auto frame = roundTrip([](proto::ControlRequest::Builder request) { request.setStatus(); }, kControlTimeout, 0);
+  if (!frame) return frame.takeError();
+  return parseReply<ServerStatus>(*frame, "the status reply", [](proto::ControlReply::Reader reply) -> Result<ServerStatus> {
+    if (!reply.isStatus()) return unexpected("status");
+    auto in = reply.getStatus();
+    ServerStatus out;
+    for (auto uri : in.getSpareBenchmarks()) out.spareBenchmarks.emplace_back(uri);
+    out.sparesWanted = in.getSparesWanted();
+    out.pendingLoads = in.getPendingLoads();
+    return out;
+  });
+}
+
 Result<WorkerExit> Connection::workerExit(pid_t pid) {
   auto frame = roundTrip([&](proto::ControlRequest::Builder request) { request.setWorkerExit(pid); }, kControlTimeout, 0);
   if (!frame) return frame.takeError();

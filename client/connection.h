@@ -94,6 +94,13 @@ struct SessionEnds {
   UniqueFd pidfd;
 };
 
+// Connection::status(): what the zygote is doing now.
+struct ServerStatus {
+  std::vector<std::string> spareBenchmarks;  // a spare worker waits for each
+  uint32_t sparesWanted = 0;                 // wanted, not forked yet
+  uint32_t pendingLoads = 0;
+};
+
 struct WorkerExit {
   bool known = false;
   int exitCode = -1;
@@ -113,6 +120,9 @@ class Connection {
   Result<SessionEnds> newSession(const std::string& benchmark, const Limits& limits,
                                  std::chrono::milliseconds timeout);
   Result<WorkerExit> workerExit(pid_t pid);
+  // Never cached: each call asks the zygote (tests poll it instead of
+  // sleeping while spares are forked or loads finish).
+  Result<ServerStatus> status();
   // The private server's pid (spawn() only), else -1.
   pid_t serverPid() const { return serverPid_; }
   // False once the server hung up or stopped answering.

@@ -78,6 +78,9 @@ class Env {
   void close();
 
   bool alive() const { return channel_.valid(); }
+  // True once the worker has started on the step beginStep() posted (it
+  // bumps a counter in the region): a test waits on this, not on a sleep.
+  bool requestStarted() const { return channel_.valid() && channel_.requestStarted(); }
   pid_t workerPid() const { return pid_; }
   const std::string& benchmark() const { return benchmark_; }
   const std::vector<uint32_t>& actions() const { return actions_; }

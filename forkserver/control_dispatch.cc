@@ -69,6 +69,9 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
       case proto::ControlRequest::WORKER_EXIT:
         handler.workerExit(request.getWorkerExit(), root.initWorkerExit());
         return;
+      case proto::ControlRequest::STATUS:
+        handler.status(root.initStatus());
+        return;
       case proto::ControlRequest::NEW_SESSION: {
         auto session = request.getNewSession();
         const std::string uri = session.getBenchmark();

@@ -33,6 +33,7 @@ class ControlHandler {
   virtual void hello(proto::Hello::Builder out) = 0;
   virtual void describe(proto::Description::Builder out) = 0;
   virtual void workerExit(int32_t pid, proto::WorkerExit::Builder out) = 0;
+  virtual void status(proto::ServerStatus::Builder out) = 0;
   // Starts a worker. On success fills `out` and appends the descriptors
   // that go with the reply; on error the reply becomes the failure.
   virtual Status newSession(const std::string& benchmark, proto::Limits::Reader limits,

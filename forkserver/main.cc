@@ -2,7 +2,10 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -35,6 +38,9 @@ options:
                          under many episodes (default 10; 0 = none)
   --spare-workers N      benchmarks kept with a worker forked ahead, so their
                          resets need no fork (default 4; 0 turns this off)
+  --ready-fd N           write one byte to descriptor N, then close it, once the server
+                         accepts connections (after any --preload): a readiness signal
+                         for whoever started it
   --log-level LEVEL      trace, debug, info, warn, error (default warn)
   --help                 show this text
 )";
@@ -84,6 +90,7 @@ int main(int argc, char** argv) {
   forkgym::forkserver::ZygoteOptions options;
   options.socketPath = forkgym::defaultSocketPath();
   std::string logLevel = "warn";
+  int readyFd = -1;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&](const char* name) -> std::string {
@@ -132,6 +139,8 @@ int main(int argc, char** argv) {
       options.cpuSecondsPerStep = static_cast<uint32_t>(number("--step-cpu-seconds"));
     } else if (arg == "--spare-workers") {
       options.spareWorkers = number("--spare-workers");
+    } else if (arg == "--ready-fd") {
+      readyFd = static_cast<int>(number("--ready-fd"));
     } else if (arg == "--log-level") {
       logLevel = value("--log-level");
     } else {
@@ -150,6 +159,11 @@ int main(int argc, char** argv) {
   if (auto started = zygote.start(); !started) {
     std::fprintf(stderr, "forkgym-server: %s\n", started.error().message.c_str());
     return 1;
+  }
+  if (readyFd >= 0) {
+    const char ready = '1';
+    if (write(readyFd, &ready, 1) != 1) std::fprintf(stderr, "forkgym-server: --ready-fd %d: %s\n", readyFd, std::strerror(errno));
+    close(readyFd);
   }
   return zygote.run();
 }

@@ -43,6 +43,18 @@ std::optional<std::string> SparePool::nextWanted() const {
   return std::nullopt;
 }
 
+std::vector<std::string> SparePool::readyBenchmarks() const {
+  std::vector<std::string> uris;
+  for (const auto& spare : spares_) uris.push_back(spare.uri);
+  return uris;
+}
+
+size_t SparePool::wantedWithoutSpare() const {
+  return static_cast<size_t>(std::count_if(wanted_.begin(), wanted_.end(), [&](const std::string& uri) {
+    return std::none_of(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.uri == uri; });
+  }));
+}
+
 void SparePool::add(SpareWorker spare) {
   if (std::find(wanted_.begin(), wanted_.end(), spare.uri) == wanted_.end()) {
     kill(spare);

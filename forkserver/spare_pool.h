@@ -48,6 +48,10 @@ class SparePool {
   void dropBenchmark(const std::string& uri);
   void killAll();
   size_t size() const { return spares_.size(); }
+  // For the status request: benchmarks with a spare waiting, and how many
+  // wanted benchmarks have none yet.
+  std::vector<std::string> readyBenchmarks() const;
+  size_t wantedWithoutSpare() const;
 
  private:
   size_t capacity_;

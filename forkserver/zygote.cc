@@ -260,6 +260,15 @@ void Zygote::workerExit(int32_t pid, proto::WorkerExit::Builder out) {
   }
 }
 
+void Zygote::status(proto::ServerStatus::Builder out) {
+  const auto ready = spares_.readyBenchmarks();
+  auto list = out.initSpareBenchmarks(static_cast<unsigned>(ready.size()));
+  for (unsigned i = 0; i < ready.size(); ++i) list.set(i, ready[i]);
+  out.setSparesWanted(static_cast<uint32_t>(spares_.wantedWithoutSpare()));
+  // Loads run inside this loop, so none is pending while it answers.
+  out.setPendingLoads(0);
+}
+
 Status Zygote::newSession(const std::string& uri, proto::Limits::Reader requested,
                           proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds) {
   auto benchmark = benchmarkFor(uri);

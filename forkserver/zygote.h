@@ -84,6 +84,7 @@ class Zygote : private ControlHandler {
   void hello(proto::Hello::Builder out) override;
   void describe(proto::Description::Builder out) override;
   void workerExit(int32_t pid, proto::WorkerExit::Builder out) override;
+  void status(proto::ServerStatus::Builder out) override;
   Status newSession(const std::string& benchmark, proto::Limits::Reader limits,
                     proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override;
   uint64_t currentConnection_ = 0;  // whose frame is being dispatched

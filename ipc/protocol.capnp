@@ -85,12 +85,21 @@ struct WorkerExit {
   explanation @3 :Text;  # e.g. the sandbox stage a setup exit code names
 }
 
+# What the zygote is doing now: product-safe counters a client (or a test,
+# instead of sleeping while the zygote catches up) can read.
+struct ServerStatus {
+  spareBenchmarks @0 :List(Text);  # benchmarks with a spare worker forked and waiting
+  sparesWanted @1 :UInt32;         # wanted benchmarks still without one (forked when idle)
+  pendingLoads @2 :UInt32;         # benchmark loads not finished yet
+}
+
 struct ControlRequest {
   union {
     hello @0 :Hello;
     newSession @1 :NewSession;
     describe @2 :Void;
     workerExit @3 :Int32;  # pid: how did this worker end?
+    status @4 :Void;
   }
 }
 
@@ -101,6 +110,7 @@ struct ControlReply {
     description @2 :Description;
     workerExit @3 :WorkerExit;
     failure @4 :Failure;
+    status @5 :ServerStatus;
   }
 }
 

@@ -27,12 +27,14 @@ pid_t startClient(int reportFd, bool hangInStep, const std::string& socketPath) 
   auto copy = env.fork();
   if (!copy) _exit(5);
   Pids pids{env.workerPid(), copy->workerPid(), (*connection)->serverPid()};
-  if (write(reportFd, &pids, sizeof(pids)) != sizeof(pids)) _exit(6);
   if (hangInStep) {
+    // Reports only once the worker is inside the hanging step.
     auto description = (*connection)->describe();
     const uint32_t hang[] = {static_cast<uint32_t>((*description)->findAction("-forkgym-test-hang"))};
-    env.step(hang);
+    if (!env.beginStep(hang)) _exit(7);
+    if (!eventually([&] { return env.requestStarted(); })) _exit(8);
   }
+  if (write(reportFd, &pids, sizeof(pids)) != sizeof(pids)) _exit(6);
   pause();
   _exit(0);
 }
@@ -68,13 +70,12 @@ TEST_P(Cleanup, KilledClientLeavesNoWorkerShmOrTempFileBehind) {
   ASSERT_GT(pids.worker, 0);
   ASSERT_GT(pids.fork, 0);
   ASSERT_GT(pids.server, 0);
-  if (hangInStep) std::this_thread::sleep_for(std::chrono::milliseconds(200));
 
   kill(client, SIGKILL);
   waitpid(client, nullptr, 0);
-  EXPECT_TRUE(waitUntilGone(pids.worker, std::chrono::seconds(1))) << "worker outlived its client";
-  EXPECT_TRUE(waitUntilGone(pids.fork, std::chrono::seconds(1))) << "fork outlived its client";
-  EXPECT_TRUE(waitUntilGone(pids.server, std::chrono::seconds(1))) << "private server outlived its client";
+  EXPECT_TRUE(waitUntilGone(pids.worker)) << "worker outlived its client";
+  EXPECT_TRUE(waitUntilGone(pids.fork)) << "fork outlived its client";
+  EXPECT_TRUE(waitUntilGone(pids.server)) << "private server outlived its client";
   reapAll();
   EXPECT_EQ(listDir("/dev/shm"), shmBefore);
   EXPECT_EQ(forkgymTempFiles(), tempBefore);
@@ -88,18 +89,11 @@ TEST(SharedServer, KilledClientsWorkersDieButTheServerServesOthers) {
   char dir[] = "/tmp/fgtest-sock-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string socketPath = std::string(dir) + "/server.sock";
-  const pid_t server = ::fork();
-  if (server == 0) {
-    execl(FORKGYM_SERVER_BINARY, FORKGYM_SERVER_BINARY, "--socket", socketPath.c_str(), nullptr);
-    _exit(127);
-  }
-  std::shared_ptr<Connection> other;
-  for (int i = 0; i < 200 && !other; ++i) {
-    auto connection = Connection::connect(socketPath);
-    if (connection) other = *connection;
-    else std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(other) << "server did not start";
+  const pid_t server = startSocketServer(socketPath);
+  ASSERT_GT(server, 0) << "server did not start";
+  auto connected = Connection::connect(socketPath);
+  ASSERT_TRUE(connected) << connected.error().message;
+  std::shared_ptr<Connection> other = *connected;
   struct stat st {};
   ASSERT_EQ(stat(socketPath.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u) << "the socket must be owner-only";
@@ -111,11 +105,10 @@ TEST(SharedServer, KilledClientsWorkersDieButTheServerServesOthers) {
   ASSERT_EQ(read(report[0], &pids, sizeof(pids)), static_cast<ssize_t>(sizeof(pids)));
   close(report[0]);
   close(report[1]);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   kill(client, SIGKILL);
   waitpid(client, nullptr, 0);
-  EXPECT_TRUE(waitUntilGone(pids.worker, std::chrono::seconds(1)));
-  EXPECT_TRUE(waitUntilGone(pids.fork, std::chrono::seconds(1)));
+  EXPECT_TRUE(waitUntilGone(pids.worker));
+  EXPECT_TRUE(waitUntilGone(pids.fork));
 
   Env env(other);
   EXPECT_TRUE(env.reset(fileUri("crc32.c")));

@@ -124,7 +124,7 @@ TEST_F(Fork, ForkSurvivesTheEndOfItsParentsEpisode) {
   ASSERT_TRUE(child);
   const pid_t parentPid = parent.workerPid();
   parent.close();
-  EXPECT_TRUE(waitUntilGone(parentPid, std::chrono::seconds(1)));
+  EXPECT_TRUE(waitUntilGone(parentPid));
   const uint32_t mem2reg[] = {action("-mem2reg")};
   EXPECT_TRUE(child->step(mem2reg).ok());
 }

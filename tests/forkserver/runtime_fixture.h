@@ -7,10 +7,14 @@
 #pragma once
 
 #include <dirent.h>
-#include <sys/wait.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -78,13 +82,62 @@ inline bool processGone(pid_t pid) {
   return close != std::string::npos && close + 2 < text.size() && (text[close + 2] == 'Z' || text[close + 2] == 'X');
 }
 
-inline bool waitUntilGone(pid_t pid, std::chrono::milliseconds within) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (processGone(pid)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+// How long a wait may last before the test calls it a hang. Not a timing
+// assertion: what the tests wait for happens on an event (a closed socket,
+// a kill), and this guard is far below every limit (step CPU time, step and
+// load timeouts) that would end the process some other way.
+inline constexpr std::chrono::seconds kHangGuard{20};
+
+// Waits for `pid` to end: its pidfd becomes readable when it exits, so no
+// polling. True once it has ended (or was gone already).
+inline bool waitUntilGone(pid_t pid, std::chrono::milliseconds guard = kHangGuard) {
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return errno == ESRCH;
+  pollfd ready{pidfd, POLLIN, 0};
+  const bool ended = poll(&ready, 1, static_cast<int>(guard.count())) == 1;
+  close(pidfd);
+  return ended;
+}
+
+// Polls a state the code exposes (a status reply, a worker's exit record)
+// until `holds` says so; false if the guard runs out.
+template <typename Holds>
+bool eventually(Holds holds, std::chrono::milliseconds guard = kHangGuard) {
+  const auto deadline = std::chrono::steady_clock::now() + guard;
+  while (!holds()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    poll(nullptr, 0, 1);
   }
-  return processGone(pid);
+  return true;
+}
+
+// Starts `forkgym-test-server --socket PATH extra...` as a child and returns
+// its pid once it accepts connections (its --ready-fd byte), or -1 if it
+// exited first.
+inline pid_t startSocketServer(const std::string& socketPath, std::vector<std::string> extra = {}) {
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) return -1;
+  const pid_t server = ::fork();
+  if (server == 0) {
+    const int readyFd = fcntl(ready[1], F_DUPFD, 10);  // without close-on-exec
+    std::vector<std::string> args = {FORKGYM_SERVER_BINARY, "--socket", socketPath, "--ready-fd",
+                                     std::to_string(readyFd)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(FORKGYM_SERVER_BINARY, argv.data());
+    _exit(127);
+  }
+  close(ready[1]);
+  char byte = 0;
+  const bool started = server > 0 && read(ready[0], &byte, 1) == 1;
+  close(ready[0]);
+  if (!started && server > 0) {
+    kill(server, SIGKILL);
+    waitpid(server, nullptr, 0);
+  }
+  return started ? server : -1;
 }
 
 inline int64_t asInt(const Observation& value) { return std::get<int64_t>(value); }

@@ -2,6 +2,7 @@
 // hello, and answering malformed messages instead of crashing.
 #include <capnp/message.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "ipc/action_table_hash.h"
@@ -54,20 +55,34 @@ TEST(Zygote, SpareWorkersStayWithinTheirCapacity) {
   options.extraArgs = {"--spare-workers", "2"};
   auto connection = Connection::spawn(testServer(options));
   ASSERT_TRUE(connection) << connection.error().message;
+  auto spareFor = [&](const std::string& uri) {
+    auto status = (*connection)->status();
+    return status && std::ranges::find(status->spareBenchmarks, uri) != status->spareBenchmarks.end();
+  };
+  std::vector<pid_t> workers;
   for (int seed = 1; seed <= 4; ++seed) {
     Env env(*connection);
     const std::string uri = "generator://llvm-stress-v0/" + std::to_string(seed);
     ASSERT_TRUE(env.reset(uri));
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // idle: a spare is forked
-    ASSERT_TRUE(env.reset(uri));                                  // and taken
+    workers.push_back(env.workerPid());
+    ASSERT_TRUE(eventually([&] { return spareFor(uri); })) << "the idle zygote forks a spare for " << uri;
+    ASSERT_TRUE(env.reset(uri));  // and the reset takes it
+    workers.push_back(env.workerPid());
   }
-  size_t children = 0;
-  for (int i = 0; i < 100; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    children = childCount((*connection)->serverPid());
-    if (children == 2) break;
+  // Settled: both wanted spares are there, and every episode's worker has
+  // been reaped (the zygote has its exit status).
+  ASSERT_TRUE(eventually([&] {
+    auto status = (*connection)->status();
+    return status && status->spareBenchmarks.size() == 2 && status->sparesWanted == 0;
+  }));
+  for (pid_t worker : workers) {
+    ASSERT_TRUE(eventually([&] {
+      auto exit = (*connection)->workerExit(worker);
+      return exit && exit->known;
+    })) << worker;
   }
-  EXPECT_EQ(children, 2u) << "one spare for each of the 2 most recently reset benchmarks, nothing else";
+  EXPECT_EQ(childCount((*connection)->serverPid()), 2u)
+      << "one spare for each of the 2 most recently reset benchmarks, nothing else";
 }
 
 // Speaks to a private server directly through the control socket.
@@ -78,17 +93,11 @@ class RawServer : public ::testing::Test {
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
     socket_ = dir_ + "/s.sock";
-    server_ = ::fork();
-    if (server_ == 0) {
-      execl(FORKGYM_SERVER_BINARY, FORKGYM_SERVER_BINARY, "--socket", socket_.c_str(), nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 300 && !fd_; ++i) {
-      auto fd = connectUnix(socket_);
-      if (fd) fd_ = std::move(*fd);
-      else std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ASSERT_TRUE(fd_);
+    server_ = startSocketServer(socket_);
+    ASSERT_GT(server_, 0) << "server did not start";
+    auto fd = connectUnix(socket_);
+    ASSERT_TRUE(fd) << fd.error().message;
+    fd_ = std::move(*fd);
   }
   void TearDown() override {
     fd_.reset();

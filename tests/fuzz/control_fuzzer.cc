@@ -38,6 +38,10 @@ class StubZygote : public ControlHandler {
     actions[1].setTestOnly(true);
     out.initCachedBenchmarks(1).set(0, "file:///x.c");
   }
+  void status(proto::ServerStatus::Builder out) override {
+    out.initSpareBenchmarks(1).set(0, "file:///x.c");
+    out.setSparesWanted(2);
+  }
   void workerExit(int32_t pid, proto::WorkerExit::Builder out) override {
     out.setKnown(pid > 0 && pid % 3 == 0);
     out.setExitCode(pid);

@@ -38,6 +38,7 @@ control_seeds = {
     "hello_session": control(HELLO, '(newSession = (benchmark = "file:///abs/prog.c", '
                                     "limits = (addressSpaceMb = 1024, cpuSecondsPerStep = 5)))"),
     "hello_worker_exit": control(HELLO, "(workerExit = 123)"),
+    "hello_status": control(HELLO, "(status = void)"),
     "hello_all": control(HELLO, "(describe = void)", '(newSession = (benchmark = "generator://csmith-v0/1"))',
                          "(workerExit = 9)"),
     "wrong_version": control("(hello = (protocolVersion = 999, actionTableHash = 7))"),

@@ -627,6 +627,7 @@ class HostileServer : public forkserver::ControlHandler {
     if (gAttack == "hello-for-another-action-table") out.setActionTableHash(kActionTableHash ^ 0xf00d);
   }
   void describe(proto::Description::Builder out) override { forkserver::fillDescription(out, {}); }
+  void status(proto::ServerStatus::Builder) override {}
   void workerExit(int32_t pid, proto::WorkerExit::Builder out) override {
     int status = 0;
     if (pid <= 0 || waitpid(pid, &status, WNOHANG) != pid) return;  // not ours, or still running

@@ -279,17 +279,17 @@ Got workerClosesChannel() {
   const pid_t worker = session->ends.pid;
   capnp::MallocMessageBuilder request;
   request.initRoot<proto::Request>().setTestCloseChannel();
-  const auto started = Clock::now();
-  auto reply = session->channel.call(request, 10s);
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  // A call with a long timeout: session_closed (not timed_out) means the
+  // worker's closing woke the client at once.
+  auto reply = session->channel.call(request, kHangGuard);
   Got got;
   got.text = reply ? "answered" : std::string(outcomeName(reply.error().outcome));
-  got.pass = !reply && reply.error().outcome == Outcome::SessionClosed && took < 2s;
+  got.pass = !reply && reply.error().outcome == Outcome::SessionClosed;
   const bool lingering = !processGone(worker);
   got.text += lingering ? ", worker lingers" : ", worker gone";
   session = makeError(Outcome::SessionClosed, "");
   connection->reset();
-  const bool gone = waitUntilGone(worker, 1s);
+  const bool gone = waitUntilGone(worker);
   got.text += gone ? ", ended with its connection" : ", OUTLIVED its connection";
   got.pass = got.pass && gone;
   return got;
@@ -304,7 +304,7 @@ Got zygoteKilled() {
   const uint32_t mem2reg[] = {gHarness->action("-mem2reg")};
   if (!running.step(mem2reg).ok()) return {false, "step failed"};
   kill(first, SIGKILL);
-  if (!waitUntilGone(first, 1s)) return {false, "zygote did not die"};
+  if (!waitUntilGone(first)) return {false, "zygote did not die"};
 
   Got got;
   auto step = running.step(mem2reg, std::vector<std::string>{"IrInstructionCount"});
@@ -339,11 +339,13 @@ Got clientKilled(bool privateZygote, bool hangInStep) {
     auto copy = env.fork();
     if (!copy) _exit(5);
     ClientPids pids{env.workerPid(), copy->workerPid(), (*connection)->serverPid()};
-    if (write(report[1], &pids, sizeof(pids)) != sizeof(pids)) _exit(6);
     if (hangInStep) {
+      // Reports only once the worker is inside the hanging step.
       const uint32_t hang[] = {static_cast<uint32_t>((*(*connection)->describe())->findAction("-forkgym-test-hang"))};
-      env.step(hang);
+      if (!env.beginStep(hang)) _exit(7);
+      if (!eventually([&] { return env.requestStarted(); })) _exit(8);
     }
+    if (write(report[1], &pids, sizeof(pids)) != sizeof(pids)) _exit(6);
     pause();
     _exit(0);
   }
@@ -356,16 +358,14 @@ Got clientKilled(bool privateZygote, bool hangInStep) {
     waitpid(client, nullptr, 0);
     return {false, "client did not start"};
   }
-  if (hangInStep) std::this_thread::sleep_for(200ms);
   kill(client, SIGKILL);
   waitpid(client, nullptr, 0);
-  const auto killed = Clock::now();
-  bool gone = waitUntilGone(pids.worker, 1s) && waitUntilGone(pids.fork, 1s);
-  if (privateZygote) gone = gone && waitUntilGone(pids.server, 1s);
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count();
-  return {gone, gone ? "worker, fork" + std::string(privateZygote ? ", zygote" : "") + " gone in " +
-                           std::to_string(took) + " ms"
-                     : "ORPHANS left after 1 s"};
+  // Each pidfd turns readable when its process ends: no timing involved,
+  // the guard only catches a process that never ends.
+  bool gone = waitUntilGone(pids.worker) && waitUntilGone(pids.fork);
+  if (privateZygote) gone = gone && waitUntilGone(pids.server);
+  return {gone, gone ? "worker, fork" + std::string(privateZygote ? ", zygote" : "") + " ended"
+                     : "ORPHANS left (nothing ended them)"};
 }
 
 Got fdsToZygote() {
@@ -461,14 +461,14 @@ std::vector<Row> rows() {
   rows.push_back({"garbage in the shared region", "invalid_request, episode goes on", garbageInRegion});
   rows.push_back({"fd sent on the worker's doorbell", "invalid_request, fd dropped, goes on", fdsToWorker});
   rows.push_back({"fd sent to the zygote", "client dropped", fdsToZygote});
-  rows.push_back({"worker closes its channel", "session_closed at once; worker ends with its client",
+  rows.push_back({"worker closes its channel", "session_closed, not timed_out; worker ends with its client",
                   workerClosesChannel});
   rows.push_back({"zygote SIGKILL mid-episode", "episodes go on; next reset gets a new zygote", zygoteKilled});
-  rows.push_back({"client SIGKILL (shared zygote)", "worker and fork gone < 1 s",
+  rows.push_back({"client SIGKILL (shared zygote)", "worker and fork end",
                   [] { return clientKilled(false, false); }});
-  rows.push_back({"client SIGKILL (private zygote)", "worker, fork and zygote gone < 1 s",
+  rows.push_back({"client SIGKILL (private zygote)", "worker, fork and zygote end",
                   [] { return clientKilled(true, false); }});
-  rows.push_back({"hung worker, then client dies", "worker and fork gone < 1 s",
+  rows.push_back({"hung worker, then client dies", "worker (inside a step) and fork end",
                   [] { return clientKilled(false, true); }});
   return rows;
 }
@@ -490,18 +490,11 @@ class FaultMatrix : public ::testing::TestWithParam<size_t> {
     ASSERT_NE(mkdtemp(dir), nullptr);
     gHarness->dir = dir;
     gHarness->socket = gHarness->dir + "/server.sock";
-    gHarness->zygote = ::fork();
-    if (gHarness->zygote == 0) {
-      execl(FORKGYM_SERVER_BINARY, FORKGYM_SERVER_BINARY, "--socket", gHarness->socket.c_str(), "--preload",
-            fileUri("crc32.c").c_str(), nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 3000 && !gHarness->connection; ++i) {
-      auto connection = Connection::connect(gHarness->socket);
-      if (connection) gHarness->connection = *connection;
-      else std::this_thread::sleep_for(10ms);
-    }
-    ASSERT_TRUE(gHarness->connection) << "server did not start";
+    gHarness->zygote = startSocketServer(gHarness->socket, {"--preload", fileUri("crc32.c")});
+    ASSERT_GT(gHarness->zygote, 0) << "server did not start";
+    auto connection = Connection::connect(gHarness->socket);
+    ASSERT_TRUE(connection) << connection.error().message;
+    gHarness->connection = *connection;
     auto description = gHarness->connection->describe();
     ASSERT_TRUE(description);
     gHarness->description = *description;

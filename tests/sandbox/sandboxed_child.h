@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,24 +139,30 @@ inline ChildOutcome runInChild(const std::function<int()>& body,
   close(pipeFds[1]);
   // Non-blocking: a CLONE_PARENT grandchild may briefly hold the write end.
   fcntl(pipeFds[0], F_SETFL, O_NONBLOCK);
+  bool pipeOpen = true;  // until every writer has closed it
   auto drain = [&] {
     char buffer[512];
     ssize_t n;
     while ((n = read(pipeFds[0], buffer, sizeof(buffer))) > 0) outcome.report.append(buffer, static_cast<size_t>(n));
+    if (n == 0) pipeOpen = false;
   };
+  // Woken by the child's report or by its end (its pidfd turns readable);
+  // the timeout is a hang guard only.
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     drain();
-    const pid_t done = waitpid(pid, &outcome.status, WNOHANG);
-    if (done == pid) break;
-    if (std::chrono::steady_clock::now() > deadline) {
+    if (waitpid(pid, &outcome.status, WNOHANG) == pid) break;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd events[] = {{pidfd, POLLIN, 0}, {pipeOpen ? pipeFds[0] : -1, POLLIN, 0}};
+    if (left.count() <= 0 || poll(events, 2, static_cast<int>(left.count())) == 0) {
       kill(pid, SIGKILL);
       waitpid(pid, &outcome.status, 0);
       outcome.report += "(killed by the harness after timeout)";
       break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  if (pidfd >= 0) close(pidfd);
   drain();
   close(pipeFds[0]);
   return outcome;
