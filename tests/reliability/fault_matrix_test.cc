@@ -75,10 +75,22 @@ FdCounts fdsOf(const std::string& pid) {
   return counts;
 }
 
+// /tmp and /dev/shm are machine-wide: what other programs on the machine
+// make there while the matrix runs is not a leak of the row's. Left out:
+// scripts/bench's work directories and Python multiprocessing's semaphores
+// (forkgym itself names no shared memory and no semaphore).
 std::set<std::string> forkgymTempFiles() {
   std::set<std::string> found;
   for (const auto& name : listDir("/tmp")) {
-    if (name.starts_with("forkgym-")) found.insert(name);
+    if (name.starts_with("forkgym-") && !name.starts_with("forkgym-bench-")) found.insert(name);
+  }
+  return found;
+}
+
+std::set<std::string> sharedMemory() {
+  std::set<std::string> found;
+  for (const auto& name : listDir("/dev/shm")) {
+    if (!name.starts_with("sem.mp-")) found.insert(name);
   }
   return found;
 }
@@ -104,7 +116,7 @@ void reapZombies() {
 Snapshot snapshot(pid_t zygote) {
   reapZombies();
   return Snapshot{childrenOf(zygote).size(), fdsOf(std::to_string(zygote)), childrenOf(getpid()), fdsOf("self"),
-                  listDir("/dev/shm"), forkgymTempFiles()};
+                  sharedMemory(), forkgymTempFiles()};
 }
 
 template <typename T>
@@ -426,6 +438,55 @@ Got fdsToWorker() {
   return got;
 }
 
+// A chain of env.fork()s, each copy stepped and its parent closed: forked
+// copies return to the worker's top-level loop, so the chain goes past the
+// ~3,400 generations at which a nesting worker overflowed its stack.
+Got forkChain(int generations) {
+  Env current(gHarness->connection);
+  if (!current.reset(fileUri("crc32.c"))) return {false, "reset failed"};
+  for (int generation = 1; generation <= generations; ++generation) {
+    auto child = current.fork();
+    if (!child) return {false, "generation " + std::to_string(generation) + ": " + child.error().message};
+    current = std::move(*child);
+    auto stepped = current.step({});
+    if (!stepped.ok()) {
+      return {false, "generation " + std::to_string(generation) + ": " + std::string(outcomeName(stepped.outcome)) +
+                         ": " + stepped.message};
+    }
+  }
+  return {true, "generation " + std::to_string(generations) + " steps"};
+}
+
+// One attack of tests/hostile/hostile_server.cc against a real Env, on the
+// hostile server's own private connection (the bystander and the zygote of
+// the matrix are other processes: they must not notice).
+Got hostileWorker(const std::string& attack, bool fork, Outcome expected, const std::string& words) {
+  ServerOptions server;
+  server.serverPath = FORKGYM_HOSTILE_SERVER;
+  server.extraArgs = {"--attack", attack};
+  auto connection = Connection::spawn(server);
+  if (!connection) return {false, "spawn: " + connection.error().message};
+  EnvOptions options;
+  options.stepTimeout = kHangGuard;
+  Env env(*connection, options);
+  if (!env.reset("file:///hostile.c")) return {false, "reset failed"};
+  Outcome outcome = Outcome::Ok;
+  std::string message;
+  if (fork) {
+    auto copy = env.fork();
+    outcome = copy ? Outcome::Ok : copy.error().outcome;
+    message = copy ? "fork accepted" : copy.error().message;
+  } else {
+    auto result = env.step({}, std::vector<std::string>{"IrInstructionCount"});
+    outcome = result.outcome;
+    message = result.message;
+  }
+  Got got{outcome == expected && message.find(words) != std::string::npos && !env.alive(),
+          std::string(outcomeName(outcome)) + ": " + message};
+  if (env.alive()) got.text += " (episode still alive)";
+  return got;
+}
+
 std::vector<Row> rows() {
   std::vector<Row> rows;
   EnvOptions quick;
@@ -458,6 +519,34 @@ std::vector<Row> rows() {
     rows.push_back({"denied syscall " + syscall, "sandbox_violation " + syscall,
                     [syscall] { return deniedSyscall(syscall); }});
   }
+  rows.push_back({"worker shrinks its region", "sandbox_violation ftruncate", [] { return deniedSyscall("ftruncate"); }});
+  rows.push_back({"fork chain, 4,000 generations", "every generation steps", [] { return forkChain(4000); }});
+  rows.push_back({"hostile worker: 4096 pointers to 1 MiB", "protocol_mismatch, not 4 GiB of copies", [] {
+                    return hostileWorker("reply-overlapping-pointers", false, Outcome::ProtocolMismatch, "traversal");
+                  }});
+  rows.push_back({"hostile worker: failure 'ok'", "protocol_mismatch, episode ended", [] {
+                    return hostileWorker("reply-failure-with-outcome-ok", false, Outcome::ProtocolMismatch,
+                                         "names no failure");
+                  }});
+  rows.push_back({"hostile worker: dies saying 'ok'", "crashed, not ok", [] {
+                    return hostileWorker("last-words-claiming-ok", false, Outcome::Crashed, "not a way to die");
+                  }});
+  rows.push_back({"hostile worker: says it died, lingers", "crashed, the client ends it", [] {
+                    return hostileWorker("last-words-then-lingers", false, Outcome::Crashed, "dead (not really)");
+                  }});
+  rows.push_back({"hostile worker: empty doorbell record", "protocol_mismatch", [] {
+                    return hostileWorker("ring-empty-record", false, Outcome::ProtocolMismatch, "empty doorbell");
+                  }});
+  rows.push_back({"hostile worker: malformed fork reply", "protocol_mismatch, no exception", [] {
+                    return hostileWorker("fork-reply-root-pointer-out-of-bounds", true, Outcome::ProtocolMismatch,
+                                         "malformed fork reply");
+                  }});
+  rows.push_back({"hostile worker: unsealed region in a fork", "protocol_mismatch (no SIGBUS later)", [] {
+                    return hostileWorker("fork-region-is-unsealed", true, Outcome::ProtocolMismatch, "not sealed");
+                  }});
+  rows.push_back({"hostile worker: fork doorbell is a pipe", "protocol_mismatch", [] {
+                    return hostileWorker("fork-doorbell-is-a-pipe", true, Outcome::ProtocolMismatch, "doorbell");
+                  }});
   rows.push_back({"garbage in the shared region", "invalid_request, episode goes on", garbageInRegion});
   rows.push_back({"fd sent on the worker's doorbell", "invalid_request, fd dropped, goes on", fdsToWorker});
   rows.push_back({"fd sent to the zygote", "client dropped", fdsToZygote});
