@@ -9,10 +9,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <thread>
 #include <utility>
 
+#include "client/process_identity.h"
 #include "ipc/action_table_hash.h"
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
@@ -69,6 +71,23 @@ Error unexpected(const char* what) {
   return makeError(Outcome::ProtocolMismatch, std::string("the server answered ") + what + " with something else");
 }
 
+// Only the same user, or root, may serve this client's episodes: anyone else
+// listening on the path could read and rewrite them.
+Status checkServerIdentity(int socket, const std::string& path, pid_t& serverPid) {
+  auto peer = peerCredentials(socket);
+  if (!peer) return peer.takeError();
+  const uid_t self = geteuid();
+  if (peer->uid != self && peer->uid != 0) {
+    return makeError(Outcome::ServerError, "refusing the forkgym server at '" + path + "': it runs as uid " +
+                                               std::to_string(peer->uid) + ", not as this user (uid " +
+                                               std::to_string(self) + ") or root; another user may be "
+                                               "impersonating the server. Start your own (forkgym-server --socket "
+                                               "PATH in a directory only you can use) and connect to that");
+  }
+  serverPid = peer->pid;
+  return okStatus();
+}
+
 }  // namespace
 
 int Description::findAction(std::string_view flag) const {
@@ -94,43 +113,62 @@ std::string defaultServerPath() {
   return "forkgym-server";
 }
 
+Connection::Connection() : forkWatch_(this, &Connection::forgetInChild) {}
+
 Result<std::shared_ptr<Connection>> Connection::connect(const std::string& socketPath) {
-  auto fd = connectUnix(socketPath);
-  if (!fd) return fd.takeError();
   std::shared_ptr<Connection> connection(new Connection());
-  connection->socket_ = std::move(*fd);
   connection->socketPath_ = socketPath;
-  if (auto greeted = connection->hello(); !greeted) return greeted.takeError();
+  std::lock_guard lock(connection->mutex_);
+  if (auto opened = connection->openLocked(); !opened) return opened.takeError();
   return connection;
 }
 
 Result<std::shared_ptr<Connection>> Connection::spawn(const ServerOptions& options) {
-  auto started = startServer(options);
-  if (!started) return started.takeError();
   std::shared_ptr<Connection> connection(new Connection());
-  connection->socket_ = std::move(started->first);
-  connection->serverPid_ = started->second;
   connection->spawnOptions_ = options;
-  if (auto greeted = connection->hello(); !greeted) return greeted.takeError();
+  std::lock_guard lock(connection->mutex_);
+  if (auto opened = connection->openLocked(); !opened) return opened.takeError();
   return connection;
 }
 
 Status Connection::reconnect() {
-  releaseServer();
-  alive_ = false;
+  std::lock_guard lock(mutex_);
+  return openLocked();
+}
+
+Status Connection::reviveIfDead() {
+  std::lock_guard lock(mutex_);
+  if (alive_.load(std::memory_order_relaxed) && !inherited_) return okStatus();
+  return openLocked();
+}
+
+Status Connection::openLocked() {
+  releaseServerLocked();
+  alive_.store(false, std::memory_order_release);
+  inherited_ = false;
   description_.reset();
   if (!socketPath_.empty()) {
+    // A socket in the default directory is trusted only if that directory
+    // is private: otherwise another user could have put it there first.
+    const std::string dir = std::filesystem::path(socketPath_).parent_path().string();
+    if (dir == defaultSocketDir()) {
+      if (auto private_ = checkPrivateDir(dir, /*create=*/false); !private_) return private_.takeError();
+    }
     auto fd = connectUnix(socketPath_);
     if (!fd) return fd.takeError();
+    pid_t peer = -1;
+    if (auto trusted = checkServerIdentity(fd->get(), socketPath_, peer); !trusted) return trusted.takeError();
     socket_ = std::move(*fd);
+    zygotePid_.store(peer, std::memory_order_relaxed);
   } else {
     auto started = startServer(spawnOptions_);
     if (!started) return started.takeError();
     socket_ = std::move(started->first);
-    serverPid_ = started->second;
+    serverPid_.store(started->second, std::memory_order_relaxed);
+    zygotePid_.store(started->second, std::memory_order_relaxed);
   }
-  alive_ = true;
-  return hello();
+  alive_.store(true, std::memory_order_release);
+  return helloLocked();
 }
 
 Result<std::pair<UniqueFd, pid_t>> Connection::startServer(const ServerOptions& options) {
@@ -187,12 +225,29 @@ Result<std::pair<UniqueFd, pid_t>> Connection::startServer(const ServerOptions& 
   return std::pair<UniqueFd, pid_t>(std::move(ours), pid);
 }
 
-Connection::~Connection() { releaseServer(); }
+Connection::~Connection() {
+  std::lock_guard lock(mutex_);
+  releaseServerLocked();
+}
 
-void Connection::releaseServer() {
+void Connection::forgetInChild(void* self, pid_t) noexcept {
+  auto* connection = static_cast<Connection*>(self);
+  // Another thread of the parent may have held the mutex at fork(): in the
+  // child that thread does not exist, so the lock would never be released.
+  new (&connection->mutex_) std::mutex();
+  // Our copy of the socket closes; the parent's stays open, and nothing is
+  // sent on it. The private server is the parent's child: not ours to reap.
+  connection->socket_.reset();
+  connection->serverPid_.store(-1, std::memory_order_relaxed);
+  connection->zygotePid_.store(-1, std::memory_order_relaxed);
+  connection->alive_.store(false, std::memory_order_relaxed);
+  connection->inherited_ = true;
+}
+
+void Connection::releaseServerLocked() {
   socket_.reset();  // a private server exits when its connection closes
-  if (serverPid_ > 0) {
-    const pid_t pid = std::exchange(serverPid_, -1);
+  const pid_t pid = serverPid_.exchange(-1, std::memory_order_relaxed);
+  if (pid > 0) {
     for (int i = 0; i < 500; ++i) {
       if (waitpid(pid, nullptr, WNOHANG) != 0) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -203,24 +258,32 @@ void Connection::releaseServer() {
 }
 
 template <typename Fill>
-Result<Frame> Connection::roundTrip(Fill fill, std::optional<std::chrono::milliseconds> timeout, size_t maxFds) {
-  if (!alive_) return makeError(Outcome::ServerError, "the forkgym server is gone; create a new connection");
+Result<Frame> Connection::roundTripLocked(Fill fill, std::optional<std::chrono::milliseconds> timeout,
+                                          size_t maxFds) {
+  if (inherited_) {
+    // First request of a fork() child: a connection of its own.
+    if (auto opened = openLocked(); !opened) return opened.takeError();
+  }
+  if (!alive_.load(std::memory_order_relaxed)) {
+    return makeError(Outcome::ServerError, "the forkgym server is gone; create a new connection");
+  }
   capnp::MallocMessageBuilder request;
   fill(request.initRoot<proto::ControlRequest>());
   if (auto sent = sendFrame(socket_.get(), request); !sent) {
-    alive_ = false;
+    alive_.store(false, std::memory_order_release);
     return makeError(Outcome::ServerError, "the forkgym server is gone: " + sent.error().message);
   }
   auto frame = recvFrame(socket_.get(), timeout, maxFds);
   if (!frame) {
-    alive_ = false;
+    // A late reply would answer the next request: this line is done.
+    alive_.store(false, std::memory_order_release);
     return makeError(Outcome::ServerError, frame.error().message);
   }
   return std::move(*frame);
 }
 
-Status Connection::hello() {
-  auto frame = roundTrip(
+Status Connection::helloLocked() {
+  auto frame = roundTripLocked(
       [](proto::ControlRequest::Builder request) {
         auto hello = request.initHello();
         hello.setProtocolVersion(proto::PROTOCOL_VERSION);
@@ -250,9 +313,15 @@ Status Connection::hello() {
   return okStatus();
 }
 
+ServerInfo Connection::server() const {
+  std::lock_guard lock(mutex_);
+  return server_;
+}
+
 Result<std::shared_ptr<const Description>> Connection::describe() {
-  if (description_) return description_;
-  auto frame = roundTrip([](proto::ControlRequest::Builder request) { request.setDescribe(); }, kControlTimeout, 0);
+  std::lock_guard lock(mutex_);
+  if (description_ && !inherited_) return description_;
+  auto frame = roundTripLocked([](proto::ControlRequest::Builder request) { request.setDescribe(); }, kControlTimeout, 0);
   if (!frame) return frame.takeError();
   auto described = parseReply<std::shared_ptr<const Description>>(
       *frame, "the description", [](proto::ControlReply::Reader reply) -> Result<std::shared_ptr<const Description>> {
@@ -282,7 +351,8 @@ Result<std::shared_ptr<const Description>> Connection::describe() {
 
 Result<SessionEnds> Connection::newSession(const std::string& benchmark, const Limits& limits,
                                            std::chrono::milliseconds timeout) {
-  auto frame = roundTrip(
+  std::lock_guard lock(mutex_);
+  auto frame = roundTripLocked(
       [&](proto::ControlRequest::Builder request) {
         auto session = request.initNewSession();
         session.setBenchmark(benchmark);
@@ -291,7 +361,7 @@ Result<SessionEnds> Connection::newSession(const std::string& benchmark, const L
       },
       timeout, 3);
   if (!frame) return frame.takeError();
-  return parseReply<SessionEnds>(*frame, "the session reply", [&](proto::ControlReply::Reader reply) -> Result<SessionEnds> {
+  auto ends = parseReply<SessionEnds>(*frame, "the session reply", [&](proto::ControlReply::Reader reply) -> Result<SessionEnds> {
     if (!reply.isSession() || frame->fds.size() != 3) return unexpected("the session request");
     auto started = reply.getSession();
     SessionEnds ends;
@@ -302,10 +372,28 @@ Result<SessionEnds> Connection::newSession(const std::string& benchmark, const L
     ends.pidfd = std::move(frame->fds[2]);
     return ends;
   });
+  if (!ends) return ends;
+  // The client will SIGKILL this pidfd when the episode ends: it must name
+  // the zygote's own child, the worker the reply claims.
+  const pid_t zygote = zygotePid_.load(std::memory_order_relaxed);
+  auto identity = identify(ends->pidfd.get(), ends->pid);
+  if (!identity) {
+    return makeError(Outcome::ProtocolMismatch, "refusing the new worker: " + identity.error().message);
+  }
+  if (!identity->exited && identity->parent != zygote) {
+    return makeError(Outcome::ProtocolMismatch, "refusing the new worker: its pidfd names process " +
+                                                    std::to_string(identity->pid) + ", whose parent is " +
+                                                    std::to_string(identity->parent) + ", not the zygote (" +
+                                                    std::to_string(zygote) + ")");
+  }
+  ends->group = identity->group;
+  ends->zygotePid = zygote;
+  return ends;
 }
 
 Result<ServerStatus> Connection::status() {
-  auto frame = roundTrip([](proto::ControlRequest::Builder request) { request.setStatus(); }, kControlTimeout, 0);
+  std::lock_guard lock(mutex_);
+  auto frame = roundTripLocked([](proto::ControlRequest::Builder request) { request.setStatus(); }, kControlTimeout, 0);
   if (!frame) return frame.takeError();
   return parseReply<ServerStatus>(*frame, "the status reply", [](proto::ControlReply::Reader reply) -> Result<ServerStatus> {
     if (!reply.isStatus()) return unexpected("status");
@@ -319,7 +407,9 @@ Result<ServerStatus> Connection::status() {
 }
 
 Result<WorkerExit> Connection::workerExit(pid_t pid) {
-  auto frame = roundTrip([&](proto::ControlRequest::Builder request) { request.setWorkerExit(pid); }, kControlTimeout, 0);
+  std::lock_guard lock(mutex_);
+  auto frame = roundTripLocked([&](proto::ControlRequest::Builder request) { request.setWorkerExit(pid); },
+                               kControlTimeout, 0);
   if (!frame) return frame.takeError();
   return parseReply<WorkerExit>(*frame, "the worker-exit reply", [](proto::ControlReply::Reader reply) -> Result<WorkerExit> {
     if (!reply.isWorkerExit()) return unexpected("workerExit");

@@ -1,29 +1,45 @@
 // Connection: a client's control line to a zygote (forkgym-server).
 //
-// Lifecycle (any client process; not thread-safe — one thread at a time):
+// Lifecycle (any client process, any thread):
 //   1. connect(path) to a running server, or spawn() a private one that lives
 //      exactly as long as this connection (it exits when the socket closes,
-//      so it can never outlive its client).
+//      so it can never outlive its client). connect() refuses a server run
+//      by another user (only the same uid or root may serve this client),
+//      and a socket in the default directory unless that directory is
+//      private (0700, owned by this user).
 //   2. The constructor exchanges the versioned hello: a different protocol
 //      version or action table is a clear ProtocolMismatch error.
 //   3. describe() fetches the action table, observation and reward spaces
-//      once; newSession() asks for a worker and receives its channel ends.
+//      once; newSession() asks for a worker and receives its channel ends,
+//      after checking the worker's pidfd names a child of the zygote.
 //   4. If the zygote dies (alive() turns false), running episodes carry on —
-//      workers depend only on their channels — and reconnect() replaces the
-//      dead zygote in place: it respawns a private one with the same options,
-//      or connects to the same socket again. Env::reset() does this by itself.
+//      workers depend only on their channels — and reviveIfDead() replaces
+//      the dead zygote in place: it respawns a private one with the same
+//      options, or connects to the same socket again. Env::reset() does this
+//      by itself.
+//   5. In a child made by fork(), the connection is the parent's: the child
+//      closes its copy of the socket without a word on it and never reaps or
+//      kills the parent's private server; its next request opens a
+//      connection of its own (a new private server, or the same socket).
+// Threads: each control round trip holds the connection's mutex, so
+// requests from several threads never interleave on the socket, and
+// reconnecting never swaps the socket under another thread's exchange.
+// Episodes' steps never take it (they go over their own channels).
 // Envs hold a shared_ptr to their Connection, so it lives while they do.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "client/fork_watch.h"
 #include "ipc/channel.h"
 #include "ipc/control_socket.h"
 #include "ipc/result.h"
@@ -89,6 +105,8 @@ struct ServerOptions {
 
 struct SessionEnds {
   pid_t pid = -1;
+  pid_t group = -1;       // the worker's process group (its forks join it); -1 if it already exited
+  pid_t zygotePid = -1;   // the worker's parent
   std::string benchmark;  // canonical URI
   ClientEnds channel;
   UniqueFd pidfd;
@@ -113,8 +131,10 @@ class Connection {
   static Result<std::shared_ptr<Connection>> connect(const std::string& socketPath);
   static Result<std::shared_ptr<Connection>> spawn(const ServerOptions& options = {});
   ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
-  const ServerInfo& server() const { return server_; }
+  ServerInfo server() const;
   // Cached after the first call.
   Result<std::shared_ptr<const Description>> describe();
   Result<SessionEnds> newSession(const std::string& benchmark, const Limits& limits,
@@ -124,30 +144,43 @@ class Connection {
   // sleeping while spares are forked or loads finish).
   Result<ServerStatus> status();
   // The private server's pid (spawn() only), else -1.
-  pid_t serverPid() const { return serverPid_; }
-  // False once the server hung up or stopped answering.
-  bool alive() const { return alive_; }
-  // Replaces a dead (or live) zygote connection with a new one made the way
-  // this one was: spawn() again with the same options, or connect() to the
-  // same socket. Envs sharing this Connection use the new zygote from their
-  // next reset(); their running episodes are unaffected.
+  pid_t serverPid() const { return serverPid_.load(std::memory_order_relaxed); }
+  // The zygote's pid: the private server's, or the socket peer's.
+  pid_t zygotePid() const { return zygotePid_.load(std::memory_order_relaxed); }
+  // False once the server hung up or stopped answering (or this process is
+  // a fork() child that has not used the connection yet).
+  bool alive() const { return alive_.load(std::memory_order_acquire); }
+  // Replaces the zygote connection (dead or live) with a new one made the
+  // way this one was: spawn() again with the same options, or connect() to
+  // the same socket. Envs sharing this Connection use the new zygote from
+  // their next reset(); their running episodes are unaffected.
   Status reconnect();
+  // reconnect() only if the zygote is still dead: several Envs that saw it
+  // die ask at once, and only the first replaces it.
+  Status reviveIfDead();
 
  private:
-  Connection() = default;
+  Connection();
   static Result<std::pair<UniqueFd, pid_t>> startServer(const ServerOptions& options);
-  void releaseServer();
-  Status hello();
+  static void forgetInChild(void* self, pid_t parentPid) noexcept;
+  // The *Locked functions require mutex_.
+  Status openLocked();
+  void releaseServerLocked();
+  Status helloLocked();
   template <typename Fill>
-  Result<Frame> roundTrip(Fill fill, std::optional<std::chrono::milliseconds> timeout, size_t maxFds);
+  Result<Frame> roundTripLocked(Fill fill, std::optional<std::chrono::milliseconds> timeout, size_t maxFds);
 
+  mutable std::mutex mutex_;
   UniqueFd socket_;
-  pid_t serverPid_ = -1;
+  std::atomic<pid_t> serverPid_{-1};
+  std::atomic<pid_t> zygotePid_{-1};
   std::string socketPath_;        // connect(): where to reconnect
   ServerOptions spawnOptions_;    // spawn(): how to respawn
-  bool alive_ = true;
+  std::atomic<bool> alive_{true};
+  bool inherited_ = false;        // made by a parent process: open a connection of our own first
   ServerInfo server_;
   std::shared_ptr<const Description> description_;
+  ForkWatch forkWatch_;  // last: unregisters before the rest is destroyed
 };
 
 // Where spawn() looks for forkgym-server when ServerOptions::serverPath is empty.

@@ -1,13 +1,19 @@
 #include "client/env.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <optional>
 #include <thread>
 
+#include "client/process_identity.h"
 #include "ipc/protocol.capnp.h"
+#include "ipc/syscall.h"
 
 namespace forkgym {
 namespace {
@@ -95,72 +101,209 @@ std::optional<std::string> shapeMismatch(const StepResult& result, const std::ve
   return std::nullopt;
 }
 
+std::string descriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return "unknown";
+  return std::to_string(limit.rlim_cur);
+}
+
+Error outOfDescriptors(const std::string& what) {
+  return makeError(Outcome::ResourceExhausted,
+                   what + ": this process is at its file-descriptor limit (RLIMIT_NOFILE soft limit " +
+                       descriptorLimit() + "); close descriptors (or envs) or raise the limit (ulimit -n). "
+                       "This episode continues");
+}
+
 }  // namespace
 
 Env::Env(std::shared_ptr<Connection> connection, EnvOptions options)
-    : connection_(std::move(connection)), options_(options) {}
-Env::Env(Env&&) noexcept = default;
-Env& Env::operator=(Env&&) noexcept = default;
-Env::~Env() { close(); }
+    : connection_(std::move(connection)), options_(options), forkWatch_(this, &Env::forgetInChild) {}
 
-void Env::close() {
-  // Closing our doorbell end is what tells the worker to exit.
-  channel_ = Channel();
-  pidfd_.reset();
-  pid_ = -1;
+Env::Env(Env&& other) noexcept : forkWatch_(this, &Env::forgetInChild) {
+  std::scoped_lock lock(other.mutex_, other.channelMutex_);
+  connection_ = other.connection_;
+  options_ = other.options_;
+  channel_ = std::move(other.channel_);
+  postedSeq_.store(other.postedSeq_.exchange(0));
+  pidfd_ = std::move(other.pidfd_);
+  running_.store(other.running_.exchange(false));
+  pid_.store(other.pid_.exchange(-1));
+  inheritedFrom_.store(other.inheritedFrom_.exchange(0));
+  group_ = std::exchange(other.group_, -1);
+  stepPending_ = std::exchange(other.stepPending_, false);
+  benchmark_ = std::move(other.benchmark_);
+  actions_ = std::move(other.actions_);
+  pendingActions_ = std::move(other.pendingActions_);
+  pendingSpaces_ = std::move(other.pendingSpaces_);
+  pendingRewards_ = other.pendingRewards_;
+  description_ = std::move(other.description_);
+  optPath_ = std::move(other.optPath_);
 }
 
-void Env::killWorker() {
+Env& Env::operator=(Env&& other) noexcept {
+  if (this == &other) return *this;
+  std::scoped_lock lock(mutex_, other.mutex_);
+  closeLocked();
+  std::scoped_lock channels(channelMutex_, other.channelMutex_);
+  connection_ = other.connection_;
+  options_ = other.options_;
+  channel_ = std::move(other.channel_);
+  postedSeq_.store(other.postedSeq_.exchange(0));
+  pidfd_ = std::move(other.pidfd_);
+  running_.store(other.running_.exchange(false));
+  pid_.store(other.pid_.exchange(-1));
+  inheritedFrom_.store(other.inheritedFrom_.exchange(0));
+  group_ = std::exchange(other.group_, -1);
+  stepPending_ = std::exchange(other.stepPending_, false);
+  benchmark_ = std::move(other.benchmark_);
+  actions_ = std::move(other.actions_);
+  pendingActions_ = std::move(other.pendingActions_);
+  pendingSpaces_ = std::move(other.pendingSpaces_);
+  pendingRewards_ = other.pendingRewards_;
+  description_ = std::move(other.description_);
+  optPath_ = std::move(other.optPath_);
+  return *this;
+}
+
+Env::~Env() { close(); }
+
+void Env::forgetInChild(void* self, pid_t parentPid) noexcept {
+  auto* env = static_cast<Env*>(self);
+  // A parent thread may have held the mutex at fork(); it does not exist here.
+  new (&env->mutex_) std::mutex();
+  new (&env->channelMutex_) std::mutex();
+  if (env->running_.load(std::memory_order_relaxed)) env->inheritedFrom_.store(parentPid, std::memory_order_relaxed);
+  // Our copies of the channel close (the parent's stay open: its worker
+  // never hears from this process); the worker is the parent's to end.
+  env->channel_ = Channel();
+  env->pidfd_.reset();
+  env->running_.store(false, std::memory_order_relaxed);
+  env->pid_.store(-1, std::memory_order_relaxed);
+  env->stepPending_ = false;
+}
+
+void Env::close() {
+  std::lock_guard lock(mutex_);
+  closeLocked();
+}
+
+void Env::setChannelLocked(Channel channel) {
+  std::lock_guard lock(channelMutex_);
+  channel_ = std::move(channel);
+  postedSeq_.store(0, std::memory_order_relaxed);
+}
+
+bool Env::requestStarted() const {
+  std::lock_guard lock(channelMutex_);
+  const uint64_t posted = postedSeq_.load(std::memory_order_acquire);
+  return posted != 0 && channel_.valid() &&
+         channel_.region().header().startedSeq.load(std::memory_order_acquire) == posted;
+}
+
+void Env::closeLocked() {
+  // Closing our doorbell end is what tells the worker to exit.
+  setChannelLocked(Channel());
+  pidfd_.reset();
+  running_.store(false, std::memory_order_release);
+  pid_.store(-1, std::memory_order_relaxed);
+  group_ = -1;
+  stepPending_ = false;
+}
+
+void Env::killWorkerLocked() {
   if (pidfd_) syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
 }
 
+std::string Env::benchmark() const {
+  std::lock_guard lock(mutex_);
+  return benchmark_;
+}
+
+std::vector<uint32_t> Env::actions() const {
+  std::lock_guard lock(mutex_);
+  return actions_;
+}
+
+EnvOptions Env::options() const {
+  std::lock_guard lock(mutex_);
+  return options_;
+}
+
+void Env::setStepTimeout(std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mutex_);
+  options_.stepTimeout = timeout;
+}
+
+Status Env::requireEpisodeLocked(const char* what) const {
+  if (running_.load(std::memory_order_relaxed)) return okStatus();
+  if (const pid_t owner = inheritedFrom_.load(std::memory_order_relaxed)) {
+    return makeError(Outcome::SessionClosed,
+                     "this episode belongs to process " + std::to_string(owner) + "; this process (" +
+                         std::to_string(currentPid()) + ") was fork()ed from it and cannot use its worker. "
+                         "Call reset() to start an episode in this process");
+  }
+  return makeError(Outcome::SessionClosed, std::string("no episode ") + what + "; call reset() first");
+}
+
 Status Env::reset(const std::string& benchmark) {
-  close();
+  std::lock_guard lock(mutex_);
+  closeLocked();
   actions_.clear();
+  pendingActions_.clear();
+  inheritedFrom_.store(0, std::memory_order_relaxed);
   auto ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout);
   if (!ends && !connection_->alive()) {
     // The zygote died. Running episodes carry on without it (workers need
     // only their channels); this reset gets a new zygote, once.
-    if (auto renewed = connection_->reconnect(); !renewed) {
+    if (auto renewed = connection_->reviveIfDead(); !renewed) {
       return makeError(Outcome::ServerError, "the forkgym server died and could not be replaced: " +
                                                  renewed.error().message);
     }
     ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout);
   }
   if (!ends) return ends.takeError();
+  // What steps check replies against and reproducers name, fetched once
+  // per episode so that steps never wait for the connection.
+  if (auto description = connection_->describe()) description_ = *description;
+  optPath_ = connection_->server().optPath;
   auto channel = Channel::attach(std::move(ends->channel));
   if (!channel) return channel.takeError();
-  channel_ = std::move(*channel);
+  setChannelLocked(std::move(*channel));
   pidfd_ = std::move(ends->pidfd);
-  pid_ = ends->pid;
+  pid_.store(ends->pid, std::memory_order_relaxed);
+  group_ = ends->group;
   benchmark_ = ends->benchmark;
+  running_.store(true, std::memory_order_release);
   return okStatus();
 }
 
 Reproducer Env::reproducer() const {
+  std::lock_guard lock(mutex_);
+  return reproducerLocked();
+}
+
+Reproducer Env::reproducerLocked() const {
   Reproducer reproducer{benchmark_, actions_, {}};
-  auto description = connection_->describe();
   std::string passes;
-  if (description) {
+  if (description_) {
     for (uint32_t action : actions_) {
       // Test-only actions have no pipeline text; skipping them keeps the
       // command line parseable (no empty element between commas).
-      if (action >= (*description)->actions.size() || (*description)->actions[action].pipeline.empty()) continue;
+      if (action >= description_->actions.size() || description_->actions[action].pipeline.empty()) continue;
       if (!passes.empty()) passes += ',';
-      passes += (*description)->actions[action].pipeline;
+      passes += description_->actions[action].pipeline;
     }
   }
   // The server's own opt, by absolute path: another LLVM's opt on PATH
   // would misread this bitcode. Without use-list order, as IrSha1 hashes
   // it, so the output's sha1sum is the episode's IrSha1.
-  const std::string& opt = connection_->server().optPath;
-  reproducer.commandline = shellQuoted(opt.empty() ? "opt" : opt) +
+  reproducer.commandline = shellQuoted(optPath_.empty() ? "opt" : optPath_) +
                            (passes.empty() ? "" : " -passes='" + passes + "'") +
                            " -preserve-bc-uselistorder=false input.bc -o output.bc";
   return reproducer;
 }
 
-StepResult Env::endEpisode(Error error) {
+StepResult Env::endEpisodeLocked(Error error) {
   StepResult result;
   result.outcome = error.outcome;
   result.message = std::move(error.message);
@@ -184,8 +327,9 @@ StepResult Env::endEpisode(Error error) {
     } else {
       result.outcome = Outcome::Crashed;
       result.message = "the worker died without a report";
+      const pid_t pid = pid_.load(std::memory_order_relaxed);
       for (int attempt = 0; attempt < 50; ++attempt) {
-        auto exit = connection_->workerExit(pid_);
+        auto exit = connection_->workerExit(pid);
         if (!exit || exit->known) {
           if (exit && exit->signal) {
             result.signal = exit->signal;
@@ -203,30 +347,50 @@ StepResult Env::endEpisode(Error error) {
   } else if (error.outcome == Outcome::TimedOut) {
     result.message = "the step took longer than " + std::to_string(options_.stepTimeout.count()) +
                      " ms; the worker was killed";
+  } else if (error.outcome == Outcome::Interrupted) {
+    result.message = "the step was interrupted; the worker was killed";
   }
-  result.reproducer = reproducer();
+  result.reproducer = reproducerLocked();
   // A worker whose channel closed may still be running (it dropped the
   // channel, or its last words were a lie): make sure the episode is over.
-  killWorker();
-  close();
+  killWorkerLocked();
+  closeLocked();
   return result;
 }
 
 StepResult Env::step(std::span<const uint32_t> actions, std::span<const std::string> observations,
-                     std::span<const std::string> rewards) {
-  if (auto posted = beginStep(actions, observations, rewards); !posted) {
+                     std::span<const std::string> rewards, const Interruption* interruption) {
+  std::lock_guard lock(mutex_);
+  return stepLocked(actions, observations, rewards, interruption);
+}
+
+StepResult Env::stepLocked(std::span<const uint32_t> actions, std::span<const std::string> observations,
+                           std::span<const std::string> rewards, const Interruption* interruption) {
+  if (auto posted = beginStepLocked(actions, observations, rewards); !posted) {
     StepResult result;
     result.outcome = posted.error().outcome;
     result.message = posted.error().message;
-    if (alive() && endsEpisode(result.outcome)) return endEpisode(posted.takeError());
+    if (running_.load(std::memory_order_relaxed) && endsEpisode(result.outcome)) {
+      return endEpisodeLocked(posted.takeError());
+    }
     return result;
   }
-  return finishStep();
+  return finishStepLocked(interruption);
 }
 
 Status Env::beginStep(std::span<const uint32_t> actions, std::span<const std::string> observations,
                       std::span<const std::string> rewards) {
-  if (!alive()) return makeError(Outcome::SessionClosed, "no episode is running; call reset() first");
+  std::lock_guard lock(mutex_);
+  return beginStepLocked(actions, observations, rewards);
+}
+
+Status Env::beginStepLocked(std::span<const uint32_t> actions, std::span<const std::string> observations,
+                            std::span<const std::string> rewards) {
+  if (auto running = requireEpisodeLocked("is running"); !running) return running;
+  if (stepPending_) {
+    return makeError(Outcome::InvalidRequest,
+                     "a step posted with beginStep() is still waiting for finishStep(); one step at a time per env");
+  }
   capnp::MallocMessageBuilder request;
   auto step = request.initRoot<proto::Request>().initStep();
   auto actionList = step.initActions(static_cast<unsigned>(actions.size()));
@@ -236,25 +400,41 @@ Status Env::beginStep(std::span<const uint32_t> actions, std::span<const std::st
   auto rewardList = step.initRewards(static_cast<unsigned>(rewards.size()));
   for (size_t i = 0; i < rewards.size(); ++i) rewardList.set(static_cast<unsigned>(i), rewards[i]);
   pendingActions_.assign(actions.begin(), actions.end());
-  // What the reply must look like (checked by finishStep()).
+  // What the reply must look like (checked by finishStep()), from the
+  // description this episode started with: no lock shared with other envs.
   pendingSpaces_.clear();
   pendingRewards_ = rewards.size();
-  if (auto description = connection_->describe()) {
-    pendingDescription_ = *description;
-    for (const auto& name : observations) pendingSpaces_.push_back(pendingDescription_->findObservation(name));
-  } else {
-    pendingSpaces_.assign(observations.size(), nullptr);
+  for (const auto& name : observations) {
+    pendingSpaces_.push_back(description_ ? description_->findObservation(name) : nullptr);
   }
-  return channel_.post(request);
+  auto posted = channel_.post(request);
+  stepPending_ = posted.ok();
+  if (posted) {
+    postedSeq_.store(channel_.region().header().requestSeq.load(std::memory_order_relaxed), std::memory_order_release);
+  }
+  return posted;
 }
 
-StepResult Env::finishStep() {
-  auto reply = channel_.collect(options_.stepTimeout);
+StepResult Env::finishStep(const Interruption* interruption) {
+  std::lock_guard lock(mutex_);
+  return finishStepLocked(interruption);
+}
+
+StepResult Env::finishStepLocked(const Interruption* interruption) {
+  if (!stepPending_) {
+    StepResult result;
+    auto running = requireEpisodeLocked("is running");
+    result.outcome = running ? Outcome::InvalidRequest : running.error().outcome;
+    result.message = running ? "no step was posted; call beginStep() first" : running.error().message;
+    return result;
+  }
+  stepPending_ = false;
+  auto reply = channel_.collect(options_.stepTimeout, 0, interruption);
   if (!reply) {
     // The actions were posted: they belong in the reproducer.
     actions_.insert(actions_.end(), pendingActions_.begin(), pendingActions_.end());
-    if (reply.error().outcome != Outcome::SessionClosed) killWorker();
-    return endEpisode(reply.takeError());
+    if (reply.error().outcome != Outcome::SessionClosed) killWorkerLocked();
+    return endEpisodeLocked(reply.takeError());
   }
 
   StepResult result;
@@ -275,7 +455,7 @@ StepResult Env::finishStep() {
     for (double reward : stepResult.getRewards()) result.rewards.push_back(reward);
   });
   KJ_IF_MAYBE(e, exception) {
-    result = StepResult{};
+    result = StepResult();
     result.outcome = Outcome::ProtocolMismatch;
     result.message = std::string("malformed reply from the worker: ") + e->getDescription().cStr();
   }
@@ -294,31 +474,46 @@ StepResult Env::finishStep() {
     // longer be trusted with it.
     if (result.outcome == Outcome::ProtocolMismatch) result.message += "; the episode was ended";
     actions_.insert(actions_.end(), pendingActions_.begin(), pendingActions_.end());
-    result.reproducer = reproducer();
-    killWorker();
-    close();
+    result.reproducer = reproducerLocked();
+    killWorkerLocked();
+    closeLocked();
   }
   pendingActions_.clear();
   return result;
 }
 
 Result<Env> Env::fork() {
-  if (!alive()) return makeError(Outcome::SessionClosed, "no episode to fork; call reset() first");
+  std::lock_guard lock(mutex_);
+  if (auto running = requireEpisodeLocked("to fork"); !running) return running.takeError();
+  if (stepPending_) {
+    return makeError(Outcome::InvalidRequest, "a step posted with beginStep() is still waiting for finishStep()");
+  }
+  {
+    // The copy arrives as three descriptors. Without room for them the
+    // kernel would drop them mid-reply; find out before asking. (Another
+    // thread may still take the room meanwhile: the doorbell then says so.)
+    std::array<UniqueFd, 3> room;
+    for (auto& slot : room) {
+      slot.reset(fcntl(channel_.doorbell().fd(), F_DUPFD_CLOEXEC, 0));
+      if (!slot && (errno == EMFILE || errno == ENFILE)) return outOfDescriptors("cannot fork the episode");
+      if (!slot) return makeError(Outcome::ServerError, errnoMessage("fcntl(F_DUPFD)"));
+    }
+  }
   capnp::MallocMessageBuilder request;
   request.initRoot<proto::Request>().setFork();
   auto reply = channel_.call(request, options_.stepTimeout, 3);
-  if (!reply && reply.error().outcome == Outcome::ServerError) {
-    // This process's own trouble (e.g. no descriptors left for the copy's
-    // channel): the worker answered and waits for the next request, and the
-    // copy exits once the ends it sent are gone. The episode goes on.
-    return Error{Outcome::ServerError, "fork failed: " + reply.error().message, 0};
+  if (!reply && reply.error().outcome == Outcome::ResourceExhausted) {
+    // This process's own trouble: the worker answered and waits for the
+    // next request, and the copy exits once the ends it sent are gone.
+    return outOfDescriptors("the forked episode's descriptors could not be received");
   }
   if (!reply) {
-    StepResult ended = endEpisode(reply.takeError());
+    if (reply.error().outcome != Outcome::SessionClosed) killWorkerLocked();
+    StepResult ended = endEpisodeLocked(reply.takeError());
     return Error{ended.outcome, "fork failed: " + ended.message, ended.signal};
   }
   StepResult failed;  // a failure reply, or what is wrong with the reply
-  int32_t pid = -1;
+  int32_t copyPid = -1;
   kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
     auto root = reply->reader->getRoot<proto::Reply>();
     if (root.isFailure()) {
@@ -327,7 +522,7 @@ Result<Env> Env::fork() {
       failed.outcome = Outcome::ProtocolMismatch;
       failed.message = "the worker answered a fork without a new channel";
     } else {
-      pid = root.getFork().getPid();
+      copyPid = root.getFork().getPid();
     }
   });
   KJ_IF_MAYBE(e, exception) {
@@ -343,23 +538,52 @@ Result<Env> Env::fork() {
       failed.message = "the worker's fork reply carried a bad channel: " + channel.error().message;
     }
   }
+  if (failed.ok()) {
+    // The client will SIGKILL the copy through this pidfd: it must name a
+    // clone of this episode's worker — a sibling (CLONE_PARENT) in its
+    // process group, not the worker itself — and nothing else the worker
+    // could open.
+    auto self = identify(pidfd_.get(), pid_.load(std::memory_order_relaxed));
+    auto copy = identify(reply->fds[2].get(), copyPid);
+    std::string why;
+    if (!self || self->exited) {
+      why = "this episode's worker exited during the fork";
+    } else if (!copy) {
+      why = copy.error().message;
+    } else if (copy->exited) {
+      why = "it exited before it could be verified";
+    } else if (copy->pid == self->pid || copy->parent != self->parent || copy->group != group_) {
+      why = "its pidfd names process " + std::to_string(copy->pid) + " (parent " + std::to_string(copy->parent) +
+            ", group " + std::to_string(copy->group) + "), not a clone of this episode's worker " +
+            std::to_string(self->pid) + " (parent " + std::to_string(self->parent) + ", group " +
+            std::to_string(group_) + ")";
+    }
+    if (!why.empty()) {
+      failed.outcome = Outcome::ProtocolMismatch;
+      failed.message = "refusing the forked worker: " + why + "; its descriptors were closed and it was not signalled";
+    }
+  }
   if (!failed.ok()) {
     // Nothing it sent is used (its descriptors close here). A worker that
     // broke the protocol can no longer be trusted with this episode either.
     if (failed.outcome == Outcome::ProtocolMismatch) {
-      killWorker();
-      close();
+      killWorkerLocked();
+      closeLocked();
       failed.message += "; the episode was ended";
     }
     return Error{failed.outcome, "fork failed: " + failed.message, failed.signal};
   }
-  Env copy(connection_, options_);
-  copy.channel_ = std::move(*channel);
-  copy.pidfd_ = std::move(reply->fds[2]);
-  copy.pid_ = pid;
-  copy.benchmark_ = benchmark_;
-  copy.actions_ = actions_;
-  return copy;
+  Env forked(connection_, options_);
+  forked.channel_ = std::move(*channel);
+  forked.pidfd_ = std::move(reply->fds[2]);
+  forked.pid_.store(copyPid, std::memory_order_relaxed);
+  forked.group_ = group_;
+  forked.description_ = description_;
+  forked.optPath_ = optPath_;
+  forked.benchmark_ = benchmark_;
+  forked.actions_ = actions_;
+  forked.running_.store(true, std::memory_order_release);
+  return forked;
 }
 
 }  // namespace forkgym

@@ -1,30 +1,46 @@
 // forkgym::Env — one LLVM phase-ordering episode, driven from C++.
 //
-// Lifecycle (client process; one thread at a time per Env):
+// Lifecycle (client process, any thread):
 //   1. Env(connection, options): no worker yet.
 //   2. reset(benchmark): asks the zygote for a fresh worker forked from the
 //      cached module (the previous worker, if any, is closed first).
 //   3. step(actions, observations, rewards): one round trip through shared
 //      memory; the worker applies the actions and answers everything asked.
 //      observe() is a step without actions.
-//   4. fork(): the worker clones itself; the returned Env owns the copy.
+//   4. fork(): the worker clones itself; the returned Env owns the copy once
+//      the client has checked the copy's pidfd names the worker's own clone.
 //   5. close() (or destruction): closing the channel ends the worker.
 // Every call returns a typed outcome. A crash, timeout, memory blow-up or
 // sandbox violation ends only this episode: the StepResult says which, with
 // a reproducer, and reset() starts a new one at once.
+//
+// Threads: every public function may be called from any thread; calls on
+// one Env are serialised by its mutex (steps of different Envs run in
+// parallel). beginStep() and finishStep() are separate calls: between them
+// only finishStep() may be called; other calls that need the channel fail.
+// fork() of the client process: in the child, an Env's episode belongs to
+// the parent. The child forgets it (closes its copies of the channel, never
+// signals the worker); step() then says whose episode it was, and reset()
+// starts one of the child's own.
+// Interruption: step()/finishStep() take an optional Interruption, asked
+// while a slow step is waited for; when it says stop, the worker is killed
+// and the StepResult's outcome is Interrupted, with the reproducer.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "client/connection.h"
+#include "client/fork_watch.h"
 #include "ipc/channel.h"
 #include "ipc/outcome.h"
 #include "ipc/result.h"
@@ -66,47 +82,73 @@ class Env {
 
   Status reset(const std::string& benchmark);
   StepResult step(std::span<const uint32_t> actions, std::span<const std::string> observations = {},
-                  std::span<const std::string> rewards = {});
+                  std::span<const std::string> rewards = {}, const Interruption* interruption = nullptr);
   StepResult observe(std::span<const std::string> observations) { return step({}, observations, {}); }
   // step() in two halves: post the request, then collect the reply. Lets a
   // vector environment post to every worker before waiting for any.
-  // Between the two, only finishStep() may be called on this Env.
   Status beginStep(std::span<const uint32_t> actions, std::span<const std::string> observations = {},
                    std::span<const std::string> rewards = {});
-  StepResult finishStep();
+  StepResult finishStep(const Interruption* interruption = nullptr);
   Result<Env> fork();
   void close();
 
-  bool alive() const { return channel_.valid(); }
-  // True once the worker has started on the step beginStep() posted (it
-  // bumps a counter in the region): a test waits on this, not on a sleep.
-  bool requestStarted() const { return channel_.valid() && channel_.requestStarted(); }
-  pid_t workerPid() const { return pid_; }
-  const std::string& benchmark() const { return benchmark_; }
-  const std::vector<uint32_t>& actions() const { return actions_; }
+  bool alive() const { return running_.load(std::memory_order_acquire); }
+  // True once the worker has started on the step last posted (it bumps a
+  // counter in the region): a test waits on this, not on a sleep. Callable
+  // from any thread, also while another one waits in that step.
+  bool requestStarted() const;
+  pid_t workerPid() const { return pid_.load(std::memory_order_relaxed); }
+  // In a fork() child: the pid of the process whose episode this Env held
+  // when the child was made (0 otherwise, and after the child's reset()).
+  pid_t inheritedFrom() const { return inheritedFrom_.load(std::memory_order_relaxed); }
+  std::string benchmark() const;
+  std::vector<uint32_t> actions() const;
   Reproducer reproducer() const;
   Connection& connection() { return *connection_; }
   const std::shared_ptr<Connection>& sharedConnection() const { return connection_; }
-  const EnvOptions& options() const { return options_; }
-  void setStepTimeout(std::chrono::milliseconds timeout) { options_.stepTimeout = timeout; }
+  EnvOptions options() const;
+  void setStepTimeout(std::chrono::milliseconds timeout);
 
  private:
+  static void forgetInChild(void* self, pid_t parentPid) noexcept;
+  // The *Locked functions require mutex_.
+  void closeLocked();
+  void setChannelLocked(Channel channel);
+  StepResult stepLocked(std::span<const uint32_t> actions, std::span<const std::string> observations,
+                        std::span<const std::string> rewards, const Interruption* interruption);
+  Status beginStepLocked(std::span<const uint32_t> actions, std::span<const std::string> observations,
+                         std::span<const std::string> rewards);
+  StepResult finishStepLocked(const Interruption* interruption);
+  Status requireEpisodeLocked(const char* what) const;
+  Reproducer reproducerLocked() const;
   // Turns a dead or unresponsive worker into the StepResult that says why.
-  StepResult endEpisode(Error error);
-  void killWorker();
+  StepResult endEpisodeLocked(Error error);
+  void killWorkerLocked();
 
   std::shared_ptr<Connection> connection_;
   EnvOptions options_;
+  mutable std::mutex mutex_;
+  // Held (besides mutex_) to replace channel_, so requestStarted() can read
+  // the region while a step holds mutex_.
+  mutable std::mutex channelMutex_;
   Channel channel_;
+  std::atomic<uint64_t> postedSeq_{0};  // the number of the request last posted
   UniqueFd pidfd_;
-  pid_t pid_ = -1;
+  std::atomic<bool> running_{false};  // channel_ is attached
+  std::atomic<pid_t> pid_{-1};
+  std::atomic<pid_t> inheritedFrom_{0};
+  pid_t group_ = -1;  // the worker's process group: its verified forks belong to it
+  bool stepPending_ = false;  // beginStep() posted, finishStep() not yet called
   std::string benchmark_;
   std::vector<uint32_t> actions_;
   std::vector<uint32_t> pendingActions_;  // posted by beginStep(), not yet answered
   // The shape the posted step's reply must have (finishStep() checks it).
-  std::shared_ptr<const Description> pendingDescription_;
-  std::vector<const SpaceDescription*> pendingSpaces_;
+  std::vector<const SpaceDescription*> pendingSpaces_;  // point into description_
   size_t pendingRewards_ = 0;
+  // Fetched at reset(): steps and reproducers never wait for the connection.
+  std::shared_ptr<const Description> description_;
+  std::string optPath_;  // the server's own opt
+  ForkWatch forkWatch_;  // last: unregisters before the rest is destroyed
 };
 
 }  // namespace forkgym

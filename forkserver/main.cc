@@ -24,7 +24,8 @@ Starts the forkgym zygote: preloads LLVM and benchmarks, then forks one
 sandboxed worker per episode for clients that connect to it.
 
 options:
-  --socket PATH          listen on this Unix socket (default: %s)
+  --socket PATH          listen on this Unix socket (default: %s, in a directory
+                         only this user may use, created 0700 if missing)
   --connected-fd N       serve the one connection on descriptor N, exit when it closes
   --preload URI          load a benchmark at start-up (repeatable): a file, a directory
                          of .bc/.ll files, or a generator range generator://csmith-v0/0..9
@@ -146,6 +147,16 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr, "forkgym-server: unknown option '%s' (see --help)\n", argv[i]);
       return 2;
+    }
+  }
+
+  // The default socket's directory must be ours alone: a client trusts a
+  // socket there only if it is (see forkgym::Connection::connect).
+  if (options.connectedFd < 0 &&
+      std::filesystem::path(options.socketPath).parent_path() == forkgym::defaultSocketDir()) {
+    if (auto private_ = forkgym::checkPrivateDir(forkgym::defaultSocketDir(), /*create=*/true); !private_) {
+      std::fprintf(stderr, "forkgym-server: %s\n", private_.error().message.c_str());
+      return 1;
     }
   }
 

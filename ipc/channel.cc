@@ -43,9 +43,9 @@ Result<Channel> Channel::attach(ClientEnds ends) {
 }
 
 Result<Message> Channel::call(capnp::MessageBuilder& request, std::optional<std::chrono::milliseconds> timeout,
-                              size_t maxReplyFds) {
+                              size_t maxReplyFds, const Interruption* interruption) {
   if (auto posted = post(request); !posted) return posted.takeError();
-  return collect(timeout, maxReplyFds);
+  return collect(timeout, maxReplyFds, interruption);
 }
 
 Status Channel::post(capnp::MessageBuilder& request) {
@@ -72,9 +72,10 @@ std::chrono::microseconds Channel::replySpin() const {
   return std::chrono::microseconds(static_cast<int64_t>(std::max(1.5 * typicalReplyUs_ + 20, 50.0)));
 }
 
-Result<Message> Channel::collect(std::optional<std::chrono::milliseconds> timeout, size_t maxReplyFds) {
+Result<Message> Channel::collect(std::optional<std::chrono::milliseconds> timeout, size_t maxReplyFds,
+                                 const Interruption* interruption) {
   RegionHeader& header = region_.header();
-  auto rung = doorbell_.wait(timeout, maxReplyFds, replySpin());
+  auto rung = doorbell_.wait(timeout, maxReplyFds, replySpin(), interruption);
   const double tookUs =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - postedAt_).count();
   typicalReplyUs_ = typicalReplyUs_ <= 0 ? tookUs : 0.8 * typicalReplyUs_ + 0.2 * tookUs;

@@ -53,12 +53,14 @@ class Channel {
   // Client side: write `request`, ring, wait up to `timeout` for the reply.
   // SessionClosed if the worker died (read lastWords() to learn why),
   // TimedOut if it did not answer in time (the caller kills it).
+  // TimedOut and Interrupted leave the worker mid-request: the caller kills it.
   Result<Message> call(capnp::MessageBuilder& request, std::optional<std::chrono::milliseconds> timeout,
-                       size_t maxReplyFds = 0);
+                       size_t maxReplyFds = 0, const Interruption* interruption = nullptr);
   // call() in two halves, so a client can post requests to many workers
   // before waiting for any of them (vector environments).
   Status post(capnp::MessageBuilder& request);
-  Result<Message> collect(std::optional<std::chrono::milliseconds> timeout, size_t maxReplyFds = 0);
+  Result<Message> collect(std::optional<std::chrono::milliseconds> timeout, size_t maxReplyFds = 0,
+                          const Interruption* interruption = nullptr);
 
   // Worker side: wait for the next request (forever). SessionClosed when
   // the client is gone.
@@ -72,6 +74,7 @@ class Channel {
 
   const LastWords& lastWords() const { return region_.header().lastWords; }
   SharedRegion& region() { return region_; }
+  const SharedRegion& region() const { return region_; }
   Doorbell& doorbell() { return doorbell_; }
   bool valid() const { return region_.size() != 0; }
 

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -34,10 +35,50 @@ uint32_t readLength(const std::byte* bytes) {
 
 }  // namespace
 
-std::string defaultSocketPath() {
+std::string defaultSocketDir() {
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  std::string dir = runtime && *runtime ? runtime : "/tmp";
-  return dir + "/forkgym-" + std::to_string(getuid()) + ".sock";
+  if (runtime && *runtime) return std::string(runtime) + "/forkgym";
+  return "/tmp/forkgym-" + std::to_string(geteuid());
+}
+
+std::string defaultSocketPath() { return defaultSocketDir() + "/forkgym.sock"; }
+
+Status checkPrivateDir(const std::string& dir, bool create) {
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT || !create) {
+      return makeError(Outcome::ServerError, "no forkgym socket directory '" + dir + "': " + std::strerror(errno) +
+                                                 "; start forkgym-server (it creates the directory)");
+    }
+    // mkdir() never widens an existing directory; if someone else made it
+    // meanwhile, the checks below judge theirs.
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return makeError(Outcome::ServerError, errnoMessage(("mkdir " + dir).c_str()));
+    }
+    if (lstat(dir.c_str(), &st) != 0) return makeError(Outcome::ServerError, errnoMessage(("lstat " + dir).c_str()));
+  }
+  const uid_t self = geteuid();
+  char mode[8];
+  std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  if (!S_ISDIR(st.st_mode) || st.st_uid != self || (st.st_mode & 077) != 0) {
+    return makeError(Outcome::ServerError,
+                     "refusing the forkgym socket directory '" + dir + "': it is " +
+                         (S_ISDIR(st.st_mode) ? "a directory" : S_ISLNK(st.st_mode) ? "a symbolic link" : "not a directory") +
+                         " owned by uid " + std::to_string(st.st_uid) + " with mode " + mode +
+                         ", not a directory only this user (uid " + std::to_string(self) +
+                         ") can use (mode 0700). Another user may have created it to intercept the socket: remove it "
+                         "(or set XDG_RUNTIME_DIR to a private directory) and start forkgym-server again");
+  }
+  return okStatus();
+}
+
+Result<PeerCredentials> peerCredentials(int fd) {
+  ucred cred{};
+  socklen_t length = sizeof(cred);
+  if (auto r = sys("getsockopt(SO_PEERCRED)", [&] { return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length); }); !r) {
+    return r.takeError();
+  }
+  return PeerCredentials{cred.pid, cred.uid};
 }
 
 Result<UniqueFd> listenUnix(const std::string& path) {
@@ -129,14 +170,8 @@ Result<Frame> recvFrame(int fd, std::optional<std::chrono::milliseconds> timeout
   size_t want = sizeof(uint32_t);
   bool haveLength = false;
   while (have < want) {
-    int waitMs = -1;
-    if (deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()).count();
-      if (left <= 0) return makeError(Outcome::TimedOut, "the forkgym server did not answer in time");
-      waitMs = static_cast<int>(left);
-    }
     pollfd pfd{fd, POLLIN, 0};
-    auto ready = sys("poll(control)", [&] { return poll(&pfd, 1, waitMs); });
+    auto ready = sysUntil("poll(control)", deadline, [&](int timeoutMs) { return poll(&pfd, 1, timeoutMs); });
     if (!ready) return ready.takeError();
     if (*ready == 0) return makeError(Outcome::TimedOut, "the forkgym server did not answer in time");
 

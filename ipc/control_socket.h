@@ -12,6 +12,8 @@
 // FrameAssembler so one slow client cannot stall the others.
 #pragma once
 
+#include <sys/types.h>
+
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
@@ -31,8 +33,24 @@ inline constexpr size_t kMaxControlFrameBytes = 64ull << 20;
 // Owner-only listening socket at `path` (a stale socket file is replaced).
 Result<UniqueFd> listenUnix(const std::string& path);
 Result<UniqueFd> connectUnix(const std::string& path);
-// Default socket path: $XDG_RUNTIME_DIR/forkgym-<uid>.sock, else /tmp/forkgym-<uid>.sock.
+// The default socket lives in a directory only its user can use:
+// $XDG_RUNTIME_DIR/forkgym, else /tmp/forkgym-<uid>. Anyone may create a
+// name in /tmp first; the directory's owner and mode say whether it is ours.
+std::string defaultSocketDir();
+// defaultSocketDir() + "/forkgym.sock".
 std::string defaultSocketPath();
+// Checks `dir` is a directory (not a symlink) owned by this user with no
+// access for anyone else, creating it (0700) first when `create` and it is
+// missing. A clear error naming the owner and mode otherwise.
+Status checkPrivateDir(const std::string& dir, bool create);
+
+struct PeerCredentials {
+  pid_t pid = -1;
+  uid_t uid = 0;
+};
+// Who is on the other end of a connected Unix socket (SO_PEERCRED: for a
+// connect()ed socket, the listener's identity when it called listen()).
+Result<PeerCredentials> peerCredentials(int fd);
 
 Status sendFrame(int fd, capnp::MessageBuilder& message, std::span<const int> fds = {});
 

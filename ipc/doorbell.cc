@@ -38,7 +38,7 @@ Status Doorbell::ring(Ring ring, std::span<const int> fds) const {
 }
 
 Result<Rung> Doorbell::wait(std::optional<std::chrono::milliseconds> timeout, size_t maxFds,
-                            std::chrono::microseconds spin) const {
+                            std::chrono::microseconds spin, const Interruption* interruption) const {
   // Waking a process blocked in poll() costs ~100 µs on a virtual machine,
   // far more than a cheap compiler step; a peer that answers within `spin`
   // is caught by polling the socket without blocking instead.
@@ -50,12 +50,24 @@ Result<Rung> Doorbell::wait(std::optional<std::chrono::milliseconds> timeout, si
       if ((round & 15) == 15 && std::chrono::steady_clock::now() >= until) break;
     }
   }
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = timeout ? std::optional(Clock::now() + *timeout) : std::nullopt;
   pollfd pfd{fd_.get(), POLLIN, 0};
-  const int timeoutMs = timeout ? static_cast<int>(timeout->count()) : -1;
-  auto ready = sys("poll(doorbell)", [&] { return poll(&pfd, 1, timeoutMs); });
-  if (!ready) return ready.takeError();
-  if (*ready == 0) return makeError(Outcome::TimedOut, "no reply before the timeout");
-  return receive(maxFds, 0);
+  for (;;) {
+    // An interruptible wait sleeps in slices, asking between them.
+    auto until = deadline;
+    if (interruption) {
+      const auto sliceEnd = Clock::now() + interruption->slice;
+      if (!until || sliceEnd < *until) until = sliceEnd;
+    }
+    auto ready = sysUntil("poll(doorbell)", until, [&](int timeoutMs) { return poll(&pfd, 1, timeoutMs); });
+    if (!ready) return ready.takeError();
+    if (*ready > 0) return receive(maxFds, 0);
+    if (deadline && Clock::now() >= *deadline) return makeError(Outcome::TimedOut, "no reply before the timeout");
+    if (interruption && interruption->requested && interruption->requested()) {
+      return makeError(Outcome::Interrupted, "the wait for the reply was interrupted");
+    }
+  }
 }
 
 Result<Rung> Doorbell::receive(size_t maxFds, int flags) const {
@@ -90,7 +102,7 @@ Result<Rung> Doorbell::receive(size_t maxFds, int flags) const {
     // has no room for: say which.
     UniqueFd probe(fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
     if (!probe && errno == EMFILE) {
-      return makeError(Outcome::ServerError,
+      return makeError(Outcome::ResourceExhausted,
                        "this process has no file descriptors left (RLIMIT_NOFILE), so the descriptors the peer "
                        "sent were dropped; close some environments or raise the limit (ulimit -n)");
     }

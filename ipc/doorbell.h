@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <utility>
@@ -33,6 +34,15 @@ struct Rung {
   std::vector<UniqueFd> fds;  // received descriptors (fork replies only)
 };
 
+// Lets a caller cut a long wait short (Ctrl-C in Python, a cancel button in
+// C++): requested() is asked each time `slice` passes without a reply. It
+// runs on the waiting thread and must be cheap; true ends the wait with
+// Outcome::Interrupted.
+struct Interruption {
+  std::function<bool()> requested;
+  std::chrono::milliseconds slice{50};
+};
+
 // A waiting side polls without blocking for this long before it sleeps:
 // long enough to catch the reply to a cheap step, short enough that idle
 // episodes cost no CPU.
@@ -47,15 +57,17 @@ class Doorbell {
 
   Status ring(Ring ring, std::span<const int> fds = {}) const;
 
-  // Waits for the peer's ring. timeout nullopt = forever.
+  // Waits for the peer's ring. timeout nullopt = forever; it is a deadline,
+  // not restarted when a signal interrupts the wait.
   // Errors: Outcome::SessionClosed when the peer closed its end (died),
   // Outcome::TimedOut when the timeout passed, Outcome::ProtocolMismatch for
   // a malformed record (empty, oversized, unknown) or descriptors where
-  // none, or fewer, were allowed; Outcome::ServerError when this process had
-  // no room for the descriptors the peer sent.
+  // none, or fewer, were allowed; Outcome::ResourceExhausted when this
+  // process had no room for the descriptors the peer sent;
+  // Outcome::Interrupted when `interruption` asked to stop.
   // spin: how long to poll without blocking first (see kDefaultSpin).
   Result<Rung> wait(std::optional<std::chrono::milliseconds> timeout, size_t maxFds = 0,
-                    std::chrono::microseconds spin = kDefaultSpin) const;
+                    std::chrono::microseconds spin = kDefaultSpin, const Interruption* interruption = nullptr) const;
 
   int fd() const { return fd_.get(); }
   // One non-blocking (flags = MSG_DONTWAIT) or blocking receive;

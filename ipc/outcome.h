@@ -23,7 +23,9 @@ namespace forkgym {
   X(SetupFailed, 8, "setup_failed", "the worker could not be set up (a sandbox stage failed)") \
   X(ServerError, 9, "server_error", "the zygote could not be reached or failed")        \
   X(ProtocolMismatch, 10, "protocol_mismatch", "client and server speak different protocol versions or action tables") \
-  X(SessionClosed, 11, "session_closed", "the session was closed or never started")
+  X(SessionClosed, 11, "session_closed", "the session was closed or never started")        \
+  X(Interrupted, 12, "interrupted", "the client interrupted the request (e.g. Ctrl-C); the worker was killed") \
+  X(ResourceExhausted, 13, "resource_exhausted", "the client process ran out of a resource (e.g. file descriptors); the episode is unaffected")
 
 enum class Outcome : uint16_t {
 #define X(name, value, text, doc) name = value,
@@ -50,6 +52,7 @@ constexpr bool endsEpisode(Outcome outcome) {
     case Outcome::InvalidRequest:
     case Outcome::BenchmarkError:
     case Outcome::ProtocolMismatch:
+    case Outcome::ResourceExhausted:
       return false;
     default:
       return true;

@@ -3,19 +3,26 @@
 // A thin wrapper of the C++ client (client/connection.h, client/env.h); the
 // gymnasium API, spaces, wrappers and errors live in pure Python on top.
 //
-// Lifecycle (Python process; one thread at a time per Connection, as in C++):
+// Lifecycle (Python process, any thread, as in C++):
 //   1. Connection.spawn(server_path=...) or Connection.connect(socket).
 //   2. Env(connection).reset(uri); step()/observe()/fork()/close().
 //   3. step_many(envs, ...) posts every env's step before collecting any, so
 //      N workers compute in parallel with one Python call.
-// Every blocking call releases the GIL. Failures that Python should see as
-// exceptions go through forkgym.errors (registered with set_error_factory)
-// so each outcome maps to one typed exception; step failures that end an
-// episode come back as a StepResult instead (the gym contract: truncate).
+// Every call that may wait — or take a lock another thread may hold while
+// it waits — releases the GIL first, so no thread ever holds the GIL while
+// waiting for a client lock. Failures that Python should see as exceptions
+// go through forkgym.errors (registered with set_error_factory) so each
+// outcome maps to one typed exception; step failures that end an episode
+// come back as a StepResult instead (the gym contract: truncate).
+// A step waits in slices and asks Python between them whether a signal
+// handler raised (Ctrl-C's KeyboardInterrupt): if so the worker is killed,
+// the episode ends, and the exception propagates with the episode's
+// reproducer attached as its `reproducer` attribute.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
@@ -84,6 +91,58 @@ nb::object toPython(Observation&& value) {
       },
       std::move(value));
 }
+
+// Lets a wait in C++ notice Python signal handlers: the check briefly takes
+// the GIL and runs any pending handler (PyErr_CheckSignals, which does
+// nothing outside the main thread). The exception a handler raised is kept
+// until the GIL is held again, then raised from the call.
+class SignalCheck {
+ public:
+  SignalCheck() {
+    interruption_.requested = [this] {
+      nb::gil_scoped_acquire acquire;
+      if (PyErr_CheckSignals() == 0) return false;
+      PyErr_Fetch(&type_, &value_, &traceback_);
+      PyErr_NormalizeException(&type_, &value_, &traceback_);
+      return true;
+    };
+  }
+  SignalCheck(const SignalCheck&) = delete;
+  SignalCheck& operator=(const SignalCheck&) = delete;
+  ~SignalCheck() {  // with the GIL held
+    Py_XDECREF(type_);
+    Py_XDECREF(value_);
+    Py_XDECREF(traceback_);
+  }
+
+  const Interruption* interruption() const { return &interruption_; }
+  bool raised() const { return type_ != nullptr; }
+  // With the GIL held: the exception a handler raised (None if none), with
+  // the episode's reproducer attached.
+  nb::object take(const Reproducer* reproducer) {
+    if (!type_) return nb::none();
+    nb::object exception = nb::borrow(value_);
+    if (reproducer) PyObject_SetAttrString(value_, "reproducer", nb::cast(*reproducer).ptr());
+    if (traceback_) PyException_SetTraceback(value_, traceback_);
+    Py_CLEAR(type_);
+    Py_CLEAR(value_);
+    Py_CLEAR(traceback_);
+    return exception;
+  }
+  // With the GIL held: raises what a handler raised, if anything.
+  void raiseIfRaised(const Reproducer* reproducer) {
+    if (!type_) return;
+    nb::object exception = take(reproducer);
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exception.ptr())), exception.ptr());
+    throw nb::python_error();
+  }
+
+ private:
+  Interruption interruption_;
+  PyObject* type_ = nullptr;
+  PyObject* value_ = nullptr;
+  PyObject* traceback_ = nullptr;
+};
 
 // A StepResult with observations already converted, so Python reads plain
 // attributes.
@@ -188,10 +247,12 @@ struct PyEnv {
   PyStepResult step(const std::vector<uint32_t>& actions, const std::vector<std::string>& observations,
                     const std::vector<std::string>& rewards) {
     StepResult result;
+    SignalCheck signals;
     {
       nb::gil_scoped_release release;
-      result = env.step(actions, observations, rewards);
+      result = env.step(actions, observations, rewards, signals.interruption());
     }
+    signals.raiseIfRaised(&result.reproducer);
     return convert(std::move(result));
   }
 
@@ -207,10 +268,12 @@ struct PyEnv {
 
   PyStepResult finishStep() {
     StepResult result;
+    SignalCheck signals;
     {
       nb::gil_scoped_release release;
-      result = env.finishStep();
+      result = env.finishStep(signals.interruption());
     }
+    signals.raiseIfRaised(&result.reproducer);
     return convert(std::move(result));
   }
 
@@ -231,31 +294,41 @@ struct PyEnv {
 
 // One native call for a vector env: post every step, then collect every
 // reply, so the workers run concurrently while Python waits once.
-std::vector<PyStepResult> stepMany(std::vector<PyEnv*> envs, const std::vector<std::vector<uint32_t>>& actions,
-                                   const std::vector<std::string>& observations,
-                                   const std::vector<std::string>& rewards) {
+// Returns (results, interrupt): when a signal handler raised while waiting
+// (Ctrl-C), every episode of the call still running is ended (killed, with
+// its reproducer) so the results stay consistent, and `interrupt` is the
+// exception for the caller to raise once it has recorded them.
+std::pair<std::vector<PyStepResult>, nb::object> stepMany(std::vector<PyEnv*> envs,
+                                                          const std::vector<std::vector<uint32_t>>& actions,
+                                                          const std::vector<std::string>& observations,
+                                                          const std::vector<std::string>& rewards) {
   if (actions.size() != envs.size()) {
     throw ClientError(makeError(Outcome::InvalidRequest, "step_many: got " + std::to_string(actions.size()) +
                                                              " action lists for " + std::to_string(envs.size()) +
                                                              " environments; pass one list per environment"));
   }
   std::vector<StepResult> results(envs.size());
+  SignalCheck signals;
   {
     nb::gil_scoped_release release;
     std::vector<bool> posted(envs.size(), false);
     for (size_t i = 0; i < envs.size(); ++i) {
       posted[i] = envs[i]->env.beginStep(actions[i], observations, rewards).ok();
     }
+    // After an interruption, the rest are collected only if already answered.
+    Interruption stopAtOnce{[] { return true; }, std::chrono::milliseconds(0)};
     for (size_t i = 0; i < envs.size(); ++i) {
+      const Interruption* interruption = signals.raised() ? &stopAtOnce : signals.interruption();
       // A failed post goes through step(), which turns it into the right
       // outcome (e.g. a dead worker's crash report) on its own.
-      results[i] = posted[i] ? envs[i]->env.finishStep() : envs[i]->env.step(actions[i], observations, rewards);
+      results[i] = posted[i] ? envs[i]->env.finishStep(interruption)
+                             : envs[i]->env.step(actions[i], observations, rewards, interruption);
     }
   }
   std::vector<PyStepResult> out;
   out.reserve(results.size());
   for (auto& result : results) out.push_back(convert(std::move(result)));
-  return out;
+  return {std::move(out), signals.take(nullptr)};
 }
 
 }  // namespace
@@ -299,6 +372,9 @@ NB_MODULE(_forkgym, m) {
       },
       "[(Name, value, snake_name, doc, ends_episode), ...] from ipc/outcome.h.");
 
+  m.def("default_socket_path", &defaultSocketPath,
+        "Where forkgym-server listens without --socket: a socket in a directory only this user may use.");
+  m.def("default_socket_dir", &defaultSocketDir, "The private directory holding the default socket.");
   m.def("default_server_path", &defaultServerPath,
         "Where the C++ client looks for forkgym-server when no path is given ($FORKGYM_SERVER, then the build's).");
 
@@ -357,8 +433,9 @@ NB_MODULE(_forkgym, m) {
                   "Starts a private forkgym-server that lives exactly as long as this connection.")
       .def_static("connect", &connectTo, "socket_path"_a, "Connects to a running forkgym-server.")
       .def("describe", &describe, "The action table and spaces (fetched once, then cached).")
-      .def_prop_ro("server", &Connection::server, nb::rv_policy::reference_internal)
+      .def_prop_ro("server", &Connection::server, nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("server_pid", &Connection::serverPid)
+      .def_prop_ro("zygote_pid", &Connection::zygotePid)
       .def_prop_ro("alive", &Connection::alive);
 
   nb::class_<PyEnv>(m, "Env")
@@ -381,15 +458,23 @@ NB_MODULE(_forkgym, m) {
       .def("close", &PyEnv::close)
       .def_prop_ro("alive", [](const PyEnv& self) { return self.env.alive(); })
       .def_prop_ro("worker_pid", [](const PyEnv& self) { return self.env.workerPid(); })
-      .def_prop_ro("benchmark", [](const PyEnv& self) { return self.env.benchmark(); })
-      .def_prop_ro("actions", [](const PyEnv& self) { return self.env.actions(); })
+      .def_prop_ro("inherited_from", [](const PyEnv& self) { return self.env.inheritedFrom(); },
+                   "In a fork() child: the pid of the process whose episode this env held (0 otherwise).")
+      // These take the Env's lock, which a thread waiting in a step holds
+      // while it asks for the GIL: release the GIL before taking it.
+      .def_prop_ro("benchmark", [](const PyEnv& self) { return self.env.benchmark(); },
+                   nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("actions", [](const PyEnv& self) { return self.env.actions(); },
+                   nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("connection", [](PyEnv& self) { return self.env.sharedConnection(); })
-      .def("reproducer", [](const PyEnv& self) { return self.env.reproducer(); })
+      .def("reproducer", [](const PyEnv& self) { return self.env.reproducer(); },
+           nb::call_guard<nb::gil_scoped_release>())
       .def(
           "set_step_timeout", [](PyEnv& self, double seconds) { self.env.setStepTimeout(toMillis(seconds)); },
-          "seconds"_a);
+          "seconds"_a, nb::call_guard<nb::gil_scoped_release>());
 
   m.def("step_many", &stepMany, "envs"_a, "actions"_a, "observations"_a = std::vector<std::string>{},
         "rewards"_a = std::vector<std::string>{},
-        "Posts a step to every env, then collects every reply: one native call for a vector env.");
+        "Posts a step to every env, then collects every reply: one native call for a vector env.\n"
+        "Returns (results, interrupt): interrupt is the exception a signal handler raised meanwhile (or None).");
 }

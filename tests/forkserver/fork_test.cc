@@ -107,8 +107,8 @@ TEST_F(Fork, ForkWithNoDescriptorsLeftFailsClearlyAndTheEpisodeGoesOn) {
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
 
   ASSERT_FALSE(copy);
-  EXPECT_EQ(copy.error().outcome, Outcome::ServerError);
-  EXPECT_NE(copy.error().message.find("no file descriptors left"), std::string::npos) << copy.error().message;
+  EXPECT_EQ(copy.error().outcome, Outcome::ResourceExhausted);
+  EXPECT_NE(copy.error().message.find("file-descriptor limit"), std::string::npos) << copy.error().message;
   EXPECT_NE(copy.error().message.find("ulimit -n"), std::string::npos) << copy.error().message;
   ASSERT_TRUE(parent.alive()) << "the parent episode must go on";
   EXPECT_TRUE(parent.step(mem2reg).ok());

@@ -22,6 +22,7 @@
 //      until its client closes the doorbell.
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -175,7 +176,9 @@ ForkedCopy honestFork(HostileWorker& worker, bool silent = false) {
   auto created = Channel::create(worker.channel.region().size());
   if (!created) _exit(91);
   auto& [copyChannel, ends] = *created;
-  const pid_t pid = fork();
+  // As the real worker does: the copy is the server's child (CLONE_PARENT)
+  // in this worker's process group, which is what the client verifies.
+  const pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
   if (pid < 0) _exit(92);
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);

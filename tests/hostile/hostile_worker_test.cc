@@ -106,6 +106,12 @@ const Row kRows[] = {
     {"fork-doorbell-is-a-pipe", Op::Fork, {PM}, "doorbell"},
     {"fork-doorbell-is-a-stream-socket", Op::Fork, {PM}, "doorbell"},
     {"fork-reply-never-comes", Op::Fork, {Outcome::TimedOut}, "took longer"},
+    // The copy's pidfd: the client will SIGKILL what it names, so it must
+    // name a clone of this episode's worker and nothing else.
+    {"fork-pidfd-of-an-unrelated-process", Op::Fork, {PM}, "refusing the forked worker"},
+    {"fork-pid-of-an-unrelated-process", Op::Fork, {PM}, "refusing the forked worker"},
+    {"fork-pidfd-of-the-worker-itself", Op::Fork, {PM}, "not a clone of this episode's worker"},
+    {"fork-pidfd-is-not-a-pidfd", Op::Fork, {PM}, "not a pidfd"},
 };
 
 size_t openFds() {

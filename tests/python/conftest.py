@@ -44,3 +44,32 @@ def data_dir() -> Path:
 def flag(env: forkgym.LlvmEnv, name: str) -> int:
     """Index of an action flag (including the test-only ones past the space)."""
     return env.action_space.index(name)
+
+
+# A mix of every kind of benchmark: bundled C sources, both generators, a
+# bitcode file and a directory of sources. Each resets to a different program.
+MIXED_BENCHMARKS = (
+    "benchmark://forkgym-v0/crc32",
+    "benchmark://forkgym-v0/small",
+    "generator://csmith-v0/7",
+    "generator://llvm-stress-v0/3",
+)
+
+
+@pytest.fixture(scope="session")
+def mixed_benchmarks(tmp_path_factory) -> dict[str, int]:
+    """URI -> initial instruction count, measured once on a private zygote.
+    Includes a bitcode file (crc32 after -mem2reg) and a directory of sources."""
+    bitcode = tmp_path_factory.mktemp("fgtest-mixed") / "crc32-mem2reg.bc"
+    server = forkgym.Server()
+    counts: dict[str, int] = {}
+    with forkgym.make("llvm-v0", server=server) as env:
+        env.reset(benchmark=MIXED_BENCHMARKS[0])
+        env.step(env.action_space.index("-mem2reg"))
+        env.write_bitcode(bitcode)
+        for uri in (*MIXED_BENCHMARKS, f"file://{bitcode}", f"file://{DATA / 'multi'}/"):
+            count, _ = env.reset(benchmark=uri, observation_space="IrInstructionCount")
+            counts[uri] = int(count)
+    server.close()
+    assert len(set(counts.values())) == len(counts), f"benchmarks must differ in size to tell them apart: {counts}"
+    return counts

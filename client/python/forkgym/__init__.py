@@ -24,6 +24,7 @@ from forkgym.errors import (
     InvalidAction,
     InvalidRequest,
     ProtocolMismatch,
+    ResourceExhausted,
     ServerUnavailable,
     SessionCrashed,
     SessionNotStarted,
@@ -31,7 +32,7 @@ from forkgym.errors import (
 )
 from forkgym.outcome import Outcome
 from forkgym.registration import ENVIRONMENTS, full_id, register_all
-from forkgym.server import Server, ServerOptions, server_binary
+from forkgym.server import Server, ServerOptions, default_socket_path, server_binary
 from forkgym.state import CompilerEnvState, CompilerEnvStateReader, CompilerEnvStateWriter
 from forkgym.validate import ValidationResult
 
@@ -87,6 +88,7 @@ __all__ = [
     "LlvmEnv",
     "Outcome",
     "ProtocolMismatch",
+    "ResourceExhausted",
     "Server",
     "ServerOptions",
     "ServerUnavailable",
@@ -96,6 +98,7 @@ __all__ = [
     "ValidationResult",
     "make",
     "make_benchmark",
+    "default_socket_path",
     "make_vec",
     "server_binary",
 ]

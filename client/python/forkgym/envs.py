@@ -10,12 +10,32 @@ Lifecycle: ``LlvmEnv(...)`` (no worker yet) → ``reset()`` (new worker) →
 ``step()``/``multistep()``/``fork()`` → ``close()``. A crash or timeout in a
 step truncates the episode (it does not raise); the next ``reset()`` starts
 a new worker, and a new zygote if the old one died.
+
+Threads: an env may be used from several threads; its calls are serialised
+by a lock (steps of different envs run in parallel, the GIL released).
+
+``os.fork()``: in the child, an episode started by the parent belongs to the
+parent; using it raises :class:`SessionNotStarted` saying so, and ``reset()``
+starts one of the child's own (on the child's own zygote).
+
+Ctrl-C during a long step raises ``KeyboardInterrupt`` within about 50 ms:
+the worker is killed, the episode is over (``env.state`` and the
+exception's ``reproducer`` attribute hold its actions), and ``reset()``
+starts a new one.
+
+Pickling (``pickle``, ``cloudpickle``, multiprocessing 'spawn'): an env
+pickles as its construction arguments plus its episode (benchmark, actions)
+and replays the episode when unpickled.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
 import time
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +64,29 @@ from forkgym.spaces import (
     lookup,
 )
 from forkgym.state import CompilerEnvState
+
+_envs: weakref.WeakSet[LlvmEnv] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held an env's lock at fork(); that
+    # thread does not exist here, so the lock would never be released.
+    for env in list(_envs):
+        env._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs ``method`` holding the env's lock (one call at a time per env)."""
+
+    @functools.wraps(method)
+    def locked(self: LlvmEnv, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 @dataclass
@@ -133,6 +176,8 @@ class LlvmEnv(gym.Env):
         cpu_seconds_per_step: int = 0,
         render_mode: str | None = None,
     ) -> None:
+        self._lock = threading.RLock()
+        _envs.add(self)
         self._server = server if isinstance(server, Server) else shared_server(server)
         self._limits = (float(step_timeout), float(reset_timeout), int(address_space_mb), int(cpu_seconds_per_step))
         self._init_kwargs = dict(
@@ -224,6 +269,7 @@ class LlvmEnv(gym.Env):
     def in_episode(self) -> bool:
         return self._native is not None and self._native.alive
 
+    @_serialised
     def reset(  # type: ignore[override]
         self,
         *,
@@ -288,15 +334,34 @@ class LlvmEnv(gym.Env):
 
     def _require_episode(self) -> _forkgym.Env:
         if self._native is None or not self._native.alive:
+            owner = self._native.inherited_from if self._native is not None else 0
+            if owner:
+                raise SessionNotStarted(
+                    f"this episode belongs to process {owner}; this process ({os.getpid()}) was fork()ed from it "
+                    "and cannot use its worker. Call env.reset() to start one in this process"
+                )
             why = "the last episode ended (see the step's info['outcome'])" if self._episode_over else \
                 "no episode is running"
             raise SessionNotStarted(f"{why}; call env.reset() first")
         return self._native
 
+    def _native_step(self, native: _forkgym.Env, actions: list[int], native_actions: list[int],
+                     observations: list[str], rewards: list[str]) -> Any:
+        """One native step. Ctrl-C while waiting ends the episode (the native
+        layer killed the worker) and propagates with the reproducer attached."""
+        try:
+            return native.step(native_actions, observations, rewards)
+        except KeyboardInterrupt:
+            if not native.alive:
+                self._actions.extend(actions)
+                self._episode_over = True
+            raise
+
+    @_serialised
     def _request(self, actions: list[int], observations: list[str], rewards: list[str]) -> Any:
         """A step that must succeed (lazy observations, rewards): failures raise."""
         native = self._require_episode()
-        result = native.step(actions, observations, rewards)
+        result = self._native_step(native, actions, actions, observations, rewards)
         if not result.ok:
             if ends_episode(result.outcome):
                 self._episode_over = True
@@ -324,6 +389,7 @@ class LlvmEnv(gym.Env):
         actions = [action] if np.ndim(action) == 0 else list(action)  # type: ignore[arg-type]
         return self.multistep(actions, observation_spaces, reward_spaces, observations, rewards)
 
+    @_serialised
     def multistep(
         self,
         actions: Iterable[int],
@@ -335,7 +401,8 @@ class LlvmEnv(gym.Env):
         """Applies many actions in one round trip to the worker."""
         plan = self._plan_step(actions, observation_spaces or observations, reward_spaces or rewards)
         native = self._require_episode()
-        result = native.step(plan.native_actions, plan.native_observations, plan.native_rewards)
+        result = self._native_step(native, plan.actions, plan.native_actions, plan.native_observations,
+                                   plan.native_rewards)
         return self._complete_step(plan, result)
 
     def _plan_step(self, actions: Iterable[int], observation_spaces: Any, reward_spaces: Any) -> StepPlan:
@@ -411,12 +478,17 @@ class LlvmEnv(gym.Env):
 
     # ------------------------------------------------------------- fork --
 
+    @_serialised
     def fork(self) -> LlvmEnv:
         """A copy of this episode in a copy-on-write ``fork(2)`` of its worker.
 
         The copy has the same actions, rewards so far and spaces, and evolves
         independently; close it when done (or let it be garbage collected).
+        Before the first ``reset()`` (or after ``close()``) this starts the
+        episode first, as CompilerGym did.
         """
+        if self._native is None:
+            self.reset()
         native = self._require_episode()
         copy_native = native.fork()
         other = type(self)(**self._init_kwargs)
@@ -435,6 +507,35 @@ class LlvmEnv(gym.Env):
     def __deepcopy__(self, memo: dict[int, Any]) -> LlvmEnv:
         return self.fork()
 
+    # ---------------------------------------------------------- pickle --
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Construction arguments plus the episode (benchmark, actions); unpickling
+        starts a new worker and replays the actions (see :func:`_unpickle_env`)."""
+        with self._lock:
+            kwargs = dict(self._init_kwargs)
+            kwargs["benchmark"] = self._benchmark.uri
+            kwargs["observation_space"] = None
+            kwargs["reward_space"] = None
+            in_episode = self.in_episode
+            state = {
+                "observation_space": self._space_key(self._observation_spec, self._observation_specs),
+                "reward_space": self._space_key(self._reward_spec, self._reward_specs),
+                "episode": (self._benchmark_in_use or self._benchmark).uri if in_episode else None,
+                "actions": list(self._actions),
+                "episode_reward": self.episode_reward,
+                "spec": self.spec,
+            }
+        return (_unpickle_env, (type(self), kwargs, state))
+
+    @staticmethod
+    def _space_key(spec: Any, table: dict[str, Any]) -> Any:
+        """A space by name when it is one of the table's, else the spec itself."""
+        if spec is None:
+            return None
+        return spec.id if table.get(spec.id) is spec else spec
+
+    @_serialised
     def close(self) -> None:
         """Ends the episode's worker. The env can be reset again afterwards."""
         if self._native is not None:
@@ -450,7 +551,9 @@ class LlvmEnv(gym.Env):
 
     def __del__(self) -> None:
         try:
-            self.close()
+            # Not through close(): a finaliser must never wait for a lock.
+            if self._native is not None:
+                self._native.close()
         except Exception:
             pass
 
@@ -560,6 +663,26 @@ class LlvmEnv(gym.Env):
     def __repr__(self) -> str:
         env_id = self.spec.id if self.spec else "LlvmEnv"
         return f"<{env_id} benchmark={self.benchmark.uri}>"
+
+
+def _unpickle_env(cls: type[LlvmEnv], kwargs: dict[str, Any], state: dict[str, Any]) -> LlvmEnv:
+    """Rebuilds a pickled env: same arguments and spaces, and if it was in an
+    episode, a new worker replaying that episode's actions."""
+    env = cls(**kwargs)
+    env.spec = state["spec"]
+    env.observation_space = state["observation_space"]
+    env.reward_space = state["reward_space"]
+    if state["episode"] is not None:
+        next_benchmark = env._benchmark
+        env.reset(benchmark=state["episode"])
+        env._benchmark = next_benchmark
+        if state["actions"]:
+            _, _, _, truncated, info = env.multistep(state["actions"])
+            if truncated:
+                raise from_outcome(info["outcome"], "replaying the pickled episode failed: " + info["error_details"],
+                                   info["signal"], info["reproducer"])
+        env.episode_reward = state["episode_reward"]
+    return env
 
 
 def with_spec(env: LlvmEnv, spec: gym.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> LlvmEnv:

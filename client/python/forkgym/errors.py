@@ -66,7 +66,13 @@ class ProtocolMismatch(ForkgymError):
 
 
 class SessionNotStarted(ForkgymError):
-    """No episode is running: call ``reset()`` first (or again after a crash)."""
+    """No episode is running: call ``reset()`` first (or again after a crash, or in
+    a process ``fork()``ed from the one that started the episode)."""
+
+
+class ResourceExhausted(ForkgymError, OSError):
+    """This process ran out of something the request needs (file descriptors); the
+    episode is unaffected."""
 
 
 _ADVICE = {
@@ -82,6 +88,8 @@ _ADVICE = {
     Outcome.PROTOCOL_MISMATCH: "a peer broke the protocol (the episode, if any, was ended; call reset()); if this "
                                "repeats, reinstall forkgym so the extension and forkgym-server come from one build",
     Outcome.SESSION_CLOSED: "call reset() to start an episode",
+    Outcome.INTERRUPTED: "the episode is over; call reset() to start a new one",
+    Outcome.RESOURCE_EXHAUSTED: "raise the limit (ulimit -n)",
 }
 
 _NOT_FOUND_HINTS = ("no such file", "not found", "unknown scheme", "unknown dataset", "cannot read", "cannot list")
@@ -104,6 +112,8 @@ def exception_type(outcome: Outcome | int, message: str = "") -> type[ForkgymErr
         Outcome.SERVER_ERROR: ServerUnavailable,
         Outcome.PROTOCOL_MISMATCH: ProtocolMismatch,
         Outcome.SESSION_CLOSED: SessionNotStarted,
+        Outcome.INTERRUPTED: SessionCrashed,
+        Outcome.RESOURCE_EXHAUSTED: ResourceExhausted,
     }.get(outcome, ForkgymError)
 
 

@@ -4,12 +4,21 @@ By default every env in a process shares one private zygote (LLVM and the
 parsed benchmarks are loaded once). It is spawned on first use and lives
 while any env holds its connection. If it dies, the next ``reset()`` asks
 :meth:`Server.connection` again and gets a new one transparently.
+
+Threads: a :class:`Server` and its connection may be shared by any number
+of threads (the native connection serialises its control requests).
+
+``os.fork()``: a child process never uses its parent's connection (the
+native layer closes the child's copy of the socket without a word on it,
+and leaves the parent's private zygote alone). The child's first request
+opens its own: a new private zygote, or a new connection to the socket.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +41,21 @@ def server_binary() -> str:
     return _forkgym.default_server_path()
 
 
+def default_socket_path() -> str:
+    """Where ``forkgym-server`` listens when started without ``--socket``:
+    ``$XDG_RUNTIME_DIR/forkgym/forkgym.sock``, else ``/tmp/forkgym-<uid>/forkgym.sock``,
+    in a directory only this user may use (the client refuses it otherwise)."""
+    return _forkgym.default_socket_path()
+
+
 @dataclass(frozen=True)
 class ServerOptions:
-    """How to reach a zygote: spawn a private one (default) or connect to a socket."""
+    """How to reach a zygote: spawn a private one (default) or connect to a socket.
+
+    A socket server must run as this user or root; the client refuses any
+    other (and a socket in the default directory unless that directory is
+    private). See :func:`default_socket_path`.
+    """
 
     socket_path: str | None = None  # connect to a running `forkgym-server --socket PATH`
     server_path: str | None = None  # binary to spawn; None = server_binary()
@@ -54,6 +75,15 @@ class Server:
         self.options = options or ServerOptions()
         self._connection: _forkgym.Connection | None = None
         self._lock = threading.Lock()
+        _servers.add(self)
+
+    def __reduce__(self):
+        # A Server is a handle on this process's zygote; another process
+        # (pickle, multiprocessing 'spawn') gets its own from the options:
+        # the process-wide one if this was the process-wide one.
+        with _shared_lock:
+            shared = _shared.get(self.options) is self
+        return (_unpickle_server, (self.options, shared))
 
     def connection(self) -> _forkgym.Connection:
         """A live connection, spawning (or reconnecting) if the last one died."""
@@ -93,6 +123,7 @@ class Server:
 
 _shared: dict[ServerOptions, Server] = {}
 _shared_lock = threading.Lock()
+_servers: weakref.WeakSet[Server] = weakref.WeakSet()
 
 
 def shared_server(options: ServerOptions | None = None) -> Server:
@@ -105,6 +136,10 @@ def shared_server(options: ServerOptions | None = None) -> Server:
         return server
 
 
+def _unpickle_server(options: ServerOptions, shared: bool) -> Server:
+    return shared_server(options) if shared else Server(options)
+
+
 def _drop_shared() -> None:
     # Closing connections before interpreter teardown lets each private
     # zygote exit cleanly (and keeps nanobind's leak checker quiet).
@@ -114,6 +149,17 @@ def _drop_shared() -> None:
         _shared.clear()
 
 
+def _after_fork_in_child() -> None:
+    # Another thread of the parent may have held these locks at fork(): that
+    # thread does not exist here, so they would never be released. (The
+    # connections themselves were already forgotten by the native layer.)
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    for server in list(_servers):
+        server._lock = threading.Lock()
+
+
 import atexit  # noqa: E402
 
 atexit.register(_drop_shared)
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -121,7 +121,11 @@ def validate_states(
             natives.append(native)
             plans.append(native_actions)
             pending.append((start + offset, result, time.monotonic()))
-        replies = _forkgym.step_many(natives, plans, observations, rewards) if natives else []
+        replies, interrupt = _forkgym.step_many(natives, plans, observations, rewards) if natives else ([], None)
+        if interrupt is not None:
+            for native in natives:
+                native.close()
+            raise interrupt
         for (index, result, began), reply, native in zip(pending, replies, natives):
             result.walltime = time.monotonic() - began
             native.close()

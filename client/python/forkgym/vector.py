@@ -13,6 +13,9 @@ reward 0 and ``terminated = truncated = False``.
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -24,6 +27,17 @@ from forkgym.envs import LlvmEnv
 from forkgym.registration import ENVIRONMENTS
 
 
+_vector_envs: weakref.WeakSet[LlvmVectorEnv] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for env in list(_vector_envs):  # see forkgym.envs: no lock survives a fork held
+        env._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class LlvmVectorEnv(VectorEnv):
     """``num_envs`` :class:`LlvmEnv` episodes behind gymnasium's ``VectorEnv`` API.
 
@@ -33,6 +47,10 @@ class LlvmVectorEnv(VectorEnv):
         max_episode_steps: truncate each episode after this many steps.
         benchmarks: one benchmark per sub-env (default: every sub-env uses ``benchmark``).
         **kwargs: passed to every :class:`LlvmEnv`.
+
+    Threads: calls are serialised by a lock. Ctrl-C during ``step`` ends every
+    sub-episode still waiting (each truncated, with its reproducer in
+    ``infos``) and then raises ``KeyboardInterrupt``.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -45,6 +63,8 @@ class LlvmVectorEnv(VectorEnv):
         benchmarks: list[Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        self._lock = threading.RLock()
+        _vector_envs.add(self)
         observation, reward = ENVIRONMENTS.get(env_id.split("/")[-1], (None, None))
         kwargs.setdefault("observation_space", observation)
         kwargs.setdefault("reward_space", reward)
@@ -66,6 +86,10 @@ class LlvmVectorEnv(VectorEnv):
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Resets every sub-env (``options["reset_mask"]`` resets only some)."""
+        with self._lock:
+            return self._reset(seed, options)
+
+    def _reset(self, seed: Any, options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is None or isinstance(seed, int):
             seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
@@ -88,6 +112,10 @@ class LlvmVectorEnv(VectorEnv):
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """One step of every sub-env; sub-envs that ended last step are reset instead."""
+        with self._lock:
+            return self._step(actions)
+
+    def _step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)
         observations: list[Any] = [None] * self.num_envs
         rewards = np.zeros(self.num_envs, dtype=np.float64)
@@ -107,9 +135,10 @@ class LlvmVectorEnv(VectorEnv):
                 plans.append(env._plan_step([int(action)] if np.ndim(action) == 0 else list(action), None, None))
                 stepping.append(i)
 
+        interrupt = None
         if stepping:
             first = plans[0]
-            results = _forkgym.step_many(
+            results, interrupt = _forkgym.step_many(
                 [self.envs[i]._native for i in stepping],
                 [plan.native_actions for plan in plans],
                 first.native_observations,
@@ -124,6 +153,8 @@ class LlvmVectorEnv(VectorEnv):
                 infos = self._add_info(infos, info, i)
                 self._autoreset[i] = term or trunc
         self._last_obs = observations
+        if interrupt is not None:
+            raise interrupt
         return self._batch(observations), rewards, terminated, truncated, infos
 
     def _batch(self, observations: list[Any]) -> Any:
@@ -137,8 +168,9 @@ class LlvmVectorEnv(VectorEnv):
         self.close()
 
     def close_extras(self, **kwargs: Any) -> None:
-        for env in self.envs:
-            env.close()
+        with self._lock:
+            for env in self.envs:
+                env.close()
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Calls a method (or reads an attribute) on every sub-env."""
