@@ -105,6 +105,12 @@ ROWS = [
     Row("fork-region-is-unsealed", FORK, PM, "not sealed"),
     Row("fork-doorbell-is-a-pipe", FORK, PM, "doorbell"),
     Row("fork-doorbell-is-a-stream-socket", FORK, PM, "doorbell"),
+    # The copy's pidfd: the client will SIGKILL what it names, so it must
+    # name a clone of this episode's worker and nothing else.
+    Row("fork-pidfd-of-an-unrelated-process", FORK, PM, "refusing the forked worker"),
+    Row("fork-pid-of-an-unrelated-process", FORK, PM, "refusing the forked worker"),
+    Row("fork-pidfd-of-the-worker-itself", FORK, PM, "not a clone of this episode's worker"),
+    Row("fork-pidfd-is-not-a-pidfd", FORK, PM, "not a pidfd"),
     Row("fork-reply-never-comes", FORK, TIMED_OUT, "took longer"),
 ]
 
