@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <seccomp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -487,6 +488,116 @@ Got hostileWorker(const std::string& attack, bool fork, Outcome expected, const 
   return got;
 }
 
+// Ctrl-C while the worker is inside a hanging step: a real SIGINT, whose
+// handler the step's Interruption asks (as the Python client does).
+volatile sig_atomic_t gSigint = 0;
+
+Got sigintDuringStep() {
+  struct sigaction handler {}, previous {};
+  handler.sa_handler = [](int) { gSigint = 1; };
+  sigaction(SIGINT, &handler, &previous);
+  gSigint = 0;
+  Env env(gHarness->connection);
+  if (!env.reset(fileUri("crc32.c"))) return {false, "reset failed"};
+  const pid_t worker = env.workerPid();
+  const uint32_t actions[] = {gHarness->action("-mem2reg"), gHarness->action("-forkgym-test-hang")};
+  Interruption interruption{[&] {
+                              if (!gSigint && env.requestStarted()) raise(SIGINT);
+                              return gSigint != 0;
+                            },
+                            std::chrono::milliseconds(20)};
+  auto result = env.step(actions, {}, {}, &interruption);
+  sigaction(SIGINT, &previous, nullptr);
+  Got got = outcomeIs(result, Outcome::Interrupted, "interrupted");
+  got.pass = got.pass && result.reproducer.actions.size() == 2 && !env.alive() && waitUntilGone(worker);
+  if (env.alive()) got.text += " (episode still alive)";
+  return got;
+}
+
+// env.fork() when the client has no descriptor left for the copy's channel.
+Got forkOutOfDescriptors() {
+  Env parent(gHarness->connection);
+  if (!parent.reset(fileUri("crc32.c"))) return {false, "reset failed"};
+  std::vector<int> free;
+  for (int fd = 0; free.size() < 2; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1) free.push_back(fd);
+  }
+  rlimit saved{};
+  getrlimit(RLIMIT_NOFILE, &saved);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(free[1]);  // one descriptor left; a fork needs three
+  setrlimit(RLIMIT_NOFILE, &tight);
+  auto copy = parent.fork();
+  setrlimit(RLIMIT_NOFILE, &saved);
+  if (copy) return {false, "forked anyway"};
+  Got got{copy.error().outcome == Outcome::ResourceExhausted,
+          std::string(outcomeName(copy.error().outcome)) + ": " + copy.error().message};
+  const uint32_t mem2reg[] = {gHarness->action("-mem2reg")};
+  const bool goesOn = parent.alive() && parent.step(mem2reg).ok();
+  got.text += goesOn ? "; the episode goes on" : "; the episode was lost";
+  got.pass = got.pass && goesOn;
+  return got;
+}
+
+// The client process forks mid-episode: the child may not step the parent's
+// episode (its worker and zygote are the parent's), and starts its own.
+Got clientForksMidEpisode() {
+  auto connection = Connection::spawn(testServer());
+  if (!connection) return {false, connection.error().message};
+  Env env(*connection);
+  if (!env.reset(fileUri("crc32.c"))) return {false, "reset failed"};
+  const pid_t parent = getpid();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto inherited = env.step({});
+    if (inherited.outcome != Outcome::SessionClosed ||
+        inherited.message.find("belongs to process " + std::to_string(parent)) == std::string::npos) {
+      _exit(1);
+    }
+    if (!env.reset(fileUri("crc32.c")) || !env.step({}).ok()) _exit(2);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  const bool childOk = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  const bool parentGoesOn = env.step({}).ok();
+  return {childOk && parentGoesOn, std::string(childOk ? "child refused the inherited episode, started its own"
+                                                       : "child: exit " + std::to_string(WEXITSTATUS(status))) +
+                                       (parentGoesOn ? "; parent goes on" : "; PARENT broken")};
+}
+
+// A fork reply carrying the pidfd of a process that is none of the
+// episode's: the client must refuse the copy and signal nothing.
+Got hostileForkPidfd() {
+  const pid_t victim = ::fork();
+  if (victim == 0) {
+    for (;;) pause();
+  }
+  ServerOptions server;
+  server.serverPath = FORKGYM_HOSTILE_SERVER;
+  server.extraArgs = {"--attack", "fork-pidfd-of-an-unrelated-process", "--victim-pid", std::to_string(victim)};
+  Got got;
+  {
+    auto connection = Connection::spawn(server);
+    if (!connection) return {false, "spawn: " + connection.error().message};
+    Env env(*connection);
+    if (!env.reset("file:///hostile.c")) return {false, "reset failed"};
+    auto copy = env.fork();
+    if (copy) {
+      copy->setStepTimeout(std::chrono::milliseconds(300));
+      copy->step({});  // times out: the client kills what the pidfd names
+    }
+    got.text = copy ? "fork accepted" : std::string(outcomeName(copy.error().outcome)) + ": " + copy.error().message;
+    got.pass = !copy && copy.error().outcome == Outcome::ProtocolMismatch;
+  }
+  const bool alive = waitpid(victim, nullptr, WNOHANG) == 0;
+  got.text += alive ? "; the unrelated process lives" : "; the UNRELATED PROCESS WAS KILLED";
+  got.pass = got.pass && alive;
+  kill(victim, SIGKILL);
+  waitpid(victim, nullptr, 0);
+  return got;
+}
+
 std::vector<Row> rows() {
   std::vector<Row> rows;
   EnvOptions quick;
@@ -547,6 +658,11 @@ std::vector<Row> rows() {
   rows.push_back({"hostile worker: fork doorbell is a pipe", "protocol_mismatch", [] {
                     return hostileWorker("fork-doorbell-is-a-pipe", true, Outcome::ProtocolMismatch, "doorbell");
                   }});
+  rows.push_back({"hostile worker: fork pidfd of an unrelated process", "protocol_mismatch, nothing signalled",
+                  hostileForkPidfd});
+  rows.push_back({"SIGINT during a step", "interrupted, worker killed, reproducer kept", sigintDuringStep});
+  rows.push_back({"fork with no descriptors left", "resource_exhausted, episode goes on", forkOutOfDescriptors});
+  rows.push_back({"client process forks mid-episode", "child refused the parent's episode", clientForksMidEpisode});
   rows.push_back({"garbage in the shared region", "invalid_request, episode goes on", garbageInRegion});
   rows.push_back({"fd sent on the worker's doorbell", "invalid_request, fd dropped, goes on", fdsToWorker});
   rows.push_back({"fd sent to the zygote", "client dropped", fdsToZygote});
