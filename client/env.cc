@@ -200,6 +200,11 @@ bool Env::requestStarted() const {
          channel_.region().header().startedSeq.load(std::memory_order_acquire) == posted;
 }
 
+uint64_t Env::requestsStarted() const {
+  std::lock_guard lock(channelMutex_);
+  return channel_.valid() ? channel_.region().header().startedSeq.load(std::memory_order_acquire) : 0;
+}
+
 void Env::closeLocked() {
   // Closing our doorbell end is what tells the worker to exit.
   setChannelLocked(Channel());

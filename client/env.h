@@ -97,6 +97,10 @@ class Env {
   // counter in the region): a test waits on this, not on a sleep. Callable
   // from any thread, also while another one waits in that step.
   bool requestStarted() const;
+  // How many requests of this episode the worker has started (its counter
+  // in the region; 0 without an episode): a test that must act once a step
+  // is under way reads it before posting and waits for it to grow.
+  uint64_t requestsStarted() const;
   pid_t workerPid() const { return pid_.load(std::memory_order_relaxed); }
   // In a fork() child: the pid of the process whose episode this Env held
   // when the child was made (0 otherwise, and after the child's reset()).

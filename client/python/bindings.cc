@@ -458,6 +458,9 @@ NB_MODULE(_forkgym, m) {
       .def("close", &PyEnv::close)
       .def_prop_ro("alive", [](const PyEnv& self) { return self.env.alive(); })
       .def_prop_ro("worker_pid", [](const PyEnv& self) { return self.env.workerPid(); })
+      .def_prop_ro("requests_started", [](const PyEnv& self) { return self.env.requestsStarted(); },
+                   "How many requests the worker has started: read it, post a step, wait for it to grow (a "
+                   "readiness signal for tests; callable while another thread waits in that step).")
       .def_prop_ro("inherited_from", [](const PyEnv& self) { return self.env.inheritedFrom(); },
                    "In a fork() child: the pid of the process whose episode this env held (0 otherwise).")
       // These take the Env's lock, which a thread waiting in a step holds
