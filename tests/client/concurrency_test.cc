@@ -173,6 +173,47 @@ TEST(ClientFork, ChildForgetsTheParentsEpisodeAndConnectionAndStartsItsOwn) {
   EXPECT_EQ(asInt(observed.observations.at(0)), known.at(kBenchmarks[1]));
 }
 
+TEST(ClientFork, AChildOfASocketClientConnectsToTheSameServerAgain) {
+  char dir[] = "/tmp/fgtest-fork-socket-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string socket = std::string(dir) + "/server.sock";
+  const pid_t server = startSocketServer(socket);
+  ASSERT_GT(server, 0);
+  auto connection = Connection::connect(socket);
+  ASSERT_TRUE(connection) << connection.error().message;
+  EXPECT_EQ((*connection)->zygotePid(), server);  // from the socket's peer credentials
+  const auto known = measure(*connection);
+  const std::string count[] = {"IrInstructionCount"};
+  Env env(*connection);
+  ASSERT_TRUE(env.reset(kBenchmarks[0]));
+
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (env.observe(count).outcome != Outcome::SessionClosed) _exit(kInheritedStepNotRefused);
+    if ((*connection)->alive()) _exit(kConnectionStillLive);
+    if (!env.reset(kBenchmarks[1])) _exit(kChildResetFailed);
+    // A connection of its own, to the same server.
+    if ((*connection)->zygotePid() != server) _exit(kChildSharedTheZygote);
+    auto observed = env.observe(count);
+    if (!observed.ok() || asInt(observed.observations.at(0)) != known.at(kBenchmarks[1])) {
+      _exit(kChildGotTheWrongProgram);
+    }
+    _exit(kChildOk);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == kChildOk) << "child exit " << WEXITSTATUS(status);
+  auto observed = env.observe(count);
+  ASSERT_TRUE(observed.ok()) << observed.message;
+  EXPECT_EQ(asInt(observed.observations.at(0)), known.at(kBenchmarks[0]));
+  env.close();
+  connection->reset();
+  kill(server, SIGTERM);
+  waitpid(server, nullptr, 0);
+  rmdir(dir);
+}
+
 TEST(ClientFork, ChildDestroyingInheritedObjectsLeavesTheParentsZygoteAlone) {
   auto connection = Connection::spawn(testServer());
   ASSERT_TRUE(connection) << connection.error().message;
