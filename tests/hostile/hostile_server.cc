@@ -14,7 +14,8 @@
 // Lifecycle (the server process, then one child per session):
 //   1. Started by Connection::spawn() with --connected-fd N and
 //      --attack NAME (and --victim-pid PID for attacks that hand over a
-//      pidfd of an unrelated process); unknown options are ignored.
+//      pidfd of an unrelated process; --attacked-sessions N to make only the
+//      first N sessions' workers attack); unknown options are ignored.
 //   2. Serves control frames until the client hangs up, then exits; its
 //      workers die with it (PR_SET_PDEATHSIG), as do their forks.
 //   3. A worker serves its channel: honest replies, the attack once, then
@@ -57,6 +58,7 @@ namespace {
 
 std::string gAttack;
 pid_t gVictim = -1;
+int gAttackedSessions = -1;  // --attacked-sessions N: only the first N sessions attack (-1: all)
 int gControlFd = -1;  // the server's connection: closed in every worker
 
 // ------------------------------------------------------------ raw writes --
@@ -643,6 +645,7 @@ class HostileServer : public forkserver::ControlHandler {
     auto created = Channel::create();
     if (!created) return created.takeError();
     auto& [channel, ends] = *created;
+    ++sessions_;
     const pid_t pid = fork();
     if (pid < 0) return makeError(Outcome::ServerError, "fork failed");
     if (pid == 0) {
@@ -650,7 +653,9 @@ class HostileServer : public forkserver::ControlHandler {
       close(gControlFd);
       ends.memfd.reset();
       ends.doorbell.reset();
-      HostileWorker worker{std::move(channel)};
+      // Sessions past --attacked-sessions are honest (their worker counts
+      // as having attacked already).
+      HostileWorker worker{std::move(channel), 0, gAttackedSessions >= 0 && sessions_ > gAttackedSessions};
       serve(worker);
     }
     const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -662,6 +667,9 @@ class HostileServer : public forkserver::ControlHandler {
     fds.emplace_back(pidfd);
     return okStatus();
   }
+
+ private:
+  int sessions_ = 0;
 };
 
 }  // namespace
@@ -675,6 +683,7 @@ int main(int argc, char** argv) {
     if (arg == "--connected-fd") fd = hostile::gControlFd = std::atoi(argv[++i]);
     else if (arg == "--attack") hostile::gAttack = argv[++i];
     else if (arg == "--victim-pid") hostile::gVictim = std::atoi(argv[++i]);
+    else if (arg == "--attacked-sessions") hostile::gAttackedSessions = std::atoi(argv[++i]);
   }
   if (fd < 0 || !hostile::knownAttack(hostile::gAttack)) {
     std::fprintf(stderr, "forkgym-hostile-server: need --connected-fd N and a known --attack (got '%s')\n",

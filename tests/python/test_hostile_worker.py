@@ -229,3 +229,28 @@ def test_client_survives_a_hostile_worker_with_a_typed_error(row: Row, victim: s
     assert row.words in report["message"], report
     assert not report["in_episode"], report
     assert report["worker_gone"], f"{row}: the ended episode's worker still runs"
+
+
+@pytest.mark.skipif(not os.access(HOSTILE_SERVER, os.X_OK), reason=f"{HOSTILE_SERVER} not built (bash scripts/setup)")
+def test_a_hostile_worker_in_a_vector_env_loses_no_other_envs_step() -> None:
+    """One sub-env's worker breaks the protocol in a batched step: the error is
+    raised, and every other sub-env's step is still recorded (its worker
+    applied the action, so its history and reproducer must say so)."""
+    options = forkgym.ServerOptions(server_path=str(HOSTILE_SERVER),
+                                    extra_args=("--attack", "reply-garbage", "--attacked-sessions", "1"))
+    server = forkgym.Server(options)
+    envs = forkgym.make_vec("llvm-v0", 3, server=server)
+    try:
+        envs.reset()
+        with pytest.raises(forkgym.ProtocolMismatch, match="malformed"):
+            envs.step([1, 2, 3])
+        assert not envs.envs[0].in_episode
+        for env, action in zip(envs.envs[1:], [2, 3]):
+            assert env.in_episode
+            assert env.actions == [action], "a sub-env's applied step went unrecorded"
+        # The next batch resets the broken sub-env and steps the others.
+        envs.step([4, 4, 4])
+        assert [env.actions for env in envs.envs] == [[], [2, 4], [3, 4]]
+    finally:
+        envs.close()
+        server.close()

@@ -24,6 +24,7 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from forkgym import _forkgym
 from forkgym.envs import LlvmEnv
+from forkgym.errors import ForkgymError
 from forkgym.registration import ENVIRONMENTS
 
 
@@ -136,6 +137,7 @@ class LlvmVectorEnv(VectorEnv):
                 stepping.append(i)
 
         interrupt = None
+        error: ForkgymError | None = None
         if stepping:
             first = plans[0]
             results, interrupt = _forkgym.step_many(
@@ -145,7 +147,15 @@ class LlvmVectorEnv(VectorEnv):
                 first.native_rewards,
             )
             for i, plan, result in zip(stepping, plans, results):
-                obs, reward, term, trunc, info = self.envs[i]._complete_step(plan, result)
+                try:
+                    obs, reward, term, trunc, info = self.envs[i]._complete_step(plan, result)
+                except ForkgymError as raised:
+                    # Raised after every other sub-env's result is recorded:
+                    # their workers applied the step, so their histories must
+                    # say so. A sub-env whose episode ended resets next step.
+                    error = error or raised
+                    self._autoreset[i] = not self.envs[i].in_episode
+                    continue
                 self._steps[i] += 1
                 if self.max_episode_steps is not None and self._steps[i] >= self.max_episode_steps:
                     trunc = True
@@ -155,6 +165,8 @@ class LlvmVectorEnv(VectorEnv):
         self._last_obs = observations
         if interrupt is not None:
             raise interrupt
+        if error is not None:
+            raise error
         return self._batch(observations), rewards, terminated, truncated, infos
 
     def _batch(self, observations: list[Any]) -> Any:
