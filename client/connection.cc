@@ -402,6 +402,7 @@ Result<ServerStatus> Connection::status() {
     for (auto uri : in.getSpareBenchmarks()) out.spareBenchmarks.emplace_back(uri);
     out.sparesWanted = in.getSparesWanted();
     out.pendingLoads = in.getPendingLoads();
+    for (auto load : in.getLoading()) out.loading.push_back({load.getBenchmark(), load.getWaiters()});
     return out;
   });
 }

@@ -113,10 +113,16 @@ struct SessionEnds {
 };
 
 // Connection::status(): what the zygote is doing now.
+struct LoadingBenchmark {
+  std::string benchmark;  // canonical URI
+  uint32_t waiters = 0;   // session requests waiting for it
+};
+
 struct ServerStatus {
   std::vector<std::string> spareBenchmarks;  // a spare worker waits for each
   uint32_t sparesWanted = 0;                 // wanted, not forked yet
   uint32_t pendingLoads = 0;
+  std::vector<LoadingBenchmark> loading;     // the pending loads
 };
 
 struct WorkerExit {

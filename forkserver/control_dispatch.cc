@@ -28,6 +28,7 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
   ControlReplyFrame out;
   out.message = std::make_unique<capnp::MallocMessageBuilder>();
   auto root = out.message->initRoot<proto::ControlReply>();
+  bool deferred = false;
 
   // Every field is validated where it is used; a malformed message makes
   // Cap'n Proto throw, which becomes a failure reply, never a crash.
@@ -79,6 +80,9 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
         if (!started) {
           out.fds.clear();
           setFailure(root.initFailure(), started.error());
+        } else if (*started == ControlHandler::SessionStart::Deferred) {
+          out.fds.clear();
+          deferred = true;
         }
         return;
       }
@@ -86,6 +90,7 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
         setFailure(root.initFailure(), makeError(Outcome::InvalidRequest, "unknown control request"));
     }
   });
+  if (deferred && exception == nullptr) out.message.reset();
   KJ_IF_MAYBE(e, exception) {
     // The reply may be half built: start again with just the failure.
     out.fds.clear();

@@ -9,7 +9,9 @@
 //      hello-first and the protocol version, and calls the handler for the one
 //      request it names. Anything malformed becomes a failure reply: nothing a
 //      client sends can make it throw or crash (invariant 4).
-//   3. The caller sends the reply, with its descriptors, on the connection.
+//   3. The caller sends the reply, with its descriptors, on the connection —
+//      unless the handler deferred a newSession (its benchmark is loading):
+//      then there is no reply yet, and the caller answers when it can.
 #pragma once
 
 #include <capnp/message.h>
@@ -34,14 +36,16 @@ class ControlHandler {
   virtual void describe(proto::Description::Builder out) = 0;
   virtual void workerExit(int32_t pid, proto::WorkerExit::Builder out) = 0;
   virtual void status(proto::ServerStatus::Builder out) = 0;
-  // Starts a worker. On success fills `out` and appends the descriptors
-  // that go with the reply; on error the reply becomes the failure.
-  virtual Status newSession(const std::string& benchmark, proto::Limits::Reader limits,
-                            proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) = 0;
+  // Starts a worker: Started when `out` is filled and the descriptors that
+  // go with the reply appended; Deferred when the answer comes later (the
+  // benchmark is loading); an error becomes the failure reply.
+  enum class SessionStart { Started, Deferred };
+  virtual Result<SessionStart> newSession(const std::string& benchmark, proto::Limits::Reader limits,
+                                          proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) = 0;
 };
 
 struct ControlReplyFrame {
-  std::unique_ptr<capnp::MallocMessageBuilder> message;  // a ControlReply
+  std::unique_ptr<capnp::MallocMessageBuilder> message;  // a ControlReply; null: deferred
   std::vector<UniqueFd> fds;
 };
 

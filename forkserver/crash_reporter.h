@@ -16,8 +16,11 @@
 
 namespace forkgym::forkserver {
 
-inline constexpr int kOutOfMemoryExit = 90;
-inline constexpr int kLlvmFatalExit = 91;
+// Stable exit codes of the zygote's children (workers and loaders); the
+// sandbox stages' codes are in sandbox/sandbox.h. Never renumber.
+inline constexpr int kOutOfMemoryExit = 90;   // an allocation failed at the address-space limit
+inline constexpr int kLlvmFatalExit = 91;     // LLVM's fatal-error handler ran
+inline constexpr int kLoaderSetupExit = 92;   // a loader could not set up its limits
 
 void installCrashReporter(RegionHeader& header);
 // After a fork child swaps to a new region, its last words go there.

@@ -1,20 +1,30 @@
 #include "forkserver/loader.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <llvm/Support/ErrorHandling.h>
 
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "forkserver/crash_reporter.h"
 #include "forkserver/single_thread.h"
 #include "ipc/syscall.h"
-#include "ipc/unique_fd.h"
-#include "passes/benchmark_loader.h"
 
 namespace forkgym::forkserver {
 namespace {
+
+// The result pipe's descriptor in the loader: every other inherited
+// descriptor (client sockets, spare workers' channel ends, the listener) is
+// closed, so a loader subverted by hostile input holds nothing of the zygote.
+constexpr int kResultFd = 3;
 
 // Result frame on the pipe: one status byte ('+' loaded, '-' error), then
 // either encodeLoaded() bytes or "<outcome as 2 bytes><message>".
@@ -28,12 +38,103 @@ void writeAll(int fd, const char* data, size_t size) {
   }
 }
 
-[[noreturn]] void loaderChild(const std::string& uri, int out) {
+[[noreturn]] void outOfMemory() { _exit(kOutOfMemoryExit); }
+void onLlvmBadAlloc(void*, const char*, bool) { outOfMemory(); }
+void onLlvmFatalError(void*, const char*, bool) { _exit(kLlvmFatalExit); }
+
+// Address space mapped now (the zygote's, inherited by fork), from
+// /proc/self/statm; 0 if unknown.
+uint64_t mappedBytes() {
+  const int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char text[128] = {};
+  const ssize_t n = read(fd, text, sizeof(text) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  uint64_t pages = 0;
+  for (const char* c = text; *c >= '0' && *c <= '9'; ++c) pages = pages * 10 + static_cast<uint64_t>(*c - '0');
+  return pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+bool setLimit(int resource, rlim_t soft, rlim_t hard) {
+  rlimit current{};
+  if (getrlimit(resource, &current) != 0) return false;
+  const rlimit next{std::min(soft, current.rlim_max), std::min(hard, current.rlim_max)};
+  return setrlimit(resource, &next) == 0;
+}
+
+// ---- Loader child set-up --------------------------------------------------
+// Everything a loader applies to itself before it touches the benchmark, in
+// order. After fork(): failures _exit() with kLoaderSetupExit. The sandbox's
+// loader profile (namespaces, capabilities) belongs at the end of this list.
+void setUpLoaderChild(const LoaderLimits& limits, pid_t zygote, int resultPipe) {
+  // Its own process group, which the compilers it runs share: the zygote
+  // kills the group. Dies with the zygote (checked after, in case the zygote
+  // died first).
+  setpgid(0, 0);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != zygote) _exit(kLoaderSetupExit);
+
+  // Default signal handling (the zygote blocks the signals it reads from
+  // its signalfd). SIGPIPE: a write to a zygote that stopped listening
+  // fails instead; SIGXFSZ: writing a file fails with EFBIG instead.
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_UNBLOCK, &all, nullptr);
   signal(SIGCHLD, SIG_DFL);
-  auto loaded = passes::loadBenchmark(uri);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);
+
+  // Descriptors: /dev/null in, out; stderr stays the zygote's log; the
+  // result pipe on kResultFd; nothing else.
+  const int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0) _exit(kLoaderSetupExit);
+  if (dup2(resultPipe, kResultFd) < 0) _exit(kLoaderSetupExit);
+  if (syscall(SYS_close_range, kResultFd + 1, ~0u, 0) != 0) _exit(kLoaderSetupExit);
+
+  // Limits, inherited by every compiler it runs (which also gets its own
+  // address-space limit from tool_process). The address space counts on top
+  // of what the fork inherited from the zygote, which may hold gigabytes of
+  // parsed benchmarks the loader never touches.
+  const rlim_t addressSpace = mappedBytes() + limits.addressSpaceBytes;
+  const rlim_t cpu = static_cast<rlim_t>(limits.timeout.count()) + 1;
+  const bool limited = setLimit(RLIMIT_AS, addressSpace, addressSpace) && setLimit(RLIMIT_CPU, cpu, cpu + 1) &&
+                       setLimit(RLIMIT_FSIZE, 0, 0) && setLimit(RLIMIT_CORE, 0, 0);
+  if (!limited) _exit(kLoaderSetupExit);
+  if (limits.niceness > 0) {
+    errno = 0;
+    if (nice(limits.niceness) == -1 && errno != 0) _exit(kLoaderSetupExit);
+  }
+
+  // Allocation failure at the limit is an exit with a stable code the
+  // zygote explains, not an abort that looks like a crash.
+  std::set_new_handler(outOfMemory);
+  llvm::install_bad_alloc_error_handler(onLlvmBadAlloc);
+  llvm::install_fatal_error_handler(onLlvmFatalError);
+}
+// ----------------------------------------------------------------------------
+
+#ifdef FORKGYM_TEST_ACTIONS
+void passTestGate(const std::string& uri, const LoadGate& gate) {
+  if (gate.uriContains.empty() || uri.find(gate.uriContains) == std::string::npos) return;
+  const int fifo = open(gate.fifo.c_str(), O_RDONLY | O_CLOEXEC);
+  char byte = 0;
+  if (fifo >= 0) {
+    while (read(fifo, &byte, 1) < 0 && errno == EINTR) {
+    }
+    close(fifo);
+  }
+}
+#endif
+
+[[noreturn]] void runLoader(const passes::LoadRequest& request, const LoaderLimits& limits, const LoadGate& gate,
+                            pid_t zygote, int resultPipe) {
+  setUpLoaderChild(limits, zygote, resultPipe);
+#ifdef FORKGYM_TEST_ACTIONS
+  passTestGate(request.uri, gate);
+#else
+  (void)gate;
+#endif
+  auto loaded = passes::loadBenchmark(request);
   std::string frame;
   if (loaded) {
     frame = "+" + passes::encodeLoaded(*loaded);
@@ -43,74 +144,118 @@ void writeAll(int fd, const char* data, size_t size) {
     frame.append(reinterpret_cast<const char*>(&outcome), sizeof(outcome));
     frame += loaded.error().message;
   }
-  writeAll(out, frame.data(), frame.size());
+  writeAll(kResultFd, frame.data(), frame.size());
   _exit(0);
+}
+
+std::string signalName(int signal) {
+  const char* name = sigabbrev_np(signal);
+  return name ? std::string("SIG") + name : "signal " + std::to_string(signal);
 }
 
 }  // namespace
 
-Result<passes::LoadedBitcode> loadInChild(const std::string& uri, std::chrono::seconds timeout) {
+Result<LoaderChild> LoaderChild::start(const passes::LoadRequest& request, const LoaderLimits& limits,
+                                       const LoadGate& gate) {
   int pipeFds[2];
   if (auto r = sys("pipe2(loader)", [&] { return pipe2(pipeFds, O_CLOEXEC); }); !r) return r.takeError();
   UniqueFd readEnd(pipeFds[0]), writeEnd(pipeFds[1]);
 
   assertSingleThreaded();
+  const pid_t zygote = getpid();
   const pid_t pid = fork();
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(loader)"));
-  if (pid == 0) {
-    setpgid(0, 0);
-    readEnd.reset();
-    loaderChild(uri, writeEnd.get());
-  }
+  if (pid == 0) runLoader(request, limits, gate, zygote, writeEnd.get());
+  // Both sides set the group, so it exists before either relies on it.
   setpgid(pid, pid);
   writeEnd.reset();
+  fcntl(readEnd.get(), F_SETFL, fcntl(readEnd.get(), F_GETFL) | O_NONBLOCK);
 
-  std::string bytes;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool timedOut = false;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timedOut = true;
-      break;
-    }
-    pollfd pfd{readEnd.get(), POLLIN, 0};
-    int ready = poll(&pfd, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) {
-      timedOut = ready == 0;
-      break;
-    }
+  LoaderChild child;
+  child.uri_ = request.uri;
+  child.limits_ = limits;
+  child.pid_ = pid;
+  // Our unreaped child: the pidfd is certainly its own.
+  child.pidfd_.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  child.result_ = std::move(readEnd);
+  child.deadline_ = std::chrono::steady_clock::now() + limits.timeout;
+  return child;
+}
+
+LoaderChild::LoaderChild(LoaderChild&& other) noexcept { *this = std::move(other); }
+
+LoaderChild& LoaderChild::operator=(LoaderChild&& other) noexcept {
+  if (this != &other) {
+    if (pid_ > 0) kill();
+    uri_ = std::move(other.uri_);
+    limits_ = other.limits_;
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::move(other.pidfd_);
+    result_ = std::move(other.result_);
+    bytes_ = std::move(other.bytes_);
+    exit_ = other.exit_;
+    deadline_ = other.deadline_;
+  }
+  return *this;
+}
+
+LoaderChild::~LoaderChild() {
+  if (pid_ > 0) kill();
+}
+
+bool LoaderChild::readAvailable() {
+  while (result_) {
     char chunk[65536];
-    ssize_t n = read(readEnd.get(), chunk, sizeof(chunk));
+    const ssize_t n = read(result_.get(), chunk, sizeof(chunk));
+    if (n > 0) {
+      bytes_.append(chunk, static_cast<size_t>(n));
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    bytes.append(chunk, static_cast<size_t>(n));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    result_.reset();  // end of file (or a broken pipe): the loader is done with it
   }
-  if (timedOut) kill(-pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  // Whatever the loader started (a compiler) dies with it.
-  kill(-pid, SIGKILL);
+  return true;
+}
 
-  if (timedOut) {
-    return makeError(Outcome::BenchmarkError, "loading '" + uri + "' took longer than " +
-                                                  std::to_string(timeout.count()) + " s and was stopped");
+void LoaderChild::kill() {
+  if (exit_ || pid_ <= 0) return;
+  if (pidfd_) syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  // Not reaped yet, so no other process can have taken this group id.
+  ::kill(-pid_, SIGKILL);
+}
+
+Result<passes::LoadedBitcode> LoaderChild::finish() const {
+  const auto failed = [&](const std::string& why) {
+    return makeError(Outcome::BenchmarkError, "loading '" + uri_ + "' " + why);
+  };
+  const ExitStatus status = exit_.value_or(ExitStatus{});
+  const std::string limitMb = std::to_string(limits_.addressSpaceBytes >> 20) + " MB";
+  if (status.exitCode == kOutOfMemoryExit) {
+    return failed("ran out of memory: a load may use " + limitMb +
+                  " (forkgym-server --load-memory-mb); the benchmark is too large or malformed");
   }
-  if (WIFSIGNALED(status)) {
-    const char* name = sigabbrev_np(WTERMSIG(status));
-    const std::string signal = name ? std::string("SIG") + name : "signal " + std::to_string(WTERMSIG(status));
-    return makeError(Outcome::BenchmarkError, "loading '" + uri + "' crashed the loader with " + signal +
-                                                  "; the benchmark is probably malformed");
+  if (status.exitCode == kLlvmFatalExit) {
+    return failed("made LLVM report a fatal error; the benchmark is probably malformed");
   }
-  if (bytes.empty()) return makeError(Outcome::BenchmarkError, "loading '" + uri + "' produced no result");
-  if (bytes[0] == '-') {
+  if (status.exitCode == kLoaderSetupExit) {
+    return makeError(Outcome::ServerError, "the loader for '" + uri_ + "' could not set up its limits");
+  }
+  if (status.signal == SIGXCPU || (status.signal == SIGKILL && bytes_.empty())) {
+    // SIGKILL with no result: the CPU hard limit, or the kernel's OOM killer.
+    return failed("was stopped by its limits (" + std::to_string(limits_.timeout.count()) + " s of CPU, " + limitMb +
+                  " of memory) after the loader was killed by " + signalName(status.signal));
+  }
+  if (status.signal != 0) {
+    return failed("crashed the loader with " + signalName(status.signal) + "; the benchmark is probably malformed");
+  }
+  if (bytes_.empty()) return failed("produced no result");
+  if (bytes_[0] == '-') {
     uint16_t outcome = static_cast<uint16_t>(Outcome::BenchmarkError);
-    if (bytes.size() >= 3) std::memcpy(&outcome, bytes.data() + 1, sizeof(outcome));
-    return makeError(outcomeFromWire(outcome), bytes.size() > 3 ? bytes.substr(3) : "unknown error");
+    if (bytes_.size() >= 3) std::memcpy(&outcome, bytes_.data() + 1, sizeof(outcome));
+    return makeError(outcomeFromWire(outcome), bytes_.size() > 3 ? bytes_.substr(3) : "unknown error");
   }
-  return passes::decodeLoaded(std::string_view(bytes).substr(1));
+  return passes::decodeLoaded(std::string_view(bytes_).substr(1));
 }
 
 }  // namespace forkgym::forkserver

@@ -33,6 +33,8 @@ options:
                          any absolute path). Paths with a '..' component are always refused
   --cache-mb N           memory budget for parsed benchmarks (default 2048)
   --load-timeout S       seconds allowed to compile/parse one benchmark (default 120)
+  --load-memory-mb N     address space one load may use, and each compiler it runs
+                         (default: the worker limit)
   --worker-memory-mb N   default address-space limit per worker (default 2048)
   --step-cpu-seconds N   default CPU-time limit per step (default 60)
   --worker-nice N        niceness added to workers, so the machine stays responsive
@@ -132,6 +134,19 @@ int main(int argc, char** argv) {
       options.cacheMb = number("--cache-mb");
     } else if (arg == "--load-timeout") {
       options.loadTimeout = std::chrono::seconds(number("--load-timeout"));
+    } else if (arg == "--load-memory-mb") {
+      options.loadMemoryBytes = number("--load-memory-mb") << 20;
+#ifdef FORKGYM_TEST_ACTIONS
+    } else if (arg == "--test-load-gate") {
+      // Test builds: SUBSTRING=FIFO (tests/forkserver/load_test.cc).
+      const std::string gate = value("--test-load-gate");
+      const auto equals = gate.find('=');
+      if (equals == std::string::npos) {
+        std::fprintf(stderr, "forkgym-server: --test-load-gate expects SUBSTRING=FIFO\n");
+        return 2;
+      }
+      options.testLoadGate = {gate.substr(0, equals), gate.substr(equals + 1)};
+#endif
     } else if (arg == "--worker-memory-mb") {
       options.limits.addressSpaceBytes = number("--worker-memory-mb") << 20;
     } else if (arg == "--worker-nice") {

@@ -29,10 +29,15 @@ void ProcessTable::killAll() {
   groups_.clear();
 }
 
-void ProcessTable::reapChildren() {
+std::vector<std::pair<pid_t, ExitStatus>> ProcessTable::reapChildren() {
+  std::vector<std::pair<pid_t, ExitStatus>> reaped;
   int status = 0;
   pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) recordExit(pid, status);
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    recordExit(pid, status);
+    reaped.emplace_back(pid, exits_[pid]);
+  }
+  return reaped;
 }
 
 void ProcessTable::recordExit(pid_t pid, int waitStatus) {

@@ -14,6 +14,7 @@
 #include <deque>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace forkgym::forkserver {
@@ -30,8 +31,9 @@ class ProcessTable {
   void killConnection(uint64_t connection);
   void killAll();
 
-  // Reaps every exited child (waitpid loop) and records the statuses.
-  void reapChildren();
+  // Reaps every exited child (waitpid loop), records the statuses and
+  // returns them, so the zygote can tell a loader it has ended.
+  std::vector<std::pair<pid_t, ExitStatus>> reapChildren();
   void recordExit(pid_t pid, int waitStatus);
   std::optional<ExitStatus> exitStatus(pid_t pid) const;
 

@@ -13,7 +13,6 @@
 #include <llvm/Config/llvm-config.h>
 #include <spdlog/spdlog.h>
 
-#include "forkserver/loader.h"
 #include "forkserver/single_thread.h"
 #include "forkserver/worker.h"
 #include "ipc/channel.h"
@@ -78,16 +77,30 @@ void fillDescription(proto::Description::Builder out, const std::vector<std::str
 
 namespace {
 
-sandbox::SandboxLimits limitsFor(proto::Limits::Reader requested, const sandbox::SandboxLimits& defaults) {
+LoaderLimits loaderLimits(const ZygoteOptions& options) {
+  LoaderLimits limits;
+  // By default a load may use what a worker may: a benchmark a worker could
+  // not hold is of no use loaded.
+  const uint64_t memory = options.loadMemoryBytes ? options.loadMemoryBytes : options.limits.addressSpaceBytes;
+  if (memory) limits.addressSpaceBytes = memory;
+  limits.timeout = options.loadTimeout;
+  limits.niceness = options.limits.niceness;
+  return limits;
+}
+
+sandbox::SandboxLimits limitsFor(const SessionRequest& requested, const sandbox::SandboxLimits& defaults) {
   sandbox::SandboxLimits limits = defaults;
-  if (requested.getAddressSpaceMb() > 0) limits.addressSpaceBytes = requested.getAddressSpaceMb() << 20;
+  if (requested.addressSpaceMb > 0) limits.addressSpaceBytes = requested.addressSpaceMb << 20;
   return limits;
 }
 
 }  // namespace
 
 Zygote::Zygote(ZygoteOptions options)
-    : options_(std::move(options)), cache_(options_.cacheMb << 20), spares_(options_.spareWorkers) {}
+    : options_(std::move(options)),
+      cache_(options_.cacheMb << 20),
+      spares_(options_.spareWorkers),
+      loads_(loaderLimits(options_), options_.testLoadGate) {}
 
 Zygote::~Zygote() = default;
 
@@ -123,78 +136,158 @@ Status Zygote::start() {
     spdlog::info("listening on {}", options_.socketPath);
   }
 
-  for (const auto& uri : options_.preload) {
-    auto loaded = benchmarkFor(uri);
-    if (!loaded) {
-      spdlog::error("preload {}: {}", uri, loaded.error().message);
-      return makeError(Outcome::BenchmarkError, "cannot preload '" + uri + "': " + loaded.error().message);
+  // Preloads are loads like any other, a few at a time.
+  const size_t parallel = static_cast<size_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  size_t next = 0;
+  while (!stopping_ && (next < options_.preload.size() || !loads_.empty())) {
+    while (next < options_.preload.size() && loads_.size() < parallel) {
+      const std::string& requested = options_.preload[next++];
+      auto uri = passes::canonicalBenchmarkUri(requested, options_.benchmarkRoots);
+      if (uri && cache_.find(*uri)) continue;
+      Status joined = uri ? passes::checkBenchmarkInput(*uri) : Status(uri.takeError());
+      if (joined) joined = loads_.join(loadRequest(*uri), std::nullopt);
+      if (!joined) {
+        spdlog::error("preload {}: {}", requested, joined.error().message);
+        return makeError(Outcome::BenchmarkError, "cannot preload '" + requested + "': " + joined.error().message);
+      }
+    }
+    turn(/*serveClients=*/false);
+    for (auto& finished : loads_.takeFinished()) {
+      auto cached = finished.result ? cacheLoaded(std::move(*finished.result))
+                                    : Result<passes::ParsedBenchmark*>(finished.result.takeError());
+      if (!cached) {
+        spdlog::error("preload {}: {}", finished.uri, cached.error().message);
+        return makeError(Outcome::BenchmarkError, "cannot preload '" + finished.uri + "': " + cached.error().message);
+      }
     }
   }
+  if (stopping_) return makeError(Outcome::ServerError, "stopped by a signal while preloading");
   if (!options_.preload.empty()) spdlog::info("preloaded {} benchmark(s), ~{} MB", options_.preload.size(), cache_.bytes() >> 20);
   return okStatus();
 }
 
-Result<passes::ParsedBenchmark*> Zygote::benchmarkFor(const std::string& requested) {
-  auto uri = passes::canonicalBenchmarkUri(requested, options_.benchmarkRoots);
-  if (!uri) return uri.takeError();
-  if (auto* cached = cache_.find(*uri)) return cached;
-  // Untrusted input is parsed in a child first; what comes back is bitcode
-  // our own writer produced from a verified module.
-  auto loaded = loadInChild(*uri, options_.loadTimeout);
-  if (!loaded) return loaded.takeError();
-  auto parsed = passes::parseTrustedBitcode(*loaded);
+passes::LoadRequest Zygote::loadRequest(const std::string& canonicalUri) const {
+  passes::LoadRequest request;
+  request.uri = canonicalUri;
+  request.roots = options_.benchmarkRoots;
+  request.toolMemoryBytes = loaderLimits(options_).addressSpaceBytes;
+  return request;
+}
+
+Result<passes::ParsedBenchmark*> Zygote::cacheLoaded(passes::LoadedBitcode loaded) {
+  // What comes back is bitcode our own writer produced from a verified
+  // module, in a loader child: parsing it here is safe.
+  auto parsed = passes::parseTrustedBitcode(loaded);
   if (!parsed) return parsed.takeError();
-  spdlog::debug("cached {} (~{} KB)", *uri, parsed->approxBytes >> 10);
+  spdlog::debug("cached {} (~{} KB)", parsed->uri, parsed->approxBytes >> 10);
   return cache_.insert(std::move(*parsed));
 }
 
 int Zygote::run() {
   while (!stopping_) {
-    std::vector<pollfd> fds;
-    std::vector<uint64_t> ids;
-    fds.push_back({signals_.get(), POLLIN, 0});
-    if (listener_) fds.push_back({listener_.get(), POLLIN, 0});
-    const size_t firstConnection = fds.size();
-    for (auto& [id, connection] : connections_) {
-      fds.push_back({connection.fd.get(), POLLIN, 0});
-      ids.push_back(id);
-    }
-    // Spares are forked only when nothing is waiting to be read, so making
-    // one never delays a request.
-    const bool spareWanted = spares_.nextWanted().has_value();
-    const int ready = poll(fds.data(), fds.size(), spareWanted ? 0 : -1);
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      spdlog::critical("poll: {}", std::strerror(errno));
-      break;
-    }
-    if (ready == 0) {
-      makeSpare();
-      continue;
-    }
-    if (fds[0].revents) {
-      signalfd_siginfo info;
-      while (read(signals_.get(), &info, sizeof(info)) == sizeof(info)) {
-        if (info.ssi_signo != SIGCHLD) {
-          spdlog::info("signal {}: shutting down", info.ssi_signo);
-          stopping_ = true;
-        }
-      }
-      processes_.reapChildren();
-    }
-    if (listener_ && fds[1].revents) acceptClients();
-    for (size_t i = firstConnection; i < fds.size(); ++i) {
-      if (!fds[i].revents) continue;
-      const uint64_t id = ids[i - firstConnection];
+    turn(/*serveClients=*/true);
+    answerFinishedLoads();
+    // A client answered after a wait may have sent more meanwhile: those
+    // frames are buffered, and poll() will not report them again.
+    for (uint64_t id : std::exchange(resumed_, {})) {
       auto it = connections_.find(id);
-      if (it == connections_.end()) continue;
-      if (!serveConnection(id, it->second)) closeConnection(id);
+      if (it != connections_.end() && !it->second.waiting && !serveConnection(id, it->second)) closeConnection(id);
     }
     // A private zygote lives exactly as long as the client that spawned it.
     if (!listener_ && connections_.empty()) stopping_ = true;
   }
   shutdown();
   return 0;
+}
+
+void Zygote::turn(bool serveClients) {
+  std::vector<pollfd> fds;
+  fds.push_back({signals_.get(), POLLIN, 0});
+  const bool listening = serveClients && listener_;
+  if (listening) fds.push_back({listener_.get(), POLLIN, 0});
+  const size_t firstConnection = fds.size();
+  std::vector<uint64_t> ids;
+  if (serveClients) {
+    for (auto& [id, connection] : connections_) {
+      // A waiting client is only watched for hanging up (POLLHUP is always reported).
+      fds.push_back({connection.fd.get(), static_cast<short>(connection.waiting ? 0 : POLLIN), 0});
+      ids.push_back(id);
+    }
+  }
+  const size_t firstLoad = fds.size();
+  loads_.addPollFds(fds);
+  // Spares are forked only when nothing is waiting to be read, so making
+  // one never delays a request.
+  const bool spareWanted = serveClients && spares_.nextWanted().has_value();
+  const int ready = poll(fds.data(), fds.size(), spareWanted ? 0 : loads_.msUntilNextDeadline());
+  if (ready < 0) {
+    if (errno == EINTR) return;
+    spdlog::critical("poll: {}", std::strerror(errno));
+    stopping_ = true;
+    return;
+  }
+  loads_.expire();
+  if (ready == 0) {
+    if (spareWanted) makeSpare();
+    return;
+  }
+  if (fds[0].revents) {
+    signalfd_siginfo info;
+    while (read(signals_.get(), &info, sizeof(info)) == sizeof(info)) {
+      if (info.ssi_signo != SIGCHLD) {
+        spdlog::info("signal {}: shutting down", info.ssi_signo);
+        stopping_ = true;
+      }
+    }
+    reap();
+  }
+  for (size_t i = firstLoad; i < fds.size(); ++i) {
+    if (fds[i].revents) loads_.onReadable(fds[i].fd);
+  }
+  if (listening && fds[1].revents) acceptClients();
+  for (size_t i = firstConnection; i < firstLoad; ++i) {
+    if (!fds[i].revents) continue;
+    const uint64_t id = ids[i - firstConnection];
+    auto it = connections_.find(id);
+    if (it == connections_.end()) continue;
+    if (it->second.waiting) {
+      if (fds[i].revents & (POLLHUP | POLLERR)) closeConnection(id);
+      continue;
+    }
+    if (!serveConnection(id, it->second)) closeConnection(id);
+  }
+}
+
+void Zygote::reap() {
+  for (const auto& [pid, status] : processes_.reapChildren()) loads_.onExit(pid, status);
+}
+
+void Zygote::answerFinishedLoads() {
+  for (auto& finished : loads_.takeFinished()) {
+    auto benchmark = finished.result ? cacheLoaded(std::move(*finished.result))
+                                     : Result<passes::ParsedBenchmark*>(finished.result.takeError());
+    if (!benchmark) spdlog::debug("load of {} failed: {}", finished.uri, benchmark.error().message);
+    for (const auto& waiter : finished.waiters) answerSession(waiter, benchmark);
+  }
+}
+
+void Zygote::answerSession(const SessionRequest& request, const Result<passes::ParsedBenchmark*>& benchmark) {
+  auto it = connections_.find(request.connection);
+  if (it == connections_.end()) return;
+  it->second.waiting = false;
+  resumed_.push_back(request.connection);
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<proto::ControlReply>();
+  std::vector<UniqueFd> passFds;
+  Status started = benchmark ? startSession(*benchmark, request, reply.initSession(), passFds)
+                             : Status(benchmark.error());
+  if (!started) {
+    passFds.clear();
+    setFailure(reply.initFailure(), started.error());
+  }
+  std::vector<int> fds;
+  for (auto& fd : passFds) fds.push_back(fd.get());
+  if (!sendFrame(it->second.fd.get(), message, fds)) closeConnection(request.connection);
 }
 
 void Zygote::acceptClients() {
@@ -217,7 +310,7 @@ void Zygote::acceptClients() {
 }
 
 bool Zygote::serveConnection(uint64_t id, Connection& connection) {
-  for (;;) {
+  while (!connection.waiting) {
     switch (connection.assembler.readFrom(connection.fd.get())) {
       case FrameAssembler::State::NeedMore:
         return true;
@@ -232,11 +325,13 @@ bool Zygote::serveConnection(uint64_t id, Connection& connection) {
         break;
     }
   }
+  return true;
 }
 
 void Zygote::handleFrame(uint64_t id, Connection& connection, kj::Array<capnp::word> frame) {
   currentConnection_ = id;
   auto reply = dispatchControlFrame(frame, connection.greeted, *this);
+  if (!reply.message) return;  // deferred: newSession marked the connection waiting
   std::vector<int> fds;
   for (auto& fd : reply.fds) fds.push_back(fd.get());
   if (!sendFrame(connection.fd.get(), *reply.message, fds)) closeConnection(id);
@@ -249,7 +344,7 @@ void Zygote::hello(proto::Hello::Builder out) { fillHello(out); }
 void Zygote::describe(proto::Description::Builder out) { fillDescription(out, cache_.uris()); }
 
 void Zygote::workerExit(int32_t pid, proto::WorkerExit::Builder out) {
-  processes_.reapChildren();
+  reap();
   auto status = processes_.exitStatus(pid);
   out.setKnown(status.has_value());
   if (status) {
@@ -265,36 +360,56 @@ void Zygote::status(proto::ServerStatus::Builder out) {
   auto list = out.initSpareBenchmarks(static_cast<unsigned>(ready.size()));
   for (unsigned i = 0; i < ready.size(); ++i) list.set(i, ready[i]);
   out.setSparesWanted(static_cast<uint32_t>(spares_.wantedWithoutSpare()));
-  // Loads run inside this loop, so none is pending while it answers.
-  out.setPendingLoads(0);
+  const auto loading = loads_.status();
+  out.setPendingLoads(static_cast<uint32_t>(loading.size()));
+  auto loads = out.initLoading(static_cast<unsigned>(loading.size()));
+  for (unsigned i = 0; i < loading.size(); ++i) {
+    loads[i].setBenchmark(loading[i].first);
+    loads[i].setWaiters(loading[i].second);
+  }
 }
 
-Status Zygote::newSession(const std::string& uri, proto::Limits::Reader requested,
-                          proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds) {
-  auto benchmark = benchmarkFor(uri);
-  if (!benchmark) return benchmark.takeError();
+Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& uri, proto::Limits::Reader limits,
+                                                       proto::SessionStarted::Builder started,
+                                                       std::vector<UniqueFd>& passFds) {
+  auto canonical = passes::canonicalBenchmarkUri(uri, options_.benchmarkRoots);
+  if (!canonical) return canonical.takeError();
+  const SessionRequest request{currentConnection_, *canonical, limits.getAddressSpaceMb(), limits.getCpuSecondsPerStep()};
+  if (auto* cached = cache_.find(*canonical)) {
+    if (auto ok = startSession(cached, request, started, passFds); !ok) return ok.takeError();
+    return SessionStart::Started;
+  }
+  // Refused at once if it is not a regular file or directory: a FIFO would
+  // block the loader, a device never end.
+  if (auto input = passes::checkBenchmarkInput(*canonical); !input) return input.takeError();
+  if (auto joined = loads_.join(loadRequest(*canonical), request); !joined) return joined.takeError();
+  connections_.at(currentConnection_).waiting = true;
+  return SessionStart::Deferred;
+}
+
+Status Zygote::startSession(passes::ParsedBenchmark* benchmark, const SessionRequest& request,
+                            proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds) {
   // Spares run with the server's default limits, so only such sessions use one.
-  const bool defaultLimits = requested.getAddressSpaceMb() == 0 && requested.getCpuSecondsPerStep() == 0;
+  const bool defaultLimits = request.addressSpaceMb == 0 && request.cpuSecondsPerStep == 0;
   std::optional<SpareWorker> worker;
   if (defaultLimits && options_.spareWorkers > 0) {
-    worker = spares_.take((*benchmark)->uri);
-    spares_.want((*benchmark)->uri);
+    worker = spares_.take(benchmark->uri);
+    spares_.want(benchmark->uri);
   }
   if (!worker) {
-    const uint32_t cpuPerStep =
-        requested.getCpuSecondsPerStep() ? requested.getCpuSecondsPerStep() : options_.cpuSecondsPerStep;
-    auto fresh = startWorker(*benchmark, limitsFor(requested, options_.limits), cpuPerStep);
+    const uint32_t cpuPerStep = request.cpuSecondsPerStep ? request.cpuSecondsPerStep : options_.cpuSecondsPerStep;
+    auto fresh = startWorker(benchmark, limitsFor(request, options_.limits), cpuPerStep);
     if (!fresh) return fresh.takeError();
     worker = std::move(*fresh);
   }
-  processes_.addWorkerGroup(currentConnection_, worker->pid);
+  processes_.addWorkerGroup(request.connection, worker->pid);
   started.setPid(worker->pid);
   started.setRegionBytes(worker->regionBytes);
-  started.setBenchmark(worker->uri);
+  started.setBenchmark(request.uri);
   passFds.push_back(std::move(worker->ends.memfd));
   passFds.push_back(std::move(worker->ends.doorbell));
   passFds.push_back(std::move(worker->pidfd));
-  spdlog::debug("client {}: worker {} for {}", currentConnection_, worker->pid, worker->uri);
+  spdlog::debug("client {}: worker {} for {}", request.connection, worker->pid, request.uri);
   return okStatus();
 }
 
@@ -350,12 +465,14 @@ void Zygote::makeSpare() {
 }
 
 void Zygote::closeConnection(uint64_t id) {
-  spdlog::debug("client {} gone: killing its workers", id);
+  spdlog::debug("client {} gone: killing its workers and the loads only it waited for", id);
   processes_.killConnection(id);
+  loads_.abandon(id);
   connections_.erase(id);
 }
 
 void Zygote::shutdown() {
+  loads_.killAll();
   spares_.killAll();
   processes_.killAll();
   connections_.clear();
@@ -365,7 +482,7 @@ void Zygote::shutdown() {
   }
   // Reap what we just killed so nothing is left as a zombie of ours.
   for (int i = 0; i < 50; ++i) {
-    processes_.reapChildren();
+    reap();
     if (waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD) break;
     usleep(2000);
   }

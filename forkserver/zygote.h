@@ -5,15 +5,18 @@
 //      (native target, host CPU and features detected now, before any
 //      sandbox), block SIGCHLD/SIGTERM/SIGINT into a signalfd, and listen
 //      (or adopt the connected socket of the client that spawned it).
-//   2. preload() — load each --preload benchmark through a loader child and
-//      keep the parsed module in the cache.
+//   2. preload() — load each --preload benchmark through loader children (a
+//      few at a time) and keep the parsed modules in the cache.
 //   3. run() — the event loop: accept clients, answer hello/describe/
-//      newSession/workerExit, reap children, kill a client's workers when its
-//      connection closes. Each session is a fork(): the worker starts from
-//      the cached module copy-on-write, and the zygote steps out of the data
-//      path.
+//      newSession/workerExit, reap children, kill a client's workers (and
+//      loads nobody else waits for) when its connection closes. A session is
+//      a fork(): the worker starts from the cached module copy-on-write, and
+//      the zygote steps out of the data path. A newSession whose benchmark
+//      is not cached starts (or joins) a load and is answered when the loader
+//      child, polled with everything else, is done: no client ever waits for
+//      another client's load.
 //   4. SIGTERM/SIGINT, or the spawning client hanging up: kill every worker
-//      group, remove the socket file, exit.
+//      group and loader, remove the socket file, exit.
 #pragma once
 
 #include <chrono>
@@ -25,6 +28,8 @@
 
 #include "forkserver/benchmark_cache.h"
 #include "forkserver/control_dispatch.h"
+#include "forkserver/loader.h"
+#include "forkserver/pending_loads.h"
 #include "forkserver/process_table.h"
 #include "forkserver/spare_pool.h"
 #include "ipc/control_socket.h"
@@ -49,6 +54,11 @@ struct ZygoteOptions {
   sandbox::SandboxLimits limits;   // per-worker defaults
   uint32_t cpuSecondsPerStep = 60;  // per-step CPU budget (SIGXCPU -> timed_out)
   size_t spareWorkers = 4;         // benchmarks kept with a worker forked ahead (0: none)
+  // Address space a load may use beyond what the zygote maps already (the
+  // loader is a fork of it), and the limit of each compiler it runs. 0: the
+  // worker limit.
+  uint64_t loadMemoryBytes = 0;
+  LoadGate testLoadGate;  // test builds only (--test-load-gate)
 };
 
 // What this server says in its hello and describe replies (also what the
@@ -71,7 +81,25 @@ class Zygote : private ControlHandler {
     UniqueFd fd;
     FrameAssembler assembler;
     bool greeted = false;
+    // A newSession waits for its benchmark to load: nothing more is read from
+    // this client until it is answered, so replies stay in request order.
+    bool waiting = false;
   };
+
+  // One turn of the event loop: waits for something to do (a request, a
+  // loader's result, a signal, a load's deadline), then does it. During
+  // preloading (serveClients false) only loads and signals are handled.
+  void turn(bool serveClients);
+  // Reaps exited children; a loader's exit goes to its load.
+  void reap();
+  void answerFinishedLoads();
+  Result<passes::ParsedBenchmark*> cacheLoaded(passes::LoadedBitcode loaded);
+  // Sends the deferred reply to `request`: a session on `benchmark`, or the failure.
+  void answerSession(const SessionRequest& request, const Result<passes::ParsedBenchmark*>& benchmark);
+  // Starts a worker for `request` on a cached benchmark (a spare if one waits).
+  Status startSession(passes::ParsedBenchmark* benchmark, const SessionRequest& request,
+                      proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds);
+  passes::LoadRequest loadRequest(const std::string& canonicalUri) const;
 
   void acceptClients();
   // Returns false when the connection must be closed.
@@ -85,12 +113,11 @@ class Zygote : private ControlHandler {
   void describe(proto::Description::Builder out) override;
   void workerExit(int32_t pid, proto::WorkerExit::Builder out) override;
   void status(proto::ServerStatus::Builder out) override;
-  Status newSession(const std::string& benchmark, proto::Limits::Reader limits,
-                    proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override;
+  Result<SessionStart> newSession(const std::string& benchmark, proto::Limits::Reader limits,
+                                  proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override;
   uint64_t currentConnection_ = 0;  // whose frame is being dispatched
   void shutdown();
 
-  Result<passes::ParsedBenchmark*> benchmarkFor(const std::string& uri);
   // Forks a worker for `benchmark` (its own process group, channel ready).
   Result<SpareWorker> startWorker(passes::ParsedBenchmark* benchmark, const sandbox::SandboxLimits& limits,
                                   uint32_t cpuSecondsPerStep);
@@ -103,7 +130,9 @@ class Zygote : private ControlHandler {
   BenchmarkCache cache_;
   ProcessTable processes_;
   SparePool spares_;
+  PendingLoads loads_;
   std::unordered_map<uint64_t, Connection> connections_;
+  std::vector<uint64_t> resumed_;  // answered while waiting: frames they sent meanwhile are due
   uint64_t nextConnectionId_ = 1;
   bool stopping_ = false;
 };

@@ -91,6 +91,12 @@ struct ServerStatus {
   spareBenchmarks @0 :List(Text);  # benchmarks with a spare worker forked and waiting
   sparesWanted @1 :UInt32;         # wanted benchmarks still without one (forked when idle)
   pendingLoads @2 :UInt32;         # benchmark loads not finished yet
+  loading @3 :List(LoadingBenchmark);  # those loads, and who waits for each
+}
+
+struct LoadingBenchmark {
+  benchmark @0 :Text;   # canonical URI
+  waiters @1 :UInt32;   # session requests answered when it is loaded
 }
 
 struct ControlRequest {

@@ -28,6 +28,7 @@ ParsedBenchmark& ParsedBenchmark::operator=(ParsedBenchmark&& other) noexcept {
     context = std::move(other.context);
     module = std::move(other.module);
     uri = std::move(other.uri);
+    contentHash = std::move(other.contentHash);
     costs = other.costs;
     bitcode = std::move(other.bitcode);
     approxBytes = other.approxBytes;
@@ -39,13 +40,19 @@ ParsedBenchmark& ParsedBenchmark::operator=(ParsedBenchmark&& other) noexcept {
 // little-endian (both ends are the same machine, but the format says so):
 //   "FGLB" u32 version
 //   u64 uri length, uri bytes
+//   u64 content hash length, content hash bytes
+//   u8 unchanged, u8 racy, u64 input count, then per input:
+//     u64 path length, path bytes, u64 device, inode, size, i64 mtime ns,
+//     ctime ns, u32 type
 //   u64 bitcode length, bitcode bytes
 //   i64 instructionCount[4], i64 objectTextSize[4]
 // and nothing after.
 namespace {
 
 constexpr char kMagic[4] = {'F', 'G', 'L', 'B'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
+// More inputs than any real benchmark has: the rest of the frame is garbage.
+constexpr uint64_t kMaxInputs = 1 << 20;
 
 template <typename T>
 void put(std::string& out, T value) {
@@ -94,8 +101,24 @@ std::string encodeLoaded(const LoadedBitcode& loaded) {
   out.reserve(64 + loaded.uri.size() + loaded.bitcode.size());
   out.append(kMagic, sizeof kMagic);
   put(out, kVersion);
-  put(out, static_cast<uint64_t>(loaded.uri.size()));
-  out += loaded.uri;
+  const auto putBytes = [&](const std::string& bytes) {
+    put(out, static_cast<uint64_t>(bytes.size()));
+    out += bytes;
+  };
+  putBytes(loaded.uri);
+  putBytes(loaded.contentHash);
+  put(out, static_cast<uint8_t>(loaded.unchanged));
+  put(out, static_cast<uint8_t>(loaded.inputs.racy));
+  put(out, static_cast<uint64_t>(loaded.inputs.files.size()));
+  for (const InputFile& file : loaded.inputs.files) {
+    putBytes(file.path);
+    put(out, file.device);
+    put(out, file.inode);
+    put(out, file.size);
+    put(out, file.mtimeNs);
+    put(out, file.ctimeNs);
+    put(out, file.type);
+  }
   put(out, static_cast<uint64_t>(loaded.bitcode.size()));
   out += loaded.bitcode;
   for (int64_t count : loaded.costs.instructionCount) put(out, count);
@@ -112,6 +135,21 @@ Result<LoadedBitcode> decodeLoaded(std::string_view bytes) {
   if (!reader.get(version) || version != kVersion) return malformed("unknown version");
   LoadedBitcode loaded;
   if (!reader.getBytes(loaded.uri)) return malformed("truncated uri");
+  if (!reader.getBytes(loaded.contentHash)) return malformed("truncated content hash");
+  uint8_t unchanged = 0, racy = 0;
+  uint64_t inputs = 0;
+  if (!reader.get(unchanged) || !reader.get(racy) || unchanged > 1 || racy > 1) return malformed("bad flags");
+  loaded.unchanged = unchanged;
+  loaded.inputs.racy = racy;
+  if (!reader.get(inputs) || inputs > kMaxInputs) return malformed("bad input count");
+  for (uint64_t i = 0; i < inputs; ++i) {
+    InputFile file;
+    if (!reader.getBytes(file.path) || !reader.get(file.device) || !reader.get(file.inode) || !reader.get(file.size) ||
+        !reader.get(file.mtimeNs) || !reader.get(file.ctimeNs) || !reader.get(file.type)) {
+      return malformed("truncated input");
+    }
+    loaded.inputs.files.push_back(std::move(file));
+  }
   if (!reader.getBytes(loaded.bitcode)) return malformed("truncated bitcode");
   for (int64_t& count : loaded.costs.instructionCount) {
     if (!reader.get(count) || count < 0) return malformed("bad instruction count");
@@ -141,6 +179,7 @@ Result<ParsedBenchmark> parseTrustedBitcode(const LoadedBitcode& loaded) {
   parsed.module = std::move(*module);
   const size_t heapAfter = heapInUse();
   parsed.uri = loaded.uri;
+  parsed.contentHash = loaded.contentHash;
   parsed.costs = loaded.costs;
   parsed.bitcode = loaded.bitcode;
   // The heap growth is what the cache should count; if another allocator

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ipc/result.h"
+#include "passes/benchmark_inputs.h"
 
 namespace llvm {
 class LLVMContext;
@@ -39,6 +40,13 @@ struct BenchmarkCosts {
 // What a loader child sends back to the zygote.
 struct LoadedBitcode {
   std::string uri;            // canonical URI
+  // Hex BLAKE3 of what the module was made from: file bytes, or the
+  // preprocessed sources and compile options, or a generator's output.
+  std::string contentHash;
+  BenchmarkInputs inputs;     // the files read, for the zygote's freshness check
+  // The content hash equals LoadRequest::expectedHash: nothing was compiled
+  // (bitcode and costs are empty); the cached module is still right.
+  bool unchanged = false;
   std::string bitcode;        // sanitised module, written by our own writer
   BenchmarkCosts costs;
 };
@@ -46,7 +54,8 @@ struct LoadedBitcode {
 // A parsed module owning its own LLVMContext, so evicting it from the cache
 // frees everything it allocated.
 struct ParsedBenchmark {
-  std::string uri;
+  std::string uri;  // the URI it was first loaded from
+  std::string contentHash;
   std::unique_ptr<llvm::LLVMContext> context;
   std::unique_ptr<llvm::Module> module;
   BenchmarkCosts costs;

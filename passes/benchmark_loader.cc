@@ -1,13 +1,15 @@
 #include "passes/benchmark_loader.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <llvm/AsmParser/Parser.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Linker/Linker.h>
-#include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Support/BLAKE3.h>
 #include <llvm/Support/SourceMgr.h>
 #include <llvm/Support/raw_ostream.h>
 
@@ -18,11 +20,14 @@
 #include <cstring>
 #include <filesystem>
 
+#include "ipc/unique_fd.h"
 #include "passes/benchmark_costs.h"
+#include "passes/benchmark_inputs.h"
 #include "passes/bitcode.h"
 #include "passes/diagnostics.h"
 #include "passes/llvm_tools.h"
 #include "passes/module_sanitizer.h"
+#include "passes/source_compiler.h"
 #include "passes/tool_process.h"
 
 namespace forkgym::passes {
@@ -36,16 +41,9 @@ constexpr std::string_view kSupported =
     "forkgym loads file:///abs/path (.bc, .ll, .c, .cc, .cpp, .cxx, or a directory of C/C++ "
     "sources), generator://csmith-v0/<seed> and generator://llvm-stress-v0/<seed>";
 
-const std::string kClang = llvmToolPath("clang");
 const std::string kLlvmStressTool = llvmToolPath("llvm-stress");
 const std::string kCsmithTool = "csmith";
 const std::string kCsmithIncludes = "/usr/include/csmith";
-
-// -O0 without optnone, as CompilerGym built its datasets: the IR is
-// unoptimised but every pass may still work on it. -w because warnings in
-// benchmark sources are not ours to report.
-const std::vector<std::string> kCompileFlags = {
-    "-O0", "-Xclang", "-disable-O0-optnone", "-emit-llvm", "-c", "-w", "-o", "-"};
 
 // csmith's defaults can produce programs of hundreds of thousands of
 // instructions that take minutes to optimise. These bounds keep a random
@@ -55,11 +53,6 @@ const std::vector<std::string> kCsmithFlags = {"--max-funcs", "5", "--max-block-
 
 Error benchmarkError(std::string message) {
   return makeError(Outcome::BenchmarkError, std::move(message));
-}
-
-bool isSourceFile(const std::filesystem::path& path) {
-  const std::string extension = path.extension().string();
-  return extension == ".c" || extension == ".cc" || extension == ".cpp" || extension == ".cxx";
 }
 
 std::string_view trimmed(std::string_view text) {
@@ -82,23 +75,6 @@ Result<uint32_t> parseSeed(std::string_view text, std::string_view uri) {
   return seed;
 }
 
-// Compiles one C/C++ source (given by path, or as text on stdin with an
-// explicit language) into a module.
-Result<std::unique_ptr<llvm::Module>> compile(std::vector<std::string> inputArgs,
-                                              std::string_view stdinText,
-                                              std::string_view what, llvm::LLVMContext& context) {
-  std::vector<std::string> argv = {kClang};
-  argv.insert(argv.end(), kCompileFlags.begin(), kCompileFlags.end());
-  argv.insert(argv.end(), inputArgs.begin(), inputArgs.end());
-  auto run = runTool(argv, stdinText);
-  if (!run.ok()) return run.takeError();
-  if (!run->succeeded()) {
-    return benchmarkError("clang " + run->describeFailure(kToolTimeLimit) + " compiling " +
-                          std::string(what) + ":\n" + run->err);
-  }
-  return parseBitcode(run->out, context, "clang's output for " + std::string(what));
-}
-
 Result<std::unique_ptr<llvm::Module>> parseAssembly(std::string_view text, std::string_view what,
                                                     llvm::LLVMContext& context) {
   llvm::SMDiagnostic diagnostic;
@@ -113,24 +89,187 @@ Result<std::unique_ptr<llvm::Module>> parseAssembly(std::string_view text, std::
   return module;
 }
 
-Result<std::string> readWholeFile(const std::string& path) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
-  if (!buffer) {
-    return benchmarkError("cannot read " + path + ": " + buffer.getError().message());
+const char* fileKind(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFIFO: return "a FIFO";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFSOCK: return "a socket";
+    case S_IFDIR: return "a directory";
+    case S_IFLNK: return "a symbolic link";
+    default: return "a regular file";
   }
-  if ((*buffer)->getBufferSize() == 0) {
-    return benchmarkError(path + " is empty; give a non-empty .bc, .ll or source file");
-  }
-  return (*buffer)->getBuffer().str();
 }
 
-Result<std::unique_ptr<llvm::Module>> loadDirectory(const std::string& directory,
-                                                    llvm::LLVMContext& context) {
-  std::vector<std::filesystem::path> sources;
+Error notRegular(const std::string& path, mode_t mode) {
+  return benchmarkError("cannot load " + path + ": it is " + fileKind(mode) +
+                        ", not a regular file; a benchmark is a regular .bc, .ll or C/C++ source "
+                        "file, or a directory of sources");
+}
+
+// Reads a benchmark file through one descriptor: opened without blocking
+// (a FIFO swapped in after the zygote's check cannot stall us), checked to
+// be a regular file after opening (so what we read is what we checked).
+Result<std::string> readWholeFile(const std::string& path, InputRecorder& recorder) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return benchmarkError("cannot read " + path + ": " + std::strerror(errno));
+  UniqueFd file(fd);
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) return benchmarkError("cannot read " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) return notRegular(path, info.st_mode);
+  recorder.record(path, info);
+  if (info.st_size == 0) return benchmarkError(path + " is empty; give a non-empty .bc, .ll or source file");
+  std::string bytes(static_cast<size_t>(info.st_size), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return benchmarkError("cannot read " + path + ": " + std::strerror(errno));
+    if (n == 0) break;  // shrank while we read: what we have is the file now
+    done += static_cast<size_t>(n);
+  }
+  bytes.resize(done);
+  return bytes;
+}
+
+// Hex BLAKE3 of tagged, length-prefixed parts, so no two different lists
+// of parts hash alike.
+class ContentHash {
+ public:
+  ContentHash() { add("forkgym benchmark content", "1"); }
+  void add(std::string_view tag, std::string_view bytes) {
+    for (std::string_view part : {tag, bytes}) {
+      const uint64_t size = part.size();
+      hasher_.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(&size), sizeof size));
+      hasher_.update(llvm::StringRef(part.data(), part.size()));
+    }
+  }
+  std::string hex() {
+    const auto digest = hasher_.final();
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string text;
+    for (uint8_t byte : digest) {
+      text += kDigits[byte >> 4];
+      text += kDigits[byte & 15];
+    }
+    return text;
+  }
+
+ private:
+  llvm::BLAKE3 hasher_;
+};
+
+// One load, in two phases: gather() reads everything the benchmark is made
+// of (file bytes, preprocessed sources, a generator's output), recording the
+// files and hashing the content; build() makes the module from exactly what
+// was gathered. Between them, a content hash equal to the one the zygote
+// already has ends the load without compiling.
+class Load {
+ public:
+  explicit Load(const LoadRequest& request)
+      : request_(request), compiler_({request.roots, request.toolMemoryBytes}, recorder_) {}
+
+  Status gather(std::string_view uri);
+  Result<std::unique_ptr<llvm::Module>> build(llvm::LLVMContext& context);
+  std::string contentHash() { return hash_.hex(); }
+  BenchmarkInputs inputs() { return recorder_.take(); }
+
+ private:
+  enum class Kind { Bitcode, Assembly, Sources, CsmithProgram };
+  Status gatherFile(const std::string& path);
+  Status gatherDirectory(const std::string& directory);
+  Status gatherCsmith(uint32_t seed);
+  Status gatherLlvmStress(uint32_t seed);
+  ToolOptions toolOptions(ToolOptions options = {}) const {
+    options.addressSpaceBytes = request_.toolMemoryBytes;
+    return options;
+  }
+
+  const LoadRequest& request_;
+  InputRecorder recorder_;
+  SourceCompiler compiler_;
+  ContentHash hash_;
+  Kind kind_ = Kind::Bitcode;
+  std::string bytes_;  // bitcode, IR text, or a csmith program
+  std::string what_;   // names it in messages
+  std::vector<PreprocessedSource> sources_;
+};
+
+Status Load::gather(std::string_view uri) {
+  if (uri.starts_with(kFileScheme)) return gatherFile(std::string(uri.substr(kFileScheme.size())));
+  // canonicalBenchmarkUri admits nothing else.
+  const std::string_view rest = uri.substr(kGeneratorScheme.size());
+  const size_t slash = rest.find('/');
+  const std::string_view generator = rest.substr(0, slash);
+  auto seed = parseSeed(rest.substr(slash + 1), uri);
+  if (!seed.ok()) return seed.takeError();
+  if (generator == kCsmith) return gatherCsmith(*seed);
+  return gatherLlvmStress(*seed);
+}
+
+Status Load::gatherFile(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    return benchmarkError("cannot load " + path + ": " + std::strerror(errno) +
+                          "; check the path (it must be absolute and readable)");
+  }
+  if (S_ISDIR(info.st_mode)) return gatherDirectory(path);
+  if (!S_ISREG(info.st_mode)) return notRegular(path, info.st_mode);
+
+  const std::string extension = std::filesystem::path(path).extension().string();
+  what_ = path;
+  if (isSourcePath(path)) {
+    kind_ = Kind::Sources;
+    auto source = compiler_.preprocess(path);
+    if (!source.ok()) return source.takeError();
+    hash_.add("compile options", SourceCompiler::optionsForHash());
+    hash_.add(source->cxx ? "c++ source" : "c source", source->text);
+    sources_.push_back(std::move(*source));
+    return okStatus();
+  }
+  if (extension != ".bc" && extension != ".ll") {
+    return benchmarkError("cannot load " + path + ": unknown file type '" + extension + "'; " +
+                          std::string(kSupported));
+  }
+  kind_ = extension == ".bc" ? Kind::Bitcode : Kind::Assembly;
+  auto bytes = readWholeFile(path, recorder_);
+  if (!bytes.ok()) return bytes.takeError();
+  bytes_ = std::move(*bytes);
+  hash_.add(extension == ".bc" ? "bitcode" : "llvm assembly", bytes_);
+  return okStatus();
+}
+
+Status Load::gatherDirectory(const std::string& directory) {
+  kind_ = Kind::Sources;
+  what_ = directory;
+  // The directory itself: a source added, removed or renamed changes it.
+  if (!recorder_.record(directory)) return benchmarkError("cannot list " + directory + ": " + std::strerror(errno));
+  std::vector<std::string> sources;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
-    if (entry.is_regular_file() && isSourceFile(entry.path())) sources.push_back(entry.path());
+    const std::string path = entry.path().string();
+    if (!isSourcePath(path)) continue;
+    struct stat link {}, target {};
+    if (::lstat(path.c_str(), &link) != 0 || ::stat(path.c_str(), &target) != 0) {
+      return benchmarkError("cannot load " + path + ": " + std::strerror(errno));
+    }
+    if (!S_ISREG(target.st_mode)) return notRegular(path, target.st_mode);
+    if (S_ISLNK(link.st_mode) && !request_.roots.empty()) {
+      // A link may point anywhere; with benchmark roots only inside them.
+      char* resolved = ::realpath(path.c_str(), nullptr);
+      const std::string real = resolved ? resolved : "";
+      std::free(resolved);
+      const bool insideRoots = std::any_of(request_.roots.begin(), request_.roots.end(), [&](const std::string& root) {
+        return real.starts_with(root) && (root.ends_with('/') || real.size() == root.size() || real[root.size()] == '/');
+      });
+      if (!insideRoots) {
+        return benchmarkError("refused to compile " + path + ": it is a symbolic link to " +
+                              (real.empty() ? "a missing file" : real) +
+                              ", outside the benchmark roots; this server compiles only files under its "
+                              "--benchmark-root directories");
+      }
+    }
+    sources.push_back(path);
   }
   if (error) return benchmarkError("cannot list " + directory + ": " + error.message());
   if (sources.empty()) {
@@ -139,85 +278,73 @@ Result<std::unique_ptr<llvm::Module>> loadDirectory(const std::string& directory
   // Sorted so the link order, and so the module, does not depend on the
   // order the file system lists them in.
   std::sort(sources.begin(), sources.end());
+  hash_.add("compile options", SourceCompiler::optionsForHash());
+  for (const std::string& path : sources) {
+    auto source = compiler_.preprocess(path);
+    if (!source.ok()) return source.takeError();
+    hash_.add("source name", std::filesystem::path(path).filename().string());
+    hash_.add(source->cxx ? "c++ source" : "c source", source->text);
+    sources_.push_back(std::move(*source));
+  }
+  return okStatus();
+}
 
+Status Load::gatherCsmith(uint32_t seed) {
+  kind_ = Kind::CsmithProgram;
+  what_ = "csmith program " + std::to_string(seed);
+  std::vector<std::string> argv = {kCsmithTool, "--seed", std::to_string(seed)};
+  argv.insert(argv.end(), kCsmithFlags.begin(), kCsmithFlags.end());
+  auto program = runTool(argv, "", toolOptions({.workingDirectory = kNoWritableDirectory}));
+  if (!program.ok()) return program.takeError();
+  if (!program->succeeded()) {
+    return benchmarkError("csmith " + program->describeFailure(kToolTimeLimit) + " for seed " +
+                          std::to_string(seed) + ":\n" + program->diagnostics());
+  }
+  bytes_ = std::move(program->out);
+  hash_.add("compile options", SourceCompiler::optionsForHash() + " -I " + kCsmithIncludes);
+  hash_.add("csmith program", bytes_);
+  return okStatus();
+}
+
+Status Load::gatherLlvmStress(uint32_t seed) {
+  kind_ = Kind::Assembly;
+  what_ = "llvm-stress output for seed " + std::to_string(seed);
+  auto run = runTool({kLlvmStressTool, "-seed", std::to_string(seed), "-size", "200", "-o", "-"}, "", toolOptions());
+  if (!run.ok()) return run.takeError();
+  if (!run->succeeded()) {
+    return benchmarkError("llvm-stress " + run->describeFailure(kToolTimeLimit) + " for seed " +
+                          std::to_string(seed) + ":\n" + run->diagnostics());
+  }
+  bytes_ = std::move(run->out);
+  hash_.add("llvm assembly", bytes_);
+  return okStatus();
+}
+
+Result<std::unique_ptr<llvm::Module>> Load::build(llvm::LLVMContext& context) {
+  switch (kind_) {
+    case Kind::Bitcode:
+      return parseBitcode(bytes_, context, what_);
+    case Kind::Assembly:
+      return parseAssembly(bytes_, what_, context);
+    case Kind::CsmithProgram:
+      return compiler_.compileText(bytes_, {"-I", kCsmithIncludes, "-x", "c"}, what_, context);
+    case Kind::Sources:
+      break;
+  }
   std::unique_ptr<llvm::Module> linked;
-  for (const std::filesystem::path& source : sources) {
-    auto module = compile({source.string()}, "", source.string(), context);
+  for (const PreprocessedSource& source : sources_) {
+    auto module = compiler_.compile(source, context);
     if (!module.ok()) return module.takeError();
     if (!linked) {
       linked = std::move(*module);
       continue;
     }
     if (llvm::Linker::linkModules(*linked, std::move(*module))) {
-      return benchmarkError("linking " + source.string() + " into the modules before it failed" +
+      return benchmarkError("linking " + source.path + " into the modules before it failed" +
                             " (duplicate or conflicting definitions?)");
     }
   }
   return linked;
-}
-
-Result<std::unique_ptr<llvm::Module>> loadFile(const std::string& path,
-                                               llvm::LLVMContext& context) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    return benchmarkError("cannot load " + path + ": " + std::strerror(errno) +
-                          "; check the path (it must be absolute and readable)");
-  }
-  if (S_ISDIR(info.st_mode)) return loadDirectory(path, context);
-
-  const std::string extension = std::filesystem::path(path).extension().string();
-  if (isSourceFile(path)) return compile({path}, "", path, context);
-  if (extension == ".bc") {
-    auto bytes = readWholeFile(path);
-    if (!bytes.ok()) return bytes.takeError();
-    return parseBitcode(*bytes, context, path);
-  }
-  if (extension == ".ll") {
-    auto text = readWholeFile(path);
-    if (!text.ok()) return text.takeError();
-    return parseAssembly(*text, path, context);
-  }
-  return benchmarkError("cannot load " + path + ": unknown file type '" + extension + "'; " +
-                        std::string(kSupported));
-}
-
-Result<std::unique_ptr<llvm::Module>> generateCsmith(uint32_t seed, llvm::LLVMContext& context) {
-  std::vector<std::string> argv = {kCsmithTool, "--seed", std::to_string(seed)};
-  argv.insert(argv.end(), kCsmithFlags.begin(), kCsmithFlags.end());
-  auto program = runTool(argv, "", {.workingDirectory = kNoWritableDirectory});
-  if (!program.ok()) return program.takeError();
-  if (!program->succeeded()) {
-    return benchmarkError("csmith " + program->describeFailure(kToolTimeLimit) + " for seed " +
-                          std::to_string(seed) + ":\n" + program->err);
-  }
-  return compile({"-I", kCsmithIncludes, "-x", "c", "-"}, program->out,
-                 "csmith program " + std::to_string(seed), context);
-}
-
-Result<std::unique_ptr<llvm::Module>> generateLlvmStress(uint32_t seed,
-                                                         llvm::LLVMContext& context) {
-  auto run = runTool({kLlvmStressTool, "-seed", std::to_string(seed), "-size", "200", "-o", "-"},
-                     "");
-  if (!run.ok()) return run.takeError();
-  if (!run->succeeded()) {
-    return benchmarkError("llvm-stress " + run->describeFailure(kToolTimeLimit) + " for seed " +
-                          std::to_string(seed) + ":\n" + run->err);
-  }
-  return parseAssembly(run->out, "llvm-stress output for seed " + std::to_string(seed), context);
-}
-
-Result<std::unique_ptr<llvm::Module>> loadModule(std::string_view uri, llvm::LLVMContext& context) {
-  if (uri.starts_with(kFileScheme)) {
-    return loadFile(std::string(uri.substr(kFileScheme.size())), context);
-  }
-  // canonicalBenchmarkUri admits nothing else.
-  const std::string_view rest = uri.substr(kGeneratorScheme.size());
-  const size_t slash = rest.find('/');
-  const std::string_view generator = rest.substr(0, slash);
-  auto seed = parseSeed(rest.substr(slash + 1), uri);
-  if (!seed.ok()) return seed.takeError();
-  if (generator == kCsmith) return generateCsmith(*seed, context);
-  return generateLlvmStress(*seed, context);
 }
 
 // Which file paths a client may name: never one with a ".." component (a
@@ -258,6 +385,18 @@ Status checkFilePath(const std::string& path, std::span<const std::string> allow
 }
 
 }  // namespace
+
+Status checkBenchmarkInput(std::string_view canonicalUri) {
+  if (!canonicalUri.starts_with(kFileScheme)) return okStatus();
+  const std::string path(canonicalUri.substr(kFileScheme.size()));
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    return benchmarkError("cannot load " + path + ": " + std::strerror(errno) +
+                          "; check the path (it must be absolute and readable)");
+  }
+  if (!S_ISREG(info.st_mode) && !S_ISDIR(info.st_mode)) return notRegular(path, info.st_mode);
+  return okStatus();
+}
 
 Result<std::string> canonicalBenchmarkUri(std::string_view uri,
                                           std::span<const std::string> allowedRoots) {
@@ -310,19 +449,29 @@ Result<std::string> canonicalBenchmarkUri(std::string_view uri,
                    "'" + std::string(text) + "': unknown URI scheme; " + std::string(kSupported));
 }
 
-Result<LoadedBitcode> loadBenchmark(std::string_view uri) {
-  auto canonical = canonicalBenchmarkUri(uri);
+Result<LoadedBitcode> loadBenchmark(const LoadRequest& request) {
+  auto canonical = canonicalBenchmarkUri(request.uri);
   if (!canonical.ok()) return canonical.takeError();
 
   llvm::LLVMContext context;
   DiagnosticLog diagnostics;
   diagnostics.installOn(context);
-  auto module = loadModule(*canonical, context);
-  if (!module.ok()) {
-    Error error = module.takeError();
+  const auto withDiagnostics = [&](Error error) {
     if (diagnostics.hasErrors()) error.message += "\n" + diagnostics.takeErrors();
     return error;
+  };
+  Load load(request);
+  if (auto gathered = load.gather(*canonical); !gathered.ok()) return withDiagnostics(gathered.takeError());
+  LoadedBitcode loaded;
+  loaded.uri = *canonical;
+  loaded.contentHash = load.contentHash();
+  loaded.inputs = load.inputs();
+  if (!request.expectedHash.empty() && loaded.contentHash == request.expectedHash) {
+    loaded.unchanged = true;  // the zygote's module is this content's: nothing to build
+    return loaded;
   }
+  auto module = load.build(context);
+  if (!module.ok()) return withDiagnostics(module.takeError());
   if (auto sanitized = sanitizeModule(**module); !sanitized.ok()) return sanitized.takeError();
 
   std::string problems;
@@ -331,8 +480,6 @@ Result<LoadedBitcode> loadBenchmark(std::string_view uri) {
     return benchmarkError(*canonical + " is not a valid LLVM module:\n" + stream.str());
   }
 
-  LoadedBitcode loaded;
-  loaded.uri = *canonical;
   loaded.bitcode = writeBitcode(**module);
   auto costs = computeBenchmarkCosts(loaded.bitcode);
   if (!costs.ok()) return costs.takeError();

@@ -1,9 +1,10 @@
-// Turning a benchmark URI into a verified, sanitised module.
+// Turning a benchmark URI into a verified, sanitised module, with the hash
+// of its content and the files it was read from.
 //
 // Runs in a loader child forked by the zygote (never in the zygote itself):
 // it may exec clang-19, csmith or llvm-stress and parse untrusted bitcode.
-// No temporary files: sources are read by the compiler from their paths and
-// every tool writes to a pipe.
+// No temporary files: every tool reads a path or a pipe and writes to a
+// pipe. C/C++ sources go through passes/source_compiler.h.
 //
 // URIs understood:
 //   file:///abs/path.bc | .ll | .c | .cc | .cpp | .cxx
@@ -15,7 +16,9 @@
 
 #include <span>
 #include <string>
+#include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "ipc/result.h"
 #include "passes/benchmark.h"
@@ -32,9 +35,34 @@ namespace forkgym::passes {
 Result<std::string> canonicalBenchmarkUri(std::string_view uri,
                                           std::span<const std::string> allowedRoots = {});
 
+// For a file:// URI: the path must be a regular file or a directory
+// (following symlinks), else a BenchmarkError naming what it is (a FIFO
+// would block whoever opens it, a device never end). One stat(); nothing is
+// opened, so the zygote calls it before starting a load. Others: ok.
+Status checkBenchmarkInput(std::string_view canonicalUri);
+
+// What a loader child is asked to load.
+struct LoadRequest {
+  std::string uri;  // canonical (canonicalBenchmarkUri)
+  // The server's --benchmark-root directories (realpath'd); empty: any path.
+  // With roots, a source that reads a file outside them and the system
+  // include directories is refused before it is compiled.
+  std::vector<std::string> roots;
+  // The content hash of the module the zygote has for this URI, when it only
+  // needs to know whether the content changed: if it did not, the load ends
+  // after hashing (LoadedBitcode::unchanged), without compiling.
+  std::string expectedHash;
+  uint64_t toolMemoryBytes = 0;  // address-space limit of each tool (clang); 0: inherited
+};
+
 // Compiles/parses, verifies, sanitises (strip debug info, named metadata and
 // optnone; module and source names set to "-"; host triple when missing) and
 // computes the costs. Errors carry the compiler's message.
-Result<LoadedBitcode> loadBenchmark(std::string_view uri);
+Result<LoadedBitcode> loadBenchmark(const LoadRequest& request);
+inline Result<LoadedBitcode> loadBenchmark(std::string_view uri) {
+  LoadRequest request;
+  request.uri = uri;
+  return loadBenchmark(request);
+}
 
 }  // namespace forkgym::passes

@@ -3,13 +3,18 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "ipc/syscall.h"
 #include "ipc/unique_fd.h"
@@ -19,10 +24,9 @@ extern char** environ;
 namespace forkgym::passes {
 namespace {
 
-// A benchmark's bitcode is at most a few hundred MiB; more means a runaway
-// generator. Diagnostics beyond 64 KiB add nothing to an error message.
-constexpr size_t kMaxOutput = size_t{1} << 30;
+// Diagnostics beyond 64 KiB add nothing to an error message.
 constexpr size_t kMaxErrorOutput = size_t{64} << 10;
+constexpr size_t kMaxDescriptor3Output = size_t{16} << 20;
 
 struct Pipe {
   UniqueFd read;
@@ -31,7 +35,7 @@ struct Pipe {
 
 Result<Pipe> makePipe() {
   int fds[2];
-  // CLOEXEC so the child sees only the ends dup2'd onto 0, 1, 2.
+  // CLOEXEC so the child sees only the ends dup2'd onto 0-3.
   if (auto made = sys("pipe2", [&] { return ::pipe2(fds, O_CLOEXEC); }); !made.ok()) {
     return made.takeError();
   }
@@ -62,52 +66,69 @@ class SigpipeBlock {
   sigset_t old_;
 };
 
-class SpawnSetup {
- public:
-  SpawnSetup() {
-    posix_spawn_file_actions_init(&actions_);
-    posix_spawnattr_init(&attributes_);
+// argv[0] as execve needs it: searched on PATH when it has no '/'. Done
+// before fork(), because the search allocates.
+std::string resolveProgram(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (!dirs.empty()) {
+    const size_t colon = dirs.find(':');
+    const std::string_view dir = dirs.substr(0, colon);
+    const std::string candidate = std::string(dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
   }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions_);
-    posix_spawnattr_destroy(&attributes_);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
+  return name;  // execve fails with ENOENT, reported as "cannot run"
+}
 
-  void connect(int in, int out, int err) {
-    posix_spawn_file_actions_adddup2(&actions_, in, STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions_, out, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions_, err, STDERR_FILENO);
-  }
-
-  // The child starts with no blocked signals and default SIGPIPE (it
-  // inherits our temporary block otherwise), in its own process group so a
-  // timeout kills whatever it spawned as well.
-  void isolate() {
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attributes_, &none);
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attributes_, &defaults);
-    posix_spawnattr_setpgroup(&attributes_, 0);
-    posix_spawnattr_setflags(&attributes_,
-                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-  }
-
-  void changeDirectory(const char* directory) {
-    posix_spawn_file_actions_addchdir_np(&actions_, directory);
-  }
-
-  posix_spawn_file_actions_t* actions() { return &actions_; }
-  posix_spawnattr_t* attributes() { return &attributes_; }
-
- private:
-  posix_spawn_file_actions_t actions_;
-  posix_spawnattr_t attributes_;
+struct ChildSetup {
+  int in, out, err, fd3;  // fd3 < 0: none
+  pid_t parent;
+  uint64_t addressSpaceBytes;
+  const char* workingDirectory;
+  const char* program;
+  char* const* argv;
+  char* const* envp;
+  int execErrorPipe;  // CLOEXEC: closed by a successful exec, else gets errno
 };
+
+// The forked child, up to exec. Async-signal-safe calls only (the caller
+// may be a test process with threads): no allocation, no locks.
+[[noreturn]] void execTool(const ChildSetup& setup) {
+  // Tied to the loader: if it dies (killed by the zygote on a timeout, or
+  // crashed), so does the tool. Checked after setting, in case the loader
+  // died before.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != setup.parent) ::_exit(127);
+  ::dup2(setup.in, STDIN_FILENO);
+  ::dup2(setup.out, STDOUT_FILENO);
+  ::dup2(setup.err, STDERR_FILENO);
+  if (setup.fd3 >= 0) ::dup2(setup.fd3, 3);
+  // No blocked signals and default SIGPIPE (the caller's SigpipeBlock
+  // would otherwise be inherited).
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+  if (setup.addressSpaceBytes != 0) {
+    rlimit current{};
+    ::getrlimit(RLIMIT_AS, &current);
+    const rlim_t wanted = setup.addressSpaceBytes < current.rlim_max ? setup.addressSpaceBytes : current.rlim_max;
+    const rlimit next{wanted, wanted};
+    ::setrlimit(RLIMIT_AS, &next);
+  }
+  int error = 0;
+  if (setup.workingDirectory != nullptr && ::chdir(setup.workingDirectory) != 0) error = errno;
+  if (error == 0) {
+    ::execve(setup.program, setup.argv, setup.envp);
+    error = errno;
+  }
+  while (::write(setup.execErrorPipe, &error, sizeof error) < 0 && errno == EINTR) {
+  }
+  ::_exit(127);
+}
 
 int millisecondsUntil(std::chrono::steady_clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -133,8 +154,29 @@ bool drain(int fd, std::string& sink, size_t limit) {
 
 }  // namespace
 
+bool ToolRun::ranOutOfMemory() const {
+  return err.find("LLVM ERROR: out of memory") != std::string::npos ||
+         err.find("std::bad_alloc") != std::string::npos;
+}
+
+std::string ToolRun::diagnostics() const {
+  size_t end = err.size();
+  for (std::string_view marker : {"PLEASE submit a bug report", "Stack dump:"}) {
+    const size_t at = err.find(marker);
+    if (at != std::string::npos) end = std::min(end, at);
+  }
+  std::string text = err.substr(0, end);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
 std::string ToolRun::describeFailure(std::chrono::seconds limit) const {
   if (timedOut) return "timed out after " + std::to_string(limit.count()) + " s";
+  if (outputTooLarge) return "was stopped: its output passed the limit";
+  if (ranOutOfMemory()) {
+    return "ran out of memory" +
+           (addressSpaceBytes ? " (its limit is " + std::to_string(addressSpaceBytes >> 20) + " MB)" : std::string());
+  }
   if (signal != 0) return "was killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
   return "exited with status " + std::to_string(exitCode);
 }
@@ -147,93 +189,124 @@ Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view i
   if (!out.ok()) return out.takeError();
   auto err = makePipe();
   if (!err.ok()) return err.takeError();
+  std::optional<Pipe> fd3;
+  if (options.captureDescriptor3) {
+    auto made = makePipe();
+    if (!made.ok()) return made.takeError();
+    fd3 = std::move(*made);
+  }
+  auto execError = makePipe();
+  if (!execError.ok()) return execError.takeError();
 
+  // Everything the child needs is built before fork(): it must not allocate.
+  const std::string program = resolveProgram(argv.at(0));
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  std::vector<std::string> environment;
+  for (char** variable = environ; *variable != nullptr; ++variable) {
+    const std::string_view text(*variable);
+    const bool overridden = std::any_of(options.environment.begin(), options.environment.end(), [&](const std::string& e) {
+      return text.substr(0, text.find('=') + 1) == std::string_view(e).substr(0, e.find('=') + 1);
+    });
+    if (!overridden) environment.emplace_back(text);
+  }
+  environment.insert(environment.end(), options.environment.begin(), options.environment.end());
+  std::vector<char*> envp;
+  for (std::string& variable : environment) envp.push_back(variable.data());
+  envp.push_back(nullptr);
 
   SigpipeBlock sigpipeBlock;
-  SpawnSetup setup;
-  setup.connect(in->read.get(), out->write.get(), err->write.get());
-  setup.isolate();
-  if (options.workingDirectory != nullptr) setup.changeDirectory(options.workingDirectory);
-  pid_t pid = -1;
-  const int spawnError =
-      posix_spawnp(&pid, args[0], setup.actions(), setup.attributes(), args.data(), environ);
-  if (spawnError != 0) {
-    return makeError(Outcome::ServerError, "cannot run " + argv[0] + ": " +
-                                               std::strerror(spawnError) +
-                                               " (is it installed and on PATH?)");
-  }
+  const ChildSetup setup{in->read.get(), out->write.get(), err->write.get(), fd3 ? fd3->write.get() : -1,
+                         ::getpid(), options.addressSpaceBytes, options.workingDirectory, program.c_str(),
+                         args.data(), envp.data(), execError->write.get()};
+  const pid_t pid = ::fork();
+  if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(tool)"));
+  if (pid == 0) execTool(setup);
+  // Our unreaped child: its pid cannot be reused, so the pidfd is its own.
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+
   in->read.reset();
   out->write.reset();
   err->write.reset();
+  if (fd3) fd3->write.reset();
+  execError->write.reset();
+  int execErrno = 0;
+  if (::read(execError->read.get(), &execErrno, sizeof execErrno) == sizeof execErrno) {
+    ::waitpid(pid, nullptr, 0);
+    return makeError(Outcome::ServerError, "cannot run " + argv[0] + ": " + std::strerror(execErrno) +
+                                               " (is it installed and on PATH?)");
+  }
 
   UniqueFd toChild = std::move(in->write);
   UniqueFd fromChild = std::move(out->read);
   UniqueFd errorsFromChild = std::move(err->read);
+  UniqueFd fromDescriptor3 = fd3 ? std::move(fd3->read) : UniqueFd();
   setNonBlocking(toChild.get());
   setNonBlocking(fromChild.get());
   setNonBlocking(errorsFromChild.get());
+  if (fromDescriptor3) setNonBlocking(fromDescriptor3.get());
   if (input.empty()) toChild.reset();
 
   ToolRun run;
+  run.addressSpaceBytes = options.addressSpaceBytes;
+  if (run.addressSpaceBytes == 0) {
+    rlimit inherited{};
+    if (::getrlimit(RLIMIT_AS, &inherited) == 0 && inherited.rlim_cur != RLIM_INFINITY) {
+      run.addressSpaceBytes = inherited.rlim_cur;
+    }
+  }
   const auto deadline = std::chrono::steady_clock::now() + options.limit;
   size_t written = 0;
-  while (fromChild || errorsFromChild) {
-    std::array<pollfd, 3> fds{};
+  bool exited = !pidfd;  // without a pidfd (kernel < 5.3), the streams closing stands for the exit
+  // Until the tool has exited and closed its streams (a grandchild holding
+  // them open does not keep us: once the tool is gone we read what is left).
+  while (!exited || fromChild || errorsFromChild || fromDescriptor3) {
+    std::array<pollfd, 5> fds{};
     nfds_t count = 0;
     if (fromChild) fds[count++] = {fromChild.get(), POLLIN, 0};
     if (errorsFromChild) fds[count++] = {errorsFromChild.get(), POLLIN, 0};
+    if (fromDescriptor3) fds[count++] = {fromDescriptor3.get(), POLLIN, 0};
     if (toChild) fds[count++] = {toChild.get(), POLLOUT, 0};
-    const int ready = ::poll(fds.data(), count, millisecondsUntil(deadline));
+    if (!exited && pidfd) fds[count++] = {pidfd.get(), POLLIN, 0};
+    const int ready = ::poll(fds.data(), count, exited ? 0 : millisecondsUntil(deadline));
     if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) {
-      run.timedOut = ready == 0;
+    if (ready < 0) break;
+    if (ready == 0) {
+      if (exited) break;  // gone, and nothing more to read
+      run.timedOut = true;
       break;
     }
     for (nfds_t i = 0; i < count; ++i) {
       if (fds[i].revents == 0) continue;
-      if (fds[i].fd == fromChild.get() && !drain(fromChild.get(), run.out, kMaxOutput)) {
+      const int fd = fds[i].fd;
+      if (fd == fromChild.get() && !drain(fd, run.out, options.maxOutputBytes + 1)) {
         fromChild.reset();
-      } else if (fds[i].fd == errorsFromChild.get() &&
-                 !drain(errorsFromChild.get(), run.err, kMaxErrorOutput)) {
+      } else if (fd == errorsFromChild.get() && !drain(fd, run.err, kMaxErrorOutput)) {
         errorsFromChild.reset();
-      } else if (toChild && fds[i].fd == toChild.get()) {
-        const ssize_t n = ::write(toChild.get(), input.data() + written, input.size() - written);
+      } else if (fromDescriptor3 && fd == fromDescriptor3.get() &&
+                 !drain(fd, run.descriptor3, kMaxDescriptor3Output)) {
+        fromDescriptor3.reset();
+      } else if (toChild && fd == toChild.get()) {
+        const ssize_t n = ::write(fd, input.data() + written, input.size() - written);
         if (n > 0) written += static_cast<size_t>(n);
         // Done, or the tool stopped reading (EPIPE): either way, no more input.
-        if (written == input.size() || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-          toChild.reset();
-        }
+        if (written == input.size() || (n < 0 && errno != EAGAIN && errno != EINTR)) toChild.reset();
+      } else if (pidfd && fd == pidfd.get()) {
+        exited = true;
+        toChild.reset();
       }
     }
-    if (run.out.size() >= kMaxOutput) {
-      run.err += "\n(forkgym stopped the tool: its output passed 1 GiB)";
+    if (run.out.size() > options.maxOutputBytes) {
+      run.outputTooLarge = true;
+      run.out.clear();
       break;
     }
   }
 
-  // The streams are closed (or we gave up on them), but the tool may still
-  // be running: give it until the deadline, then kill its whole group.
-  bool killed = false;
-  auto killGroup = [&] {
-    if (!killed) ::kill(-pid, SIGKILL);
-    killed = true;
-  };
-  if (run.timedOut || fromChild) killGroup();
+  if (!exited) ::kill(pid, SIGKILL);
   int status = 0;
-  for (;;) {
-    const pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) break;
-    if (done < 0 && errno == EINTR) continue;
-    if (done < 0) return makeError(Outcome::ServerError, errnoMessage("waitpid"));
-    if (millisecondsUntil(deadline) == 0 && !killed) {
-      run.timedOut = true;
-      killGroup();
-    }
-    const timespec pause{0, 1'000'000};
-    ::nanosleep(&pause, nullptr);
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status)) run.exitCode = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) run.signal = WTERMSIG(status);

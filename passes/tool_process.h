@@ -3,10 +3,16 @@
 // stderr kept for the error message.
 //
 // Loader child only: the worker's sandbox forbids execve, and the zygote
-// never runs untrusted work itself.
+// never runs untrusted work itself. The tool is fork()ed and exec()ed (the
+// loader is single-threaded) so that, before exec, it can be tied to the
+// loader: PR_SET_PDEATHSIG kills it when the loader dies (the zygote kills a
+// loader on timeout or when its client goes), and it stays in the loader's
+// process group, which the zygote kills as a whole. It inherits the loader's
+// resource limits (CPU, file size), and gets its own address-space limit.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,11 +25,21 @@ struct ToolRun {
   int exitCode = -1;     // when the tool exited
   int signal = 0;        // when a signal killed it
   bool timedOut = false; // killed by us at the limit
+  bool outputTooLarge = false;  // stopped: stdout passed ToolOptions::maxOutputBytes
   std::string out;
   std::string err;
-  bool succeeded() const { return !timedOut && signal == 0 && exitCode == 0; }
-  // "exited with status 1", "was killed by signal 11", "timed out after 60 s"
+  std::string descriptor3;  // what it wrote on fd 3 (ToolOptions::captureDescriptor3)
+  bool succeeded() const { return !timedOut && !outputTooLarge && signal == 0 && exitCode == 0; }
+  // LLVM tools say "LLVM ERROR: out of memory" when an allocation fails
+  // (here: at their address-space limit).
+  bool ranOutOfMemory() const;
+  // "exited with status 1", "was killed by signal 11", "timed out after 60 s",
+  // "ran out of memory (its limit is 2048 MB)"
   std::string describeFailure(std::chrono::seconds limit) const;
+  // stderr without the crash report an LLVM tool appends (bug-report
+  // banner, stack dump): the diagnostics a user can act on.
+  std::string diagnostics() const;
+  uint64_t addressSpaceBytes = 0;  // the limit it ran under (for the message)
 };
 
 inline constexpr std::chrono::seconds kToolTimeLimit{60};
@@ -34,6 +50,15 @@ struct ToolOptions {
   // directory (csmith writes platform.info), kNoWritableDirectory: a
   // directory where no file can be created, so the litter never appears.
   const char* workingDirectory = nullptr;  // nullptr: ours
+  uint64_t addressSpaceBytes = 0;  // RLIMIT_AS of the tool; 0: inherited
+  // A benchmark's bitcode is at most a few tens of MiB; more means a runaway
+  // generator or a preprocessor bomb, stopped before it fills our memory.
+  size_t maxOutputBytes = size_t{256} << 20;
+  // Fd 3 of the tool is a pipe whose contents land in ToolRun::descriptor3
+  // (e.g. clang -MD -MF /dev/fd/3: the dependency list beside the output).
+  bool captureDescriptor3 = false;
+  // NAME=value pairs added to the environment the tool inherits.
+  std::vector<std::string> environment = {};
 };
 inline constexpr const char* kNoWritableDirectory = "/proc";
 

@@ -16,6 +16,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <map>
 #include <cstdio>
 #include <memory>
 #include <set>
@@ -139,6 +140,103 @@ inline pid_t startSocketServer(const std::string& socketPath, std::vector<std::s
   }
   return started ? server : -1;
 }
+
+// Every process whose parent chain leads to `ancestor` (not itself).
+inline std::vector<pid_t> descendantsOf(pid_t ancestor) {
+  std::map<pid_t, pid_t> parent;
+  for (const auto& name : listDir("/proc")) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    FILE* stat = fopen(("/proc/" + name + "/stat").c_str(), "r");
+    if (!stat) continue;
+    char buffer[512] = {};
+    const size_t n = fread(buffer, 1, sizeof(buffer) - 1, stat);
+    fclose(stat);
+    const std::string text(buffer, n);
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) continue;
+    int ppid = 0;
+    char state = 0;
+    if (sscanf(text.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && state != 'Z') parent[std::stoi(name)] = ppid;
+  }
+  std::vector<pid_t> found;
+  for (const auto& [pid, ppid] : parent) {
+    for (pid_t up = ppid; up > 1;) {
+      if (up == ancestor) {
+        found.push_back(pid);
+        break;
+      }
+      auto it = parent.find(up);
+      if (it == parent.end()) break;
+      up = it->second;
+    }
+  }
+  return found;
+}
+
+// Live processes (not zombies) whose command line contains `needle`.
+inline std::vector<pid_t> processesMentioning(const std::string& needle) {
+  std::vector<pid_t> found;
+  for (const auto& name : listDir("/proc")) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
+    if (pid == getpid()) continue;
+    FILE* file = fopen(("/proc/" + name + "/cmdline").c_str(), "r");
+    if (!file) continue;
+    std::string cmdline;
+    char buffer[4096];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof(buffer), file)) > 0) cmdline.append(buffer, n);
+    fclose(file);
+    if (cmdline.find(needle) != std::string::npos && !processGone(pid)) found.push_back(pid);
+  }
+  return found;
+}
+
+// A directory for one test's files, removed with everything in it.
+struct TestDir {
+  std::string path;
+  TestDir() {
+    char pattern[] = "/tmp/fgtest-dir-XXXXXX";
+    path = mkdtemp(pattern);
+  }
+  ~TestDir() { run("rm -rf '" + path + "'"); }
+  std::string write(const std::string& name, const std::string& text) const {
+    const std::string file = path + "/" + name;
+    FILE* out = fopen(file.c_str(), "w");
+    fwrite(text.data(), 1, text.size(), out);
+    fclose(out);
+    return file;
+  }
+};
+
+// A forkgym-server listening on its own socket, for tests with several
+// client connections (Connection::spawn() gives each client its own server).
+class SocketServer {
+ public:
+  explicit SocketServer(const std::vector<std::string>& extraArgs = {})
+      : socket_(dir_.path + "/s.sock"), pid_(startSocketServer(socket_, extraArgs)) {
+    EXPECT_GT(pid_, 0) << "the server did not start";
+  }
+  ~SocketServer() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the server must survive everything the test did";
+  }
+  std::shared_ptr<Connection> connect() {
+    auto connection = Connection::connect(socket_);
+    EXPECT_TRUE(connection) << connection.error().message;
+    return connection ? *connection : nullptr;
+  }
+  pid_t pid() const { return pid_; }
+  const std::string& socketPath() const { return socket_; }
+
+ private:
+  TestDir dir_;
+  std::string socket_;
+  pid_t pid_ = -1;
+};
 
 inline int64_t asInt(const Observation& value) { return std::get<int64_t>(value); }
 inline const std::string& asText(const Observation& value) { return std::get<std::string>(value); }

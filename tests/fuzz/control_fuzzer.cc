@@ -46,8 +46,8 @@ class StubZygote : public ControlHandler {
     out.setKnown(pid > 0 && pid % 3 == 0);
     out.setExitCode(pid);
   }
-  Status newSession(const std::string& benchmark, proto::Limits::Reader limits, proto::SessionStarted::Builder out,
-                    std::vector<UniqueFd>& fds) override {
+  Result<SessionStart> newSession(const std::string& benchmark, proto::Limits::Reader limits,
+                                  proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override {
     // What the real zygote reads before it forks.
     const uint64_t memoryMb = limits.getAddressSpaceMb();
     const uint32_t cpu = limits.getCpuSecondsPerStep();
@@ -55,7 +55,8 @@ class StubZygote : public ControlHandler {
     out.setPid(static_cast<int32_t>(memoryMb ^ cpu));
     out.setRegionBytes(memoryMb);
     out.setBenchmark(benchmark);
-    return okStatus();
+    // The real zygote defers sessions whose benchmark must be loaded first.
+    return benchmark.size() % 2 ? SessionStart::Deferred : SessionStart::Started;
   }
 };
 
@@ -84,6 +85,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (state != FrameAssembler::State::HaveFrame) break;
     auto frame = assembler.takeFrame();
     auto reply = dispatchControlFrame(frame, greeted, zygote);
+    if (!reply.message) {
+      // Deferred: answered later, so nothing (no descriptor either) goes out now.
+      if (!reply.fds.empty()) __builtin_trap();
+      continue;
+    }
     auto flat = capnp::messageToFlatArray(*reply.message);
     if (flat.size() == 0) __builtin_trap();
   }

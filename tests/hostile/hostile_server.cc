@@ -640,8 +640,8 @@ class HostileServer : public forkserver::ControlHandler {
     out.setExitCode(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     out.setSignal(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   }
-  Status newSession(const std::string& benchmark, proto::Limits::Reader, proto::SessionStarted::Builder out,
-                    std::vector<UniqueFd>& fds) override {
+  Result<SessionStart> newSession(const std::string& benchmark, proto::Limits::Reader,
+                                  proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override {
     auto created = Channel::create();
     if (!created) return created.takeError();
     auto& [channel, ends] = *created;
@@ -665,7 +665,7 @@ class HostileServer : public forkserver::ControlHandler {
     fds.push_back(std::move(ends.memfd));
     fds.push_back(std::move(ends.doorbell));
     fds.emplace_back(pidfd);
-    return okStatus();
+    return SessionStart::Started;
   }
 
  private:

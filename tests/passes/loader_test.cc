@@ -1,4 +1,10 @@
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -272,6 +278,48 @@ TEST(Loader, ToolThatHangsIsKilledAtTheLimit) {
   ASSERT_TRUE(run.ok()) << run.error().message;
   EXPECT_TRUE(run->timedOut);
   EXPECT_FALSE(run->succeeded());
+}
+
+// A tool must not outlive the loader that started it: the zygote kills a
+// loader on timeout or when its client goes, and a compiler left running
+// would go on using memory and CPU with nobody waiting for it.
+TEST(Loader, ToolDiesWithTheProcessThatStartedIt) {
+  char dir[] = "/tmp/fgtest-tool-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string fifo = std::string(dir) + "/pid";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const pid_t loader = fork();
+  ASSERT_GE(loader, 0);
+  if (loader == 0) {
+    // Stands for a loader: runs a tool that reports its pid, then waits.
+    (void)runTool({"sh", "-c", "echo $$ > " + fifo + "; exec sleep 1000"}, "",
+                  {.limit = std::chrono::seconds(600)});
+    _exit(0);
+  }
+  FILE* reader = fopen(fifo.c_str(), "r");  // blocks until the tool opens it
+  ASSERT_NE(reader, nullptr);
+  int toolPid = 0;
+  ASSERT_EQ(fscanf(reader, "%d", &toolPid), 1);
+  fclose(reader);
+  ASSERT_GT(toolPid, 0);
+  const int toolPidfd = static_cast<int>(syscall(SYS_pidfd_open, toolPid, 0));
+  ASSERT_GE(toolPidfd, 0);
+
+  kill(loader, SIGKILL);
+  waitpid(loader, nullptr, 0);
+  // The tool's pidfd turns readable when it exits; it is not our child, so
+  // this is the way to wait for it without polling.
+  pollfd exited{toolPidfd, POLLIN, 0};
+  EXPECT_EQ(poll(&exited, 1, 60'000), 1) << "the tool outlived the process that started it";
+  close(toolPidfd);
+  unlink(fifo.c_str());
+  rmdir(dir);
+}
+
+TEST(Loader, ToolRunsUnderTheAddressSpaceLimitItIsGiven) {
+  auto run = runTool({"sh", "-c", "ulimit -v"}, "", {.addressSpaceBytes = uint64_t{768} << 20});
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  EXPECT_EQ(run->out, "786432\n");
 }
 
 TEST(Loader, ToolThatIsMissingIsAClearError) {

@@ -1,0 +1,76 @@
+// Compiling C/C++ benchmark sources with the build's clang, in two steps so
+// that what is compiled is exactly what is hashed and checked:
+//
+//   1. preprocess(path): clang -E, with -MD listing every file it read. With
+//      --benchmark-root, a file read outside the roots and the system include
+//      directories (an #include or #embed of /etc/shadow, a source that is a
+//      symlink out of the root) refuses the benchmark, naming the file, before
+//      anything is compiled; diagnostics are printed without quoted source
+//      lines, and none located outside the roots is echoed. Every file read
+//      outside the system directories is recorded (InputRecorder) for the
+//      zygote's freshness check.
+//   2. compile(preprocessed): clang compiles that text from stdin, reading no
+//      file at all.
+// __DATE__ and __TIME__ expand to a fixed time (SOURCE_DATE_EPOCH=0), so the
+// same sources give the same module.
+//
+// Loader child only (it runs clang). What is not closed: a client that can
+// write inside a root and swaps a directory for a symlink while clang -E runs
+// could still have clang read outside (the later checks see the swapped-back
+// path). A mount namespace showing clang only the roots closes that; see the
+// README's threat model.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipc/result.h"
+#include "passes/benchmark_inputs.h"
+
+namespace llvm {
+class LLVMContext;
+class Module;
+}  // namespace llvm
+
+namespace forkgym::passes {
+
+struct SourceCompilerOptions {
+  std::vector<std::string> roots;  // realpath'd --benchmark-root directories; empty: anywhere
+  uint64_t addressSpaceBytes = 0;  // clang's RLIMIT_AS; 0: inherited
+};
+
+struct PreprocessedSource {
+  std::string path;      // as named
+  bool cxx = false;      // C++ (.cc, .cpp, .cxx) rather than C
+  std::string text;      // clang -E output
+};
+
+class SourceCompiler {
+ public:
+  SourceCompiler(SourceCompilerOptions options, InputRecorder& recorder)
+      : options_(std::move(options)), recorder_(recorder) {}
+
+  Result<PreprocessedSource> preprocess(const std::string& path);
+  Result<std::unique_ptr<llvm::Module>> compile(const PreprocessedSource& source, llvm::LLVMContext& context);
+  // Compiles program text given on stdin (a generator's output), with extra
+  // clang arguments (include directories).
+  Result<std::unique_ptr<llvm::Module>> compileText(std::string_view text, const std::vector<std::string>& extraArgs,
+                                                    std::string_view what, llvm::LLVMContext& context);
+
+  // Every compile option, for the content hash.
+  static std::string optionsForHash();
+
+ private:
+  // How to name `file`, read while compiling, if it is refused (outside the
+  // roots and `systemDirs`); empty if it is allowed.
+  std::string refusal(const std::string& file, const std::vector<std::string>& systemDirs) const;
+
+  SourceCompilerOptions options_;
+  InputRecorder& recorder_;
+};
+
+bool isSourcePath(std::string_view path);
+
+}  // namespace forkgym::passes
