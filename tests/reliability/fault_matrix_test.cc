@@ -29,6 +29,7 @@
 
 #include <capnp/message.h>
 
+#include "ipc/action_table_hash.h"
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
@@ -181,6 +182,7 @@ std::vector<Printed>& printed() {
 struct Harness {
   std::string dir;
   std::string socket;
+  std::string gate;  // --test-load-gate FIFO: loads of URIs with "gated" wait on it
   pid_t zygote = -1;
   std::shared_ptr<Connection> connection;
   std::shared_ptr<const Description> description;
@@ -598,6 +600,149 @@ Got hostileForkPidfd() {
   return got;
 }
 
+// ----------------------------------------------------------------- loads --
+
+// A file of the row's own in the harness directory, removed after the row.
+struct RowFile {
+  std::string path;
+  RowFile(const std::string& name, const std::string& text) : path(gHarness->dir + "/" + name) {
+    std::ofstream(path, std::ios::binary) << text;
+  }
+  ~RowFile() { unlink(path.c_str()); }
+};
+
+// A FIFO as a source's include: its compile blocks until someone writes.
+struct BlockingSource {
+  std::string fifo, source;
+  explicit BlockingSource(const std::string& name)
+      : fifo(gHarness->dir + "/" + name + ".h"), source(gHarness->dir + "/" + name + ".c") {
+    mkfifo(fifo.c_str(), 0600);
+    std::ofstream(source) << "#include \"" << fifo << "\"\nint main(void) { return 0; }\n";
+  }
+  ~BlockingSource() {
+    // Lets a compiler still blocked on the FIFO go (a failed row).
+    const int writer = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (writer >= 0) close(writer);
+    unlink(fifo.c_str());
+    unlink(source.c_str());
+  }
+};
+
+// Opens a FIFO's write end once a reader has it open; the open itself is the
+// signal that the reader (a loader at the gate, a compiler) got there.
+UniqueFd openOnceRead(const std::string& fifo) {
+  UniqueFd writer;
+  eventually([&] {
+    writer.reset(open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    return static_cast<bool>(writer);
+  });
+  if (writer) fcntl(writer.get(), F_SETFL, 0);
+  return writer;
+}
+
+Got resetFails(const std::string& uri, Outcome expected, std::vector<std::string> words) {
+  Env env(gHarness->connection);
+  auto status = env.reset(uri);
+  if (status) return {false, "loaded"};
+  Got got{status.error().outcome == expected, std::string(outcomeName(status.error().outcome)) + ": " +
+                                                  status.error().message};
+  for (const auto& word : words) got.pass = got.pass && status.error().message.find(word) != std::string::npos;
+  return got;
+}
+
+// 32 bytes of bitcode whose type table claims 2^28 entries: LLVM's reader
+// allocates and zero-fills 2 GiB for it.
+std::string bitcodeTypeBomb() {
+  const unsigned char bytes[] = {0x42, 0x43, 0xc0, 0xde, 0x21, 0x0c, 0x00, 0x00, 0x05, 0x00, 0x00,
+                                 0x00, 0x89, 0x20, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x13, 0x04,
+                                 0x20, 0x08, 0x82, 0x20, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00};
+  return std::string(reinterpret_cast<const char*>(bytes), sizeof(bytes));
+}
+
+// Each macro level doubles the last one's expansion: gigabytes in clang.
+std::string preprocessorBomb() {
+  std::string text = "#define E0(x) x x x x\n";
+  for (int i = 1; i < 24; ++i) {
+    text += "#define E" + std::to_string(i) + "(x) E" + std::to_string(i - 1) + "(E" + std::to_string(i - 1) + "(x))\n";
+  }
+  return text + "int a[] = { E23(1 +) 1 };\n";
+}
+
+// A load past its timeout is killed with the compiler it runs (on a private
+// zygote with a 2 s load timeout; the matrix's own keeps the default).
+Got loadPastItsTimeout() {
+  BlockingSource stuck("stuck");
+  ServerOptions options = testServer();
+  options.extraArgs = {"--load-timeout", "2"};
+  auto connection = Connection::spawn(options);
+  if (!connection) return {false, connection.error().message};
+  Env env(*connection);
+  auto status = env.reset("file://" + stuck.source);
+  Got got{!status && status.error().outcome == Outcome::BenchmarkError &&
+              status.error().message.find("took longer than 2 s") != std::string::npos,
+          status ? "loaded" : std::string(outcomeName(status.error().outcome)) + ": " + status.error().message};
+  const bool compilerGone = eventually([&] { return processesMentioning(stuck.source).empty(); });
+  got.text += compilerGone ? "; compiler gone" : "; the COMPILER OUTLIVED its load";
+  got.pass = got.pass && compilerGone && env.reset(fileUri("crc32.c")).ok();
+  return got;
+}
+
+// The client that asked for a load goes away: the load and its compiler end.
+Got clientGoesAwayMidLoad() {
+  BlockingSource abandoned("abandoned");
+  auto fd = connectUnix(gHarness->socket);
+  if (!fd) return {false, fd.error().message};
+  capnp::MallocMessageBuilder hello;
+  auto greeting = hello.initRoot<proto::ControlRequest>().initHello();
+  greeting.setProtocolVersion(proto::PROTOCOL_VERSION);
+  greeting.setActionTableHash(kActionTableHash);
+  if (!sendFrame(fd->get(), hello) || !recvFrame(fd->get(), kHangGuard, 0)) return {false, "hello failed"};
+  capnp::MallocMessageBuilder request;
+  request.initRoot<proto::ControlRequest>().initNewSession().setBenchmark("file://" + abandoned.source);
+  if (!sendFrame(fd->get(), request)) return {false, "request failed"};
+  // The compiler holds the include open once this open returns; holding the
+  // write end keeps it blocked in read().
+  UniqueFd writer = openOnceRead(abandoned.fifo);
+  if (!writer) return {false, "the load never started"};
+  fd->reset();
+  const bool gone = eventually([&] { return processesMentioning(abandoned.source).empty(); });
+  return {gone, gone ? "loader and compiler ended with their client" : "the COMPILER OUTLIVED its client"};
+}
+
+// A load waiting at the gate blocks nobody: while it waits the zygote
+// serves a reset and the bystander steps; then it completes.
+Got slowLoadBlocksNobody() {
+  RowFile gated("gated.c", "int main(void) { return 7; }\n");
+  const pid_t client = ::fork();
+  if (client == 0) {
+    auto connection = Connection::connect(gHarness->socket);
+    if (!connection) _exit(3);
+    // Limits of its own: the zygote keeps spare workers only for sessions
+    // with the default limits, and a new spare is no leak of this row's.
+    EnvOptions options;
+    options.limits.cpuSecondsPerStep = 30;
+    Env env(*connection, options);
+    _exit(env.reset("file://" + gated.path) ? 0 : 4);
+  }
+  UniqueFd gate = openOnceRead(gHarness->gate);
+  if (!gate) {
+    kill(client, SIGKILL);
+    waitpid(client, nullptr, 0);
+    return {false, "the load never reached the gate"};
+  }
+  Env other(gHarness->connection);
+  const bool served = other.reset(fileUri("crc32.c")).ok() && other.step({}).ok();
+  auto status = gHarness->connection->status();
+  const bool stillLoading = status && status->pendingLoads == 1;
+  (void)!write(gate.get(), "x", 1);
+  int exit = 0;
+  waitpid(client, &exit, 0);
+  const bool loaded = WIFEXITED(exit) && WEXITSTATUS(exit) == 0;
+  return {served && stillLoading && loaded,
+          std::string(served ? "others served" : "OTHERS BLOCKED") + (stillLoading ? " while it loaded" : "") +
+              (loaded ? "; then it loaded" : "; it FAILED")};
+}
+
 std::vector<Row> rows() {
   std::vector<Row> rows;
   EnvOptions quick;
@@ -663,6 +808,27 @@ std::vector<Row> rows() {
   rows.push_back({"SIGINT during a step", "interrupted, worker killed, reproducer kept", sigintDuringStep});
   rows.push_back({"fork with no descriptors left", "resource_exhausted, episode goes on", forkOutOfDescriptors});
   rows.push_back({"client process forks mid-episode", "child refused the parent's episode", clientForksMidEpisode});
+  rows.push_back({"FIFO named as a benchmark", "benchmark_error at once", [] {
+                    const std::string fifo = gHarness->dir + "/pipe.bc";
+                    mkfifo(fifo.c_str(), 0600);
+                    Got got = resetFails("file://" + fifo, Outcome::BenchmarkError, {"not a regular file", "FIFO"});
+                    unlink(fifo.c_str());
+                    return got;
+                  }});
+  rows.push_back({"/dev/zero named as a benchmark", "benchmark_error at once", [] {
+                    return resetFails("file:///dev/zero", Outcome::BenchmarkError, {"not a regular file", "device"});
+                  }});
+  rows.push_back({"bitcode claiming 2^28 types", "benchmark_error out of memory (1 GiB)", [] {
+                    RowFile bomb("types.bc", bitcodeTypeBomb());
+                    return resetFails("file://" + bomb.path, Outcome::BenchmarkError, {"out of memory"});
+                  }});
+  rows.push_back({"preprocessor bomb", "benchmark_error out of memory (1 GiB)", [] {
+                    RowFile bomb("bomb.c", preprocessorBomb());
+                    return resetFails("file://" + bomb.path, Outcome::BenchmarkError, {"out of memory"});
+                  }});
+  rows.push_back({"load past its timeout", "benchmark_error; the compiler is killed too", loadPastItsTimeout});
+  rows.push_back({"client goes away mid-load", "the load and its compiler end", clientGoesAwayMidLoad});
+  rows.push_back({"slow load", "blocks no other client", slowLoadBlocksNobody});
   rows.push_back({"garbage in the shared region", "invalid_request, episode goes on", garbageInRegion});
   rows.push_back({"fd sent on the worker's doorbell", "invalid_request, fd dropped, goes on", fdsToWorker});
   rows.push_back({"fd sent to the zygote", "client dropped", fdsToZygote});
@@ -695,7 +861,12 @@ class FaultMatrix : public ::testing::TestWithParam<size_t> {
     ASSERT_NE(mkdtemp(dir), nullptr);
     gHarness->dir = dir;
     gHarness->socket = gHarness->dir + "/server.sock";
-    gHarness->zygote = startSocketServer(gHarness->socket, {"--preload", fileUri("crc32.c")});
+    gHarness->gate = gHarness->dir + "/gate";
+    ASSERT_EQ(mkfifo(gHarness->gate.c_str(), 0600), 0);
+    // Loads limited to 1 GiB (below the workers' default), so the memory
+    // bombs end the same way on every machine.
+    gHarness->zygote = startSocketServer(gHarness->socket, {"--preload", fileUri("crc32.c"), "--load-memory-mb", "1024",
+                                                            "--test-load-gate", "gated=" + gHarness->gate});
     ASSERT_GT(gHarness->zygote, 0) << "server did not start";
     auto connection = Connection::connect(gHarness->socket);
     ASSERT_TRUE(connection) << connection.error().message;
@@ -716,6 +887,7 @@ class FaultMatrix : public ::testing::TestWithParam<size_t> {
       kill(gHarness->zygote, SIGTERM);
       waitpid(gHarness->zygote, nullptr, 0);
     }
+    unlink(gHarness->gate.c_str());
     rmdir(gHarness->dir.c_str());
     delete gHarness;
     gHarness = nullptr;
