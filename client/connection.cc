@@ -367,6 +367,7 @@ Result<SessionEnds> Connection::newSession(const std::string& benchmark, const L
     SessionEnds ends;
     ends.pid = started.getPid();
     ends.benchmark = started.getBenchmark();
+    ends.benchmarkHash = started.getBenchmarkHash();
     ends.channel.memfd = std::move(frame->fds[0]);
     ends.channel.doorbell = std::move(frame->fds[1]);
     ends.pidfd = std::move(frame->fds[2]);

@@ -108,6 +108,7 @@ struct SessionEnds {
   pid_t group = -1;       // the worker's process group (its forks join it); -1 if it already exited
   pid_t zygotePid = -1;   // the worker's parent
   std::string benchmark;  // canonical URI
+  std::string benchmarkHash;  // hex content hash of what the server loaded
   ClientEnds channel;
   UniqueFd pidfd;
 };

@@ -132,6 +132,7 @@ Env::Env(Env&& other) noexcept : forkWatch_(this, &Env::forgetInChild) {
   group_ = std::exchange(other.group_, -1);
   stepPending_ = std::exchange(other.stepPending_, false);
   benchmark_ = std::move(other.benchmark_);
+  benchmarkHash_ = std::move(other.benchmarkHash_);
   actions_ = std::move(other.actions_);
   pendingActions_ = std::move(other.pendingActions_);
   pendingSpaces_ = std::move(other.pendingSpaces_);
@@ -156,6 +157,7 @@ Env& Env::operator=(Env&& other) noexcept {
   group_ = std::exchange(other.group_, -1);
   stepPending_ = std::exchange(other.stepPending_, false);
   benchmark_ = std::move(other.benchmark_);
+  benchmarkHash_ = std::move(other.benchmarkHash_);
   actions_ = std::move(other.actions_);
   pendingActions_ = std::move(other.pendingActions_);
   pendingSpaces_ = std::move(other.pendingSpaces_);
@@ -224,6 +226,11 @@ std::string Env::benchmark() const {
   return benchmark_;
 }
 
+std::string Env::benchmarkHash() const {
+  std::lock_guard lock(mutex_);
+  return benchmarkHash_;
+}
+
 std::vector<uint32_t> Env::actions() const {
   std::lock_guard lock(mutex_);
   return actions_;
@@ -278,6 +285,7 @@ Status Env::reset(const std::string& benchmark) {
   pid_.store(ends->pid, std::memory_order_relaxed);
   group_ = ends->group;
   benchmark_ = ends->benchmark;
+  benchmarkHash_ = ends->benchmarkHash;
   running_.store(true, std::memory_order_release);
   return okStatus();
 }
@@ -288,7 +296,7 @@ Reproducer Env::reproducer() const {
 }
 
 Reproducer Env::reproducerLocked() const {
-  Reproducer reproducer{benchmark_, actions_, {}};
+  Reproducer reproducer{benchmark_, benchmarkHash_, actions_, {}};
   std::string passes;
   if (description_) {
     for (uint32_t action : actions_) {
@@ -586,6 +594,7 @@ Result<Env> Env::fork() {
   forked.description_ = description_;
   forked.optPath_ = optPath_;
   forked.benchmark_ = benchmark_;
+  forked.benchmarkHash_ = benchmarkHash_;
   forked.actions_ = actions_;
   forked.running_.store(true, std::memory_order_release);
   return forked;

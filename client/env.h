@@ -51,6 +51,9 @@ using Observation = std::variant<int64_t, std::vector<int64_t>, std::string, std
 
 struct Reproducer {
   std::string benchmark;
+  // What the benchmark's content was (the server's hex content hash): a
+  // replay on other content is not this episode.
+  std::string benchmarkHash;
   std::vector<uint32_t> actions;
   std::string commandline;  // <the server's opt, absolute path> -passes='...' replaying the actions
 };
@@ -106,6 +109,10 @@ class Env {
   // when the child was made (0 otherwise, and after the child's reset()).
   pid_t inheritedFrom() const { return inheritedFrom_.load(std::memory_order_relaxed); }
   std::string benchmark() const;
+  // The content hash of this episode's benchmark, as the server loaded it
+  // at reset() (file bytes, preprocessed sources and compile options, or a
+  // generator's output): states and reproducers record it.
+  std::string benchmarkHash() const;
   std::vector<uint32_t> actions() const;
   Reproducer reproducer() const;
   Connection& connection() { return *connection_; }
@@ -144,6 +151,7 @@ class Env {
   pid_t group_ = -1;  // the worker's process group: its verified forks belong to it
   bool stepPending_ = false;  // beginStep() posted, finishStep() not yet called
   std::string benchmark_;
+  std::string benchmarkHash_;
   std::vector<uint32_t> actions_;
   std::vector<uint32_t> pendingActions_;  // posted by beginStep(), not yet answered
   // The shape the posted step's reply must have (finishStep() checks it).

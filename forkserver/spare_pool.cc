@@ -16,11 +16,15 @@ void kill(SpareWorker& spare) {
 
 }  // namespace
 
-std::optional<SpareWorker> SparePool::take(const std::string& uri) {
+std::optional<SpareWorker> SparePool::take(const std::string& uri, const std::string& contentHash) {
   auto it = std::find_if(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.uri == uri; });
   if (it == spares_.end()) return std::nullopt;
   SpareWorker spare = std::move(*it);
   spares_.erase(it);
+  if (spare.contentHash != contentHash) {
+    kill(spare);  // the benchmark's content changed since it was forked
+    return std::nullopt;
+  }
   return spare;
 }
 

@@ -28,6 +28,7 @@ namespace forkgym::forkserver {
 
 struct SpareWorker {
   std::string uri;
+  std::string contentHash;  // of the module it was forked from
   pid_t pid = -1;
   UniqueFd pidfd;
   ClientEnds ends;
@@ -39,7 +40,9 @@ class SparePool {
   explicit SparePool(size_t capacity) : capacity_(capacity) {}
   ~SparePool() { killAll(); }
 
-  std::optional<SpareWorker> take(const std::string& uri);
+  // The spare for `uri`, if it was forked from `contentHash` (one forked
+  // from content since changed is killed instead).
+  std::optional<SpareWorker> take(const std::string& uri, const std::string& contentHash);
   void want(const std::string& uri);
   // A wanted benchmark without a spare, most recently wanted first.
   std::optional<std::string> nextWanted() const;

@@ -10,6 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
+
 #include <llvm/Config/llvm-config.h>
 #include <spdlog/spdlog.h>
 
@@ -136,28 +139,51 @@ Status Zygote::start() {
     spdlog::info("listening on {}", options_.socketPath);
   }
 
-  // Preloads are loads like any other, a few at a time.
+  // Preloads are loads like any other, a few at a time. They are cached in
+  // the order given, whatever order they finish in, so the cache's recency
+  // (what --cache-mb evicts first) is the command line's.
   const size_t parallel = static_cast<size_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-  size_t next = 0;
-  while (!stopping_ && (next < options_.preload.size() || !loads_.empty())) {
+  std::vector<std::string> order;  // canonical URIs, as given
+  std::map<std::string, passes::LoadedBitcode> loaded;
+  size_t next = 0, cached = 0;
+  while (!stopping_ && cached < options_.preload.size()) {
     while (next < options_.preload.size() && loads_.size() < parallel) {
       const std::string& requested = options_.preload[next++];
       auto uri = passes::canonicalBenchmarkUri(requested, options_.benchmarkRoots);
-      if (uri && cache_.find(*uri)) continue;
       Status joined = uri ? passes::checkBenchmarkInput(*uri) : Status(uri.takeError());
-      if (joined) joined = loads_.join(loadRequest(*uri), std::nullopt);
+      if (joined && std::find(order.begin(), order.end(), *uri) == order.end()) {
+        joined = loads_.join(loadRequest(*uri, {}), std::nullopt);
+      }
       if (!joined) {
         spdlog::error("preload {}: {}", requested, joined.error().message);
         return makeError(Outcome::BenchmarkError, "cannot preload '" + requested + "': " + joined.error().message);
       }
+      order.push_back(*uri);
     }
-    turn(/*serveClients=*/false);
+    if (!loads_.empty()) turn(/*serveClients=*/false);
     for (auto& finished : loads_.takeFinished()) {
-      auto cached = finished.result ? cacheLoaded(std::move(*finished.result))
-                                    : Result<passes::ParsedBenchmark*>(finished.result.takeError());
-      if (!cached) {
-        spdlog::error("preload {}: {}", finished.uri, cached.error().message);
-        return makeError(Outcome::BenchmarkError, "cannot preload '" + finished.uri + "': " + cached.error().message);
+      if (!finished.result) {
+        spdlog::error("preload {}: {}", finished.uri, finished.result.error().message);
+        return makeError(Outcome::BenchmarkError,
+                         "cannot preload '" + finished.uri + "': " + finished.result.error().message);
+      }
+      loaded.emplace(finished.uri, std::move(*finished.result));
+    }
+    for (; cached < order.size(); ++cached) {
+      auto it = loaded.find(order[cached]);
+      if (it == loaded.end()) {
+        // Named twice: cached already.
+        if (std::find(order.begin(), order.begin() + static_cast<long>(cached), order[cached]) !=
+            order.begin() + static_cast<long>(cached)) {
+          continue;
+        }
+        break;
+      }
+      auto inserted = cacheLoaded(it->first, std::move(it->second));
+      loaded.erase(it);
+      if (!inserted) {
+        spdlog::error("preload {}: {}", order[cached], inserted.error().message);
+        return makeError(Outcome::BenchmarkError, "cannot preload '" + order[cached] + "': " + inserted.error().message);
       }
     }
   }
@@ -166,21 +192,26 @@ Status Zygote::start() {
   return okStatus();
 }
 
-passes::LoadRequest Zygote::loadRequest(const std::string& canonicalUri) const {
+passes::LoadRequest Zygote::loadRequest(const std::string& canonicalUri, const std::string& knownHash) const {
   passes::LoadRequest request;
   request.uri = canonicalUri;
+  request.expectedHash = knownHash;
   request.roots = options_.benchmarkRoots;
   request.toolMemoryBytes = loaderLimits(options_).addressSpaceBytes;
   return request;
 }
 
-Result<passes::ParsedBenchmark*> Zygote::cacheLoaded(passes::LoadedBitcode loaded) {
+Result<passes::ParsedBenchmark*> Zygote::cacheLoaded(const std::string& uri, passes::LoadedBitcode loaded) {
+  if (loaded.unchanged) {
+    // Null when that content was evicted meanwhile: the caller loads again.
+    return cache_.confirm(uri, loaded.contentHash, std::move(loaded.inputs));
+  }
   // What comes back is bitcode our own writer produced from a verified
   // module, in a loader child: parsing it here is safe.
   auto parsed = passes::parseTrustedBitcode(loaded);
   if (!parsed) return parsed.takeError();
-  spdlog::debug("cached {} (~{} KB)", parsed->uri, parsed->approxBytes >> 10);
-  return cache_.insert(std::move(*parsed));
+  spdlog::debug("cached {} as {} (~{} KB)", uri, parsed->contentHash, parsed->approxBytes >> 10);
+  return cache_.insert(uri, std::move(*parsed), std::move(loaded.inputs));
 }
 
 int Zygote::run() {
@@ -264,10 +295,25 @@ void Zygote::reap() {
 
 void Zygote::answerFinishedLoads() {
   for (auto& finished : loads_.takeFinished()) {
-    auto benchmark = finished.result ? cacheLoaded(std::move(*finished.result))
+    auto benchmark = finished.result ? cacheLoaded(finished.uri, std::move(*finished.result))
                                      : Result<passes::ParsedBenchmark*>(finished.result.takeError());
-    if (!benchmark) spdlog::debug("load of {} failed: {}", finished.uri, benchmark.error().message);
-    for (const auto& waiter : finished.waiters) answerSession(waiter, benchmark);
+    if (!benchmark) {
+      spdlog::debug("load of {} failed: {}", finished.uri, benchmark.error().message);
+      for (const auto& waiter : finished.waiters) answerSession(waiter, benchmark);
+      continue;
+    }
+    for (const auto& waiter : finished.waiters) {
+      // A request that came while the load ran gets what is on disk now: the
+      // files must still be as the load read them, else it loads again. (The
+      // load may have read them right after they were written: no need to
+      // check their content again this soon.)
+      auto lookup = cache_.lookup(waiter.uri, /*acceptUnsure=*/true);
+      if (lookup.fresh) {
+        answerSession(waiter, lookup.fresh);
+      } else if (auto joined = loads_.join(loadRequest(waiter.uri, lookup.knownHash), waiter); !joined) {
+        answerSession(waiter, joined.takeError());
+      }
+    }
   }
 }
 
@@ -375,14 +421,16 @@ Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& uri, 
   auto canonical = passes::canonicalBenchmarkUri(uri, options_.benchmarkRoots);
   if (!canonical) return canonical.takeError();
   const SessionRequest request{currentConnection_, *canonical, limits.getAddressSpaceMb(), limits.getCpuSecondsPerStep()};
-  if (auto* cached = cache_.find(*canonical)) {
-    if (auto ok = startSession(cached, request, started, passFds); !ok) return ok.takeError();
+  // A few stat() calls: are the files this module was made from as they were?
+  const auto lookup = cache_.lookup(*canonical);
+  if (lookup.fresh) {
+    if (auto ok = startSession(lookup.fresh, request, started, passFds); !ok) return ok.takeError();
     return SessionStart::Started;
   }
   // Refused at once if it is not a regular file or directory: a FIFO would
   // block the loader, a device never end.
   if (auto input = passes::checkBenchmarkInput(*canonical); !input) return input.takeError();
-  if (auto joined = loads_.join(loadRequest(*canonical), request); !joined) return joined.takeError();
+  if (auto joined = loads_.join(loadRequest(*canonical, lookup.knownHash), request); !joined) return joined.takeError();
   connections_.at(currentConnection_).waiting = true;
   return SessionStart::Deferred;
 }
@@ -393,8 +441,8 @@ Status Zygote::startSession(passes::ParsedBenchmark* benchmark, const SessionReq
   const bool defaultLimits = request.addressSpaceMb == 0 && request.cpuSecondsPerStep == 0;
   std::optional<SpareWorker> worker;
   if (defaultLimits && options_.spareWorkers > 0) {
-    worker = spares_.take(benchmark->uri);
-    spares_.want(benchmark->uri);
+    worker = spares_.take(request.uri, benchmark->contentHash);
+    spares_.want(request.uri);
   }
   if (!worker) {
     const uint32_t cpuPerStep = request.cpuSecondsPerStep ? request.cpuSecondsPerStep : options_.cpuSecondsPerStep;
@@ -406,6 +454,7 @@ Status Zygote::startSession(passes::ParsedBenchmark* benchmark, const SessionReq
   started.setPid(worker->pid);
   started.setRegionBytes(worker->regionBytes);
   started.setBenchmark(request.uri);
+  started.setBenchmarkHash(benchmark->contentHash);
   passFds.push_back(std::move(worker->ends.memfd));
   passFds.push_back(std::move(worker->ends.doorbell));
   passFds.push_back(std::move(worker->pidfd));
@@ -443,14 +492,14 @@ Result<SpareWorker> Zygote::startWorker(passes::ParsedBenchmark* benchmark, cons
   }
   spdlog::trace("forked worker {} in {} µs", pid,
                 std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - forkStart).count());
-  return SpareWorker{benchmark->uri, pid, UniqueFd(static_cast<int>(pidfd)), std::move(clientEnds),
+  return SpareWorker{benchmark->uri, benchmark->contentHash, pid, UniqueFd(static_cast<int>(pidfd)), std::move(clientEnds),
                      workerChannel.region().size()};
 }
 
 void Zygote::makeSpare() {
   auto uri = spares_.nextWanted();
   if (!uri) return;
-  auto* benchmark = cache_.find(*uri);
+  auto* benchmark = cache_.peek(*uri);
   if (!benchmark) {
     spares_.dropBenchmark(*uri);  // evicted from the cache since it was wanted
     return;
@@ -461,6 +510,7 @@ void Zygote::makeSpare() {
     spares_.dropBenchmark(*uri);
     return;
   }
+  spare->uri = *uri;
   spares_.add(std::move(*spare));
 }
 

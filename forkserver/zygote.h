@@ -93,13 +93,16 @@ class Zygote : private ControlHandler {
   // Reaps exited children; a loader's exit goes to its load.
   void reap();
   void answerFinishedLoads();
-  Result<passes::ParsedBenchmark*> cacheLoaded(passes::LoadedBitcode loaded);
+  // Caches what a load of `uri` produced; null (not an error) when the load
+  // found the content unchanged but that content has been evicted since.
+  Result<passes::ParsedBenchmark*> cacheLoaded(const std::string& uri, passes::LoadedBitcode loaded);
   // Sends the deferred reply to `request`: a session on `benchmark`, or the failure.
   void answerSession(const SessionRequest& request, const Result<passes::ParsedBenchmark*>& benchmark);
   // Starts a worker for `request` on a cached benchmark (a spare if one waits).
   Status startSession(passes::ParsedBenchmark* benchmark, const SessionRequest& request,
                       proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds);
-  passes::LoadRequest loadRequest(const std::string& canonicalUri) const;
+  // knownHash: the content cached for the URI, if any (see LoadRequest::expectedHash).
+  passes::LoadRequest loadRequest(const std::string& canonicalUri, const std::string& knownHash) const;
 
   void acceptClients();
   // Returns false when the connection must be closed.

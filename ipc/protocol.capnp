@@ -51,6 +51,7 @@ struct SessionStarted {
   pid @0 :Int32;
   regionBytes @1 :UInt64;
   benchmark @2 :Text;   # canonical URI
+  benchmarkHash @3 :Text;  # hex BLAKE3 of the benchmark's content as loaded for this session
 }
 
 struct ActionDescription {

@@ -411,10 +411,12 @@ NB_MODULE(_forkgym, m) {
 
   nb::class_<Reproducer>(m, "Reproducer")
       .def_ro("benchmark", &Reproducer::benchmark)
+      .def_ro("benchmark_hash", &Reproducer::benchmarkHash)
       .def_ro("actions", &Reproducer::actions)
       .def_ro("commandline", &Reproducer::commandline)
       .def("__repr__", [](const Reproducer& r) {
-        return "Reproducer(benchmark='" + r.benchmark + "', commandline=\"" + r.commandline + "\")";
+        return "Reproducer(benchmark='" + r.benchmark + "', benchmark_hash='" + r.benchmarkHash +
+               "', commandline=\"" + r.commandline + "\")";
       });
 
   nb::class_<PyStepResult>(m, "StepResult")
@@ -467,6 +469,9 @@ NB_MODULE(_forkgym, m) {
       // while it asks for the GIL: release the GIL before taking it.
       .def_prop_ro("benchmark", [](const PyEnv& self) { return self.env.benchmark(); },
                    nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("benchmark_hash", [](const PyEnv& self) { return self.env.benchmarkHash(); },
+                   nb::call_guard<nb::gil_scoped_release>(),
+                   "Hex content hash of the episode's benchmark as the server loaded it at reset().")
       .def_prop_ro("actions", [](const PyEnv& self) { return self.env.actions(); },
                    nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("connection", [](PyEnv& self) { return self.env.sharedConnection(); })

@@ -10,7 +10,10 @@ neither (test_product_build.py checks that).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +29,10 @@ if not os.access(TEST_SERVER, os.X_OK):
 # Before forkgym spawns anything: every default server in this run (and in
 # the processes the tests start) is the test build.
 os.environ["FORKGYM_SERVER"] = str(TEST_SERVER)
+# make_benchmark()'s cache: one for this run, not the user's.
+_CACHE = tempfile.mkdtemp(prefix="fgtest-cache-")
+os.environ["FORKGYM_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 import forkgym  # noqa: E402
 

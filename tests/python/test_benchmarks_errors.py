@@ -19,32 +19,36 @@ def test_default_benchmark_is_bundled_crc32(env) -> None:
 
 
 def test_make_benchmark_from_a_source_file(env, data_dir) -> None:
+    env.reset(benchmark=f"file://{data_dir}/small.c")
+    direct = env.ir_sha1
     benchmark = env.make_benchmark(data_dir / "small.c")
     env.reset(benchmark=benchmark)
-    assert env.benchmark == f"file://{data_dir}/small.c"
+    assert env.benchmark == benchmark and benchmark.uri.startswith("benchmark://user-v0/")
+    assert env.ir_sha1 == direct
 
 
 def test_make_benchmark_from_several_sources_links_them(env, data_dir) -> None:
     benchmark = make_benchmark([data_dir / "multi" / "main.c", data_dir / "multi" / "helper.c"])
     env.reset(benchmark=benchmark)
     assert "helper_scale" in env.ir
-    directory = benchmark.uri[len("file://"):]
-    benchmark.close()
-    assert not os.path.exists(directory)
+    # The directory of links the server compiled is gone with the call.
+    assert not list(forkgym.benchmark_cache_dir().glob("sources-*"))
 
 
-def test_make_benchmark_from_bitcode_bytes_owns_and_removes_its_file(env) -> None:
+def test_make_benchmark_from_bitcode_bytes_keeps_it_under_its_content_digest(env) -> None:
     env.reset()
     bitcode = env.bitcode
     benchmark = make_benchmark(bitcode)
-    path = benchmark.uri[len("file://"):]
-    assert os.path.exists(path)
+    digest = benchmark.uri.rsplit("/", 1)[1]
+    path = forkgym.benchmark_cache_dir() / (digest + ".bc")
+    assert path.read_bytes() == bitcode
     env.reset(benchmark=benchmark)
     assert len(env.ir_sha1) == 40
-    env.reset(benchmark=forkgym.DEFAULT_BENCHMARK)
+    # It outlives the Benchmark object: a state naming it still replays.
     del benchmark
     gc.collect()
-    assert not os.path.exists(path)
+    assert path.exists()
+    env.reset(benchmark=f"benchmark://user-v0/{digest}")
 
 
 def test_generator_benchmark(env) -> None:

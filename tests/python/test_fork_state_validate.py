@@ -79,7 +79,7 @@ def test_state_round_trips_through_csv_and_validates(env) -> None:
     assert state.reward == pytest.approx(env.episode_reward) and state.reward > 0
     buffer = io.StringIO()
     CompilerEnvStateWriter(buffer).write_state(state)
-    assert buffer.getvalue().startswith("benchmark,reward,walltime,commandline\n")
+    assert buffer.getvalue().startswith("benchmark,reward,walltime,commandline,benchmark_hash\n")
     (read,) = CompilerEnvStateReader(io.StringIO(buffer.getvalue()))
     assert read == state
     result = env.validate(read)

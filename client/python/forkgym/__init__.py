@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from forkgym import _forkgym  # noqa: F401  (the extension; fails early if not built)
-from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, make_benchmark
+from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, benchmark_cache_dir, make_benchmark
 from forkgym.envs import LlvmEnv
 from forkgym.errors import (
     BenchmarkInitError,
@@ -96,6 +96,7 @@ __all__ = [
     "SessionNotStarted",
     "Timeout",
     "ValidationResult",
+    "benchmark_cache_dir",
     "make",
     "make_benchmark",
     "default_socket_path",

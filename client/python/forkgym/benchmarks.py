@@ -8,23 +8,39 @@ directory of sources, ``generator://csmith-v0/<seed>``,
   package (``crc32``, ``small``), so an env works with no benchmark given and
   no download. The default benchmark is ``benchmark://forkgym-v0/crc32`` —
   a cBench-style CRC-32, about 140 IR instructions at -O0.
-* :func:`make_benchmark`: a :class:`Benchmark` from a path, a list of
-  sources, or in-memory bitcode (written to a temporary file the Benchmark
-  owns and deletes when it is garbage collected or closed).
+* :func:`make_benchmark`: a :class:`Benchmark` captured from a path, a list
+  of sources, or in-memory bitcode *when it is called*: sources are compiled
+  then (by the server), and the module is kept under its content's name in
+  this user's benchmark cache (:func:`benchmark_cache_dir`), as
+  ``benchmark://user-v0/<content digest>`` (CompilerGym's spelling). Editing
+  or deleting the inputs afterwards changes nothing; different content gets a
+  different URI; a state naming it replays for as long as the cache keeps it.
+
+Why a content-addressed cache rather than a temporary file or a memfd: a
+state or reproducer must still name a loadable benchmark after the process
+that made it has exited (or been killed), which a memfd or an unlinked file
+cannot be; and a file named by its content is written once, atomically
+(O_TMPFILE, then linked under its name), so a client killed at any moment
+leaves either nothing or the finished file — never a temporary one in /tmp.
+(Where the kernel refuses that link, a private partial file in the cache is
+renamed instead, and removed by a later call if its writer was killed.) The cache holds one file per distinct content made; delete the
+directory to empty it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import shutil
-import tempfile
-import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from forkgym.errors import BenchmarkNotFound
 
 BUNDLED_DATASET = "forkgym-v0"
+USER_DATASET = "user-v0"  # what make_benchmark() made, by content digest
 DEFAULT_BENCHMARK = f"benchmark://{BUNDLED_DATASET}/crc32"
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
 IR_SUFFIXES = (".bc", ".ll")
@@ -33,21 +49,19 @@ _GENERATORS = ("csmith-v0", "llvm-stress-v0")
 
 
 class Benchmark:
-    """A benchmark URI, optionally owning the temporary files behind it.
+    """A benchmark URI.
 
     Compares equal to its URI string, so ``env.benchmark == "benchmark://..."``
     works as it did in CompilerGym.
     """
 
-    def __init__(self, uri: str, *, owned_path: str | None = None) -> None:
+    def __init__(self, uri: str) -> None:
         self.uri = uri
-        self._owned = owned_path
-        self._finalizer = weakref.finalize(self, _remove, owned_path) if owned_path else None
 
     def close(self) -> None:
-        """Deletes the temporary file or directory this benchmark owns, if any."""
-        if self._finalizer is not None:
-            self._finalizer()
+        """Nothing to release (kept for CompilerGym code that calls it): what
+        :func:`make_benchmark` made stays in the benchmark cache, where states
+        naming it find it."""
 
     def __str__(self) -> str:
         return self.uri
@@ -64,16 +78,6 @@ class Benchmark:
 
     def __hash__(self) -> int:
         return hash(self.uri)
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 def bundled_benchmarks() -> list[str]:
@@ -102,6 +106,14 @@ def server_uri(uri: str) -> str:
     scheme, _, rest = uri.partition("://")
     if scheme == "benchmark":
         dataset, _, name = rest.partition("/")
+        if dataset == USER_DATASET:
+            path = _cached_path(name) if name and "/" not in name else None
+            if path is None:
+                raise BenchmarkNotFound(
+                    f"{uri} is not in this user's benchmark cache ({benchmark_cache_dir()}): it was made by "
+                    f"make_benchmark() as another user, on another machine, or the cache was emptied"
+                )
+            return "file://" + str(path)
         if dataset == BUNDLED_DATASET:
             for suffix in SOURCE_SUFFIXES:
                 path = _BUNDLED_DIR / (name + suffix)
@@ -128,39 +140,155 @@ def server_uri(uri: str) -> str:
     raise BenchmarkNotFound(f"unknown scheme in '{uri}'; use benchmark://, file:// or generator://")
 
 
-def make_benchmark(inputs: str | os.PathLike[str] | bytes | Iterable[str | os.PathLike[str]]) -> Benchmark:
-    """A Benchmark from source or IR files, a directory, or in-memory bitcode.
+def benchmark_cache_dir() -> Path:
+    """Where :func:`make_benchmark` keeps what it made: ``$FORKGYM_CACHE_DIR/benchmarks``,
+    else ``$XDG_CACHE_HOME/forkgym/benchmarks``, else ``~/.cache/forkgym/benchmarks``
+    (created private to this user)."""
+    root = os.environ.get("FORKGYM_CACHE_DIR")
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forkgym")
+    directory = Path(root) / "benchmarks"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
 
-    * one ``.c/.cc/.cpp/.bc/.ll`` path, or a directory of sources: loaded by URI
-      (the server compiles sources with clang-19 -O0 in a child process);
-    * several source paths: linked into one module (via a temporary directory
-      of symlinks that the Benchmark owns);
-    * ``bytes`` of bitcode: written to a temporary ``.bc`` file that the
-      Benchmark owns and deletes when closed or garbage collected. Keep the
-      Benchmark referenced (the env does) while episodes may reload it.
+
+def _cached_path(digest: str) -> Path | None:
+    for suffix in IR_SUFFIXES:
+        path = benchmark_cache_dir() / (digest + suffix)
+        if path.is_file():
+            return path
+    return None
+
+
+def _store(content: bytes, suffix: str) -> Benchmark:
+    """Keeps ``content`` in the cache under its digest and returns its Benchmark.
+
+    The file appears under its name only once complete. Written to an
+    anonymous file (O_TMPFILE) linked in when done, a process killed meanwhile
+    leaves nothing; where the file system or the kernel refuses that, to a
+    ``.partial-<pid>-*`` file renamed when done, which a later call removes if
+    its process is gone."""
+    digest = hashlib.sha256(content).hexdigest()[:32]
+    directory = benchmark_cache_dir()
+    final = directory / (digest + suffix)
+    if final.exists():
+        return Benchmark(f"benchmark://{USER_DATASET}/{digest}")
+    _remove_stale(directory)
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        try:
+            _write_all(fd, content)
+            os.link(f"/proc/self/fd/{fd}", final, follow_symlinks=True)
+            return Benchmark(f"benchmark://{USER_DATASET}/{digest}")
+        except FileExistsError:
+            return Benchmark(f"benchmark://{USER_DATASET}/{digest}")  # the same content, made meanwhile
+        except OSError:
+            pass  # e.g. EXDEV: linking a /proc/self/fd entry is refused here
+        finally:
+            os.close(fd)
+    partial = directory / f".partial-{os.getpid()}-{secrets.token_hex(8)}"
+    fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    try:
+        _write_all(fd, content)
+    finally:
+        os.close(fd)
+    os.replace(partial, final)
+    return Benchmark(f"benchmark://{USER_DATASET}/{digest}")
+
+
+def _write_all(fd: int, content: bytes) -> None:
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+def _remove_stale(directory: Path) -> None:
+    """What make_benchmark calls of processes that are gone left unfinished."""
+    for entry in [*directory.glob(".partial-*"), *directory.glob("sources-*")]:
+        pid = entry.name.lstrip(".").split("-")[1]
+        try:
+            os.kill(int(pid), 0)
+            continue
+        except PermissionError:
+            continue
+        except (ValueError, ProcessLookupError):
+            pass
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _compile(uri: str, server: Any) -> bytes:
+    """The module the server makes of ``uri`` (sources compiled now), as bitcode."""
+    from forkgym import _forkgym
+    from forkgym.errors import from_outcome
+    from forkgym.server import shared_server
+
+    server = server if server is not None else shared_server(None)
+    native = _forkgym.Env(server.connection(), 300.0, 300.0, 0, 0)
+    try:
+        native.reset(uri)
+        result = native.step([], ["Bitcode"], [])
+        if not result.ok:
+            raise from_outcome(result.outcome, result.message, result.signal)
+        return bytes(result.observations[0])
+    finally:
+        native.close()
+
+
+def make_benchmark(
+    inputs: str | os.PathLike[str] | bytes | Iterable[str | os.PathLike[str]], *, server: Any = None
+) -> Benchmark:
+    """A Benchmark captured now from source or IR files, a directory, or bitcode bytes.
+
+    * ``bytes`` of bitcode, or one ``.bc``/``.ll`` file: its bytes, as they are now;
+    * one ``.c/.cc/.cpp/.cxx`` file, a directory of sources, or several source
+      paths (linked into one module): compiled now by the server (``server``,
+      else the default one), with the headers they include as they are now.
+
+    The result is ``benchmark://user-v0/<digest of the module>``, kept in
+    :func:`benchmark_cache_dir`: the same content always gets the same URI,
+    different content a different one, and changing or deleting the inputs
+    afterwards changes nothing.
     """
     if isinstance(inputs, (bytes, bytearray, memoryview)):
-        fd, path = tempfile.mkstemp(prefix="forkgym-", suffix=".bc")
-        with os.fdopen(fd, "wb") as out:
-            out.write(bytes(inputs))
-        return Benchmark("file://" + path, owned_path=path)
+        content = bytes(inputs)
+        if not content:
+            raise BenchmarkNotFound("make_benchmark(bytes): the bitcode is empty")
+        return _store(content, ".bc")
     if isinstance(inputs, (str, os.PathLike)):
         path = Path(inputs).resolve()
         if not path.exists():
             raise BenchmarkNotFound(f"{path}: no such file")
         if path.is_file() and path.suffix not in SOURCE_SUFFIXES + IR_SUFFIXES:
-            raise BenchmarkNotFound(f"{path}: unknown file type; give .c, .cc, .cpp, .bc or .ll")
-        return Benchmark("file://" + str(path) + ("/" if path.is_dir() else ""))
+            raise BenchmarkNotFound(f"{path}: unknown file type; give .c, .cc, .cpp, .cxx, .bc or .ll")
+        if path.is_file() and path.suffix in IR_SUFFIXES:
+            return _store(path.read_bytes(), path.suffix)
+        return _store(_compile("file://" + str(path) + ("/" if path.is_dir() else ""), server), ".bc")
     paths = [Path(p).resolve() for p in inputs]
     if len(paths) == 1:
-        return make_benchmark(paths[0])
+        return make_benchmark(paths[0], server=server)
     for p in paths:
         if not p.is_file() or p.suffix not in SOURCE_SUFFIXES:
             raise BenchmarkNotFound(f"{p}: linking several inputs needs existing C/C++ source files")
-    directory = tempfile.mkdtemp(prefix="forkgym-sources-")
-    for i, p in enumerate(paths):
-        os.symlink(p, os.path.join(directory, f"{i:03d}_{p.name}"))
-    return Benchmark("file://" + directory + "/", owned_path=directory)
+    # The server compiles a directory of sources: one of links, made here for
+    # the call and removed after it (or by a later call, if this process dies).
+    cache = benchmark_cache_dir()
+    _remove_stale(cache)
+    directory = cache / f"sources-{os.getpid()}-{hashlib.sha256(repr(paths).encode()).hexdigest()[:12]}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700)
+    try:
+        for i, p in enumerate(paths):
+            os.symlink(p, directory / f"{i:03d}_{p.name}")
+        return _store(_compile("file://" + str(directory) + "/", server), ".bc")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Datasets:

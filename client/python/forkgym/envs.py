@@ -52,7 +52,7 @@ from forkgym.errors import (
     SessionNotStarted,
     from_outcome,
 )
-from forkgym.outcome import ends_episode, from_value
+from forkgym.outcome import Outcome, ends_episode, from_value
 from forkgym.server import Server, ServerOptions, shared_server
 from forkgym.spaces import (
     ActionSpace,
@@ -260,8 +260,8 @@ class LlvmEnv(gym.Env):
         self._benchmark = self._as_benchmark(benchmark)
 
     def make_benchmark(self, inputs: Any) -> Benchmark:
-        """See :func:`forkgym.make_benchmark`."""
-        return make_benchmark(inputs)
+        """See :func:`forkgym.make_benchmark` (sources are compiled by this env's server)."""
+        return make_benchmark(inputs, server=self._server)
 
     # ----------------------------------------------------------- episode --
 
@@ -585,13 +585,26 @@ class LlvmEnv(gym.Env):
             commandline=self.commandline(),
             walltime=self.episode_walltime,
             reward=self.episode_reward if self._reward_spec is not None else None,
+            benchmark_hash=self.benchmark_hash,
         )
+
+    @property
+    def benchmark_hash(self) -> str:
+        """The content hash of this episode's benchmark as the server loaded it at
+        ``reset()`` ("" before any episode): states and reproducers record it, and
+        ``validate()`` refuses to replay a state on content that has changed since."""
+        native = self._native
+        return native.benchmark_hash if native is not None else ""
 
     def apply(self, state: CompilerEnvState) -> None:
         """Replays ``state`` in this env (resets to its benchmark, then applies its actions).
         Raises if the replay crashes."""
         actions = self.action_space.from_string(state.commandline)
         self.reset(benchmark=state.benchmark)
+        if state.benchmark_hash and self.benchmark_hash != state.benchmark_hash:
+            from forkgym.validate import _changed_message
+
+            raise BenchmarkInitError(_changed_message(state, self.benchmark_hash), Outcome.BENCHMARK_ERROR)
         _, _, _, truncated, info = self.multistep(actions)
         if truncated:
             raise from_outcome(info["outcome"], info["error_details"], info["signal"], info["reproducer"])

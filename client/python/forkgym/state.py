@@ -1,8 +1,12 @@
 """``CompilerEnvState``: an episode as a CSV row, and its reader and writer.
 
-The format is CompilerGym's: header ``benchmark,reward,walltime,commandline``;
-the reward may be empty. Two states are equal when benchmark and commandline
-match and rewards agree to 1e-5 (walltime is ignored), so a state file
+The format is CompilerGym's, header ``benchmark,reward,walltime,commandline``,
+with a fifth column, ``benchmark_hash``: the content hash of the benchmark the
+episode ran (the server's; ``validate()`` refuses to replay a state on
+content that has changed since). The reward may be empty; CompilerGym's
+four-column files read as states without a hash. Two states are equal when
+benchmark and commandline match, rewards agree to 1e-5 and, when both have
+one, their benchmark hashes match (walltime is ignored), so a state file
 written by one run can be checked against a replay by another.
 """
 
@@ -16,22 +20,27 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TextIO
 
-HEADER = ("benchmark", "reward", "walltime", "commandline")
+HEADER = ("benchmark", "reward", "walltime", "commandline", "benchmark_hash")
+COMPILERGYM_HEADER = HEADER[:4]
 
 
 @dataclass(frozen=True)
 class CompilerEnvState:
-    """What it takes to reproduce an episode: benchmark + commandline (+ the reward it got)."""
+    """What it takes to reproduce an episode: benchmark + commandline (+ the reward it
+    got, and the content hash of the benchmark it ran)."""
 
     benchmark: str
     commandline: str
     walltime: float = 0.0
     reward: float | None = None
+    benchmark_hash: str = ""
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CompilerEnvState):
             return NotImplemented
         if self.benchmark != other.benchmark or self.commandline != other.commandline:
+            return False
+        if self.benchmark_hash and other.benchmark_hash and self.benchmark_hash != other.benchmark_hash:
             return False
         if self.reward is None or other.reward is None:
             return self.reward is None and other.reward is None
@@ -51,20 +60,23 @@ class CompilerEnvState:
 
     def _row(self) -> list[str]:
         reward = "" if self.reward is None else repr(float(self.reward))
-        return [self.benchmark, reward, repr(float(self.walltime)), self.commandline]
+        return [self.benchmark, reward, repr(float(self.walltime)), self.commandline, self.benchmark_hash]
 
     @classmethod
     def from_csv(cls, row: str | list[str]) -> CompilerEnvState:
-        """Parses one row (a string or split fields)."""
+        """Parses one row (a string or split fields): 5 fields, or CompilerGym's 4."""
         fields = next(csv.reader([row])) if isinstance(row, str) else list(row)
-        if len(fields) != 4:
-            raise ValueError(f"a state row has 4 fields ({','.join(HEADER)}), got {len(fields)}: {row!r}")
-        benchmark, reward, walltime, commandline = fields
+        if len(fields) not in (4, 5):
+            raise ValueError(
+                f"a state row has 5 fields ({','.join(HEADER)}) or CompilerGym's first 4, got {len(fields)}: {row!r}"
+            )
+        benchmark, reward, walltime, commandline = fields[:4]
         return cls(
             benchmark=benchmark,
             reward=float(reward) if reward.strip() else None,
             walltime=float(walltime) if walltime.strip() else 0.0,
             commandline=commandline,
+            benchmark_hash=fields[4].strip() if len(fields) == 5 else "",
         )
 
 
@@ -101,7 +113,7 @@ class CompilerEnvStateReader:
         for fields in csv.reader(self._f):
             if not fields or all(not f.strip() for f in fields):
                 continue
-            if tuple(f.strip() for f in fields) == HEADER:
+            if tuple(f.strip() for f in fields) in (HEADER, COMPILERGYM_HEADER):
                 continue
             yield CompilerEnvState.from_csv(fields)
 

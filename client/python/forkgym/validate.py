@@ -49,6 +49,9 @@ class ValidationResult:
     actions_replay_failed: bool = False
     ir_hash_validated: bool = False
     ir_hash_validation_failed: bool = False
+    # The state recorded a benchmark content hash and the benchmark's content
+    # is different now: the replay would be of another program, so it is refused.
+    benchmark_changed: bool = False
     benchmark_semantics_validated: bool = False  # forkgym does not run programs (see README)
     benchmark_semantics_validation_failed: bool = False
     replay_reward: float | None = None
@@ -57,7 +60,8 @@ class ValidationResult:
 
     def okay(self) -> bool:
         return not (
-            self.actions_replay_failed
+            self.benchmark_changed
+            or self.actions_replay_failed
             or self.reward_validation_failed
             or self.ir_hash_validation_failed
             or self.benchmark_semantics_validation_failed
@@ -77,6 +81,14 @@ class ValidationResult:
         if self.size_vs_oz is not None:
             parts.append(f"{self.size_vs_oz:.3f}x vs -Oz")
         return f"✅  {name}  " + "  ".join(parts)
+
+
+def _changed_message(state: CompilerEnvState, current: str) -> str:
+    return (
+        f"the benchmark's content changed since this state was recorded (content hash "
+        f"{state.benchmark_hash[:12]}... then, {current[:12]}... now): replaying it would run another "
+        f"program; restore the benchmark, or record the episode again"
+    )
 
 
 def _reward_cost(reward_name: str | None) -> tuple[str, str]:
@@ -117,6 +129,11 @@ def validate_states(
             except (ForkgymError, ValueError) as e:
                 result.actions_replay_failed = True
                 result.errors.append(str(e))
+                continue
+            if state.benchmark_hash and native.benchmark_hash != state.benchmark_hash:
+                native.close()
+                result.benchmark_changed = True
+                result.errors.append(_changed_message(state, native.benchmark_hash))
                 continue
             natives.append(native)
             plans.append(native_actions)
@@ -187,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``forkgym validate``: one ✅/❌ line per state, a geomean summary; exit 1 on any failure."""
     parser = argparse.ArgumentParser(
         prog="forkgym validate",
-        description="Replay CompilerEnvState CSV files (benchmark,reward,walltime,commandline) and check them.",
+        description="Replay CompilerEnvState CSV files (benchmark,reward,walltime,commandline[,benchmark_hash]) "
+        "and check them.",
     )
     parser.add_argument("files", nargs="*", default=["-"], help="state CSV files; - reads standard input")
     parser.add_argument("--env", default="llvm-ic-v0", help="env id giving the reward space (default llvm-ic-v0)")
