@@ -79,12 +79,15 @@ FdCounts fdsOf(const std::string& pid) {
 
 // /tmp and /dev/shm are machine-wide: what other programs on the machine
 // make there while the matrix runs is not a leak of the row's. Left out:
-// scripts/bench's work directories and Python multiprocessing's semaphores
-// (forkgym itself names no shared memory and no semaphore).
+// scripts/bench's and scripts/soak's work directories and Python
+// multiprocessing's semaphores (forkgym itself names no shared memory and no
+// semaphore).
 std::set<std::string> forkgymTempFiles() {
   std::set<std::string> found;
   for (const auto& name : listDir("/tmp")) {
-    if (name.starts_with("forkgym-") && !name.starts_with("forkgym-bench-")) found.insert(name);
+    if (name.starts_with("forkgym-") && !name.starts_with("forkgym-bench-") && !name.starts_with("forkgym-soak-")) {
+      found.insert(name);
+    }
   }
   return found;
 }
@@ -743,6 +746,30 @@ Got slowLoadBlocksNobody() {
               (loaded ? "; then it loaded" : "; it FAILED")};
 }
 
+// A benchmark edited between two resets: the second serves the file as it
+// is now (the cache is keyed by content), with another content hash.
+Got benchmarkEditedBetweenResets() {
+  RowFile source("edited.c", "int f(int x) { return x + 1; }\n");
+  auto count = [](Env& env) -> int64_t {
+    auto observed = env.observe(std::vector<std::string>{"IrInstructionCount"});
+    return observed.ok() ? std::get<int64_t>(observed.observations[0]) : -1;
+  };
+  // Limits of its own: no spare worker is kept for this benchmark (a new
+  // spare would be no leak of this row's).
+  EnvOptions options;
+  options.limits.cpuSecondsPerStep = 30;
+  Env env(gHarness->connection, options);
+  if (!env.reset("file://" + source.path)) return {false, "first reset failed"};
+  const int64_t before = count(env);
+  const std::string hashBefore = env.benchmarkHash();
+  std::ofstream(source.path) << "int f(int x) { int y = x * 3; if (y > 7) y -= x; return y + 1; }\n";
+  if (!env.reset("file://" + source.path)) return {false, "second reset failed"};
+  const int64_t after = count(env);
+  const bool fresh = before > 0 && after > before && env.benchmarkHash() != hashBefore;
+  return {fresh, std::to_string(before) + " -> " + std::to_string(after) + " instructions" +
+                     (env.benchmarkHash() != hashBefore ? ", new content hash" : ", SAME content hash")};
+}
+
 std::vector<Row> rows() {
   std::vector<Row> rows;
   EnvOptions quick;
@@ -829,6 +856,8 @@ std::vector<Row> rows() {
   rows.push_back({"load past its timeout", "benchmark_error; the compiler is killed too", loadPastItsTimeout});
   rows.push_back({"client goes away mid-load", "the load and its compiler end", clientGoesAwayMidLoad});
   rows.push_back({"slow load", "blocks no other client", slowLoadBlocksNobody});
+  rows.push_back({"benchmark edited between resets", "the new program, a new content hash",
+                  benchmarkEditedBetweenResets});
   rows.push_back({"garbage in the shared region", "invalid_request, episode goes on", garbageInRegion});
   rows.push_back({"fd sent on the worker's doorbell", "invalid_request, fd dropped, goes on", fdsToWorker});
   rows.push_back({"fd sent to the zygote", "client dropped", fdsToZygote});
