@@ -19,6 +19,7 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "ipc/unique_fd.h"
 #include "passes/benchmark_costs.h"
@@ -193,6 +194,7 @@ class Load {
   std::string bytes_;  // bitcode, IR text, or a csmith program
   std::string what_;   // names it in messages
   std::vector<PreprocessedSource> sources_;
+  std::optional<ToolProcess> earlyCompiler_;  // for sources_[0], started during gather()
 };
 
 Status Load::gather(std::string_view uri) {
@@ -220,6 +222,12 @@ Status Load::gatherFile(const std::string& path) {
   what_ = path;
   if (isSourcePath(path)) {
     kind_ = Kind::Sources;
+    // Unless this load may end after hashing, the compiler is started now:
+    // its start-up runs alongside the preprocessing.
+    if (request_.expectedHash.empty()) {
+      auto started = compiler_.startCompiler(!path.ends_with(".c"));
+      if (started.ok()) earlyCompiler_ = std::move(*started);
+    }
     auto source = compiler_.preprocess(path);
     if (!source.ok()) return source.takeError();
     hash_.add("compile options", SourceCompiler::optionsForHash());
@@ -333,7 +341,8 @@ Result<std::unique_ptr<llvm::Module>> Load::build(llvm::LLVMContext& context) {
   }
   std::unique_ptr<llvm::Module> linked;
   for (const PreprocessedSource& source : sources_) {
-    auto module = compiler_.compile(source, context);
+    ToolProcess* started = earlyCompiler_ && &source == &sources_.front() ? &*earlyCompiler_ : nullptr;
+    auto module = compiler_.compile(source, context, started);
     if (!module.ok()) return module.takeError();
     if (!linked) {
       linked = std::move(*module);

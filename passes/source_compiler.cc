@@ -214,20 +214,42 @@ Result<PreprocessedSource> SourceCompiler::preprocess(const std::string& path) {
   return source;
 }
 
-Result<std::unique_ptr<llvm::Module>> SourceCompiler::compile(const PreprocessedSource& source,
-                                                              llvm::LLVMContext& context) {
-  return compileText(source.text, {"-x", source.cxx ? "c++-cpp-output" : "cpp-output"}, source.path, context);
-}
-
-Result<std::unique_ptr<llvm::Module>> SourceCompiler::compileText(std::string_view text,
-                                                                  const std::vector<std::string>& extraArgs,
-                                                                  std::string_view what, llvm::LLVMContext& context) {
+std::vector<std::string> SourceCompiler::compileArgs(const std::vector<std::string>& extraArgs) const {
   std::vector<std::string> argv = {kClang};
   argv.insert(argv.end(), kCompileFlags.begin(), kCompileFlags.end());
   if (!options_.roots.empty()) argv.push_back("-fno-caret-diagnostics");
   argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
   argv.insert(argv.end(), {"-", "-o", "-"});
-  auto run = runTool(argv, text, {.addressSpaceBytes = options_.addressSpaceBytes, .environment = kEnvironment});
+  return argv;
+}
+
+Result<ToolProcess> SourceCompiler::startCompiler(bool cxx) {
+  return ToolProcess::start(compileArgs({"-x", cxx ? "c++-cpp-output" : "cpp-output"}),
+                            {.addressSpaceBytes = options_.addressSpaceBytes, .environment = kEnvironment});
+}
+
+Result<std::unique_ptr<llvm::Module>> SourceCompiler::compile(const PreprocessedSource& source,
+                                                              llvm::LLVMContext& context, ToolProcess* started) {
+  if (started == nullptr) {
+    auto fresh = startCompiler(source.cxx);
+    if (!fresh.ok()) return fresh.takeError();
+    return finishCompile(*fresh, source.text, source.path, context);
+  }
+  return finishCompile(*started, source.text, source.path, context);
+}
+
+Result<std::unique_ptr<llvm::Module>> SourceCompiler::compileText(std::string_view text,
+                                                                  const std::vector<std::string>& extraArgs,
+                                                                  std::string_view what, llvm::LLVMContext& context) {
+  auto tool = ToolProcess::start(compileArgs(extraArgs),
+                                 {.addressSpaceBytes = options_.addressSpaceBytes, .environment = kEnvironment});
+  if (!tool.ok()) return tool.takeError();
+  return finishCompile(*tool, text, what, context);
+}
+
+Result<std::unique_ptr<llvm::Module>> SourceCompiler::finishCompile(ToolProcess& tool, std::string_view text,
+                                                                    std::string_view what, llvm::LLVMContext& context) {
+  auto run = tool.finish(text);
   if (!run.ok()) return run.takeError();
   if (!run->succeeded()) {
     return benchmarkError("clang " + run->describeFailure(kToolTimeLimit) + " compiling " + std::string(what) +

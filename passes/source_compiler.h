@@ -10,7 +10,8 @@
 //      outside the system directories is recorded (InputRecorder) for the
 //      zygote's freshness check.
 //   2. compile(preprocessed): clang compiles that text from stdin, reading no
-//      file at all.
+//      file at all. (It may be started before step 1, so its start-up
+//      overlaps the preprocessing; it reads nothing until step 2.)
 // __DATE__ and __TIME__ expand to a fixed time (SOURCE_DATE_EPOCH=0), so the
 // same sources give the same module.
 //
@@ -28,6 +29,7 @@
 
 #include "ipc/result.h"
 #include "passes/benchmark_inputs.h"
+#include "passes/tool_process.h"
 
 namespace llvm {
 class LLVMContext;
@@ -53,7 +55,13 @@ class SourceCompiler {
       : options_(std::move(options)), recorder_(recorder) {}
 
   Result<PreprocessedSource> preprocess(const std::string& path);
-  Result<std::unique_ptr<llvm::Module>> compile(const PreprocessedSource& source, llvm::LLVMContext& context);
+  // Starts the compiler for a source of this language before its text is
+  // ready, so clang's own start-up overlaps preprocess(); compile() then
+  // hands it the text (until then it has read nothing, and destroying it
+  // unused kills it).
+  Result<ToolProcess> startCompiler(bool cxx);
+  Result<std::unique_ptr<llvm::Module>> compile(const PreprocessedSource& source, llvm::LLVMContext& context,
+                                                ToolProcess* started = nullptr);
   // Compiles program text given on stdin (a generator's output), with extra
   // clang arguments (include directories).
   Result<std::unique_ptr<llvm::Module>> compileText(std::string_view text, const std::vector<std::string>& extraArgs,
@@ -63,6 +71,9 @@ class SourceCompiler {
   static std::string optionsForHash();
 
  private:
+  std::vector<std::string> compileArgs(const std::vector<std::string>& extraArgs) const;
+  Result<std::unique_ptr<llvm::Module>> finishCompile(ToolProcess& tool, std::string_view text, std::string_view what,
+                                                      llvm::LLVMContext& context);
   // How to name `file`, read while compiling, if it is refused (outside the
   // roots and `systemDirs`); empty if it is allowed.
   std::string refusal(const std::string& file, const std::vector<std::string>& systemDirs) const;

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "ipc/syscall.h"
 #include "ipc/unique_fd.h"
@@ -181,8 +182,7 @@ std::string ToolRun::describeFailure(std::chrono::seconds limit) const {
   return "exited with status " + std::to_string(exitCode);
 }
 
-Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view input,
-                        const ToolOptions& options) {
+Result<ToolProcess> ToolProcess::start(const std::vector<std::string>& argv, const ToolOptions& options) {
   auto in = makePipe();
   if (!in.ok()) return in.takeError();
   auto out = makePipe();
@@ -216,16 +216,18 @@ Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view i
   for (std::string& variable : environment) envp.push_back(variable.data());
   envp.push_back(nullptr);
 
-  SigpipeBlock sigpipeBlock;
   const ChildSetup setup{in->read.get(), out->write.get(), err->write.get(), fd3 ? fd3->write.get() : -1,
                          ::getpid(), options.addressSpaceBytes, options.workingDirectory, program.c_str(),
                          args.data(), envp.data(), execError->write.get()};
   const pid_t pid = ::fork();
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(tool)"));
   if (pid == 0) execTool(setup);
-  // Our unreaped child: its pid cannot be reused, so the pidfd is its own.
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 
+  ToolProcess tool;
+  tool.pid_ = pid;
+  // Our unreaped child: its pid cannot be reused, so the pidfd is its own.
+  tool.pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  tool.options_ = options;
   in->read.reset();
   out->write.reset();
   err->write.reset();
@@ -233,19 +235,54 @@ Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view i
   execError->write.reset();
   int execErrno = 0;
   if (::read(execError->read.get(), &execErrno, sizeof execErrno) == sizeof execErrno) {
-    ::waitpid(pid, nullptr, 0);
+    ::waitpid(std::exchange(tool.pid_, -1), nullptr, 0);
     return makeError(Outcome::ServerError, "cannot run " + argv[0] + ": " + std::strerror(execErrno) +
                                                " (is it installed and on PATH?)");
   }
+  tool.toChild_ = std::move(in->write);
+  tool.fromChild_ = std::move(out->read);
+  tool.errorsFromChild_ = std::move(err->read);
+  if (fd3) tool.fromDescriptor3_ = std::move(fd3->read);
+  for (const UniqueFd* fd : {&tool.toChild_, &tool.fromChild_, &tool.errorsFromChild_, &tool.fromDescriptor3_}) {
+    if (*fd) setNonBlocking(fd->get());
+  }
+  return tool;
+}
 
-  UniqueFd toChild = std::move(in->write);
-  UniqueFd fromChild = std::move(out->read);
-  UniqueFd errorsFromChild = std::move(err->read);
-  UniqueFd fromDescriptor3 = fd3 ? std::move(fd3->read) : UniqueFd();
-  setNonBlocking(toChild.get());
-  setNonBlocking(fromChild.get());
-  setNonBlocking(errorsFromChild.get());
-  if (fromDescriptor3) setNonBlocking(fromDescriptor3.get());
+ToolProcess::ToolProcess(ToolProcess&& other) noexcept { *this = std::move(other); }
+
+ToolProcess& ToolProcess::operator=(ToolProcess&& other) noexcept {
+  if (this != &other) {
+    stop();
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::move(other.pidfd_);
+    toChild_ = std::move(other.toChild_);
+    fromChild_ = std::move(other.fromChild_);
+    errorsFromChild_ = std::move(other.errorsFromChild_);
+    fromDescriptor3_ = std::move(other.fromDescriptor3_);
+    options_ = std::move(other.options_);
+  }
+  return *this;
+}
+
+ToolProcess::~ToolProcess() { stop(); }
+
+void ToolProcess::stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+Result<ToolRun> ToolProcess::finish(std::string_view input) {
+  if (pid_ <= 0) return makeError(Outcome::ServerError, "finish() on a tool that is not running");
+  SigpipeBlock sigpipeBlock;
+  UniqueFd toChild = std::move(toChild_);
+  UniqueFd fromChild = std::move(fromChild_);
+  UniqueFd errorsFromChild = std::move(errorsFromChild_);
+  UniqueFd fromDescriptor3 = std::move(fromDescriptor3_);
+  const ToolOptions& options = options_;
   if (input.empty()) toChild.reset();
 
   ToolRun run;
@@ -258,7 +295,7 @@ Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view i
   }
   const auto deadline = std::chrono::steady_clock::now() + options.limit;
   size_t written = 0;
-  bool exited = !pidfd;  // without a pidfd (kernel < 5.3), the streams closing stands for the exit
+  bool exited = !pidfd_;  // without a pidfd (kernel < 5.3), the streams closing stands for the exit
   // Until the tool has exited and closed its streams (a grandchild holding
   // them open does not keep us: once the tool is gone we read what is left).
   while (!exited || fromChild || errorsFromChild || fromDescriptor3) {
@@ -268,7 +305,7 @@ Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view i
     if (errorsFromChild) fds[count++] = {errorsFromChild.get(), POLLIN, 0};
     if (fromDescriptor3) fds[count++] = {fromDescriptor3.get(), POLLIN, 0};
     if (toChild) fds[count++] = {toChild.get(), POLLOUT, 0};
-    if (!exited && pidfd) fds[count++] = {pidfd.get(), POLLIN, 0};
+    if (!exited && pidfd_) fds[count++] = {pidfd_.get(), POLLIN, 0};
     const int ready = ::poll(fds.data(), count, exited ? 0 : millisecondsUntil(deadline));
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0) break;
@@ -292,7 +329,7 @@ Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view i
         if (n > 0) written += static_cast<size_t>(n);
         // Done, or the tool stopped reading (EPIPE): either way, no more input.
         if (written == input.size() || (n < 0 && errno != EAGAIN && errno != EINTR)) toChild.reset();
-      } else if (pidfd && fd == pidfd.get()) {
+      } else if (pidfd_ && fd == pidfd_.get()) {
         exited = true;
         toChild.reset();
       }
@@ -304,13 +341,21 @@ Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view i
     }
   }
 
-  if (!exited) ::kill(pid, SIGKILL);
+  if (!exited) ::kill(pid_, SIGKILL);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
+  pid_ = -1;
   if (WIFEXITED(status)) run.exitCode = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) run.signal = WTERMSIG(status);
   return run;
+}
+
+Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view input,
+                        const ToolOptions& options) {
+  auto tool = ToolProcess::start(argv, options);
+  if (!tool.ok()) return tool.takeError();
+  return tool->finish(input);
 }
 
 }  // namespace forkgym::passes

@@ -11,6 +11,8 @@
 // resource limits (CPU, file size), and gets its own address-space limit.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "ipc/result.h"
+#include "ipc/unique_fd.h"
 
 namespace forkgym::passes {
 
@@ -67,5 +70,27 @@ inline constexpr const char* kNoWritableDirectory = "/proc";
 // not installed); a tool that fails is a ToolRun describing how.
 Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view input,
                         const ToolOptions& options = {});
+
+// runTool() in two halves, so a tool can be started before its input is
+// known: it execs and loads its libraries (tens of milliseconds for clang)
+// while the caller prepares the input, then waits, having read nothing, on
+// its stdin. Destroying it unfinished kills it. The limit counts from finish().
+class ToolProcess {
+ public:
+  static Result<ToolProcess> start(const std::vector<std::string>& argv, const ToolOptions& options = {});
+  Result<ToolRun> finish(std::string_view input);
+  ToolProcess(ToolProcess&& other) noexcept;
+  ToolProcess& operator=(ToolProcess&& other) noexcept;
+  ~ToolProcess();
+
+ private:
+  ToolProcess() = default;
+  void stop();
+
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  UniqueFd toChild_, fromChild_, errorsFromChild_, fromDescriptor3_;
+  ToolOptions options_;
+};
 
 }  // namespace forkgym::passes
