@@ -89,6 +89,8 @@ void setUpLoaderChild(const LoaderLimits& limits, pid_t zygote, int resultPipe) 
   const int null = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0) _exit(kLoaderSetupExit);
   if (dup2(resultPipe, kResultFd) < 0) _exit(kLoaderSetupExit);
+  // dup2 clears close-on-exec: the compilers it runs must not hold the pipe.
+  if (fcntl(kResultFd, F_SETFD, FD_CLOEXEC) != 0) _exit(kLoaderSetupExit);
   if (syscall(SYS_close_range, kResultFd + 1, ~0u, 0) != 0) _exit(kLoaderSetupExit);
 
   // Limits, inherited by every compiler it runs (which also gets its own

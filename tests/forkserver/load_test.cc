@@ -89,8 +89,7 @@ TEST(Loads, AClientWaitsOnlyForItsOwnLoad) {
   const std::string gated = dir.write("gated-small.c", readFile(dataPath("small.c")));
   SocketServer server({"--test-load-gate", "gated-=" + fifo, "--preload", fileUri("crc32.c")});
   auto a = server.connect();
-  auto b = server.connect();
-  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a);
 
   std::optional<Status> aReset;
   int64_t aCount = -1;
@@ -103,8 +102,10 @@ TEST(Loads, AClientWaitsOnlyForItsOwnLoad) {
   UniqueFd gate = waitForGatedLoader(fifo);
   ASSERT_TRUE(gate) << "A's loader never reached the gate";
 
-  // A's load is stuck; B is served all the same: the description, a reset
-  // of a cached benchmark, and a load of its own.
+  // A's load is stuck; B is served all the same: its hello, the
+  // description, a reset of a cached benchmark, and a load of its own.
+  auto b = server.connect();
+  ASSERT_TRUE(b);
   auto description = b->describe();
   ASSERT_TRUE(description) << description.error().message;
   Env envB(b);
@@ -293,6 +294,66 @@ TEST(Loads, ALoadPastItsTimeoutIsKilledWithTheCompilerItRuns) {
       << "a compiler outlived its load's timeout";
   releaseFifo(dir.path + "/stuck.h");
   EXPECT_TRUE(env.reset(fileUri("crc32.c"))) << "the zygote carries on";
+}
+
+std::string linkOf(const std::string& path) {
+  char target[256] = {};
+  const ssize_t n = readlink(path.c_str(), target, sizeof(target) - 1);
+  return n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string();
+}
+
+// A compiler run by a loader holds its standard streams (and, preprocessing,
+// the dependency pipe on 3) — none of the zygote's sockets, none of its
+// workers' channels, not the loader's own result pipe.
+TEST(Loads, ACompilerHoldsNothingOfTheZygoteOrItsLoader) {
+  TestDir dir;
+  const std::string source = sourceIncludingFifo(dir, "held");
+  SocketServer server;
+  auto connection = server.connect();
+  ASSERT_TRUE(connection);
+  Env bystander(server.connect());
+  ASSERT_TRUE(bystander.reset(fileUri("crc32.c")));  // the zygote holds channel ends and sockets
+
+  std::optional<Status> reset;
+  std::thread client([&] {
+    Env env(connection);
+    reset = env.reset("file://" + source);
+  });
+  UniqueFd writer = openOnceReadFrom(dir.path + "/held.h");
+  ASSERT_TRUE(writer) << "the load never started";
+  // The preprocessing clang names the source; the loader is its parent, and
+  // every clang the loader runs (the compiler waits for the text meanwhile)
+  // is checked.
+  pid_t loader = -1;
+  for (pid_t pid : processesMentioning(source)) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string skip;
+    pid_t parent = -1;
+    stat >> skip >> skip >> skip >> parent;
+    if (std::ifstream("/proc/" + std::to_string(parent) + "/comm").good() && parent != server.pid()) loader = parent;
+  }
+  ASSERT_GT(loader, 0);
+  const std::string resultPipe = linkOf("/proc/" + std::to_string(loader) + "/fd/3");
+  ASSERT_FALSE(resultPipe.empty());
+  std::ifstream children("/proc/" + std::to_string(loader) + "/task/" + std::to_string(loader) + "/children");
+  int compilers = 0;
+  for (pid_t compiler; children >> compiler;) {
+    ++compilers;
+    std::set<std::string> held;
+    for (const auto& fd : listDir("/proc/" + std::to_string(compiler) + "/fd")) {
+      const std::string link = linkOf("/proc/" + std::to_string(compiler) + "/fd/" + fd);
+      EXPECT_LE(std::stoi(fd), 3) << "descriptor " << fd << ": " << link;
+      held.insert(link);
+    }
+    EXPECT_FALSE(held.contains(resultPipe)) << "a compiler holds its loader's result pipe " << resultPipe;
+    for (const auto& link : held) EXPECT_FALSE(link.starts_with("socket:")) << link;
+  }
+  EXPECT_EQ(compilers, 2) << "the preprocessor, and the compiler started alongside it";
+
+  writer.reset();  // the included header ends: the load completes
+  client.join();
+  ASSERT_TRUE(reset.has_value());
+  EXPECT_TRUE(*reset) << reset->error().message;
 }
 
 TEST(Loads, AClientThatGoesAwayTakesItsLoadWithIt) {
