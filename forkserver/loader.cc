@@ -98,7 +98,11 @@ void setUpLoaderChild(const LoaderLimits& limits, pid_t zygote, int resultPipe) 
   // of what the fork inherited from the zygote, which may hold gigabytes of
   // parsed benchmarks the loader never touches.
   const rlim_t addressSpace = mappedBytes() + limits.addressSpaceBytes;
-  const rlim_t cpu = static_cast<rlim_t>(limits.timeout.count()) + 1;
+  // CPU time of all its threads (the baselines are computed in parallel):
+  // the timeout on every core, so only a loader the zygote can no longer
+  // kill ever meets it.
+  const rlim_t cpu = static_cast<rlim_t>(limits.timeout.count()) *
+                         static_cast<rlim_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))) + 1;
   const bool limited = setLimit(RLIMIT_AS, addressSpace, addressSpace) && setLimit(RLIMIT_CPU, cpu, cpu + 1) &&
                        setLimit(RLIMIT_FSIZE, 0, 0) && setLimit(RLIMIT_CORE, 0, 0);
   if (!limited) _exit(kLoaderSetupExit);

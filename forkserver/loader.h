@@ -37,8 +37,8 @@ struct LoaderLimits {
   // Address space the loader may use beyond what it inherits from the zygote
   // (its parsed benchmarks, LLVM); also the limit of each compiler it runs.
   uint64_t addressSpaceBytes = 2ull << 30;
-  // Wall clock for the whole load (the zygote kills it then); the loader's
-  // CPU-time limit too, should the zygote be gone.
+  // Wall clock for the whole load (the zygote kills it then); on every
+  // core, the loader's CPU-time limit too.
   std::chrono::seconds timeout{120};
   int niceness = 10;  // added to the nice value; 0 = leave as is
 };
