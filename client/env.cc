@@ -121,24 +121,7 @@ Env::Env(std::shared_ptr<Connection> connection, EnvOptions options)
 
 Env::Env(Env&& other) noexcept : forkWatch_(this, &Env::forgetInChild) {
   std::scoped_lock lock(other.mutex_, other.channelMutex_);
-  connection_ = other.connection_;
-  options_ = other.options_;
-  channel_ = std::move(other.channel_);
-  postedSeq_.store(other.postedSeq_.exchange(0));
-  pidfd_ = std::move(other.pidfd_);
-  running_.store(other.running_.exchange(false));
-  pid_.store(other.pid_.exchange(-1));
-  inheritedFrom_.store(other.inheritedFrom_.exchange(0));
-  group_ = std::exchange(other.group_, -1);
-  stepPending_ = std::exchange(other.stepPending_, false);
-  benchmark_ = std::move(other.benchmark_);
-  benchmarkHash_ = std::move(other.benchmarkHash_);
-  actions_ = std::move(other.actions_);
-  pendingActions_ = std::move(other.pendingActions_);
-  pendingSpaces_ = std::move(other.pendingSpaces_);
-  pendingRewards_ = other.pendingRewards_;
-  description_ = std::move(other.description_);
-  optPath_ = std::move(other.optPath_);
+  takeStateFrom(other);
 }
 
 Env& Env::operator=(Env&& other) noexcept {
@@ -146,6 +129,14 @@ Env& Env::operator=(Env&& other) noexcept {
   std::scoped_lock lock(mutex_, other.mutex_);
   closeLocked();
   std::scoped_lock channels(channelMutex_, other.channelMutex_);
+  takeStateFrom(other);
+  return *this;
+}
+
+Env::~Env() { close(); }
+
+// Both moves: the caller holds both Envs' locks.
+void Env::takeStateFrom(Env& other) {
   connection_ = other.connection_;
   options_ = other.options_;
   channel_ = std::move(other.channel_);
@@ -164,10 +155,7 @@ Env& Env::operator=(Env&& other) noexcept {
   pendingRewards_ = other.pendingRewards_;
   description_ = std::move(other.description_);
   optPath_ = std::move(other.optPath_);
-  return *this;
 }
-
-Env::~Env() { close(); }
 
 void Env::forgetInChild(void* self, pid_t parentPid) noexcept {
   auto* env = static_cast<Env*>(self);

@@ -124,6 +124,8 @@ class Env {
   static void forgetInChild(void* self, pid_t parentPid) noexcept;
   // The *Locked functions require mutex_.
   void closeLocked();
+  // The move constructor's and move assignment's shared part.
+  void takeStateFrom(Env& other);
   void setChannelLocked(Channel channel);
   StepResult stepLocked(std::span<const uint32_t> actions, std::span<const std::string> observations,
                         std::span<const std::string> rewards, const Interruption* interruption);
