@@ -955,15 +955,14 @@ class FaultMatrix : public ::testing::TestWithParam<size_t> {
 TEST_P(FaultMatrix, FaultEndsOnlyItsEpisodeAndLeaksNothing) {
   ASSERT_TRUE(gHarness && gHarness->bystander);
   const Row& row = allRows()[GetParam()];
-  // A settled baseline: the zygote closes the descriptors it passed with a
-  // reply just after the client has read it.
-  Snapshot before = snapshot(gHarness->zygote);
-  for (int i = 0; i < 100; ++i) {
-    std::this_thread::sleep_for(5ms);
-    Snapshot again = snapshot(gHarness->zygote);
-    if (again == before) break;
-    before = std::move(again);
-  }
+  // A settled baseline. The zygote answers requests in order, so once it
+  // answers a status request it has sent (and closed) every descriptor of
+  // earlier replies; it has no spare left to fork and no load under way.
+  ASSERT_TRUE(eventually([] {
+    auto status = gHarness->connection->status();
+    return status && status->sparesWanted == 0 && status->pendingLoads == 0;
+  }));
+  const Snapshot before = snapshot(gHarness->zygote);
 
   const auto started = Clock::now();
   Got got = row.run();
@@ -978,12 +977,14 @@ TEST_P(FaultMatrix, FaultEndsOnlyItsEpisodeAndLeaksNothing) {
   if (!bystander.ok()) got.text += " | BYSTANDER: " + bystander.message;
   if (!zygoteServes) got.text += " | ZYGOTE no longer serves";
 
-  // Nothing leaked: give the zygote a moment to reap what the row ended.
-  Snapshot after = snapshot(gHarness->zygote);
-  for (auto deadline = Clock::now() + 2s; !(after == before) && Clock::now() < deadline;) {
-    std::this_thread::sleep_for(10ms);
+  // Nothing leaked. What the row ended dies and is reaped asynchronously
+  // (a SIGKILL, then the zygote's SIGCHLD): polled until it has, the hang
+  // guard catching what never ends.
+  Snapshot after;
+  eventually([&] {
     after = snapshot(gHarness->zygote);
-  }
+    return after == before;
+  });
   const std::string leaks = describeLeaks(before, after);
   const bool pass = got.pass && bystander.ok() && zygoteServes && leaks.empty();
   printed().push_back({row.name, row.expected, got.text, ms, leaks, pass});
