@@ -957,10 +957,13 @@ TEST_P(FaultMatrix, FaultEndsOnlyItsEpisodeAndLeaksNothing) {
   const Row& row = allRows()[GetParam()];
   // A settled baseline. The zygote answers requests in order, so once it
   // answers a status request it has sent (and closed) every descriptor of
-  // earlier replies; it has no spare left to fork and no load under way.
+  // earlier replies; it has no spare left to fork and no load under way; and
+  // its only children are the bystander's worker and its spares — a worker
+  // an earlier row ended is gone (a killed one stays a child until reaped).
   ASSERT_TRUE(eventually([] {
     auto status = gHarness->connection->status();
-    return status && status->sparesWanted == 0 && status->pendingLoads == 0;
+    return status && status->sparesWanted == 0 && status->pendingLoads == 0 &&
+           childrenOf(gHarness->zygote).size() == 1 + status->spareBenchmarks.size();
   }));
   const Snapshot before = snapshot(gHarness->zygote);
 
