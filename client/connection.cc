@@ -19,7 +19,7 @@
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
-#include "ipc/syscall.h"
+#include "base/syscall.h"
 
 extern char** environ;
 

@@ -42,8 +42,8 @@
 #include "client/fork_watch.h"
 #include "ipc/channel.h"
 #include "ipc/control_socket.h"
-#include "ipc/result.h"
-#include "ipc/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace forkgym {
 

@@ -13,7 +13,7 @@
 
 #include "client/process_identity.h"
 #include "ipc/protocol.capnp.h"
-#include "ipc/syscall.h"
+#include "base/syscall.h"
 
 namespace forkgym {
 namespace {

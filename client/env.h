@@ -42,8 +42,8 @@
 #include "client/connection.h"
 #include "client/fork_watch.h"
 #include "ipc/channel.h"
-#include "ipc/outcome.h"
-#include "ipc/result.h"
+#include "base/outcome.h"
+#include "base/result.h"
 
 namespace forkgym {
 

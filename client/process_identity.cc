@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "ipc/syscall.h"
-#include "ipc/unique_fd.h"
+#include "base/syscall.h"
+#include "base/unique_fd.h"
 
 namespace forkgym {
 namespace {

@@ -18,7 +18,7 @@
 
 #include <sys/types.h>
 
-#include "ipc/result.h"
+#include "base/result.h"
 
 namespace forkgym {
 

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "ipc/protocol.capnp.h"
-#include "ipc/result.h"
-#include "ipc/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace forkgym::forkserver {
 

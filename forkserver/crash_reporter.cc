@@ -9,7 +9,7 @@
 
 #include <llvm/Support/ErrorHandling.h>
 
-#include "ipc/outcome.h"
+#include "base/outcome.h"
 #include "sandbox/sandbox.h"
 
 namespace forkgym::forkserver {

@@ -16,7 +16,7 @@
 
 #include "forkserver/crash_reporter.h"
 #include "forkserver/single_thread.h"
-#include "ipc/syscall.h"
+#include "base/syscall.h"
 
 namespace forkgym::forkserver {
 namespace {

@@ -26,8 +26,8 @@
 #include <string>
 
 #include "forkserver/process_table.h"
-#include "ipc/result.h"
-#include "ipc/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 #include "passes/benchmark.h"
 #include "passes/benchmark_loader.h"
 

@@ -27,7 +27,7 @@
 
 #include "forkserver/loader.h"
 #include "forkserver/process_table.h"
-#include "ipc/result.h"
+#include "base/result.h"
 #include "passes/benchmark.h"
 #include "passes/benchmark_loader.h"
 

@@ -22,7 +22,7 @@
 #include <string>
 
 #include "ipc/channel.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace forkgym::forkserver {
 

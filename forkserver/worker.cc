@@ -12,7 +12,7 @@
 #include "forkserver/crash_reporter.h"
 #include "forkserver/request_dispatch.h"
 #include "ipc/protocol.capnp.h"
-#include "ipc/syscall.h"
+#include "base/syscall.h"
 #include "passes/session.h"
 
 namespace forkgym::forkserver {

@@ -21,7 +21,7 @@
 #include "ipc/channel.h"
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
-#include "ipc/syscall.h"
+#include "base/syscall.h"
 #include "passes/action_table.h"
 #include "passes/benchmark_loader.h"
 #include "passes/llvm_tools.h"

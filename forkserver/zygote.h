@@ -33,7 +33,7 @@
 #include "forkserver/process_table.h"
 #include "forkserver/spare_pool.h"
 #include "ipc/control_socket.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 #include "sandbox/sandbox.h"
 
 namespace capnp {

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "ipc/message_area.h"
-#include "ipc/syscall.h"
+#include "base/syscall.h"
 
 namespace forkgym {
 

@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "ipc/doorbell.h"
-#include "ipc/result.h"
+#include "base/result.h"
 #include "ipc/shared_region.h"
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace forkgym {
 

@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "ipc/descriptor_passing.h"
-#include "ipc/syscall.h"
+#include "base/syscall.h"
 
 namespace forkgym {
 namespace {

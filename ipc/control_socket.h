@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "ipc/result.h"
-#include "ipc/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace forkgym {
 

@@ -19,8 +19,8 @@
 #include <utility>
 #include <vector>
 
-#include "ipc/result.h"
-#include "ipc/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace forkgym {
 

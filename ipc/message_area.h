@@ -22,7 +22,7 @@
 #include <optional>
 #include <span>
 
-#include "ipc/result.h"
+#include "base/result.h"
 
 namespace forkgym {
 

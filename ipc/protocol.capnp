@@ -8,7 +8,7 @@
 #  * channel: client <-> worker, in a shared-memory region, one request and one
 #    reply at a time, the doorbell saying whose turn it is (ipc/channel.h).
 #
-# Outcomes travel as UInt16 values of forkgym::Outcome (ipc/outcome.h).
+# Outcomes travel as UInt16 values of forkgym::Outcome (base/outcome.h).
 
 @0x9db1073a56ed6099;
 

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <new>
 
-#include "ipc/syscall.h"
+#include "base/syscall.h"
 
 namespace forkgym {
 namespace {

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "ipc/result.h"
+#include "base/result.h"
 #include "passes/benchmark_inputs.h"
 
 namespace llvm {

@@ -8,7 +8,7 @@
 
 #include <string_view>
 
-#include "ipc/result.h"
+#include "base/result.h"
 #include "passes/benchmark.h"
 
 namespace forkgym::passes {

@@ -21,7 +21,7 @@
 #include <filesystem>
 #include <optional>
 
-#include "ipc/unique_fd.h"
+#include "base/unique_fd.h"
 #include "passes/benchmark_costs.h"
 #include "passes/benchmark_inputs.h"
 #include "passes/bitcode.h"

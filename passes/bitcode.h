@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "ipc/result.h"
+#include "base/result.h"
 
 namespace llvm {
 class LLVMContext;

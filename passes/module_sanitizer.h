@@ -3,7 +3,7 @@
 // Loader child only (the module is untrusted until verified).
 #pragma once
 
-#include "ipc/result.h"
+#include "base/result.h"
 
 namespace llvm {
 class Module;

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "ipc/result.h"
+#include "base/result.h"
 
 namespace forkgym::passes {
 

@@ -18,7 +18,7 @@
 #include <memory>
 #include <string_view>
 
-#include "ipc/result.h"
+#include "base/result.h"
 
 namespace llvm {
 class Module;

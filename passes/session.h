@@ -20,7 +20,7 @@
 #include <variant>
 #include <vector>
 
-#include "ipc/result.h"
+#include "base/result.h"
 #include "passes/benchmark.h"
 
 namespace llvm {

@@ -27,7 +27,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ipc/result.h"
+#include "base/result.h"
 #include "passes/benchmark_inputs.h"
 #include "passes/tool_process.h"
 

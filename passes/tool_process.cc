@@ -17,8 +17,8 @@
 #include <optional>
 #include <utility>
 
-#include "ipc/syscall.h"
-#include "ipc/unique_fd.h"
+#include "base/syscall.h"
+#include "base/unique_fd.h"
 
 extern char** environ;
 

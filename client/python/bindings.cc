@@ -34,7 +34,7 @@
 
 #include "client/connection.h"
 #include "client/env.h"
-#include "ipc/outcome.h"
+#include "base/outcome.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -359,7 +359,7 @@ NB_MODULE(_forkgym, m) {
       "set_error_factory", [](nb::object factory) { g_module.attr("_error_factory") = factory; }, "factory"_a,
       "Registers callable(outcome: int, message: str, signal: int) -> Exception used for every native error.");
 
-  // The outcome taxonomy, straight from the X-macro in ipc/outcome.h, so the
+  // The outcome taxonomy, straight from the X-macro in base/outcome.h, so the
   // Python IntEnum is generated from the same single source.
   m.def(
       "outcomes",
@@ -370,7 +370,7 @@ NB_MODULE(_forkgym, m) {
 #undef X
         return rows;
       },
-      "[(Name, value, snake_name, doc, ends_episode), ...] from ipc/outcome.h.");
+      "[(Name, value, snake_name, doc, ends_episode), ...] from base/outcome.h.");
 
   m.def("default_socket_path", &defaultSocketPath,
         "Where forkgym-server listens without --socket: a socket in a directory only this user may use.");

@@ -1,4 +1,4 @@
-"""The outcome taxonomy, mirrored from ``ipc/outcome.h``.
+"""The outcome taxonomy, mirrored from ``base/outcome.h``.
 
 The enum is generated at import time from the C++ ``FORKGYM_OUTCOMES``
 X-macro (exported by the extension), so adding a row in C++ is the only change
@@ -29,7 +29,7 @@ Outcome = enum.IntEnum(  # type: ignore[misc]
     [(_member_name(name), value) for name, value, _, _, _ in _ROWS],
     module=__name__,
 )
-Outcome.__doc__ = "How a request to a worker or the zygote ended (values match ipc/outcome.h)."
+Outcome.__doc__ = "How a request to a worker or the zygote ended (values match base/outcome.h)."
 
 _TEXT = {value: text for _, value, text, _, _ in _ROWS}
 _DOC = {value: doc for _, value, _, doc, _ in _ROWS}

@@ -10,7 +10,7 @@
 #include <utility>
 #include <variant>
 
-#include "ipc/outcome.h"
+#include "base/outcome.h"
 
 namespace forkgym {
 

@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "ipc/result.h"
+#include "base/result.h"
 
 namespace forkgym {
 
