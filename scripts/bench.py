@@ -7,7 +7,7 @@ Measures (see the README's performance section for what the numbers mean):
   opt        the prior-work approach: one `opt` process per step (parse, run,
              write), as a ratio to a forkgym step
   reset/fork per module size, beside the in-process parse and CloneModule
-             they avoid
+             they avoid; Python env.fork() (the C++ fork plus the Python env)
   start-up   zygote spawn to first completed step, nothing preloaded
   observe    each observation on the medium module
   throughput random-episode steps/s with 1, 2, 4, 8 envs (processes, and the
@@ -129,6 +129,15 @@ def python_steps(uri: str, quick: bool) -> dict[str, dict]:
             samples = timed(lambda: env.step(action), n)
             results[flag] = {"p50_us": percentile(samples, 0.5), "p99_us": percentile(samples, 0.99), "samples": n}
         bitcode = env.observation["Bitcode"]
+
+        def fork() -> None:
+            env.fork().close()
+
+        for _ in range(5):
+            fork()
+        samples = timed(fork, 50 if quick else 500)
+        results["fork"] = {"p50_us": percentile(samples, 0.5), "p99_us": percentile(samples, 0.99),
+                           "samples": len(samples)}
     return results, bytes(bitcode)
 
 
@@ -246,12 +255,14 @@ def markdown(report: dict) -> str:
                 f"{cpp['p50_us']:.1f} / {cpp['p99_us']:.1f} | {py['p50_us']:.1f} / {py['p99_us']:.1f} | "
                 f"{cpp['p50_us'] - floor['p50_us']:.1f} | {py['p50_us'] - floor['p50_us']:.1f} | {opt:.0f} | {opt / py['p50_us']:.0f}× |")
     out += ["", "### Reset and fork (µs, p50 / p99) beside what they avoid", ""]
-    out.append("| module | reset (cached) | fork | in-process parse | CloneModule |")
-    out.append("|---|---:|---:|---:|---:|")
+    out.append("| module | reset (cached) | fork | Python fork() | in-process parse | CloneModule |")
+    out.append("|---|---:|---:|---:|---:|---:|")
     for size, m in report["modules"].items():
         rows = {r["path"]: r for r in m["runtime"]["rows"]}
         cell = lambda name: f"{rows[name]['p50_us']:.0f} / {rows[name]['p99_us']:.0f}"
-        out.append(f"| {size} | {cell('reset (cached)')} | {cell('fork')} | {cell('parse (in-process)')} | {cell('CloneModule (in-process)')} |")
+        py_fork = m["python"]["fork"]
+        out.append(f"| {size} | {cell('reset (cached)')} | {cell('fork')} | {py_fork['p50_us']:.0f} / {py_fork['p99_us']:.0f} | "
+                   f"{cell('parse (in-process)')} | {cell('CloneModule (in-process)')} |")
     startup = report["modules"]["small"]["runtime"]["startup_ms"]
     bitcode = report["startup_bitcode_ms"]
     out += ["", "### Start-up (nothing preloaded; cumulative ms from spawning the zygote)", "",

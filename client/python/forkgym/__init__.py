@@ -1,4 +1,4 @@
-"""forkgym: LLVM phase-ordering environments with the CompilerGym API on gymnasium 1.x.
+"""forkgym: compiler optimisation environments with the CompilerGym API on gymnasium 1.x.
 
     import forkgym
     env = forkgym.make("llvm-autophase-ic-v0")
@@ -16,7 +16,7 @@ from typing import Any
 
 from forkgym import _forkgym  # noqa: F401  (the extension; fails early if not built)
 from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, benchmark_cache_dir, make_benchmark
-from forkgym.envs import LlvmEnv
+from forkgym.envs import CompilerEnv
 from forkgym.errors import (
     BenchmarkInitError,
     BenchmarkNotFound,
@@ -31,7 +31,8 @@ from forkgym.errors import (
     Timeout,
 )
 from forkgym.outcome import Outcome
-from forkgym.registration import ENVIRONMENTS, full_id, register_all
+from forkgym.llvm_env import LlvmEnv
+from forkgym.registration import ENV_TABLE, ENVIRONMENTS, EnvEntry, full_id, register_all
 from forkgym.server import Server, ServerOptions, default_socket_path, server_binary
 from forkgym.state import CompilerEnvState, CompilerEnvStateReader, CompilerEnvStateWriter
 from forkgym.validate import ValidationResult
@@ -46,18 +47,21 @@ COMPILER_GYM_ENVS = list(ENVIRONMENTS)
 def make(env_id: str, max_episode_steps: int | None = None, **kwargs: Any) -> Any:
     """An environment by id (``"llvm-ic-v0"`` or ``"forkgym/llvm-ic-v0"``).
 
-    Returns the :class:`LlvmEnv` itself (not gymnasium's checker wrappers) so
-    the whole CompilerGym API is at hand; with ``max_episode_steps`` it is
+    Returns the env itself (the id's class from :data:`ENV_TABLE`:
+    :class:`LlvmEnv`, or :class:`CompilerEnv` for a backend with no class of
+    its own), not gymnasium's checker wrappers, so the whole CompilerGym API
+    is at hand; with ``max_episode_steps`` it is
     wrapped in :class:`forkgym.wrappers.TimeLimit`, which forwards that API.
     Keyword arguments override the id's defaults (``benchmark=``,
     ``observation_space=``, ``reward_space=``, ``step_timeout=``...).
     """
     import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
 
     from forkgym.envs import with_spec
 
     spec = gym.spec(full_id(env_id))
-    env = with_spec(LlvmEnv(**{**spec.kwargs, **kwargs}), spec, kwargs)
+    env = with_spec(load_env_creator(spec.entry_point)(**{**spec.kwargs, **kwargs}), spec, kwargs)
     if max_episode_steps is not None:
         from forkgym.wrappers import TimeLimit
 
@@ -67,18 +71,21 @@ def make(env_id: str, max_episode_steps: int | None = None, **kwargs: Any) -> An
 
 def make_vec(env_id: str, num_envs: int, **kwargs: Any) -> Any:
     """A gymnasium ``VectorEnv`` of ``num_envs`` episodes stepped with one native call
-    (autoreset mode ``NEXT_STEP``). See :class:`forkgym.vector.LlvmVectorEnv`."""
-    from forkgym.vector import LlvmVectorEnv
+    (autoreset mode ``NEXT_STEP``). See :class:`forkgym.vector.CompilerVectorEnv`."""
+    from forkgym.vector import CompilerVectorEnv
 
-    return LlvmVectorEnv(num_envs, env_id=full_id(env_id), **kwargs)
+    return CompilerVectorEnv(num_envs, env_id=full_id(env_id), **kwargs)
 
 
 __all__ = [
     "DEFAULT_BENCHMARK",
+    "ENV_TABLE",
+    "EnvEntry",
     "Benchmark",
     "BenchmarkInitError",
     "BenchmarkNotFound",
     "COMPILER_GYM_ENVS",
+    "CompilerEnv",
     "CompilerEnvState",
     "CompilerEnvStateReader",
     "CompilerEnvStateWriter",

@@ -1,15 +1,19 @@
-"""``LlvmEnv``: LLVM phase ordering as a gymnasium 1.x environment with the
-CompilerGym API.
+"""``CompilerEnv``: one compiler backend as a gymnasium 1.x environment with
+the CompilerGym API, built from the backend's description alone.
 
 Every episode is a worker process forked from the zygote; ``fork()`` forks
 the worker. The env keeps only bookkeeping in Python (actions, episode
 reward, chosen spaces); every observation and reward is computed in the
-worker and crosses shared memory once per step.
+worker and crosses shared memory once per step. The spaces come from the
+backend's description (:mod:`forkgym.spaces`), built once per description
+and shared by every env and fork of it. A backend needs no class of its
+own; one with helpers of its own subclasses this (``CompilerEnv``: IR,
+bitcode, ``opt`` command lines; ``GccEnv``: ``choices``).
 
-Lifecycle: ``LlvmEnv(...)`` (no worker yet) → ``reset()`` (new worker) →
-``step()``/``multistep()``/``fork()`` → ``close()``. A crash or timeout in a
-step truncates the episode (it does not raise); the next ``reset()`` starts
-a new worker, and a new zygote if the old one died.
+Lifecycle: ``CompilerEnv(backend=...)`` (no worker yet) → ``reset()`` (new
+worker) → ``step()``/``multistep()``/``fork()`` → ``close()``. A crash or
+timeout in a step truncates the episode (it does not raise); the next
+``reset()`` starts a new worker, and a new zygote if the old one died.
 
 Threads: an env may be used from several threads; its calls are serialised
 by a lock (steps of different envs run in parallel, the GIL released).
@@ -37,17 +41,18 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from forkgym import _forkgym
-from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, Datasets, canonical_uri, make_benchmark, server_uri
+from forkgym.benchmarks import Benchmark, Datasets, canonical_uri, server_uri
+from forkgym.description import BackendDescription
 from forkgym.errors import (
     BenchmarkInitError,
     BenchmarkNotFound,
+    InvalidRequest,
     ServerUnavailable,
     SessionNotStarted,
     from_outcome,
@@ -56,16 +61,17 @@ from forkgym.outcome import Outcome, ends_episode, from_value
 from forkgym.server import Server, ServerOptions, shared_server
 from forkgym.spaces import (
     ActionSpace,
-    NoObservation,
     ObservationSpaceSpec,
     RewardSpaceSpec,
+    Spaces,
     build_observation_specs,
     build_reward_specs,
     lookup,
+    spaces_for,
 )
 from forkgym.state import CompilerEnvState
 
-_envs: weakref.WeakSet[LlvmEnv] = weakref.WeakSet()
+_envs: weakref.WeakSet[CompilerEnv] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
@@ -82,7 +88,7 @@ def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
     """Runs ``method`` holding the env's lock (one call at a time per env)."""
 
     @functools.wraps(method)
-    def locked(self: LlvmEnv, *args: Any, **kwargs: Any) -> Any:
+    def locked(self: CompilerEnv, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             return method(self, *args, **kwargs)
 
@@ -108,7 +114,7 @@ class StepPlan:
 class ObservationView:
     """``env.observation["Ir"]``: computes one observation of the current state on request."""
 
-    def __init__(self, env: LlvmEnv) -> None:
+    def __init__(self, env: CompilerEnv) -> None:
         self._env = env
         self.spaces: dict[str, ObservationSpaceSpec] = env._observation_specs
 
@@ -129,7 +135,7 @@ class RewardView:
     was last computed. Asking for the default reward also counts towards
     ``episode_reward`` (the worker moves the reward's baseline on)."""
 
-    def __init__(self, env: LlvmEnv) -> None:
+    def __init__(self, env: CompilerEnv) -> None:
         self._env = env
         self.spaces: dict[str, RewardSpaceSpec] = env._reward_specs
 
@@ -148,20 +154,24 @@ class RewardView:
         return iter(self.spaces)
 
 
-class LlvmEnv(gym.Env):
-    """LLVM phase ordering: choose the next optimisation pass for a module.
+class CompilerEnv(gym.Env):
+    """A compiler optimisation task: choose the next action for a program.
 
     Args:
-        benchmark: URI or :class:`Benchmark` (default ``benchmark://forkgym-v0/crc32``).
+        benchmark: URI or :class:`Benchmark` (default: the class's ``default_benchmark``).
         observation_space: name of the default observation space, or None.
         reward_space: name of the default reward space, or None.
         server: a :class:`Server` or :class:`ServerOptions`; default: one private
             zygote shared by every env of this process.
         step_timeout, reset_timeout: wall-clock seconds before a worker is killed.
         address_space_mb, cpu_seconds_per_step: per-worker limits (0 = server default).
+        backend: the server's backend to use (a subclass names its own).
     """
 
     metadata = {"render_modes": ["human", "ansi"]}
+    # The backend a subclass is for (None: given to the constructor).
+    backend: str | None = None
+    default_benchmark: str | None = None
 
     def __init__(
         self,
@@ -175,22 +185,44 @@ class LlvmEnv(gym.Env):
         address_space_mb: int = 0,
         cpu_seconds_per_step: int = 0,
         render_mode: str | None = None,
+        backend: str | None = None,
     ) -> None:
+        cls = type(self)
+        if backend is None:
+            backend = cls.backend
+        if backend is None:
+            raise InvalidRequest(f"{cls.__name__} needs a backend: pass backend='<name>' (see forkgym.ENV_TABLE), "
+                                 "or use forkgym.make(<env id>)")
+        if cls.backend is not None and backend != cls.backend:
+            raise InvalidRequest(f"{cls.__name__} is the '{cls.backend}' backend's env, not '{backend}'s; "
+                                 f"use forkgym.CompilerEnv(backend='{backend}') or the backend's own env id")
+        server = server if isinstance(server, Server) else shared_server(server)
+        limits = (float(step_timeout), float(reset_timeout), int(address_space_mb), int(cpu_seconds_per_step))
+        init_kwargs = dict(
+            benchmark=benchmark, observation_space=observation_space, reward_space=reward_space,
+            server=server, step_timeout=step_timeout, reset_timeout=reset_timeout,
+            address_space_mb=address_space_mb, cpu_seconds_per_step=cpu_seconds_per_step, render_mode=render_mode,
+            backend=backend,
+        )
+        self._setup(server, backend, limits, init_kwargs, spaces_for(server, backend, cls.build_spaces), render_mode)
+        self._benchmark = self._as_benchmark(benchmark) if benchmark is not None else self._default_benchmark()
+        self.observation_space = observation_space  # type: ignore[assignment]
+        self.reward_space = reward_space  # type: ignore[assignment]
+
+    def _setup(self, server: Server, backend: str, limits: tuple[float, float, int, int],
+               init_kwargs: dict[str, Any], spaces: Spaces, render_mode: str | None) -> None:
+        """The state every env has, without a round trip or a space built: what
+        ``__init__`` and ``fork()`` share."""
         self._lock = threading.RLock()
         _envs.add(self)
-        self._server = server if isinstance(server, Server) else shared_server(server)
-        self._limits = (float(step_timeout), float(reset_timeout), int(address_space_mb), int(cpu_seconds_per_step))
-        self._init_kwargs = dict(
-            benchmark=benchmark, observation_space=observation_space, reward_space=reward_space,
-            server=self._server, step_timeout=step_timeout, reset_timeout=reset_timeout,
-            address_space_mb=address_space_mb, cpu_seconds_per_step=cpu_seconds_per_step, render_mode=render_mode,
-        )
-        connection = self._server.connection()
-        description = connection.describe()
-        self._description = description
-        self.action_space = ActionSpace(description.actions, opt=connection.server.opt_path or "opt")
-        self._observation_specs = build_observation_specs(description)
-        self._reward_specs = build_reward_specs(description)
+        self._server = server
+        self._backend = backend
+        self._limits = limits
+        self._init_kwargs = init_kwargs
+        self._spaces = spaces
+        self.action_space = spaces.action_space.for_env()
+        self._observation_specs = spaces.observations
+        self._reward_specs = spaces.rewards
         self.observation = ObservationView(self)
         self.reward = RewardView(self)
         self.datasets = Datasets()
@@ -198,17 +230,52 @@ class LlvmEnv(gym.Env):
 
         self._native: _forkgym.Env | None = None
         self._native_connection: _forkgym.Connection | None = None
-        self._benchmark: Benchmark = self._as_benchmark(benchmark or DEFAULT_BENCHMARK)
+        self._benchmark: Benchmark | None = None
         self._benchmark_in_use: Benchmark | None = None
         self._observation_spec: ObservationSpaceSpec | None = None
         self._reward_spec: RewardSpaceSpec | None = None
-        self._no_observation = NoObservation()
-        self.observation_space = observation_space  # type: ignore[assignment]
-        self.reward_space = reward_space  # type: ignore[assignment]
         self._actions: list[int] = []
         self.episode_reward: float = 0.0
         self._episode_start = time.monotonic()
         self._episode_over = False
+
+    @classmethod
+    def build_spaces(cls, description: BackendDescription) -> Spaces:
+        """Every space of this env class for ``description``; called once per
+        description in a process (see :func:`forkgym.spaces.spaces_for`).
+        A subclass adds its own derived observations in
+        :meth:`derived_observations`."""
+        observations = build_observation_specs(description)
+        observations.update(cls.derived_observations(description, observations))
+        for spec in observations.values():
+            spec.space.name = spec.id  # CompilerGym's spaces carry their name
+        return Spaces(
+            description=description,
+            action_space=cls.make_action_space(description),
+            observations=observations,
+            rewards=build_reward_specs(description),
+        )
+
+    @classmethod
+    def make_action_space(cls, description: BackendDescription) -> ActionSpace:
+        return ActionSpace(description.actions, description.action_space_name)
+
+    @classmethod
+    def derived_observations(
+        cls, description: BackendDescription, observations: dict[str, ObservationSpaceSpec]
+    ) -> dict[str, ObservationSpaceSpec]:
+        """Views a backend's env computes in Python from described observations
+        (none by default)."""
+        return {}
+
+    @property
+    def description(self) -> BackendDescription:
+        """The backend's description (actions and spaces as data)."""
+        return self._spaces.description
+
+    @property
+    def compiler_version(self) -> str:
+        return self._spaces.description.version
 
     # ---------------------------------------------------------- spaces --
 
@@ -216,7 +283,7 @@ class LlvmEnv(gym.Env):
     def observation_space(self) -> gym.spaces.Space:  # type: ignore[override]
         """The default observation's gymnasium space (``NoObservation`` if none).
         Set it by name: ``env.observation_space = "Autophase"``."""
-        return self._observation_spec.space if self._observation_spec else self._no_observation
+        return self._observation_spec.space if self._observation_spec else self._spaces.no_observation
 
     @observation_space.setter
     def observation_space(self, space: str | ObservationSpaceSpec | gym.spaces.Space | None) -> None:
@@ -249,8 +316,12 @@ class LlvmEnv(gym.Env):
             return benchmark
         return Benchmark(canonical_uri(benchmark))
 
+    def _default_benchmark(self) -> Benchmark | None:
+        default = type(self).default_benchmark
+        return Benchmark(default) if default else None
+
     @property
-    def benchmark(self) -> Benchmark:
+    def benchmark(self) -> Benchmark | None:
         """The benchmark of the current episode (or of the next, once set).
         Setting it takes effect at the next ``reset()``, as in CompilerGym."""
         return self._benchmark_in_use or self._benchmark
@@ -258,10 +329,6 @@ class LlvmEnv(gym.Env):
     @benchmark.setter
     def benchmark(self, benchmark: str | Benchmark) -> None:
         self._benchmark = self._as_benchmark(benchmark)
-
-    def make_benchmark(self, inputs: Any) -> Benchmark:
-        """See :func:`forkgym.make_benchmark` (sources are compiled by this env's server)."""
-        return make_benchmark(inputs, server=self._server)
 
     # ----------------------------------------------------------- episode --
 
@@ -299,6 +366,9 @@ class LlvmEnv(gym.Env):
         if "reward_space" in options or reward_space is not None:
             self.reward_space = options.get("reward_space", reward_space)
 
+        if self._benchmark is None:
+            raise BenchmarkNotFound(f"no benchmark: the '{self._backend}' backend has no default one; pass "
+                                    "benchmark=<uri> to reset() or to the env")
         try:
             self._start_session(server_uri(self._benchmark.uri))
         except (BenchmarkNotFound, BenchmarkInitError):
@@ -322,7 +392,7 @@ class LlvmEnv(gym.Env):
             if self._native is None or self._native_connection is not connection:
                 if self._native is not None:
                     self._native.close()
-                self._native = _forkgym.Env(connection, *self._limits)
+                self._native = self._new_session(connection)
                 self._native_connection = connection
             try:
                 self._native.reset(uri)
@@ -331,6 +401,10 @@ class LlvmEnv(gym.Env):
                 if attempt:
                     raise
                 self._server.renew(connection)
+
+    def _new_session(self, connection: _forkgym.Connection) -> _forkgym.Env:
+        """A native session of this env's backend, with its limits (no worker until reset)."""
+        return _forkgym.Env(connection, *self._limits)
 
     def _require_episode(self) -> _forkgym.Env:
         if self._native is None or not self._native.alive:
@@ -479,7 +553,7 @@ class LlvmEnv(gym.Env):
     # ------------------------------------------------------------- fork --
 
     @_serialised
-    def fork(self) -> LlvmEnv:
+    def fork(self) -> CompilerEnv:
         """A copy of this episode in a copy-on-write ``fork(2)`` of its worker.
 
         The copy has the same actions, rewards so far and spaces, and evolves
@@ -491,7 +565,9 @@ class LlvmEnv(gym.Env):
             self.reset()
         native = self._require_episode()
         copy_native = native.fork()
-        other = type(self)(**self._init_kwargs)
+        # The copy shares this env's spaces: nothing is described or built.
+        other = object.__new__(type(self))
+        other._setup(self._server, self._backend, self._limits, self._init_kwargs, self._spaces, self.render_mode)
         other._native = copy_native
         other._native_connection = self._native_connection
         other._benchmark = self._benchmark
@@ -504,7 +580,7 @@ class LlvmEnv(gym.Env):
         other.spec = self.spec
         return other
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> LlvmEnv:
+    def __deepcopy__(self, memo: dict[int, Any]) -> CompilerEnv:
         return self.fork()
 
     # ---------------------------------------------------------- pickle --
@@ -514,7 +590,7 @@ class LlvmEnv(gym.Env):
         starts a new worker and replays the actions (see :func:`_unpickle_env`)."""
         with self._lock:
             kwargs = dict(self._init_kwargs)
-            kwargs["benchmark"] = self._benchmark.uri
+            kwargs["benchmark"] = self._benchmark.uri if self._benchmark is not None else None
             kwargs["observation_space"] = None
             kwargs["reward_space"] = None
             in_episode = self.in_episode
@@ -543,7 +619,7 @@ class LlvmEnv(gym.Env):
         self._native = None
         self._native_connection = None
 
-    def __enter__(self) -> LlvmEnv:
+    def __enter__(self) -> CompilerEnv:
         return self
 
     def __exit__(self, *args: object) -> None:
@@ -570,7 +646,8 @@ class LlvmEnv(gym.Env):
         return time.monotonic() - self._episode_start
 
     def commandline(self, actions: Iterable[int] | None = None) -> str:
-        """A runnable ``<server's opt> -passes='...'`` command line for the episode's actions."""
+        """The episode's actions (or ``actions``) as the action space writes them;
+        :meth:`commandline_to_actions` reads it back."""
         return self.action_space.to_string(self._actions if actions is None else actions)
 
     def commandline_to_actions(self, commandline: str) -> list[int]:
@@ -581,7 +658,7 @@ class LlvmEnv(gym.Env):
         """The episode as a :class:`CompilerEnvState` (reward = episode_reward, or None
         without a reward space)."""
         return CompilerEnvState(
-            benchmark=str(self.benchmark),
+            benchmark=str(self.benchmark or ""),
             commandline=self.commandline(),
             walltime=self.episode_walltime,
             reward=self.episode_reward if self._reward_spec is not None else None,
@@ -613,41 +690,24 @@ class LlvmEnv(gym.Env):
         """Replays a state (default: this episode) in a fresh worker and checks it.
 
         Returns a :class:`forkgym.validate.ValidationResult`; for this
-        episode the IR hash of the replay must equal the current one.
+        episode, when the backend has a state hash (LLVM: ``IrSha1``), the
+        replay's must equal the current one.
         """
         from forkgym.validate import validate_states
 
-        expected_sha1 = None
+        expected_hash = None
         if state is None:
             state = self.state
-            expected_sha1 = self.ir_sha1
-        return validate_states([state], self, expected_sha1=[expected_sha1])[0]
+            hash_name = self.validation_observations(self._reward_spec)[0]
+            expected_hash = self.observation[hash_name] if hash_name else None
+        return validate_states([state], self, expected_sha1=[expected_hash])[0]
 
-    @property
-    def ir(self) -> str:
-        """The module's textual IR."""
-        return self.observation["Ir"]
-
-    @property
-    def ir_sha1(self) -> str:
-        """SHA-1 of the module's bitcode (as ``opt -o out.bc`` writes it)."""
-        return self.observation["IrSha1"]
-
-    @property
-    def bitcode(self) -> bytes:
-        return self.observation["Bitcode"].tobytes()
-
-    def write_ir(self, path: str | Path) -> Path:
-        """Writes textual IR to ``path`` and returns it."""
-        path = Path(path)
-        path.write_text(self.ir)
-        return path
-
-    def write_bitcode(self, path: str | Path) -> Path:
-        """Writes bitcode to ``path`` and returns it."""
-        path = Path(path)
-        path.write_bytes(self.bitcode)
-        return path
+    @classmethod
+    def validation_observations(cls, reward: RewardSpaceSpec | None) -> tuple[str | None, str | None, str | None]:
+        """What validation compares, by observation name: the state hash (a replay
+        must reproduce it), and the cost the reward measures with its baseline
+        (for the size-vs-baseline summary). None where the backend has none."""
+        return None, None, None
 
     @property
     def worker_pid(self) -> int:
@@ -664,21 +724,24 @@ class LlvmEnv(gym.Env):
         return self._server.connection()
 
     def render(self) -> str | None:
-        """``"ansi"`` returns the IR; ``"human"`` prints it."""
+        """``"ansi"`` returns the default observation as text; ``"human"`` prints it."""
         if self.render_mode is None:
             return None
-        ir = self.ir
+        if self._observation_spec is None:
+            raise InvalidRequest("nothing to render: set env.observation_space first")
+        text = str(self.observation[self._observation_spec.id])
         if self.render_mode == "human":
-            print(ir)
+            print(text)
             return None
-        return ir
+        return text
 
     def __repr__(self) -> str:
-        env_id = self.spec.id if self.spec else "LlvmEnv"
-        return f"<{env_id} benchmark={self.benchmark.uri}>"
+        env_id = self.spec.id if self.spec else type(self).__name__
+        uri = self.benchmark.uri if self.benchmark else None
+        return f"<{env_id} benchmark={uri}>"
 
 
-def _unpickle_env(cls: type[LlvmEnv], kwargs: dict[str, Any], state: dict[str, Any]) -> LlvmEnv:
+def _unpickle_env(cls: type[CompilerEnv], kwargs: dict[str, Any], state: dict[str, Any]) -> CompilerEnv:
     """Rebuilds a pickled env: same arguments and spaces, and if it was in an
     episode, a new worker replaying that episode's actions."""
     env = cls(**kwargs)
@@ -698,6 +761,16 @@ def _unpickle_env(cls: type[LlvmEnv], kwargs: dict[str, Any], state: dict[str, A
     return env
 
 
-def with_spec(env: LlvmEnv, spec: gym.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> LlvmEnv:
+def with_spec(env: CompilerEnv, spec: gym.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> CompilerEnv:
     env.spec = replace(spec, kwargs={**spec.kwargs, **kwargs})
     return env
+
+
+def __getattr__(name: str) -> Any:
+    # forkgym.envs.LlvmEnv is where LlvmEnv lived before the backends were split
+    # (gymnasium entry points and pickles written then name it).
+    if name == "LlvmEnv":
+        from forkgym.llvm_env import LlvmEnv
+
+        return LlvmEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

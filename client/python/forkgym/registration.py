@@ -1,27 +1,51 @@
-"""The environment ids, registered with gymnasium as ``forkgym/<id>``.
+"""The environment ids, one row each, registered with gymnasium as ``forkgym/<id>``.
 
-Same ids and default spaces as CompilerGym's LLVM environments. Episodes never
-end on their own (as in CompilerGym): wrap with a time limit
-(``make(id, max_episode_steps=N)``) to bound them.
+A row names the server backend, the default observation and reward spaces,
+and the env class (``forkgym.envs:CompilerEnv`` for a backend with no class
+of its own: it works from the backend's description alone). Adding a
+compiler to the Python side is one row here. The LLVM ids and default spaces
+are CompilerGym's. Episodes never end on their own (as in CompilerGym): wrap
+with a time limit (``make(id, max_episode_steps=N)``) to bound them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 
 NAMESPACE = "forkgym"
 
-# id -> (default observation space, default reward space)
+GENERIC = "forkgym.envs:CompilerEnv"
+LLVM = "forkgym.llvm_env:LlvmEnv"
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One environment id: which backend, with which defaults, in which class."""
+
+    backend: str
+    observation_space: str | None = None
+    reward_space: str | None = None
+    entry_point: str = GENERIC
+
+
+ENV_TABLE: dict[str, EnvEntry] = {
+    "llvm-v0": EnvEntry("llvm", None, None, LLVM),
+    "llvm-ic-v0": EnvEntry("llvm", None, "IrInstructionCountOz", LLVM),
+    "llvm-codesize-v0": EnvEntry("llvm", None, "ObjectTextSizeOz", LLVM),
+    "llvm-autophase-ic-v0": EnvEntry("llvm", "Autophase", "IrInstructionCountOz", LLVM),
+    "llvm-autophase-codesize-v0": EnvEntry("llvm", "Autophase", "ObjectTextSizeOz", LLVM),
+    "llvm-ir-ic-v0": EnvEntry("llvm", "Ir", "IrInstructionCountOz", LLVM),
+    "llvm-ir-codesize-v0": EnvEntry("llvm", "Ir", "ObjectTextSizeOz", LLVM),
+}
+
+# CompilerGym's LLVM environments: id -> (default observation space, default reward space).
 ENVIRONMENTS: dict[str, tuple[str | None, str | None]] = {
-    "llvm-v0": (None, None),
-    "llvm-ic-v0": (None, "IrInstructionCountOz"),
-    "llvm-codesize-v0": (None, "ObjectTextSizeOz"),
-    "llvm-autophase-ic-v0": ("Autophase", "IrInstructionCountOz"),
-    "llvm-autophase-codesize-v0": ("Autophase", "ObjectTextSizeOz"),
-    "llvm-ir-ic-v0": ("Ir", "IrInstructionCountOz"),
-    "llvm-ir-codesize-v0": ("Ir", "ObjectTextSizeOz"),
+    env_id: (entry.observation_space, entry.reward_space)
+    for env_id, entry in ENV_TABLE.items()
+    if entry.backend == "llvm"
 }
 
 
@@ -30,17 +54,29 @@ def full_id(env_id: str) -> str:
     return env_id if "/" in env_id else f"{NAMESPACE}/{env_id}"
 
 
+def entry(env_id: str) -> EnvEntry:
+    """The row of an id (``llvm-v0`` or ``forkgym/llvm-v0``)."""
+    try:
+        return ENV_TABLE[env_id.split("/")[-1]]
+    except KeyError:
+        from forkgym.errors import InvalidRequest
+
+        raise InvalidRequest(f"unknown environment '{env_id}'; known: {', '.join(ENV_TABLE)}") from None
+
+
 def register_all() -> None:
     """Registers every id with gymnasium (idempotent)."""
-    for env_id, (observation, reward) in ENVIRONMENTS.items():
+    for env_id, row in ENV_TABLE.items():
         name = full_id(env_id)
         if name in gym.registry:
             continue
-        kwargs: dict[str, Any] = {"observation_space": observation, "reward_space": reward}
+        kwargs: dict[str, Any] = {"observation_space": row.observation_space, "reward_space": row.reward_space}
+        if row.entry_point == GENERIC:
+            kwargs["backend"] = row.backend
         gym.register(
             id=name,
-            entry_point="forkgym.envs:LlvmEnv",
-            vector_entry_point="forkgym.vector:LlvmVectorEnv",
+            entry_point=row.entry_point,
+            vector_entry_point="forkgym.vector:CompilerVectorEnv",
             kwargs=kwargs,
             disable_env_checker=False,
         )

@@ -19,11 +19,14 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from forkgym import _forkgym
 
+T = TypeVar("T")
 
 def server_binary() -> str:
     """The forkgym-server this package should run.
@@ -74,6 +77,9 @@ class Server:
     def __init__(self, options: ServerOptions | None = None) -> None:
         self.options = options or ServerOptions()
         self._connection: _forkgym.Connection | None = None
+        # What was derived from the current connection (the spaces of its
+        # backends), dropped with it: a renewed zygote is asked again.
+        self._derived: dict[Any, Any] = {}
         self._lock = threading.Lock()
         _servers.add(self)
 
@@ -89,15 +95,32 @@ class Server:
         """A live connection, spawning (or reconnecting) if the last one died."""
         with self._lock:
             if self._connection is None or not self._connection.alive:
-                self._connection = self._open()
+                self._replace(self._open())
             return self._connection
 
     def renew(self, dead: _forkgym.Connection) -> _forkgym.Connection:
         """Replaces ``dead`` (if it is still the current one) with a new connection."""
         with self._lock:
             if self._connection is dead or self._connection is None or not self._connection.alive:
-                self._connection = self._open()
+                self._replace(self._open())
             return self._connection
+
+    def per_connection(self, key: Any, make: Callable[[_forkgym.Connection], T]) -> T:
+        """``make(connection)``, once per connection: later calls with ``key``
+        return the same value until the connection is replaced."""
+        connection = self.connection()
+        with self._lock:
+            if self._connection is connection and key in self._derived:
+                return self._derived[key]
+        value = make(connection)  # may be a round trip: not under the lock
+        with self._lock:
+            if self._connection is connection:
+                value = self._derived.setdefault(key, value)
+        return value
+
+    def _replace(self, connection: _forkgym.Connection | None) -> None:
+        self._connection = connection
+        self._derived = {}
 
     def _open(self) -> _forkgym.Connection:
         o = self.options
@@ -118,7 +141,7 @@ class Server:
     def close(self) -> None:
         """Drops this handle's reference; the zygote exits when no env uses it."""
         with self._lock:
-            self._connection = None
+            self._replace(None)
 
 
 _shared: dict[ServerOptions, Server] = {}

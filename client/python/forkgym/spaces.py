@@ -1,80 +1,91 @@
-"""Action, observation and reward spaces, built from the server's description.
+"""Action, observation and reward spaces, derived from a backend's description.
 
-The names, shapes and formulas are CompilerGym's (see the README); the
-spaces are real gymnasium spaces so wrappers and vector envs work on them.
+Every space comes from a description row (:mod:`forkgym.description`): its
+value type picks the gymnasium space (:data:`VALUE_TYPE_SPACES`), its shape,
+bounds and feature names fill it in. Nothing here knows a backend; a backend's
+env class may add derived views (LLVM's ``InstCountDict``...) on top, in its
+own module. The spaces are real gymnasium spaces so wrappers and vector envs
+work on them.
+
+Spaces are built once per description and shared: :func:`spaces_for` keeps
+one :class:`Spaces` per (env class, description) for the whole process, and
+remembers which one each server's connection uses, so a new env or a
+``fork()`` builds nothing. Shared spaces are never changed after they are
+built; an env's action space is its own light copy (its own random number
+generator, so seeding one env's sampling leaves another's alone).
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import shlex
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
+from forkgym.description import ActionRow, BackendDescription, SpaceRow, describe
 from forkgym.errors import InvalidAction, InvalidRequest
 
+INT64_MIN = np.iinfo(np.int64).min
 INT64_MAX = np.iinfo(np.int64).max
-# What to_string() passes to opt besides the actions; from_string() skips it.
-_OPT_OPTIONS = "-preserve-bc-uselistorder=false"
+# The upper bound of an int64 space with none: one less than the largest
+# int64, because gymnasium samples integers from [low, high + 1).
+INT64_HIGH = INT64_MAX - 1
 
 
 # --------------------------------------------------------------- actions --
 
 
 class ActionSpace(spaces.Discrete):
-    """CompilerGym's ``Commandline`` space: ``Discrete(124)`` over the LLVM flags.
+    """A backend's actions as ``Discrete(n)``, with their names.
 
-    Indices and names match CompilerGym. Flags with no LLVM 19 equivalent stay
-    in the space (so indices still line up) and are no-ops; their reason is
-    in :attr:`unavailable`. Test-only fault-injection actions (test builds)
-    lie past ``n``: the env accepts them but sampling never draws them.
+    Actions with no effect on this build (``unavailable``) stay in the space so
+    indices line up with the backend's table; test-only fault-injection
+    actions (test builds) lie past ``n``: the env accepts them but sampling
+    never draws them. A command line is the actions' names, in order
+    (subclasses give a backend's own runnable form).
     """
 
-    def __init__(
-        self, actions: Sequence[Any], seed: int | np.random.Generator | None = None, *, opt: str = "opt"
-    ) -> None:
+    def __init__(self, actions: Sequence[ActionRow], name: str = "Commandline", seed: Any = None) -> None:
         public = [a for a in actions if not a.test_only]
         super().__init__(len(public), seed=seed)
-        self.name = "Commandline"
-        # The server's own opt by absolute path (its hello says which): another
-        # LLVM's `opt` on PATH may misread LLVM 19 bitcode.
-        self.opt = opt
-        self.flags: list[str] = [a.flag for a in actions]
-        self.pipelines: list[str] = [a.pipeline for a in actions]
+        self.name = name
+        self.rows: tuple[ActionRow, ...] = tuple(actions)
+        self.flags: list[str] = [a.name for a in actions]
         self.descriptions: list[str] = [a.description for a in actions]
         self.unavailable: dict[int, str] = {
             i: a.unavailable_reason for i, a in enumerate(actions) if a.unavailable_reason
         }
         self.test_only: frozenset[int] = frozenset(i for i, a in enumerate(actions) if a.test_only)
-        self._by_flag = {}
+        self._by_flag: dict[str, int] = {}
         for i, flag in enumerate(self.flags):
             self._by_flag.setdefault(flag, i)
             self._by_flag.setdefault(flag.lstrip("-"), i)
-        self._by_pipeline: dict[str, int] = {}
-        for i, pipeline in enumerate(self.pipelines):
-            if pipeline and i not in self.unavailable:
-                self._by_pipeline.setdefault(pipeline, i)
-        self._max_pieces = max((len(_split_pipeline(p)) for p in self._by_pipeline), default=1)
 
     @property
     def names(self) -> list[str]:
-        """The flag of every action in the space, e.g. ``"-mem2reg"``."""
+        """The name of every action in the space (LLVM: its flag, ``"-mem2reg"``)."""
         return self.flags[: self.n]
 
-    def __getstate__(self):  # np_random is reseeded on unpickle, as gymnasium does
-        return super().__getstate__()
+    def for_env(self) -> ActionSpace:
+        """This space for one env: the tables shared, the random number generator its own."""
+        mine = copy.copy(self)
+        mine._np_random = None
+        mine._np_random_seed = None
+        return mine
 
     def index(self, flag: str) -> int:
-        """The index of a flag (``"-mem2reg"`` or ``"mem2reg"``)."""
+        """The index of an action by name (``"-mem2reg"`` or ``"mem2reg"``)."""
         try:
             return self._by_flag[flag]
         except KeyError:
-            raise InvalidAction(f"unknown action flag '{flag}'; see env.action_space.names") from None
+            raise InvalidAction(f"unknown action '{flag}'; see env.action_space.names") from None
 
     def check(self, action: int) -> int:
         """Validates one action index, raising InvalidAction with the valid range."""
@@ -87,95 +98,56 @@ class ActionSpace(spaces.Discrete):
         return index
 
     def to_string(self, actions: Iterable[int]) -> str:
-        """A runnable command line of the server's ``opt`` replaying ``actions``
-        (unavailable ones are no-ops), e.g.
-        ``/usr/lib/llvm-19/bin/opt -passes='mem2reg,gvn' input.bc -o output.bc``."""
-        pipelines = [self.pipelines[self.check(a)] for a in actions]
-        passes = ",".join(p for p in pipelines if p)
-        # Without use-list order, as IrSha1 hashes it: the output's sha1sum is
-        # the episode's IrSha1.
-        opt = f"{shlex.quote(self.opt)} {_OPT_OPTIONS}"
-        if not passes:
-            return f"{opt} input.bc -o output.bc"
-        return f"{shlex.quote(self.opt)} -passes='{passes}' {_OPT_OPTIONS} input.bc -o output.bc"
-
-    def to_flags(self, actions: Iterable[int]) -> str:
-        """CompilerGym's form: ``opt -mem2reg -gvn input.bc -o output.bc`` (with the server's opt)."""
-        flags = " ".join(self.flags[self.check(a)] for a in actions)
-        opt = shlex.quote(self.opt)
-        return f"{opt} {flags} input.bc -o output.bc" if flags else f"{opt} input.bc -o output.bc"
+        """The actions' names, space-separated (quoted where needed)."""
+        return shlex.join(self.flags[self.check(a)] for a in actions)
 
     def from_string(self, commandline: str) -> list[int]:
-        """Actions from either :meth:`to_string`'s ``-passes=`` form or CompilerGym's flag form."""
-        words = shlex.split(commandline)
-        if words and os.path.basename(words[0]).startswith("opt"):
-            words = words[1:]
-        actions: list[int] = []
-        for i, word in enumerate(words):
-            if word.startswith("-passes=") or word.startswith("--passes="):
-                actions.extend(self._parse_pipeline(word.split("=", 1)[1]))
-            elif word == "-o" or (i > 0 and words[i - 1] == "-o") or word == _OPT_OPTIONS:
-                continue
-            elif word.startswith("-"):
-                actions.append(self.index(word))
-            # positional words are the input and output files
-        return actions
-
-    def _parse_pipeline(self, text: str) -> list[int]:
-        pieces = _split_pipeline(text)
-        actions: list[int] = []
-        i = 0
-        while i < len(pieces):
-            for width in range(min(self._max_pieces, len(pieces) - i), 0, -1):
-                index = self._by_pipeline.get(",".join(pieces[i : i + width]))
-                if index is not None:
-                    actions.append(index)
-                    i += width
-                    break
-            else:
-                raise InvalidAction(f"'{pieces[i]}' in -passes= is not the pipeline of any action")
-        return actions
+        """Actions from :meth:`to_string`'s form."""
+        return [self.index(word) for word in shlex.split(commandline)]
 
 
-def _split_pipeline(text: str) -> list[str]:
-    """Splits pass-pipeline text at top-level commas (nesting by () and <>)."""
-    pieces, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in "(<":
-            depth += 1
-        elif ch in ")>":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            pieces.append(text[start:i])
-            start = i + 1
-    if text[start:]:
-        pieces.append(text[start:])
-    return [p.strip() for p in pieces if p.strip()]
+# ----------------------------------------------------------- value spaces --
 
 
-# ---------------------------------------------------------- observations --
+class Scalar(spaces.Box):
+    """A number: ``Box`` of shape ``()`` that also contains plain Python numbers
+    (as observations return them) without gymnasium's casting warning."""
+
+    def contains(self, x: Any) -> bool:
+        if isinstance(x, (bool, np.bool_)):
+            return False
+        if isinstance(x, (int, float, np.integer, np.floating)):
+            if np.issubdtype(self.dtype, np.integer) and not isinstance(x, (int, np.integer)):
+                return False
+            return bool(self.low <= x <= self.high)
+        return super().contains(x)
 
 
-class IrText(spaces.Text):
-    """Textual IR: any ASCII text. ``contains`` is a C-speed check and ``sample``
-    stays small, because real modules run to megabytes."""
+class TextSpace(spaces.Text):
+    """Text of any content (IR, assembly, a source file). ``contains`` is a
+    C-speed check and ``sample`` stays small, because real values run to
+    megabytes."""
 
     _CHARSET = "".join(chr(c) for c in range(32, 127)) + "\t\n"
 
-    def __init__(self, max_length: int = 1 << 30) -> None:
-        super().__init__(max_length=max_length, min_length=0, charset=self._CHARSET)
+    def __init__(self, max_length: int = 1 << 30, min_length: int = 0, charset: str | None = None) -> None:
+        super().__init__(max_length=max_length, min_length=min_length, charset=charset or self._CHARSET)
 
     def contains(self, x: Any) -> bool:
-        return isinstance(x, str) and len(x) <= self.max_length and x.isascii()
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
 
     def sample(self, mask: Any = None, probability: Any = None) -> str:
-        length = int(self.np_random.integers(0, 256))
-        return "".join(self.np_random.choice(list(self._CHARSET), size=length))
+        low = self.min_length
+        length = int(self.np_random.integers(low, max(low, min(self.max_length, 256)) + 1))
+        return "".join(self.np_random.choice(list(self.character_list), size=length))
+
+
+IrText = TextSpace  # the name LLVM's text spaces had
 
 
 class ByteArray(spaces.Space):
-    """A variable-length ``int8`` array (``Bitcode``): gymnasium has no built-in
-    space for a byte string of unknown length."""
+    """A variable-length ``int8`` array (``Bitcode``, an object file): gymnasium
+    has no built-in space for a byte string of unknown length."""
 
     def __init__(self, seed: int | None = None) -> None:
         super().__init__(shape=None, dtype=np.int8, seed=seed)
@@ -195,6 +167,77 @@ class ByteArray(spaces.Space):
 
     def __repr__(self) -> str:
         return "ByteArray()"
+
+
+class NumberArray(spaces.Space):
+    """A 1-D array of any length (an ``int64List`` or ``float64List`` whose
+    size depends on the program), each element within ``[low, high]``."""
+
+    def __init__(self, dtype: Any, low: float, high: float, seed: int | None = None) -> None:
+        super().__init__(shape=None, dtype=dtype, seed=seed)
+        self.low, self.high = low, high
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def contains(self, x: Any) -> bool:
+        return (isinstance(x, np.ndarray) and x.dtype == self.dtype and x.ndim == 1
+                and bool(np.all(x >= self.low)) and bool(np.all(x <= self.high)))
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
+        size = int(self.np_random.integers(0, 16))
+        low, high = max(self.low, -1e6), min(self.high, 1e6)
+        if np.issubdtype(self.dtype, np.integer):
+            return self.np_random.integers(int(low), int(high) + 1, size=size).astype(self.dtype)
+        return self.np_random.uniform(low, high, size=size).astype(self.dtype)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, NumberArray) and other.dtype == self.dtype
+                and other.low == self.low and other.high == self.high)
+
+    def __repr__(self) -> str:
+        return f"NumberArray({self.dtype}, low={self.low}, high={self.high})"
+
+
+class Int64Map(spaces.Space):
+    """A ``dict`` from names to ``int`` counts (an ``int64Map``, e.g. gcc's
+    instruction counts). With ``keys``, every name is one of them."""
+
+    def __init__(self, keys: Sequence[str] = (), low: float = INT64_MIN, high: float = INT64_MAX,
+                 seed: int | None = None) -> None:
+        super().__init__(shape=None, dtype=None, seed=seed)
+        self.keys = tuple(keys)
+        self._key_set = frozenset(keys)
+        self.low, self.high = low, high
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def contains(self, x: Any) -> bool:
+        if not isinstance(x, dict):
+            return False
+        for key, value in x.items():
+            if not isinstance(key, str) or (self._key_set and key not in self._key_set):
+                return False
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                return False
+            if not self.low <= value <= self.high:
+                return False
+        return True
+
+    def sample(self, mask: Any = None, probability: Any = None) -> dict[str, int]:
+        keys = self.keys or tuple(f"key{i}" for i in range(8))
+        chosen = [k for k in keys if self.np_random.integers(0, 2)]
+        low, high = int(max(self.low, 0)), int(min(self.high, 1000))
+        return {k: int(self.np_random.integers(low, high + 1)) for k in chosen}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Int64Map) and other.keys == self.keys and (other.low, other.high) == (self.low, self.high)
+
+    def __repr__(self) -> str:
+        return f"Int64Map({len(self.keys)} keys)" if self.keys else "Int64Map()"
 
 
 class NoObservation(spaces.Space):
@@ -222,6 +265,61 @@ class NoObservation(spaces.Space):
         return "NoObservation()"
 
 
+def _int_bound(value: float, default: int) -> int:
+    return default if math.isinf(value) else int(value)
+
+
+def _sized(row: SpaceRow) -> bool:
+    return bool(row.shape) and all(n >= 0 for n in row.shape)
+
+
+def _int64(row: SpaceRow) -> tuple[spaces.Space, Any]:
+    return Scalar(_int_bound(row.low, INT64_MIN), _int_bound(row.high, INT64_HIGH), shape=(), dtype=np.int64), 0
+
+
+def _int64_list(row: SpaceRow) -> tuple[spaces.Space, Any]:
+    low, high = _int_bound(row.low, INT64_MIN), _int_bound(row.high, INT64_HIGH)
+    if not _sized(row):
+        return NumberArray(np.int64, low, high), np.zeros(0, dtype=np.int64)
+    return spaces.Box(low, high, shape=row.shape, dtype=np.int64), np.zeros(row.shape, dtype=np.int64)
+
+
+def _float64(row: SpaceRow) -> tuple[spaces.Space, Any]:
+    return Scalar(row.low, row.high, shape=(), dtype=np.float64), 0.0
+
+
+def _float64_list(row: SpaceRow) -> tuple[spaces.Space, Any]:
+    if not _sized(row):
+        return NumberArray(np.float64, row.low, row.high), np.zeros(0, dtype=np.float64)
+    return spaces.Box(row.low, row.high, shape=row.shape, dtype=np.float64), np.zeros(row.shape, dtype=np.float64)
+
+
+def _text(row: SpaceRow) -> tuple[spaces.Space, Any]:
+    if _sized(row) and len(row.shape) == 1:  # text of a fixed length (a hash)
+        return TextSpace(max_length=row.shape[0], min_length=row.shape[0]), ""
+    return TextSpace(), ""
+
+
+def _int64_map(row: SpaceRow) -> tuple[spaces.Space, Any]:
+    return Int64Map(row.feature_names, _int_bound(row.low, INT64_MIN), _int_bound(row.high, INT64_HIGH)), {}
+
+
+# Value type -> (space, value a truncated step returns) for one row.
+VALUE_TYPE_SPACES: dict[str, Callable[[SpaceRow], tuple[spaces.Space, Any]]] = {
+    "int64": _int64,
+    "int64List": _int64_list,
+    "text": _text,
+    "bytes": lambda row: (ByteArray(), np.zeros(0, dtype=np.int8)),
+    "boolean": lambda row: (spaces.Discrete(2), False),
+    "float64": _float64,
+    "float64List": _float64_list,
+    "int64Map": _int64_map,
+}
+
+
+# ------------------------------------------------------------ space specs --
+
+
 @dataclass
 class ObservationSpaceSpec:
     """One named observation: its gymnasium space, which server observation it is
@@ -235,10 +333,19 @@ class ObservationSpaceSpec:
     deterministic: bool = True
     platform_dependent: bool = False
     default_value: Any = None
+    description: str = ""
+    feature_names: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.id
 
     def default(self) -> Any:
         value = self.default_value
         return value.copy() if isinstance(value, np.ndarray) else (dict(value) if isinstance(value, dict) else value)
+
+    def __str__(self) -> str:
+        return self.id
 
 
 @dataclass
@@ -249,6 +356,8 @@ class RewardSpaceSpec:
     name: str
     deterministic: bool = True
     platform_dependent: bool = False
+    range: tuple[float, float] = (-math.inf, math.inf)
+    description: str = ""
 
     @property
     def id(self) -> str:
@@ -261,90 +370,29 @@ class RewardSpaceSpec:
         return self.name
 
 
-def _box_int(shape: tuple[int, ...]) -> spaces.Box:
-    return spaces.Box(0, INT64_MAX, shape=shape, dtype=np.int64)
+def observation_spec(row: SpaceRow) -> ObservationSpaceSpec:
+    """The spec of one described observation, its space chosen by value type."""
+    space, default = VALUE_TYPE_SPACES[row.type](row)
+    return ObservationSpaceSpec(
+        row.name, space, row.name, deterministic=row.deterministic, platform_dependent=row.platform_dependent,
+        default_value=default, description=row.description, feature_names=row.feature_names,
+    )
 
 
-def _write_bitcode_file(bitcode: np.ndarray) -> str:
-    """``BitcodeFile``: a file the caller owns and must delete."""
-    fd, path = tempfile.mkstemp(prefix="forkgym-", suffix=".bc")
-    with os.fdopen(fd, "wb") as out:
-        out.write(bitcode.tobytes())
-    return path
+def build_observation_specs(description: BackendDescription) -> dict[str, ObservationSpaceSpec]:
+    """One spec per observation the backend describes."""
+    return {row.name: observation_spec(row) for row in description.observations}
 
 
-def build_observation_specs(description: Any) -> dict[str, ObservationSpaceSpec]:
-    """Every observation the server offers, plus CompilerGym's derived views of
-    them (dicts, normalised counts, a bitcode file), computed in Python."""
-    specs: dict[str, ObservationSpaceSpec] = {}
-    for d in description.observations:
-        if d.value_type == "int64_list":
-            space: spaces.Space = _box_int((d.length,))
-            default: Any = np.zeros(d.length, dtype=np.int64)
-        elif d.value_type == "text":
-            if d.name == "IrSha1":
-                space, default = spaces.Text(min_length=40, max_length=40, charset="0123456789abcdef"), ""
-            else:
-                space, default = IrText(), ""
-        elif d.value_type == "bytes":
-            space, default = ByteArray(), np.zeros(0, dtype=np.int8)
-        elif d.value_type == "bool":
-            space, default = spaces.Discrete(2), False
-        else:
-            space, default = _box_int(()), 0
-        specs[d.name] = ObservationSpaceSpec(
-            d.name, space, d.name, deterministic=d.deterministic, platform_dependent=d.platform_dependent,
-            default_value=default,
-        )
-
-    if "InstCount" in specs:
-        names = list(description.inst_count_names)
-        keys = [f"{n}Count" for n in names]
-        density = [f"{n}Density" for n in names[1:]]
-        specs["InstCountDict"] = ObservationSpaceSpec(
-            "InstCountDict", spaces.Dict({k: _box_int(()) for k in keys}), "InstCount",
-            lambda v, keys=keys: {k: int(x) for k, x in zip(keys, v)},
-            default_value={k: 0 for k in keys},
-        )
-        norm_space = spaces.Box(0.0, 1.0, shape=(len(names) - 1,), dtype=np.float32)
-        specs["InstCountNorm"] = ObservationSpaceSpec(
-            "InstCountNorm", norm_space, "InstCount", _inst_count_norm,
-            default_value=np.zeros(len(names) - 1, dtype=np.float32),
-        )
-        specs["InstCountNormDict"] = ObservationSpaceSpec(
-            "InstCountNormDict", spaces.Dict({k: spaces.Box(0.0, 1.0, shape=(), dtype=np.float32) for k in density}),
-            "InstCount",
-            lambda v, density=density: {k: float(x) for k, x in zip(density, _inst_count_norm(v))},
-            default_value={k: 0.0 for k in density},
-        )
-    if "Autophase" in specs:
-        names = list(description.autophase_names)
-        specs["AutophaseDict"] = ObservationSpaceSpec(
-            "AutophaseDict", spaces.Dict({k: _box_int(()) for k in names}), "Autophase",
-            lambda v, names=names: {k: int(x) for k, x in zip(names, v)},
-            default_value={k: 0 for k in names},
-        )
-    if "Bitcode" in specs:
-        specs["BitcodeFile"] = ObservationSpaceSpec(
-            "BitcodeFile", IrText(max_length=4096), "Bitcode", _write_bitcode_file, default_value=""
-        )
-    for spec in specs.values():
-        spec.space.name = spec.id  # CompilerGym's spaces carry their name
-    return specs
-
-
-def _inst_count_norm(counts: np.ndarray) -> np.ndarray:
-    return (counts[1:] / max(int(counts[0]), 1)).astype(np.float32)
-
-
-def build_reward_specs(description: Any) -> dict[str, RewardSpaceSpec]:
+def build_reward_specs(description: BackendDescription) -> dict[str, RewardSpaceSpec]:
     return {
-        d.name: RewardSpaceSpec(d.name, deterministic=d.deterministic, platform_dependent=d.platform_dependent)
-        for d in description.rewards
+        row.name: RewardSpaceSpec(row.name, deterministic=row.deterministic, platform_dependent=row.platform_dependent,
+                                  range=(row.low, row.high), description=row.description)
+        for row in description.rewards
     }
 
 
-def lookup(table: dict[str, Any], name: str, kind: str) -> Any:
+def lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
     """``table[name]`` with an error that lists the valid names."""
     try:
         return table[name]
@@ -352,3 +400,54 @@ def lookup(table: dict[str, Any], name: str, kind: str) -> Any:
         raise InvalidRequest(f"unknown {kind} space '{name}'; valid names: {', '.join(sorted(table))}") from None
 
 
+# ------------------------------------------------------------ shared cache --
+
+
+@dataclass(frozen=True)
+class Spaces:
+    """Every space of one backend for one env class, shared by all its envs.
+
+    ``action_space`` is a prototype: each env takes ``action_space.for_env()``.
+    """
+
+    description: BackendDescription
+    action_space: ActionSpace
+    observations: Mapping[str, ObservationSpaceSpec]
+    rewards: Mapping[str, RewardSpaceSpec]
+    no_observation: NoObservation = field(default_factory=NoObservation)
+
+
+# How an env class turns a description into its spaces (CompilerEnv.build_spaces).
+SpacesBuilder = Callable[[BackendDescription], Spaces]
+
+_lock = threading.Lock()
+# (builder, description) -> Spaces, for the whole process: servers with the
+# same description (several zygotes, a renewed one) share one set.
+_built: dict[tuple[SpacesBuilder, BackendDescription], Spaces] = {}
+builds = 0  # Spaces built in this process (the tests read it: a fork must build none)
+
+
+def spaces_for(server: Any, backend: str, build: SpacesBuilder) -> Spaces:
+    """The shared spaces of ``backend`` on ``server`` for an env class's ``build``:
+    described and built on first use, then reused by every env and fork (the
+    server remembers them for as long as it keeps its connection)."""
+    return server.per_connection(("spaces", build, backend), lambda connection: _shared(connection, backend, build))
+
+
+def _shared(connection: Any, backend: str, build: SpacesBuilder) -> Spaces:
+    global builds
+    description = describe(connection, backend)
+    with _lock:
+        found = _built.get((build, description))
+        if found is None:
+            found = _built[(build, description)] = build(description)
+            builds += 1
+        return found
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent's thread may have held it at fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -5,7 +5,8 @@ crash, and (when the state has a reward and the env's reward space is
 deterministic) the replay's return equals the recorded reward. Replaying one
 episode's actions in one step makes the return a single telescoped
 difference, so it is compared with a 1e-5 tolerance. ``env.validate()`` on a
-live episode also checks the replay's IR hash equals the episode's.
+live episode also checks the replay's state hash (LLVM: the IR's) equals the
+episode's, where the backend has one.
 
 Replays run in parallel: each batch resets up to ``jobs`` workers and sends
 all their action lists with one ``step_many`` call.
@@ -30,13 +31,6 @@ from forkgym import _forkgym
 from forkgym.errors import ForkgymError
 from forkgym.outcome import outcome_name
 from forkgym.state import CompilerEnvState, CompilerEnvStateReader
-
-# (cost observation, its -Oz baseline) by reward family, for the geomean summary.
-_COSTS = {
-    "IrInstructionCount": ("IrInstructionCount", "IrInstructionCountOz"),
-    "ObjectTextSize": ("ObjectTextSizeBytes", "ObjectTextSizeOz"),
-}
-
 
 @dataclass
 class ValidationResult:
@@ -91,13 +85,6 @@ def _changed_message(state: CompilerEnvState, current: str) -> str:
     )
 
 
-def _reward_cost(reward_name: str | None) -> tuple[str, str]:
-    for prefix, costs in _COSTS.items():
-        if reward_name and reward_name.startswith(prefix):
-            return costs
-    return _COSTS["IrInstructionCount"]
-
-
 def validate_states(
     states: Sequence[CompilerEnvState],
     env: Any,
@@ -110,8 +97,9 @@ def validate_states(
 
     unwrapped = env.unwrapped
     reward_spec = unwrapped.reward_space
-    cost, oz = _reward_cost(reward_spec.name if reward_spec else None)
-    observations = ["IrSha1", cost, oz]
+    # The env's backend says what to compare (None where it has no such observation).
+    wanted = unwrapped.validation_observations(reward_spec)
+    observations = [name for name in wanted if name is not None]
     rewards = [reward_spec.name] if reward_spec else []
     results: list[ValidationResult] = []
     done = 0
@@ -124,7 +112,7 @@ def validate_states(
             try:
                 actions = unwrapped.action_space.from_string(state.commandline)
                 native_actions = [a for a in actions if a not in unwrapped.action_space.unavailable]
-                native = _forkgym.Env(unwrapped._server.connection(), *unwrapped._limits)
+                native = unwrapped._new_session(unwrapped._server.connection())
                 native.reset(server_uri(state.benchmark))
             except (ForkgymError, ValueError) as e:
                 result.actions_replay_failed = True
@@ -150,8 +138,9 @@ def validate_states(
                 result.actions_replay_failed = True
                 result.errors.append(f"replay {outcome_name(reply.outcome)}: {reply.message}")
                 continue
-            sha1, final_cost, oz_cost = reply.observations
-            if final_cost > 0:
+            values = iter(reply.observations)
+            sha1, final_cost, oz_cost = (None if name is None else next(values) for name in wanted)
+            if final_cost is not None and oz_cost is not None and final_cost > 0:
                 result.size_vs_oz = oz_cost / final_cost
             if reward_spec is not None:
                 result.replay_reward = float(reply.rewards[0])
@@ -161,7 +150,7 @@ def validate_states(
                     result.ir_hash_validated = True
                 else:
                     result.ir_hash_validation_failed = True
-                    result.errors.append(f"IR hash {sha1} of the replay differs from the episode's {expected}")
+                    result.errors.append(f"{wanted[0]} {sha1} of the replay differs from the episode's {expected}")
             state = result.state
             if state.reward is not None and reward_spec is not None and reward_spec.deterministic:
                 if math.isclose(state.reward, result.replay_reward, rel_tol=1e-5, abs_tol=1e-5):

@@ -1,4 +1,4 @@
-"""``LlvmVectorEnv``: N episodes stepped with one native call.
+"""``CompilerVectorEnv``: N episodes of one env id stepped with one native call.
 
 ``step`` prepares every sub-env's request in Python, then ``step_many``
 posts all of them to their workers before waiting for any reply, so the
@@ -19,16 +19,17 @@ import weakref
 from typing import Any
 
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from forkgym import _forkgym
-from forkgym.envs import LlvmEnv
+from forkgym.envs import CompilerEnv
 from forkgym.errors import ForkgymError
-from forkgym.registration import ENVIRONMENTS
+from forkgym.registration import entry
 
 
-_vector_envs: weakref.WeakSet[LlvmVectorEnv] = weakref.WeakSet()
+_vector_envs: weakref.WeakSet[CompilerVectorEnv] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
@@ -39,15 +40,15 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class LlvmVectorEnv(VectorEnv):
-    """``num_envs`` :class:`LlvmEnv` episodes behind gymnasium's ``VectorEnv`` API.
+class CompilerVectorEnv(VectorEnv):
+    """``num_envs`` episodes of one env id behind gymnasium's ``VectorEnv`` API.
 
     Args:
         num_envs: number of sub-environments (each runs in its own worker).
-        env_id: one of the registered ids; sets the default spaces.
+        env_id: one of the registered ids; sets the env class and default spaces.
         max_episode_steps: truncate each episode after this many steps.
         benchmarks: one benchmark per sub-env (default: every sub-env uses ``benchmark``).
-        **kwargs: passed to every :class:`LlvmEnv`.
+        **kwargs: passed to every sub-env's constructor.
 
     Threads: calls are serialised by a lock. Ctrl-C during ``step`` ends every
     sub-episode still waiting (each truncated, with its reproducer in
@@ -66,12 +67,15 @@ class LlvmVectorEnv(VectorEnv):
     ) -> None:
         self._lock = threading.RLock()
         _vector_envs.add(self)
-        observation, reward = ENVIRONMENTS.get(env_id.split("/")[-1], (None, None))
-        kwargs.setdefault("observation_space", observation)
-        kwargs.setdefault("reward_space", reward)
+        row = entry(env_id)
+        env_class = load_env_creator(row.entry_point)
+        kwargs.setdefault("observation_space", row.observation_space)
+        kwargs.setdefault("reward_space", row.reward_space)
+        if getattr(env_class, "backend", None) is None:
+            kwargs.setdefault("backend", row.backend)
         kwargs.pop("render_mode", None)
-        self.envs = [
-            LlvmEnv(**{**kwargs, **({"benchmark": benchmarks[i]} if benchmarks else {})}) for i in range(num_envs)
+        self.envs: list[CompilerEnv] = [
+            env_class(**{**kwargs, **({"benchmark": benchmarks[i]} if benchmarks else {})}) for i in range(num_envs)
         ]
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
@@ -173,7 +177,7 @@ class LlvmVectorEnv(VectorEnv):
         out = create_empty_array(self.single_observation_space, self.num_envs)
         return concatenate(self.single_observation_space, observations, out)
 
-    def __enter__(self) -> LlvmVectorEnv:
+    def __enter__(self) -> CompilerVectorEnv:
         return self
 
     def __exit__(self, *args: object) -> None:
@@ -200,3 +204,6 @@ class LlvmVectorEnv(VectorEnv):
             values = [values] * self.num_envs
         for env, value in zip(self.envs, values):
             setattr(env, name, value)
+
+
+LlvmVectorEnv = CompilerVectorEnv  # the name it had when LLVM was the only backend

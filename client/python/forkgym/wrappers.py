@@ -18,7 +18,8 @@ from gymnasium import spaces
 from gymnasium.wrappers import TimeLimit as _GymTimeLimit
 
 from forkgym.benchmarks import Benchmark
-from forkgym.envs import LlvmEnv
+from forkgym.envs import CompilerEnv
+from forkgym.llvm_env import LlvmEnv
 from forkgym.errors import InvalidAction
 
 
@@ -315,6 +316,7 @@ WrapperFactory = Callable[[gym.Env], gym.Env]
 
 __all__ = [
     "CommandlineWithTerminalAction",
+    "CompilerEnv",
     "CompilerEnvWrapper",
     "ConstrainedCommandline",
     "CycleOverBenchmarks",
