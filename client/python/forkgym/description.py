@@ -110,10 +110,16 @@ def _action_row(native: Any) -> ActionRow:
     return ActionRow(
         name=getattr(native, "name", "") or native.flag,
         description=native.description,
-        pipeline=getattr(native, "pipeline", ""),
+        pipeline=getattr(native, "replay", None) or getattr(native, "pipeline", ""),
         unavailable_reason=native.unavailable_reason,
         test_only=bool(native.test_only),
     )
+
+
+def backend_names(server: Any) -> list[str]:
+    """The backends a server's hello lists."""
+    backends = getattr(server, "backends", None)
+    return [b.name for b in backends] if backends is not None else ["llvm"]  # protocol 1: LLVM alone
 
 
 def describe(connection: Any, backend: str) -> BackendDescription:
@@ -122,23 +128,27 @@ def describe(connection: Any, backend: str) -> BackendDescription:
     Raises InvalidRequest naming the server's backends when it has no such
     backend.
     """
-    native = connection.describe()
     server = connection.server
-    offered = ["llvm"]
+    offered = backend_names(server)
     if backend not in offered:
         raise InvalidRequest(f"the server has no backend '{backend}'; its backends: {', '.join(offered)}")
-    # Feature names arrive with each row; until then LLVM's two named vectors
-    # come in description-wide lists.
-    legacy_names = {
-        "InstCount": tuple(getattr(native, "inst_count_names", ())),
-        "Autophase": tuple(getattr(native, "autophase_names", ())),
-    }
+    info = server.backend(backend) if hasattr(server, "backend") else None
+    if info is not None:
+        native = connection.describe(backend)
+        version = native.version or info.version
+        properties = tuple(sorted(dict(info.properties).items()))
+        legacy_names: dict[str, tuple[str, ...]] = {}
+    else:  # protocol 1: LLVM's facts at the top level, its named vectors description-wide
+        native = connection.describe()
+        version = str(server.llvm_version)
+        properties = (("optPath", str(server.opt_path or "")),)
+        legacy_names = {"InstCount": tuple(native.inst_count_names), "Autophase": tuple(native.autophase_names)}
     return BackendDescription(
         backend=backend,
-        version=str(getattr(server, "llvm_version", "")),
-        action_space_name="Commandline",
+        version=version,
+        action_space_name=getattr(native, "action_space", "") or "Commandline",
         actions=tuple(_action_row(a) for a in native.actions),
         observations=tuple(_space_row(o, legacy_names.get(o.name, ())) for o in native.observations),
         rewards=tuple(_space_row(r, reward=True) for r in native.rewards),
-        properties=(("optPath", str(getattr(server, "opt_path", "") or "")),),
+        properties=properties,
     )

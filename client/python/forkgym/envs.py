@@ -72,6 +72,8 @@ from forkgym.spaces import (
 from forkgym.state import CompilerEnvState
 
 _envs: weakref.WeakSet[CompilerEnv] = weakref.WeakSet()
+# Whether the extension's sessions name their backend (protocol 2).
+_SESSIONS_NAME_BACKENDS = hasattr(_forkgym.Env, "set_parameter")
 
 
 def _after_fork_in_child() -> None:
@@ -404,6 +406,8 @@ class CompilerEnv(gym.Env):
 
     def _new_session(self, connection: _forkgym.Connection) -> _forkgym.Env:
         """A native session of this env's backend, with its limits (no worker until reset)."""
+        if _SESSIONS_NAME_BACKENDS:
+            return _forkgym.Env(connection, *self._limits, backend=self._backend)
         return _forkgym.Env(connection, *self._limits)
 
     def _require_episode(self) -> _forkgym.Env:
