@@ -87,6 +87,7 @@ std::string resolveProgram(const std::string& name) {
 struct ChildSetup {
   int in, out, err, fd3;  // fd3 < 0: none
   pid_t parent;
+  bool ownProcessGroup;
   uint64_t addressSpaceBytes;
   const char* workingDirectory;
   const char* program;
@@ -103,6 +104,7 @@ struct ChildSetup {
   // died before.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != setup.parent) ::_exit(127);
+  if (setup.ownProcessGroup) ::setpgid(0, 0);
   ::dup2(setup.in, STDIN_FILENO);
   ::dup2(setup.out, STDOUT_FILENO);
   ::dup2(setup.err, STDERR_FILENO);
@@ -217,11 +219,13 @@ Result<ToolProcess> ToolProcess::start(const std::vector<std::string>& argv, con
   envp.push_back(nullptr);
 
   const ChildSetup setup{in->read.get(), out->write.get(), err->write.get(), fd3 ? fd3->write.get() : -1,
-                         ::getpid(), options.addressSpaceBytes, options.workingDirectory, program.c_str(),
+                         ::getpid(), options.ownProcessGroup, options.addressSpaceBytes, options.workingDirectory, program.c_str(),
                          args.data(), envp.data(), execError->write.get()};
   const pid_t pid = ::fork();
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(tool)"));
   if (pid == 0) execTool(setup);
+  // Also here, so the group exists before anything may signal it.
+  if (options.ownProcessGroup) ::setpgid(pid, pid);
 
   ToolProcess tool;
   tool.pid_ = pid;
@@ -267,9 +271,14 @@ ToolProcess& ToolProcess::operator=(ToolProcess&& other) noexcept {
 
 ToolProcess::~ToolProcess() { stop(); }
 
+void ToolProcess::kill() {
+  if (options_.ownProcessGroup) ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+}
+
 void ToolProcess::stop() {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
+  kill();
   while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
   }
   pid_ = -1;
@@ -341,7 +350,10 @@ Result<ToolRun> ToolProcess::finish(std::string_view input) {
     }
   }
 
-  if (!exited) ::kill(pid_, SIGKILL);
+  // A group is killed even when its leader exited by itself: what it left
+  // running (a compiler pass after the driver crashed) goes too. The
+  // leader is not reaped yet, so the group id cannot have been reused.
+  if (!exited || options.ownProcessGroup) kill();
   int status = 0;
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }

@@ -62,6 +62,10 @@ struct ToolOptions {
   bool captureDescriptor3 = false;
   // NAME=value pairs added to the environment the tool inherits.
   std::vector<std::string> environment = {};
+  // The tool leads a process group of its own, killed as a whole on timeout
+  // and when the run is abandoned: a compiler driver (gcc) that forks its
+  // passes (cc1, as) must not leave them running when it is killed.
+  bool ownProcessGroup = false;
 };
 inline constexpr const char* kNoWritableDirectory = "/proc";
 
@@ -86,6 +90,7 @@ class ToolProcess {
  private:
   ToolProcess() = default;
   void stop();
+  void kill();  // the tool, or its whole group (ToolOptions::ownProcessGroup)
 
   pid_t pid_ = -1;
   UniqueFd pidfd_;
