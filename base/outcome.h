@@ -25,7 +25,8 @@ namespace forkgym {
   X(ProtocolMismatch, 10, "protocol_mismatch", "client and server speak different protocol versions or action tables") \
   X(SessionClosed, 11, "session_closed", "the session was closed or never started")        \
   X(Interrupted, 12, "interrupted", "the client interrupted the request (e.g. Ctrl-C); the worker was killed") \
-  X(ResourceExhausted, 13, "resource_exhausted", "the client process ran out of a resource (e.g. file descriptors); the episode is unaffected")
+  X(ResourceExhausted, 13, "resource_exhausted", "the client process ran out of a resource (e.g. file descriptors); the episode is unaffected") \
+  X(CompilerFailed, 15, "compiler_failed", "an external compiler crashed or timed out on the new state; the step was undone and the episode goes on")
 
 enum class Outcome : uint16_t {
 #define X(name, value, text, doc) name = value,
@@ -53,6 +54,7 @@ constexpr bool endsEpisode(Outcome outcome) {
     case Outcome::BenchmarkError:
     case Outcome::ProtocolMismatch:
     case Outcome::ResourceExhausted:
+    case Outcome::CompilerFailed:
       return false;
     default:
       return true;
