@@ -14,6 +14,9 @@ Measures (see the README's performance section for what the numbers mean):
              vector env), and scaling efficiency on this machine's cores
   memory     per-worker USS/PSS with 1, 8, 64 live episodes on one
              benchmark, and the zygote's RSS
+  gcc        gcc-v0's step (the worker's own cost: gcc run in its private
+             directory, obj.o read back) beside a plain loop of `gcc -c`
+             subprocesses on the same preprocessed source and options
 
 Writes bench-out/bench.json and bench-out/bench.md and prints the tables.
 """
@@ -35,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-out"
 RUNTIME_BENCH = ROOT / "build/tests/bench/runtime_bench"
+GCC_BENCH = ROOT / "build/tests/bench/gcc_bench"
 OPT = "/usr/lib/llvm-19/bin/opt"
 ACTIONS = ["-dce", "-instcombine", "-gvn"]
 # Random pass sequences occasionally hit a pathological compile time (e.g.
@@ -111,6 +115,11 @@ def runtime_bench(uri: str, quick: bool, observations: bool) -> dict:
             args.insert(1, "--observations")
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
         return json.loads(Path(out.name).read_text())
+
+
+def gcc_bench(source: Path, quick: bool) -> dict:
+    args = [str(GCC_BENCH)] + (["--quick"] if quick else []) + [str(source)]
+    return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
 
 
 def python_steps(uri: str, quick: bool) -> dict[str, dict]:
@@ -282,6 +291,13 @@ def markdown(report: dict) -> str:
             "|---:|---:|---:|---:|"]
     for n, row in report["memory"].items():
         out.append(f"| {n} | {row['worker_uss_kb_median']:.0f} | {row['worker_pss_kb_median']:.0f} | {row['zygote_rss_kb']} |")
+    out += ["", "### gcc-v0 step beside a plain `gcc -c` loop (µs, p50 / p99)", "",
+            "| source | gcc-v0 step (obj_size) | plain `gcc -c` | step / plain | gcc-v0 step (obj_size + asm_size) |",
+            "|---|---:|---:|---:|---:|"]
+    for name, row in report["gcc"].items():
+        step, plain, both = row["episode_step"], row["plain_gcc_c"], row["episode_step_with_asm"]
+        out.append(f"| {name} | {step['p50_us']:.0f} / {step['p99_us']:.0f} | {plain['p50_us']:.0f} / {plain['p99_us']:.0f} | "
+                   f"{step['p50_us'] / plain['p50_us']:.2f} | {both['p50_us']:.0f} / {both['p99_us']:.0f} |")
     return "\n".join(out) + "\n"
 
 
@@ -316,6 +332,11 @@ def main() -> int:
     report["throughput"] = throughput(small, [1, 2] if args.quick else [1, 2, 4, 8], 1.0 if args.quick else 5.0)
     print("bench: memory", file=sys.stderr)
     report["memory"] = memory(small, [1, 8] if args.quick else [1, 8, 64])
+    print("bench: gcc", file=sys.stderr)
+    sources = {"crc32.c": ROOT / "tests/data/crc32.c"}
+    if not args.quick:
+        sources["large.c"] = OUT / "modules" / "large.c"
+    report["gcc"] = {name: gcc_bench(path, args.quick) for name, path in sources.items()}
     report["seconds"] = time.perf_counter() - started
     (OUT / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown(report)
