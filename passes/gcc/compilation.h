@@ -36,6 +36,10 @@ namespace forkgym::passes::gcc {
 class Workspace {
  public:
   Workspace(std::string base, std::string source) : base_(std::move(base)), source_(std::move(source)) {}
+  // Removes this process's directory, if it made one.
+  ~Workspace() { remove(); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
   // This process's directory, with src.c written. ServerError if it cannot
   // be made.
   Result<std::string> directory();
