@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "passes/benchmark.h"
+#include "passes/llvm/benchmark.h"
 #include "passes/benchmark_inputs.h"
 
 namespace forkgym::forkserver {

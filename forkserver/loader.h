@@ -28,8 +28,8 @@
 #include "forkserver/process_table.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
-#include "passes/benchmark.h"
-#include "passes/benchmark_loader.h"
+#include "passes/llvm/benchmark.h"
+#include "passes/llvm/benchmark_loader.h"
 
 namespace forkgym::forkserver {
 

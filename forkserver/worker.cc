@@ -13,7 +13,7 @@
 #include "forkserver/request_dispatch.h"
 #include "ipc/protocol.capnp.h"
 #include "base/syscall.h"
-#include "passes/session.h"
+#include "passes/llvm/session.h"
 
 namespace forkgym::forkserver {
 namespace {

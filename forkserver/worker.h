@@ -17,7 +17,7 @@
 #include <string>
 
 #include "ipc/channel.h"
-#include "passes/benchmark.h"
+#include "passes/llvm/benchmark.h"
 #include "sandbox/sandbox.h"
 
 namespace forkgym::forkserver {

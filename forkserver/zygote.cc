@@ -22,10 +22,10 @@
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
 #include "base/syscall.h"
-#include "passes/action_table.h"
-#include "passes/benchmark_loader.h"
-#include "passes/llvm_tools.h"
-#include "passes/session.h"
+#include "passes/llvm/action_table.h"
+#include "passes/llvm/benchmark_loader.h"
+#include "passes/llvm/llvm_tools.h"
+#include "passes/llvm/session.h"
 
 namespace forkgym::forkserver {
 

@@ -32,10 +32,10 @@
 
 #include "client/connection.h"
 #include "client/env.h"
-#include "passes/action_table.h"
-#include "passes/benchmark.h"
-#include "passes/benchmark_loader.h"
-#include "passes/session.h"
+#include "passes/llvm/action_table.h"
+#include "passes/llvm/benchmark.h"
+#include "passes/llvm/benchmark_loader.h"
+#include "passes/llvm/session.h"
 
 namespace {
 

@@ -51,7 +51,7 @@
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
 #include "ipc/shared_region.h"
-#include "passes/session.h"
+#include "passes/llvm/session.h"
 
 namespace forkgym::hostile {
 namespace {

@@ -1,4 +1,4 @@
-#include "passes/action_table.h"
+#include "passes/llvm/action_table.h"
 
 #include <gtest/gtest.h>
 
@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "ipc/action_table_hash.h"
-#include "passes/module_sanitizer.h"
-#include "passes/pipeline_runner.h"
+#include "passes/llvm/module_sanitizer.h"
+#include "passes/llvm/pipeline_runner.h"
 
 namespace forkgym::passes {
 namespace {

@@ -7,9 +7,9 @@
 
 #include <numeric>
 
-#include "passes/autophase.h"
-#include "passes/inst_count.h"
-#include "passes/session.h"
+#include "passes/llvm/autophase.h"
+#include "passes/llvm/inst_count.h"
+#include "passes/llvm/session.h"
 #include "test_benchmarks.h"
 
 namespace forkgym::passes {

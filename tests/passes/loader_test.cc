@@ -13,9 +13,9 @@
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 
-#include "passes/benchmark.h"
-#include "passes/benchmark_loader.h"
-#include "passes/bitcode.h"
+#include "passes/llvm/benchmark.h"
+#include "passes/llvm/benchmark_loader.h"
+#include "passes/llvm/bitcode.h"
 #include "passes/tool_process.h"
 #include "test_benchmarks.h"
 

@@ -1,9 +1,9 @@
-#include "passes/rewards.h"
+#include "passes/llvm/rewards.h"
 
 #include <gtest/gtest.h>
 
-#include "passes/action_table.h"
-#include "passes/session.h"
+#include "passes/llvm/action_table.h"
+#include "passes/llvm/session.h"
 #include "test_benchmarks.h"
 
 namespace forkgym::passes {

@@ -1,4 +1,4 @@
-#include "passes/session.h"
+#include "passes/llvm/session.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -13,8 +13,8 @@
 #include <random>
 #include <sstream>
 
-#include "passes/action_table.h"
-#include "passes/bitcode.h"
+#include "passes/llvm/action_table.h"
+#include "passes/llvm/bitcode.h"
 #include "test_benchmarks.h"
 
 namespace forkgym::passes {

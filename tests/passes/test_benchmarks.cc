@@ -6,8 +6,8 @@
 #include <fstream>
 #include <map>
 
-#include "passes/benchmark_loader.h"
-#include "passes/session.h"
+#include "passes/llvm/benchmark_loader.h"
+#include "passes/llvm/session.h"
 #include "passes/tool_process.h"
 
 namespace forkgym::passes::testing {

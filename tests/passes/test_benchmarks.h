@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "passes/benchmark.h"
+#include "passes/llvm/benchmark.h"
 
 namespace forkgym::passes::testing {
 

@@ -1,4 +1,4 @@
-#include "passes/action_table.h"
+#include "passes/llvm/action_table.h"
 
 #include <array>
 
@@ -12,7 +12,7 @@ constexpr ActionInfo kRows[] = {
   ActionInfo{flag, "", description, reason, ActionKind::Unavailable},
 #define FORKGYM_TEST_ACTION(flag, description) \
   ActionInfo{flag, "", description, "", ActionKind::TestCrash},
-#include "passes/actions.def"
+#include "passes/llvm/actions.def"
 };
 
 static_assert(std::size(kRows) >= kCompilerGymActionCount,

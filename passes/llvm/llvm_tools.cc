@@ -1,4 +1,4 @@
-#include "passes/llvm_tools.h"
+#include "passes/llvm/llvm_tools.h"
 
 #ifndef FORKGYM_LLVM_BIN_DIR
 #error "FORKGYM_LLVM_BIN_DIR must name the LLVM tools directory (passes/CMakeLists.txt sets it)"

@@ -1,4 +1,4 @@
-#include "passes/pipeline_runner.h"
+#include "passes/llvm/pipeline_runner.h"
 
 #include <llvm/Analysis/AliasAnalysis.h>
 #include <llvm/Analysis/TargetLibraryInfo.h>
@@ -9,7 +9,7 @@
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Triple.h>
 
-#include "passes/target_machine.h"
+#include "passes/llvm/target_machine.h"
 
 namespace forkgym::passes {
 

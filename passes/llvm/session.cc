@@ -1,4 +1,4 @@
-#include "passes/session.h"
+#include "passes/llvm/session.h"
 
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
@@ -6,16 +6,16 @@
 
 #include <optional>
 
-#include "passes/action_table.h"
-#include "passes/autophase.h"
-#include "passes/bitcode.h"
-#include "passes/diagnostics.h"
-#include "passes/fault_injection.h"
-#include "passes/inst_count.h"
-#include "passes/object_size.h"
-#include "passes/observations.h"
-#include "passes/pipeline_runner.h"
-#include "passes/rewards.h"
+#include "passes/llvm/action_table.h"
+#include "passes/llvm/autophase.h"
+#include "passes/llvm/bitcode.h"
+#include "passes/llvm/diagnostics.h"
+#include "passes/llvm/fault_injection.h"
+#include "passes/llvm/inst_count.h"
+#include "passes/llvm/object_size.h"
+#include "passes/llvm/observations.h"
+#include "passes/llvm/pipeline_runner.h"
+#include "passes/llvm/rewards.h"
 
 namespace forkgym::passes {
 

@@ -1,4 +1,4 @@
-#include "passes/benchmark_costs.h"
+#include "passes/llvm/benchmark_costs.h"
 
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
@@ -7,10 +7,10 @@
 #include <thread>
 #include <vector>
 
-#include "passes/bitcode.h"
-#include "passes/diagnostics.h"
-#include "passes/object_size.h"
-#include "passes/pipeline_runner.h"
+#include "passes/llvm/bitcode.h"
+#include "passes/llvm/diagnostics.h"
+#include "passes/llvm/object_size.h"
+#include "passes/llvm/pipeline_runner.h"
 
 namespace forkgym::passes {
 namespace {

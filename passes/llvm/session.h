@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "passes/benchmark.h"
+#include "passes/llvm/benchmark.h"
 
 namespace llvm {
 class Module;

@@ -1,8 +1,8 @@
-#include "passes/rewards.h"
+#include "passes/llvm/rewards.h"
 
 #include <algorithm>
 
-#include "passes/session.h"
+#include "passes/llvm/session.h"
 
 namespace forkgym::passes {
 namespace {

@@ -1,4 +1,4 @@
-#include "passes/fault_injection.h"
+#include "passes/llvm/fault_injection.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>

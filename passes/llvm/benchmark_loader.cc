@@ -1,4 +1,4 @@
-#include "passes/benchmark_loader.h"
+#include "passes/llvm/benchmark_loader.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -22,13 +22,13 @@
 #include <optional>
 
 #include "base/unique_fd.h"
-#include "passes/benchmark_costs.h"
+#include "passes/llvm/benchmark_costs.h"
 #include "passes/benchmark_inputs.h"
-#include "passes/bitcode.h"
-#include "passes/diagnostics.h"
-#include "passes/llvm_tools.h"
-#include "passes/module_sanitizer.h"
-#include "passes/source_compiler.h"
+#include "passes/llvm/bitcode.h"
+#include "passes/llvm/diagnostics.h"
+#include "passes/llvm/llvm_tools.h"
+#include "passes/llvm/module_sanitizer.h"
+#include "passes/llvm/source_compiler.h"
 #include "passes/tool_process.h"
 
 namespace forkgym::passes {

@@ -1,4 +1,4 @@
-#include "passes/autophase.h"
+#include "passes/llvm/autophase.h"
 
 #include <llvm/Analysis/CFG.h>
 #include <llvm/IR/CFG.h>
@@ -9,7 +9,7 @@
 
 #include <string_view>
 
-#include "passes/session.h"
+#include "passes/llvm/session.h"
 
 namespace forkgym::passes {
 namespace {

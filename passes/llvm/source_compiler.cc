@@ -1,4 +1,4 @@
-#include "passes/source_compiler.h"
+#include "passes/llvm/source_compiler.h"
 
 #include <stdlib.h>
 
@@ -9,8 +9,8 @@
 #include <cctype>
 #include <cstring>
 
-#include "passes/bitcode.h"
-#include "passes/llvm_tools.h"
+#include "passes/llvm/bitcode.h"
+#include "passes/llvm/llvm_tools.h"
 #include "passes/tool_process.h"
 
 namespace forkgym::passes {

@@ -4,7 +4,7 @@
 // Runs in a loader child forked by the zygote (never in the zygote itself):
 // it may exec clang-19, csmith or llvm-stress and parse untrusted bitcode.
 // No temporary files: every tool reads a path or a pipe and writes to a
-// pipe. C/C++ sources go through passes/source_compiler.h.
+// pipe. C/C++ sources go through passes/llvm/source_compiler.h.
 //
 // URIs understood:
 //   file:///abs/path.bc | .ll | .c | .cc | .cpp | .cxx
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "passes/benchmark.h"
+#include "passes/llvm/benchmark.h"
 
 namespace forkgym::passes {
 

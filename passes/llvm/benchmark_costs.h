@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "base/result.h"
-#include "passes/benchmark.h"
+#include "passes/llvm/benchmark.h"
 
 namespace forkgym::passes {
 

@@ -1,4 +1,4 @@
-#include "passes/benchmark.h"
+#include "passes/llvm/benchmark.h"
 
 #include <malloc.h>
 
@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "passes/bitcode.h"
+#include "passes/llvm/bitcode.h"
 
 namespace forkgym::passes {
 

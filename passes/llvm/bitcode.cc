@@ -1,4 +1,4 @@
-#include "passes/bitcode.h"
+#include "passes/llvm/bitcode.h"
 
 #include <llvm/Bitcode/BitcodeReader.h>
 #include <llvm/Bitcode/BitcodeWriterPass.h>

@@ -1,4 +1,4 @@
-#include "passes/target_machine.h"
+#include "passes/llvm/target_machine.h"
 
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Target/TargetMachine.h>

@@ -1,4 +1,4 @@
-#include "passes/object_size.h"
+#include "passes/llvm/object_size.h"
 
 #include <llvm/ADT/SmallVector.h>
 #include <llvm/Analysis/TargetLibraryInfo.h>
@@ -11,9 +11,9 @@
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Triple.h>
 
-#include "passes/bitcode.h"
-#include "passes/diagnostics.h"
-#include "passes/target_machine.h"
+#include "passes/llvm/bitcode.h"
+#include "passes/llvm/diagnostics.h"
+#include "passes/llvm/target_machine.h"
 
 namespace forkgym::passes {
 namespace {

@@ -15,15 +15,15 @@
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/TargetParser/Host.h>
 
-#include "passes/action_table.h"
-#include "passes/autophase.h"
-#include "passes/benchmark_costs.h"
-#include "passes/bitcode.h"
-#include "passes/diagnostics.h"
-#include "passes/inst_count.h"
-#include "passes/module_sanitizer.h"
-#include "passes/pipeline_runner.h"
-#include "passes/session.h"
+#include "passes/llvm/action_table.h"
+#include "passes/llvm/autophase.h"
+#include "passes/llvm/benchmark_costs.h"
+#include "passes/llvm/bitcode.h"
+#include "passes/llvm/diagnostics.h"
+#include "passes/llvm/inst_count.h"
+#include "passes/llvm/module_sanitizer.h"
+#include "passes/llvm/pipeline_runner.h"
+#include "passes/llvm/session.h"
 
 namespace forkgym::passes {
 namespace {

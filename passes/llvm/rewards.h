@@ -14,7 +14,7 @@
 #include <optional>
 #include <string_view>
 
-#include "passes/benchmark.h"
+#include "passes/llvm/benchmark.h"
 
 namespace forkgym::passes {
 

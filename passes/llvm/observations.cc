@@ -1,10 +1,10 @@
-#include "passes/observations.h"
+#include "passes/llvm/observations.h"
 
 #include <array>
 
-#include "passes/autophase.h"
-#include "passes/inst_count.h"
-#include "passes/session.h"
+#include "passes/llvm/autophase.h"
+#include "passes/llvm/inst_count.h"
+#include "passes/llvm/session.h"
 
 namespace forkgym::passes {
 namespace {

@@ -1,11 +1,11 @@
-#include "passes/inst_count.h"
+#include "passes/llvm/inst_count.h"
 
 #include <llvm/IR/Instruction.h>
 #include <llvm/IR/Module.h>
 
 #include <string_view>
 
-#include "passes/session.h"
+#include "passes/llvm/session.h"
 
 namespace forkgym::passes {
 namespace {

@@ -1,11 +1,11 @@
-#include "passes/module_sanitizer.h"
+#include "passes/llvm/module_sanitizer.h"
 
 #include <llvm/IR/DebugInfo.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Host.h>
 
-#include "passes/target_machine.h"
+#include "passes/llvm/target_machine.h"
 
 namespace forkgym::passes {
 

@@ -1,4 +1,4 @@
-#include "passes/diagnostics.h"
+#include "passes/llvm/diagnostics.h"
 
 #include <llvm/IR/DiagnosticHandler.h>
 #include <llvm/IR/DiagnosticInfo.h>
