@@ -62,10 +62,18 @@ std::string hex(uint64_t value) {
   return text;
 }
 
-std::string actionTableMismatch(uint64_t client, uint64_t server) {
-  return "client built for action table " + hex(client) + ", server has " + hex(server) +
+std::string actionTableMismatch(const std::string& backend, uint64_t client, uint64_t server) {
+  return "client built for action table " + hex(client) + " of backend '" + backend + "', server has " + hex(server) +
          "; install matching forkgym client and server";
 }
+
+// The backends this client was built knowing, with their action tables'
+// hashes (generated from the tables at build time).
+struct KnownBackend {
+  const char* name;
+  uint64_t actionTableHash;
+};
+constexpr KnownBackend kKnownBackends[] = {{kActionTableBackend, kActionTableHash}};
 
 Error unexpected(const char* what) {
   return makeError(Outcome::ProtocolMismatch, std::string("the server answered ") + what + " with something else");
@@ -101,6 +109,55 @@ int Description::findAction(std::string_view flag) const {
 const SpaceDescription* Description::findObservation(std::string_view name) const {
   for (const auto& space : observations) {
     if (space.name == name) return &space;
+  }
+  return nullptr;
+}
+
+const SpaceDescription* Description::findReward(std::string_view name) const {
+  for (const auto& space : rewards) {
+    if (space.name == name) return &space;
+  }
+  return nullptr;
+}
+
+std::string BackendInfo::property(std::string_view key) const {
+  for (const auto& [name, value] : properties) {
+    if (name == key) return value;
+  }
+  return {};
+}
+
+namespace {
+
+// Single-quoted for a POSIX shell unless it needs no quoting.
+std::string shellQuoted(const std::string& word) {
+  const bool plain = !word.empty() && word.find_first_not_of(
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+=:,@") == std::string::npos;
+  if (plain) return word;
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+}  // namespace
+
+std::string Description::commandLine(std::span<const uint32_t> indices) const {
+  std::string joined;
+  for (uint32_t action : indices) {
+    // Actions without replay text (test-only ones) are left out, which keeps
+    // the command line parseable (no empty element between separators).
+    if (action >= actions.size() || actions[action].replay.empty()) continue;
+    if (!joined.empty()) joined += replay.separator;
+    joined += actions[action].replay;
+  }
+  std::string line = shellQuoted(replay.program);
+  if (!joined.empty()) line += replay.actionsPrefix + joined + replay.actionsSuffix;
+  return line + replay.tail;
+}
+
+const BackendInfo* ServerInfo::backend(std::string_view name) const {
+  for (const auto& backend : backends) {
+    if (backend.name == name) return &backend;
   }
   return nullptr;
 }
@@ -146,7 +203,7 @@ Status Connection::openLocked() {
   releaseServerLocked();
   alive_.store(false, std::memory_order_release);
   inherited_ = false;
-  description_.reset();
+  descriptions_.clear();
   if (!socketPath_.empty()) {
     // A socket in the default directory is trusted only if that directory
     // is private: otherwise another user could have put it there first.
@@ -287,16 +344,25 @@ Status Connection::helloLocked() {
       [](proto::ControlRequest::Builder request) {
         auto hello = request.initHello();
         hello.setProtocolVersion(proto::PROTOCOL_VERSION);
-        hello.setActionTableHash(kActionTableHash);
+        auto known = hello.initBackends(static_cast<unsigned>(std::size(kKnownBackends)));
+        for (unsigned i = 0; i < std::size(kKnownBackends); ++i) {
+          known[i].setName(kKnownBackends[i].name);
+          known[i].setActionTableHash(kKnownBackends[i].actionTableHash);
+        }
       },
       kControlTimeout, 0);
   if (!frame) return frame.takeError();
   auto info = parseReply<ServerInfo>(*frame, "the hello", [](proto::ControlReply::Reader reply) -> Result<ServerInfo> {
     if (!reply.isHello()) return unexpected("the hello");
     auto hello = reply.getHello();
-    return ServerInfo{hello.getProtocolVersion(), hello.getLlvmVersion(), hello.getActionTableHash(),
-                      hello.getHostTriple(),      hello.getHostCpu(),     hello.getHostFeatures(),
-                      hello.getOptPath()};
+    ServerInfo info;
+    info.protocolVersion = hello.getProtocolVersion();
+    for (auto backend : hello.getBackends()) {
+      BackendInfo out{backend.getName(), backend.getVersion(), backend.getActionTableHash(), {}};
+      for (auto property : backend.getProperties()) out.properties.emplace_back(property.getKey(), property.getValue());
+      info.backends.push_back(std::move(out));
+    }
+    return info;
   });
   if (!info) return info.takeError();
   if (info->protocolVersion != proto::PROTOCOL_VERSION) {
@@ -305,9 +371,14 @@ Status Connection::helloLocked() {
                                                     "; install matching forkgym client and server");
   }
   // The server refuses a client built for another table; this side checks
-  // too, so a server that skips the check cannot mislabel actions.
-  if (info->actionTableHash != kActionTableHash) {
-    return makeError(Outcome::ProtocolMismatch, actionTableMismatch(kActionTableHash, info->actionTableHash));
+  // too, so a server that skips the check cannot mislabel actions. A table
+  // the server generates at start-up (hash 0) has nothing to compare.
+  for (const KnownBackend& known : kKnownBackends) {
+    const BackendInfo* served = info->backend(known.name);
+    if (served && served->actionTableHash != known.actionTableHash && served->actionTableHash != 0) {
+      return makeError(Outcome::ProtocolMismatch,
+                       actionTableMismatch(known.name, known.actionTableHash, served->actionTableHash));
+    }
   }
   server_ = std::move(*info);
   return okStatus();
@@ -318,43 +389,61 @@ ServerInfo Connection::server() const {
   return server_;
 }
 
-Result<std::shared_ptr<const Description>> Connection::describe() {
+Result<std::shared_ptr<const Description>> Connection::describe(const std::string& backend) {
   std::lock_guard lock(mutex_);
-  if (description_ && !inherited_) return description_;
-  auto frame = roundTripLocked([](proto::ControlRequest::Builder request) { request.setDescribe(); }, kControlTimeout, 0);
+  if (!inherited_) {
+    if (auto cached = descriptions_.find(backend); cached != descriptions_.end()) return cached->second;
+  }
+  auto frame = roundTripLocked(
+      [&](proto::ControlRequest::Builder request) { request.setDescribeBackend(backend); }, kControlTimeout, 0);
   if (!frame) return frame.takeError();
   auto described = parseReply<std::shared_ptr<const Description>>(
       *frame, "the description", [](proto::ControlReply::Reader reply) -> Result<std::shared_ptr<const Description>> {
         if (!reply.isDescription()) return unexpected("describe");
         auto in = reply.getDescription();
         auto out = std::make_shared<Description>();
+        out->backend = in.getBackend();
+        out->version = in.getVersion();
+        out->description = in.getDescription();
+        out->actionSpace = in.getActionSpace();
         for (auto action : in.getActions()) {
-          out->actions.push_back({action.getFlag(), action.getPipeline(), action.getDescription(),
+          out->actions.push_back({action.getFlag(), action.getReplay(), action.getDescription(),
                                   action.getUnavailableReason(), action.getTestOnly()});
         }
         auto spaces = [](auto list, std::vector<SpaceDescription>& into) {
           for (auto space : list) {
-            into.push_back({space.getName(), static_cast<ValueType>(space.getValueType()), space.getLength(),
-                            space.getDeterministic(), space.getPlatformDependent()});
+            SpaceDescription d;
+            d.name = space.getName();
+            d.valueType = static_cast<ValueType>(space.getType());
+            for (int64_t n : space.getShape()) d.shape.push_back(n);
+            d.low = space.getLow();
+            d.high = space.getHigh();
+            for (auto name : space.getFeatureNames()) d.featureNames.emplace_back(name);
+            d.deterministic = space.getDeterministic();
+            d.platformDependent = space.getPlatformDependent();
+            d.description = space.getDescription();
+            into.push_back(std::move(d));
           }
         };
         spaces(in.getObservations(), out->observations);
         spaces(in.getRewards(), out->rewards);
         for (auto uri : in.getCachedBenchmarks()) out->cachedBenchmarks.emplace_back(uri);
-        for (auto name : in.getInstCountNames()) out->instCountNames.emplace_back(name);
-        for (auto name : in.getAutophaseNames()) out->autophaseNames.emplace_back(name);
+        auto replay = in.getReplay();
+        out->replay = {replay.getProgram(), replay.getActionsPrefix(), replay.getSeparator(),
+                       replay.getActionsSuffix(), replay.getTail()};
         return std::shared_ptr<const Description>(std::move(out));
       });
-  if (described) description_ = *described;
+  if (described) descriptions_[backend] = *described;
   return described;
 }
 
 Result<SessionEnds> Connection::newSession(const std::string& benchmark, const Limits& limits,
-                                           std::chrono::milliseconds timeout) {
+                                           std::chrono::milliseconds timeout, const std::string& backend) {
   std::lock_guard lock(mutex_);
   auto frame = roundTripLocked(
       [&](proto::ControlRequest::Builder request) {
         auto session = request.initNewSession();
+        session.setBackend(backend);
         session.setBenchmark(benchmark);
         session.getLimits().setAddressSpaceMb(limits.addressSpaceMb);
         session.getLimits().setCpuSecondsPerStep(limits.cpuSecondsPerStep);

@@ -7,11 +7,14 @@
 //      by another user (only the same uid or root may serve this client),
 //      and a socket in the default directory unless that directory is
 //      private (0700, owned by this user).
-//   2. The constructor exchanges the versioned hello: a different protocol
-//      version or action table is a clear ProtocolMismatch error.
-//   3. describe() fetches the action table, observation and reward spaces
-//      once; newSession() asks for a worker and receives its channel ends,
-//      after checking the worker's pidfd names a child of the zygote.
+//   2. The constructor exchanges the versioned hello, listing the backends
+//      this client was built knowing (ipc/action_table_hash.h): a different
+//      protocol version or action table is a clear ProtocolMismatch error.
+//      The server's hello lists its backends (server()).
+//   3. describe(backend) fetches a backend's action table, observation and
+//      reward spaces once; newSession() asks for a worker of a backend and
+//      receives its channel ends, after checking the worker's pidfd names a
+//      child of the zygote.
 //   4. If the zygote dies (alive() turns false), running episodes carry on —
 //      workers depend only on their channels — and reviveIfDead() replaces
 //      the dead zygote in place: it respawns a private one with the same
@@ -35,8 +38,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "client/fork_watch.h"
@@ -47,23 +54,36 @@
 
 namespace forkgym {
 
-struct ServerInfo {
-  uint32_t protocolVersion = 0;
-  std::string llvmVersion;
+// The backend an env gets when none is named: LLVM, as CompilerGym's
+// environments were.
+inline constexpr const char* kDefaultBackend = "llvm";
+
+// A backend the server serves (its hello).
+struct BackendInfo {
+  std::string name;     // e.g. "llvm": what EnvOptions::backend names
+  std::string version;  // the compiler's
   uint64_t actionTableHash = 0;
-  std::string hostTriple;
-  std::string hostCpu;
-  std::string hostFeatures;
-  // The server's own LLVM `opt` (absolute path): reproducers name it, since
-  // another LLVM's opt may misread or refuse the bitcode.
-  std::string optPath;
+  // Backend facts, e.g. LLVM's hostTriple, hostCpu, hostFeatures and optPath
+  // (the server's own opt, which reproducers name).
+  std::vector<std::pair<std::string, std::string>> properties;
+
+  // The value of `key`, or empty.
+  std::string property(std::string_view key) const;
 };
 
-enum class ValueType : uint8_t { Int64, Int64List, Text, Bytes, Bool };
+struct ServerInfo {
+  uint32_t protocolVersion = 0;
+  std::vector<BackendInfo> backends;
+
+  const BackendInfo* backend(std::string_view name) const;
+};
+
+// ipc/protocol.capnp's ValueType; Observation's alternatives follow it.
+enum class ValueType : uint8_t { Int64, Int64List, Text, Bytes, Bool, Float64, Float64List, Int64Map };
 
 struct ActionDescription {
   std::string flag;
-  std::string pipeline;
+  std::string replay;  // what it adds to the replay command line (ReplayCommand)
   std::string description;
   std::string unavailableReason;  // empty when available
   bool testOnly = false;
@@ -72,21 +92,45 @@ struct ActionDescription {
 struct SpaceDescription {
   std::string name;
   ValueType valueType = ValueType::Int64;
-  int64_t length = 0;
+  std::vector<int64_t> shape;  // {} scalar or variable length; {n}: n values
+  double low = 0;              // bounds of each value (a reward's range); +-inf: none
+  double high = 0;
+  std::vector<std::string> featureNames;  // one per element of a fixed-length list
   bool deterministic = true;
   bool platformDependent = false;
+  std::string description;
+
+  // The fixed length of a list, or 0.
+  int64_t length() const { return shape.size() == 1 ? shape[0] : 0; }
 };
 
+// How the client writes an episode's replay command line from its actions
+// (ipc/protocol.capnp, ReplayCommand).
+struct ReplayCommand {
+  std::string program;
+  std::string actionsPrefix;
+  std::string separator;
+  std::string actionsSuffix;
+  std::string tail;
+};
+
+// One backend, as the server describes it.
 struct Description {
+  std::string backend;
+  std::string version;
+  std::string description;
+  std::string actionSpace;  // the action space's name
   std::vector<ActionDescription> actions;
   std::vector<SpaceDescription> observations;
   std::vector<SpaceDescription> rewards;
   std::vector<std::string> cachedBenchmarks;
-  std::vector<std::string> instCountNames;
-  std::vector<std::string> autophaseNames;
+  ReplayCommand replay;
 
   int findAction(std::string_view flag) const;
   const SpaceDescription* findObservation(std::string_view name) const;
+  const SpaceDescription* findReward(std::string_view name) const;
+  // The replay command line of `actions` (indices into `actions`).
+  std::string commandLine(std::span<const uint32_t> actions) const;
 };
 
 struct Limits {
@@ -142,10 +186,11 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   ServerInfo server() const;
-  // Cached after the first call.
-  Result<std::shared_ptr<const Description>> describe();
-  Result<SessionEnds> newSession(const std::string& benchmark, const Limits& limits,
-                                 std::chrono::milliseconds timeout);
+  // Cached per backend after the first call. An unknown backend is an
+  // InvalidRequest listing the server's.
+  Result<std::shared_ptr<const Description>> describe(const std::string& backend = kDefaultBackend);
+  Result<SessionEnds> newSession(const std::string& benchmark, const Limits& limits, std::chrono::milliseconds timeout,
+                                 const std::string& backend = kDefaultBackend);
   Result<WorkerExit> workerExit(pid_t pid);
   // Never cached: each call asks the zygote (tests poll it instead of
   // sleeping while spares are forked or loads finish).
@@ -186,7 +231,7 @@ class Connection {
   std::atomic<bool> alive_{true};
   bool inherited_ = false;        // made by a parent process: open a connection of our own first
   ServerInfo server_;
-  std::shared_ptr<const Description> description_;
+  std::map<std::string, std::shared_ptr<const Description>, std::less<>> descriptions_;
   ForkWatch forkWatch_;  // last: unregisters before the rest is destroyed
 };
 

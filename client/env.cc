@@ -38,18 +38,21 @@ Observation toObservation(proto::ObservationValue::Reader value) {
     }
     case proto::ObservationValue::BOOLEAN:
       return value.getBoolean();
+    case proto::ObservationValue::FLOAT64:
+      return value.getFloat64();
+    case proto::ObservationValue::FLOAT64_LIST: {
+      auto list = value.getFloat64List();
+      std::vector<double> out(list.size());
+      for (unsigned i = 0; i < list.size(); ++i) out[i] = list[i];
+      return out;
+    }
+    case proto::ObservationValue::INT64_MAP: {
+      std::vector<NamedCount> out;
+      for (auto entry : value.getInt64Map()) out.push_back({entry.getName(), entry.getCount()});
+      return out;
+    }
   }
   return int64_t{0};
-}
-
-// Single-quoted for a POSIX shell unless it needs no quoting.
-std::string shellQuoted(const std::string& word) {
-  const bool plain = !word.empty() && word.find_first_not_of(
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+=:,@") == std::string::npos;
-  if (plain) return word;
-  std::string quoted = "'";
-  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
 }
 
 // What a worker's last words may claim killed it.
@@ -91,11 +94,14 @@ std::optional<std::string> shapeMismatch(const StepResult& result, const std::ve
     if (result.observations[i].index() != static_cast<size_t>(space->valueType)) {
       return "the worker answered observation '" + space->name + "' with a value of the wrong type";
     }
-    if (space->valueType == ValueType::Int64List && space->length > 0 &&
-        std::get<std::vector<int64_t>>(result.observations[i]).size() != static_cast<size_t>(space->length)) {
-      return "the worker answered observation '" + space->name + "' with " +
-             std::to_string(std::get<std::vector<int64_t>>(result.observations[i]).size()) + " values, not " +
-             std::to_string(space->length);
+    const int64_t length = space->length();
+    size_t got = 0;
+    if (const auto* ints = std::get_if<std::vector<int64_t>>(&result.observations[i])) got = ints->size();
+    if (const auto* reals = std::get_if<std::vector<double>>(&result.observations[i])) got = reals->size();
+    const bool list = space->valueType == ValueType::Int64List || space->valueType == ValueType::Float64List;
+    if (list && length > 0 && got != static_cast<size_t>(length)) {
+      return "the worker answered observation '" + space->name + "' with " + std::to_string(got) + " values, not " +
+             std::to_string(length);
     }
   }
   return std::nullopt;
@@ -154,7 +160,6 @@ void Env::takeStateFrom(Env& other) {
   pendingSpaces_ = std::move(other.pendingSpaces_);
   pendingRewards_ = other.pendingRewards_;
   description_ = std::move(other.description_);
-  optPath_ = std::move(other.optPath_);
 }
 
 void Env::forgetInChild(void* self, pid_t parentPid) noexcept {
@@ -251,7 +256,7 @@ Status Env::reset(const std::string& benchmark) {
   actions_.clear();
   pendingActions_.clear();
   inheritedFrom_.store(0, std::memory_order_relaxed);
-  auto ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout);
+  auto ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout, options_.backend);
   if (!ends && !connection_->alive()) {
     // The zygote died. Running episodes carry on without it (workers need
     // only their channels); this reset gets a new zygote, once.
@@ -259,13 +264,12 @@ Status Env::reset(const std::string& benchmark) {
       return makeError(Outcome::ServerError, "the forkgym server died and could not be replaced: " +
                                                  renewed.error().message);
     }
-    ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout);
+    ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout, options_.backend);
   }
   if (!ends) return ends.takeError();
   // What steps check replies against and reproducers name, fetched once
   // per episode so that steps never wait for the connection.
-  if (auto description = connection_->describe()) description_ = *description;
-  optPath_ = connection_->server().optPath;
+  if (auto description = connection_->describe(options_.backend)) description_ = *description;
   auto channel = Channel::attach(std::move(ends->channel));
   if (!channel) return channel.takeError();
   setChannelLocked(std::move(*channel));
@@ -285,22 +289,9 @@ Reproducer Env::reproducer() const {
 
 Reproducer Env::reproducerLocked() const {
   Reproducer reproducer{benchmark_, benchmarkHash_, actions_, {}};
-  std::string passes;
-  if (description_) {
-    for (uint32_t action : actions_) {
-      // Test-only actions have no pipeline text; skipping them keeps the
-      // command line parseable (no empty element between commas).
-      if (action >= description_->actions.size() || description_->actions[action].pipeline.empty()) continue;
-      if (!passes.empty()) passes += ',';
-      passes += description_->actions[action].pipeline;
-    }
-  }
-  // The server's own opt, by absolute path: another LLVM's opt on PATH
-  // would misread this bitcode. Without use-list order, as IrSha1 hashes
-  // it, so the output's sha1sum is the episode's IrSha1.
-  reproducer.commandline = shellQuoted(optPath_.empty() ? "opt" : optPath_) +
-                           (passes.empty() ? "" : " -passes='" + passes + "'") +
-                           " -preserve-bc-uselistorder=false input.bc -o output.bc";
+  // The backend's own replay (for LLVM the server's opt, by absolute path:
+  // another LLVM's opt on PATH would misread this bitcode).
+  if (description_) reproducer.commandline = description_->commandLine(actions_);
   return reproducer;
 }
 
@@ -483,6 +474,53 @@ StepResult Env::finishStepLocked(const Interruption* interruption) {
   return result;
 }
 
+Result<std::string> Env::setParameter(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mutex_);
+  if (auto running = requireEpisodeLocked("to set a parameter"); !running) return running.takeError();
+  if (stepPending_) {
+    return makeError(Outcome::InvalidRequest, "a step posted with beginStep() is still waiting for finishStep()");
+  }
+  capnp::MallocMessageBuilder request;
+  auto parameter = request.initRoot<proto::Request>().initSetParameter();
+  parameter.setKey(key);
+  parameter.setValue(value);
+  auto reply = channel_.call(request, options_.stepTimeout, 0);
+  if (!reply) {
+    if (reply.error().outcome != Outcome::SessionClosed) killWorkerLocked();
+    StepResult ended = endEpisodeLocked(reply.takeError());
+    return Error{ended.outcome, "setting parameter '" + key + "' failed: " + ended.message, ended.signal};
+  }
+  StepResult failed;
+  std::string answer;
+  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
+    auto root = reply->reader->getRoot<proto::Reply>();
+    if (root.isFailure()) {
+      readFailure(root.getFailure(), failed);
+    } else if (root.isParameter()) {
+      answer = root.getParameter();
+    } else {
+      failed.outcome = Outcome::ProtocolMismatch;
+      failed.message = "the worker answered setParameter with something else";
+    }
+  });
+  KJ_IF_MAYBE(e, exception) {
+    failed = StepResult{};
+    failed.outcome = Outcome::ProtocolMismatch;
+    failed.message = std::string("malformed setParameter reply from the worker: ") + e->getDescription().cStr();
+  }
+  if (!failed.ok()) {
+    // A worker that broke the protocol can no longer be trusted with this
+    // episode.
+    if (failed.outcome == Outcome::ProtocolMismatch) {
+      killWorkerLocked();
+      closeLocked();
+      failed.message += "; the episode was ended";
+    }
+    return Error{failed.outcome, failed.message, failed.signal};
+  }
+  return answer;
+}
+
 Result<Env> Env::fork() {
   std::lock_guard lock(mutex_);
   if (auto running = requireEpisodeLocked("to fork"); !running) return running.takeError();
@@ -580,7 +618,6 @@ Result<Env> Env::fork() {
   forked.pid_.store(copyPid, std::memory_order_relaxed);
   forked.group_ = group_;
   forked.description_ = description_;
-  forked.optPath_ = optPath_;
   forked.benchmark_ = benchmark_;
   forked.benchmarkHash_ = benchmarkHash_;
   forked.actions_ = actions_;

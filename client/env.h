@@ -1,9 +1,11 @@
-// forkgym::Env — one LLVM phase-ordering episode, driven from C++.
+// forkgym::Env — one episode of one backend (LLVM phase ordering by
+// default), driven from C++.
 //
 // Lifecycle (client process, any thread):
 //   1. Env(connection, options): no worker yet.
-//   2. reset(benchmark): asks the zygote for a fresh worker forked from the
-//      cached module (the previous worker, if any, is closed first).
+//   2. reset(benchmark): asks the zygote for a fresh worker of the options'
+//      backend, forked from the cached benchmark (the previous worker, if
+//      any, is closed first).
 //   3. step(actions, observations, rewards): one round trip through shared
 //      memory; the worker applies the actions and answers everything asked.
 //      observe() is a step without actions.
@@ -47,7 +49,15 @@
 
 namespace forkgym {
 
-using Observation = std::variant<int64_t, std::vector<int64_t>, std::string, std::vector<uint8_t>, bool>;
+struct NamedCount {
+  std::string name;
+  int64_t count = 0;
+  bool operator==(const NamedCount&) const = default;
+};
+
+// In ValueType's order (client/connection.h).
+using Observation = std::variant<int64_t, std::vector<int64_t>, std::string, std::vector<uint8_t>, bool, double,
+                                 std::vector<double>, std::vector<NamedCount>>;
 
 struct Reproducer {
   std::string benchmark;
@@ -55,7 +65,9 @@ struct Reproducer {
   // replay on other content is not this episode.
   std::string benchmarkHash;
   std::vector<uint32_t> actions;
-  std::string commandline;  // <the server's opt, absolute path> -passes='...' replaying the actions
+  // The backend's replay command line (LLVM: <the server's opt, absolute
+  // path> -passes='...'), from the description's ReplayCommand.
+  std::string commandline;
 };
 
 struct StepResult {
@@ -71,6 +83,7 @@ struct StepResult {
 };
 
 struct EnvOptions {
+  std::string backend = kDefaultBackend;  // one of the server's (ServerInfo::backends)
   std::chrono::milliseconds stepTimeout{300'000};   // wall clock per step; the worker is killed after it
   std::chrono::milliseconds resetTimeout{300'000};  // includes compiling an uncached benchmark
   Limits limits;
@@ -93,6 +106,9 @@ class Env {
                    std::span<const std::string> rewards = {});
   StepResult finishStep(const Interruption* interruption = nullptr);
   Result<Env> fork();
+  // A backend setting (CompilerGym's send_param, e.g. gcc's choices): the
+  // session's answer, or InvalidRequest naming the keys the backend accepts.
+  Result<std::string> setParameter(const std::string& key, const std::string& value);
   void close();
 
   bool alive() const { return running_.load(std::memory_order_acquire); }
@@ -161,7 +177,6 @@ class Env {
   size_t pendingRewards_ = 0;
   // Fetched at reset(): steps and reproducers never wait for the connection.
   std::shared_ptr<const Description> description_;
-  std::string optPath_;  // the server's own opt
   ForkWatch forkWatch_;  // last: unregisters before the rest is destroyed
 };
 

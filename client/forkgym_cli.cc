@@ -5,8 +5,9 @@
 //       Searches for a pass sequence per benchmark, prints the instruction
 //       count against -Oz and the best command line, then replays that
 //       command line with opt and checks it reaches the same IR hash.
-//   forkgym describe
-//       Lists the action space and the observation and reward spaces.
+//   forkgym describe [BACKEND]
+//       Lists the server's backends, and each one's (or BACKEND's) action
+//       space and observation and reward spaces.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,10 +30,12 @@ using forkgym::Observation;
 
 constexpr const char* kUsage = R"(usage:
   forkgym search [--strategy greedy|random] [--steps N] [--episodes N] [--seed N] BENCHMARK...
-  forkgym describe
+  forkgym describe [BACKEND]
 
-BENCHMARK: file:///abs/path.{c,cc,bc,ll}, a directory of sources, or
-generator://csmith-v0/SEED, generator://llvm-stress-v0/SEED.
+search runs LLVM phase ordering. BENCHMARK: file:///abs/path.{c,cc,bc,ll}, a
+directory of sources, benchmark://forkgym-v0/NAME, benchmark://user-v0/DIGEST
+(made by make_benchmark()), generator://csmith-v0/SEED,
+generator://llvm-stress-v0/SEED; the server resolves them.
 Environment: FORKGYM_SERVER names the forkgym-server binary.
 )";
 
@@ -151,11 +154,11 @@ std::string replayWithOpt(const std::vector<uint8_t>& initialBitcode, const std:
 int search(const std::vector<std::string>& benchmarks, const SearchOptions& options) {
   auto connection = forkgym::Connection::spawn();
   if (!connection) die(connection.error().message);
-  auto description = (*connection)->describe();
+  auto description = (*connection)->describe("llvm");
   if (!description) die(description.error().message);
   const auto usable = usableActions(**description);
   std::printf("forkgym %s search, LLVM %s, %zu usable actions\n\n", options.strategy.c_str(),
-              (*connection)->server().llvmVersion.c_str(), usable.size());
+              (*description)->version.c_str(), usable.size());
   std::printf("%-36s %9s %9s %9s %9s  %s\n", "benchmark", "initial", "-Oz", "found", "vs -Oz", "replay");
   int failures = 0;
   double logSum = 0;
@@ -191,21 +194,49 @@ int search(const std::vector<std::string>& benchmarks, const SearchOptions& opti
   return failures ? 1 : 0;
 }
 
-int describe() {
+const char* typeName(forkgym::ValueType type) {
+  static constexpr const char* kNames[] = {"int64", "int64 list", "text",         "bytes",
+                                           "bool",  "float64",    "float64 list", "int64 map"};
+  return kNames[static_cast<size_t>(type)];
+}
+
+void printSpace(const forkgym::SpaceDescription& space) {
+  std::string shape;
+  for (int64_t n : space.shape) shape += (shape.empty() ? "[" : ",") + std::to_string(n);
+  if (!shape.empty()) shape += "]";
+  std::printf("  %-24s %-12s %-6s %s%s%s\n", space.name.c_str(), typeName(space.valueType), shape.c_str(),
+              space.description.c_str(), space.deterministic ? "" : " (nondeterministic)",
+              space.platformDependent ? " (platform-dependent)" : "");
+}
+
+int describe(const std::string& only) {
   auto connection = forkgym::Connection::spawn();
   if (!connection) die(connection.error().message);
-  auto description = (*connection)->describe();
-  if (!description) die(description.error().message);
-  std::printf("actions:\n");
-  for (size_t i = 0; i < (*description)->actions.size(); ++i) {
-    const auto& a = (*description)->actions[i];
-    std::printf("  %3zu %-32s %s\n", i, a.flag.c_str(),
-                a.unavailableReason.empty() ? a.pipeline.c_str() : ("(unavailable: " + a.unavailableReason + ")").c_str());
+  const auto server = (*connection)->server();
+  for (const auto& backend : server.backends) {
+    if (!only.empty() && backend.name != only) continue;
+    auto description = (*connection)->describe(backend.name);
+    if (!description) die(description.error().message);
+    const auto& d = **description;
+    std::printf("backend %s %s: %s\n", d.backend.c_str(), d.version.c_str(), d.description.c_str());
+    for (const auto& [key, value] : backend.properties) std::printf("  %s: %s\n", key.c_str(), value.c_str());
+    std::printf("actions (%s):\n", d.actionSpace.c_str());
+    for (size_t i = 0; i < d.actions.size(); ++i) {
+      const auto& a = d.actions[i];
+      std::printf("  %3zu %-32s %s\n", i, a.flag.c_str(),
+                  a.unavailableReason.empty() ? a.replay.c_str() : ("(unavailable: " + a.unavailableReason + ")").c_str());
+    }
+    std::printf("observation spaces:\n");
+    for (const auto& space : d.observations) printSpace(space);
+    std::printf("reward spaces:\n");
+    for (const auto& space : d.rewards) printSpace(space);
+    std::printf("\n");
   }
-  std::printf("observation spaces:\n");
-  for (const auto& space : (*description)->observations) std::printf("  %s\n", space.name.c_str());
-  std::printf("reward spaces:\n");
-  for (const auto& space : (*description)->rewards) std::printf("  %s\n", space.name.c_str());
+  if (!only.empty() && !server.backend(only)) {
+    // The server's own error lists what it has.
+    auto description = (*connection)->describe(only);
+    if (!description) die(description.error().message);
+  }
   return 0;
 }
 
@@ -217,7 +248,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string command = argv[1];
-  if (command == "describe") return describe();
+  if (command == "describe") return describe(argc > 2 ? argv[2] : "");
   if (command != "search") {
     std::fprintf(stderr, "forkgym: unknown command '%s'\n%s", command.c_str(), kUsage);
     return 2;

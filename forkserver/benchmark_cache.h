@@ -1,75 +1,89 @@
-// BenchmarkCache: parsed benchmark modules kept in the zygote so a reset
-// re-parses nothing — workers start from a copy-on-write view of them.
+// BenchmarkCache: what each backend made of a benchmark (a parsed LLVM
+// module, gcc's preprocessed source...), kept in the zygote so a reset
+// rebuilds nothing — workers start from a copy-on-write view of it. What an
+// entry holds is opaque here (passes::CachedBenchmark).
 //
-// Modules are keyed by content (the loader's content hash), and each URI
-// remembers which content it was last loaded as and the files that content
-// was read from. A reset checks those files (one stat() each; a .c file
-// and the headers it includes outside the system directories): if they are
-// as they were, the cached module is the program on disk; if not, the URI is
-// loaded again (and, should its content turn out the same, the module cached
-// for it serves on). Two URIs with the same content share one module.
+// Entries are keyed by backend and content (the loader's content hash),
+// and each benchmark (BenchmarkKey: backend and source URI) remembers which
+// content it was last loaded as and the files that content was read from.
+// A reset checks those files (one stat() each; a .c file and the headers it
+// includes outside the system directories): if they are as they were, the
+// cached entry is the program on disk; if not, the benchmark is loaded again
+// (and, should its content turn out the same, the entry cached for it
+// serves on). Two URIs with the same content share one entry.
 //
-// Least-recently-used modules are evicted once the estimated size passes the
-// budget (--cache-mb); each owns its LLVMContext, so eviction frees
-// everything it allocated. Zygote process only.
+// Least-recently-used entries are evicted once the estimated size passes
+// the budget (--cache-mb); each owns everything it allocated, so eviction
+// frees it. Zygote process only.
 #pragma once
 
 #include <cstddef>
 #include <list>
+#include <map>
+#include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "passes/llvm/benchmark.h"
+#include "forkserver/benchmark_key.h"
+#include "passes/backend.h"
 #include "passes/benchmark_inputs.h"
 
 namespace forkgym::forkserver {
+
+// One cached content of one backend.
+struct CachedEntry {
+  const passes::Backend* backend = nullptr;
+  std::string contentHash;
+  std::unique_ptr<passes::CachedBenchmark> benchmark;
+  size_t bytes = 0;
+};
 
 class BenchmarkCache {
  public:
   explicit BenchmarkCache(size_t budgetBytes) : budgetBytes_(budgetBytes) {}
 
   struct Lookup {
-    passes::ParsedBenchmark* fresh = nullptr;  // the program on disk now: serve it
-    // Otherwise, the content hash cached for this URI (empty if none), for
-    // the load to compare with before it compiles anything.
+    CachedEntry* fresh = nullptr;  // the program on disk now: serve it
+    // Otherwise, the content hash cached for this benchmark (empty if none),
+    // for the load to compare with before it builds anything.
     std::string knownHash;
   };
-  // Checks the URI's files and marks its module most recently used. With
-  // acceptUnsure, files unchanged since a load that just ended count as
+  // Checks the benchmark's files and marks its entry most recently used.
+  // With acceptUnsure, files unchanged since a load that just ended count as
   // fresh even when that load read them right after they were written.
-  Lookup lookup(const std::string& uri, bool acceptUnsure = false);
-  // The module last loaded for `uri`, without checking its files (to fork a
+  Lookup lookup(const BenchmarkKey& key, bool acceptUnsure = false);
+  // The entry last loaded for `key`, without checking its files (to fork a
   // spare worker ahead of time; the reset that takes it checks).
-  passes::ParsedBenchmark* peek(const std::string& uri);
-  // After a load of `uri`: its module — or the one already cached for the
-  // same content — serves the URI, whose files are `inputs`. Then evicts
-  // least-recently-used modules until within budget.
-  passes::ParsedBenchmark* insert(const std::string& uri, passes::ParsedBenchmark benchmark,
-                                  passes::BenchmarkInputs inputs);
-  // After a load that found `uri`'s content still `contentHash`: its files'
+  CachedEntry* peek(const BenchmarkKey& key);
+  // After a load of `key`: its entry — or the one already cached for the
+  // same content — serves the benchmark, whose files are `inputs`. Then
+  // evicts least-recently-used entries until within budget.
+  CachedEntry* insert(const BenchmarkKey& key, const std::string& contentHash,
+                      std::unique_ptr<passes::CachedBenchmark> benchmark, passes::BenchmarkInputs inputs);
+  // After a load that found `key`'s content still `contentHash`: its files'
   // new stat. Null if that content has been evicted meanwhile.
-  passes::ParsedBenchmark* confirm(const std::string& uri, const std::string& contentHash,
-                                   passes::BenchmarkInputs inputs);
+  CachedEntry* confirm(const BenchmarkKey& key, const std::string& contentHash, passes::BenchmarkInputs inputs);
 
-  // URIs whose content is cached, most recently used first.
-  std::vector<std::string> uris() const;
+  // `backend`'s benchmark URIs whose content is cached, most recently used
+  // first (all backends' when null).
+  std::vector<std::string> uris(const passes::Backend* backend = nullptr) const;
   size_t bytes() const { return bytes_; }
 
  private:
-  using Entries = std::list<passes::ParsedBenchmark>;
+  using Entries = std::list<CachedEntry>;
+  using ContentKey = std::pair<const passes::Backend*, std::string>;
   struct UriState {
     std::string contentHash;
     passes::BenchmarkInputs inputs;
   };
-  passes::ParsedBenchmark* use(Entries::iterator entry);
+  CachedEntry* use(Entries::iterator entry);
   void evictOverBudget();
 
   size_t budgetBytes_;
   size_t bytes_ = 0;
   Entries entries_;  // front = most recently used
-  std::unordered_map<std::string, Entries::iterator> byHash_;
-  std::unordered_map<std::string, UriState> byUri_;
+  std::map<ContentKey, Entries::iterator> byContent_;
+  std::map<BenchmarkKey, UriState> byUri_;
 };
 
 }  // namespace forkgym::forkserver

@@ -51,21 +51,38 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
                                    "; install matching forkgym client and server"));
           return;
         }
-        // No wildcard: a client that does not know its table (hash 0) is
-        // refused like one built for another table.
-        if (hello.getActionTableHash() != handler.actionTableHash()) {
+        // Each backend the client was built knowing must have the same
+        // actions here. No wildcard: a client that names a backend without
+        // its table's hash (0) is refused like one built for another table.
+        // A backend whose table is generated at start-up (hash 0 here) has
+        // nothing to compare; one the server lacks is the client's business.
+        for (auto known : hello.getBackends()) {
+          const std::string name = known.getName();
+          const auto ours = handler.actionTableHash(name);
+          if (!ours || *ours == 0 || known.getActionTableHash() == *ours) continue;
           setFailure(root.initFailure(),
                      makeError(Outcome::ProtocolMismatch,
-                               "client built for action table " + hex(hello.getActionTableHash()) + ", server has " +
-                                   hex(handler.actionTableHash()) + "; install matching forkgym client and server"));
+                               "client built for action table " + hex(known.getActionTableHash()) + " of backend '" +
+                                   name + "', server has " + hex(*ours) +
+                                   "; install matching forkgym client and server"));
           return;
         }
         greeted = true;
         handler.hello(root.initHello());
         return;
       }
-      case proto::ControlRequest::DESCRIBE:
-        handler.describe(root.initDescription());
+      case proto::ControlRequest::DESCRIBE_BACKEND: {
+        const std::string backend = request.getDescribeBackend();
+        if (auto described = handler.describe(backend, root.initDescription()); !described) {
+          setFailure(root.initFailure(), described.error());
+        }
+        return;
+      }
+      case proto::ControlRequest::OBSOLETE_DESCRIBE:
+        setFailure(root.initFailure(),
+                   makeError(Outcome::ProtocolMismatch,
+                             "describe without a backend is protocol 1; ask describeBackend with a backend's name "
+                             "(the hello lists them)"));
         return;
       case proto::ControlRequest::WORKER_EXIT:
         handler.workerExit(request.getWorkerExit(), root.initWorkerExit());
@@ -76,7 +93,8 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
       case proto::ControlRequest::NEW_SESSION: {
         auto session = request.getNewSession();
         const std::string uri = session.getBenchmark();
-        auto started = handler.newSession(uri, session.getLimits(), root.initSession(), out.fds);
+        const std::string backend = session.getBackend();
+        auto started = handler.newSession(backend, uri, session.getLimits(), root.initSession(), out.fds);
         if (!started) {
           out.fds.clear();
           setFailure(root.initFailure(), started.error());

@@ -6,8 +6,9 @@
 //   1. The caller assembles a frame (FrameAssembler) and keeps `greeted` per
 //      connection.
 //   2. dispatchControlFrame() validates the frame as a ControlRequest, enforces
-//      hello-first and the protocol version, and calls the handler for the one
-//      request it names. Anything malformed becomes a failure reply: nothing a
+//      hello-first, the protocol version and, for each backend the client
+//      was built knowing, the same action table, and calls the handler for
+//      the one request it names. Anything malformed becomes a failure reply: nothing a
 //      client sends can make it throw or crash (invariant 4).
 //   3. The caller sends the reply, with its descriptors, on the connection —
 //      unless the handler deferred a newSession (its benchmark is loading):
@@ -18,7 +19,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ipc/protocol.capnp.h"
@@ -31,17 +34,21 @@ namespace forkgym::forkserver {
 class ControlHandler {
  public:
   virtual ~ControlHandler() = default;
-  virtual uint64_t actionTableHash() = 0;
+  // The action-table hash of the server's backend `backend` (0: generated at
+  // start-up, nothing to compare), or none when it has no such backend.
+  virtual std::optional<uint64_t> actionTableHash(std::string_view backend) = 0;
   virtual void hello(proto::Hello::Builder out) = 0;
-  virtual void describe(proto::Description::Builder out) = 0;
+  // An InvalidRequest naming the server's backends for an unknown one.
+  virtual Status describe(std::string_view backend, proto::Description::Builder out) = 0;
   virtual void workerExit(int32_t pid, proto::WorkerExit::Builder out) = 0;
   virtual void status(proto::ServerStatus::Builder out) = 0;
   // Starts a worker: Started when `out` is filled and the descriptors that
   // go with the reply appended; Deferred when the answer comes later (the
   // benchmark is loading); an error becomes the failure reply.
   enum class SessionStart { Started, Deferred };
-  virtual Result<SessionStart> newSession(const std::string& benchmark, proto::Limits::Reader limits,
-                                          proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) = 0;
+  virtual Result<SessionStart> newSession(const std::string& backend, const std::string& benchmark,
+                                          proto::Limits::Reader limits, proto::SessionStarted::Builder out,
+                                          std::vector<UniqueFd>& fds) = 0;
 };
 
 struct ControlReplyFrame {

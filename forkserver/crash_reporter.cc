@@ -7,7 +7,6 @@
 
 #include <new>
 
-#include <llvm/Support/ErrorHandling.h>
 
 #include "base/outcome.h"
 #include "sandbox/sandbox.h"
@@ -89,20 +88,18 @@ void reportOutOfMemory() {
   _exit(kOutOfMemoryExit);
 }
 
-void onLlvmBadAlloc(void*, const char*, bool) { reportOutOfMemory(); }
-
-void onLlvmFatalError(void*, const char* reason, bool) {
+void reportCompilerFatalError(const char* reason) {
   if (gHeader) {
-    char message[200] = "LLVM reported a fatal error: ";
+    char message[200] = "the compiler reported a fatal error: ";
     append(message, sizeof(message), reason);
     writeLastWords(*gHeader, static_cast<uint16_t>(Outcome::Crashed), 0, message);
   }
-  _exit(kLlvmFatalExit);
+  _exit(kCompilerFatalExit);
 }
 
 }  // namespace
 
-void installCrashReporter(RegionHeader& header) {
+void installCrashReporter(RegionHeader& header, const passes::Backend& backend) {
   gHeader = &header;
   stack_t stack{};
   stack.ss_sp = gAltStack;
@@ -116,8 +113,7 @@ void installCrashReporter(RegionHeader& header) {
     sigaction(fatal.signal, &action, nullptr);
   }
   std::set_new_handler(reportOutOfMemory);
-  llvm::install_bad_alloc_error_handler(onLlvmBadAlloc);
-  llvm::install_fatal_error_handler(onLlvmFatalError);
+  backend.installErrorHandlers({&reportOutOfMemory, &reportCompilerFatalError});
 }
 
 void redirectCrashReporter(RegionHeader& header) { gHeader = &header; }

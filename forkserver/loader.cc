@@ -7,8 +7,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <llvm/Support/ErrorHandling.h>
-
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -39,8 +37,7 @@ void writeAll(int fd, const char* data, size_t size) {
 }
 
 [[noreturn]] void outOfMemory() { _exit(kOutOfMemoryExit); }
-void onLlvmBadAlloc(void*, const char*, bool) { outOfMemory(); }
-void onLlvmFatalError(void*, const char*, bool) { _exit(kLlvmFatalExit); }
+[[noreturn]] void compilerFatalError(const char*) { _exit(kCompilerFatalExit); }
 
 // Address space mapped now (the zygote's, inherited by fork), from
 // /proc/self/statm; 0 if unknown.
@@ -67,7 +64,7 @@ bool setLimit(int resource, rlim_t soft, rlim_t hard) {
 // Everything a loader applies to itself before it touches the benchmark, in
 // order. After fork(): failures _exit() with kLoaderSetupExit. The sandbox's
 // loader profile (namespaces, capabilities) belongs at the end of this list.
-void setUpLoaderChild(const LoaderLimits& limits, pid_t zygote, int resultPipe) {
+void setUpLoaderChild(const passes::Backend& backend, const LoaderLimits& limits, pid_t zygote, int resultPipe) {
   // Its own process group, which the compilers it runs share: the zygote
   // kills the group. Dies with the zygote (checked after, in case the zygote
   // died first).
@@ -114,8 +111,7 @@ void setUpLoaderChild(const LoaderLimits& limits, pid_t zygote, int resultPipe) 
   // Allocation failure at the limit is an exit with a stable code the
   // zygote explains, not an abort that looks like a crash.
   std::set_new_handler(outOfMemory);
-  llvm::install_bad_alloc_error_handler(onLlvmBadAlloc);
-  llvm::install_fatal_error_handler(onLlvmFatalError);
+  backend.installErrorHandlers({&outOfMemory, &compilerFatalError});
 }
 // ----------------------------------------------------------------------------
 
@@ -132,18 +128,18 @@ void passTestGate(const std::string& uri, const LoadGate& gate) {
 }
 #endif
 
-[[noreturn]] void runLoader(const passes::LoadRequest& request, const LoaderLimits& limits, const LoadGate& gate,
-                            pid_t zygote, int resultPipe) {
-  setUpLoaderChild(limits, zygote, resultPipe);
+[[noreturn]] void runLoader(const passes::Backend& backend, const passes::LoadRequest& request,
+                            const LoaderLimits& limits, const LoadGate& gate, pid_t zygote, int resultPipe) {
+  setUpLoaderChild(backend, limits, zygote, resultPipe);
 #ifdef FORKGYM_TEST_ACTIONS
   passTestGate(request.uri, gate);
 #else
   (void)gate;
 #endif
-  auto loaded = passes::loadBenchmark(request);
+  auto loaded = backend.load(request);
   std::string frame;
   if (loaded) {
-    frame = "+" + passes::encodeLoaded(*loaded);
+    frame = "+" + passes::encodeLoadedBenchmark(*loaded);
   } else {
     const auto outcome = static_cast<uint16_t>(loaded.error().outcome);
     frame = "-";
@@ -161,8 +157,8 @@ std::string signalName(int signal) {
 
 }  // namespace
 
-Result<LoaderChild> LoaderChild::start(const passes::LoadRequest& request, const LoaderLimits& limits,
-                                       const LoadGate& gate) {
+Result<LoaderChild> LoaderChild::start(const passes::Backend& backend, const passes::LoadRequest& request,
+                                       const LoaderLimits& limits, const LoadGate& gate) {
   int pipeFds[2];
   if (auto r = sys("pipe2(loader)", [&] { return pipe2(pipeFds, O_CLOEXEC); }); !r) return r.takeError();
   UniqueFd readEnd(pipeFds[0]), writeEnd(pipeFds[1]);
@@ -171,7 +167,7 @@ Result<LoaderChild> LoaderChild::start(const passes::LoadRequest& request, const
   const pid_t zygote = getpid();
   const pid_t pid = fork();
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(loader)"));
-  if (pid == 0) runLoader(request, limits, gate, zygote, writeEnd.get());
+  if (pid == 0) runLoader(backend, request, limits, gate, zygote, writeEnd.get());
   // Both sides set the group, so it exists before either relies on it.
   setpgid(pid, pid);
   writeEnd.reset();
@@ -231,7 +227,7 @@ void LoaderChild::kill() {
   ::kill(-pid_, SIGKILL);
 }
 
-Result<passes::LoadedBitcode> LoaderChild::finish() const {
+Result<passes::LoadedBenchmark> LoaderChild::finish() const {
   const auto failed = [&](const std::string& why) {
     return makeError(Outcome::BenchmarkError, "loading '" + uri_ + "' " + why);
   };
@@ -241,8 +237,8 @@ Result<passes::LoadedBitcode> LoaderChild::finish() const {
     return failed("ran out of memory: a load may use " + limitMb +
                   " (forkgym-server --load-memory-mb); the benchmark is too large or malformed");
   }
-  if (status.exitCode == kLlvmFatalExit) {
-    return failed("made LLVM report a fatal error; the benchmark is probably malformed");
+  if (status.exitCode == kCompilerFatalExit) {
+    return failed("made the compiler report a fatal error; the benchmark is probably malformed");
   }
   if (status.exitCode == kLoaderSetupExit) {
     return makeError(Outcome::ServerError, "the loader for '" + uri_ + "' could not set up its limits");
@@ -261,7 +257,7 @@ Result<passes::LoadedBitcode> LoaderChild::finish() const {
     if (bytes_.size() >= 3) std::memcpy(&outcome, bytes_.data() + 1, sizeof(outcome));
     return makeError(outcomeFromWire(outcome), bytes_.size() > 3 ? bytes_.substr(3) : "unknown error");
   }
-  return passes::decodeLoaded(std::string_view(bytes_).substr(1));
+  return passes::decodeLoadedBenchmark(std::string_view(bytes_).substr(1));
 }
 
 }  // namespace forkgym::forkserver

@@ -1,13 +1,14 @@
-// Loader: turns a benchmark URI into sanitised bitcode and costs in a child
-// process, so a compiler crash, a hang or hostile input never hurts the
-// zygote, and the zygote never waits for it.
+// Loader: turns a benchmark's source into what its backend caches (for
+// LLVM: sanitised bitcode and costs) in a child process, so a compiler
+// crash, a hang or hostile input never hurts the zygote, and the zygote
+// never waits for it.
 //
 // Lifecycle (zygote only; single-threaded):
 //   1. LoaderChild::start() forks the loader. The child sets itself up in one
 //      place (setUpLoaderChild in loader.cc: its own process group, death with
 //      the zygote, no inherited descriptors, memory/CPU/file-size limits,
-//      out-of-memory handlers), then runs passes::loadBenchmark() and writes
-//      the encoded result to a pipe. Compilers it runs stay in its process
+//      out-of-memory handlers, the backend's own fatal-error handlers), then
+//      runs the backend's load() and writes the encoded result to a pipe. Compilers it runs stay in its process
 //      group and die with it (passes/tool_process.h).
 //   2. The zygote polls resultFd() among its other descriptors and calls
 //      readAvailable() whenever it is readable, until it reports the end.
@@ -28,8 +29,8 @@
 #include "forkserver/process_table.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
-#include "passes/llvm/benchmark.h"
-#include "passes/llvm/benchmark_loader.h"
+#include "passes/backend.h"
+#include "passes/benchmark_load.h"
 
 namespace forkgym::forkserver {
 
@@ -52,8 +53,8 @@ struct LoadGate {
 
 class LoaderChild {
  public:
-  static Result<LoaderChild> start(const passes::LoadRequest& request, const LoaderLimits& limits,
-                                   const LoadGate& gate = {});
+  static Result<LoaderChild> start(const passes::Backend& backend, const passes::LoadRequest& request,
+                                   const LoaderLimits& limits, const LoadGate& gate = {});
   LoaderChild(LoaderChild&& other) noexcept;
   LoaderChild& operator=(LoaderChild&& other) noexcept;
   // A loader nobody reads from any more is of no use: destruction kills it.
@@ -74,7 +75,7 @@ class LoaderChild {
   void kill();
 
   // After done(): the loaded benchmark, or a BenchmarkError saying why not.
-  Result<passes::LoadedBitcode> finish() const;
+  Result<passes::LoadedBenchmark> finish() const;
 
  private:
   LoaderChild() = default;

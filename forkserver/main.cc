@@ -15,22 +15,35 @@
 
 #include "forkserver/zygote.h"
 #include "ipc/control_socket.h"
+#include "passes/llvm/backend.h"
 
 namespace {
 
+// The backends this server serves, in the order its hello lists them; the
+// first is the default of --preload. A backend is a folder under passes/
+// and one row here.
+const forkgym::passes::Backend* const kBackends[] = {
+    &forkgym::passes::kLlvmBackend,
+};
+
 constexpr const char* kUsage = R"(usage: forkgym-server [options]
 
-Starts the forkgym zygote: preloads LLVM and benchmarks, then forks one
-sandboxed worker per episode for clients that connect to it.
+Starts the forkgym zygote: initialises its compilers (backends: %s) and
+preloads benchmarks, then forks one sandboxed worker per episode for clients
+that connect to it.
 
 options:
   --socket PATH          listen on this Unix socket (default: %s, in a directory
                          only this user may use, created 0700 if missing)
   --connected-fd N       serve the one connection on descriptor N, exit when it closes
-  --preload URI          load a benchmark at start-up (repeatable): a file, a directory
-                         of .bc/.ll files, or a generator range generator://csmith-v0/0..9
+  --preload [BACKEND=]URI
+                         load a benchmark at start-up for BACKEND (default: the first
+                         above), repeatable: a file, a directory of .bc/.ll files, a
+                         generator range generator://csmith-v0/0..9, benchmark://...
   --benchmark-root DIR   serve file:// benchmarks only from under DIR (repeatable; default:
                          any absolute path). Paths with a '..' component are always refused
+  --dataset-dir DIR      where benchmark://forkgym-v0/<name> programs are (default: the
+                         installed package's, else the build's)
   --cache-mb N           memory budget for parsed benchmarks (default 2048)
   --load-timeout S       seconds allowed to compile/parse one benchmark (default 120)
   --load-memory-mb N     address space one load may use, and each compiler it runs
@@ -89,9 +102,46 @@ std::vector<std::string> expandPreload(const std::string& arg) {
 
 }  // namespace
 
+std::string backendNames() {
+  std::string names;
+  for (const auto* backend : kBackends) names += (names.empty() ? "" : ", ") + std::string(backend->name);
+  return names;
+}
+
+// "llvm=file:///x.c" -> (llvm backend, "file:///x.c"); a URI without a
+// known backend's name before '=' is for the first backend.
+std::pair<const forkgym::passes::Backend*, std::string> preloadFor(const std::string& arg) {
+  const auto equals = arg.find('=');
+  if (equals != std::string::npos) {
+    for (const auto* backend : kBackends) {
+      if (arg.compare(0, equals, backend->name) == 0) return {backend, arg.substr(equals + 1)};
+    }
+  }
+  return {kBackends[0], arg};
+}
+
+// benchmark://forkgym-v0/: beside an installed server (the wheel's
+// forkgym/bin/forkgym-server and forkgym/benchmarks/), else the build's copy.
+std::string defaultDatasetDir() {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec && exe.parent_path().filename() == "bin") {
+    const auto installed = exe.parent_path().parent_path() / "benchmarks";
+    if (std::filesystem::is_directory(installed, ec)) return installed.string();
+  }
+#ifdef FORKGYM_BUILD_DATASET_DIR
+  return FORKGYM_BUILD_DATASET_DIR;
+#else
+  return {};
+#endif
+}
+
 int main(int argc, char** argv) {
   forkgym::forkserver::ZygoteOptions options;
+  options.backends.assign(std::begin(kBackends), std::end(kBackends));
   options.socketPath = forkgym::defaultSocketPath();
+  options.benchmarks.bundledDir = defaultDatasetDir();
+  options.benchmarks.userCacheDir = forkgym::passes::defaultUserCacheDir();
   std::string logLevel = "warn";
   int readyFd = -1;
   for (int i = 1; i < argc; ++i) {
@@ -113,14 +163,15 @@ int main(int argc, char** argv) {
       return n;
     };
     if (arg == "--help" || arg == "-h") {
-      std::printf(kUsage, forkgym::defaultSocketPath().c_str());
+      std::printf(kUsage, backendNames().c_str(), forkgym::defaultSocketPath().c_str());
       return 0;
     } else if (arg == "--socket") {
       options.socketPath = value("--socket");
     } else if (arg == "--connected-fd") {
       options.connectedFd = static_cast<int>(number("--connected-fd"));
     } else if (arg == "--preload") {
-      for (auto& uri : expandPreload(value("--preload"))) options.preload.push_back(uri);
+      const auto [backend, uri] = preloadFor(value("--preload"));
+      for (auto& one : expandPreload(uri)) options.preload.emplace_back(backend, one);
     } else if (arg == "--benchmark-root") {
       const std::string dir = value("--benchmark-root");
       std::error_code ec;
@@ -129,7 +180,16 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "forkgym-server: --benchmark-root '%s' is not an existing directory\n", dir.c_str());
         return 2;
       }
-      options.benchmarkRoots.push_back(real.string());
+      options.benchmarks.roots.push_back(real.string());
+    } else if (arg == "--dataset-dir") {
+      const std::string dir = value("--dataset-dir");
+      std::error_code ec;
+      const auto real = std::filesystem::canonical(dir, ec);
+      if (ec || !std::filesystem::is_directory(real, ec)) {
+        std::fprintf(stderr, "forkgym-server: --dataset-dir '%s' is not an existing directory\n", dir.c_str());
+        return 2;
+      }
+      options.benchmarks.bundledDir = real.string();
     } else if (arg == "--cache-mb") {
       options.cacheMb = number("--cache-mb");
     } else if (arg == "--load-timeout") {

@@ -4,12 +4,13 @@
 
 namespace forkgym::forkserver {
 
-Status PendingLoads::join(const passes::LoadRequest& request, std::optional<SessionRequest> waiter) {
-  auto it = loads_.find(request.uri);
+Status PendingLoads::join(const BenchmarkKey& key, const passes::LoadRequest& request,
+                          std::optional<SessionRequest> waiter) {
+  auto it = loads_.find(key);
   if (it == loads_.end()) {
-    auto child = LoaderChild::start(request, limits_, gate_);
+    auto child = LoaderChild::start(*key.backend, request, limits_, gate_);
     if (!child) return child.takeError();
-    it = loads_.emplace(request.uri, Load{std::move(*child), {}, !waiter.has_value()}).first;
+    it = loads_.emplace(key, Load{std::move(*child), {}, !waiter.has_value()}).first;
   }
   if (waiter) {
     it->second.waiters.push_back(std::move(*waiter));
@@ -21,12 +22,12 @@ Status PendingLoads::join(const passes::LoadRequest& request, std::optional<Sess
 
 std::vector<std::pair<std::string, uint32_t>> PendingLoads::status() const {
   std::vector<std::pair<std::string, uint32_t>> out;
-  for (const auto& [uri, load] : loads_) out.emplace_back(uri, static_cast<uint32_t>(load.waiters.size()));
+  for (const auto& [key, load] : loads_) out.emplace_back(key.uri, static_cast<uint32_t>(load.waiters.size()));
   return out;
 }
 
 void PendingLoads::addPollFds(std::vector<pollfd>& fds) const {
-  for (const auto& [uri, load] : loads_) {
+  for (const auto& [key, load] : loads_) {
     if (!load.child.resultComplete()) fds.push_back({load.child.resultFd(), POLLIN, 0});
   }
 }
@@ -34,7 +35,7 @@ void PendingLoads::addPollFds(std::vector<pollfd>& fds) const {
 int PendingLoads::msUntilNextDeadline() const {
   if (loads_.empty()) return -1;
   auto earliest = std::chrono::steady_clock::time_point::max();
-  for (const auto& [uri, load] : loads_) earliest = std::min(earliest, load.child.deadline());
+  for (const auto& [key, load] : loads_) earliest = std::min(earliest, load.child.deadline());
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(earliest - std::chrono::steady_clock::now());
   return static_cast<int>(std::clamp<int64_t>(left.count(), 0, 24 * 3600 * 1000));
 }
@@ -66,7 +67,7 @@ void PendingLoads::expire() {
     if (it->second.child.deadline() <= now) {
       it->second.child.kill();
       finishWith(it, makeError(Outcome::BenchmarkError,
-                               "loading '" + it->first + "' took longer than " +
+                               "loading '" + it->first.uri + "' took longer than " +
                                    std::to_string(limits_.timeout.count()) +
                                    " s and was stopped (forkgym-server --load-timeout)"));
     }
@@ -87,7 +88,7 @@ void PendingLoads::abandon(uint64_t connection) {
 
 std::vector<PendingLoads::Finished> PendingLoads::takeFinished() { return std::exchange(finished_, {}); }
 
-void PendingLoads::finishWith(std::map<std::string, Load>::iterator load, Result<passes::LoadedBitcode> result) {
+void PendingLoads::finishWith(std::map<BenchmarkKey, Load>::iterator load, Result<passes::LoadedBenchmark> result) {
   finished_.push_back(Finished{load->first, std::move(result), std::move(load->second.waiters), load->second.preload});
   loads_.erase(load);
 }

@@ -1,10 +1,11 @@
 // PendingLoads: the benchmark loads under way — one loader child per
-// canonical URI — and the session requests waiting for each.
+// benchmark (backend and source URI) — and the session requests waiting for
+// each.
 //
 // Lifecycle (zygote only; single-threaded):
-//   1. A reset of a benchmark the cache cannot serve joins the load of its
-//      URI (join()), which starts a loader child if none runs; clients asking
-//      for the same URI meanwhile share that one load. Preloads join with no
+//   1. A reset of a benchmark the cache cannot serve joins its load
+//      (join()), which starts a loader child if none runs; clients asking
+//      for the same benchmark meanwhile share that one load. Preloads join with no
 //      waiter and are kept until they end.
 //   2. The zygote polls every load's result pipe with its other descriptors
 //      (addPollFds()) and passes on readiness (onReadable()) and the exit
@@ -25,18 +26,19 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
+#include "forkserver/benchmark_key.h"
 #include "forkserver/loader.h"
 #include "forkserver/process_table.h"
-#include "base/result.h"
-#include "passes/llvm/benchmark.h"
-#include "passes/llvm/benchmark_loader.h"
+#include "passes/benchmark_load.h"
 
 namespace forkgym::forkserver {
 
 // A newSession request answered once its benchmark is loaded.
 struct SessionRequest {
   uint64_t connection = 0;
-  std::string uri;  // canonical
+  BenchmarkKey key;  // the backend, and the source its loader reads
+  std::string uri;   // canonical, as the session reports it
   uint64_t addressSpaceMb = 0;
   uint32_t cpuSecondsPerStep = 0;
 };
@@ -44,17 +46,18 @@ struct SessionRequest {
 class PendingLoads {
  public:
   struct Finished {
-    std::string uri;
-    Result<passes::LoadedBitcode> result;
+    BenchmarkKey key;
+    Result<passes::LoadedBenchmark> result;
     std::vector<SessionRequest> waiters;
     bool preload = false;
   };
 
   PendingLoads(LoaderLimits limits, LoadGate gate) : limits_(limits), gate_(std::move(gate)) {}
 
-  // Adds `waiter` (none for a preload) to the load of request.uri, starting
-  // a loader when none runs. An error only if no loader could be started.
-  Status join(const passes::LoadRequest& request, std::optional<SessionRequest> waiter);
+  // Adds `waiter` (none for a preload) to the load of `key` (whose source
+  // is request.uri), starting a loader when none runs. An error only if no
+  // loader could be started.
+  Status join(const BenchmarkKey& key, const passes::LoadRequest& request, std::optional<SessionRequest> waiter);
 
   size_t size() const { return loads_.size(); }
   bool empty() const { return loads_.empty(); }
@@ -79,11 +82,11 @@ class PendingLoads {
     bool preload = false;
   };
 
-  void finishWith(std::map<std::string, Load>::iterator load, Result<passes::LoadedBitcode> result);
+  void finishWith(std::map<BenchmarkKey, Load>::iterator load, Result<passes::LoadedBenchmark> result);
 
   LoaderLimits limits_;
   LoadGate gate_;
-  std::map<std::string, Load> loads_;  // by canonical URI
+  std::map<BenchmarkKey, Load> loads_;
   std::vector<Finished> finished_;
 };
 

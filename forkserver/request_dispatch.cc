@@ -14,28 +14,30 @@ namespace {
 
 // Returns true when the episode is over.
 bool dispatchStep(proto::Step::Reader step, RequestHandler& handler, proto::Reply::Builder reply) {
-  // Validate every name before touching the module: a typo loses nothing.
-  // Views into the request, which outlives this call: no copies per step.
-  std::vector<std::string_view> observations, rewards;
+  // Validate every name before touching the session: a typo loses nothing.
+  // Names are looked up in place in the request: no copies per step.
+  std::vector<size_t> observations, rewards;
   for (auto name : step.getObservations()) {
     const std::string_view text(name.cStr(), name.size());
-    if (!handler.isObservation(text)) {
+    const auto row = handler.findObservation(text);
+    if (!row) {
       setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
                                                 "unknown observation space '" + std::string(text) +
                                                     "'; the server's description lists the valid names"));
       return false;
     }
-    observations.push_back(text);
+    observations.push_back(*row);
   }
   for (auto name : step.getRewards()) {
     const std::string_view text(name.cStr(), name.size());
-    if (!handler.isReward(text)) {
+    const auto row = handler.findReward(text);
+    if (!row) {
       setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
                                                 "unknown reward space '" + std::string(text) +
                                                     "'; the server's description lists the valid names"));
       return false;
     }
-    rewards.push_back(text);
+    rewards.push_back(*row);
   }
   auto actionList = step.getActions();
   std::vector<uint32_t> actions;
@@ -59,6 +61,12 @@ RequestReply dispatchRequest(capnp::MessageReader& request, RequestHandler& hand
       case proto::Request::FORK:
         handler.fork(reply, out.fds);
         return;
+      case proto::Request::SET_PARAMETER: {
+        auto parameter = root.getSetParameter();
+        handler.setParameter(std::string_view(parameter.getKey().cStr(), parameter.getKey().size()),
+                             std::string_view(parameter.getValue().cStr(), parameter.getValue().size()), reply);
+        return;
+      }
 #ifdef FORKGYM_TEST_ACTIONS
       case proto::Request::TEST_SYSCALL:
         handler.testSyscall(root.getTestSyscall(), reply);

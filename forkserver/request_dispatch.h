@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,13 +29,16 @@ namespace forkgym::forkserver {
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
-  virtual bool isObservation(std::string_view name) = 0;
-  virtual bool isReward(std::string_view name) = 0;
-  // A step whose names are known. The names view the request message, which
-  // outlives the call. Returns true when the episode is over.
-  virtual bool step(const std::vector<uint32_t>& actions, const std::vector<std::string_view>& observations,
-                    const std::vector<std::string_view>& rewards, proto::Reply::Builder reply) = 0;
+  // The row of the backend's observation (reward) table named `name`.
+  virtual std::optional<size_t> findObservation(std::string_view name) = 0;
+  virtual std::optional<size_t> findReward(std::string_view name) = 0;
+  // A step whose names were found: rows of the tables, in the order asked.
+  // Returns true when the episode is over.
+  virtual bool step(const std::vector<uint32_t>& actions, const std::vector<size_t>& observations,
+                    const std::vector<size_t>& rewards, proto::Reply::Builder reply) = 0;
   virtual void fork(proto::Reply::Builder reply, std::vector<UniqueFd>& fds) = 0;
+  // A backend setting; answers Reply.parameter or a failure.
+  virtual void setParameter(std::string_view key, std::string_view value, proto::Reply::Builder reply) = 0;
   // Test-only requests (see protocol.capnp); called only by the test
   // flavour's dispatch (forkgym-test-server, FORKGYM_TEST_ACTIONS).
   virtual void testSyscall(int64_t number, proto::Reply::Builder reply) = 0;

@@ -16,8 +16,8 @@ void kill(SpareWorker& spare) {
 
 }  // namespace
 
-std::optional<SpareWorker> SparePool::take(const std::string& uri, const std::string& contentHash) {
-  auto it = std::find_if(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.uri == uri; });
+std::optional<SpareWorker> SparePool::take(const BenchmarkKey& key, const std::string& contentHash) {
+  auto it = std::find_if(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.key == key; });
   if (it == spares_.end()) return std::nullopt;
   SpareWorker spare = std::move(*it);
   spares_.erase(it);
@@ -28,51 +28,51 @@ std::optional<SpareWorker> SparePool::take(const std::string& uri, const std::st
   return spare;
 }
 
-void SparePool::want(const std::string& uri) {
-  std::erase(wanted_, uri);
-  wanted_.push_front(uri);
+void SparePool::want(const BenchmarkKey& key) {
+  std::erase(wanted_, key);
+  wanted_.push_front(key);
   while (wanted_.size() > capacity_) {
     // A copy: dropBenchmark() erases from wanted_, which the back() reference
     // points into.
-    const std::string leastRecent = wanted_.back();
+    const BenchmarkKey leastRecent = wanted_.back();
     dropBenchmark(leastRecent);
   }
 }
 
-std::optional<std::string> SparePool::nextWanted() const {
-  for (const auto& uri : wanted_) {
-    const bool have = std::any_of(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.uri == uri; });
-    if (!have) return uri;
+std::optional<BenchmarkKey> SparePool::nextWanted() const {
+  for (const auto& key : wanted_) {
+    const bool have = std::any_of(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.key == key; });
+    if (!have) return key;
   }
   return std::nullopt;
 }
 
 std::vector<std::string> SparePool::readyBenchmarks() const {
   std::vector<std::string> uris;
-  for (const auto& spare : spares_) uris.push_back(spare.uri);
+  for (const auto& spare : spares_) uris.push_back(spare.key.uri);
   return uris;
 }
 
 size_t SparePool::wantedWithoutSpare() const {
-  return static_cast<size_t>(std::count_if(wanted_.begin(), wanted_.end(), [&](const std::string& uri) {
-    return std::none_of(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.uri == uri; });
+  return static_cast<size_t>(std::count_if(wanted_.begin(), wanted_.end(), [&](const BenchmarkKey& key) {
+    return std::none_of(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.key == key; });
   }));
 }
 
 void SparePool::add(SpareWorker spare) {
-  if (std::find(wanted_.begin(), wanted_.end(), spare.uri) == wanted_.end()) {
+  if (std::find(wanted_.begin(), wanted_.end(), spare.key) == wanted_.end()) {
     kill(spare);
     return;
   }
   spares_.push_back(std::move(spare));
 }
 
-void SparePool::dropBenchmark(const std::string& uri) {
-  std::erase(wanted_, uri);
+void SparePool::dropBenchmark(const BenchmarkKey& key) {
+  std::erase(wanted_, key);
   for (auto& spare : spares_) {
-    if (spare.uri == uri) kill(spare);
+    if (spare.key == key) kill(spare);
   }
-  std::erase_if(spares_, [&](const SpareWorker& s) { return s.uri == uri; });
+  std::erase_if(spares_, [&](const SpareWorker& s) { return s.key == key; });
 }
 
 void SparePool::killAll() {

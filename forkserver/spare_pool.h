@@ -21,13 +21,14 @@
 #include <optional>
 #include <string>
 
+#include "forkserver/benchmark_key.h"
 #include "ipc/channel.h"
 #include "base/unique_fd.h"
 
 namespace forkgym::forkserver {
 
 struct SpareWorker {
-  std::string uri;
+  BenchmarkKey key;
   std::string contentHash;  // of the module it was forked from
   pid_t pid = -1;
   UniqueFd pidfd;
@@ -40,15 +41,15 @@ class SparePool {
   explicit SparePool(size_t capacity) : capacity_(capacity) {}
   ~SparePool() { killAll(); }
 
-  // The spare for `uri`, if it was forked from `contentHash` (one forked
+  // The spare for `key`, if it was forked from `contentHash` (one forked
   // from content since changed is killed instead).
-  std::optional<SpareWorker> take(const std::string& uri, const std::string& contentHash);
-  void want(const std::string& uri);
+  std::optional<SpareWorker> take(const BenchmarkKey& key, const std::string& contentHash);
+  void want(const BenchmarkKey& key);
   // A wanted benchmark without a spare, most recently wanted first.
-  std::optional<std::string> nextWanted() const;
+  std::optional<BenchmarkKey> nextWanted() const;
   // Adds a spare; beyond capacity the least recently wanted one is killed.
   void add(SpareWorker spare);
-  void dropBenchmark(const std::string& uri);
+  void dropBenchmark(const BenchmarkKey& key);
   void killAll();
   size_t size() const { return spares_.size(); }
   // For the status request: benchmarks with a spare waiting, and how many
@@ -58,7 +59,7 @@ class SparePool {
 
  private:
   size_t capacity_;
-  std::deque<std::string> wanted_;  // front = most recently wanted
+  std::deque<BenchmarkKey> wanted_;  // front = most recently wanted
   std::deque<SpareWorker> spares_;
 };
 

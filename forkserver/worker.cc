@@ -6,14 +6,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <llvm/IR/Module.h>
-
 #include "forkserver/control_dispatch.h"
 #include "forkserver/crash_reporter.h"
 #include "forkserver/request_dispatch.h"
 #include "ipc/protocol.capnp.h"
 #include "base/syscall.h"
-#include "passes/llvm/session.h"
+#include "passes/session.h"
+#include "passes/spaces.h"
 
 namespace forkgym::forkserver {
 namespace {
@@ -29,28 +28,30 @@ void setObservation(proto::ObservationValue::Builder out, const passes::Observat
     void operator()(const std::string& v) { out.setText(kj::StringPtr(v.c_str(), v.size())); }
     void operator()(const std::vector<uint8_t>& v) { out.setBytes(kj::arrayPtr(v.data(), v.size())); }
     void operator()(bool v) { out.setBoolean(v); }
+    void operator()(double v) { out.setFloat64(v); }
+    void operator()(const std::vector<double>& v) {
+      auto list = out.initFloat64List(static_cast<unsigned>(v.size()));
+      for (size_t i = 0; i < v.size(); ++i) list.set(static_cast<unsigned>(i), v[i]);
+    }
+    void operator()(const std::vector<passes::NamedCount>& v) {
+      auto list = out.initInt64Map(static_cast<unsigned>(v.size()));
+      for (size_t i = 0; i < v.size(); ++i) {
+        list[static_cast<unsigned>(i)].setName(v[i].name);
+        list[static_cast<unsigned>(i)].setCount(v[i].count);
+      }
+    }
   };
   std::visit(Visitor{out}, value);
 }
 
-bool isObservationName(std::string_view name) {
-  for (const auto& space : passes::observationSpaces()) {
-    if (space.name == name) return true;
-  }
-  return false;
-}
-
-bool isRewardName(std::string_view name) {
-  for (const auto& space : passes::rewardSpaces()) {
-    if (space.name == name) return true;
-  }
-  return false;
-}
-
 class WorkerLoop : public RequestHandler {
  public:
-  WorkerLoop(Channel channel, passes::LlvmSession& session, uint32_t cpuSecondsPerStep)
-      : channel_(std::move(channel)), session_(session), cpuSecondsPerStep_(cpuSecondsPerStep) {}
+  WorkerLoop(Channel channel, const passes::Backend& backend, passes::Session& session, uint32_t cpuSecondsPerStep)
+      : channel_(std::move(channel)),
+        observations_(backend.observationSpaces()),
+        rewards_(backend.rewardSpaces()),
+        session_(session),
+        cpuSecondsPerStep_(cpuSecondsPerStep) {}
 
   // The top-level loop, and the only one: an env.fork() copy comes back
   // here (see fork()) instead of serving from inside its parent's request,
@@ -91,13 +92,15 @@ class WorkerLoop : public RequestHandler {
     redirectCrashReporter(channel_.region().header());
   }
 
-  bool isObservation(std::string_view name) override { return isObservationName(name); }
-  bool isReward(std::string_view name) override { return isRewardName(name); }
+  std::optional<size_t> findObservation(std::string_view name) override {
+    return passes::findSpace(observations_, name);
+  }
+  std::optional<size_t> findReward(std::string_view name) override { return passes::findSpace(rewards_, name); }
 
-  // Names are validated by dispatchRequest(). Returns true when the episode
-  // is over (the worker must exit).
-  bool step(const std::vector<uint32_t>& actions, const std::vector<std::string_view>& names,
-            const std::vector<std::string_view>& rewardNames, proto::Reply::Builder reply) override {
+  // Rows found by dispatchRequest(). Returns true when the episode is over
+  // (the worker must exit).
+  bool step(const std::vector<uint32_t>& actions, const std::vector<size_t>& rows,
+            const std::vector<size_t>& rewardRows, proto::Reply::Builder reply) override {
     if (cpuSecondsPerStep_ > 0 && !actions.empty()) sandbox::limitCpuForNextStep(cpuSecondsPerStep_);
     auto applied = session_.applyActions(actions);
     if (!applied) {
@@ -106,9 +109,14 @@ class WorkerLoop : public RequestHandler {
     }
 
     std::vector<passes::ObservationValue> values;
-    values.reserve(names.size());
-    for (const auto& name : names) {
-      auto value = session_.observe(name);
+    values.reserve(rows.size());
+    for (size_t row : rows) {
+      auto value = session_.observe(row);
+      // A value its space does not promise is the backend's bug: a server
+      // error, never a well-formed answer the client would trust.
+      if (value) {
+        if (auto checked = passes::checkValue(observations_[row], *value); !checked) value = checked.takeError();
+      }
       if (!value) {
         setFailure(reply.initFailure(), value.error());
         return endsEpisode(value.error().outcome);
@@ -116,8 +124,8 @@ class WorkerLoop : public RequestHandler {
       values.push_back(std::move(*value));
     }
     std::vector<double> rewards;
-    for (const auto& name : rewardNames) {
-      auto reward = session_.reward(name);
+    for (size_t row : rewardRows) {
+      auto reward = session_.reward(row);
       if (!reward) {
         setFailure(reply.initFailure(), reward.error());
         return endsEpisode(reward.error().outcome);
@@ -132,6 +140,15 @@ class WorkerLoop : public RequestHandler {
     auto rewardList = result.initRewards(static_cast<unsigned>(rewards.size()));
     for (size_t i = 0; i < rewards.size(); ++i) rewardList.set(static_cast<unsigned>(i), rewards[i]);
     return false;
+  }
+
+  void setParameter(std::string_view key, std::string_view value, proto::Reply::Builder reply) override {
+    auto answer = session_.setParameter(key, value);
+    if (!answer) {
+      setFailure(reply.initFailure(), answer.error());
+      return;
+    }
+    reply.setParameter(*answer);
   }
 
   // env.fork(): this process clones itself with CLONE_PARENT, so the zygote
@@ -196,22 +213,31 @@ class WorkerLoop : public RequestHandler {
 
   Channel channel_;
   Channel forkChannel_;  // set only in a fork copy, until serve() switches to it
-  passes::LlvmSession& session_;
+  std::span<const passes::Space> observations_;
+  std::span<const passes::Space> rewards_;
+  passes::Session& session_;
   uint32_t cpuSecondsPerStep_;
 };
 
 }  // namespace
 
 void runWorker(WorkerStart start) {
-  installCrashReporter(start.channel.region().header());
-  static passes::LlvmSession* session = nullptr;
-  session = new passes::LlvmSession(*start.benchmark->module, start.benchmark->costs);
+  installCrashReporter(start.channel.region().header(), *start.backend);
+  // Never destroyed: the worker only ever leaves by _exit().
+  auto session = start.backend->startSession(*start.benchmark);
+  if (!session) {
+    const std::string message = "the backend could not start a session: " + session.error().message;
+    writeLastWords(start.channel.region().header(), static_cast<uint16_t>(Outcome::SetupFailed), 0,
+                   message.substr(0, 190).c_str());
+    _exit(kSessionStartExit);
+  }
+  passes::Session* const started = session->release();
 
   sandbox::prepareSandbox({start.channel.region().size()});
   const int keep[] = {start.channel.region().fd(), start.channel.doorbell().fd()};
   sandbox::applySandbox(start.limits, keep);
 
-  WorkerLoop loop(std::move(start.channel), *session, start.cpuSecondsPerStep);
+  WorkerLoop loop(std::move(start.channel), *start.backend, *started, start.cpuSecondsPerStep);
   loop.serve();
 }
 

@@ -1,30 +1,35 @@
 // Worker: one episode, one process.
 //
 // Lifecycle (in a child just forked from the zygote; never returns):
-//   1. runWorker() installs the crash reporter, wraps the inherited module in
-//      an LlvmSession, then applies the sandbox as its last setup step (a
-//      failing stage _exit()s with the stage's stable code).
+//   1. runWorker() installs the crash reporter, asks its backend to start a
+//      session on the inherited benchmark (passes/backend.h; a failure
+//      _exit()s with kSessionStartExit after leaving last words), then
+//      applies the sandbox as its last setup step (a failing stage
+//      _exit()s with the stage's stable code).
 //   2. It serves requests on its channel until the client closes it:
-//        step  -> validate names, apply actions, observations, rewards
+//        step  -> find the names in the backend's tables, apply actions,
+//                 compute observations and rewards
+//        setParameter -> the session's answer
 //        fork  -> clone(CLONE_PARENT) itself; the copy gets a new channel,
 //                 whose client ends this worker passes back with its reply.
 //                 The copy unwinds to the top-level loop before serving it,
 //                 so a chain of forks of forks never nests.
-//   3. A verifier failure is answered, then the worker exits: the episode is
-//      over. Any crash is reported by the crash reporter.
+//   3. A failure that ends the episode (e.g. LLVM's verifier) is answered,
+//      then the worker exits. Any crash is reported by the crash reporter.
 #pragma once
 
 #include <string>
 
 #include "ipc/channel.h"
-#include "passes/llvm/benchmark.h"
+#include "passes/backend.h"
 #include "sandbox/sandbox.h"
 
 namespace forkgym::forkserver {
 
 struct WorkerStart {
   Channel channel;
-  passes::ParsedBenchmark* benchmark;  // this process's copy-on-write view
+  const passes::Backend* backend;
+  passes::CachedBenchmark* benchmark;  // this process's copy-on-write view
   sandbox::SandboxLimits limits;
   uint32_t cpuSecondsPerStep = 0;  // 0: no per-step CPU limit
 };

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <map>
 
-#include <llvm/Config/llvm-config.h>
 #include <spdlog/spdlog.h>
 
 #include "forkserver/single_thread.h"
@@ -22,60 +21,83 @@
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
 #include "base/syscall.h"
-#include "passes/llvm/action_table.h"
-#include "passes/llvm/benchmark_loader.h"
-#include "passes/llvm/llvm_tools.h"
-#include "passes/llvm/session.h"
 
 namespace forkgym::forkserver {
 
-void fillHello(proto::Hello::Builder hello) {
-  const auto& host = passes::initializeLlvm();
-  hello.setProtocolVersion(proto::PROTOCOL_VERSION);
-  hello.setLlvmVersion(LLVM_VERSION_STRING);
-  hello.setActionTableHash(passes::actionTableHash());
-  hello.setHostTriple(host.triple);
-  hello.setHostCpu(host.cpu);
-  hello.setHostFeatures(host.features);
-  hello.setOptPath(passes::llvmToolPath("opt"));
+namespace {
+
+kj::StringPtr text(std::string_view view) { return kj::StringPtr(view.data(), view.size()); }
+
+void fillSpace(proto::SpaceDescription::Builder out, const passes::Space& space) {
+  out.setName(space.name);
+  out.setType(static_cast<proto::ValueType>(space.type));
+  auto shape = out.initShape(static_cast<unsigned>(space.shape.size()));
+  for (unsigned i = 0; i < space.shape.size(); ++i) shape.set(i, space.shape[i]);
+  out.setLow(space.low);
+  out.setHigh(space.high);
+  auto names = out.initFeatureNames(static_cast<unsigned>(space.featureNames.size()));
+  for (unsigned i = 0; i < space.featureNames.size(); ++i) names.set(i, space.featureNames[i]);
+  out.setDeterministic(space.deterministic);
+  out.setPlatformDependent(space.platformDependent);
+  out.setDescription(space.description);
 }
 
-void fillDescription(proto::Description::Builder out, const std::vector<std::string>& cached) {
-  auto table = passes::actionTable();
-  auto actions = out.initActions(static_cast<unsigned>(table.size()));
-  for (unsigned i = 0; i < table.size(); ++i) {
-    const auto& row = table[i];
-    actions[i].setFlag(kj::heapString(row.flag.data(), row.flag.size()));
-    actions[i].setPipeline(kj::heapString(row.pipeline.data(), row.pipeline.size()));
-    actions[i].setDescription(kj::heapString(row.description.data(), row.description.size()));
-    actions[i].setUnavailableReason(kj::heapString(row.unavailableReason.data(), row.unavailableReason.size()));
-    actions[i].setTestOnly(row.kind == passes::ActionKind::TestCrash);
+// The wire's ValueType is passes::ValueType, value for value.
+static_assert(static_cast<int>(proto::ValueType::INT64_MAP) == static_cast<int>(passes::ValueType::Int64Map));
+static_assert(static_cast<int>(proto::ValueType::BOOLEAN) == static_cast<int>(passes::ValueType::Bool));
+
+}  // namespace
+
+void fillHello(proto::Hello::Builder hello, std::span<const passes::Backend* const> backends) {
+  hello.setProtocolVersion(proto::PROTOCOL_VERSION);
+  auto list = hello.initBackends(static_cast<unsigned>(backends.size()));
+  for (unsigned i = 0; i < backends.size(); ++i) {
+    const passes::Backend& backend = *backends[i];
+    auto out = list[i];
+    out.setName(text(backend.name));
+    out.setActionTableHash(backend.actionSpace().hash);
+    // Idempotent: the zygote initialised every backend at start-up.
+    auto identity = backend.initialize();
+    if (!identity) continue;
+    out.setVersion(identity->version);
+    auto properties = out.initProperties(static_cast<unsigned>(identity->properties.size()));
+    for (unsigned p = 0; p < identity->properties.size(); ++p) {
+      properties[p].setKey(identity->properties[p].key);
+      properties[p].setValue(identity->properties[p].value);
+    }
   }
-  auto observationSpaces = passes::observationSpaces();
+}
+
+void fillDescription(proto::Description::Builder out, const passes::Backend& backend,
+                     const std::vector<std::string>& cached) {
+  out.setBackend(text(backend.name));
+  out.setDescription(text(backend.description));
+  if (auto identity = backend.initialize()) out.setVersion(identity->version);
+  const passes::ActionSpace& space = backend.actionSpace();
+  out.setActionSpace(space.name);
+  auto actions = out.initActions(static_cast<unsigned>(space.actions.size()));
+  for (unsigned i = 0; i < space.actions.size(); ++i) {
+    const passes::Action& row = space.actions[i];
+    actions[i].setFlag(row.name);
+    actions[i].setReplay(row.replay);
+    actions[i].setDescription(row.description);
+    actions[i].setUnavailableReason(row.unavailableReason);
+    actions[i].setTestOnly(row.testOnly);
+  }
+  auto replay = out.initReplay();
+  replay.setProgram(space.replay.program);
+  replay.setActionsPrefix(space.replay.actionsPrefix);
+  replay.setSeparator(space.replay.separator);
+  replay.setActionsSuffix(space.replay.actionsSuffix);
+  replay.setTail(space.replay.tail);
+  const auto observationSpaces = backend.observationSpaces();
   auto observations = out.initObservations(static_cast<unsigned>(observationSpaces.size()));
-  for (unsigned i = 0; i < observationSpaces.size(); ++i) {
-    const auto& space = observationSpaces[i];
-    observations[i].setName(kj::heapString(space.name.data(), space.name.size()));
-    observations[i].setValueType(static_cast<uint8_t>(space.type));
-    observations[i].setLength(space.length);
-    observations[i].setDeterministic(space.deterministic);
-    observations[i].setPlatformDependent(space.platformDependent);
-  }
-  auto rewardSpaces = passes::rewardSpaces();
+  for (unsigned i = 0; i < observationSpaces.size(); ++i) fillSpace(observations[i], observationSpaces[i]);
+  const auto rewardSpaces = backend.rewardSpaces();
   auto rewards = out.initRewards(static_cast<unsigned>(rewardSpaces.size()));
-  for (unsigned i = 0; i < rewardSpaces.size(); ++i) {
-    rewards[i].setName(kj::heapString(rewardSpaces[i].name.data(), rewardSpaces[i].name.size()));
-    rewards[i].setDeterministic(rewardSpaces[i].deterministic);
-    rewards[i].setPlatformDependent(rewardSpaces[i].platformDependent);
-  }
+  for (unsigned i = 0; i < rewardSpaces.size(); ++i) fillSpace(rewards[i], rewardSpaces[i]);
   auto benchmarks = out.initCachedBenchmarks(static_cast<unsigned>(cached.size()));
   for (unsigned i = 0; i < cached.size(); ++i) benchmarks.set(i, cached[i]);
-  auto instCount = passes::instCountFeatureNames();
-  auto instCountNames = out.initInstCountNames(static_cast<unsigned>(instCount.size()));
-  for (unsigned i = 0; i < instCount.size(); ++i) instCountNames.set(i, kj::heapString(instCount[i].data(), instCount[i].size()));
-  auto autophase = passes::autophaseFeatureNames();
-  auto autophaseNames = out.initAutophaseNames(static_cast<unsigned>(autophase.size()));
-  for (unsigned i = 0; i < autophase.size(); ++i) autophaseNames.set(i, kj::heapString(autophase[i].data(), autophase[i].size()));
 }
 
 namespace {
@@ -111,8 +133,17 @@ Status Zygote::start() {
   // Workers and their forks are our children or grandchildren; as subreaper
   // we reap them all, whichever of them dies first.
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return makeError(Outcome::ServerError, errnoMessage("PR_SET_CHILD_SUBREAPER"));
-  const auto& host = passes::initializeLlvm();
-  spdlog::info("LLVM {} initialised; host {} cpu {}", LLVM_VERSION_STRING, host.triple, host.cpu);
+  if (options_.backends.empty()) return makeError(Outcome::ServerError, "the server has no backends");
+  for (const passes::Backend* backend : options_.backends) {
+    auto identity = backend->initialize();
+    if (!identity) {
+      return makeError(Outcome::ServerError, "the " + std::string(backend->name) +
+                                                 " backend could not start: " + identity.error().message);
+    }
+    std::string facts;
+    for (const auto& property : identity->properties) facts += " " + property.key + "=" + property.value;
+    spdlog::info("backend {} {} initialised;{}", backend->name, identity->version, facts);
+  }
   // Built and compiled to BPF once here, so each worker only installs it.
   sandbox::prepareSandbox({kDefaultRegionBytes});
 
@@ -143,31 +174,32 @@ Status Zygote::start() {
   // the order given, whatever order they finish in, so the cache's recency
   // (what --cache-mb evicts first) is the command line's.
   const size_t parallel = static_cast<size_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-  std::vector<std::string> order;  // canonical URIs, as given
-  std::map<std::string, passes::LoadedBitcode> loaded;
+  std::vector<BenchmarkKey> order;  // as given
+  std::map<BenchmarkKey, passes::LoadedBenchmark> loaded;
   size_t next = 0, cached = 0;
   while (!stopping_ && cached < options_.preload.size()) {
     while (next < options_.preload.size() && loads_.size() < parallel) {
-      const std::string& requested = options_.preload[next++];
-      auto uri = passes::canonicalBenchmarkUri(requested, options_.benchmarkRoots);
-      Status joined = uri ? passes::checkBenchmarkInput(*uri) : Status(uri.takeError());
-      if (joined && std::find(order.begin(), order.end(), *uri) == order.end()) {
-        joined = loads_.join(loadRequest(*uri, {}), std::nullopt);
+      const auto& [backend, requested] = options_.preload[next++];
+      auto location = backend->resolve(requested, options_.benchmarks);
+      Status joined = location ? passes::checkBenchmarkInput(location->source) : Status(location.takeError());
+      const BenchmarkKey key{backend, joined ? location->source : std::string()};
+      if (joined && std::find(order.begin(), order.end(), key) == order.end()) {
+        joined = loads_.join(key, loadRequest(key, {}), std::nullopt);
       }
       if (!joined) {
         spdlog::error("preload {}: {}", requested, joined.error().message);
         return makeError(Outcome::BenchmarkError, "cannot preload '" + requested + "': " + joined.error().message);
       }
-      order.push_back(*uri);
+      order.push_back(key);
     }
     if (!loads_.empty()) turn(/*serveClients=*/false);
     for (auto& finished : loads_.takeFinished()) {
       if (!finished.result) {
-        spdlog::error("preload {}: {}", finished.uri, finished.result.error().message);
+        spdlog::error("preload {}: {}", finished.key.uri, finished.result.error().message);
         return makeError(Outcome::BenchmarkError,
-                         "cannot preload '" + finished.uri + "': " + finished.result.error().message);
+                         "cannot preload '" + finished.key.uri + "': " + finished.result.error().message);
       }
-      loaded.emplace(finished.uri, std::move(*finished.result));
+      loaded.emplace(finished.key, std::move(*finished.result));
     }
     for (; cached < order.size(); ++cached) {
       auto it = loaded.find(order[cached]);
@@ -182,8 +214,9 @@ Status Zygote::start() {
       auto inserted = cacheLoaded(it->first, std::move(it->second));
       loaded.erase(it);
       if (!inserted) {
-        spdlog::error("preload {}: {}", order[cached], inserted.error().message);
-        return makeError(Outcome::BenchmarkError, "cannot preload '" + order[cached] + "': " + inserted.error().message);
+        spdlog::error("preload {}: {}", order[cached].uri, inserted.error().message);
+        return makeError(Outcome::BenchmarkError,
+                         "cannot preload '" + order[cached].uri + "': " + inserted.error().message);
       }
     }
   }
@@ -192,26 +225,28 @@ Status Zygote::start() {
   return okStatus();
 }
 
-passes::LoadRequest Zygote::loadRequest(const std::string& canonicalUri, const std::string& knownHash) const {
+passes::LoadRequest Zygote::loadRequest(const BenchmarkKey& key, const std::string& knownHash) const {
   passes::LoadRequest request;
-  request.uri = canonicalUri;
+  request.uri = key.uri;
   request.expectedHash = knownHash;
-  request.roots = options_.benchmarkRoots;
+  request.roots = options_.benchmarks.roots;
   request.toolMemoryBytes = loaderLimits(options_).addressSpaceBytes;
   return request;
 }
 
-Result<passes::ParsedBenchmark*> Zygote::cacheLoaded(const std::string& uri, passes::LoadedBitcode loaded) {
+Result<CachedEntry*> Zygote::cacheLoaded(const BenchmarkKey& key, passes::LoadedBenchmark loaded) {
   if (loaded.unchanged) {
     // Null when that content was evicted meanwhile: the caller loads again.
-    return cache_.confirm(uri, loaded.contentHash, std::move(loaded.inputs));
+    return cache_.confirm(key, loaded.contentHash, std::move(loaded.inputs));
   }
-  // What comes back is bitcode our own writer produced from a verified
-  // module, in a loader child: parsing it here is safe.
-  auto parsed = passes::parseTrustedBitcode(loaded);
-  if (!parsed) return parsed.takeError();
-  spdlog::debug("cached {} as {} (~{} KB)", uri, parsed->contentHash, parsed->approxBytes >> 10);
-  return cache_.insert(uri, std::move(*parsed), std::move(loaded.inputs));
+  // What comes back was made by this backend's own loader, in a child: the
+  // backend may trust it (e.g. LLVM parses bitcode its own writer produced
+  // from a verified module).
+  auto prepared = key.backend->prepare(loaded);
+  if (!prepared) return prepared.takeError();
+  spdlog::debug("cached {} {} as {} (~{} KB)", key.backend->name, key.uri, loaded.contentHash,
+                (*prepared)->sizeInCache() >> 10);
+  return cache_.insert(key, loaded.contentHash, std::move(*prepared), std::move(loaded.inputs));
 }
 
 int Zygote::run() {
@@ -295,10 +330,10 @@ void Zygote::reap() {
 
 void Zygote::answerFinishedLoads() {
   for (auto& finished : loads_.takeFinished()) {
-    auto benchmark = finished.result ? cacheLoaded(finished.uri, std::move(*finished.result))
-                                     : Result<passes::ParsedBenchmark*>(finished.result.takeError());
+    auto benchmark = finished.result ? cacheLoaded(finished.key, std::move(*finished.result))
+                                     : Result<CachedEntry*>(finished.result.takeError());
     if (!benchmark) {
-      spdlog::debug("load of {} failed: {}", finished.uri, benchmark.error().message);
+      spdlog::debug("load of {} failed: {}", finished.key.uri, benchmark.error().message);
       for (const auto& waiter : finished.waiters) answerSession(waiter, benchmark);
       continue;
     }
@@ -307,17 +342,17 @@ void Zygote::answerFinishedLoads() {
       // files must still be as the load read them, else it loads again. (The
       // load may have read them right after they were written: no need to
       // check their content again this soon.)
-      auto lookup = cache_.lookup(waiter.uri, /*acceptUnsure=*/true);
+      auto lookup = cache_.lookup(waiter.key, /*acceptUnsure=*/true);
       if (lookup.fresh) {
         answerSession(waiter, lookup.fresh);
-      } else if (auto joined = loads_.join(loadRequest(waiter.uri, lookup.knownHash), waiter); !joined) {
+      } else if (auto joined = loads_.join(waiter.key, loadRequest(waiter.key, lookup.knownHash), waiter); !joined) {
         answerSession(waiter, joined.takeError());
       }
     }
   }
 }
 
-void Zygote::answerSession(const SessionRequest& request, const Result<passes::ParsedBenchmark*>& benchmark) {
+void Zygote::answerSession(const SessionRequest& request, const Result<CachedEntry*>& benchmark) {
   auto it = connections_.find(request.connection);
   if (it == connections_.end()) return;
   it->second.waiting = false;
@@ -383,11 +418,31 @@ void Zygote::handleFrame(uint64_t id, Connection& connection, kj::Array<capnp::w
   if (!sendFrame(connection.fd.get(), *reply.message, fds)) closeConnection(id);
 }
 
-uint64_t Zygote::actionTableHash() { return passes::actionTableHash(); }
+Result<const passes::Backend*> Zygote::findBackend(std::string_view name) const {
+  std::string names;
+  for (const passes::Backend* backend : options_.backends) {
+    if (backend->name == name) return backend;
+    names += (names.empty() ? "" : ", ") + std::string(backend->name);
+  }
+  return makeError(Outcome::InvalidRequest,
+                   (name.empty() ? std::string("no backend named") : "unknown backend '" + std::string(name) + "'") +
+                       "; this server has " + names);
+}
 
-void Zygote::hello(proto::Hello::Builder out) { fillHello(out); }
+std::optional<uint64_t> Zygote::actionTableHash(std::string_view backend) {
+  auto found = findBackend(backend);
+  if (!found) return std::nullopt;
+  return (*found)->actionSpace().hash;
+}
 
-void Zygote::describe(proto::Description::Builder out) { fillDescription(out, cache_.uris()); }
+void Zygote::hello(proto::Hello::Builder out) { fillHello(out, options_.backends); }
+
+Status Zygote::describe(std::string_view backend, proto::Description::Builder out) {
+  auto found = findBackend(backend);
+  if (!found) return found.takeError();
+  fillDescription(out, **found, cache_.uris(*found));
+  return okStatus();
+}
 
 void Zygote::workerExit(int32_t pid, proto::WorkerExit::Builder out) {
   reap();
@@ -415,38 +470,45 @@ void Zygote::status(proto::ServerStatus::Builder out) {
   }
 }
 
-Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& uri, proto::Limits::Reader limits,
+Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& backendName, const std::string& uri,
+                                                       proto::Limits::Reader limits,
                                                        proto::SessionStarted::Builder started,
                                                        std::vector<UniqueFd>& passFds) {
-  auto canonical = passes::canonicalBenchmarkUri(uri, options_.benchmarkRoots);
-  if (!canonical) return canonical.takeError();
-  const SessionRequest request{currentConnection_, *canonical, limits.getAddressSpaceMb(), limits.getCpuSecondsPerStep()};
-  // A few stat() calls: are the files this module was made from as they were?
-  const auto lookup = cache_.lookup(*canonical);
+  auto backend = findBackend(backendName);
+  if (!backend) return backend.takeError();
+  // Strings and stat() only: where the URI leads, for this backend.
+  auto location = (*backend)->resolve(uri, options_.benchmarks);
+  if (!location) return location.takeError();
+  const SessionRequest request{currentConnection_, BenchmarkKey{*backend, location->source}, location->uri,
+                               limits.getAddressSpaceMb(), limits.getCpuSecondsPerStep()};
+  // A few stat() calls: are the files this benchmark was made from as they were?
+  const auto lookup = cache_.lookup(request.key);
   if (lookup.fresh) {
     if (auto ok = startSession(lookup.fresh, request, started, passFds); !ok) return ok.takeError();
     return SessionStart::Started;
   }
   // Refused at once if it is not a regular file or directory: a FIFO would
   // block the loader, a device never end.
-  if (auto input = passes::checkBenchmarkInput(*canonical); !input) return input.takeError();
-  if (auto joined = loads_.join(loadRequest(*canonical, lookup.knownHash), request); !joined) return joined.takeError();
+  if (auto input = passes::checkBenchmarkInput(location->source); !input) return input.takeError();
+  if (auto joined = loads_.join(request.key, loadRequest(request.key, lookup.knownHash), request); !joined) {
+    return joined.takeError();
+  }
   connections_.at(currentConnection_).waiting = true;
   return SessionStart::Deferred;
 }
 
-Status Zygote::startSession(passes::ParsedBenchmark* benchmark, const SessionRequest& request,
+Status Zygote::startSession(CachedEntry* benchmark, const SessionRequest& request,
                             proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds) {
   // Spares run with the server's default limits, so only such sessions use one.
   const bool defaultLimits = request.addressSpaceMb == 0 && request.cpuSecondsPerStep == 0;
   std::optional<SpareWorker> worker;
   if (defaultLimits && options_.spareWorkers > 0) {
-    worker = spares_.take(request.uri, benchmark->contentHash);
-    spares_.want(request.uri);
+    worker = spares_.take(request.key, benchmark->contentHash);
+    spares_.want(request.key);
   }
   if (!worker) {
     const uint32_t cpuPerStep = request.cpuSecondsPerStep ? request.cpuSecondsPerStep : options_.cpuSecondsPerStep;
-    auto fresh = startWorker(benchmark, limitsFor(request, options_.limits), cpuPerStep);
+    auto fresh = startWorker(request.key, benchmark, limitsFor(request, options_.limits), cpuPerStep);
     if (!fresh) return fresh.takeError();
     worker = std::move(*fresh);
   }
@@ -458,12 +520,13 @@ Status Zygote::startSession(passes::ParsedBenchmark* benchmark, const SessionReq
   passFds.push_back(std::move(worker->ends.memfd));
   passFds.push_back(std::move(worker->ends.doorbell));
   passFds.push_back(std::move(worker->pidfd));
-  spdlog::debug("client {}: worker {} for {}", request.connection, worker->pid, request.uri);
+  spdlog::debug("client {}: {} worker {} for {}", request.connection, request.key.backend->name, worker->pid,
+                request.uri);
   return okStatus();
 }
 
-Result<SpareWorker> Zygote::startWorker(passes::ParsedBenchmark* benchmark, const sandbox::SandboxLimits& limits,
-                                        uint32_t cpuSecondsPerStep) {
+Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* benchmark,
+                                        const sandbox::SandboxLimits& limits, uint32_t cpuSecondsPerStep) {
   auto channel = Channel::create();
   if (!channel) return channel.takeError();
   auto& [workerChannel, clientEnds] = *channel;
@@ -482,7 +545,8 @@ Result<SpareWorker> Zygote::startWorker(passes::ParsedBenchmark* benchmark, cons
     signal(SIGPIPE, SIG_IGN);
     clientEnds.memfd.reset();
     clientEnds.doorbell.reset();
-    runWorker(WorkerStart{std::move(workerChannel), benchmark, limits, cpuSecondsPerStep});
+    runWorker(WorkerStart{std::move(workerChannel), benchmark->backend, benchmark->benchmark.get(), limits,
+                          cpuSecondsPerStep});
   }
   setpgid(pid, pid);
   const long pidfd = syscall(SYS_pidfd_open, pid, 0);
@@ -492,25 +556,24 @@ Result<SpareWorker> Zygote::startWorker(passes::ParsedBenchmark* benchmark, cons
   }
   spdlog::trace("forked worker {} in {} µs", pid,
                 std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - forkStart).count());
-  return SpareWorker{benchmark->uri, benchmark->contentHash, pid, UniqueFd(static_cast<int>(pidfd)), std::move(clientEnds),
+  return SpareWorker{key, benchmark->contentHash, pid, UniqueFd(static_cast<int>(pidfd)), std::move(clientEnds),
                      workerChannel.region().size()};
 }
 
 void Zygote::makeSpare() {
-  auto uri = spares_.nextWanted();
-  if (!uri) return;
-  auto* benchmark = cache_.peek(*uri);
+  auto key = spares_.nextWanted();
+  if (!key) return;
+  auto* benchmark = cache_.peek(*key);
   if (!benchmark) {
-    spares_.dropBenchmark(*uri);  // evicted from the cache since it was wanted
+    spares_.dropBenchmark(*key);  // evicted from the cache since it was wanted
     return;
   }
-  auto spare = startWorker(benchmark, options_.limits, options_.cpuSecondsPerStep);
+  auto spare = startWorker(*key, benchmark, options_.limits, options_.cpuSecondsPerStep);
   if (!spare) {
-    spdlog::warn("spare worker for {}: {}", *uri, spare.error().message);
-    spares_.dropBenchmark(*uri);
+    spdlog::warn("spare worker for {}: {}", key->uri, spare.error().message);
+    spares_.dropBenchmark(*key);
     return;
   }
-  spare->uri = *uri;
   spares_.add(std::move(*spare));
 }
 

@@ -1,17 +1,18 @@
 // Zygote: the forkgym-server process.
 //
 // Lifecycle (the zygote process only; single-threaded throughout):
-//   1. Zygote(options) — become a child subreaper, initialise LLVM once
-//      (native target, host CPU and features detected now, before any
-//      sandbox), block SIGCHLD/SIGTERM/SIGINT into a signalfd, and listen
-//      (or adopt the connected socket of the client that spawned it).
+//   1. Zygote(options) — become a child subreaper, initialise each backend
+//      of options.backends once (for LLVM: native target, host CPU and
+//      features detected now, before any sandbox), block
+//      SIGCHLD/SIGTERM/SIGINT into a signalfd, and listen (or adopt the
+//      connected socket of the client that spawned it).
 //   2. preload() — load each --preload benchmark through loader children (a
-//      few at a time) and keep the parsed modules in the cache.
-//   3. run() — the event loop: accept clients, answer hello/describe/
+//      few at a time) and keep what its backend made of it in the cache.
+//   3. run() — the event loop: accept clients, answer hello/describeBackend/
 //      newSession/workerExit, reap children, kill a client's workers (and
 //      loads nobody else waits for) when its connection closes. A session is
-//      a fork(): the worker starts from the cached module copy-on-write, and
-//      the zygote steps out of the data path. A newSession whose benchmark
+//      a fork(): the worker starts from the cached benchmark copy-on-write,
+//      and the zygote steps out of the data path. A newSession whose benchmark
 //      is not cached starts (or joins) a load and is answered when the loader
 //      child, polled with everything else, is done: no client ever waits for
 //      another client's load.
@@ -22,11 +23,15 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "forkserver/benchmark_cache.h"
+#include "forkserver/benchmark_key.h"
 #include "forkserver/control_dispatch.h"
 #include "forkserver/loader.h"
 #include "forkserver/pending_loads.h"
@@ -34,6 +39,8 @@
 #include "forkserver/spare_pool.h"
 #include "ipc/control_socket.h"
 #include "base/unique_fd.h"
+#include "passes/backend.h"
+#include "passes/benchmark_uri.h"
 #include "sandbox/sandbox.h"
 
 namespace capnp {
@@ -43,12 +50,17 @@ class MessageBuilder;
 namespace forkgym::forkserver {
 
 struct ZygoteOptions {
+  // The backends served, in the order the hello lists them (the server's
+  // table, forkserver/main.cc). Never empty.
+  std::vector<const passes::Backend*> backends;
   std::string socketPath;          // listen here (unless connectedFd is given)
   int connectedFd = -1;            // serve this one connection, exit when it closes
-  std::vector<std::string> preload;
-  // When non-empty, file:// benchmarks must resolve inside one of these
-  // directories (realpath'd by main). Empty: any absolute path.
-  std::vector<std::string> benchmarkRoots;
+  // Benchmarks loaded at start-up: (backend, URI).
+  std::vector<std::pair<const passes::Backend*, std::string>> preload;
+  // Where benchmark URIs lead (passes/benchmark_uri.h): the --benchmark-root
+  // directories (realpath'd by main; empty: any absolute path), the bundled
+  // programs, make_benchmark()'s cache.
+  passes::ResolveContext benchmarks;
   size_t cacheMb = 2048;
   std::chrono::seconds loadTimeout{120};
   sandbox::SandboxLimits limits;   // per-worker defaults
@@ -63,8 +75,10 @@ struct ZygoteOptions {
 
 // What this server says in its hello and describe replies (also what the
 // test suites' scripted servers say, so clients see the real tables).
-void fillHello(proto::Hello::Builder hello);
-void fillDescription(proto::Description::Builder out, const std::vector<std::string>& cached);
+// Each backend must have been initialised.
+void fillHello(proto::Hello::Builder hello, std::span<const passes::Backend* const> backends);
+void fillDescription(proto::Description::Builder out, const passes::Backend& backend,
+                     const std::vector<std::string>& cached);
 
 class Zygote : private ControlHandler {
  public:
@@ -93,16 +107,18 @@ class Zygote : private ControlHandler {
   // Reaps exited children; a loader's exit goes to its load.
   void reap();
   void answerFinishedLoads();
-  // Caches what a load of `uri` produced; null (not an error) when the load
+  // Caches what a load of `key` produced; null (not an error) when the load
   // found the content unchanged but that content has been evicted since.
-  Result<passes::ParsedBenchmark*> cacheLoaded(const std::string& uri, passes::LoadedBitcode loaded);
+  Result<CachedEntry*> cacheLoaded(const BenchmarkKey& key, passes::LoadedBenchmark loaded);
   // Sends the deferred reply to `request`: a session on `benchmark`, or the failure.
-  void answerSession(const SessionRequest& request, const Result<passes::ParsedBenchmark*>& benchmark);
+  void answerSession(const SessionRequest& request, const Result<CachedEntry*>& benchmark);
   // Starts a worker for `request` on a cached benchmark (a spare if one waits).
-  Status startSession(passes::ParsedBenchmark* benchmark, const SessionRequest& request,
-                      proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds);
-  // knownHash: the content cached for the URI, if any (see LoadRequest::expectedHash).
-  passes::LoadRequest loadRequest(const std::string& canonicalUri, const std::string& knownHash) const;
+  Status startSession(CachedEntry* benchmark, const SessionRequest& request, proto::SessionStarted::Builder started,
+                      std::vector<UniqueFd>& passFds);
+  // knownHash: the content cached for the benchmark, if any (see LoadRequest::expectedHash).
+  passes::LoadRequest loadRequest(const BenchmarkKey& key, const std::string& knownHash) const;
+  // The backend named `name`, or an InvalidRequest listing the server's.
+  Result<const passes::Backend*> findBackend(std::string_view name) const;
 
   void acceptClients();
   // Returns false when the connection must be closed.
@@ -111,18 +127,19 @@ class Zygote : private ControlHandler {
   void closeConnection(uint64_t id);
 
   // ControlHandler: the requests dispatchControlFrame() has validated.
-  uint64_t actionTableHash() override;
+  std::optional<uint64_t> actionTableHash(std::string_view backend) override;
   void hello(proto::Hello::Builder out) override;
-  void describe(proto::Description::Builder out) override;
+  Status describe(std::string_view backend, proto::Description::Builder out) override;
   void workerExit(int32_t pid, proto::WorkerExit::Builder out) override;
   void status(proto::ServerStatus::Builder out) override;
-  Result<SessionStart> newSession(const std::string& benchmark, proto::Limits::Reader limits,
-                                  proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override;
+  Result<SessionStart> newSession(const std::string& backend, const std::string& benchmark,
+                                  proto::Limits::Reader limits, proto::SessionStarted::Builder out,
+                                  std::vector<UniqueFd>& fds) override;
   uint64_t currentConnection_ = 0;  // whose frame is being dispatched
   void shutdown();
 
   // Forks a worker for `benchmark` (its own process group, channel ready).
-  Result<SpareWorker> startWorker(passes::ParsedBenchmark* benchmark, const sandbox::SandboxLimits& limits,
+  Result<SpareWorker> startWorker(const BenchmarkKey& key, CachedEntry* benchmark, const sandbox::SandboxLimits& limits,
                                   uint32_t cpuSecondsPerStep);
   // Called when the event loop is idle: forks one wanted spare.
   void makeSpare();

@@ -1,5 +1,8 @@
 # The one wire schema of forkgym. Fields are never renumbered; add, don't
-# change. Bump kProtocolVersion only for changes old peers cannot ignore.
+# change (a field no longer used is renamed obsolete... and left unset).
+# Bump protocolVersion only for changes old peers cannot ignore. Nothing
+# here is specific to one compiler: each backend's spaces, actions and facts
+# travel as data (passes/backend.h).
 #
 # Two conversations use it:
 #  * control: client <-> zygote, over a Unix stream socket, one length-prefixed
@@ -8,14 +11,31 @@
 #  * channel: client <-> worker, in a shared-memory region, one request and one
 #    reply at a time, the doorbell saying whose turn it is (ipc/channel.h).
 #
-# Outcomes travel as UInt16 values of forkgym::Outcome (base/outcome.h).
+# Outcomes travel as UInt16 values of forkgym::Outcome (ipc/outcome.h).
 
 @0x9db1073a56ed6099;
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("forkgym::proto");
 
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;
+
+# The type of an observation (passes/spaces.h, in the same order).
+enum ValueType {
+  int64 @0;
+  int64List @1;
+  text @2;
+  bytes @3;
+  boolean @4;
+  float64 @5;
+  float64List @6;
+  int64Map @7;
+}
+
+struct KeyValue {
+  key @0 :Text;
+  value @1 :Text;
+}
 
 struct Failure {
   outcome @0 :UInt16;
@@ -25,15 +45,28 @@ struct Failure {
 
 # ---------------------------------------------------------------- control --
 
+# A backend the server serves (zygote's hello), or one a client was built
+# knowing (client's hello: name and actionTableHash only).
+struct BackendInfo {
+  name @0 :Text;             # what NewSession.backend names, e.g. "llvm"
+  version @1 :Text;          # the compiler's version
+  actionTableHash @2 :UInt64;  # 0: generated at start-up, nothing to compare
+  properties @3 :List(KeyValue);  # backend facts (LLVM: hostTriple, hostCpu,
+                                  # hostFeatures, optPath), detected before any sandbox
+}
+
 struct Hello {
   protocolVersion @0 :UInt32;
-  llvmVersion @1 :Text;
-  actionTableHash @2 :UInt64;
-  hostTriple @3 :Text;   # zygote only: detected before any sandbox
-  hostCpu @4 :Text;
-  hostFeatures @5 :Text;
-  optPath @6 :Text;      # zygote only: the opt of the LLVM the server was built
-                         # against, for reproducer command lines
+  obsoleteLlvmVersion @1 :Text;         # protocol 1; now in backends
+  obsoleteActionTableHash @2 :UInt64;
+  obsoleteHostTriple @3 :Text;
+  obsoleteHostCpu @4 :Text;
+  obsoleteHostFeatures @5 :Text;
+  obsoleteOptPath @6 :Text;
+  # zygote: the backends it serves. Client: the backends it was built
+  # knowing, with their action-table hashes; the zygote refuses a client
+  # whose hash for one of its backends differs from its own.
+  backends @7 :List(BackendInfo);
 }
 
 struct Limits {
@@ -44,19 +77,20 @@ struct Limits {
 struct NewSession {
   benchmark @0 :Text;
   limits @1 :Limits;
+  backend @2 :Text;      # required: one of the hello's backends
 }
 
 struct SessionStarted {
   # Sent with three descriptors: region memfd, doorbell socket, worker pidfd.
   pid @0 :Int32;
   regionBytes @1 :UInt64;
-  benchmark @2 :Text;   # canonical URI
+  benchmark @2 :Text;   # canonical URI (benchmark:// URIs stay as named)
   benchmarkHash @3 :Text;  # hex BLAKE3 of the benchmark's content as loaded for this session
 }
 
 struct ActionDescription {
-  flag @0 :Text;
-  pipeline @1 :Text;
+  flag @0 :Text;         # the action's name, e.g. "-dce"
+  replay @1 :Text;       # what it adds to the replay command line (ReplayCommand)
   description @2 :Text;
   unavailableReason @3 :Text;
   testOnly @4 :Bool;
@@ -64,19 +98,42 @@ struct ActionDescription {
 
 struct SpaceDescription {
   name @0 :Text;
-  valueType @1 :UInt8;   # passes::ValueType
-  length @2 :Int64;
+  obsoleteValueType @1 :UInt8;   # protocol 1; now `type`
+  obsoleteLength @2 :Int64;      # protocol 1; now `shape`
   deterministic @3 :Bool;
   platformDependent @4 :Bool;
+  type @5 :ValueType;            # a reward's is float64
+  shape @6 :List(Int64);         # [] scalar or variable length; [n] n values
+  low @7 :Float64;               # bounds of each value (a reward's range);
+  high @8 :Float64;              # -inf/+inf when unbounded
+  featureNames @9 :List(Text);   # one per element of a fixed-length list
+  description @10 :Text;
 }
 
+# The replay command line of an episode, from its actions alone:
+#   quote(program) [actionsPrefix a1 separator a2 ... actionsSuffix] tail
+# a_i being each action's `replay` text, the bracket only when there is one.
+struct ReplayCommand {
+  program @0 :Text;
+  actionsPrefix @1 :Text;
+  separator @2 :Text;
+  actionsSuffix @3 :Text;
+  tail @4 :Text;
+}
+
+# One backend, as describeBackend answers.
 struct Description {
   actions @0 :List(ActionDescription);
   observations @1 :List(SpaceDescription);
   rewards @2 :List(SpaceDescription);
-  cachedBenchmarks @3 :List(Text);
-  instCountNames @4 :List(Text);
-  autophaseNames @5 :List(Text);
+  cachedBenchmarks @3 :List(Text);   # this backend's
+  obsoleteInstCountNames @4 :List(Text);  # protocol 1; now featureNames
+  obsoleteAutophaseNames @5 :List(Text);
+  backend @6 :Text;
+  version @7 :Text;
+  actionSpace @8 :Text;              # the action space's name
+  replay @9 :ReplayCommand;
+  description @10 :Text;             # the backend's, one line
 }
 
 struct WorkerExit {
@@ -104,9 +161,10 @@ struct ControlRequest {
   union {
     hello @0 :Hello;
     newSession @1 :NewSession;
-    describe @2 :Void;
+    obsoleteDescribe @2 :Void;  # protocol 1; answered with a failure
     workerExit @3 :Int32;  # pid: how did this worker end?
     status @4 :Void;
+    describeBackend @5 :Text;   # a backend's name -> description
   }
 }
 
@@ -129,6 +187,11 @@ struct Step {
   rewards @2 :List(Text);
 }
 
+struct NamedCount {
+  name @0 :Text;
+  count @1 :Int64;
+}
+
 struct ObservationValue {
   union {
     int64 @0 :Int64;
@@ -136,6 +199,9 @@ struct ObservationValue {
     text @2 :Text;
     bytes @3 :Data;
     boolean @4 :Bool;
+    float64 @5 :Float64;
+    float64List @6 :List(Float64);
+    int64Map @7 :List(NamedCount);
   }
 }
 
@@ -161,7 +227,16 @@ struct Request {
     # denied syscall in a real worker, and to make a worker drop its channel.
     testSyscall @2 :Int64;   # call this syscall number with zero arguments
     testCloseChannel @3 :Void;  # close the channel, then linger without it
+    # A backend setting (CompilerGym's send_param, e.g. gcc's choices),
+    # answered by the session: Reply.parameter, or invalid_request naming
+    # the keys the backend accepts.
+    setParameter @4 :Parameter;
   }
+}
+
+struct Parameter {
+  key @0 :Text;
+  value @1 :Text;
 }
 
 struct Reply {
@@ -169,5 +244,6 @@ struct Reply {
     step @0 :StepResult;
     fork @1 :ForkResult;
     failure @2 :Failure;
+    parameter @3 :Text;
   }
 }

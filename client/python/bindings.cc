@@ -25,6 +25,7 @@
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
+#include <nanobind/stl/string_view.h>
 
 #include <chrono>
 #include <cstring>
@@ -85,8 +86,17 @@ nb::object toPython(Observation&& value) {
           return nb::steal(text);
         } else if constexpr (std::is_same_v<V, std::vector<uint8_t>>) {
           return toArray<uint8_t, int8_t>(std::move(v));
-        } else {
+        } else if constexpr (std::is_same_v<V, bool>) {
           return nb::bool_(v);
+        } else if constexpr (std::is_same_v<V, double>) {
+          return nb::float_(v);
+        } else if constexpr (std::is_same_v<V, std::vector<double>>) {
+          return toArray<double>(std::move(v));
+        } else {
+          // Int64Map: a dict, in the backend's order.
+          nb::dict counts;
+          for (const NamedCount& entry : v) counts[nb::str(entry.name.data(), entry.name.size())] = nb::int_(entry.count);
+          return counts;
         }
       },
       std::move(value));
@@ -180,8 +190,22 @@ const char* valueTypeName(ValueType type) {
       return "bytes";
     case ValueType::Bool:
       return "bool";
+    case ValueType::Float64:
+      return "float64";
+    case ValueType::Float64List:
+      return "float64_list";
+    case ValueType::Int64Map:
+      return "int64_map";
   }
   return "unknown";
+}
+
+// The LLVM backend's facts under the names protocol 1 gave them, for the
+// package's existing callers (env.connection.server.opt_path, ...); the
+// neutral form is server.backends.
+std::string llvmProperty(const ServerInfo& server, std::string_view key) {
+  const BackendInfo* llvm = server.backend("llvm");
+  return llvm ? llvm->property(key) : std::string();
 }
 
 std::shared_ptr<Connection> spawnConnection(std::string serverPath, std::vector<std::string> preload, size_t cacheMb,
@@ -209,11 +233,11 @@ std::shared_ptr<Connection> connectTo(const std::string& socketPath) {
   return unwrap(std::move(connection));
 }
 
-std::shared_ptr<const Description> describe(Connection& connection) {
+std::shared_ptr<const Description> describe(Connection& connection, const std::string& backend) {
   Result<std::shared_ptr<const Description>> description = makeError(Outcome::ServerError, "no description");
   {
     nb::gil_scoped_release release;
-    description = connection.describe();
+    description = connection.describe(backend);
   }
   return unwrap(std::move(description));
 }
@@ -224,9 +248,10 @@ struct PyEnv {
   Env env;
 
   PyEnv(std::shared_ptr<Connection> connection, double stepTimeout, double resetTimeout, uint64_t addressSpaceMb,
-        uint32_t cpuSecondsPerStep)
+        uint32_t cpuSecondsPerStep, std::string backend)
       : env(std::move(connection), [&] {
           EnvOptions options;
+          options.backend = std::move(backend);
           options.stepTimeout = toMillis(stepTimeout);
           options.resetTimeout = toMillis(resetTimeout);
           options.limits.addressSpaceMb = addressSpaceMb;
@@ -275,6 +300,15 @@ struct PyEnv {
     }
     signals.raiseIfRaised(&result.reproducer);
     return convert(std::move(result));
+  }
+
+  std::string setParameter(const std::string& key, const std::string& value) {
+    Result<std::string> answer = makeError(Outcome::SessionClosed, "no answer");
+    {
+      nb::gil_scoped_release release;
+      answer = env.setParameter(key, value);
+    }
+    return unwrap(std::move(answer));
   }
 
   std::unique_ptr<PyEnv> fork() {
@@ -378,18 +412,39 @@ NB_MODULE(_forkgym, m) {
   m.def("default_server_path", &defaultServerPath,
         "Where the C++ client looks for forkgym-server when no path is given ($FORKGYM_SERVER, then the build's).");
 
+  nb::class_<BackendInfo>(m, "BackendInfo")
+      .def_ro("name", &BackendInfo::name)
+      .def_ro("version", &BackendInfo::version)
+      .def_ro("action_table_hash", &BackendInfo::actionTableHash)
+      .def_prop_ro("properties",
+                   [](const BackendInfo& b) {
+                     nb::dict out;
+                     for (const auto& [key, value] : b.properties) out[nb::str(key.c_str())] = nb::str(value.c_str());
+                     return out;
+                   })
+      .def("__repr__", [](const BackendInfo& b) { return "BackendInfo(name='" + b.name + "', version='" + b.version + "')"; });
+
   nb::class_<ServerInfo>(m, "ServerInfo")
       .def_ro("protocol_version", &ServerInfo::protocolVersion)
-      .def_ro("llvm_version", &ServerInfo::llvmVersion)
-      .def_ro("action_table_hash", &ServerInfo::actionTableHash)
-      .def_ro("host_triple", &ServerInfo::hostTriple)
-      .def_ro("host_cpu", &ServerInfo::hostCpu)
-      .def_ro("host_features", &ServerInfo::hostFeatures)
-      .def_ro("opt_path", &ServerInfo::optPath);
+      .def_ro("backends", &ServerInfo::backends)
+      .def(
+          "backend", [](const ServerInfo& s, const std::string& name) -> nb::object {
+            const BackendInfo* backend = s.backend(name);
+            return backend ? nb::cast(*backend) : nb::none();
+          },
+          "name"_a, "The backend named `name`, or None.")
+      // Protocol 1's names for the LLVM backend's facts.
+      .def_prop_ro("llvm_version", [](const ServerInfo& s) { const auto* b = s.backend("llvm"); return b ? b->version : std::string(); })
+      .def_prop_ro("action_table_hash", [](const ServerInfo& s) { const auto* b = s.backend("llvm"); return b ? b->actionTableHash : uint64_t{0}; })
+      .def_prop_ro("host_triple", [](const ServerInfo& s) { return llvmProperty(s, "hostTriple"); })
+      .def_prop_ro("host_cpu", [](const ServerInfo& s) { return llvmProperty(s, "hostCpu"); })
+      .def_prop_ro("host_features", [](const ServerInfo& s) { return llvmProperty(s, "hostFeatures"); })
+      .def_prop_ro("opt_path", [](const ServerInfo& s) { return llvmProperty(s, "optPath"); });
 
   nb::class_<ActionDescription>(m, "ActionDescription")
       .def_ro("flag", &ActionDescription::flag)
-      .def_ro("pipeline", &ActionDescription::pipeline)
+      .def_ro("replay", &ActionDescription::replay)
+      .def_ro("pipeline", &ActionDescription::replay, "Protocol 1's name of `replay` (LLVM: the pipeline text).")
       .def_ro("description", &ActionDescription::description)
       .def_ro("unavailable_reason", &ActionDescription::unavailableReason)
       .def_ro("test_only", &ActionDescription::testOnly);
@@ -397,17 +452,30 @@ NB_MODULE(_forkgym, m) {
   nb::class_<SpaceDescription>(m, "SpaceDescription")
       .def_ro("name", &SpaceDescription::name)
       .def_prop_ro("value_type", [](const SpaceDescription& s) { return valueTypeName(s.valueType); })
-      .def_ro("length", &SpaceDescription::length)
+      .def_prop_ro("length", &SpaceDescription::length)
+      .def_prop_ro("shape", [](const SpaceDescription& s) {
+        nb::list shape;
+        for (int64_t n : s.shape) shape.append(n);
+        return nb::tuple(shape);
+      })
+      .def_ro("low", &SpaceDescription::low)
+      .def_ro("high", &SpaceDescription::high)
+      .def_ro("feature_names", &SpaceDescription::featureNames)
       .def_ro("deterministic", &SpaceDescription::deterministic)
-      .def_ro("platform_dependent", &SpaceDescription::platformDependent);
+      .def_ro("platform_dependent", &SpaceDescription::platformDependent)
+      .def_ro("description", &SpaceDescription::description);
 
   nb::class_<Description>(m, "Description")
+      .def_ro("backend", &Description::backend)
+      .def_ro("version", &Description::version)
+      .def_ro("description", &Description::description)
+      .def_ro("action_space", &Description::actionSpace)
       .def_ro("actions", &Description::actions)
       .def_ro("observations", &Description::observations)
       .def_ro("rewards", &Description::rewards)
       .def_ro("cached_benchmarks", &Description::cachedBenchmarks)
-      .def_ro("inst_count_names", &Description::instCountNames)
-      .def_ro("autophase_names", &Description::autophaseNames);
+      .def("command_line", [](const Description& d, const std::vector<uint32_t>& actions) { return d.commandLine(actions); },
+           "actions"_a, "The backend's replay command line of these actions.");
 
   nb::class_<Reproducer>(m, "Reproducer")
       .def_ro("benchmark", &Reproducer::benchmark)
@@ -434,16 +502,17 @@ NB_MODULE(_forkgym, m) {
                   "cache_mb"_a = 0, "log_level"_a = "warn", "extra_args"_a = std::vector<std::string>{},
                   "Starts a private forkgym-server that lives exactly as long as this connection.")
       .def_static("connect", &connectTo, "socket_path"_a, "Connects to a running forkgym-server.")
-      .def("describe", &describe, "The action table and spaces (fetched once, then cached).")
+      .def("describe", &describe, "backend"_a = "llvm",
+           "A backend's action table and spaces (fetched once per backend, then cached).")
       .def_prop_ro("server", &Connection::server, nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("server_pid", &Connection::serverPid)
       .def_prop_ro("zygote_pid", &Connection::zygotePid)
       .def_prop_ro("alive", &Connection::alive);
 
   nb::class_<PyEnv>(m, "Env")
-      .def(nb::init<std::shared_ptr<Connection>, double, double, uint64_t, uint32_t>(), "connection"_a,
+      .def(nb::init<std::shared_ptr<Connection>, double, double, uint64_t, uint32_t, std::string>(), "connection"_a,
            "step_timeout"_a = 300.0, "reset_timeout"_a = 300.0, "address_space_mb"_a = 0,
-           "cpu_seconds_per_step"_a = 0)
+           "cpu_seconds_per_step"_a = 0, "backend"_a = "llvm")
       .def("reset", &PyEnv::reset, "benchmark"_a)
       .def("step", &PyEnv::step, "actions"_a, "observations"_a = std::vector<std::string>{},
            "rewards"_a = std::vector<std::string>{})
@@ -457,6 +526,8 @@ NB_MODULE(_forkgym, m) {
            "rewards"_a = std::vector<std::string>{})
       .def("finish_step", &PyEnv::finishStep)
       .def("fork", &PyEnv::fork)
+      .def("set_parameter", &PyEnv::setParameter, "key"_a, "value"_a,
+           "A backend setting (CompilerGym's send_param): the session's answer.")
       .def("close", &PyEnv::close)
       .def_prop_ro("alive", [](const PyEnv& self) { return self.env.alive(); })
       .def_prop_ro("worker_pid", [](const PyEnv& self) { return self.env.workerPid(); })

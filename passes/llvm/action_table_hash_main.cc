@@ -1,8 +1,8 @@
-// forkgym-action-table-hash: a build-time tool. Writes the product action
-// table's hash (passes::actionTableHash()) as a C++ constant into the header
-// named on its command line, so the client — which may use ipc/ only, never
-// passes/ — sends the hash of the table it was built with in its hello, and
-// the server compares it with its own.
+// forkgym-action-table-hash: a build-time tool. Writes the LLVM backend's
+// product action table hash (passes::actionTableHash()) as a C++ constant
+// into the header named on its command line, so the client — which may use
+// ipc/ only, never passes/ — names that backend with the hash of the table
+// it was built with in its hello, and the server compares it with its own.
 //
 // Lifecycle: run by the build (passes/CMakeLists.txt) whenever the table
 // changes; never shipped.
@@ -29,7 +29,9 @@ int main(int argc, char** argv) {
                "#include <cstdint>\n\n"
                "namespace forkgym {\n\n"
                "inline constexpr uint64_t kActionTableHash = 0x%016" PRIx64 "ull;\n"
-               "inline constexpr uint32_t kActionTableRows = %u;\n\n"
+               "inline constexpr uint32_t kActionTableRows = %u;\n"
+               "// The backend that table belongs to (passes/llvm/backend.cc).\n"
+               "inline constexpr const char* kActionTableBackend = \"llvm\";\n\n"
                "}  // namespace forkgym\n",
                forkgym::passes::actionTableHash(), static_cast<unsigned>(forkgym::passes::actionTable().size()));
   return std::fclose(out) == 0 ? 0 : 1;

@@ -9,7 +9,6 @@
 
 #include <string_view>
 
-#include "passes/llvm/session.h"
 
 namespace forkgym::passes {
 namespace {

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <string_view>
 #include <vector>
 
 namespace llvm {
@@ -17,5 +19,8 @@ namespace forkgym::passes {
 constexpr size_t kAutophaseFeatureCount = 56;
 
 std::vector<int64_t> autophaseFeatures(const llvm::Module& module);
+
+// Feature names in vector order.
+std::span<const std::string_view> autophaseFeatureNames();
 
 }  // namespace forkgym::passes

@@ -36,23 +36,12 @@ ParsedBenchmark& ParsedBenchmark::operator=(ParsedBenchmark&& other) noexcept {
   return *this;
 }
 
-// Wire format of LoadedBitcode on the loader pipe, all integers
-// little-endian (both ends are the same machine, but the format says so):
-//   "FGLB" u32 version
-//   u64 uri length, uri bytes
-//   u64 content hash length, content hash bytes
-//   u8 unchanged, u8 racy, u64 input count, then per input:
-//     u64 path length, path bytes, u64 device, inode, size, i64 mtime ns,
-//     ctime ns, u32 type
+// The LLVM payload of a LoadedBenchmark (benchmark_load.h), integers
+// little-endian:
 //   u64 bitcode length, bitcode bytes
 //   i64 instructionCount[4], i64 objectTextSize[4]
 // and nothing after.
 namespace {
-
-constexpr char kMagic[4] = {'F', 'G', 'L', 'B'};
-constexpr uint32_t kVersion = 2;
-// More inputs than any real benchmark has: the rest of the frame is garbage.
-constexpr uint64_t kMaxInputs = 1 << 20;
 
 template <typename T>
 void put(std::string& out, T value) {
@@ -61,32 +50,13 @@ void put(std::string& out, T value) {
   out.append(bytes, sizeof(T));
 }
 
-// Reads from untrusted bytes: every read checks what is left first.
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : rest_(bytes) {}
-
-  template <typename T>
-  bool get(T& value) {
-    if (rest_.size() < sizeof(T)) return false;
-    std::memcpy(&value, rest_.data(), sizeof(T));
-    rest_.remove_prefix(sizeof(T));
-    return true;
-  }
-
-  bool getBytes(std::string& value) {
-    uint64_t length = 0;
-    if (!get(length) || length > rest_.size()) return false;
-    value.assign(rest_.data(), static_cast<size_t>(length));
-    rest_.remove_prefix(static_cast<size_t>(length));
-    return true;
-  }
-
-  bool atEnd() const { return rest_.empty(); }
-
- private:
-  std::string_view rest_;
-};
+template <typename T>
+bool get(std::string_view& rest, T& value) {
+  if (rest.size() < sizeof(T)) return false;
+  std::memcpy(&value, rest.data(), sizeof(T));
+  rest.remove_prefix(sizeof(T));
+  return true;
+}
 
 Error malformed(std::string_view what) {
   return makeError(Outcome::BenchmarkError,
@@ -96,69 +66,52 @@ Error malformed(std::string_view what) {
 
 }  // namespace
 
-std::string encodeLoaded(const LoadedBitcode& loaded) {
-  std::string out;
-  out.reserve(64 + loaded.uri.size() + loaded.bitcode.size());
-  out.append(kMagic, sizeof kMagic);
-  put(out, kVersion);
-  const auto putBytes = [&](const std::string& bytes) {
-    put(out, static_cast<uint64_t>(bytes.size()));
-    out += bytes;
-  };
-  putBytes(loaded.uri);
-  putBytes(loaded.contentHash);
-  put(out, static_cast<uint8_t>(loaded.unchanged));
-  put(out, static_cast<uint8_t>(loaded.inputs.racy));
-  put(out, static_cast<uint64_t>(loaded.inputs.files.size()));
-  for (const InputFile& file : loaded.inputs.files) {
-    putBytes(file.path);
-    put(out, file.device);
-    put(out, file.inode);
-    put(out, file.size);
-    put(out, file.mtimeNs);
-    put(out, file.ctimeNs);
-    put(out, file.type);
-  }
-  put(out, static_cast<uint64_t>(loaded.bitcode.size()));
-  out += loaded.bitcode;
-  for (int64_t count : loaded.costs.instructionCount) put(out, count);
-  for (int64_t size : loaded.costs.objectTextSize) put(out, size);
+LoadedBenchmark toLoadedBenchmark(const LoadedBitcode& loaded) {
+  LoadedBenchmark out;
+  out.uri = loaded.uri;
+  out.contentHash = loaded.contentHash;
+  out.inputs = loaded.inputs;
+  out.unchanged = loaded.unchanged;
+  if (loaded.unchanged) return out;
+  out.payload.reserve(8 + loaded.bitcode.size() + 8 * sizeof(int64_t));
+  put(out.payload, static_cast<uint64_t>(loaded.bitcode.size()));
+  out.payload += loaded.bitcode;
+  for (int64_t count : loaded.costs.instructionCount) put(out.payload, count);
+  for (int64_t size : loaded.costs.objectTextSize) put(out.payload, size);
   return out;
 }
 
+Result<LoadedBitcode> fromLoadedBenchmark(const LoadedBenchmark& loaded) {
+  LoadedBitcode out;
+  out.uri = loaded.uri;
+  out.contentHash = loaded.contentHash;
+  out.inputs = loaded.inputs;
+  out.unchanged = loaded.unchanged;
+  if (loaded.unchanged) {
+    if (!loaded.payload.empty()) return malformed("an unchanged load with a payload");
+    return out;
+  }
+  std::string_view rest = loaded.payload;
+  uint64_t length = 0;
+  if (!get(rest, length) || length > rest.size()) return malformed("truncated bitcode");
+  out.bitcode.assign(rest.data(), static_cast<size_t>(length));
+  rest.remove_prefix(static_cast<size_t>(length));
+  for (int64_t& count : out.costs.instructionCount) {
+    if (!get(rest, count) || count < 0) return malformed("bad instruction count");
+  }
+  for (int64_t& size : out.costs.objectTextSize) {
+    if (!get(rest, size) || size < 0) return malformed("bad object size");
+  }
+  if (!rest.empty()) return malformed("trailing bytes");
+  return out;
+}
+
+std::string encodeLoaded(const LoadedBitcode& loaded) { return encodeLoadedBenchmark(toLoadedBenchmark(loaded)); }
+
 Result<LoadedBitcode> decodeLoaded(std::string_view bytes) {
-  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
-    return malformed("bad magic");
-  }
-  Reader reader(bytes.substr(sizeof kMagic));
-  uint32_t version = 0;
-  if (!reader.get(version) || version != kVersion) return malformed("unknown version");
-  LoadedBitcode loaded;
-  if (!reader.getBytes(loaded.uri)) return malformed("truncated uri");
-  if (!reader.getBytes(loaded.contentHash)) return malformed("truncated content hash");
-  uint8_t unchanged = 0, racy = 0;
-  uint64_t inputs = 0;
-  if (!reader.get(unchanged) || !reader.get(racy) || unchanged > 1 || racy > 1) return malformed("bad flags");
-  loaded.unchanged = unchanged;
-  loaded.inputs.racy = racy;
-  if (!reader.get(inputs) || inputs > kMaxInputs) return malformed("bad input count");
-  for (uint64_t i = 0; i < inputs; ++i) {
-    InputFile file;
-    if (!reader.getBytes(file.path) || !reader.get(file.device) || !reader.get(file.inode) || !reader.get(file.size) ||
-        !reader.get(file.mtimeNs) || !reader.get(file.ctimeNs) || !reader.get(file.type)) {
-      return malformed("truncated input");
-    }
-    loaded.inputs.files.push_back(std::move(file));
-  }
-  if (!reader.getBytes(loaded.bitcode)) return malformed("truncated bitcode");
-  for (int64_t& count : loaded.costs.instructionCount) {
-    if (!reader.get(count) || count < 0) return malformed("bad instruction count");
-  }
-  for (int64_t& size : loaded.costs.objectTextSize) {
-    if (!reader.get(size) || size < 0) return malformed("bad object size");
-  }
-  if (!reader.atEnd()) return malformed("trailing bytes");
-  return loaded;
+  auto loaded = decodeLoadedBenchmark(bytes);
+  if (!loaded.ok()) return loaded.takeError();
+  return fromLoadedBenchmark(*loaded);
 }
 
 namespace {

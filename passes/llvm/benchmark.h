@@ -1,13 +1,14 @@
-// A loaded benchmark: a verified, sanitised module plus the costs every
-// reward formula needs, computed once per benchmark.
+// The LLVM backend's benchmark: a verified, sanitised module plus the costs
+// every reward formula needs, computed once per benchmark.
 //
-// Lifecycle:
+// Lifecycle (backend.h's steps 4-6 for LLVM):
 //   1. The zygote forks a loader child; the child calls loadBenchmark()
 //      (benchmark_loader.h), which compiles/parses the URI, sanitises the
 //      module, computes BenchmarkCosts, and returns sanitised bitcode.
 //   2. The child ships (bitcode, costs) back to the zygote through a pipe
-//      (encodeLoaded/decodeLoaded below); the zygote parses that bitcode,
-//      which is now known to be valid, with parseTrustedBitcode().
+//      (encodeLoaded/decodeLoaded below: a LoadedBenchmark whose payload is
+//      the bitcode and costs); the zygote parses that bitcode, which is now
+//      known to be valid, with parseTrustedBitcode(), and caches the result.
 //   3. Workers forked from the zygote start from that parsed module.
 #pragma once
 
@@ -17,7 +18,9 @@
 #include <vector>
 
 #include "base/result.h"
+#include "passes/backend.h"
 #include "passes/benchmark_inputs.h"
+#include "passes/benchmark_load.h"
 
 namespace llvm {
 class LLVMContext;
@@ -53,7 +56,7 @@ struct LoadedBitcode {
 
 // A parsed module owning its own LLVMContext, so evicting it from the cache
 // frees everything it allocated.
-struct ParsedBenchmark {
+struct ParsedBenchmark : CachedBenchmark {
   std::string uri;  // the URI it was first loaded from
   std::string contentHash;
   std::unique_ptr<llvm::LLVMContext> context;
@@ -64,10 +67,16 @@ struct ParsedBenchmark {
   ParsedBenchmark();
   ParsedBenchmark(ParsedBenchmark&&) noexcept;
   ParsedBenchmark& operator=(ParsedBenchmark&&) noexcept;
-  ~ParsedBenchmark();
+  ~ParsedBenchmark() override;
+  size_t sizeInCache() const override { return approxBytes; }
 };
 
-// Serialisation for the loader pipe (simple length-prefixed binary).
+// A LoadedBitcode as the neutral LoadedBenchmark (its payload: the bitcode
+// and the costs), and back (trusting nothing it reads).
+LoadedBenchmark toLoadedBenchmark(const LoadedBitcode& loaded);
+Result<LoadedBitcode> fromLoadedBenchmark(const LoadedBenchmark& loaded);
+
+// Serialisation for the loader pipe: encodeLoadedBenchmark() of the above.
 std::string encodeLoaded(const LoadedBitcode& loaded);
 Result<LoadedBitcode> decodeLoaded(std::string_view bytes);
 

@@ -9,7 +9,6 @@
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Linker/Linker.h>
-#include <llvm/Support/BLAKE3.h>
 #include <llvm/Support/SourceMgr.h>
 #include <llvm/Support/raw_ostream.h>
 
@@ -22,6 +21,7 @@
 #include <optional>
 
 #include "base/unique_fd.h"
+#include "passes/content_hash.h"
 #include "passes/llvm/benchmark_costs.h"
 #include "passes/benchmark_inputs.h"
 #include "passes/llvm/bitcode.h"
@@ -34,13 +34,14 @@
 namespace forkgym::passes {
 namespace {
 
-constexpr std::string_view kFileScheme = "file://";
-constexpr std::string_view kGeneratorScheme = "generator://";
 constexpr std::string_view kCsmith = "csmith-v0";
 constexpr std::string_view kLlvmStress = "llvm-stress-v0";
 constexpr std::string_view kSupported =
     "forkgym loads file:///abs/path (.bc, .ll, .c, .cc, .cpp, .cxx, or a directory of C/C++ "
-    "sources), generator://csmith-v0/<seed> and generator://llvm-stress-v0/<seed>";
+    "sources), benchmark://forkgym-v0/<name>, benchmark://user-v0/<digest> (made by make_benchmark()), "
+    "generator://csmith-v0/<seed> and generator://llvm-stress-v0/<seed>";
+constexpr std::string_view kSourceSuffixes[] = {".c", ".cc", ".cpp", ".cxx"};
+constexpr std::string_view kIrSuffixes[] = {".bc", ".ll"};
 
 const std::string kLlvmStressTool = llvmToolPath("llvm-stress");
 const std::string kCsmithTool = "csmith";
@@ -54,13 +55,6 @@ const std::vector<std::string> kCsmithFlags = {"--max-funcs", "5", "--max-block-
 
 Error benchmarkError(std::string message) {
   return makeError(Outcome::BenchmarkError, std::move(message));
-}
-
-std::string_view trimmed(std::string_view text) {
-  const auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-  while (!text.empty() && isSpace(text.front())) text.remove_prefix(1);
-  while (!text.empty() && isSpace(text.back())) text.remove_suffix(1);
-  return text;
 }
 
 // A seed is a decimal unsigned 32-bit number (llvm-stress's -seed is
@@ -132,33 +126,6 @@ Result<std::string> readWholeFile(const std::string& path, InputRecorder& record
   bytes.resize(done);
   return bytes;
 }
-
-// Hex BLAKE3 of tagged, length-prefixed parts, so no two different lists
-// of parts hash alike.
-class ContentHash {
- public:
-  ContentHash() { add("forkgym benchmark content", "1"); }
-  void add(std::string_view tag, std::string_view bytes) {
-    for (std::string_view part : {tag, bytes}) {
-      const uint64_t size = part.size();
-      hasher_.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(&size), sizeof size));
-      hasher_.update(llvm::StringRef(part.data(), part.size()));
-    }
-  }
-  std::string hex() {
-    const auto digest = hasher_.final();
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string text;
-    for (uint8_t byte : digest) {
-      text += kDigits[byte >> 4];
-      text += kDigits[byte & 15];
-    }
-    return text;
-  }
-
- private:
-  llvm::BLAKE3 hasher_;
-};
 
 // One load, in two phases: gather() reads everything the benchmark is made
 // of (file bytes, preprocessed sources, a generator's output), recording the
@@ -356,106 +323,52 @@ Result<std::unique_ptr<llvm::Module>> Load::build(llvm::LLVMContext& context) {
   return linked;
 }
 
-// Which file paths a client may name: never one with a ".." component (a
-// path that climbs out of where it seems to point), and, when the server was
-// given --benchmark-root directories, only one that resolves inside them.
-Status checkFilePath(const std::string& path, std::span<const std::string> allowedRoots) {
-  for (const auto& component : std::filesystem::path(path)) {
-    if (component == "..") {
-      return makeError(Outcome::InvalidRequest,
-                       "'" + path + "': benchmark paths may not contain a '..' component; " +
-                           "give the absolute path without it");
-    }
-  }
-  if (allowedRoots.empty()) return okStatus();
-  auto rootList = [&] {
-    std::string list;
-    for (const auto& root : allowedRoots) list += (list.empty() ? "" : ", ") + root;
-    return list;
-  };
-  char* resolved = ::realpath(path.c_str(), nullptr);
-  if (resolved == nullptr) {
-    return makeError(Outcome::BenchmarkError,
-                     "cannot load " + path + ": " + std::strerror(errno) +
-                         " (this server only serves files under " + rootList() + ")");
-  }
-  const std::string real = resolved;
-  std::free(resolved);
-  for (const auto& root : allowedRoots) {
-    if (real == root || (real.starts_with(root) && (root.ends_with('/') || real[root.size()] == '/'))) {
-      return okStatus();
-    }
-  }
-  return makeError(Outcome::InvalidRequest,
-                   "'" + path + "' (resolved to " + real + ") is outside the benchmark roots this " +
-                       "server allows: " + rootList() +
-                       "; move the file under one of them, or start forkgym-server with " +
-                       "--benchmark-root <dir> for its directory");
-}
-
 }  // namespace
 
-Status checkBenchmarkInput(std::string_view canonicalUri) {
-  if (!canonicalUri.starts_with(kFileScheme)) return okStatus();
-  const std::string path(canonicalUri.substr(kFileScheme.size()));
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    return benchmarkError("cannot load " + path + ": " + std::strerror(errno) +
-                          "; check the path (it must be absolute and readable)");
-  }
-  if (!S_ISREG(info.st_mode) && !S_ISDIR(info.st_mode)) return notRegular(path, info.st_mode);
-  return okStatus();
-}
-
-Result<std::string> canonicalBenchmarkUri(std::string_view uri,
-                                          std::span<const std::string> allowedRoots) {
-  const std::string_view text = trimmed(uri);
+Result<BenchmarkLocation> resolveLlvmBenchmark(std::string_view uri, const ResolveContext& context) {
+  const std::string text = normalizedUri(uri);
   if (text.empty()) {
     return makeError(Outcome::InvalidRequest, "the benchmark URI is empty; " + std::string(kSupported));
   }
-  if (text.starts_with('/') || text.starts_with(kFileScheme)) {
-    const std::string_view path = text.starts_with('/') ? text : text.substr(kFileScheme.size());
-    if (!path.starts_with('/')) {
-      return makeError(Outcome::InvalidRequest,
-                       "'" + std::string(text) + "': a file URI needs an absolute path, " +
-                           "e.g. file:///home/me/prog.c");
-    }
-    if (auto allowed = checkFilePath(std::string(path), allowedRoots); !allowed.ok()) {
-      return allowed.takeError();
-    }
-    return std::string(kFileScheme) + std::string(path);
-  }
+  if (text.starts_with(kFileScheme)) return resolveFile(text, context);
   if (text.starts_with(kGeneratorScheme)) {
-    const std::string_view rest = text.substr(kGeneratorScheme.size());
+    const std::string_view rest = std::string_view(text).substr(kGeneratorScheme.size());
     const size_t slash = rest.find('/');
     const std::string_view generator = rest.substr(0, slash);
     if (generator != kCsmith && generator != kLlvmStress) {
       return makeError(Outcome::InvalidRequest,
-                       "'" + std::string(text) + "': unknown generator '" +
-                           std::string(generator) + "'; " + std::string(kSupported));
+                       "'" + text + "': unknown generator '" + std::string(generator) + "'; " + std::string(kSupported));
     }
     if (slash == std::string_view::npos) {
-      return makeError(Outcome::InvalidRequest, "'" + std::string(text) +
-                                                    "': missing seed, e.g. generator://" +
-                                                    std::string(generator) + "/42");
+      return makeError(Outcome::InvalidRequest,
+                       "'" + text + "': missing seed, e.g. generator://" + std::string(generator) + "/42");
     }
     auto seed = parseSeed(rest.substr(slash + 1), text);
     if (!seed.ok()) return seed.takeError();
-    return std::string(kGeneratorScheme) + std::string(generator) + "/" + std::to_string(*seed);
+    const std::string canonical = std::string(kGeneratorScheme) + std::string(generator) + "/" + std::to_string(*seed);
+    return BenchmarkLocation{canonical, canonical};
   }
-  // CompilerGym took a bare "cbench-v1/qsort" as benchmark://cbench-v1/qsort.
-  const size_t schemeEnd = text.find("://");
-  const std::string named = schemeEnd == std::string_view::npos
-                                ? "benchmark://" + std::string(text)
-                                : std::string(text);
-  if (named.starts_with("benchmark://")) {
+  if (text.starts_with(kBenchmarkScheme)) {
+    const std::string_view dataset = std::string_view(text).substr(kBenchmarkScheme.size());
+    if (dataset.starts_with(std::string(kBundledDataset) + "/")) return resolveBundled(text, context, kSourceSuffixes);
+    if (dataset.starts_with(std::string(kUserDataset) + "/")) return resolveUserBenchmark(text, context, kIrSuffixes);
     return makeError(Outcome::InvalidRequest,
-                     "'" + named + "': datasets are not installed (forkgym does not download " +
+                     "'" + text + "': datasets are not installed (forkgym does not download " +
                          "CompilerGym's datasets); use a file:///abs/path or generator:// URI " +
-                         "instead. " + std::string(kSupported));
+                         "instead, or benchmark://" + std::string(kBundledDataset) + "/<name>. " +
+                         std::string(kSupported));
   }
-  return makeError(Outcome::InvalidRequest,
-                   "'" + std::string(text) + "': unknown URI scheme; " + std::string(kSupported));
+  return makeError(Outcome::InvalidRequest, "'" + text + "': unknown URI scheme; " + std::string(kSupported));
+}
+
+Result<std::string> canonicalBenchmarkUri(std::string_view uri, std::span<const std::string> allowedRoots) {
+  // No dataset directories: a loader's own URIs are files and generators
+  // (the zygote resolves dataset benchmarks to files before it asks one).
+  ResolveContext context;
+  context.roots.assign(allowedRoots.begin(), allowedRoots.end());
+  auto location = resolveLlvmBenchmark(uri, context);
+  if (!location.ok()) return location.takeError();
+  return location->source;
 }
 
 Result<LoadedBitcode> loadBenchmark(const LoadRequest& request) {

@@ -21,39 +21,28 @@
 #include <vector>
 
 #include "base/result.h"
+#include "passes/benchmark_load.h"
+#include "passes/benchmark_uri.h"
 #include "passes/llvm/benchmark.h"
 
 namespace forkgym::passes {
 
-// Canonical form of a URI (bare path -> file://, trailing spaces trimmed), or
-// an InvalidRequest/BenchmarkError explaining what is wrong with it.
-//
-// A file path with a ".." component is always refused. When allowedRoots is
-// non-empty (the server's --benchmark-root directories, already resolved with
-// realpath), the path must resolve (realpath, so symlinks count where they
-// point) inside one of them. Empty allowedRoots: any absolute path.
+// The LLVM backend's resolve() (backend.h): file:// (.bc, .ll, C/C++ sources
+// or a directory of them), benchmark://forkgym-v0/<name> (a bundled C
+// program), benchmark://user-v0/<digest> (make_benchmark()'s bitcode) and
+// the generators above; anything else is an InvalidRequest saying what is
+// supported.
+Result<BenchmarkLocation> resolveLlvmBenchmark(std::string_view uri, const ResolveContext& context);
+
+// What a loader loads for `uri` (a file or generator URI; bare path ->
+// file://, white space trimmed), or an InvalidRequest/BenchmarkError
+// explaining what is wrong with it. A file path with a ".." component is
+// always refused. When allowedRoots is non-empty (the server's
+// --benchmark-root directories, already resolved with realpath), the path
+// must resolve (realpath, so symlinks count where they point) inside one of
+// them. Empty allowedRoots: any absolute path.
 Result<std::string> canonicalBenchmarkUri(std::string_view uri,
                                           std::span<const std::string> allowedRoots = {});
-
-// For a file:// URI: the path must be a regular file or a directory
-// (following symlinks), else a BenchmarkError naming what it is (a FIFO
-// would block whoever opens it, a device never end). One stat(); nothing is
-// opened, so the zygote calls it before starting a load. Others: ok.
-Status checkBenchmarkInput(std::string_view canonicalUri);
-
-// What a loader child is asked to load.
-struct LoadRequest {
-  std::string uri;  // canonical (canonicalBenchmarkUri)
-  // The server's --benchmark-root directories (realpath'd); empty: any path.
-  // With roots, a source that reads a file outside them and the system
-  // include directories is refused before it is compiled.
-  std::vector<std::string> roots;
-  // The content hash of the module the zygote has for this URI, when it only
-  // needs to know whether the content changed: if it did not, the load ends
-  // after hashing (LoadedBitcode::unchanged), without compiling.
-  std::string expectedHash;
-  uint64_t toolMemoryBytes = 0;  // address-space limit of each tool (clang); 0: inherited
-};
 
 // Compiles/parses, verifies, sanitises (strip debug info, named metadata and
 // optnone; module and source names set to "-"; host triple when missing) and

@@ -5,7 +5,6 @@
 
 #include <string_view>
 
-#include "passes/llvm/session.h"
 
 namespace forkgym::passes {
 namespace {

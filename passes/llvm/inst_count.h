@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <string_view>
 #include <vector>
 
 namespace llvm {
@@ -16,5 +18,8 @@ namespace forkgym::passes {
 constexpr size_t kInstCountFeatureCount = 70;
 
 std::vector<int64_t> instCountFeatures(const llvm::Module& module);
+
+// Feature names in vector order.
+std::span<const std::string_view> instCountFeatureNames();
 
 }  // namespace forkgym::passes

@@ -16,13 +16,10 @@
 #include <llvm/TargetParser/Host.h>
 
 #include "passes/llvm/action_table.h"
-#include "passes/llvm/autophase.h"
 #include "passes/llvm/benchmark_costs.h"
 #include "passes/llvm/bitcode.h"
 #include "passes/llvm/diagnostics.h"
-#include "passes/llvm/inst_count.h"
 #include "passes/llvm/module_sanitizer.h"
-#include "passes/llvm/pipeline_runner.h"
 #include "passes/llvm/session.h"
 
 namespace forkgym::passes {
@@ -83,16 +80,18 @@ void warmUp() {
   if (!module || !sanitizeModule(*module).ok()) return;
   const std::string bitcode = writeBitcode(*module);
   // The O0/O3/Oz pipelines and codegen, as the loader runs them...
-  (void)computeBenchmarkCosts(bitcode, CostThreads::Serial);
-  // ...and every action, as a worker runs them.
-  auto runner = PipelineRunner::create(*module);
-  if (!runner.ok()) return;
-  for (const ActionInfo& action : actionTable()) {
-    if (action.kind == ActionKind::Pipeline) (void)(*runner)->run(action.pipeline);
+  auto costs = computeBenchmarkCosts(bitcode, CostThreads::Serial);
+  if (!costs.ok()) return;
+  // ...and every action, observation and reward, as a worker runs them:
+  // through the session and its tables, so a new row is warmed up too.
+  LlvmSession session(*module, *costs);
+  for (uint32_t index = 0; index < actionTable().size(); ++index) {
+    if (actionTable()[index].kind != ActionKind::Pipeline) continue;
+    const uint32_t action[] = {index};
+    if (!session.applyActions(action).ok()) return;
   }
-  (void)instCountFeatures(*module);
-  (void)autophaseFeatures(*module);
-  (void)sha1Hex(writeBitcode(*module));
+  for (size_t row = 0; row < LlvmSession::observationRows().size(); ++row) (void)session.observe(row);
+  for (size_t row = 0; row < LlvmSession::rewardRows().size(); ++row) (void)session.reward(row);
 }
 
 HostTarget detectHost() {

@@ -1,56 +1,112 @@
-#include "passes/llvm/observations.h"
-
-#include <array>
+// LLVM's observation table: one row per observation space, with the
+// function that computes it. The worker's dispatch, the description and the
+// clients' spaces all come from these rows; adding an observation is a row
+// here and its function.
+//
+// Deterministic: the same benchmark and actions give the same value.
+// Platform-dependent: the value depends on the host's code generator.
+// Everything about the IR is portable; object code is not.
+#include <llvm/IR/Module.h>
+#include <llvm/Support/raw_ostream.h>
 
 #include "passes/llvm/autophase.h"
+#include "passes/llvm/bitcode.h"
 #include "passes/llvm/inst_count.h"
 #include "passes/llvm/session.h"
 
 namespace forkgym::passes {
 namespace {
 
-struct Row {
-  Observation id;
-  ObservationSpaceInfo info;
-};
+using Value = Result<ObservationValue>;
 
-// Deterministic: the same benchmark and actions give the same value.
-// Platform-dependent: the value depends on the host's code generator.
-// Everything about the IR is portable; object code is not.
-constexpr Row kRows[] = {
-    {Observation::Ir, {"Ir", ValueType::Text, 0, true, false}},
-    {Observation::IrSha1, {"IrSha1", ValueType::Text, 0, true, false}},
-    {Observation::Bitcode, {"Bitcode", ValueType::Bytes, 0, true, false}},
-    {Observation::IrInstructionCount, {"IrInstructionCount", ValueType::Int64, 0, true, false}},
-    {Observation::IrInstructionCountO0, {"IrInstructionCountO0", ValueType::Int64, 0, true, false}},
-    {Observation::IrInstructionCountO3, {"IrInstructionCountO3", ValueType::Int64, 0, true, false}},
-    {Observation::IrInstructionCountOz, {"IrInstructionCountOz", ValueType::Int64, 0, true, false}},
-    {Observation::InstCount,
-     {"InstCount", ValueType::Int64List, static_cast<int64_t>(kInstCountFeatureCount), true, false}},
-    {Observation::Autophase,
-     {"Autophase", ValueType::Int64List, static_cast<int64_t>(kAutophaseFeatureCount), true, false}},
-    {Observation::ObjectTextSizeBytes, {"ObjectTextSizeBytes", ValueType::Int64, 0, true, true}},
-    {Observation::ObjectTextSizeO0, {"ObjectTextSizeO0", ValueType::Int64, 0, true, true}},
-    {Observation::ObjectTextSizeO3, {"ObjectTextSizeO3", ValueType::Int64, 0, true, true}},
-    {Observation::ObjectTextSizeOz, {"ObjectTextSizeOz", ValueType::Int64, 0, true, true}},
-};
-
-constexpr std::array<ObservationSpaceInfo, std::size(kRows)> makeSpaces() {
-  std::array<ObservationSpaceInfo, std::size(kRows)> spaces{};
-  for (size_t i = 0; i < std::size(kRows); ++i) spaces[i] = kRows[i].info;
-  return spaces;
+Value ir(LlvmSession& session) {
+  std::string text;
+  llvm::raw_string_ostream stream(text);
+  session.module().print(stream, nullptr);
+  stream.flush();
+  return ObservationValue(std::move(text));
 }
-constexpr std::array<ObservationSpaceInfo, std::size(kRows)> kSpaces = makeSpaces();
+
+Value irSha1(LlvmSession& session) {
+  return ObservationValue(sha1Hex(writeBitcode(session.module(), UseListOrder::Drop)));
+}
+
+Value bitcode(LlvmSession& session) {
+  const std::string& bytes = session.bitcode();
+  return ObservationValue(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+}
+
+Value irInstructionCount(LlvmSession& session) {
+  return ObservationValue(static_cast<int64_t>(session.module().getInstructionCount()));
+}
+
+Value instCount(LlvmSession& session) { return ObservationValue(instCountFeatures(session.module())); }
+
+Value autophase(LlvmSession& session) { return ObservationValue(autophaseFeatures(session.module())); }
+
+Value objectTextSizeBytes(LlvmSession& session) {
+  auto size = session.objectTextSize();
+  if (!size.ok()) return size.takeError();
+  return ObservationValue(*size);
+}
+
+// The baselines the loader computed once per benchmark.
+template <CostPoint point>
+Value instructionCountAt(LlvmSession& session) {
+  return ObservationValue(session.costs().instructionCount[point]);
+}
+
+template <CostPoint point>
+Value objectTextSizeAt(LlvmSession& session) {
+  return ObservationValue(session.costs().objectTextSize[point]);
+}
+
+Space count(std::string name, std::string description, bool platformDependent = false) {
+  return {.name = std::move(name),
+          .type = ValueType::Int64,
+          .low = 0,
+          .platformDependent = platformDependent,
+          .description = std::move(description)};
+}
+
+Space counts(std::string name, std::span<const std::string_view> features, std::string description) {
+  return {.name = std::move(name),
+          .type = ValueType::Int64List,
+          .shape = {static_cast<int64_t>(features.size())},
+          .low = 0,
+          .featureNames = toStrings(features),
+          .description = std::move(description)};
+}
+
+const std::vector<ObservationRow<LlvmSession>>& rows() {
+  static const std::vector<ObservationRow<LlvmSession>> table = {
+      {{.name = "Ir", .type = ValueType::Text, .description = "the module's textual LLVM IR"}, &ir},
+      {{.name = "IrSha1",
+        .type = ValueType::Text,
+        .description = "SHA-1 of the module's bitcode without use-list order (40 hex digits); equals the sha1sum "
+                       "of the reproducer's output"},
+       &irSha1},
+      {{.name = "Bitcode",
+        .type = ValueType::Bytes,
+        .description = "the module's bitcode, with use-list order, as opt writes it"},
+       &bitcode},
+      {count("IrInstructionCount", "instructions in the module (Module::getInstructionCount())"), &irInstructionCount},
+      {count("IrInstructionCountO0", "instructions after the default<O0> pipeline"), &instructionCountAt<kO0>},
+      {count("IrInstructionCountO3", "instructions after the default<O3> pipeline"), &instructionCountAt<kO3>},
+      {count("IrInstructionCountOz", "instructions after the default<Oz> pipeline"), &instructionCountAt<kOz>},
+      {counts("InstCount", instCountFeatureNames(), "3 totals and one count per opcode"), &instCount},
+      {counts("Autophase", autophaseFeatureNames(), "the 56 Autophase features"), &autophase},
+      {count("ObjectTextSizeBytes", ".text bytes of the module's object file for the host", true),
+       &objectTextSizeBytes},
+      {count("ObjectTextSizeO0", ".text bytes after the default<O0> pipeline", true), &objectTextSizeAt<kO0>},
+      {count("ObjectTextSizeO3", ".text bytes after the default<O3> pipeline", true), &objectTextSizeAt<kO3>},
+      {count("ObjectTextSizeOz", ".text bytes after the default<Oz> pipeline", true), &objectTextSizeAt<kOz>},
+  };
+  return table;
+}
 
 }  // namespace
 
-std::span<const ObservationSpaceInfo> observationSpaces() { return kSpaces; }
-
-std::optional<Observation> findObservation(std::string_view name) {
-  for (const Row& row : kRows) {
-    if (row.info.name == name) return row.id;
-  }
-  return std::nullopt;
-}
+std::span<const ObservationRow<LlvmSession>> LlvmSession::observationRows() { return rows(); }
 
 }  // namespace forkgym::passes

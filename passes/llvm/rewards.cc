@@ -1,4 +1,8 @@
+// LLVM's reward table: one row per reward space, with the function that
+// computes it (rewards.h has the formulas).
 #include "passes/llvm/rewards.h"
+
+#include <llvm/IR/Module.h>
 
 #include <algorithm>
 
@@ -11,56 +15,75 @@ const int64_t* costArray(const BenchmarkCosts& costs, RewardCost cost) {
   return cost == RewardCost::InstructionCount ? costs.instructionCount : costs.objectTextSize;
 }
 
-double divisor(const RewardDefinition& reward, const BenchmarkCosts& costs) {
-  const int64_t* c = costArray(costs, reward.cost);
-  switch (reward.scale) {
-    case RewardDefinition::Scale::None:
+double divisor(RewardScale scale, const int64_t* c) {
+  switch (scale) {
+    case RewardScale::None:
       return 1.0;
-    case RewardDefinition::Scale::Initial:
+    case RewardScale::Initial:
       // An empty module has nothing to normalise by; 1 keeps the reward
       // finite (and it can only be zero anyway).
       return static_cast<double>(std::max<int64_t>(c[kInitial], 1));
-    case RewardDefinition::Scale::VsO3:
+    case RewardScale::VsO3:
       return static_cast<double>(std::max<int64_t>(c[kInitial] - c[kO3], 1));
-    case RewardDefinition::Scale::VsOz:
+    case RewardScale::VsOz:
       return static_cast<double>(std::max<int64_t>(c[kInitial] - c[kOz], 1));
   }
   return 1.0;
 }
 
+template <RewardCost cost, RewardScale scale>
+Result<double> costReward(LlvmSession& session, RewardState& state) {
+  Result<int64_t> now = cost == RewardCost::InstructionCount
+                            ? Result<int64_t>(static_cast<int64_t>(session.module().getInstructionCount()))
+                            : session.objectTextSize();
+  if (!now.ok()) return now.takeError();
+  return advanceCostReward(session.costs(), cost, scale, state, *now);
+}
+
 // All deterministic; object size depends on the host's code generator,
 // instruction counts do not.
-constexpr std::array<RewardSpaceInfo, kRewardCount> makeSpaces() {
-  std::array<RewardSpaceInfo, kRewardCount> spaces{};
-  for (size_t i = 0; i < kRewardCount; ++i) {
-    spaces[i] = {kRewards[i].name, /*deterministic=*/true,
-                 /*platformDependent=*/kRewards[i].cost == RewardCost::ObjectTextSize};
-  }
-  return spaces;
+Space reward(std::string name, RewardCost cost, std::string description) {
+  return {.name = std::move(name),
+          .type = ValueType::Float64,
+          .platformDependent = cost == RewardCost::ObjectTextSize,
+          .description = std::move(description)};
 }
-constexpr std::array<RewardSpaceInfo, kRewardCount> kSpaces = makeSpaces();
+
+constexpr auto IC = RewardCost::InstructionCount;
+constexpr auto Size = RewardCost::ObjectTextSize;
+
+const std::vector<RewardRow<LlvmSession>>& rows() {
+  static const std::vector<RewardRow<LlvmSession>> table = {
+      {reward("IrInstructionCount", IC, "instructions removed since the previous step"),
+       &costReward<IC, RewardScale::None>},
+      {reward("IrInstructionCountNorm", IC, "instructions removed, over the initial count"),
+       &costReward<IC, RewardScale::Initial>},
+      {reward("IrInstructionCountO3", IC, "instructions removed, over what -O3 removes"),
+       &costReward<IC, RewardScale::VsO3>},
+      {reward("IrInstructionCountOz", IC, "instructions removed, over what -Oz removes"),
+       &costReward<IC, RewardScale::VsOz>},
+      {reward("ObjectTextSizeBytes", Size, "object .text bytes removed since the previous step"),
+       &costReward<Size, RewardScale::None>},
+      {reward("ObjectTextSizeNorm", Size, "object .text bytes removed, over the initial size"),
+       &costReward<Size, RewardScale::Initial>},
+      {reward("ObjectTextSizeO3", Size, "object .text bytes removed, over what -O3 removes"),
+       &costReward<Size, RewardScale::VsO3>},
+      {reward("ObjectTextSizeOz", Size, "object .text bytes removed, over what -Oz removes"),
+       &costReward<Size, RewardScale::VsOz>},
+  };
+  return table;
+}
 
 }  // namespace
 
-std::span<const RewardSpaceInfo> rewardSpaces() { return kSpaces; }
-
-std::optional<size_t> findReward(std::string_view name) {
-  for (size_t i = 0; i < kRewardCount; ++i) {
-    if (kRewards[i].name == name) return i;
-  }
-  return std::nullopt;
+double advanceCostReward(const BenchmarkCosts& costs, RewardCost cost, RewardScale scale, RewardState& state,
+                         int64_t now) {
+  const int64_t* c = costArray(costs, cost);
+  const double previous = state.previous.value_or(static_cast<double>(c[kInitial]));
+  state.previous = static_cast<double>(now);
+  return (previous - static_cast<double>(now)) / divisor(scale, c);
 }
 
-RewardTracker::RewardTracker(const BenchmarkCosts& costs) : costs_(costs) {
-  for (size_t i = 0; i < kRewardCount; ++i) {
-    previous_[i] = costArray(costs, kRewards[i].cost)[kInitial];
-  }
-}
-
-double RewardTracker::advance(size_t reward, int64_t cost) {
-  const double difference = static_cast<double>(previous_[reward] - cost);
-  previous_[reward] = cost;
-  return difference / divisor(kRewards[reward], costs_);
-}
+std::span<const RewardRow<LlvmSession>> LlvmSession::rewardRows() { return rows(); }
 
 }  // namespace forkgym::passes

@@ -7,26 +7,21 @@
 #include <optional>
 
 #include "passes/llvm/action_table.h"
-#include "passes/llvm/autophase.h"
+#include "passes/llvm/backend.h"
 #include "passes/llvm/bitcode.h"
 #include "passes/llvm/diagnostics.h"
 #include "passes/llvm/fault_injection.h"
-#include "passes/llvm/inst_count.h"
+#include "passes/llvm/llvm_tools.h"
 #include "passes/llvm/object_size.h"
-#include "passes/llvm/observations.h"
 #include "passes/llvm/pipeline_runner.h"
-#include "passes/llvm/rewards.h"
 
 namespace forkgym::passes {
 
 struct LlvmSession::Impl {
-  explicit Impl(const BenchmarkCosts& costs) : rewards(costs) {}
-
   DiagnosticLog diagnostics;
   // Created on the first step; lives for the episode so analyses cached by
   // one step serve the next, exactly as within a single opt pipeline.
   std::unique_ptr<PipelineRunner> runner;
-  RewardTracker rewards;
   // Derived from the module; dropped whenever an action changes it.
   std::optional<std::string> bitcode;
   std::optional<int64_t> objectTextSize;
@@ -64,7 +59,7 @@ std::string actionName(uint32_t index) {
 }  // namespace
 
 LlvmSession::LlvmSession(llvm::Module& module, const BenchmarkCosts& costs)
-    : module_(module), costs_(costs), impl_(std::make_unique<Impl>(costs)) {
+    : module_(module), costs_(costs), impl_(std::make_unique<Impl>()) {
   // The worker owns this (copy-on-write) context now; nothing may print.
   impl_->diagnostics.installOn(module.getContext());
 }
@@ -112,71 +107,34 @@ Result<ApplyResult> LlvmSession::applyActions(std::span<const uint32_t> actions)
   return result;
 }
 
-Result<ObservationValue> LlvmSession::observe(std::string_view name) {
-  const std::optional<Observation> observation = findObservation(name);
-  if (!observation) {
-    return makeError(Outcome::InvalidRequest,
-                     "unknown observation space '" + std::string(name) +
-                         "'; see observationSpaces() for the names");
-  }
-  auto bitcode = [&]() -> const std::string& {
-    if (!impl_->bitcode) impl_->bitcode = writeBitcode(module_);
-    return *impl_->bitcode;
-  };
-  switch (*observation) {
-    case Observation::Ir: {
-      std::string text;
-      llvm::raw_string_ostream stream(text);
-      module_.print(stream, nullptr);
-      stream.flush();
-      return ObservationValue(std::move(text));
-    }
-    case Observation::IrSha1:
-      return ObservationValue(sha1Hex(writeBitcode(module_, UseListOrder::Drop)));
-    case Observation::Bitcode: {
-      const std::string& bytes = bitcode();
-      return ObservationValue(std::vector<uint8_t>(bytes.begin(), bytes.end()));
-    }
-    case Observation::IrInstructionCount:
-      return ObservationValue(static_cast<int64_t>(module_.getInstructionCount()));
-    case Observation::IrInstructionCountO0:
-      return ObservationValue(costs_.instructionCount[kO0]);
-    case Observation::IrInstructionCountO3:
-      return ObservationValue(costs_.instructionCount[kO3]);
-    case Observation::IrInstructionCountOz:
-      return ObservationValue(costs_.instructionCount[kOz]);
-    case Observation::InstCount:
-      return ObservationValue(instCountFeatures(module_));
-    case Observation::Autophase:
-      return ObservationValue(autophaseFeatures(module_));
-    case Observation::ObjectTextSizeBytes: {
-      if (!impl_->objectTextSize) {
-        auto size = objectTextSize(bitcode());
-        if (!size.ok()) return size.takeError();
-        impl_->objectTextSize = *size;
-      }
-      return ObservationValue(*impl_->objectTextSize);
-    }
-    case Observation::ObjectTextSizeO0:
-      return ObservationValue(costs_.objectTextSize[kO0]);
-    case Observation::ObjectTextSizeO3:
-      return ObservationValue(costs_.objectTextSize[kO3]);
-    case Observation::ObjectTextSizeOz:
-      return ObservationValue(costs_.objectTextSize[kOz]);
-  }
-  return makeError(Outcome::ServerError, "unhandled observation " + std::string(name));
+Result<std::string> LlvmSession::setParameter(std::string_view key, std::string_view) {
+  return unknownParameter("llvm", key, {});
 }
 
-Result<double> LlvmSession::reward(std::string_view name) {
-  const std::optional<size_t> reward = findReward(name);
-  if (!reward) {
-    return makeError(Outcome::InvalidRequest, "unknown reward space '" + std::string(name) +
-                                                  "'; see rewardSpaces() for the names");
+std::string LlvmSession::commandLine() const { return replayCommandLine(llvmActionSpace(), actions_); }
+
+const std::string& LlvmSession::bitcode() {
+  if (!impl_->bitcode) impl_->bitcode = writeBitcode(module_);
+  return *impl_->bitcode;
+}
+
+Result<int64_t> LlvmSession::objectTextSize() {
+  if (!impl_->objectTextSize) {
+    auto size = passes::objectTextSize(bitcode());
+    if (!size.ok()) return size.takeError();
+    impl_->objectTextSize = *size;
   }
-  const bool bySize = kRewards[*reward].cost == RewardCost::ObjectTextSize;
-  auto cost = observe(bySize ? "ObjectTextSizeBytes" : "IrInstructionCount");
-  if (!cost.ok()) return cost.takeError();
-  return impl_->rewards.advance(*reward, std::get<int64_t>(*cost));
+  return *impl_->objectTextSize;
+}
+
+std::span<const Space> observationSpaces() {
+  static const std::vector<Space> spaces = spacesOf(LlvmSession::observationRows());
+  return spaces;
+}
+
+std::span<const Space> rewardSpaces() {
+  static const std::vector<Space> spaces = spacesOf(LlvmSession::rewardRows());
+  return spaces;
 }
 
 std::string pipelineText(std::span<const uint32_t> actions) {

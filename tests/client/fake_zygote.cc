@@ -121,12 +121,14 @@ int main(int argc, char** argv) {
     if (request.isHello()) {
       auto hello = root.initHello();
       hello.setProtocolVersion(proto::PROTOCOL_VERSION);
-      hello.setActionTableHash(kActionTableHash);
+      auto backends = hello.initBackends(1);
+      backends[0].setName(kActionTableBackend);
+      backends[0].setActionTableHash(kActionTableHash);
       answer(client.get(), reply);
-    } else if (request.isDescribe()) {
+    } else if (request.isDescribeBackend()) {
       auto actions = root.initDescription().initActions(1);
       actions[0].setFlag("-mem2reg");
-      actions[0].setPipeline("mem2reg");
+      actions[0].setReplay("mem2reg");
       answer(client.get(), reply);
     } else if (request.isWorkerExit()) {
       root.initWorkerExit().setKnown(false);

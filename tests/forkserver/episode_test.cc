@@ -101,7 +101,7 @@ TEST_F(Episode, CommandLineReplayedWithOptGivesTheSameIrHash) {
 
     TempBitcode input(std::get<std::vector<uint8_t>>(initial.observations[0]));
     std::string passes;
-    for (uint32_t a : actions) passes += (passes.empty() ? "" : ",") + description_->actions[a].pipeline;
+    for (uint32_t a : actions) passes += (passes.empty() ? "" : ",") + description_->actions[a].replay;
     const std::string hash = run(llvmTool("opt") + " -preserve-bc-uselistorder=false -passes='" + passes + "' " + input.path + " -o " + input.dir +
                                  "/out.bc && sha1sum " + input.dir + "/out.bc | cut -c1-40");
     EXPECT_EQ(asText(result.observations[0]) + "\n", hash) << "opt -passes='" << passes << "'";
@@ -114,8 +114,9 @@ TEST_F(Episode, CommandLineReplayedWithOptGivesTheSameIrHash) {
 // LLVM's `opt` on PATH would refuse or misread the bitcode), and that command
 // line, run as it is, replays the episode to the same IR hash.
 TEST_F(Episode, ReproducerCommandLineNamesTheServersOptAndReplaysAsIs) {
-  ASSERT_FALSE(connection_->server().optPath.empty());
-  EXPECT_EQ(connection_->server().optPath, llvmTool("opt"));
+  const std::string optPath = connection_->server().backend("llvm")->property("optPath");
+  ASSERT_FALSE(optPath.empty());
+  EXPECT_EQ(optPath, llvmTool("opt"));
   Env env = newEnv();
   ASSERT_TRUE(env.reset(fileUri("crc32.c")));
   auto initial = env.observe(std::vector<std::string>{"Bitcode"});
@@ -125,7 +126,7 @@ TEST_F(Episode, ReproducerCommandLineNamesTheServersOptAndReplaysAsIs) {
   ASSERT_TRUE(result.ok()) << result.message;
 
   const std::string commandline = env.reproducer().commandline;
-  ASSERT_EQ(commandline.find(connection_->server().optPath + " "), 0u) << commandline;
+  ASSERT_EQ(commandline.find(optPath + " "), 0u) << commandline;
   TempBitcode input(std::get<std::vector<uint8_t>>(initial.observations[0]));
   const std::string hash =
       run("cd " + input.dir + " && " + commandline + " && sha1sum output.bc | cut -c1-40");

@@ -374,14 +374,18 @@ TEST(Loads, AClientThatGoesAwayTakesItsLoadWithIt) {
     capnp::MallocMessageBuilder hello;
     auto greeting = hello.initRoot<proto::ControlRequest>().initHello();
     greeting.setProtocolVersion(proto::PROTOCOL_VERSION);
-    greeting.setActionTableHash(kActionTableHash);
+    auto known = greeting.initBackends(1);
+  known[0].setName(kActionTableBackend);
+  known[0].setActionTableHash(kActionTableHash);
     ASSERT_TRUE(sendFrame(fd->get(), hello));
     auto answer = recvFrame(fd->get(), std::chrono::seconds(60), 0);
     ASSERT_TRUE(answer) << answer.error().message;
     capnp::FlatArrayMessageReader reader(answer->words);
     ASSERT_TRUE(reader.getRoot<proto::ControlReply>().isHello()) << "the server refused the hello";
     capnp::MallocMessageBuilder request;
-    request.initRoot<proto::ControlRequest>().initNewSession().setBenchmark("file://" + source);
+    auto session = request.initRoot<proto::ControlRequest>().initNewSession();
+    session.setBackend(kActionTableBackend);
+    session.setBenchmark("file://" + source);
     ASSERT_TRUE(sendFrame(fd->get(), request));
   }
   // The compiler has the included FIFO open for reading once we can open its

@@ -54,7 +54,7 @@ TEST(ProductBuild, DescribesExactlyTheCompilerGymActions) {
     EXPECT_FALSE(action.flag.starts_with("-forkgym-test-")) << action.flag;
   }
   EXPECT_EQ((*description)->findAction("-forkgym-test-segfault"), -1);
-  EXPECT_EQ(product->server().actionTableHash, kActionTableHash);
+  EXPECT_EQ(product->server().backend("llvm")->actionTableHash, kActionTableHash);
 }
 
 TEST(ProductBuild, RefusesTheTestOnlyRequestsAndCarriesOn) {
@@ -99,14 +99,14 @@ TEST(TestBuild, AddsTheFaultInjectionActionsPastTheProductTable) {
   ASSERT_GT(testRows.size(), productRows.size());
   for (size_t i = 0; i < productRows.size(); ++i) {
     EXPECT_EQ(testRows[i].flag, productRows[i].flag) << i;
-    EXPECT_EQ(testRows[i].pipeline, productRows[i].pipeline) << i;
+    EXPECT_EQ(testRows[i].replay, productRows[i].replay) << i;
     EXPECT_FALSE(testRows[i].testOnly) << i;
   }
   for (size_t i = productRows.size(); i < testRows.size(); ++i) {
     EXPECT_TRUE(testRows[i].testOnly) << testRows[i].flag;
   }
   // The test rows are an extension, not a different table.
-  EXPECT_EQ(test->server().actionTableHash, product->server().actionTableHash);
+  EXPECT_EQ(test->server().backend("llvm")->actionTableHash, product->server().backend("llvm")->actionTableHash);
 }
 
 }  // namespace

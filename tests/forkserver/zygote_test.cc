@@ -136,7 +136,7 @@ TEST_F(RawServer, WrongProtocolVersionIsAClearError) {
 
 TEST_F(RawServer, RequestsBeforeHelloAndGarbageFramesAreRefused) {
   capnp::MallocMessageBuilder describe;
-  describe.initRoot<proto::ControlRequest>().setDescribe();
+  describe.initRoot<proto::ControlRequest>().setDescribeBackend(kActionTableBackend);
   ASSERT_TRUE(sendFrame(fd_.get(), describe));
   auto frame = recvFrame(fd_.get(), std::chrono::seconds(10), 0);
   ASSERT_TRUE(frame);
@@ -153,13 +153,16 @@ TEST_F(RawServer, RequestsBeforeHelloAndGarbageFramesAreRefused) {
             Outcome::InvalidRequest);
 }
 
-// The hello carries the hash of the action table the client was built with
-// (ipc/action_table_hash.h); the server compares it with its own table's.
+// The hello names the backend whose action table the client was built with,
+// and its hash (ipc/action_table_hash.h); the server compares it with its
+// own table's.
 std::string helloFailure(int fd, uint64_t tableHash) {
   capnp::MallocMessageBuilder hello;
   auto request = hello.initRoot<proto::ControlRequest>().initHello();
   request.setProtocolVersion(proto::PROTOCOL_VERSION);
-  request.setActionTableHash(tableHash);
+  auto known = request.initBackends(1);
+  known[0].setName(kActionTableBackend);
+  known[0].setActionTableHash(tableHash);
   if (!sendFrame(fd, hello)) return "send failed";
   auto frame = recvFrame(fd, std::chrono::seconds(10), 0);
   if (!frame) return "no answer: " + frame.error().message;
@@ -184,7 +187,7 @@ TEST_F(RawServer, HelloForAnotherActionTableIsRefusedNamingBothTables) {
   EXPECT_NE(message.find("install matching forkgym client and server"), std::string::npos) << message;
   // Refused means not greeted: nothing else is served on this connection.
   capnp::MallocMessageBuilder describe;
-  describe.initRoot<proto::ControlRequest>().setDescribe();
+  describe.initRoot<proto::ControlRequest>().setDescribeBackend(kActionTableBackend);
   ASSERT_TRUE(sendFrame(fd_.get(), describe));
   auto frame = recvFrame(fd_.get(), std::chrono::seconds(10), 0);
   ASSERT_TRUE(frame);

@@ -25,18 +25,33 @@ using namespace forkgym::forkserver;
 
 class StubZygote : public ControlHandler {
  public:
-  uint64_t actionTableHash() override { return 0x0123456789abcdefull; }
+  std::optional<uint64_t> actionTableHash(std::string_view backend) override {
+    if (backend != "llvm") return std::nullopt;
+    return 0x0123456789abcdefull;
+  }
   void hello(proto::Hello::Builder out) override {
     out.setProtocolVersion(proto::PROTOCOL_VERSION);
-    out.setLlvmVersion("19.1.7");
-    out.setActionTableHash(actionTableHash());
+    auto backends = out.initBackends(1);
+    backends[0].setName("llvm");
+    backends[0].setVersion("19.1.7");
+    backends[0].setActionTableHash(0x0123456789abcdefull);
   }
-  void describe(proto::Description::Builder out) override {
+  Status describe(std::string_view backend, proto::Description::Builder out) override {
+    if (backend != "llvm") return makeError(Outcome::InvalidRequest, "unknown backend; this server has llvm");
+    out.setBackend("llvm");
+    auto observations = out.initObservations(1);
+    observations[0].setName("InstCount");
+    observations[0].setType(proto::ValueType::INT64_LIST);
+    observations[0].initShape(1).set(0, 2);
+    auto names = observations[0].initFeatureNames(2);
+    names.set(0, "a");
+    names.set(1, "b");
     auto actions = out.initActions(2);
     actions[0].setFlag("-mem2reg");
     actions[1].setFlag("-forkgym-test-segfault");
     actions[1].setTestOnly(true);
     out.initCachedBenchmarks(1).set(0, "file:///x.c");
+    return okStatus();
   }
   void status(proto::ServerStatus::Builder out) override {
     out.initSpareBenchmarks(1).set(0, "file:///x.c");
@@ -46,8 +61,10 @@ class StubZygote : public ControlHandler {
     out.setKnown(pid > 0 && pid % 3 == 0);
     out.setExitCode(pid);
   }
-  Result<SessionStart> newSession(const std::string& benchmark, proto::Limits::Reader limits,
-                                  proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override {
+  Result<SessionStart> newSession(const std::string& backend, const std::string& benchmark,
+                                  proto::Limits::Reader limits, proto::SessionStarted::Builder out,
+                                  std::vector<UniqueFd>& fds) override {
+    if (backend != "llvm") return makeError(Outcome::InvalidRequest, "unknown backend; this server has llvm");
     // What the real zygote reads before it forks.
     const uint64_t memoryMb = limits.getAddressSpaceMb();
     const uint32_t cpu = limits.getCpuSecondsPerStep();

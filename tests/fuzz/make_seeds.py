@@ -29,21 +29,26 @@ def control(*texts: str) -> bytes:
     return b"".join(frame(encode("ControlRequest", t)) for t in texts)
 
 
-# The stub zygote's action-table hash (control_fuzzer.cc): the server
-# refuses any other, so a hello without it would end every seed at once.
-HELLO = "(hello = (protocolVersion = 1, actionTableHash = 0x0123456789abcdef))"
+# The stub zygote's backend and action-table hash (control_fuzzer.cc): the
+# server refuses any other, so a hello without it would end every seed at once.
+HELLO = '(hello = (protocolVersion = 2, backends = [(name = "llvm", actionTableHash = 0x0123456789abcdef)]))'
+DESCRIBE = '(describeBackend = "llvm")'
 control_seeds = {
     "hello": control(HELLO),
-    "hello_describe": control(HELLO, "(describe = void)"),
-    "hello_session": control(HELLO, '(newSession = (benchmark = "file:///abs/prog.c", '
+    "hello_describe": control(HELLO, DESCRIBE),
+    "hello_describe_unknown": control(HELLO, '(describeBackend = "nope")'),
+    "hello_describe_obsolete": control(HELLO, "(obsoleteDescribe = void)"),
+    "hello_session": control(HELLO, '(newSession = (backend = "llvm", benchmark = "file:///abs/prog.c", '
                                     "limits = (addressSpaceMb = 1024, cpuSecondsPerStep = 5)))"),
+    "hello_session_no_backend": control(HELLO, '(newSession = (benchmark = "file:///abs/prog.c"))'),
     "hello_worker_exit": control(HELLO, "(workerExit = 123)"),
     "hello_status": control(HELLO, "(status = void)"),
-    "hello_all": control(HELLO, "(describe = void)", '(newSession = (benchmark = "generator://csmith-v0/1"))',
+    "hello_all": control(HELLO, DESCRIBE, '(newSession = (backend = "llvm", benchmark = "generator://csmith-v0/1"))',
                          "(workerExit = 9)"),
-    "wrong_version": control("(hello = (protocolVersion = 999, actionTableHash = 7))"),
-    "describe_before_hello": control("(describe = void)", HELLO),
-    "truncated": control(HELLO, "(describe = void)")[:-5],
+    "hello_other_table": control('(hello = (protocolVersion = 2, backends = [(name = "llvm", actionTableHash = 7)]))'),
+    "wrong_version": control('(hello = (protocolVersion = 999, backends = [(name = "llvm", actionTableHash = 7)]))'),
+    "describe_before_hello": control(DESCRIBE, HELLO),
+    "truncated": control(HELLO, DESCRIBE)[:-5],
     "oversized_length": struct.pack("<I", 0xFFFFFFF8) + b"\0" * 16,
     "odd_length": struct.pack("<I", 13) + b"\1" * 13,
     # A segment table claiming a huge segment.
@@ -62,6 +67,7 @@ request_seeds = {
     "fork": encode("Request", "(fork = void)"),
     "test_syscall": encode("Request", "(testSyscall = 2)"),
     "test_close": encode("Request", "(testCloseChannel = void)"),
+    "set_parameter": encode("Request", '(setParameter = (key = "choices", value = "1,-1,3"))'),
 }
 
 for name, data in control_seeds.items():

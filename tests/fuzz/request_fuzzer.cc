@@ -29,20 +29,20 @@ constexpr uint32_t kActions = 134;
 
 class StubWorker : public RequestHandler {
  public:
-  bool isObservation(std::string_view name) override {
-    for (auto known : kObservations) {
-      if (known == name) return true;
+  std::optional<size_t> findObservation(std::string_view name) override {
+    for (size_t i = 0; i < std::size(kObservations); ++i) {
+      if (kObservations[i] == name) return i;
     }
-    return false;
+    return std::nullopt;
   }
-  bool isReward(std::string_view name) override {
-    for (auto known : kRewards) {
-      if (known == name) return true;
+  std::optional<size_t> findReward(std::string_view name) override {
+    for (size_t i = 0; i < std::size(kRewards); ++i) {
+      if (kRewards[i] == name) return i;
     }
-    return false;
+    return std::nullopt;
   }
-  bool step(const std::vector<uint32_t>& actions, const std::vector<std::string_view>& observations,
-            const std::vector<std::string_view>& rewards, proto::Reply::Builder reply) override {
+  bool step(const std::vector<uint32_t>& actions, const std::vector<size_t>& observations,
+            const std::vector<size_t>& rewards, proto::Reply::Builder reply) override {
     for (uint32_t action : actions) {
       if (action >= kActions) {
         setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest, "unknown action " + std::to_string(action)));
@@ -52,16 +52,24 @@ class StubWorker : public RequestHandler {
     auto result = reply.initStep();
     auto values = result.initObservations(static_cast<unsigned>(observations.size()));
     for (unsigned i = 0; i < observations.size(); ++i) {
-      switch (observations[i].size() % 4) {
+      const std::string_view name = kObservations[observations[i]];
+      switch (name.size() % 4) {
         case 0: values[i].setInt64(static_cast<int64_t>(i)); break;
         case 1: values[i].initInt64List(3).set(1, 7); break;
-        case 2: values[i].setText(std::string(observations[i])); break;
+        case 2: values[i].setText(std::string(name)); break;
         default: values[i].setBoolean(true);
       }
     }
     auto out = result.initRewards(static_cast<unsigned>(rewards.size()));
     for (unsigned i = 0; i < rewards.size(); ++i) out.set(i, 0.5 * i);
     return !actions.empty() && actions.back() == kActions - 1;  // "the episode ended"
+  }
+  void setParameter(std::string_view key, std::string_view value, proto::Reply::Builder reply) override {
+    if (key != "choices") {
+      setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest, "unknown parameter; it accepts choices"));
+      return;
+    }
+    reply.setParameter(std::string(value));
   }
   void fork(proto::Reply::Builder reply, std::vector<UniqueFd>& fds) override {
     auto result = reply.initFork();

@@ -51,7 +51,7 @@
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
 #include "ipc/shared_region.h"
-#include "passes/llvm/session.h"
+#include "passes/llvm/backend.h"
 
 namespace forkgym::hostile {
 namespace {
@@ -127,10 +127,10 @@ void honestStep(proto::Step::Reader step, uint64_t served, capnp::MessageBuilder
     const std::string_view name(names[i].cStr(), names[i].size());
     passes::ValueType type = passes::ValueType::Int64;
     int64_t length = 0;
-    for (const auto& space : passes::observationSpaces()) {
+    for (const auto& space : passes::kLlvmBackend.observationSpaces()) {
       if (space.name == name) {
         type = space.type;
-        length = space.length;
+        length = space.shape.empty() ? 0 : space.shape[0];
       }
     }
     switch (type) {
@@ -148,6 +148,15 @@ void honestStep(proto::Step::Reader step, uint64_t served, capnp::MessageBuilder
         break;
       case passes::ValueType::Bool:
         values[i].setBoolean(false);
+        break;
+      case passes::ValueType::Float64:
+        values[i].setFloat64(0);
+        break;
+      case passes::ValueType::Float64List:
+        values[i].initFloat64List(static_cast<unsigned>(length));
+        break;
+      case passes::ValueType::Int64Map:
+        values[i].initInt64Map(0);
         break;
     }
   }
@@ -625,13 +634,21 @@ bool knownAttack(const std::string& name) {
 
 class HostileServer : public forkserver::ControlHandler {
  public:
-  uint64_t actionTableHash() override { return kActionTableHash; }
-  void hello(proto::Hello::Builder out) override {
-    forkserver::fillHello(out);
-    // A server that skips the check and runs another table.
-    if (gAttack == "hello-for-another-action-table") out.setActionTableHash(kActionTableHash ^ 0xf00d);
+  std::optional<uint64_t> actionTableHash(std::string_view backend) override {
+    if (backend != passes::kLlvmBackend.name) return std::nullopt;
+    return kActionTableHash;
   }
-  void describe(proto::Description::Builder out) override { forkserver::fillDescription(out, {}); }
+  void hello(proto::Hello::Builder out) override {
+    const passes::Backend* const backends[] = {&passes::kLlvmBackend};
+    forkserver::fillHello(out, backends);
+    // A server that skips the check and runs another table.
+    if (gAttack == "hello-for-another-action-table") out.getBackends()[0].setActionTableHash(kActionTableHash ^ 0xf00d);
+  }
+  Status describe(std::string_view backend, proto::Description::Builder out) override {
+    if (backend != passes::kLlvmBackend.name) return makeError(Outcome::InvalidRequest, "this server has llvm only");
+    forkserver::fillDescription(out, passes::kLlvmBackend, {});
+    return okStatus();
+  }
   void status(proto::ServerStatus::Builder) override {}
   void workerExit(int32_t pid, proto::WorkerExit::Builder out) override {
     int status = 0;
@@ -640,7 +657,7 @@ class HostileServer : public forkserver::ControlHandler {
     out.setExitCode(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     out.setSignal(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   }
-  Result<SessionStart> newSession(const std::string& benchmark, proto::Limits::Reader,
+  Result<SessionStart> newSession(const std::string&, const std::string& benchmark, proto::Limits::Reader,
                                   proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override {
     auto created = Channel::create();
     if (!created) return created.takeError();

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <utility>
+
 #include "passes/llvm/action_table.h"
 #include "passes/llvm/session.h"
 #include "test_benchmarks.h"
@@ -24,48 +27,55 @@ BenchmarkCosts exampleCosts() {
   return costs;
 }
 
-size_t reward(std::string_view name) {
-  auto index = findReward(name);
-  EXPECT_TRUE(index.has_value()) << name;
-  return index.value_or(0);
-}
+constexpr auto IC = RewardCost::InstructionCount;
+constexpr auto Size = RewardCost::ObjectTextSize;
+
+// What a session keeps for its rewards: one running state per reward.
+struct Tracker {
+  BenchmarkCosts costs;
+  std::map<std::pair<RewardCost, RewardScale>, RewardState> states;
+  double advance(RewardCost cost, RewardScale scale, int64_t now) {
+    return advanceCostReward(costs, cost, scale, states[{cost, scale}], now);
+  }
+};
 
 TEST(Rewards, MatchCompilerGymFormulas) {
-  RewardTracker tracker(exampleCosts());
+  Tracker tracker{exampleCosts(), {}};
   // C(s_{t-1}) - C(s_t)
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCount"), 90), 10.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::None, 90), 10.0);
   // ... / C(s_0)
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountNorm"), 90), 0.1);
+  EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::Initial, 90), 0.1);
   // ... / (C(s_0) - C(O3))
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountO3"), 90), 10.0 / 30.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::VsO3, 90), 10.0 / 30.0);
   // ... / (C(s_0) - C(Oz))
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountOz"), 90), 10.0 / 40.0);
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("ObjectTextSizeBytes"), 800), 200.0);
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("ObjectTextSizeNorm"), 800), 0.2);
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("ObjectTextSizeO3"), 800), 2.0);
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("ObjectTextSizeOz"), 800), 0.4);
+  EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::VsOz, 90), 10.0 / 40.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(Size, RewardScale::None, 800), 200.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(Size, RewardScale::Initial, 800), 0.2);
+  EXPECT_DOUBLE_EQ(tracker.advance(Size, RewardScale::VsO3, 800), 2.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(Size, RewardScale::VsOz, 800), 0.4);
 }
 
 TEST(Rewards, EachRewardKeepsItsOwnPreviousCost) {
-  RewardTracker tracker(exampleCosts());
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCount"), 90), 10.0);
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCount"), 90), 0.0);
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCount"), 95), -5.0);
+  Tracker tracker{exampleCosts(), {}};
+  EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::None, 90), 10.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::None, 90), 0.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::None, 95), -5.0);
   // Not asked for until now: measured from s_0.
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountOz"), 95), 5.0 / 40.0);
+  EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::VsOz, 95), 5.0 / 40.0);
 }
 
 TEST(Rewards, BaselineNoBetterThanTheStartDividesByOne) {
   BenchmarkCosts costs = exampleCosts();
   costs.instructionCount[kOz] = 120;  // -Oz made it bigger
-  RewardTracker tracker(costs);
-  EXPECT_DOUBLE_EQ(tracker.advance(reward("IrInstructionCountOz"), 97), 3.0);
+  Tracker tracker{costs, {}};
+  EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::VsOz, 97), 3.0);
 }
 
 TEST(Rewards, SpacesAreCompilerGymsEight) {
   std::vector<std::string_view> names;
-  for (const RewardSpaceInfo& space : rewardSpaces()) {
+  for (const Space& space : rewardSpaces()) {
     names.push_back(space.name);
+    EXPECT_EQ(space.type, ValueType::Float64) << space.name;
     EXPECT_TRUE(space.deterministic);
     EXPECT_EQ(space.platformDependent, space.name.starts_with("ObjectTextSize")) << space.name;
   }

@@ -225,7 +225,7 @@ TEST(Session, InitialBitcodeIsTheLoadersAndIrSha1ItsCanonicalHash) {
 TEST(Session, ObservationsHaveTheirDeclaredTypesAndShapes) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
   LlvmSession session(*benchmark.module, benchmark.costs);
-  for (const ObservationSpaceInfo& space : observationSpaces()) {
+  for (const Space& space : observationSpaces()) {
     auto value = session.observe(space.name);
     ASSERT_TRUE(value.ok()) << space.name << ": " << value.error().message;
     switch (space.type) {
@@ -233,9 +233,10 @@ TEST(Session, ObservationsHaveTheirDeclaredTypesAndShapes) {
         EXPECT_GE(std::get<int64_t>(*value), 0) << space.name;
         break;
       case ValueType::Int64List:
-        EXPECT_EQ(static_cast<int64_t>(std::get<std::vector<int64_t>>(*value).size()),
-                  space.length)
+        ASSERT_EQ(space.shape.size(), 1u) << space.name;
+        EXPECT_EQ(static_cast<int64_t>(std::get<std::vector<int64_t>>(*value).size()), space.shape[0])
             << space.name;
+        EXPECT_EQ(space.featureNames.size(), static_cast<size_t>(space.shape[0])) << space.name;
         break;
       case ValueType::Text:
         EXPECT_FALSE(std::get<std::string>(*value).empty()) << space.name;
@@ -243,10 +244,11 @@ TEST(Session, ObservationsHaveTheirDeclaredTypesAndShapes) {
       case ValueType::Bytes:
         EXPECT_FALSE(std::get<std::vector<uint8_t>>(*value).empty()) << space.name;
         break;
-      case ValueType::Bool:
-        EXPECT_TRUE(std::holds_alternative<bool>(*value)) << space.name;
+      default:
+        EXPECT_EQ(typeOf(*value), space.type) << space.name;
         break;
     }
+    EXPECT_EQ(typeOf(*value), space.type) << space.name;
     EXPECT_TRUE(space.deterministic) << space.name;
     EXPECT_EQ(space.platformDependent, space.name.starts_with("ObjectTextSize")) << space.name;
   }
@@ -306,10 +308,10 @@ void serveEverythingUnderAFilter() {
     for (uint32_t action : availableActions()) {
       const uint32_t actions[] = {action};
       if (!session.applyActions(actions).ok()) std::_Exit(1);
-      for (const ObservationSpaceInfo& space : observationSpaces()) {
+      for (const Space& space : observationSpaces()) {
         if (!session.observe(space.name).ok()) std::_Exit(1);
       }
-      for (const RewardSpaceInfo& space : rewardSpaces()) {
+      for (const Space& space : rewardSpaces()) {
         if (!session.reward(space.name).ok()) std::_Exit(1);
       }
     }

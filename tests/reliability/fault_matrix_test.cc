@@ -698,10 +698,14 @@ Got clientGoesAwayMidLoad() {
   capnp::MallocMessageBuilder hello;
   auto greeting = hello.initRoot<proto::ControlRequest>().initHello();
   greeting.setProtocolVersion(proto::PROTOCOL_VERSION);
-  greeting.setActionTableHash(kActionTableHash);
+  auto known = greeting.initBackends(1);
+  known[0].setName(kActionTableBackend);
+  known[0].setActionTableHash(kActionTableHash);
   if (!sendFrame(fd->get(), hello) || !recvFrame(fd->get(), kHangGuard, 0)) return {false, "hello failed"};
   capnp::MallocMessageBuilder request;
-  request.initRoot<proto::ControlRequest>().initNewSession().setBenchmark("file://" + abandoned.source);
+  auto session = request.initRoot<proto::ControlRequest>().initNewSession();
+  session.setBackend(kActionTableBackend);
+  session.setBenchmark("file://" + abandoned.source);
   if (!sendFrame(fd->get(), request)) return {false, "request failed"};
   // The compiler holds the include open once this open returns; holding the
   // write end keeps it blocked in read().

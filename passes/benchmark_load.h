@@ -1,0 +1,55 @@
+// What a loader child is asked to load, and what it sends back.
+//
+// Lifecycle (the neutral part of backend.h's steps 4-5):
+//   1. The zygote fills a LoadRequest for a benchmark's source and forks a
+//      loader child, which calls its backend's load().
+//   2. load() reads everything the benchmark is made of, hashing it
+//      (ContentHash, content_hash.h) and recording the files it read
+//      (benchmark_inputs.h). When the hash equals expectedHash the load ends
+//      there (unchanged): the zygote's cached copy is still the content.
+//      Otherwise it builds the backend's payload.
+//   3. The child writes encodeLoadedBenchmark() to a pipe; the zygote decodes it
+//      (decodeLoadedBenchmark() trusts nothing it reads) and hands the payload to the
+//      backend's prepare().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "passes/benchmark_inputs.h"
+
+namespace forkgym::passes {
+
+struct LoadRequest {
+  std::string uri;  // the source to load (BenchmarkLocation::source)
+  // The server's --benchmark-root directories (realpath'd); empty: any path.
+  // With roots, a source that reads a file outside them and the system
+  // include directories is refused before it is compiled.
+  std::vector<std::string> roots;
+  // The content hash of what the zygote has cached for this URI, when it only
+  // needs to know whether the content changed: if it did not, the load ends
+  // after hashing (LoadedBenchmark::unchanged), without compiling.
+  std::string expectedHash;
+  uint64_t toolMemoryBytes = 0;  // address-space limit of each tool (clang, gcc); 0: inherited
+};
+
+struct LoadedBenchmark {
+  std::string uri;  // the source loaded
+  // Hex BLAKE3 of what the benchmark was made from: file bytes, or the
+  // preprocessed sources and compile options, or a generator's output.
+  std::string contentHash;
+  BenchmarkInputs inputs;  // the files read, for the zygote's freshness check
+  // The content hash equals LoadRequest::expectedHash: nothing was built
+  // (the payload is empty); the cached copy is still right.
+  bool unchanged = false;
+  std::string payload;  // the backend's own encoding (its prepare() reads it)
+};
+
+// Serialisation for the loader pipe (length-prefixed binary).
+std::string encodeLoadedBenchmark(const LoadedBenchmark& loaded);
+Result<LoadedBenchmark> decodeLoadedBenchmark(std::string_view bytes);
+
+}  // namespace forkgym::passes

@@ -1,0 +1,103 @@
+// Session: one episode of one backend, inside a worker — the interface the
+// worker loop drives, whatever the compiler.
+//
+// Lifecycle (worker process only):
+//   1. The worker asks its backend (backend.h) to start a session on the
+//      benchmark it inherited from the zygote (copy-on-write), before it
+//      applies its sandbox.
+//   2. applyActions() validates every index first (nothing is applied if one
+//      is bad), applies them in order and records them.
+//   3. observe()/reward() compute the spaces of the backend's tables
+//      (spaces.h) by index; the worker has checked the names already.
+//      setParameter() changes a backend setting (CompilerGym's send_param,
+//      e.g. gcc's choices) and answers with text.
+//   4. On env.fork() the worker process is forked; the session is copied
+//      with it, so nothing here needs to know about forks.
+// Errors: InvalidRequest for a bad index, key or value (the episode goes
+// on); an outcome that ends the episode (endsEpisode(), base/outcome.h) when
+// the session can no longer be trusted (e.g. LLVM's verifier failed).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "passes/spaces.h"
+
+namespace forkgym::passes {
+
+struct ApplyResult {
+  bool actionHadNoEffect = true;  // no action reported a change
+};
+
+class Session {
+ public:
+  virtual ~Session() = default;
+
+  virtual Result<ApplyResult> applyActions(std::span<const uint32_t> actions) = 0;
+  // `index` is a row of the backend's observation (reward) table.
+  virtual Result<ObservationValue> observe(size_t index) = 0;
+  virtual Result<double> reward(size_t index) = 0;
+  // InvalidRequest naming the keys the backend accepts for an unknown key.
+  virtual Result<std::string> setParameter(std::string_view key, std::string_view value) = 0;
+  // The backend's replay command line for this episode's state (LLVM: opt
+  // -passes=...; gcc: the gcc command line), absolute program path first.
+  virtual std::string commandLine() const = 0;
+  // The actions applied so far, in order.
+  virtual const std::vector<uint32_t>& actions() const = 0;
+};
+
+// The error setParameter() gives for a key its backend does not have.
+Error unknownParameter(std::string_view backend, std::string_view key, std::span<const std::string_view> accepted);
+
+// A session whose observations and rewards are its backend's tables: the
+// dispatch every backend shares. Derived must provide
+//   static std::span<const ObservationRow<Derived>> observationRows();
+//   static std::span<const RewardRow<Derived>> rewardRows();
+template <typename Derived>
+class TableSession : public Session {
+ public:
+  TableSession() : rewardStates_(Derived::rewardRows().size()) {}
+
+  Result<ObservationValue> observe(size_t index) override {
+    const auto rows = Derived::observationRows();
+    if (index >= rows.size()) return outOfRange("observation", index, rows.size());
+    return rows[index].compute(static_cast<Derived&>(*this));
+  }
+  Result<double> reward(size_t index) override {
+    const auto rows = Derived::rewardRows();
+    if (index >= rows.size()) return outOfRange("reward", index, rows.size());
+    return rows[index].compute(static_cast<Derived&>(*this), rewardStates_[index]);
+  }
+
+  // By name (for tests and tools; the worker looks names up once).
+  Result<ObservationValue> observe(std::string_view name) {
+    for (size_t i = 0; i < Derived::observationRows().size(); ++i) {
+      if (Derived::observationRows()[i].space.name == name) return observe(i);
+    }
+    return unknownName("observation", name);
+  }
+  Result<double> reward(std::string_view name) {
+    for (size_t i = 0; i < Derived::rewardRows().size(); ++i) {
+      if (Derived::rewardRows()[i].space.name == name) return reward(i);
+    }
+    return unknownName("reward", name);
+  }
+
+ private:
+  static Error outOfRange(std::string_view kind, size_t index, size_t size) {
+    return makeError(Outcome::InvalidRequest, std::string(kind) + " " + std::to_string(index) +
+                                                  " is not in the table (it has " + std::to_string(size) + ")");
+  }
+  static Error unknownName(std::string_view kind, std::string_view name) {
+    return makeError(Outcome::InvalidRequest, "unknown " + std::string(kind) + " space '" + std::string(name) +
+                                                  "'; the backend's description lists the names");
+  }
+
+  std::vector<RewardState> rewardStates_;
+};
+
+}  // namespace forkgym::passes

@@ -1,0 +1,149 @@
+// The server's backends as the protocol shows them (protocol 2): the hello
+// lists them, describeBackend describes one with its spaces as data, a
+// session names its backend, a backend's session answers setParameter, and
+// benchmark URIs are resolved by the server — so the C++ client reaches the
+// bundled programs and make_benchmark()'s cache as Python does.
+#include <stdlib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "ipc/action_table_hash.h"
+#include "tests/forkserver/runtime_fixture.h"
+
+namespace forkgym::testing {
+namespace {
+
+class Backends : public RuntimeTest {};
+
+TEST_F(Backends, HelloListsEachBackendWithItsVersionAndFacts) {
+  const ServerInfo server = connection_->server();
+  ASSERT_EQ(server.backends.size(), 1u);
+  const BackendInfo* llvm = server.backend("llvm");
+  ASSERT_NE(llvm, nullptr);
+  EXPECT_TRUE(llvm->version.starts_with("19.")) << llvm->version;
+  EXPECT_EQ(llvm->actionTableHash, kActionTableHash);
+  EXPECT_EQ(llvm->property("optPath"), llvmTool("opt"));
+  EXPECT_FALSE(llvm->property("hostTriple").empty());
+  EXPECT_FALSE(llvm->property("hostCpu").empty());
+  EXPECT_EQ(server.backend("gcc"), nullptr);
+}
+
+TEST_F(Backends, AnUnknownBackendIsAClearErrorListingTheServersBackends) {
+  auto session = connection_->newSession(fileUri("crc32.c"), {}, std::chrono::seconds(60), "no-such-compiler");
+  ASSERT_FALSE(session);
+  EXPECT_EQ(session.error().outcome, Outcome::InvalidRequest);
+  EXPECT_NE(session.error().message.find("unknown backend 'no-such-compiler'; this server has llvm"),
+            std::string::npos)
+      << session.error().message;
+
+  auto unnamed = connection_->newSession(fileUri("crc32.c"), {}, std::chrono::seconds(60), "");
+  ASSERT_FALSE(unnamed);
+  EXPECT_NE(unnamed.error().message.find("no backend named; this server has llvm"), std::string::npos)
+      << unnamed.error().message;
+
+  auto description = connection_->describe("no-such-compiler");
+  ASSERT_FALSE(description);
+  EXPECT_EQ(description.error().outcome, Outcome::InvalidRequest);
+  EXPECT_NE(description.error().message.find("this server has llvm"), std::string::npos);
+
+  // The connection carries on.
+  Env env = newEnv();
+  EXPECT_TRUE(env.reset(fileUri("crc32.c")));
+}
+
+TEST_F(Backends, TheDescriptionCarriesEachSpaceAsData) {
+  const Description& d = *description_;
+  EXPECT_EQ(d.backend, "llvm");
+  EXPECT_EQ(d.version, connection_->server().backend("llvm")->version);
+  EXPECT_FALSE(d.actionSpace.empty());
+  EXPECT_FALSE(d.description.empty());
+  EXPECT_EQ(d.replay.program, llvmTool("opt"));
+
+  const SpaceDescription* instCount = d.findObservation("InstCount");
+  ASSERT_NE(instCount, nullptr);
+  EXPECT_EQ(instCount->valueType, ValueType::Int64List);
+  EXPECT_EQ(instCount->shape, std::vector<int64_t>{70});
+  ASSERT_EQ(instCount->featureNames.size(), 70u);
+  EXPECT_EQ(instCount->featureNames[0], "TotalInsts");
+  EXPECT_EQ(instCount->low, 0);
+  EXPECT_TRUE(std::isinf(instCount->high) && instCount->high > 0);
+  const SpaceDescription* autophase = d.findObservation("Autophase");
+  ASSERT_NE(autophase, nullptr);
+  EXPECT_EQ(autophase->featureNames.size(), 56u);
+  const SpaceDescription* size = d.findObservation("ObjectTextSizeBytes");
+  ASSERT_NE(size, nullptr);
+  EXPECT_TRUE(size->platformDependent);
+  EXPECT_FALSE(size->description.empty());
+  ASSERT_EQ(d.rewards.size(), 8u);
+  for (const auto& reward : d.rewards) EXPECT_EQ(reward.valueType, ValueType::Float64) << reward.name;
+}
+
+TEST_F(Backends, SetParameterIsAnsweredByTheBackendsSession) {
+  Env env = newEnv();
+  ASSERT_TRUE(env.reset(fileUri("crc32.c")));
+  auto set = env.setParameter("choices", "1,2,3");
+  ASSERT_FALSE(set);
+  EXPECT_EQ(set.error().outcome, Outcome::InvalidRequest);
+  EXPECT_NE(set.error().message.find("the llvm backend has no parameter 'choices'; it accepts none"),
+            std::string::npos)
+      << set.error().message;
+  // A refused setting ends nothing.
+  EXPECT_TRUE(env.alive());
+  EXPECT_TRUE(env.observe(std::vector<std::string>{"IrInstructionCount"}).ok());
+}
+
+TEST_F(Backends, TheServerResolvesBundledBenchmarks) {
+  Env bundled = newEnv();
+  ASSERT_TRUE(bundled.reset("benchmark://forkgym-v0/crc32"));
+  // The session keeps the name it was asked for: reproducers stay portable.
+  EXPECT_EQ(bundled.benchmark(), "benchmark://forkgym-v0/crc32");
+  EXPECT_EQ(bundled.reproducer().benchmark, "benchmark://forkgym-v0/crc32");
+  // The bundled copy of tests/data/crc32.c: the same program.
+  Env file = newEnv();
+  ASSERT_TRUE(file.reset(fileUri("crc32.c")));
+  const std::vector<std::string> count = {"IrInstructionCount"};
+  EXPECT_EQ(asInt(bundled.observe(count).observations.at(0)), asInt(file.observe(count).observations.at(0)));
+
+  auto missing = newEnv().reset("benchmark://forkgym-v0/no-such-program");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().outcome, Outcome::BenchmarkError);
+  EXPECT_NE(missing.error().message.find("benchmark://forkgym-v0/crc32"), std::string::npos)
+      << missing.error().message;
+}
+
+// make_benchmark() keeps what it made in $FORKGYM_CACHE_DIR/benchmarks (and
+// the like): a server started with the same environment finds it there.
+TEST(BackendsUserCache, TheServerResolvesMakeBenchmarksCache) {
+  TestDir cache;
+  std::filesystem::create_directories(cache.path + "/benchmarks");
+  setenv("FORKGYM_CACHE_DIR", cache.path.c_str(), 1);
+  auto connection = Connection::spawn(testServer());
+  unsetenv("FORKGYM_CACHE_DIR");
+  ASSERT_TRUE(connection) << connection.error().message;
+
+  Env original(*connection);
+  ASSERT_TRUE(original.reset(fileUri("crc32.c")));
+  auto state = original.observe(std::vector<std::string>{"Bitcode", "IrSha1"});
+  ASSERT_TRUE(state.ok()) << state.message;
+  const auto& bitcode = std::get<std::vector<uint8_t>>(state.observations[0]);
+  std::ofstream(cache.path + "/benchmarks/feedc0de.bc", std::ios::binary)
+      .write(reinterpret_cast<const char*>(bitcode.data()), static_cast<std::streamsize>(bitcode.size()));
+
+  Env made(*connection);
+  ASSERT_TRUE(made.reset("benchmark://user-v0/feedc0de"));
+  EXPECT_EQ(made.benchmark(), "benchmark://user-v0/feedc0de");
+  auto again = made.observe(std::vector<std::string>{"IrSha1"});
+  ASSERT_TRUE(again.ok()) << again.message;
+  EXPECT_EQ(asText(again.observations[0]), asText(state.observations[1]));
+
+  auto unknown = Env(*connection).reset("benchmark://user-v0/0000");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("not in this user's benchmark cache (" + cache.path + "/benchmarks)"),
+            std::string::npos)
+      << unknown.error().message;
+}
+
+}  // namespace
+}  // namespace forkgym::testing
