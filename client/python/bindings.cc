@@ -200,6 +200,14 @@ const char* valueTypeName(ValueType type) {
   return "unknown";
 }
 
+// ipc/protocol.capnp's names of the value types.
+const char* protocolTypeName(ValueType type) {
+  static constexpr const char* kNames[] = {"int64", "int64List", "text", "bytes",
+                                           "boolean", "float64", "float64List", "int64Map"};
+  const auto index = static_cast<size_t>(type);
+  return index < std::size(kNames) ? kNames[index] : "unknown";
+}
+
 // The LLVM backend's facts under the names protocol 1 gave them, for the
 // package's existing callers (env.connection.server.opt_path, ...); the
 // neutral form is server.backends.
@@ -451,6 +459,9 @@ NB_MODULE(_forkgym, m) {
 
   nb::class_<SpaceDescription>(m, "SpaceDescription")
       .def_ro("name", &SpaceDescription::name)
+      .def_prop_ro("type", [](const SpaceDescription& s) { return protocolTypeName(s.valueType); },
+                   "The protocol's ValueType name: int64, int64List, text, bytes, boolean, float64, float64List, "
+                   "int64Map.")
       .def_prop_ro("value_type", [](const SpaceDescription& s) { return valueTypeName(s.valueType); })
       .def_prop_ro("length", &SpaceDescription::length)
       .def_prop_ro("shape", [](const SpaceDescription& s) {
