@@ -74,6 +74,8 @@ struct KnownBackend {
   uint64_t actionTableHash;
 };
 constexpr KnownBackend kKnownBackends[] = {{kActionTableBackend, kActionTableHash}};
+// More backends than any server serves: a list past it is garbage.
+constexpr unsigned kMaxBackends = 1024;
 
 Error unexpected(const char* what) {
   return makeError(Outcome::ProtocolMismatch, std::string("the server answered ") + what + " with something else");
@@ -357,6 +359,10 @@ Status Connection::helloLocked() {
     auto hello = reply.getHello();
     ServerInfo info;
     info.protocolVersion = hello.getProtocolVersion();
+    if (hello.getBackends().size() > kMaxBackends) {
+      return makeError(Outcome::ProtocolMismatch, "the server's hello names " +
+                                                      std::to_string(hello.getBackends().size()) + " backends");
+    }
     for (auto backend : hello.getBackends()) {
       BackendInfo out{backend.getName(), backend.getVersion(), backend.getActionTableHash(), {}};
       for (auto property : backend.getProperties()) out.properties.emplace_back(property.getKey(), property.getValue());

@@ -9,6 +9,9 @@
 namespace forkgym::forkserver {
 namespace {
 
+// More backends than any client is built knowing.
+constexpr unsigned kMaxHelloBackends = 64;
+
 std::string hex(uint64_t value) {
   char text[19];
   std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(value));
@@ -56,7 +59,17 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
         // its table's hash (0) is refused like one built for another table.
         // A backend whose table is generated at start-up (hash 0 here) has
         // nothing to compare; one the server lacks is the client's business.
-        for (auto known : hello.getBackends()) {
+        // Bounded before it is walked: a list of empty structs costs a peer
+        // almost nothing to send and the zygote a loop per element.
+        const auto backends = hello.getBackends();
+        if (backends.size() > kMaxHelloBackends) {
+          setFailure(root.initFailure(),
+                     makeError(Outcome::ProtocolMismatch, "the hello names " + std::to_string(backends.size()) +
+                                                              " backends; a client knows at most " +
+                                                              std::to_string(kMaxHelloBackends)));
+          return;
+        }
+        for (auto known : backends) {
           const std::string name = known.getName();
           const auto ours = handler.actionTableHash(name);
           if (!ours || *ours == 0 || known.getActionTableHash() == *ours) continue;
