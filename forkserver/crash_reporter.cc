@@ -113,7 +113,7 @@ void installCrashReporter(RegionHeader& header, const passes::Backend& backend) 
     sigaction(fatal.signal, &action, nullptr);
   }
   std::set_new_handler(reportOutOfMemory);
-  backend.installErrorHandlers({&reportOutOfMemory, &reportCompilerFatalError});
+  if (backend.installErrorHandlers) backend.installErrorHandlers({&reportOutOfMemory, &reportCompilerFatalError});
 }
 
 void redirectCrashReporter(RegionHeader& header) { gHeader = &header; }

@@ -111,7 +111,7 @@ void setUpLoaderChild(const passes::Backend& backend, const LoaderLimits& limits
   // Allocation failure at the limit is an exit with a stable code the
   // zygote explains, not an abort that looks like a crash.
   std::set_new_handler(outOfMemory);
-  backend.installErrorHandlers({&outOfMemory, &compilerFatalError});
+  if (backend.installErrorHandlers) backend.installErrorHandlers({&outOfMemory, &compilerFatalError});
 }
 // ----------------------------------------------------------------------------
 

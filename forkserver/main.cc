@@ -16,6 +16,9 @@
 #include "forkserver/zygote.h"
 #include "ipc/control_socket.h"
 #include "passes/llvm/backend.h"
+#ifdef FORKGYM_TEST_ACTIONS
+#include "tests/backends/calculator/backend.h"
+#endif
 
 namespace {
 
@@ -24,6 +27,9 @@ namespace {
 // and one row here.
 const forkgym::passes::Backend* const kBackends[] = {
     &forkgym::passes::kLlvmBackend,
+#ifdef FORKGYM_TEST_ACTIONS
+    &forkgym::calculator::kBackend,  // test builds: the worked example (tests/backends/calculator/)
+#endif
 };
 
 constexpr const char* kUsage = R"(usage: forkgym-server [options]

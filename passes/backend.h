@@ -147,8 +147,9 @@ struct Backend {
   Result<std::unique_ptr<CachedBenchmark>> (*prepare)(const LoadedBenchmark& loaded);
   // Step 6 (worker, before its sandbox).
   Result<std::unique_ptr<Session>> (*startSession)(CachedBenchmark& benchmark);
-  // Workers and loader children, right after fork().
-  void (*installErrorHandlers)(const CompilerErrorHandlers& handlers);
+  // Workers and loader children, right after fork(); null when the
+  // compiler has no fatal paths of its own to redirect.
+  void (*installErrorHandlers)(const CompilerErrorHandlers& handlers) = nullptr;
 };
 
 }  // namespace forkgym::passes

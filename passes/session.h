@@ -100,4 +100,17 @@ class TableSession : public Session {
   std::vector<RewardState> rewardStates_;
 };
 
+// A table session's spaces, in row order, built once (a backend record's
+// observationSpaces/rewardSpaces).
+template <typename Derived>
+std::span<const Space> observationSpacesOf() {
+  static const std::vector<Space> spaces = spacesOf(Derived::observationRows());
+  return spaces;
+}
+template <typename Derived>
+std::span<const Space> rewardSpacesOf() {
+  static const std::vector<Space> spaces = spacesOf(Derived::rewardRows());
+  return spaces;
+}
+
 }  // namespace forkgym::passes

@@ -127,15 +127,9 @@ Result<int64_t> LlvmSession::objectTextSize() {
   return *impl_->objectTextSize;
 }
 
-std::span<const Space> observationSpaces() {
-  static const std::vector<Space> spaces = spacesOf(LlvmSession::observationRows());
-  return spaces;
-}
+std::span<const Space> observationSpaces() { return observationSpacesOf<LlvmSession>(); }
 
-std::span<const Space> rewardSpaces() {
-  static const std::vector<Space> spaces = spacesOf(LlvmSession::rewardRows());
-  return spaces;
-}
+std::span<const Space> rewardSpaces() { return rewardSpacesOf<LlvmSession>(); }
 
 std::string pipelineText(std::span<const uint32_t> actions) {
   std::string text;
