@@ -62,6 +62,14 @@ def test_envs_of_one_description_share_one_set_of_spaces(count_spaces) -> None:
         server.close()
 
 
+def test_shared_space_tables_are_read_only() -> None:
+    with forkgym.make("llvm-v0") as env:
+        with pytest.raises(TypeError):
+            env.observation.spaces["Ir"] = env.observation.spaces["Autophase"]
+        with pytest.raises(TypeError):
+            del env.reward.spaces["IrInstructionCount"]
+
+
 def test_each_env_samples_actions_with_its_own_generator() -> None:
     with forkgym.make("llvm-v0") as a, forkgym.make("llvm-v0") as b:
         assert a.action_space is not b.action_space

@@ -39,8 +39,9 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 import gymnasium as gym
@@ -118,7 +119,7 @@ class ObservationView:
 
     def __init__(self, env: CompilerEnv) -> None:
         self._env = env
-        self.spaces: dict[str, ObservationSpaceSpec] = env._observation_specs
+        self.spaces: Mapping[str, ObservationSpaceSpec] = env._observation_specs
 
     def __getitem__(self, name: str) -> Any:
         spec = lookup(self.spaces, name, "observation")
@@ -139,7 +140,7 @@ class RewardView:
 
     def __init__(self, env: CompilerEnv) -> None:
         self._env = env
-        self.spaces: dict[str, RewardSpaceSpec] = env._reward_specs
+        self.spaces: Mapping[str, RewardSpaceSpec] = env._reward_specs
 
     def __getitem__(self, name: str) -> float:
         lookup(self.spaces, name, "reward")
@@ -251,11 +252,12 @@ class CompilerEnv(gym.Env):
         observations.update(cls.derived_observations(description, observations))
         for spec in observations.values():
             spec.space.name = spec.id  # CompilerGym's spaces carry their name
+        # Read-only: every env and fork of this description shares them.
         return Spaces(
             description=description,
             action_space=cls.make_action_space(description),
-            observations=observations,
-            rewards=build_reward_specs(description),
+            observations=MappingProxyType(observations),
+            rewards=MappingProxyType(build_reward_specs(description)),
         )
 
     @classmethod
