@@ -20,6 +20,7 @@ from forkgym.envs import CompilerEnv
 from forkgym.errors import (
     BenchmarkInitError,
     BenchmarkNotFound,
+    CompilerFailed,
     ForkgymError,
     InvalidAction,
     InvalidRequest,
@@ -87,6 +88,7 @@ __all__ = [
     "COMPILER_GYM_ENVS",
     "CompilerEnv",
     "CompilerEnvState",
+    "CompilerFailed",
     "CompilerEnvStateReader",
     "CompilerEnvStateWriter",
     "ForkgymError",

@@ -384,6 +384,7 @@ class CompilerEnv(gym.Env):
         self.episode_reward = 0.0
         self._episode_start = time.monotonic()
         self._episode_over = False
+        self._on_episode_start()
         observation = None
         if self._observation_spec is not None:
             observation = self.observation[self._observation_spec.id]
@@ -405,6 +406,16 @@ class CompilerEnv(gym.Env):
                 if attempt:
                     raise
                 self._server.renew(connection)
+
+    def _on_episode_start(self) -> None:
+        """Backend settings a new episode needs (a subclass's); nothing by default."""
+
+    @_serialised
+    def send_param(self, key: str, value: str) -> str:
+        """Sets a backend parameter of this episode (CompilerGym's ``send_param``,
+        e.g. gcc's ``choices``) and returns the backend's answer. An unknown key
+        raises InvalidRequest naming the keys the backend accepts."""
+        return self._require_episode().set_parameter(key, value)
 
     def _new_session(self, connection: _forkgym.Connection) -> _forkgym.Env:
         """A native session of this env's backend, with its limits (no worker until reset)."""
@@ -607,11 +618,20 @@ class CompilerEnv(gym.Env):
                 "actions": list(self._actions),
                 "episode_reward": self.episode_reward,
                 "spec": self.spec,
+                "extras": self._episode_extras() if in_episode else {},
             }
         return (_unpickle_env, (type(self), kwargs, state))
 
+    def _episode_extras(self) -> dict[str, Any]:
+        """What a pickle must carry besides the actions to rebuild the episode
+        (a subclass's backend state set other than by actions); none by default."""
+        return {}
+
+    def _restore_extras(self, extras: dict[str, Any]) -> None:
+        """Applies :meth:`_episode_extras` after the actions are replayed."""
+
     @staticmethod
-    def _space_key(spec: Any, table: dict[str, Any]) -> Any:
+    def _space_key(spec: Any, table: Mapping[str, Any]) -> Any:
         """A space by name when it is one of the table's, else the spec itself."""
         if spec is None:
             return None
@@ -680,17 +700,31 @@ class CompilerEnv(gym.Env):
         return native.benchmark_hash if native is not None else ""
 
     def apply(self, state: CompilerEnvState) -> None:
-        """Replays ``state`` in this env (resets to its benchmark, then applies its actions).
-        Raises if the replay crashes."""
-        actions = self.action_space.from_string(state.commandline)
+        """Replays ``state`` in this env (resets to its benchmark, then reaches its
+        state). Raises if the replay crashes."""
+        self._check_replayable(state)
         self.reset(benchmark=state.benchmark)
         if state.benchmark_hash and self.benchmark_hash != state.benchmark_hash:
             from forkgym.validate import _changed_message
 
             raise BenchmarkInitError(_changed_message(state, self.benchmark_hash), Outcome.BENCHMARK_ERROR)
-        _, _, _, truncated, info = self.multistep(actions)
+        self._replay_in_episode(state)
+
+    def _check_replayable(self, state: CompilerEnvState) -> None:
+        """Raises before any reset if ``state``'s command line is not this env's."""
+        self.action_space.from_string(state.commandline)
+
+    def _replay_in_episode(self, state: CompilerEnvState) -> None:
+        """Reaches ``state`` from the start of an episode on its benchmark."""
+        _, _, _, truncated, info = self.multistep(self.action_space.from_string(state.commandline))
         if truncated:
             raise from_outcome(info["outcome"], info["error_details"], info["signal"], info["reproducer"])
+
+    def _prepare_replay(self, native: _forkgym.Env, state: CompilerEnvState) -> list[int]:
+        """For validation: sets up a fresh session on ``state``'s benchmark and
+        returns the actions that reach ``state`` from there."""
+        unavailable = self.action_space.unavailable
+        return [a for a in self.action_space.from_string(state.commandline) if a not in unavailable]
 
     def validate(self, state: CompilerEnvState | None = None) -> Any:
         """Replays a state (default: this episode) in a fresh worker and checks it.
@@ -763,6 +797,7 @@ def _unpickle_env(cls: type[CompilerEnv], kwargs: dict[str, Any], state: dict[st
             if truncated:
                 raise from_outcome(info["outcome"], "replaying the pickled episode failed: " + info["error_details"],
                                    info["signal"], info["reproducer"])
+        env._restore_extras(state.get("extras", {}))
         env.episode_reward = state["episode_reward"]
     return env
 

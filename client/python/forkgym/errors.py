@@ -70,6 +70,11 @@ class SessionNotStarted(ForkgymError):
     a process ``fork()``ed from the one that started the episode)."""
 
 
+class CompilerFailed(ForkgymError):
+    """An external compiler (gcc) crashed or ran past its time on the new state;
+    the step or setting was undone and the episode goes on."""
+
+
 class ResourceExhausted(ForkgymError, OSError):
     """This process ran out of something the request needs (file descriptors); the
     episode is unaffected."""
@@ -90,6 +95,8 @@ _ADVICE = {
     Outcome.SESSION_CLOSED: "call reset() to start an episode",
     Outcome.INTERRUPTED: "the episode is over; call reset() to start a new one",
     Outcome.RESOURCE_EXHAUSTED: "raise the limit (ulimit -n)",
+    Outcome.COMPILER_FAILED: "the episode is where it was before this request; choose other options, or raise "
+                             "the compiler's time limit (gcc-v0: env.timeout)",
 }
 
 _NOT_FOUND_HINTS = ("no such file", "not found", "unknown scheme", "unknown dataset", "cannot read", "cannot list")
@@ -114,6 +121,7 @@ def exception_type(outcome: Outcome | int, message: str = "") -> type[ForkgymErr
         Outcome.SESSION_CLOSED: SessionNotStarted,
         Outcome.INTERRUPTED: SessionCrashed,
         Outcome.RESOURCE_EXHAUSTED: ResourceExhausted,
+        Outcome.COMPILER_FAILED: CompilerFailed,
     }.get(outcome, ForkgymError)
 
 

@@ -415,6 +415,9 @@ class Spaces:
     observations: Mapping[str, ObservationSpaceSpec]
     rewards: Mapping[str, RewardSpaceSpec]
     no_observation: NoObservation = field(default_factory=NoObservation)
+    # Backend data an env class asks the server for once per description
+    # (gcc's spec), kept beside the spaces.
+    extras: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 # How an env class turns a description into its spaces (CompilerEnv.build_spaces).

@@ -110,8 +110,7 @@ def validate_states(
             result = ValidationResult(state=state)
             results.append(result)
             try:
-                actions = unwrapped.action_space.from_string(state.commandline)
-                native_actions = [a for a in actions if a not in unwrapped.action_space.unavailable]
+                unwrapped._check_replayable(state)
                 native = unwrapped._new_session(unwrapped._server.connection())
                 native.reset(server_uri(state.benchmark))
             except (ForkgymError, ValueError) as e:
@@ -122,6 +121,13 @@ def validate_states(
                 native.close()
                 result.benchmark_changed = True
                 result.errors.append(_changed_message(state, native.benchmark_hash))
+                continue
+            try:
+                native_actions = unwrapped._prepare_replay(native, state)
+            except (ForkgymError, ValueError) as e:
+                native.close()
+                result.actions_replay_failed = True
+                result.errors.append(str(e))
                 continue
             natives.append(native)
             plans.append(native_actions)
