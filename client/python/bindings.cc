@@ -476,6 +476,13 @@ NB_MODULE(_forkgym, m) {
       .def_ro("platform_dependent", &SpaceDescription::platformDependent)
       .def_ro("description", &SpaceDescription::description);
 
+  nb::class_<ReplayCommand>(m, "ReplayCommand")
+      .def_ro("program", &ReplayCommand::program)
+      .def_ro("actions_prefix", &ReplayCommand::actionsPrefix)
+      .def_ro("separator", &ReplayCommand::separator)
+      .def_ro("actions_suffix", &ReplayCommand::actionsSuffix)
+      .def_ro("tail", &ReplayCommand::tail);
+
   nb::class_<Description>(m, "Description")
       .def_ro("backend", &Description::backend)
       .def_ro("version", &Description::version)
@@ -485,6 +492,8 @@ NB_MODULE(_forkgym, m) {
       .def_ro("observations", &Description::observations)
       .def_ro("rewards", &Description::rewards)
       .def_ro("cached_benchmarks", &Description::cachedBenchmarks)
+      .def_ro("replay", &Description::replay,
+              "How the replay command line is written from the actions' replay texts (and read back).")
       .def("command_line", [](const Description& d, const std::vector<uint32_t>& actions) { return d.commandLine(actions); },
            "actions"_a, "The backend's replay command line of these actions.");
 

@@ -102,8 +102,10 @@ def test_compiler_env_works_from_the_description_alone(data_dir) -> None:
         with env.fork() as copy:
             assert type(copy) is forkgym.CompilerEnv
             assert copy.observation["IrInstructionCount"] == env.observation["IrInstructionCount"]
-        # A generic command line is the actions' names, and reads back.
-        assert env.commandline() == "-mem2reg"
+        # A generic command line is the backend's replay command, as the
+        # server writes it in reproducers, and reads back.
+        assert env.commandline() == env._native.reproducer().commandline
+        assert "-passes='function(mem2reg)'" in env.commandline()
         assert env.commandline_to_actions(env.commandline()) == env.actions
         state = env.state
         assert env.validate().okay()
@@ -175,3 +177,38 @@ def test_every_observation_space_samples_values_it_contains_and_contains_its_val
                 assert value in spec.space, name
                 if name == "BitcodeFile":
                     os.unlink(value)
+
+
+CALCULATOR = "generator://calculator-v0/5"  # the test server's toy backend: a program is an integer
+
+
+def test_a_backend_without_a_class_passes_check_env_and_replays_its_states() -> None:
+    with forkgym.CompilerEnv(backend="calculator", benchmark=CALCULATOR, observation_space="Value",
+                             reward_space="Decrease") as env:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_env(env, skip_render_check=True)
+        assert not caught, [str(w.message) for w in caught]
+        env.reset()
+        env.multistep([env.action_space.index(a) for a in ("double", "add1", "negate")])
+        assert env.commandline() == "calculator double add1 negate" == env._native.reproducer().commandline
+        assert env.observation["OpCounts"] in env.observation.spaces["OpCounts"].space
+        result = env.validate()
+        assert result.okay() and result.reward_validated, result
+        with forkgym.CompilerEnv(backend="calculator", reward_space="Decrease") as other:
+            other.apply(env.state)
+            assert other.observation["Value"] == env.observation["Value"] == -11
+        with pytest.raises(forkgym.InvalidAction, match="should start with 'calculator'"):
+            env.commandline_to_actions("opt -passes=dce")
+        with pytest.raises(forkgym.InvalidAction, match="'triple' .* is not the replay text of any action"):
+            env.commandline_to_actions("calculator double triple")
+
+
+def test_a_backend_parameter_it_does_not_know_is_a_clear_error() -> None:
+    with forkgym.CompilerEnv(backend="calculator", benchmark=CALCULATOR) as env:
+        with pytest.raises(forkgym.SessionNotStarted):
+            env.send_param("anything", "1")
+        env.reset()
+        with pytest.raises(forkgym.InvalidRequest, match="anything"):
+            env.send_param("anything", "1")
+        assert env.observation["Value"] == 5  # the episode goes on

@@ -96,3 +96,23 @@ def test_each_value_types_space_passes_check_env(kind: str) -> None:
         warnings.simplefilter("always")
         check_env(_OneObservationEnv(kind), skip_render_check=True)
     assert not caught, [str(w.message) for w in caught]
+
+
+def test_a_replay_command_line_reads_back_even_where_replay_texts_hold_the_separator() -> None:
+    from forkgym.description import ActionRow, ReplayCommand
+    from forkgym.errors import InvalidAction
+    from forkgym.spaces import ActionSpace
+
+    rows = [ActionRow("a", replay="f(x,y)"), ActionRow("b", replay="g"), ActionRow("c", replay="f(x,y),g"),
+            ActionRow("off", replay="", unavailable_reason="not in this build")]
+    space = ActionSpace(rows, "Test", replay=ReplayCommand("/opt/my cc", " -p='", ",", "'", " in -o out"))
+    line = space.to_string([1, 0, 3, 1])
+    assert line == "'/opt/my cc' -p='g,f(x,y),g' in -o out"
+    # The longest match wins: "f(x,y),g" is action c.
+    assert space.from_string(line) == [1, 2]
+    assert space.from_string(space.to_string([0, 1, 0])) == [2, 0]
+    assert space.from_string(space.to_string([3])) == []
+    with pytest.raises(InvalidAction, match="should start with"):
+        space.from_string("cc -p='g' in -o out")
+    with pytest.raises(InvalidAction, match="'h' .* is not the replay text"):
+        space.from_string("'/opt/my cc' -p='g,h' in -o out")

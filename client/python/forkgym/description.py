@@ -22,9 +22,6 @@ from forkgym.errors import InvalidRequest
 # The value types of the protocol's ValueType enum, by their Python names.
 VALUE_TYPES = ("int64", "int64List", "text", "bytes", "boolean", "float64", "float64List", "int64Map")
 
-# The extension's names for the value types it knew before they were an enum.
-_NATIVE_VALUE_TYPES = {"int64_list": "int64List", "bool": "boolean", "float64_list": "float64List",
-                       "int64_map": "int64Map"}
 
 
 @dataclass(frozen=True)
@@ -34,9 +31,22 @@ class ActionRow:
 
     name: str
     description: str = ""
-    pipeline: str = ""
+    replay: str = ""  # what it adds to the replay command line (LLVM: its pass pipeline)
     unavailable_reason: str = ""  # non-empty: a no-op kept so indices line up
     test_only: bool = False  # test builds' fault-injection actions, past the public space
+
+
+@dataclass(frozen=True)
+class ReplayCommand:
+    """How a backend writes an episode's replay command line: ``program``, then
+    (if any action has replay text) ``actions_prefix``, the actions' replay
+    texts joined by ``separator``, ``actions_suffix``; then ``tail``."""
+
+    program: str = ""
+    actions_prefix: str = ""
+    separator: str = " "
+    actions_suffix: str = ""
+    tail: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,53 +74,45 @@ class BackendDescription:
     actions: tuple[ActionRow, ...]
     observations: tuple[SpaceRow, ...]
     rewards: tuple[SpaceRow, ...]
-    # Backend data from the hello (LLVM: the server's opt), e.g. {"optPath": ...}.
+    replay: ReplayCommand = ReplayCommand()
+    # Backend facts from the hello (LLVM: the server's opt), e.g. (("optPath", ...),).
     properties: tuple[tuple[str, str], ...] = ()
+    description: str = ""
 
     def property(self, key: str, default: str = "") -> str:
         return dict(self.properties).get(key, default)
 
 
-def _value_type(native: Any) -> str:
-    name = native if isinstance(native, str) else getattr(native, "name", str(native))
-    name = _NATIVE_VALUE_TYPES.get(name, name)
+def _value_type(name: str) -> str:
     if name not in VALUE_TYPES:
         raise InvalidRequest(f"the server described a space of value type '{name}', which this client does not "
                              f"know (it knows {', '.join(VALUE_TYPES)}); upgrade the forkgym package")
     return name
 
 
-def _space_row(native: Any, feature_names: tuple[str, ...] = (), reward: bool = False) -> SpaceRow:
-    if reward and not hasattr(native, "type"):
-        kind = "float64"  # a reward is a float; rows without a type said nothing more
-    else:
-        kind = _value_type(getattr(native, "type", None) or native.value_type)
-    shape = tuple(int(n) for n in getattr(native, "shape", ()) or ())
+def _space_row(native: Any) -> SpaceRow:
+    kind = _value_type(native.type)
+    shape = tuple(int(n) for n in native.shape)
     if not shape and kind in ("int64List", "float64List"):
-        length = int(getattr(native, "length", -1))
-        shape = (length if length > 0 else -1,)
-    low = float(getattr(native, "low", -math.inf))
-    high = float(getattr(native, "high", math.inf))
-    if not hasattr(native, "low") and kind in ("int64", "int64List") and not reward:
-        low = 0.0  # counts and sizes, as every int64 space was before spaces had bounds
+        shape = (-1,)  # a list whose length depends on the program
     return SpaceRow(
         name=native.name,
         type=kind,
         shape=shape,
-        low=low,
-        high=high,
-        feature_names=tuple(getattr(native, "feature_names", ()) or feature_names),
+        low=float(native.low),
+        high=float(native.high),
+        feature_names=tuple(native.feature_names),
         deterministic=bool(native.deterministic),
         platform_dependent=bool(native.platform_dependent),
-        description=str(getattr(native, "description", "")),
+        description=str(native.description),
     )
 
 
 def _action_row(native: Any) -> ActionRow:
     return ActionRow(
-        name=getattr(native, "name", "") or native.flag,
+        name=native.flag,
         description=native.description,
-        pipeline=getattr(native, "replay", None) or getattr(native, "pipeline", ""),
+        replay=native.replay,
         unavailable_reason=native.unavailable_reason,
         test_only=bool(native.test_only),
     )
@@ -118,8 +120,7 @@ def _action_row(native: Any) -> ActionRow:
 
 def backend_names(server: Any) -> list[str]:
     """The backends a server's hello lists."""
-    backends = getattr(server, "backends", None)
-    return [b.name for b in backends] if backends is not None else ["llvm"]  # protocol 1: LLVM alone
+    return [b.name for b in server.backends]
 
 
 def describe(connection: Any, backend: str) -> BackendDescription:
@@ -129,26 +130,21 @@ def describe(connection: Any, backend: str) -> BackendDescription:
     backend.
     """
     server = connection.server
-    offered = backend_names(server)
-    if backend not in offered:
-        raise InvalidRequest(f"the server has no backend '{backend}'; its backends: {', '.join(offered)}")
-    info = server.backend(backend) if hasattr(server, "backend") else None
-    if info is not None:
-        native = connection.describe(backend)
-        version = native.version or info.version
-        properties = tuple(sorted(dict(info.properties).items()))
-        legacy_names: dict[str, tuple[str, ...]] = {}
-    else:  # protocol 1: LLVM's facts at the top level, its named vectors description-wide
-        native = connection.describe()
-        version = str(server.llvm_version)
-        properties = (("optPath", str(server.opt_path or "")),)
-        legacy_names = {"InstCount": tuple(native.inst_count_names), "Autophase": tuple(native.autophase_names)}
+    info = server.backend(backend)
+    if info is None:
+        raise InvalidRequest(f"the server has no backend '{backend}'; its backends: "
+                             f"{', '.join(backend_names(server))}")
+    native = connection.describe(backend)
+    replay = native.replay
     return BackendDescription(
         backend=backend,
-        version=version,
-        action_space_name=getattr(native, "action_space", "") or "Commandline",
+        version=native.version or info.version,
+        action_space_name=native.action_space,
         actions=tuple(_action_row(a) for a in native.actions),
-        observations=tuple(_space_row(o, legacy_names.get(o.name, ())) for o in native.observations),
-        rewards=tuple(_space_row(r, reward=True) for r in native.rewards),
-        properties=properties,
+        observations=tuple(_space_row(o) for o in native.observations),
+        rewards=tuple(_space_row(r) for r in native.rewards),
+        replay=ReplayCommand(replay.program, replay.actions_prefix, replay.separator, replay.actions_suffix,
+                             replay.tail),
+        properties=tuple(sorted(dict(info.properties).items())),
+        description=str(native.description),
     )

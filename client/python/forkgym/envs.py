@@ -73,8 +73,6 @@ from forkgym.spaces import (
 from forkgym.state import CompilerEnvState
 
 _envs: weakref.WeakSet[CompilerEnv] = weakref.WeakSet()
-# Whether the extension's sessions name their backend (protocol 2).
-_SESSIONS_NAME_BACKENDS = hasattr(_forkgym.Env, "set_parameter")
 
 
 def _after_fork_in_child() -> None:
@@ -262,7 +260,7 @@ class CompilerEnv(gym.Env):
 
     @classmethod
     def make_action_space(cls, description: BackendDescription) -> ActionSpace:
-        return ActionSpace(description.actions, description.action_space_name)
+        return ActionSpace(description.actions, description.action_space_name, replay=description.replay)
 
     @classmethod
     def derived_observations(
@@ -419,9 +417,7 @@ class CompilerEnv(gym.Env):
 
     def _new_session(self, connection: _forkgym.Connection) -> _forkgym.Env:
         """A native session of this env's backend, with its limits (no worker until reset)."""
-        if _SESSIONS_NAME_BACKENDS:
-            return _forkgym.Env(connection, *self._limits, backend=self._backend)
-        return _forkgym.Env(connection, *self._limits)
+        return _forkgym.Env(connection, *self._limits, backend=self._backend)
 
     def _require_episode(self) -> _forkgym.Env:
         if self._native is None or not self._native.alive:
@@ -672,8 +668,8 @@ class CompilerEnv(gym.Env):
         return time.monotonic() - self._episode_start
 
     def commandline(self, actions: Iterable[int] | None = None) -> str:
-        """The episode's actions (or ``actions``) as the action space writes them;
-        :meth:`commandline_to_actions` reads it back."""
+        """The backend's replay command line of the episode's actions (or of
+        ``actions``); :meth:`commandline_to_actions` reads it back."""
         return self.action_space.to_string(self._actions if actions is None else actions)
 
     def commandline_to_actions(self, commandline: str) -> list[int]:

@@ -43,11 +43,11 @@ class LlvmActionSpace(ActionSpace):
     def __init__(
         self, actions: Sequence[ActionRow], name: str = "Commandline", seed: Any = None, *, opt: str = "opt"
     ) -> None:
-        super().__init__(actions, name, seed=seed)
+        super().__init__(actions, name, seed=seed)  # its own command line form below
         # The server's own opt by absolute path (its hello says which): another
         # LLVM's `opt` on PATH may misread LLVM 19 bitcode.
         self.opt = opt
-        self.pipelines: list[str] = [a.pipeline for a in actions]
+        self.pipelines: list[str] = [a.replay for a in actions]
         self._by_pipeline: dict[str, int] = {}
         for i, pipeline in enumerate(self.pipelines):
             if pipeline and i not in self.unavailable:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import shlex
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from forkgym.description import ActionRow, BackendDescription, SpaceRow, describe
+from forkgym.description import ActionRow, BackendDescription, ReplayCommand, SpaceRow, describe
 from forkgym.errors import InvalidAction, InvalidRequest
 
 INT64_MIN = np.iinfo(np.int64).min
@@ -48,15 +47,18 @@ class ActionSpace(spaces.Discrete):
     Actions with no effect on this build (``unavailable``) stay in the space so
     indices line up with the backend's table; test-only fault-injection
     actions (test builds) lie past ``n``: the env accepts them but sampling
-    never draws them. A command line is the actions' names, in order
-    (subclasses give a backend's own runnable form).
+    never draws them. A command line is the backend's replay command
+    (:class:`forkgym.description.ReplayCommand`), which :meth:`from_string`
+    reads back; a backend whose env has a class of its own may write its own.
     """
 
-    def __init__(self, actions: Sequence[ActionRow], name: str = "Commandline", seed: Any = None) -> None:
+    def __init__(self, actions: Sequence[ActionRow], name: str = "Commandline", seed: Any = None,
+                 replay: ReplayCommand | None = None) -> None:
         public = [a for a in actions if not a.test_only]
         super().__init__(len(public), seed=seed)
         self.name = name
         self.rows: tuple[ActionRow, ...] = tuple(actions)
+        self.replay = replay or ReplayCommand()
         self.flags: list[str] = [a.name for a in actions]
         self.descriptions: list[str] = [a.description for a in actions]
         self.unavailable: dict[int, str] = {
@@ -67,6 +69,12 @@ class ActionSpace(spaces.Discrete):
         for i, flag in enumerate(self.flags):
             self._by_flag.setdefault(flag, i)
             self._by_flag.setdefault(flag.lstrip("-"), i)
+        self._by_replay: dict[str, int] = {}
+        for i, action in enumerate(actions):
+            if action.replay and i not in self.unavailable:
+                self._by_replay.setdefault(action.replay, i)
+        separator = self.replay.separator
+        self._max_pieces = max((len(r.split(separator)) if separator else 1 for r in self._by_replay), default=1)
 
     @property
     def names(self) -> list[str]:
@@ -98,12 +106,56 @@ class ActionSpace(spaces.Discrete):
         return index
 
     def to_string(self, actions: Iterable[int]) -> str:
-        """The actions' names, space-separated (quoted where needed)."""
-        return shlex.join(self.flags[self.check(a)] for a in actions)
+        """The backend's replay command line of ``actions`` (as the server writes
+        it in reproducers); actions without replay text are left out."""
+        texts = [self.rows[self.check(a)].replay for a in actions]
+        joined = self.replay.separator.join(t for t in texts if t)
+        line = _shell_quoted(self.replay.program)
+        if joined:
+            line += self.replay.actions_prefix + joined + self.replay.actions_suffix
+        return line + self.replay.tail
 
     def from_string(self, commandline: str) -> list[int]:
-        """Actions from :meth:`to_string`'s form."""
-        return [self.index(word) for word in shlex.split(commandline)]
+        """The actions of a command line :meth:`to_string` wrote."""
+        replay = self.replay
+        text = commandline.strip()
+        program = _shell_quoted(replay.program)
+        if not text.startswith(program):
+            raise InvalidAction(f"'{commandline}' is not a {self.name} command line: it should start with "
+                                f"'{program}' (see env.commandline())")
+        text = text[len(program):]
+        if replay.tail.strip() and text.endswith(replay.tail.rstrip()):
+            text = text[: len(text) - len(replay.tail.rstrip())]
+        if not text.strip():
+            return []
+        if not (text.startswith(replay.actions_prefix) and text.endswith(replay.actions_suffix)):
+            raise InvalidAction(f"'{commandline}' is not a {self.name} command line (see env.commandline())")
+        text = text[len(replay.actions_prefix): len(text) - len(replay.actions_suffix)]
+        pieces = text.split(replay.separator) if replay.separator else [text]
+        actions: list[int] = []
+        i = 0
+        while i < len(pieces):
+            # The longest run of pieces that is one action's text: a replay
+            # text may itself hold the separator.
+            for width in range(min(self._max_pieces, len(pieces) - i), 0, -1):
+                index = self._by_replay.get(replay.separator.join(pieces[i: i + width]))
+                if index is not None:
+                    actions.append(index)
+                    i += width
+                    break
+            else:
+                raise InvalidAction(f"'{pieces[i]}' in '{commandline}' is not the replay text of any action")
+        return actions
+
+
+def _shell_quoted(word: str) -> str:
+    """A word as the server quotes it in command lines (client/connection.cc)."""
+    if word and all(c in _PLAIN for c in word):
+        return word
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+=:,@")
 
 
 # ----------------------------------------------------------- value spaces --
