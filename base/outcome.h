@@ -26,6 +26,7 @@ namespace forkgym {
   X(SessionClosed, 11, "session_closed", "the session was closed or never started")        \
   X(Interrupted, 12, "interrupted", "the client interrupted the request (e.g. Ctrl-C); the worker was killed") \
   X(ResourceExhausted, 13, "resource_exhausted", "the client process ran out of a resource (e.g. file descriptors); the episode is unaffected") \
+  X(LimitReached, 14, "limit_reached", "the request would exceed a server limit (e.g. an episode's process limit); the episode goes on") \
   X(CompilerFailed, 15, "compiler_failed", "an external compiler crashed or timed out on the new state; the step was undone and the episode goes on")
 
 enum class Outcome : uint16_t {
@@ -54,6 +55,7 @@ constexpr bool endsEpisode(Outcome outcome) {
     case Outcome::BenchmarkError:
     case Outcome::ProtocolMismatch:
     case Outcome::ResourceExhausted:
+    case Outcome::LimitReached:
     case Outcome::CompilerFailed:
       return false;
     default:

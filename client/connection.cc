@@ -368,6 +368,9 @@ Status Connection::helloLocked() {
       for (auto property : backend.getProperties()) out.properties.emplace_back(property.getKey(), property.getValue());
       info.backends.push_back(std::move(out));
     }
+    info.sandboxLevel = hello.getSandboxLevel();
+    for (auto feature : hello.getSandboxFeatures()) info.sandboxFeatures.emplace_back(feature.cStr(), feature.size());
+    for (auto fallback : hello.getSandboxFallbacks()) info.sandboxFallbacks.emplace_back(fallback.cStr(), fallback.size());
     return info;
   });
   if (!info) return info.takeError();

@@ -74,6 +74,12 @@ struct BackendInfo {
 struct ServerInfo {
   uint32_t protocolVersion = 0;
   std::vector<BackendInfo> backends;
+  // How the server isolates workers, loaders and tools (README, "Threat
+  // model"): "full", "reduced" or "basic"; the active features; and why
+  // each missing one is missing.
+  std::string sandboxLevel;
+  std::vector<std::string> sandboxFeatures;
+  std::vector<std::string> sandboxFallbacks;
 
   const BackendInfo* backend(std::string_view name) const;
 };

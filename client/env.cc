@@ -584,6 +584,9 @@ Result<Env> Env::fork() {
     // could open.
     auto self = identify(pidfd_.get(), pid_.load(std::memory_order_relaxed));
     auto copy = identify(reply->fds[2].get(), copyPid);
+    // From here on the copy is named as this process sees it, not as the
+    // worker did (inside the workers' PID namespace).
+    if (copy && !copy->exited) copyPid = copy->pid;
     std::string why;
     if (!self || self->exited) {
       why = "this episode's worker exited during the fork";

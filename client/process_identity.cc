@@ -32,20 +32,40 @@ bool parseInt(std::string_view text, pid_t& out) {
   return error == std::errc() && end != text.data();
 }
 
-// The value of "Pid:" in a pidfd's fdinfo; -1 once the process has exited.
-Result<pid_t> pidfdTarget(int pidfd) {
-  auto info = readProcFile("/proc/self/fdinfo/" + std::to_string(pidfd));
-  if (!info) return info.takeError();
-  std::string_view text = *info;
+struct PidfdTarget {
+  pid_t pid = -1;        // "Pid:": in our PID namespace; -1 once it has exited
+  pid_t innermost = -1;  // the last "NSpid:" entry: in its own PID namespace
+};
+
+PidfdTarget pidfdTargetIn(std::string_view text) {
+  PidfdTarget target;
   for (size_t start = 0; start < text.size();) {
     size_t end = text.find('\n', start);
     if (end == std::string_view::npos) end = text.size();
     std::string_view line = text.substr(start, end - start);
-    pid_t pid = 0;
-    if (line.starts_with("Pid:") && parseInt(line.substr(4), pid)) return pid;
+    if (line.starts_with("Pid:")) parseInt(line.substr(4), target.pid);
+    if (line.starts_with("NSpid:")) {
+      std::string_view rest = line.substr(6);
+      for (pid_t each = 0; parseInt(rest, each);) {
+        target.innermost = each;
+        const size_t next = rest.find_first_of(" \t", rest.find_first_not_of(" \t"));
+        if (next == std::string_view::npos) break;
+        rest.remove_prefix(next);
+      }
+    }
     start = end + 1;
   }
-  return makeError(Outcome::ProtocolMismatch, "the descriptor sent as a worker's pidfd is not a pidfd");
+  return target;
+}
+
+// The process a pidfd names, from its fdinfo.
+Result<PidfdTarget> pidfdTarget(int pidfd) {
+  auto info = readProcFile("/proc/self/fdinfo/" + std::to_string(pidfd));
+  if (!info) return info.takeError();
+  if (info->find("\nPid:") == std::string::npos) {
+    return makeError(Outcome::ProtocolMismatch, "the descriptor sent as a worker's pidfd is not a pidfd");
+  }
+  return pidfdTargetIn(*info);
 }
 
 bool hasExited(int pidfd) {
@@ -57,17 +77,18 @@ bool hasExited(int pidfd) {
 }  // namespace
 
 Result<ProcessIdentity> identify(int pidfd, pid_t claimedPid) {
-  auto target = pidfdTarget(pidfd);
-  if (!target) return target.takeError();
+  auto named = pidfdTarget(pidfd);
+  if (!named) return named.takeError();
   ProcessIdentity identity;
-  if (*target <= 0 || hasExited(pidfd)) {
+  if (named->pid <= 0 || hasExited(pidfd)) {
     identity.exited = true;
     return identity;
   }
-  if (*target != claimedPid) {
+  if (named->pid != claimedPid && named->innermost != claimedPid) {
     return makeError(Outcome::ProtocolMismatch, "a pidfd claimed for process " + std::to_string(claimedPid) +
-                                                    " names process " + std::to_string(*target));
+                                                    " names process " + std::to_string(named->pid));
   }
+  const pid_t* target = &named->pid;
   auto stat = readProcFile("/proc/" + std::to_string(*target) + "/stat");
   if (!stat) {
     // It exited between the two reads.

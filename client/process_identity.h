@@ -31,7 +31,10 @@ struct ProcessIdentity {
 
 // ProtocolMismatch when the pidfd names another pid than claimed (or is not
 // a pidfd at all). An exited process is reported, not refused: signalling it
-// through its pidfd can reach no other process.
+// through its pidfd can reach no other process. The claim may be the pid in
+// this process's PID namespace or in the target's own: a worker names its
+// env.fork() copy as it sees it, inside the workers' PID namespace
+// (sandbox/isolation.h). ProcessIdentity::pid is always ours.
 Result<ProcessIdentity> identify(int pidfd, pid_t claimedPid);
 
 }  // namespace forkgym

@@ -10,11 +10,15 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "forkserver/crash_reporter.h"
 #include "forkserver/single_thread.h"
 #include "base/syscall.h"
+#include "sandbox/isolation.h"
+#include "sandbox/sandbox.h"
 
 namespace forkgym::forkserver {
 namespace {
@@ -23,6 +27,10 @@ namespace {
 // descriptor (client sockets, spare workers' channel ends, the listener) is
 // closed, so a loader subverted by hostile input holds nothing of the zygote.
 constexpr int kResultFd = 3;
+
+// The loader's own limits are set above; the sandbox adds only the process
+// limit. 64 covers the baseline threads and a compiler's few processes.
+constexpr sandbox::SandboxLimits kLoaderSandboxLimits{0, 0, 0, 64, 0};
 
 // Result frame on the pipe: one status byte ('+' loaded, '-' error), then
 // either encodeLoaded() bytes or "<outcome as 2 bytes><message>".
@@ -62,8 +70,8 @@ bool setLimit(int resource, rlim_t soft, rlim_t hard) {
 
 // ---- Loader child set-up --------------------------------------------------
 // Everything a loader applies to itself before it touches the benchmark, in
-// order. After fork(): failures _exit() with kLoaderSetupExit. The sandbox's
-// loader profile (namespaces, capabilities) belongs at the end of this list.
+// order. After fork(): failures _exit() with kLoaderSetupExit, except the
+// sandbox's loader profile, whose stages exit with their own codes.
 void setUpLoaderChild(const passes::Backend& backend, const LoaderLimits& limits, pid_t zygote, int resultPipe) {
   // Its own process group, which the compilers it runs share: the zygote
   // kills the group. Dies with the zygote (checked after, in case the zygote
@@ -112,6 +120,30 @@ void setUpLoaderChild(const passes::Backend& backend, const LoaderLimits& limits
   // zygote explains, not an abort that looks like a crash.
   std::set_new_handler(outOfMemory);
   if (backend.installErrorHandlers) backend.installErrorHandlers({&outOfMemory, &compilerFatalError});
+
+  // Last, the loader's sandbox profile (sandbox/sandbox.h): the sandbox user,
+  // a user namespace of its own, no capabilities, the process limit — for it
+  // and every compiler it runs. A change of credentials clears the
+  // parent-death signal, so it is armed (and the parent checked) again.
+  const int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, kResultFd};
+  sandbox::applySandbox(kLoaderSandboxLimits, keep, sandbox::Profile::Loader);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != zygote) _exit(kLoaderSetupExit);
+}
+
+// After the sandbox: a benchmark file the sandbox user cannot read would
+// fail inside clang or the parser with a bare "Permission denied"; say
+// whose permission is missing and what to do.
+std::optional<std::string> unreadableBySandboxUser(const std::string& uri) {
+  if (!uri.starts_with("file://")) return std::nullopt;
+  const std::string path = uri.substr(7);
+  if (access(path.c_str(), R_OK) == 0 || errno != EACCES) return std::nullopt;  // other errors: the loader's
+  std::string message = "the sandbox user (uid " + std::to_string(getuid()) + ") cannot read '" + path + "'";
+  if (sandbox::currentPlan().switchUser) {
+    message += ": a forkgym-server started as root loads benchmarks as that user; make the file readable by it "
+               "(and its directories searchable), or start forkgym-server with --sandbox-user naming a user who "
+               "can read it";
+  }
+  return message;
 }
 // ----------------------------------------------------------------------------
 
@@ -136,7 +168,12 @@ void passTestGate(const std::string& uri, const LoadGate& gate) {
 #else
   (void)gate;
 #endif
-  auto loaded = backend.load(request);
+  Result<passes::LoadedBenchmark> loaded = makeError(Outcome::BenchmarkError, "not loaded");
+  if (auto unreadable = unreadableBySandboxUser(request.uri)) {
+    loaded = makeError(Outcome::BenchmarkError, *unreadable);
+  } else {
+    loaded = backend.load(request);
+  }
   std::string frame;
   if (loaded) {
     frame = "+" + passes::encodeLoadedBenchmark(*loaded);
@@ -164,7 +201,7 @@ Result<LoaderChild> LoaderChild::start(const passes::Backend& backend, const pas
   UniqueFd readEnd(pipeFds[0]), writeEnd(pipeFds[1]);
 
   assertSingleThreaded();
-  const pid_t zygote = getpid();
+  const pid_t zygote = sandbox::pidAsSeenByChildren();
   const pid_t pid = fork();
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(loader)"));
   if (pid == 0) runLoader(backend, request, limits, gate, zygote, writeEnd.get());

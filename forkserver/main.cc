@@ -1,4 +1,6 @@
 // forkgym-server: the zygote. See forkserver/zygote.h for its lifecycle.
+#include <pwd.h>
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -63,8 +65,21 @@ options:
   --ready-fd N           write one byte to descriptor N, then close it, once the server
                          accepts connections (after any --preload): a readiness signal
                          for whoever started it
+  --max-processes N      processes one episode may have: its worker and live
+                         env.fork() copies (default 256)
+  --sandbox-user USER    who workers, loaders and tools run as when the server runs
+                         as root: a user name or UID[:GID] (default nobody, 65534);
+                         benchmark files must be readable by this user
+  --no-namespaces        no user, PID or network namespaces (where a container
+                         forbids them; the sandbox level says what remains)
   --log-level LEVEL      trace, debug, info, warn, error (default warn)
   --help                 show this text
+
+sandbox: every worker runs under a seccomp allowlist with no_new_privs,
+rlimits and only its own descriptors; where the kernel allows, workers,
+loaders and tools also run as an unprivileged user with no capabilities, in
+a user namespace per episode (which makes the process limit hold), a PID
+namespace of their own and no network. On this machine, as this user:
 )";
 
 bool parseNumber(std::string_view text, uint64_t& out) {
@@ -104,6 +119,24 @@ std::vector<std::string> expandPreload(const std::string& arg) {
   }
   uris.push_back(arg);
   return uris;
+}
+
+// A user name (its uid and primary group) or "UID[:GID]" (GID defaults to UID).
+bool parseSandboxUser(const std::string& text, forkgym::sandbox::IsolationRequest& isolation) {
+  const auto colon = text.find(':');
+  uint64_t uid = 0, gid = 0;
+  if (parseNumber(std::string_view(text).substr(0, colon), uid)) {
+    gid = uid;
+    if (colon != std::string::npos && !parseNumber(std::string_view(text).substr(colon + 1), gid)) return false;
+  } else if (const passwd* entry = colon == std::string::npos ? getpwnam(text.c_str()) : nullptr) {
+    uid = entry->pw_uid;
+    gid = entry->pw_gid;
+  } else {
+    return false;
+  }
+  isolation.sandboxUid = static_cast<uid_t>(uid);
+  isolation.sandboxGid = static_cast<gid_t>(gid);
+  return true;
 }
 
 }  // namespace
@@ -170,6 +203,12 @@ int main(int argc, char** argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::printf(kUsage, backendNames().c_str(), forkgym::defaultSocketPath().c_str());
+      // Tried in a throwaway child: what a server started now would get.
+      const auto report = forkgym::sandbox::probeIsolation(options.isolation);
+      std::printf("  level %s:", report.level.c_str());
+      for (const auto& feature : report.features) std::printf(" %s", feature.c_str());
+      std::printf("\n");
+      for (const auto& fallback : report.fallbacks) std::printf("  - %s\n", fallback.c_str());
       return 0;
     } else if (arg == "--socket") {
       options.socketPath = value("--socket");
@@ -223,6 +262,20 @@ int main(int argc, char** argv) {
       options.spareWorkers = number("--spare-workers");
     } else if (arg == "--ready-fd") {
       readyFd = static_cast<int>(number("--ready-fd"));
+    } else if (arg == "--max-processes") {
+      options.limits.maxProcesses = number("--max-processes");
+      if (options.limits.maxProcesses < 2) {
+        std::fprintf(stderr, "forkgym-server: --max-processes must be at least 2 (a worker and one fork)\n");
+        return 2;
+      }
+    } else if (arg == "--sandbox-user") {
+      const std::string user = value("--sandbox-user");
+      if (!parseSandboxUser(user, options.isolation)) {
+        std::fprintf(stderr, "forkgym-server: --sandbox-user '%s' is neither a user name nor UID[:GID]\n", user.c_str());
+        return 2;
+      }
+    } else if (arg == "--no-namespaces") {
+      options.isolation.namespaces = false;
     } else if (arg == "--log-level") {
       logLevel = value("--log-level");
     } else {

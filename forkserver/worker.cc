@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -167,6 +168,17 @@ class WorkerLoop : public RequestHandler {
     // let a worker name any process.
     int pidfd = -1;
     const long pid = syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr, nullptr);
+    if (pid < 0 && errno == EAGAIN) {
+      // RLIMIT_NPROC (sandbox.h): this episode's worker and live forks.
+      rlimit limit{};
+      getrlimit(RLIMIT_NPROC, &limit);
+      setFailure(reply.initFailure(),
+                 makeError(Outcome::LimitReached,
+                           "this episode reached its process limit (" + std::to_string(limit.rlim_cur) +
+                               " processes: its worker and its live forks); close forks it no longer needs, or "
+                               "start forkgym-server with a higher --max-processes"));
+      return;
+    }
     if (pid < 0) {
       setFailure(reply.initFailure(), makeError(Outcome::ServerError, errnoMessage("clone(fork)")));
       return;

@@ -133,6 +133,15 @@ Status Zygote::start() {
   // Workers and their forks are our children or grandchildren; as subreaper
   // we reap them all, whichever of them dies first.
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return makeError(Outcome::ServerError, errnoMessage("PR_SET_CHILD_SUBREAPER"));
+  // Before any backend: the probe child and the PID namespace's reaper are
+  // forked from a small process, and every child forked later lands in the
+  // namespaces entered here.
+  isolation_ = sandbox::enterIsolation(options_.isolation);
+  sandboxReport_ = sandbox::isolationReport(isolation_);
+  std::string features;
+  for (const auto& feature : sandboxReport_.features) features += (features.empty() ? "" : ", ") + feature;
+  spdlog::info("sandbox level {}: {}", sandboxReport_.level, features);
+  for (const auto& fallback : sandboxReport_.fallbacks) spdlog::info("sandbox fallback: {}", fallback);
   if (options_.backends.empty()) return makeError(Outcome::ServerError, "the server has no backends");
   for (const passes::Backend* backend : options_.backends) {
     auto identity = backend->initialize();
@@ -435,7 +444,14 @@ std::optional<uint64_t> Zygote::actionTableHash(std::string_view backend) {
   return (*found)->actionSpace().hash;
 }
 
-void Zygote::hello(proto::Hello::Builder out) { fillHello(out, options_.backends); }
+void Zygote::hello(proto::Hello::Builder out) {
+  fillHello(out, options_.backends);
+  out.setSandboxLevel(sandboxReport_.level);
+  auto features = out.initSandboxFeatures(static_cast<unsigned>(sandboxReport_.features.size()));
+  for (unsigned i = 0; i < sandboxReport_.features.size(); ++i) features.set(i, sandboxReport_.features[i]);
+  auto fallbacks = out.initSandboxFallbacks(static_cast<unsigned>(sandboxReport_.fallbacks.size()));
+  for (unsigned i = 0; i < sandboxReport_.fallbacks.size(); ++i) fallbacks.set(i, sandboxReport_.fallbacks[i]);
+}
 
 Status Zygote::describe(std::string_view backend, proto::Description::Builder out) {
   auto found = findBackend(backend);
@@ -589,6 +605,8 @@ void Zygote::shutdown() {
   spares_.killAll();
   processes_.killAll();
   connections_.clear();
+  // The reaper exits once the namespace is empty, and is reaped below.
+  if (isolation_.reaperLifeline >= 0) close(std::exchange(isolation_.reaperLifeline, -1));
   if (listener_) {
     listener_.reset();
     unlink(options_.socketPath.c_str());

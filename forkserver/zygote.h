@@ -1,9 +1,11 @@
 // Zygote: the forkgym-server process.
 //
 // Lifecycle (the zygote process only; single-threaded throughout):
-//   1. Zygote(options) — become a child subreaper, initialise each backend
-//      of options.backends once (for LLVM: native target, host CPU and
-//      features detected now, before any sandbox), block
+//   1. Zygote(options) — become a child subreaper, enter the children's
+//      namespaces and decide their identity (sandbox/isolation.h: the PID
+//      namespace's reaper becomes this process's first child), initialise
+//      each backend of options.backends once (for LLVM: native target, host
+//      CPU and features detected now, before any sandbox), block
 //      SIGCHLD/SIGTERM/SIGINT into a signalfd, and listen (or adopt the
 //      connected socket of the client that spawned it).
 //   2. preload() — load each --preload benchmark through loader children (a
@@ -41,6 +43,7 @@
 #include "base/unique_fd.h"
 #include "passes/backend.h"
 #include "passes/benchmark_uri.h"
+#include "sandbox/isolation.h"
 #include "sandbox/sandbox.h"
 
 namespace capnp {
@@ -64,6 +67,7 @@ struct ZygoteOptions {
   size_t cacheMb = 2048;
   std::chrono::seconds loadTimeout{120};
   sandbox::SandboxLimits limits;   // per-worker defaults
+  sandbox::IsolationRequest isolation;  // who children run as, which namespaces
   uint32_t cpuSecondsPerStep = 60;  // per-step CPU budget (SIGXCPU -> timed_out)
   size_t spareWorkers = 4;         // benchmarks kept with a worker forked ahead (0: none)
   // Address space a load may use beyond what the zygote maps already (the
@@ -155,6 +159,8 @@ class Zygote : private ControlHandler {
   std::vector<uint64_t> resumed_;  // answered while waiting: frames they sent meanwhile are due
   uint64_t nextConnectionId_ = 1;
   bool stopping_ = false;
+  sandbox::IsolationPlan isolation_;
+  sandbox::IsolationReport sandboxReport_;
 };
 
 }  // namespace forkgym::forkserver

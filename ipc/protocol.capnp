@@ -67,6 +67,10 @@ struct Hello {
   # knowing, with their action-table hashes; the zygote refuses a client
   # whose hash for one of its backends differs from its own.
   backends @7 :List(BackendInfo);
+  # zygote only: how its children are isolated (sandbox/isolation.h).
+  sandboxLevel @8 :Text;              # "full", "reduced" or "basic"
+  sandboxFeatures @9 :List(Text);     # active, e.g. "seccomp", "pid_namespace"
+  sandboxFallbacks @10 :List(Text);   # why each feature that is off is off
 }
 
 struct Limits {
@@ -214,6 +218,8 @@ struct StepResult {
 struct ForkResult {
   # Sent with three descriptors (region memfd, doorbell, pidfd) by the
   # parent worker: the zygote is not on the data path once a session runs.
+  # pid is the copy's pid as the worker sees it, in the workers' PID
+  # namespace when there is one: a client names the process by its pidfd.
   pid @0 :Int32;
   regionBytes @1 :UInt64;
 }

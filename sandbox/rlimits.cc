@@ -49,7 +49,6 @@ bool applyRlimits(const SandboxLimits& limits) {
   if (!setCpuSoftLimit(limits.cpuSeconds)) return false;
   // A crashing worker must not write a core the size of LLVM into the cwd.
   if (!capLimit(RLIMIT_CORE, 0)) return false;
-  if (limits.maxProcesses != 0 && !capLimit(RLIMIT_NPROC, limits.maxProcesses)) return false;
   if (limits.maxOpenFiles != 0 && !capLimit(RLIMIT_NOFILE, limits.maxOpenFiles)) return false;
   if (limits.niceness > 0) {
     // Only ever lowers the priority (a positive increment needs no privilege).
@@ -58,6 +57,8 @@ bool applyRlimits(const SandboxLimits& limits) {
   }
   return true;
 }
+
+bool applyProcessLimit(uint64_t processes) { return processes == 0 || capLimit(RLIMIT_NPROC, processes); }
 
 void limitCpuForNextStep(uint64_t seconds) {
   // Process CPU time accumulates across steps; the budget is relative to it.

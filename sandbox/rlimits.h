@@ -15,7 +15,11 @@ namespace forkgym::sandbox {
 
 // Limits only ever go down: a request above the current hard limit is
 // clamped to it, so an unprivileged zygote behaves like a privileged one.
-// False if the kernel refused a limit.
+// False if the kernel refused a limit. Not maxProcesses: applyProcessLimit().
 [[nodiscard]] bool applyRlimits(const SandboxLimits& limits);
+
+// RLIMIT_NPROC, soft and hard, to `processes` (clamped; 0 leaves it). The
+// process_limit stage: sandbox.cc decides the number (isolation.h).
+[[nodiscard]] bool applyProcessLimit(uint64_t processes);
 
 }  // namespace forkgym::sandbox

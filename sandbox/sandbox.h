@@ -1,14 +1,20 @@
-// The worker sandbox: an ordered list of named stages, applied by a freshly
-// forked worker as its last setup step.
+// The sandbox of the zygote's children: an ordered list of named stages,
+// applied by a freshly forked worker (or loader) as its last setup step.
 //
-// Lifecycle (worker child only, after fork(), single-threaded):
+// Lifecycle (a child just forked from the zygote, single-threaded):
+//   0. In the zygote, once: enterIsolation() (isolation.h) decides which
+//      identity and namespaces children get; the identity stages follow it.
 //   1. prepareSandbox() — still unsandboxed: precomputes everything the
 //      later stages and the SIGSYS reporter need (syscall names, the compiled
 //      seccomp filter), so nothing after it opens files. (seccomp_load still
 //      allocates the BPF program briefly; libseccomp 2.5 cannot precompile
 //      it, and malloc is safe here because the worker is single-threaded.)
-//   2. applySandbox() runs the stages in order:
-//        no_new_privs -> rlimits -> close_fds -> seccomp
+//   2. applySandbox() runs the profile's stages in order:
+//        worker: identity -> user_namespace -> capabilities -> process_limit
+//                -> no_new_privs -> rlimits -> close_fds -> seccomp
+//        loader: the same without rlimits (a loader sets limits suited to
+//                compiling itself) and without seccomp: it and the tools it
+//                runs (clang, csmith, llvm-stress) need execve and file reads
 //      A failing stage never returns: it _exit()s with that stage's stable
 //      exit code (stages()), which the zygote/client report as
 //      Outcome::SetupFailed naming the stage.
@@ -38,15 +44,23 @@ struct SandboxLimits {
   uint64_t addressSpaceBytes = 2ull << 30;  // RLIMIT_AS; 0 = leave as is
   int niceness = 10;                        // added to the nice value; 0 = leave as is
   uint64_t cpuSeconds = 0;                  // RLIMIT_CPU soft limit; 0 = unlimited
-  uint64_t maxProcesses = 0;                // RLIMIT_NPROC; 0 = leave as is
+  // RLIMIT_NPROC per episode (the worker and its live forks, threads
+  // included); 0 = leave as is. Applied only where it holds and counts the
+  // right processes — see processLimitUnder() in isolation.h.
+  uint64_t maxProcesses = 256;
   uint64_t maxOpenFiles = 64;               // RLIMIT_NOFILE; 0 = leave as is
 };
+
+// Which stages a child applies (see the lifecycle above).
+enum class Profile { Worker, Loader };
 
 // Stable exit codes, one per stage. Never renumber: clients decode them.
 struct StageInfo {
   std::string_view name;
   int exitCode;
+  bool inLoader;  // also applied by Profile::Loader
 };
+// In order of application.
 std::span<const StageInfo> stages();
 // Name of the stage that exits with `code`, or empty.
 std::string_view stageForExitCode(int code);
@@ -64,8 +78,8 @@ struct PolicyParameters {
 void prepareSandbox(const PolicyParameters& parameters);
 
 // Step 2. keepFds: descriptors that stay open (everything else is closed).
-// Returns only if every stage succeeded.
-void applySandbox(const SandboxLimits& limits, std::span<const int> keepFds);
+// Returns only if every stage of the profile succeeded.
+void applySandbox(const SandboxLimits& limits, std::span<const int> keepFds, Profile profile = Profile::Worker);
 
 // For the SIGSYS handler: async-signal-safe, returns a static string
 // ("openat") or "unknown". Valid after prepareSandbox().

@@ -447,7 +447,10 @@ NB_MODULE(_forkgym, m) {
       .def_prop_ro("host_triple", [](const ServerInfo& s) { return llvmProperty(s, "hostTriple"); })
       .def_prop_ro("host_cpu", [](const ServerInfo& s) { return llvmProperty(s, "hostCpu"); })
       .def_prop_ro("host_features", [](const ServerInfo& s) { return llvmProperty(s, "hostFeatures"); })
-      .def_prop_ro("opt_path", [](const ServerInfo& s) { return llvmProperty(s, "optPath"); });
+      .def_prop_ro("opt_path", [](const ServerInfo& s) { return llvmProperty(s, "optPath"); })
+      .def_ro("sandbox_level", &ServerInfo::sandboxLevel)
+      .def_ro("sandbox_features", &ServerInfo::sandboxFeatures)
+      .def_ro("sandbox_fallbacks", &ServerInfo::sandboxFallbacks);
 
   nb::class_<ActionDescription>(m, "ActionDescription")
       .def_ro("flag", &ActionDescription::flag)

@@ -48,6 +48,19 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture
+def shared_tmp_path() -> Iterator[Path]:
+    """A temporary directory the server's sandbox user can read: a server
+    started as root (as in these tests, run as root) loads benchmarks as
+    nobody, and pytest's tmp_path sits under an owner-only directory."""
+    path = Path(tempfile.mkdtemp(prefix="fgtest-py-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def flag(env: forkgym.LlvmEnv, name: str) -> int:
     """Index of an action flag (including the test-only ones past the space)."""
     return env.action_space.index(name)

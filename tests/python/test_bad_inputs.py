@@ -27,9 +27,9 @@ def bitcode(tmp_path_factory) -> bytes:
 
 
 @pytest.mark.parametrize("keep", [4, 37, 0.5, -7])
-def test_truncated_bitcode_names_the_file(env, tmp_path, bitcode, keep) -> None:
+def test_truncated_bitcode_names_the_file(env, shared_tmp_path, bitcode, keep) -> None:
     size = int(len(bitcode) * keep) if isinstance(keep, float) else keep if keep > 0 else len(bitcode) + keep
-    path = tmp_path / f"truncated_{size}.bc"
+    path = shared_tmp_path / f"truncated_{size}.bc"
     path.write_bytes(bitcode[:size])
     with pytest.raises(forkgym.BenchmarkInitError, match=str(path)):
         env.reset(benchmark=f"file://{path}")

@@ -22,6 +22,9 @@ class BadInputs : public RuntimeTest {
     ASSERT_TRUE(bystander_->step(mem2reg).ok());
     char dir[] = "/tmp/fgtest-badinput-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
+    // Searchable by all: a server started as root loads benchmarks as its
+    // sandbox user (nobody), as it would a researcher's shared directory.
+    ASSERT_EQ(chmod(dir, 0755), 0);
     dir_ = dir;
   }
   void TearDown() override {

@@ -139,15 +139,27 @@ def server_uri(uri: str) -> str:
     raise BenchmarkNotFound(f"unknown scheme in '{uri}'; use benchmark://, file:// or generator://")
 
 
+# A server started as root loads benchmarks as its unprivileged sandbox user
+# (nobody; README, "Threat model"), which must be able to read what
+# make_benchmark() hands it: root's cache is readable by all, and outside
+# /root (whose home is private). Anyone else's server runs as them.
+_AS_ROOT = os.geteuid() == 0
+_FILE_MODE = 0o644 if _AS_ROOT else 0o600
+_DIR_MODE = 0o755 if _AS_ROOT else 0o700
+
+
 def benchmark_cache_dir() -> Path:
     """Where :func:`make_benchmark` keeps what it made: ``$FORKGYM_CACHE_DIR/benchmarks``,
     else ``$XDG_CACHE_HOME/forkgym/benchmarks``, else ``~/.cache/forkgym/benchmarks``
-    (created private to this user)."""
+    (created private to this user; for root, ``/var/cache/forkgym/benchmarks``,
+    readable by the server's sandbox user)."""
     root = os.environ.get("FORKGYM_CACHE_DIR")
+    if not root and _AS_ROOT and not os.environ.get("XDG_CACHE_HOME"):
+        root = "/var/cache/forkgym"
     if not root:
         root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forkgym")
     directory = Path(root) / "benchmarks"
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
     return directory
 
 
@@ -174,7 +186,7 @@ def _store(content: bytes, suffix: str) -> Benchmark:
         return Benchmark(f"benchmark://{USER_DATASET}/{digest}")
     _remove_stale(directory)
     try:
-        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, _FILE_MODE)
     except OSError:
         fd = -1
     if fd >= 0:
@@ -189,7 +201,7 @@ def _store(content: bytes, suffix: str) -> Benchmark:
         finally:
             os.close(fd)
     partial = directory / f".partial-{os.getpid()}-{secrets.token_hex(8)}"
-    fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, _FILE_MODE)
     try:
         _write_all(fd, content)
     finally:
@@ -281,7 +293,7 @@ def make_benchmark(
     _remove_stale(cache)
     directory = cache / f"sources-{os.getpid()}-{hashlib.sha256(repr(paths).encode()).hexdigest()[:12]}"
     shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(mode=0o700)
+    directory.mkdir(mode=_DIR_MODE)
     try:
         for i, p in enumerate(paths):
             os.symlink(p, directory / f"{i:03d}_{p.name}")

@@ -95,6 +95,7 @@ _ADVICE = {
     Outcome.SESSION_CLOSED: "call reset() to start an episode",
     Outcome.INTERRUPTED: "the episode is over; call reset() to start a new one",
     Outcome.RESOURCE_EXHAUSTED: "raise the limit (ulimit -n)",
+    Outcome.LIMIT_REACHED: "the episode goes on; close what you no longer need, or raise the server's limit",
     Outcome.COMPILER_FAILED: "the episode is where it was before this request; choose other options, or raise "
                              "the compiler's time limit (gcc-v0: env.timeout)",
 }
