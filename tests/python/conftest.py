@@ -77,10 +77,13 @@ MIXED_BENCHMARKS = (
 
 
 @pytest.fixture(scope="session")
-def mixed_benchmarks(tmp_path_factory) -> dict[str, int]:
+def mixed_benchmarks() -> Iterator[dict[str, int]]:
     """URI -> initial instruction count, measured once on a private zygote.
     Includes a bitcode file (crc32 after -mem2reg) and a directory of sources."""
-    bitcode = tmp_path_factory.mktemp("fgtest-mixed") / "crc32-mem2reg.bc"
+    # Not under tmp_path_factory's owner-only directory: see shared_tmp_path.
+    directory = Path(tempfile.mkdtemp(prefix="fgtest-mixed-"))
+    directory.chmod(0o755)
+    bitcode = directory / "crc32-mem2reg.bc"
     server = forkgym.Server()
     counts: dict[str, int] = {}
     with forkgym.make("llvm-v0", server=server) as env:
@@ -92,4 +95,5 @@ def mixed_benchmarks(tmp_path_factory) -> dict[str, int]:
             counts[uri] = int(count)
     server.close()
     assert len(set(counts.values())) == len(counts), f"benchmarks must differ in size to tell them apart: {counts}"
-    return counts
+    yield counts
+    shutil.rmtree(directory, ignore_errors=True)

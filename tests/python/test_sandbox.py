@@ -19,5 +19,5 @@ def test_server_reports_its_sandbox_level_and_features() -> None:
 
 
 def test_limit_reached_is_an_outcome_that_does_not_end_the_episode() -> None:
-    assert forkgym.Outcome.LIMIT_REACHED == 12
+    assert forkgym.Outcome.LIMIT_REACHED == 14
     assert not forkgym.outcome.ends_episode(forkgym.Outcome.LIMIT_REACHED)
