@@ -8,7 +8,8 @@
 // SUBSTRING=FIFO: a loader whose URI contains SUBSTRING opens FIFO and reads
 // one byte before it loads. The test opening the FIFO's write end returns
 // exactly when that loader waits behind the gate, which is how the tests
-// know a load is under way without sleeping.
+// know a load is under way without sleeping. The FIFOs are open to all: a
+// loader runs as the server's sandbox user (nobody, when the tests run as root).
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -85,7 +86,7 @@ struct ClientThreads {
 TEST(Loads, AClientWaitsOnlyForItsOwnLoad) {
   TestDir dir;
   const std::string fifo = dir.path + "/gate";
-  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0);
   const std::string gated = dir.write("gated-small.c", readFile(dataPath("small.c")));
   SocketServer server({"--test-load-gate", "gated-=" + fifo, "--preload", fileUri("crc32.c")});
   auto a = server.connect();
@@ -127,7 +128,7 @@ TEST(Loads, AClientWaitsOnlyForItsOwnLoad) {
 TEST(Loads, ClientsLoadingTheSameBenchmarkShareOneLoad) {
   TestDir dir;
   const std::string fifo = dir.path + "/gate";
-  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0);
   const std::string uri = "file://" + dir.write("gated-small.c", readFile(dataPath("small.c")));
   SocketServer server({"--test-load-gate", "gated-=" + fifo});
   auto observer = server.connect();
@@ -170,8 +171,8 @@ TEST(Loads, OnlyRegularFilesAndDirectoriesAreBenchmarks) {
   TestDir dir;
   const std::string fifoBc = dir.path + "/pipe.bc";
   const std::string fifoC = dir.path + "/pipe.c";
-  ASSERT_EQ(mkfifo(fifoBc.c_str(), 0600), 0);
-  ASSERT_EQ(mkfifo(fifoC.c_str(), 0600), 0);
+  ASSERT_EQ(mkfifo(fifoBc.c_str(), 0666), 0);
+  ASSERT_EQ(mkfifo(fifoC.c_str(), 0666), 0);
   const std::string zero = dir.path + "/zero.bc";
   ASSERT_EQ(symlink("/dev/zero", zero.c_str()), 0);
   const std::string socketPath = dir.path + "/socket.c";
@@ -267,7 +268,7 @@ bool waitUntilNoLoadProcesses(pid_t zygote, const std::string& source) {
 // A source whose compile blocks for good: it includes a FIFO nobody writes.
 std::string sourceIncludingFifo(const TestDir& dir, const std::string& name) {
   const std::string fifo = dir.path + "/" + name + ".h";
-  EXPECT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(mkfifo(fifo.c_str(), 0666), 0);
   return dir.write(name + ".c", "#include \"" + fifo + "\"\nint main(void) { return 0; }\n");
 }
 
@@ -416,7 +417,7 @@ TEST(BenchmarkRoots, CompilingReadsAndEchoesNothingFromOutsideTheRoots) {
   const std::string marker = "FGTEST-SECRET-LINE-4f1c";
   const std::string secret = outside.write("secret", marker + " 1;\nsecond line\n");
   TestDir root;
-  ASSERT_EQ(mkdir((root.path + "/linked").c_str(), 0700), 0);
+  ASSERT_EQ(mkdir((root.path + "/linked").c_str(), 0755), 0);  // searchable by the sandbox user
   ASSERT_EQ(symlink(secret.c_str(), (root.path + "/linked/a.c").c_str()), 0);
   root.write("includes.c", "#include \"" + secret + "\"\nint main(void) { return 0; }\n");
   root.write("embeds.c", "const char s[] = {\n#embed \"" + secret + "\"\n};\nint main(void) { return s[0]; }\n");

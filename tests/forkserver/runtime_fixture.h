@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -198,6 +199,9 @@ struct TestDir {
   TestDir() {
     char pattern[] = "/tmp/fgtest-dir-XXXXXX";
     path = mkdtemp(pattern);
+    // Searchable by all: a server started as root loads benchmarks as its
+    // sandbox user (nobody), as it would from a researcher's shared directory.
+    chmod(path.c_str(), 0755);
   }
   ~TestDir() { run("rm -rf '" + path + "'"); }
   std::string write(const std::string& name, const std::string& text) const {
