@@ -31,6 +31,7 @@ if not os.access(TEST_SERVER, os.X_OK):
 os.environ["FORKGYM_SERVER"] = str(TEST_SERVER)
 # make_benchmark()'s cache: one for this run, not the user's.
 _CACHE = tempfile.mkdtemp(prefix="fgtest-cache-")
+os.chmod(_CACHE, 0o755)  # a root server loads what it holds as its sandbox user (nobody)
 os.environ["FORKGYM_CACHE_DIR"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 

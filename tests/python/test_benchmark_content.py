@@ -24,8 +24,8 @@ def _program(name: str) -> str:
     return f"int {name}(void) {{ return 7; }}\nint main(void) {{ return {name}(); }}\n"
 
 
-def test_the_state_records_the_benchmarks_content_hash_through_csv(env, tmp_path) -> None:
-    source = tmp_path / "prog.c"
+def test_the_state_records_the_benchmarks_content_hash_through_csv(env, shared_tmp_path) -> None:
+    source = shared_tmp_path / "prog.c"
     source.write_text(_program("recorded"))
     env.reset(benchmark=str(source))
     env.step(env.action_space.index("-mem2reg"))
@@ -43,8 +43,8 @@ def test_the_state_records_the_benchmarks_content_hash_through_csv(env, tmp_path
     assert legacy.benchmark_hash == "" and env.validate(legacy).okay()
 
 
-def test_validate_refuses_a_state_whose_benchmark_changed_since(env, tmp_path) -> None:
-    source = tmp_path / "prog.c"
+def test_validate_refuses_a_state_whose_benchmark_changed_since(env, shared_tmp_path) -> None:
+    source = shared_tmp_path / "prog.c"
     source.write_text(_program("before_edit"))
     env.reset(benchmark=str(source))
     env.multistep([env.action_space.index("-mem2reg"), env.action_space.index("-instcombine")])
@@ -63,8 +63,8 @@ def test_a_crash_reproducer_names_the_benchmark_content(env) -> None:
     assert info["reproducer"].benchmark_hash == env.benchmark_hash != ""
 
 
-def test_make_benchmark_captures_a_source_when_called(env, tmp_path) -> None:
-    source = tmp_path / "prog.c"
+def test_make_benchmark_captures_a_source_when_called(env, shared_tmp_path) -> None:
+    source = shared_tmp_path / "prog.c"
     source.write_text(_program("captured"))
     benchmark = make_benchmark(source)
     source.write_text(_program("edited_later"))
@@ -75,8 +75,8 @@ def test_make_benchmark_captures_a_source_when_called(env, tmp_path) -> None:
     assert "@captured" in env.ir and env.benchmark == benchmark
 
 
-def test_make_benchmark_uris_are_their_content(env, tmp_path) -> None:
-    first, second = tmp_path / "a.c", tmp_path / "b.c"
+def test_make_benchmark_uris_are_their_content(env, shared_tmp_path) -> None:
+    first, second = shared_tmp_path / "a.c", shared_tmp_path / "b.c"
     first.write_text(_program("content_one"))
     second.write_text(_program("content_two"))
     one, two = make_benchmark(first), make_benchmark(second)
@@ -100,8 +100,8 @@ def test_make_benchmark_of_several_sources_links_them_and_keeps_nothing_but_the_
     assert [p.name for p in cache.iterdir() if not p.name.endswith((".bc", ".ll"))] == []
 
 
-def test_make_benchmark_of_bytes_leaves_no_temporary_file_when_the_client_is_killed(tmp_path) -> None:
-    cache, tmp = tmp_path / "cache", tmp_path / "tmp"
+def test_make_benchmark_of_bytes_leaves_no_temporary_file_when_the_client_is_killed(shared_tmp_path) -> None:
+    cache, tmp = shared_tmp_path / "cache", shared_tmp_path / "tmp"
     tmp.mkdir()
     script = textwrap.dedent(
         """

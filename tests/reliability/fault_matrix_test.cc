@@ -619,7 +619,7 @@ struct BlockingSource {
   std::string fifo, source;
   explicit BlockingSource(const std::string& name)
       : fifo(gHarness->dir + "/" + name + ".h"), source(gHarness->dir + "/" + name + ".c") {
-    mkfifo(fifo.c_str(), 0600);
+    mkfifo(fifo.c_str(), 0666);
     std::ofstream(source) << "#include \"" << fifo << "\"\nint main(void) { return 0; }\n";
   }
   ~BlockingSource() {
@@ -841,7 +841,7 @@ std::vector<Row> rows() {
   rows.push_back({"client process forks mid-episode", "child refused the parent's episode", clientForksMidEpisode});
   rows.push_back({"FIFO named as a benchmark", "benchmark_error at once", [] {
                     const std::string fifo = gHarness->dir + "/pipe.bc";
-                    mkfifo(fifo.c_str(), 0600);
+                    mkfifo(fifo.c_str(), 0666);
                     Got got = resetFails("file://" + fifo, Outcome::BenchmarkError, {"not a regular file", "FIFO"});
                     unlink(fifo.c_str());
                     return got;
@@ -892,10 +892,13 @@ class FaultMatrix : public ::testing::TestWithParam<size_t> {
     gHarness = new Harness();
     char dir[] = "/tmp/fgtest-matrix-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
+    // Open to all: a server started as root loads benchmarks (and opens the
+    // test load gate) as its sandbox user, nobody.
+    ASSERT_EQ(chmod(dir, 0755), 0);
     gHarness->dir = dir;
     gHarness->socket = gHarness->dir + "/server.sock";
     gHarness->gate = gHarness->dir + "/gate";
-    ASSERT_EQ(mkfifo(gHarness->gate.c_str(), 0600), 0);
+    ASSERT_EQ(mkfifo(gHarness->gate.c_str(), 0666), 0);
     // Loads limited to 1 GiB (below the workers' default), so the memory
     // bombs end the same way on every machine.
     gHarness->zygote = startSocketServer(gHarness->socket, {"--preload", fileUri("crc32.c"), "--load-memory-mb", "1024",
