@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@
 #include "forkserver/crash_reporter.h"
 #include "forkserver/single_thread.h"
 #include "base/syscall.h"
+#include "passes/benchmark_directory.h"
+#include "sandbox/client_identity.h"
 #include "sandbox/isolation.h"
 #include "sandbox/sandbox.h"
 
@@ -68,10 +71,36 @@ bool setLimit(int resource, rlim_t soft, rlim_t hard) {
   return setrlimit(resource, &next) == 0;
 }
 
+// Still privileged, as the client who asked: enter the benchmark's directory
+// (passes/benchmark_directory.h), so that the sandbox user reads it by
+// relative names however its ancestors are protected — but only where that
+// client could reach itself. An error is for the client; a path that does
+// not exist is left to the loader, which says so.
+std::optional<std::string> enterBenchmarkDirectory(passes::LoadRequest& request, const sandbox::FsIdentity& client) {
+  constexpr std::string_view kFile = "file://";
+  if (!std::string_view(request.uri).starts_with(kFile)) return std::nullopt;
+  const std::string path = request.uri.substr(kFile.size());
+  const sandbox::ClientFsIdentity as(client);
+  if (!as.ok()) _exit(kLoaderSetupExit);
+  const auto unreachable = [&](const std::string& what) -> std::optional<std::string> {
+    if (errno != EACCES) return std::nullopt;
+    return "cannot load '" + path + "': uid " + std::to_string(client.uid) + ", who asked for it, cannot reach " +
+           what + " (" + std::strerror(EACCES) + "); the server loads a benchmark only from where its client could";
+  };
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) return unreachable("it");
+  const std::string directory = passes::benchmarkDirectoryOf(request.uri, S_ISDIR(info.st_mode));
+  if (chdir(directory.c_str()) != 0) return unreachable("its directory '" + directory + "'");
+  request.workingDirectory = directory;
+  return std::nullopt;
+}
+
 // ---- Loader child set-up --------------------------------------------------
 // Everything a loader applies to itself before it touches the benchmark, in
-// order. After fork(): failures _exit() with kLoaderSetupExit, except the
-// sandbox's loader profile, whose stages exit with their own codes.
+// order: setUpLoaderChild(), enterBenchmarkDirectory() (the one step that
+// needs privileges and the benchmark), applyLoaderSandbox(). After fork():
+// failures _exit() with kLoaderSetupExit, except the sandbox's loader
+// profile, whose stages exit with their own codes.
 void setUpLoaderChild(const passes::Backend& backend, const LoaderLimits& limits, pid_t zygote, int resultPipe) {
   // Its own process group, which the compilers it runs share: the zygote
   // kills the group. Dies with the zygote (checked after, in case the zygote
@@ -120,28 +149,43 @@ void setUpLoaderChild(const passes::Backend& backend, const LoaderLimits& limits
   // zygote explains, not an abort that looks like a crash.
   std::set_new_handler(outOfMemory);
   if (backend.installErrorHandlers) backend.installErrorHandlers({&outOfMemory, &compilerFatalError});
+}
 
-  // Last, the loader's sandbox profile (sandbox/sandbox.h): the sandbox user,
-  // a user namespace of its own, no capabilities, the process limit — for it
-  // and every compiler it runs. A change of credentials clears the
-  // parent-death signal, so it is armed (and the parent checked) again.
+// Last, the loader's sandbox profile (sandbox/sandbox.h): the sandbox user,
+// a user namespace of its own, no capabilities, the process limit — for it
+// and every compiler it runs. A change of credentials clears the
+// parent-death signal, so it is armed (and the parent checked) again.
+void applyLoaderSandbox(pid_t zygote) {
   const int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, kResultFd};
   sandbox::applySandbox(kLoaderSandboxLimits, keep, sandbox::Profile::Loader);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != zygote) _exit(kLoaderSetupExit);
 }
 
-// After the sandbox: a benchmark file the sandbox user cannot read would
-// fail inside clang or the parser with a bare "Permission denied"; say
-// whose permission is missing and what to do.
-std::optional<std::string> unreadableBySandboxUser(const std::string& uri) {
-  if (!uri.starts_with("file://")) return std::nullopt;
-  const std::string path = uri.substr(7);
-  if (access(path.c_str(), R_OK) == 0 || errno != EACCES) return std::nullopt;  // other errors: the loader's
-  std::string message = "the sandbox user (uid " + std::to_string(getuid()) + ") cannot read '" + path + "'";
+// After the sandbox: a benchmark the sandbox user cannot read would fail
+// inside clang or the parser with a bare "Permission denied"; say whose
+// permission is missing, which, and what to do. (The directory was entered
+// with privileges: its ancestors need nothing.)
+std::optional<std::string> unreadableBySandboxUser(const passes::LoadRequest& request) {
+  if (request.workingDirectory.empty()) return std::nullopt;
+  const passes::BenchmarkDirectory directory(request.workingDirectory);
+  const std::string path = request.uri.substr(std::string_view("file://").size());
+  const bool isDirectory = directory.local(path) == ".";
+  std::string message = "the sandbox user (uid " + std::to_string(getuid()) + ") cannot ";
+  if (access(".", isDirectory ? R_OK | X_OK : X_OK) != 0) {
+    if (errno != EACCES) return std::nullopt;  // other errors: the loader's
+    message += std::string(isDirectory ? "list" : "search") + " '" + directory.path() + "'";
+  } else if (!isDirectory && access(directory.local(path).c_str(), R_OK) != 0) {
+    if (errno != EACCES) return std::nullopt;
+    message += "read '" + path + "'";
+  } else {
+    return std::nullopt;
+  }
+  message += std::string(": it needs the benchmark's directory searchable") + (isDirectory ? " and readable" : "") +
+             " and its files readable (the directories above it need nothing)";
   if (sandbox::currentPlan().switchUser) {
-    message += ": a forkgym-server started as root loads benchmarks as that user; make the file readable by it "
-               "(and its directories searchable), or start forkgym-server with --sandbox-user naming a user who "
-               "can read it";
+    message += "; a forkgym-server started as root loads benchmarks as that user: give 'other' those permissions "
+               "(chmod o+x on the directory, o+r on the files), or start forkgym-server with --sandbox-user naming "
+               "a user who has them";
   }
   return message;
 }
@@ -160,16 +204,20 @@ void passTestGate(const std::string& uri, const LoadGate& gate) {
 }
 #endif
 
-[[noreturn]] void runLoader(const passes::Backend& backend, const passes::LoadRequest& request,
-                            const LoaderLimits& limits, const LoadGate& gate, pid_t zygote, int resultPipe) {
+[[noreturn]] void runLoader(const passes::Backend& backend, passes::LoadRequest request, const LoaderLimits& limits,
+                            const LoadGate& gate, const sandbox::FsIdentity& client, pid_t zygote, int resultPipe) {
   setUpLoaderChild(backend, limits, zygote, resultPipe);
+  const std::optional<std::string> unreachable = enterBenchmarkDirectory(request, client);
+  applyLoaderSandbox(zygote);
 #ifdef FORKGYM_TEST_ACTIONS
   passTestGate(request.uri, gate);
 #else
   (void)gate;
 #endif
   Result<passes::LoadedBenchmark> loaded = makeError(Outcome::BenchmarkError, "not loaded");
-  if (auto unreadable = unreadableBySandboxUser(request.uri)) {
+  if (unreachable) {
+    loaded = makeError(Outcome::BenchmarkError, *unreachable);
+  } else if (auto unreadable = unreadableBySandboxUser(request)) {
     loaded = makeError(Outcome::BenchmarkError, *unreadable);
   } else {
     loaded = backend.load(request);
@@ -195,7 +243,8 @@ std::string signalName(int signal) {
 }  // namespace
 
 Result<LoaderChild> LoaderChild::start(const passes::Backend& backend, const passes::LoadRequest& request,
-                                       const LoaderLimits& limits, const LoadGate& gate) {
+                                       const LoaderLimits& limits, const sandbox::FsIdentity& client,
+                                       const LoadGate& gate) {
   int pipeFds[2];
   if (auto r = sys("pipe2(loader)", [&] { return pipe2(pipeFds, O_CLOEXEC); }); !r) return r.takeError();
   UniqueFd readEnd(pipeFds[0]), writeEnd(pipeFds[1]);
@@ -204,7 +253,7 @@ Result<LoaderChild> LoaderChild::start(const passes::Backend& backend, const pas
   const pid_t zygote = sandbox::pidAsSeenByChildren();
   const pid_t pid = fork();
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(loader)"));
-  if (pid == 0) runLoader(backend, request, limits, gate, zygote, writeEnd.get());
+  if (pid == 0) runLoader(backend, request, limits, gate, client, zygote, writeEnd.get());
   // Both sides set the group, so it exists before either relies on it.
   setpgid(pid, pid);
   writeEnd.reset();

@@ -4,11 +4,15 @@
 // never waits for it.
 //
 // Lifecycle (zygote only; single-threaded):
-//   1. LoaderChild::start() forks the loader. The child sets itself up in one
-//      place (setUpLoaderChild in loader.cc: its own process group, death with
-//      the zygote, no inherited descriptors, memory/CPU/file-size limits,
-//      out-of-memory handlers, the backend's own fatal-error handlers), then
-//      runs the backend's load() and writes the encoded result to a pipe. Compilers it runs stay in its process
+//   1. LoaderChild::start() forks the loader. The child, still privileged
+//      and with the file-system identity of the client who asked
+//      (sandbox/client_identity.h), enters the benchmark's directory
+//      (passes/benchmark_directory.h); then sets itself up in one place
+//      (setUpLoaderChild in loader.cc: its own process group, death with the
+//      zygote, no inherited descriptors, memory/CPU/file-size limits,
+//      out-of-memory handlers, the backend's own fatal-error handlers, the
+//      sandbox's loader profile last), runs the backend's load() and writes
+//      the encoded result to a pipe. Compilers it runs stay in its process
 //      group and die with it (passes/tool_process.h).
 //   2. The zygote polls resultFd() among its other descriptors and calls
 //      readAvailable() whenever it is readable, until it reports the end.
@@ -31,6 +35,7 @@
 #include "base/unique_fd.h"
 #include "passes/backend.h"
 #include "passes/benchmark_load.h"
+#include "sandbox/client_identity.h"
 
 namespace forkgym::forkserver {
 
@@ -53,8 +58,10 @@ struct LoadGate {
 
 class LoaderChild {
  public:
+  // client: who asked (the zygote's own identity for a preload).
   static Result<LoaderChild> start(const passes::Backend& backend, const passes::LoadRequest& request,
-                                   const LoaderLimits& limits, const LoadGate& gate = {});
+                                   const LoaderLimits& limits, const sandbox::FsIdentity& client,
+                                   const LoadGate& gate = {});
   LoaderChild(LoaderChild&& other) noexcept;
   LoaderChild& operator=(LoaderChild&& other) noexcept;
   // A loader nobody reads from any more is of no use: destruction kills it.

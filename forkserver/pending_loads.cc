@@ -1,5 +1,7 @@
 #include "forkserver/pending_loads.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 namespace forkgym::forkserver {
@@ -8,7 +10,8 @@ Status PendingLoads::join(const BenchmarkKey& key, const passes::LoadRequest& re
                           std::optional<SessionRequest> waiter) {
   auto it = loads_.find(key);
   if (it == loads_.end()) {
-    auto child = LoaderChild::start(*key.backend, request, limits_, gate_);
+    const sandbox::FsIdentity server{geteuid(), getegid(), {}};
+    auto child = LoaderChild::start(*key.backend, request, limits_, waiter ? waiter->client : server, gate_);
     if (!child) return child.takeError();
     it = loads_.emplace(key, Load{std::move(*child), {}, !waiter.has_value()}).first;
   }

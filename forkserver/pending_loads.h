@@ -31,6 +31,7 @@
 #include "forkserver/loader.h"
 #include "forkserver/process_table.h"
 #include "passes/benchmark_load.h"
+#include "sandbox/client_identity.h"
 
 namespace forkgym::forkserver {
 
@@ -41,6 +42,9 @@ struct SessionRequest {
   std::string uri;   // canonical, as the session reports it
   uint64_t addressSpaceMb = 0;
   uint32_t cpuSecondsPerStep = 0;
+  // Who asked: the loader reaches the benchmark with this file-system
+  // identity (sandbox/client_identity.h).
+  sandbox::FsIdentity client;
 };
 
 class PendingLoads {
@@ -55,7 +59,10 @@ class PendingLoads {
   PendingLoads(LoaderLimits limits, LoadGate gate) : limits_(limits), gate_(std::move(gate)) {}
 
   // Adds `waiter` (none for a preload) to the load of `key` (whose source
-  // is request.uri), starting a loader when none runs. An error only if no
+  // is request.uri), starting a loader when none runs — with the waiter's
+  // identity, or the server's own for a preload. Clients share a load by
+  // key: a server accepts only its own user and root
+  // (Zygote::acceptClients), so they reach alike. An error only if no
   // loader could be started.
   Status join(const BenchmarkKey& key, const passes::LoadRequest& request, std::optional<SessionRequest> waiter);
 

@@ -138,6 +138,20 @@ Status Zygote::start() {
   // namespaces entered here.
   isolation_ = sandbox::enterIsolation(options_.isolation);
   sandboxReport_ = sandbox::isolationReport(isolation_);
+  // Loaders read benchmarks as the sandbox user and check every file they
+  // (and clang) read against the roots by absolute path: the roots must be
+  // within its reach.
+  if (const auto unreachable = sandbox::unsearchableBySandboxUser(isolation_, options_.benchmarks.roots);
+      !unreachable.empty()) {
+    std::string roots;
+    for (const auto& root : unreachable) roots += (roots.empty() ? "'" : ", '") + root + "'";
+    return makeError(Outcome::ServerError,
+                     "--benchmark-root " + roots + " is out of reach of the sandbox user (uid " +
+                         std::to_string(isolation_.uid) +
+                         "), who loads benchmarks for a server started as root: it must be able to search the root "
+                         "and every directory above it (chmod o+x on each), or start forkgym-server with "
+                         "--sandbox-user naming a user who can");
+  }
   std::string features;
   for (const auto& feature : sandboxReport_.features) features += (features.empty() ? "" : ", ") + feature;
   spdlog::info("sandbox level {}: {}", sandboxReport_.level, features);
@@ -171,7 +185,12 @@ Status Zygote::start() {
   if (options_.connectedFd >= 0) {
     fcntl(options_.connectedFd, F_SETFD, FD_CLOEXEC);
     fcntl(options_.connectedFd, F_SETFL, fcntl(options_.connectedFd, F_GETFL) | O_NONBLOCK);
-    connections_.emplace(nextConnectionId_++, Connection{UniqueFd(options_.connectedFd), {}, false});
+    Connection connection{UniqueFd(options_.connectedFd), {}, false, false, {}};
+    // The client that spawned this zygote (a socket pair's peer is its creator).
+    if (!sandbox::clientIdentityOf(connection.fd.get(), connection.client)) {
+      return makeError(Outcome::ServerError, errnoMessage("SO_PEERCRED on the client's socket"));
+    }
+    connections_.emplace(nextConnectionId_++, std::move(connection));
   } else {
     auto listener = listenUnix(options_.socketPath);
     if (!listener) return listener.takeError();
@@ -385,17 +404,18 @@ void Zygote::acceptClients() {
     int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
     UniqueFd client(fd);
-    ucred cred{};
-    socklen_t len = sizeof(cred);
+    sandbox::FsIdentity peer;
     // The socket file is owner-only already; checking the peer as well means a
-    // descriptor leaked to another user still cannot start workers.
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != getuid() && cred.uid != 0)) {
-      spdlog::warn("refused a connection from uid {}", cred.uid);
+    // descriptor leaked to another user still cannot start workers. (Loads
+    // shared by URI and cached modules rely on this: every client of a
+    // server reaches at least what the server's user does.)
+    if (!sandbox::clientIdentityOf(fd, peer) || (peer.uid != getuid() && peer.uid != 0)) {
+      spdlog::warn("refused a connection from uid {}", peer.uid);
       continue;
     }
     const uint64_t id = nextConnectionId_++;
-    spdlog::debug("client {} connected (pid {})", id, cred.pid);
-    connections_.emplace(id, Connection{std::move(client), {}, false});
+    spdlog::debug("client {} connected (uid {})", id, peer.uid);
+    connections_.emplace(id, Connection{std::move(client), {}, false, false, std::move(peer)});
   }
 }
 
@@ -496,7 +516,8 @@ Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& backe
   auto location = (*backend)->resolve(uri, options_.benchmarks);
   if (!location) return location.takeError();
   const SessionRequest request{currentConnection_, BenchmarkKey{*backend, location->source}, location->uri,
-                               limits.getAddressSpaceMb(), limits.getCpuSecondsPerStep()};
+                               limits.getAddressSpaceMb(), limits.getCpuSecondsPerStep(),
+                               connections_.at(currentConnection_).client};
   // A few stat() calls: are the files this benchmark was made from as they were?
   const auto lookup = cache_.lookup(request.key);
   if (lookup.fresh) {

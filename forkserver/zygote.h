@@ -102,6 +102,7 @@ class Zygote : private ControlHandler {
     // A newSession waits for its benchmark to load: nothing more is read from
     // this client until it is answered, so replies stay in request order.
     bool waiting = false;
+    sandbox::FsIdentity client;  // who is on the other end (SO_PEERCRED)
   };
 
   // One turn of the event loop: waits for something to do (a request, a

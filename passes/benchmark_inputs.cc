@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace forkgym::passes {
 namespace {
@@ -41,11 +42,12 @@ Freshness check(const BenchmarkInputs& inputs) {
   return inputs.racy ? Freshness::Unsure : Freshness::Fresh;
 }
 
-InputRecorder::InputRecorder() : startNs_(realtimeNowNs()) {}
+InputRecorder::InputRecorder(BenchmarkDirectory directory)
+    : startNs_(realtimeNowNs()), directory_(std::move(directory)) {}
 
 bool InputRecorder::record(const std::string& path) {
   struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) return false;
+  if (::stat(directory_.local(path).c_str(), &info) != 0) return false;
   record(path, info);
   return true;
 }

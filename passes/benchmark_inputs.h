@@ -6,7 +6,9 @@
 //   1. The loader child records each file it (or clang) reads — the .bc/.ll
 //      file, the C/C++ source and every header outside the system include
 //      directories, a source directory itself — with an InputRecorder
-//      started before the first read.
+//      started before the first read. Paths are absolute; the recorder
+//      stats them by the name the loader opens them by
+//      (benchmark_directory.h).
 //   2. The inputs travel to the zygote with the loaded bitcode and stay with
 //      the cached module.
 //   3. On each reset the zygote calls check(): a stat() per input. Fresh:
@@ -22,6 +24,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "passes/benchmark_directory.h"
 
 namespace forkgym::passes {
 
@@ -55,15 +59,18 @@ Freshness check(const BenchmarkInputs& inputs);
 class InputRecorder {
  public:
   // Starts now: every file read from here on is compared with this time.
-  InputRecorder();
-  // stat()s `path` (after it was read) and records it. False if it is gone.
+  // Files under `directory` are stat()ed by their names relative to it.
+  explicit InputRecorder(BenchmarkDirectory directory = {});
+  // stat()s `path` (absolute, after it was read) and records it. False if
+  // it is gone.
   bool record(const std::string& path);
-  // Records an already-open file's fstat() under `path`.
+  // Records an already-open file's fstat() under `path` (absolute).
   void record(const std::string& path, const struct stat& info);
   BenchmarkInputs take() { return std::move(inputs_); }
 
  private:
   int64_t startNs_;
+  BenchmarkDirectory directory_;
   BenchmarkInputs inputs_;
 };
 

@@ -119,4 +119,13 @@ Result<LoadedBenchmark> decodeLoadedBenchmark(std::string_view bytes) {
   return loaded;
 }
 
+std::string benchmarkDirectoryOf(std::string_view canonicalUri, bool isDirectory) {
+  constexpr std::string_view kFileScheme = "file://";
+  if (!canonicalUri.starts_with(kFileScheme)) return {};
+  const std::string_view path = canonicalUri.substr(kFileScheme.size());
+  if (isDirectory) return std::string(path);
+  const size_t slash = path.rfind('/');
+  return slash == 0 ? "/" : std::string(path.substr(0, slash));
+}
+
 }  // namespace forkgym::passes

@@ -34,7 +34,17 @@ struct LoadRequest {
   // after hashing (LoadedBenchmark::unchanged), without compiling.
   std::string expectedHash;
   uint64_t toolMemoryBytes = 0;  // address-space limit of each tool (clang, gcc); 0: inherited
+  // For a file:// URI: the benchmark's directory (a file's parent, or the
+  // directory itself), when the loader made it its working directory before
+  // it gave up its privileges; files under it are then opened by relative
+  // names (benchmark_directory.h). Empty: paths are opened as they are.
+  std::string workingDirectory;
 };
+
+// The directory a loader enters for a canonical file:// URI: `isDirectory`
+// says whether the path is a directory benchmark (else a file, whose parent
+// it is). Empty for other URIs.
+std::string benchmarkDirectoryOf(std::string_view canonicalUri, bool isDirectory);
 
 struct LoadedBenchmark {
   std::string uri;  // the source loaded

@@ -23,6 +23,7 @@
 #include "base/unique_fd.h"
 #include "passes/content_hash.h"
 #include "passes/llvm/benchmark_costs.h"
+#include "passes/benchmark_directory.h"
 #include "passes/benchmark_inputs.h"
 #include "passes/llvm/bitcode.h"
 #include "passes/llvm/diagnostics.h"
@@ -105,8 +106,9 @@ Error notRegular(const std::string& path, mode_t mode) {
 // Reads a benchmark file through one descriptor: opened without blocking
 // (a FIFO swapped in after the zygote's check cannot stall us), checked to
 // be a regular file after opening (so what we read is what we checked).
-Result<std::string> readWholeFile(const std::string& path, InputRecorder& recorder) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+Result<std::string> readWholeFile(const std::string& path, const BenchmarkDirectory& directory,
+                                  InputRecorder& recorder) {
+  const int fd = ::open(directory.local(path).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return benchmarkError("cannot read " + path + ": " + std::strerror(errno));
   UniqueFd file(fd);
   struct stat info {};
@@ -135,7 +137,10 @@ Result<std::string> readWholeFile(const std::string& path, InputRecorder& record
 class Load {
  public:
   explicit Load(const LoadRequest& request)
-      : request_(request), compiler_({request.roots, request.toolMemoryBytes}, recorder_) {}
+      : request_(request),
+        directory_(request.workingDirectory),
+        recorder_(directory_),
+        compiler_({request.roots, request.toolMemoryBytes, directory_}, recorder_) {}
 
   Status gather(std::string_view uri);
   Result<std::unique_ptr<llvm::Module>> build(llvm::LLVMContext& context);
@@ -154,6 +159,8 @@ class Load {
   }
 
   const LoadRequest& request_;
+  // Every path below is absolute; directory_.local() is what is opened.
+  BenchmarkDirectory directory_;
   InputRecorder recorder_;
   SourceCompiler compiler_;
   ContentHash hash_;
@@ -178,7 +185,7 @@ Status Load::gather(std::string_view uri) {
 
 Status Load::gatherFile(const std::string& path) {
   struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
+  if (::stat(directory_.local(path).c_str(), &info) != 0) {
     return benchmarkError("cannot load " + path + ": " + std::strerror(errno) +
                           "; check the path (it must be absolute and readable)");
   }
@@ -207,7 +214,7 @@ Status Load::gatherFile(const std::string& path) {
                           std::string(kSupported));
   }
   kind_ = extension == ".bc" ? Kind::Bitcode : Kind::Assembly;
-  auto bytes = readWholeFile(path, recorder_);
+  auto bytes = readWholeFile(path, directory_, recorder_);
   if (!bytes.ok()) return bytes.takeError();
   bytes_ = std::move(*bytes);
   hash_.add(extension == ".bc" ? "bitcode" : "llvm assembly", bytes_);
@@ -221,17 +228,18 @@ Status Load::gatherDirectory(const std::string& directory) {
   if (!recorder_.record(directory)) return benchmarkError("cannot list " + directory + ": " + std::strerror(errno));
   std::vector<std::string> sources;
   std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
-    const std::string path = entry.path().string();
+  for (const auto& entry : std::filesystem::directory_iterator(directory_.local(directory), error)) {
+    const std::string path = directory_.absolute(entry.path().string());
     if (!isSourcePath(path)) continue;
+    const std::string local = directory_.local(path);
     struct stat link {}, target {};
-    if (::lstat(path.c_str(), &link) != 0 || ::stat(path.c_str(), &target) != 0) {
+    if (::lstat(local.c_str(), &link) != 0 || ::stat(local.c_str(), &target) != 0) {
       return benchmarkError("cannot load " + path + ": " + std::strerror(errno));
     }
     if (!S_ISREG(target.st_mode)) return notRegular(path, target.st_mode);
     if (S_ISLNK(link.st_mode) && !request_.roots.empty()) {
       // A link may point anywhere; with benchmark roots only inside them.
-      char* resolved = ::realpath(path.c_str(), nullptr);
+      char* resolved = ::realpath(local.c_str(), nullptr);
       const std::string real = resolved ? resolved : "";
       std::free(resolved);
       const bool insideRoots = std::any_of(request_.roots.begin(), request_.roots.end(), [&](const std::string& root) {

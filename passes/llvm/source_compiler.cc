@@ -4,6 +4,7 @@
 
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
+#include <llvm/Support/raw_ostream.h>
 
 #include <algorithm>
 #include <cctype>
@@ -32,7 +33,7 @@ const std::vector<std::string> kEnvironment = {"SOURCE_DATE_EPOCH=0"};
 
 Error benchmarkError(std::string message) { return makeError(Outcome::BenchmarkError, std::move(message)); }
 
-std::string realPath(const std::string& path) {
+std::string resolvedPath(const std::string& path) {
   char* resolved = ::realpath(path.c_str(), nullptr);
   if (resolved == nullptr) return {};
   std::string real = resolved;
@@ -121,7 +122,7 @@ bool takeSearchList(std::string& err, std::vector<std::string>& dirs) {
     while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
     line = line.substr(0, line.find(" ("));  // "/path (framework directory)" on some platforms
     if (!line.empty()) {
-      const std::string real = realPath(std::string(line));
+      const std::string real = resolvedPath(std::string(line));
       if (!real.empty()) dirs.push_back(real);
     }
     if (newline == std::string_view::npos) break;
@@ -129,6 +130,92 @@ bool takeSearchList(std::string& err, std::vector<std::string>& dirs) {
   }
   err.erase(0, end + kEnd.size());
   return true;
+}
+
+// C string escapes as clang writes a line marker's file name
+// (raw_ostream::write_escaped: \\, \", \t, \n, octal \ooo for the rest).
+std::string unescaped(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    const char next = text[++i];
+    if (next >= '0' && next <= '7') {
+      int value = 0;
+      for (int digits = 0; digits < 3 && i < text.size() && text[i] >= '0' && text[i] <= '7'; ++digits, ++i) {
+        value = value * 8 + (text[i] - '0');
+      }
+      --i;
+      out += static_cast<char>(value);
+    } else {
+      out += next == 'n' ? '\n' : next == 't' ? '\t' : next;
+    }
+  }
+  return out;
+}
+
+std::string escaped(std::string_view text) {
+  std::string out;
+  llvm::raw_string_ostream stream(out);
+  stream.write_escaped(llvm::StringRef(text.data(), text.size()));
+  return stream.str();
+}
+
+// The preprocessed text with each line marker (# <line> "<file>" <flags>)
+// naming its file absolutely: the file names are where the compile step's
+// diagnostics and __builtin_FILE() come from, and they are hashed.
+std::string absoluteLineMarkers(std::string_view text, const BenchmarkDirectory& directory) {
+  if (!directory.entered()) return std::string(text);
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  while (!text.empty()) {
+    const size_t newline = text.find('\n');
+    const std::string_view line = text.substr(0, newline == std::string_view::npos ? text.size() : newline + 1);
+    text.remove_prefix(line.size());
+    const size_t open = line.find('"');
+    const bool marker = line.size() > 2 && line.starts_with("# ") && std::isdigit(static_cast<unsigned char>(line[2])) &&
+                        open != std::string_view::npos;
+    size_t close = open + 1;
+    while (marker && close < line.size() && line[close] != '"') close += line[close] == '\\' ? 2 : 1;
+    if (!marker || close >= line.size()) {
+      out += line;
+      continue;
+    }
+    const std::string name = unescaped(line.substr(open + 1, close - open - 1));
+    // Files under the working directory are the ones clang names by what it
+    // was given, "./..."; "<built-in>" and "<command line>" are no files.
+    const bool relative = name.starts_with(BenchmarkDirectory::kLocalPrefix);
+    out += line.substr(0, open + 1);
+    out += relative ? escaped(directory.absolute(name)) : std::string(line.substr(open + 1, close - open - 1));
+    out += line.substr(close);
+  }
+  return out;
+}
+
+// Diagnostics with each location under the working directory ("./x.h:2:3:
+// error", "In file included from ./x.c:1:") naming its file absolutely;
+// quoted source lines are left alone.
+std::string absoluteLocations(std::string_view diagnostics, const BenchmarkDirectory& directory) {
+  if (!directory.entered()) return std::string(diagnostics);
+  std::string out;
+  while (!diagnostics.empty()) {
+    const size_t newline = diagnostics.find('\n');
+    std::string_view line =
+        diagnostics.substr(0, newline == std::string_view::npos ? diagnostics.size() : newline + 1);
+    diagnostics.remove_prefix(line.size());
+    const std::string location = diagnosticLocation(line);
+    const size_t at = location.empty() ? std::string_view::npos : line.find(location);
+    if (at == std::string_view::npos || !location.starts_with(BenchmarkDirectory::kLocalPrefix)) {
+      out += line;
+      continue;
+    }
+    out += line.substr(0, at);
+    out += directory.absolute(location);
+    out += line.substr(at + location.size());
+  }
+  return out;
 }
 
 }  // namespace
@@ -148,6 +235,10 @@ std::string SourceCompiler::optionsForHash() {
   return text;
 }
 
+std::string SourceCompiler::realPath(const std::string& path) const {
+  return resolvedPath(options_.directory.local(path));
+}
+
 std::string SourceCompiler::refusal(const std::string& file, const std::vector<std::string>& systemDirs) const {
   if (options_.roots.empty()) return {};
   const std::string real = realPath(file);
@@ -164,14 +255,21 @@ Result<PreprocessedSource> SourceCompiler::preprocess(const std::string& path) {
   argv.insert(argv.end(), kPreprocessFlags.begin(), kPreprocessFlags.end());
   // Quoted source lines in diagnostics could show a file from outside the roots.
   if (!options_.roots.empty()) argv.push_back("-fno-caret-diagnostics");
+  // __FILE__ of a file under the working directory as its absolute path.
+  const BenchmarkDirectory& directory = options_.directory;
+  if (directory.entered()) {
+    argv.push_back("-fmacro-prefix-map=" + std::string(BenchmarkDirectory::kLocalPrefix) + "=" +
+                   directory.absolutePrefix());
+  }
   // -v: clang's own list of its system include directories, with no run of its own.
-  argv.insert(argv.end(), {"-v", "-x", source.cxx ? "c++" : "c", path, "-o", "-"});
+  argv.insert(argv.end(), {"-v", "-x", source.cxx ? "c++" : "c", directory.local(path), "-o", "-"});
   auto run = runTool(argv, "",
                      {.addressSpaceBytes = options_.addressSpaceBytes, .captureDescriptor3 = true,
                       .environment = kEnvironment});
   if (!run.ok()) return run.takeError();
   std::vector<std::string> system;
   takeSearchList(run->err, system);
+  run->err = absoluteLocations(run->err, directory);
 
   // Refused before anything else, whatever clang thought of it.
   const auto refuse = [&](const std::string& file) {
@@ -182,7 +280,8 @@ Result<PreprocessedSource> SourceCompiler::preprocess(const std::string& path) {
                           ") and the system include directories; this server compiles only files under its "
                           "--benchmark-root directories");
   };
-  const std::vector<std::string> files = parseDependencies(run->descriptor3);
+  std::vector<std::string> files = parseDependencies(run->descriptor3);
+  for (std::string& file : files) file = directory.absolute(file);
   for (const std::string& file : files) {
     if (auto refused = refusal(file, system); !refused.empty()) return refuse(refused);
   }
@@ -210,7 +309,7 @@ Result<PreprocessedSource> SourceCompiler::preprocess(const std::string& path) {
       return benchmarkError(file + ", read while preprocessing " + path + ", disappeared meanwhile; try again");
     }
   }
-  source.text = std::move(run->out);
+  source.text = absoluteLineMarkers(run->out, directory);
   return source;
 }
 

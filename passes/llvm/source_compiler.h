@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "passes/benchmark_directory.h"
 #include "passes/benchmark_inputs.h"
 #include "passes/tool_process.h"
 
@@ -41,10 +42,16 @@ namespace forkgym::passes {
 struct SourceCompilerOptions {
   std::vector<std::string> roots;  // realpath'd --benchmark-root directories; empty: anywhere
   uint64_t addressSpaceBytes = 0;  // clang's RLIMIT_AS; 0: inherited
+  // The loader's working directory: clang is given relative names under it,
+  // and the names it gives back are made absolute again — in the
+  // dependency list, the diagnostics, and the preprocessed text's line
+  // markers and __FILE__ — so the text and its hash are what they would be
+  // had clang been given the absolute path.
+  BenchmarkDirectory directory;
 };
 
 struct PreprocessedSource {
-  std::string path;      // as named
+  std::string path;      // as named (absolute)
   bool cxx = false;      // C++ (.cc, .cpp, .cxx) rather than C
   std::string text;      // clang -E output
 };
@@ -74,9 +81,13 @@ class SourceCompiler {
   std::vector<std::string> compileArgs(const std::vector<std::string>& extraArgs) const;
   Result<std::unique_ptr<llvm::Module>> finishCompile(ToolProcess& tool, std::string_view text, std::string_view what,
                                                       llvm::LLVMContext& context);
-  // How to name `file`, read while compiling, if it is refused (outside the
-  // roots and `systemDirs`); empty if it is allowed.
+  // How to name `file` (absolute), read while compiling, if it is refused
+  // (outside the roots and `systemDirs`); empty if it is allowed.
   std::string refusal(const std::string& file, const std::vector<std::string>& systemDirs) const;
+  // realpath() of an absolute path, resolved from the working directory
+  // where it lies under it (its ancestors may not be searchable); empty if
+  // it does not resolve.
+  std::string realPath(const std::string& path) const;
 
   SourceCompilerOptions options_;
   InputRecorder& recorder_;

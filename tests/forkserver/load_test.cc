@@ -249,7 +249,7 @@ TEST(Loads, LoadsThatBlowUpMemoryEndAsClearErrorsWhileOthersCarryOn) {
 // child of the zygote; the compiler it runs names the source on its
 // command line.
 std::vector<pid_t> loadProcesses(pid_t zygote, const std::string& source) {
-  std::vector<pid_t> found = processesMentioning(source);
+  std::vector<pid_t> found = compilersOf(source);
   for (pid_t pid : descendantsOf(zygote)) {
     std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
     std::string name;
@@ -326,7 +326,7 @@ TEST(Loads, ACompilerHoldsNothingOfTheZygoteOrItsLoader) {
   // every clang the loader runs (the compiler waits for the text meanwhile)
   // is checked.
   pid_t loader = -1;
-  for (pid_t pid : processesMentioning(source)) {
+  for (pid_t pid : compilersOf(source)) {
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
     std::string skip;
     pid_t parent = -1;

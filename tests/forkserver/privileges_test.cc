@@ -9,8 +9,10 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "tests/forkserver/runtime_fixture.h"
@@ -215,6 +217,160 @@ TEST(PrivilegesLoader, LoadersAndToolsCannotReadWhatOnlyTheServersUserCan) {
   EXPECT_TRUE(readable) << readable.error().message;
   unlink(path.c_str());
   rmdir(dir);
+}
+
+
+// A directory the test owns, removed with everything in it; made like
+// mkdtemp(): 0700, searchable by root (the server's user) alone.
+struct LockedDir {
+  std::string path;
+  LockedDir() {
+    char pattern[] = "/tmp/fgtest-locked-XXXXXX";
+    path = mkdtemp(pattern);
+  }
+  ~LockedDir() { run("rm -rf '" + path + "'"); }
+};
+
+void writeFile(const std::string& path, const std::string& text, mode_t mode = 0644) {
+  std::ofstream(path) << text;
+  chmod(path.c_str(), mode);
+}
+
+// Researchers run as root in containers with their files under /root (0700),
+// and CI runs a clone wherever it is put: a benchmark whose ancestors only
+// root may search loads. The loader enters the benchmark's directory before
+// it becomes the sandbox user and reads from there; every path it reports
+// (messages, the files the cache re-checks, the preprocessed text) is still
+// the absolute one.
+TEST(PrivilegesLoader, BenchmarksUnderADirectoryOnlyRootMaySearchLoad) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs a server started as root";
+  auto connection = Connection::spawn();
+  ASSERT_TRUE(connection) << connection.error().message;
+  if (!hasFeature((*connection)->server(), "unprivileged_uid")) GTEST_SKIP() << "children run as root here";
+  LockedDir locked;
+  struct stat info {};
+  ASSERT_EQ(stat(locked.path.c_str(), &info), 0);
+  ASSERT_EQ(info.st_mode & 07777, 0700u);
+  const std::string bench = locked.path + "/bench";
+  ASSERT_EQ(mkdir(bench.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((bench + "/sub").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((bench + "/multi").c_str(), 0755), 0);
+  writeFile(bench + "/x.c",
+            "#include \"x.h\"\n#include \"sub/y.h\"\nconst char *where = __FILE__;\n"
+            "int f(int a) { return a + X + Y; }\n");
+  writeFile(bench + "/x.h", "#define X 1\n");
+  writeFile(bench + "/sub/y.h", "#define Y 2\n");
+  writeFile(bench + "/broken.c", "#include \"broken.h\"\nint g(void) { return 0; }\n");
+  writeFile(bench + "/broken.h", "int broken( {\n");
+  writeFile(bench + "/multi/a.c", "int a(void) { return 1; }\n");
+  writeFile(bench + "/multi/b.c", "int a(void);\nint b(void) { return a() + 1; }\n");
+  ASSERT_EQ(std::system((llvmTool("clang") + " -c -emit-llvm -o '" + bench + "/x.bc' '" + bench + "/x.c'").c_str()), 0);
+
+  Env env(*connection);
+  for (const std::string& name : {"x.c", "x.bc", "multi", "multi/"}) {
+    auto reset = env.reset("file://" + bench + "/" + name);
+    EXPECT_TRUE(reset) << name << ": " << reset.error().message;
+  }
+  ASSERT_TRUE(env.reset("file://" + bench + "/x.c"));
+  const std::string lockedHash = env.benchmarkHash();
+
+  // Compiler messages name the files by their absolute paths.
+  auto broken = env.reset("file://" + bench + "/broken.c");
+  ASSERT_FALSE(broken);
+  EXPECT_EQ(broken.error().outcome, Outcome::BenchmarkError);
+  EXPECT_NE(broken.error().message.find(bench + "/broken.h:1:"), std::string::npos) << broken.error().message;
+  EXPECT_NE(broken.error().message.find("from " + bench + "/broken.c:1:"), std::string::npos) << broken.error().message;
+  EXPECT_EQ(broken.error().message.find("./"), std::string::npos) << broken.error().message;
+
+  // The cache re-checks the header where it is: an edit is seen.
+  writeFile(bench + "/x.h", "#define X 100\n");
+  ASSERT_TRUE(env.reset("file://" + bench + "/x.c"));
+  const std::string editedHash = env.benchmarkHash();
+  EXPECT_NE(editedHash, lockedHash);
+
+  // What the sandbox user needs: the benchmark's directory searchable and
+  // its files readable; the error says exactly that.
+  writeFile(bench + "/private.c", "int p(void) { return 0; }\n", 0600);
+  auto unreadable = env.reset("file://" + bench + "/private.c");
+  ASSERT_FALSE(unreadable);
+  EXPECT_EQ(unreadable.error().outcome, Outcome::BenchmarkError);
+  EXPECT_NE(unreadable.error().message.find("sandbox user"), std::string::npos) << unreadable.error().message;
+  EXPECT_NE(unreadable.error().message.find("'" + bench + "/private.c'"), std::string::npos)
+      << unreadable.error().message;
+  EXPECT_NE(unreadable.error().message.find("readable"), std::string::npos) << unreadable.error().message;
+  const std::string closed = locked.path + "/closed";
+  ASSERT_EQ(mkdir(closed.c_str(), 0700), 0);
+  writeFile(closed + "/c.c", "int c(void) { return 0; }\n");
+  auto unsearchable = env.reset("file://" + closed + "/c.c");
+  ASSERT_FALSE(unsearchable);
+  EXPECT_EQ(unsearchable.error().outcome, Outcome::BenchmarkError);
+  EXPECT_NE(unsearchable.error().message.find("sandbox user"), std::string::npos) << unsearchable.error().message;
+  EXPECT_NE(unsearchable.error().message.find("'" + closed + "'"), std::string::npos) << unsearchable.error().message;
+  EXPECT_NE(unsearchable.error().message.find("searchable"), std::string::npos) << unsearchable.error().message;
+  std::printf("  %s\n  %s\n", unreadable.error().message.c_str(), unsearchable.error().message.c_str());
+
+  // The same file with its ancestors open hashes alike (line markers and
+  // __FILE__ are the absolute path in both), on a server that never saw it.
+  ASSERT_EQ(chmod(locked.path.c_str(), 0755), 0);
+  auto open = Connection::spawn();
+  ASSERT_TRUE(open) << open.error().message;
+  Env unlocked(*open);
+  ASSERT_TRUE(unlocked.reset("file://" + bench + "/x.c"));
+  EXPECT_EQ(unlocked.benchmarkHash(), editedHash);
+}
+
+// Starts forkgym-test-server with `extra` arguments on a socket of its own;
+// returns what it printed if it exited before it was ready, or nullopt if
+// it became ready (then it is stopped again).
+std::optional<std::string> serverRefusesToStart(const std::vector<std::string>& extra) {
+  TestDir dir;
+  int ready[2], err[2];
+  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return "pipes";
+  const pid_t server = ::fork();
+  if (server == 0) {
+    const int readyFd = fcntl(ready[1], F_DUPFD, 10);  // without close-on-exec
+    dup2(err[1], STDERR_FILENO);
+    std::vector<std::string> args = {FORKGYM_SERVER_BINARY, "--socket", dir.path + "/s.sock", "--ready-fd",
+                                     std::to_string(readyFd)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(FORKGYM_SERVER_BINARY, argv.data());
+    _exit(127);
+  }
+  close(ready[1]);
+  close(err[1]);
+  char byte = 0;
+  const bool started = read(ready[0], &byte, 1) == 1;
+  close(ready[0]);
+  if (started) kill(server, SIGTERM);
+  std::string printed;
+  char buffer[4096];
+  for (ssize_t n; (n = read(err[0], buffer, sizeof(buffer))) > 0;) printed.append(buffer, static_cast<size_t>(n));
+  close(err[0]);
+  waitpid(server, nullptr, 0);
+  if (started) return std::nullopt;
+  return printed;
+}
+
+// With --benchmark-root every file a load reads is checked against the
+// roots by its resolved absolute path, which the sandbox user must reach:
+// a root it cannot is refused when the server starts, not at every load.
+TEST(PrivilegesLoader, BenchmarkRootsOutOfTheSandboxUsersReachAreRefusedAtStartUp) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs a server started as root";
+  LockedDir locked;
+  const std::string root = locked.path + "/root";
+  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+  auto refused = serverRefusesToStart({"--benchmark-root", root});
+  ASSERT_TRUE(refused) << "a server whose sandbox user cannot reach its root started";
+  EXPECT_NE(refused->find("--benchmark-root '" + root + "'"), std::string::npos) << *refused;
+  EXPECT_NE(refused->find("sandbox user"), std::string::npos) << *refused;
+  EXPECT_NE(refused->find("--sandbox-user"), std::string::npos) << *refused;
+  std::printf("  %s", refused->c_str());
+  // Reachable once its ancestors are searchable.
+  ASSERT_EQ(chmod(locked.path.c_str(), 0711), 0);
+  EXPECT_FALSE(serverRefusesToStart({"--benchmark-root", root})) << "refused a root the sandbox user reaches";
 }
 
 }  // namespace

@@ -193,6 +193,22 @@ inline std::vector<pid_t> processesMentioning(const std::string& needle) {
   return found;
 }
 
+// Live compilers a loader started for the C/C++ source `path`: a loader
+// runs them in the source's directory and names the source relative to it
+// ("./x.c"), so both are checked (another test's "./x.c" runs elsewhere).
+inline std::vector<pid_t> compilersOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string directory = path.substr(0, slash), name = path.substr(slash + 1);
+  std::vector<pid_t> found;
+  for (pid_t pid : processesMentioning("./" + name)) {
+    char cwd[4096] = {};
+    const std::string link = "/proc/" + std::to_string(pid) + "/cwd";
+    const ssize_t n = readlink(link.c_str(), cwd, sizeof(cwd) - 1);
+    if (n > 0 && std::string(cwd, static_cast<size_t>(n)) == directory) found.push_back(pid);
+  }
+  return found;
+}
+
 // A directory for one test's files, removed with everything in it.
 struct TestDir {
   std::string path;

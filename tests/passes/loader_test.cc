@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -13,6 +14,7 @@
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 
+#include "passes/benchmark_directory.h"
 #include "passes/llvm/benchmark.h"
 #include "passes/llvm/benchmark_loader.h"
 #include "passes/llvm/bitcode.h"
@@ -25,6 +27,7 @@ namespace {
 using testing::dataPath;
 using testing::loadForTest;
 using testing::parseForTest;
+using testing::runLlvmTool;
 using testing::TempDir;
 
 TEST(Loader, CanonicalUrisFollowCompilerGymSpelling) {
@@ -222,6 +225,101 @@ TEST(Loader, BadInputsGiveClearErrors) {
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.error().outcome, Outcome::InvalidRequest);
   EXPECT_NE(unknown.error().message.find("unknown URI scheme"), std::string::npos);
+}
+
+// A loader that entered the benchmark's directory (a root server's loader
+// does, before it becomes the sandbox user) opens files by relative names,
+// yet reports what a load by absolute paths reports: the same content hash
+// (line markers and __FILE__ in the hashed text), the same recorded inputs
+// (absolute, for the zygote's freshness check), the same messages.
+TEST(Loader, ALoadFromInsideTheBenchmarkDirectoryReportsAbsolutePathsAlone) {
+  TempDir temp;
+  const std::string dir = temp.path().string();
+  std::filesystem::create_directories(temp.path() / "sub");
+  std::filesystem::create_directories(temp.path() / "multi");
+  temp.write("x.c",
+             "#include \"x.h\"\n#include \"sub/y.h\"\nconst char *where = __FILE__;\n"
+             "const char *here(void) { return __builtin_FILE(); }\nint f(int a) { return a + X + Y; }\n");
+  temp.write("x.h", "#define X 1\n");
+  temp.write("sub/y.h", "#include \"z.h\"\n#define Y Z\n");
+  temp.write("sub/z.h", "#define Z 2\n");
+  temp.write("broken.c", "#include \"broken.h\"\nint g(void) { return 0; }\n");
+  temp.write("broken.h", "int broken( {\n");
+  temp.write("multi/a.c", "#include \"../x.h\"\nint a(void) { return X; }\n");
+  temp.write("multi/b.c", "int a(void);\nint b(void) { return a() + 1; }\n");
+  runLlvmTool("clang", {"-c", "-emit-llvm", "-o", dir + "/x.bc", dir + "/x.c"});
+
+  const auto load = [&](const std::string& name, bool inside) {
+    LoadRequest request;
+    request.uri = "file://" + dir + "/" + name;
+    const std::filesystem::path before = std::filesystem::current_path();
+    if (inside) {
+      request.workingDirectory = benchmarkDirectoryOf(request.uri, std::filesystem::is_directory(dir + "/" + name));
+      std::filesystem::current_path(request.workingDirectory);
+    }
+    auto loaded = loadBenchmark(request);
+    std::filesystem::current_path(before);
+    return loaded;
+  };
+  for (const std::string name : {"x.c", "x.bc", "multi", "multi/"}) {
+    SCOPED_TRACE(name);
+    auto outside = load(name, false);
+    auto inside = load(name, true);
+    ASSERT_TRUE(outside.ok()) << outside.error().message;
+    ASSERT_TRUE(inside.ok()) << inside.error().message;
+    EXPECT_EQ(inside->contentHash, outside->contentHash);
+    EXPECT_TRUE(inside->bitcode == outside->bitcode) << "the modules differ";
+    ASSERT_EQ(inside->inputs.files.size(), outside->inputs.files.size());
+    for (size_t i = 0; i < inside->inputs.files.size(); ++i) {
+      EXPECT_EQ(inside->inputs.files[i].path, outside->inputs.files[i].path);
+      EXPECT_TRUE(inside->inputs.files[i].path.starts_with(dir + "/")) << inside->inputs.files[i].path;
+    }
+  }
+  // The headers were recorded, by their absolute names.
+  auto source = load("x.c", true);
+  ASSERT_TRUE(source.ok());
+  std::vector<std::string> paths;
+  for (const auto& file : source->inputs.files) paths.push_back(file.path);
+  for (const char* name : {"/x.c", "/x.h", "/sub/y.h", "/sub/z.h"}) {
+    EXPECT_NE(std::find(paths.begin(), paths.end(), dir + name), paths.end()) << name;
+  }
+  auto outside = load("broken.c", false);
+  auto inside = load("broken.c", true);
+  ASSERT_FALSE(inside.ok());
+  ASSERT_FALSE(outside.ok());
+  EXPECT_EQ(inside.error().message, outside.error().message);
+  EXPECT_NE(inside.error().message.find(dir + "/broken.h:1:"), std::string::npos) << inside.error().message;
+}
+
+// The one translation between the names a loader opens and the ones it
+// reports, both ways.
+TEST(Loader, BenchmarkDirectoryMapsLocalNamesToAbsoluteOnesAndBack) {
+  const BenchmarkDirectory directory("/data/bench/");
+  EXPECT_EQ(directory.path(), "/data/bench");
+  EXPECT_EQ(directory.local("/data/bench"), ".");
+  EXPECT_EQ(directory.local("/data/bench//"), ".");
+  EXPECT_EQ(directory.local("/data/bench/x.c"), "./x.c");
+  EXPECT_EQ(directory.local("/data/bench/sub/y.h"), "./sub/y.h");
+  EXPECT_EQ(directory.local("/data/benchmark/x.c"), "/data/benchmark/x.c");
+  EXPECT_EQ(directory.local("/usr/include/stdio.h"), "/usr/include/stdio.h");
+  EXPECT_EQ(directory.absolute("."), "/data/bench");
+  EXPECT_EQ(directory.absolute("./x.c"), "/data/bench/x.c");
+  EXPECT_EQ(directory.absolute("sub/y.h"), "/data/bench/sub/y.h");
+  EXPECT_EQ(directory.absolute("./../x.h"), "/data/bench/../x.h");
+  EXPECT_EQ(directory.absolute("/usr/include/stdio.h"), "/usr/include/stdio.h");
+  for (const char* path : {"/data/bench", "/data/bench/x.c", "/data/bench/a b/c.c", "/elsewhere/z.h"}) {
+    EXPECT_EQ(directory.absolute(directory.local(path)), path);
+  }
+  const BenchmarkDirectory root("/");
+  EXPECT_EQ(root.local("/x.c"), "./x.c");
+  EXPECT_EQ(root.absolute("./x.c"), "/x.c");
+  const BenchmarkDirectory none;
+  EXPECT_EQ(none.local("/data/bench/x.c"), "/data/bench/x.c");
+  EXPECT_EQ(none.absolute("x.c"), "x.c");
+  EXPECT_EQ(benchmarkDirectoryOf("file:///data/bench/x.c", false), "/data/bench");
+  EXPECT_EQ(benchmarkDirectoryOf("file:///x.c", false), "/");
+  EXPECT_EQ(benchmarkDirectoryOf("file:///data/bench", true), "/data/bench");
+  EXPECT_EQ(benchmarkDirectoryOf("generator://csmith-v0/1", false), "");
 }
 
 TEST(Loader, LinkConflictIsAnErrorNotAnExit) {

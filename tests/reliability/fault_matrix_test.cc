@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <optional>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -603,6 +604,45 @@ Got hostileForkPidfd() {
   return got;
 }
 
+// env.fork() past the episode's process limit (a private zygote started
+// with --max-processes 8): limit_reached, and the episode, its copies and
+// the zygote carry on.
+Got forkBombUnderTheProcessLimit() {
+  ServerOptions options = testServer();
+  options.extraArgs = {"--max-processes", "8"};
+  auto connection = Connection::spawn(options);
+  if (!connection) return {false, connection.error().message};
+  const auto& features = (*connection)->server().sandboxFeatures;
+  if (std::find(features.begin(), features.end(), "process_limit") == features.end()) {
+    // Nothing to exceed: the sandbox level says so (a server that may not
+    // set RLIMIT_NPROC where it would hold, see README "Threat model").
+    return {true, "not applicable: no process limit at sandbox level " + (*connection)->server().sandboxLevel};
+  }
+  Env bomb(*connection);
+  if (!bomb.reset(fileUri("crc32.c"))) return {false, "reset failed"};
+  std::vector<Env> copies;
+  std::optional<Error> stopped;
+  for (int i = 0; i < 64 && !stopped; ++i) {
+    auto copy = bomb.fork();
+    if (copy) {
+      copies.push_back(std::move(*copy));
+    } else {
+      stopped = copy.error();
+    }
+  }
+  if (!stopped) return {false, "64 forks under a limit of 8 processes"};
+  Got got{stopped->outcome == Outcome::LimitReached && stopped->message.find("--max-processes") != std::string::npos,
+          std::string(outcomeName(stopped->outcome)) + " after " + std::to_string(copies.size()) + " forks"};
+  const uint32_t mem2reg[] = {gHarness->action("-mem2reg")};
+  const bool carriesOn = bomb.step(mem2reg).ok() && !copies.empty() && copies.back().step(mem2reg).ok();
+  Env fresh(*connection);
+  const bool serves = fresh.reset(fileUri("crc32.c")).ok() && fresh.step(mem2reg).ok();
+  got.text += carriesOn ? "; episode and copies step" : "; the EPISODE broke";
+  got.text += serves ? ", zygote serves" : ", the ZYGOTE no longer serves";
+  got.pass = got.pass && carriesOn && serves;
+  return got;
+}
+
 // ----------------------------------------------------------------- loads --
 
 // A file of the row's own in the harness directory, removed after the row.
@@ -684,7 +724,7 @@ Got loadPastItsTimeout() {
   Got got{!status && status.error().outcome == Outcome::BenchmarkError &&
               status.error().message.find("took longer than 2 s") != std::string::npos,
           status ? "loaded" : std::string(outcomeName(status.error().outcome)) + ": " + status.error().message};
-  const bool compilerGone = eventually([&] { return processesMentioning(stuck.source).empty(); });
+  const bool compilerGone = eventually([&] { return compilersOf(stuck.source).empty(); });
   got.text += compilerGone ? "; compiler gone" : "; the COMPILER OUTLIVED its load";
   got.pass = got.pass && compilerGone && env.reset(fileUri("crc32.c")).ok();
   return got;
@@ -712,7 +752,7 @@ Got clientGoesAwayMidLoad() {
   UniqueFd writer = openOnceRead(abandoned.fifo);
   if (!writer) return {false, "the load never started"};
   fd->reset();
-  const bool gone = eventually([&] { return processesMentioning(abandoned.source).empty(); });
+  const bool gone = eventually([&] { return compilersOf(abandoned.source).empty(); });
   return {gone, gone ? "loader and compiler ended with their client" : "the COMPILER OUTLIVED its client"};
 }
 
@@ -796,6 +836,8 @@ std::vector<Row> rows() {
                   }});
   rows.push_back({"fork bomb", "sandbox_violation clone",
                   [] { return injectAction("-forkgym-test-fork-bomb", Outcome::SandboxViolation, "clone"); }});
+  rows.push_back({"fork bomb under the process limit", "limit_reached; episode, copies, zygote go on",
+                  forkBombUnderTheProcessLimit});
   rows.push_back({"stack overflow", "crashed SIGSEGV",
                   [] { return injectAction("-forkgym-test-stack-overflow", Outcome::Crashed, "SIGSEGV"); }});
   rows.push_back({"pass breaks the IR", "verifier_failed", [] {

@@ -4,17 +4,21 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 
 #include <gtest/gtest.h>
 
+#include "sandbox/client_identity.h"
 #include "sandbox/isolation.h"
 #include "sandbox/sandbox.h"
 #include "tests/sandbox/sandboxed_child.h"
@@ -220,6 +224,56 @@ TEST(Sandbox, PidNamespaceReaperOutlivesTheZygoteUntilTheNamespaceIsEmpty) {
     return 0;
   });
   EXPECT_TRUE(outcome.exitedWith(0)) << outcome.describe();
+}
+
+// A root server acts for a client that is not root only with the client's
+// file-system identity (uid, gid and groups): a directory the client could
+// not search itself stays shut, one root reaches through its own groups
+// included; afterwards the caller's identity is back.
+TEST(Sandbox, ClientFsIdentityReachesOnlyWhatTheClientCould) {
+  if (geteuid() != 0) GTEST_SKIP() << "acting for another user needs root";
+  char pattern[] = "/tmp/fgtest-fsid-XXXXXX";
+  const std::string top = mkdtemp(pattern);  // 0700, root's
+  const std::string bench = top + "/bench";
+  const std::string groupOnly = std::string(pattern) + "-group";
+  ASSERT_EQ(mkdir(bench.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(groupOnly.c_str(), 0070), 0);  // searchable through group 0 only
+  ASSERT_EQ(chown(groupOnly.c_str(), 12345, 0), 0);
+  const ChildOutcome outcome = runInChild([&] {
+    const FsIdentity client{kNobody, kNobody, {}};
+    {
+      ClientFsIdentity as(client);
+      CHILD_CHECK(as.ok());
+      CHILD_CHECK(chdir(bench.c_str()) != 0 && errno == EACCES);
+      CHILD_CHECK(chdir(groupOnly.c_str()) != 0 && errno == EACCES);
+      CHILD_CHECK(chdir("/tmp") == 0);
+    }
+    // Root again: both reachable.
+    CHILD_CHECK(chdir(bench.c_str()) == 0);
+    CHILD_CHECK(chdir(groupOnly.c_str()) == 0);
+    gid_t groups[64];
+    const int count = getgroups(64, groups);
+    CHILD_CHECK(count >= 0);
+    CHILD_CHECK(setfsuid(static_cast<uid_t>(-1)) == 0 && setfsgid(static_cast<gid_t>(-1)) == 0);
+    // A client in the directory's group reaches it; root as a client is
+    // itself (nothing to change).
+    {
+      ClientFsIdentity as(FsIdentity{kNobody, kNobody, {0}});
+      CHILD_CHECK(as.ok() && chdir(groupOnly.c_str()) == 0 && chdir(bench.c_str()) != 0);
+    }
+    {
+      ClientFsIdentity as(FsIdentity{0, 0, {}});
+      CHILD_CHECK(as.ok() && chdir(bench.c_str()) == 0);
+    }
+    gid_t after[64];
+    CHILD_CHECK(getgroups(64, after) == count);
+    CHILD_CHECK(std::equal(groups, groups + count, after));
+    return 0;
+  });
+  EXPECT_TRUE(outcome.exitedWith(0)) << outcome.describe();
+  rmdir(bench.c_str());
+  rmdir(top.c_str());
+  rmdir(groupOnly.c_str());
 }
 
 TEST(Sandbox, IsolationReportNamesTheLevelFromTheFeatures) {
