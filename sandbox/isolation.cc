@@ -14,6 +14,7 @@
 
 #include "sandbox/close_fds.h"
 #include "sandbox/identity.h"
+#include "sandbox/landlock.h"
 
 namespace forkgym::sandbox {
 namespace {
@@ -218,6 +219,19 @@ IsolationPlan enterIsolation(const IsolationRequest& request) {
     plan.fallbacks.push_back("the process limit is shared by every episode (no user namespace per episode): " +
                              std::to_string(kSharedProcessLimitFactor) + " times --max-processes for them all");
   }
+  plan.landlockAbi = landlockAbi();
+  if (plan.landlockAbi < 1) {
+    plan.fallbacks.push_back("no Landlock: an external compiler's files, execution and network are confined by "
+                             "seccomp and the namespaces only");
+  } else if (plan.landlockAbi < 4) {
+    plan.fallbacks.push_back("Landlock ABI " + std::to_string(plan.landlockAbi) +
+                             " confines no TCP (ABI 4 does): an external compiler relies on the network namespace");
+  }
+  if (plan.landlockAbi >= 1 && plan.landlockAbi < 6) {
+    plan.fallbacks.push_back("Landlock ABI " + std::to_string(plan.landlockAbi) +
+                             " does not scope signals (ABI 6 does): an external compiler's worker may signal "
+                             "processes of the sandbox user");
+  }
   useIsolationPlan(plan);
   return plan;
 }
@@ -240,6 +254,8 @@ IsolationReport isolationReport(const IsolationPlan& plan) {
       {plan.unprivileged, "unprivileged_uid"},   {plan.dropBoundingSet, "capabilities_dropped"},
       {plan.userNamespace, "user_namespace"},    {plan.pidNamespace, "pid_namespace"},
       {plan.networkNamespace, "network_namespace"}, {plan.processLimit, "process_limit"},
+      {plan.landlockAbi >= 1, "landlock_filesystem"}, {plan.landlockAbi >= 4, "landlock_network"},
+      {plan.landlockAbi >= 6, "landlock_scoped"},
   };
   size_t on = 0;
   for (const Optional& feature : optional) {

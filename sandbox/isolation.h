@@ -53,6 +53,10 @@ struct IsolationPlan {
   // namespace, i.e. per episode tree; else shared by all of the uid's processes.
   bool processLimit = false;
   bool processLimitPerEpisode = false;
+  // The kernel's Landlock ABI (0: none), which confines external-compiler
+  // profiles (profile.h): 1+ files and execution, 4+ TCP, 6+ signals and
+  // abstract Unix sockets.
+  int landlockAbi = 0;
   // The zygote's end of the reaper's lifeline (-1 without a PID namespace):
   // closing it tells the reaper the zygote is gone. Never inherited past
   // exec (O_CLOEXEC); sandboxed children close it with everything else.
@@ -100,7 +104,9 @@ uint64_t processLimitUnder(const IsolationPlan& plan, uint64_t perEpisode);
 std::vector<std::string> unsearchableBySandboxUser(const IsolationPlan& plan, const std::vector<std::string>& paths);
 
 // Step 3: level and features of a plan. Features always on in a worker:
-// seccomp, no_new_privs, rlimits, close_fds.
+// seccomp, no_new_privs, rlimits, close_fds. Landlock's parts are features
+// of external-compiler profiles: landlock_filesystem, landlock_network,
+// landlock_scoped.
 IsolationReport isolationReport(const IsolationPlan& plan);
 
 // What enterIsolation(request) would give, decided in a throwaway child that

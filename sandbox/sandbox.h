@@ -1,20 +1,28 @@
 // The sandbox of the zygote's children: an ordered list of named stages,
-// applied by a freshly forked worker (or loader) as its last setup step.
+// applied by a freshly forked worker (or loader) as its last setup step,
+// following a profile (profile.h: which stages, which rule sets).
 //
 // Lifecycle (a child just forked from the zygote, single-threaded):
 //   0. In the zygote, once: enterIsolation() (isolation.h) decides which
 //      identity and namespaces children get; the identity stages follow it.
 //   1. prepareSandbox() — still unsandboxed: precomputes everything the
-//      later stages and the SIGSYS reporter need (syscall names, the compiled
-//      seccomp filter), so nothing after it opens files. (seccomp_load still
-//      allocates the BPF program briefly; libseccomp 2.5 cannot precompile
-//      it, and malloc is safe here because the worker is single-threaded.)
+//      later stages and the SIGSYS reporter need (syscall names, the worker
+//      profile's compiled seccomp filter), so nothing after it opens files;
+//      prepareExternalCompiler() (profile.h) compiles any further profile.
+//      (seccomp_load still allocates the BPF program briefly where it could
+//      not be precompiled; malloc is safe here because the worker is
+//      single-threaded.)
 //   2. applySandbox() runs the profile's stages in order:
 //        worker: identity -> user_namespace -> capabilities -> process_limit
 //                -> no_new_privs -> rlimits -> close_fds -> seccomp
 //        loader: the same without rlimits (a loader sets limits suited to
 //                compiling itself) and without seccomp: it and the tools it
 //                runs (clang, csmith, llvm-stress) need execve and file reads
+//        external compiler: the worker's, plus private_tmp after
+//                user_namespace (a tmpfs /tmp in a mount namespace of its
+//                own) and filesystem before seccomp (Landlock: the listed
+//                binaries, the system's read-only directories, that /tmp;
+//                no TCP; signals only within the episode)
 //      A failing stage never returns: it _exit()s with that stage's stable
 //      exit code (stages()), which the zygote/client report as
 //      Outcome::SetupFailed naming the stage.
@@ -51,14 +59,24 @@ struct SandboxLimits {
   uint64_t maxOpenFiles = 64;               // RLIMIT_NOFILE; 0 = leave as is
 };
 
-// Which stages a child applies (see the lifecycle above).
-enum class Profile { Worker, Loader };
+// Which stages a child applies and which filter it loads: a profile
+// compiled in this process (profile.h). Worker and Loader are built in;
+// prepareExternalCompiler() returns others.
+struct Profile {
+  uint8_t slot = 0;
+  static const Profile Worker;  // in-process compiler (LLVM)
+  static const Profile Loader;
+  bool operator==(const Profile&) const = default;
+};
+inline constexpr Profile Profile::Worker{0};
+inline constexpr Profile Profile::Loader{1};
 
 // Stable exit codes, one per stage. Never renumber: clients decode them.
 struct StageInfo {
   std::string_view name;
   int exitCode;
-  bool inLoader;  // also applied by Profile::Loader
+  bool inLoader;                 // also applied by Profile::Loader
+  bool externalCompilerOnly;     // applied by external-compiler profiles only
 };
 // In order of application.
 std::span<const StageInfo> stages();
@@ -72,9 +90,9 @@ struct PolicyParameters {
   uint64_t regionBytes = 0;
 };
 
-// Step 1. Must be called before applySandbox(); may allocate. The filter is
-// built once per process (the zygote builds it before forking workers), so
-// later calls keep the parameters of the first.
+// Step 1. Must be called before applySandbox(); may allocate. The filters
+// are built once per process (the zygote builds them before forking
+// workers), so later calls keep the parameters of the first.
 void prepareSandbox(const PolicyParameters& parameters);
 
 // Step 2. keepFds: descriptors that stay open (everything else is closed).
@@ -93,7 +111,8 @@ const char* syscallName(int number);
 void limitCpuForNextStep(uint64_t seconds);
 
 // The policy as data, for tests and docs: each allowed syscall with the
-// rule applied to its arguments and why the worker needs it.
+// rule applied to its arguments and why the worker needs it. The rows live
+// in named rule sets (rule_sets.h); this is the worker profile's union.
 struct SeccompRule {
   std::string_view syscall;
   std::string_view rule;  // "any arguments", or the argument condition

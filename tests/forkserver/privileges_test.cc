@@ -4,8 +4,10 @@
 // when the server runs as root — and the server says which of these are
 // active (the hello's sandbox level), truthfully.
 #include <fcntl.h>
+#include <linux/landlock.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -68,6 +70,12 @@ std::string maxProcessesSoftLimit(pid_t pid) {
   return "";
 }
 
+// The kernel's Landlock ABI, 0 without Landlock.
+int landlockAbi() {
+  const long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  return abi > 0 ? static_cast<int>(abi) : 0;
+}
+
 bool hasFeature(const ServerInfo& info, const std::string& feature) {
   return std::find(info.sandboxFeatures.begin(), info.sandboxFeatures.end(), feature) != info.sandboxFeatures.end();
 }
@@ -123,6 +131,10 @@ TEST_F(Privileges, ReportedSandboxLevelMatchesWhatIsActive) {
       {"pid_namespace", namespaceOf(worker, "pid") != namespaceOf(zygote, "pid")},
       {"network_namespace", namespaceOf(worker, "net") != namespaceOf("self", "net")},
       {"process_limit", firstField(status["Uid"]) != "0" && maxProcessesSoftLimit(worker) != maxProcessesSoftLimit(zygote)},
+      // What this kernel's Landlock can do for external-compiler profiles.
+      {"landlock_filesystem", landlockAbi() >= 1},
+      {"landlock_network", landlockAbi() >= 4},
+      {"landlock_scoped", landlockAbi() >= 6},
   };
   size_t active = 0;
   for (const auto& [feature, seen] : observed) {

@@ -287,10 +287,19 @@ TEST(Sandbox, IsolationReportNamesTheLevelFromTheFeatures) {
 
   IsolationPlan all = rootPlan();
   all.pidNamespace = all.networkNamespace = true;
+  all.landlockAbi = 6;
   EXPECT_EQ(isolationReport(all).level, "full");
-  EXPECT_EQ(isolationReport(all).features.size(), always.size() + 6);
+  EXPECT_EQ(isolationReport(all).features.size(), always.size() + 9);
   all.networkNamespace = false;
   EXPECT_EQ(isolationReport(all).level, "reduced");
+  // Landlock's parts count, each from the ABI that brought it.
+  all.networkNamespace = true;
+  all.landlockAbi = 5;
+  const IsolationReport older = isolationReport(all);
+  EXPECT_EQ(older.level, "reduced");
+  EXPECT_NE(std::find(older.features.begin(), older.features.end(), "landlock_network"), older.features.end());
+  EXPECT_EQ(std::find(older.features.begin(), older.features.end(), "landlock_scoped"), older.features.end());
+  all.landlockAbi = 6;
 
   EXPECT_EQ(processLimitUnder(all, 8), 8u);
   all.processLimitPerEpisode = false;

@@ -21,8 +21,9 @@ TEST(Sandbox, StagesHaveStableDistinctExitCodes) {
   // Clients decode these numbers; changing one is a protocol break. New
   // stages take new codes wherever they run in the order of application.
   const std::pair<std::string_view, int> expected[] = {
-      {"identity", 75}, {"user_namespace", 76}, {"capabilities", 77}, {"process_limit", 78},
-      {"no_new_privs", 71}, {"rlimits", 72}, {"close_fds", 73}, {"seccomp", 74},
+      {"identity", 75},     {"user_namespace", 76}, {"private_tmp", 79}, {"capabilities", 77},
+      {"process_limit", 78}, {"no_new_privs", 71},  {"rlimits", 72},     {"close_fds", 73},
+      {"filesystem", 80},   {"seccomp", 74},
   };
   const auto list = stages();
   ASSERT_EQ(list.size(), std::size(expected));
