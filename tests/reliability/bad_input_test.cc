@@ -119,20 +119,29 @@ TEST_F(BadInputs, DotDotPathsAndUnknownDatasetsAreClearErrors) {
 
 TEST_F(BadInputs, PathsOutsideTheBenchmarkRootsAreRefusedNamingTheRoots) {
   const std::string outside = write("outside.c", "int main(void) { return 0; }\n");
+  // A root of the test's own, within the sandbox user's reach as every root
+  // must be (the test data may sit under a directory only root can search,
+  // e.g. a clone in /root: such a root is refused at start-up).
+  const fs::path root = dir_ / "root";
+  fs::create_directory(root);
+  fs::permissions(root, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                            fs::perms::others_read | fs::perms::others_exec);
+  fs::copy_file(dataPath("crc32.c"), root / "crc32.c");
+  const std::string inside = "file://" + (root / "crc32.c").string();
   ServerOptions server;
-  server.benchmarkRoots = {dataPath("")};
+  server.benchmarkRoots = {root.string()};
   auto confined = Connection::spawn(testServer(server));
   ASSERT_TRUE(confined) << confined.error().message;
   Env env(*confined);
-  EXPECT_TRUE(env.reset(fileUri("crc32.c"))) << "inside the root";
+  EXPECT_TRUE(env.reset(inside)) << "inside the root";
   auto refused = env.reset("file://" + outside);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().outcome, Outcome::InvalidRequest);
   const std::string& message = refused.error().message;
   EXPECT_NE(message.find(outside), std::string::npos) << message;
-  EXPECT_NE(message.find(fs::canonical(dataPath("")).string()), std::string::npos) << message;
+  EXPECT_NE(message.find(fs::canonical(root).string()), std::string::npos) << message;
   EXPECT_NE(message.find("--benchmark-root"), std::string::npos) << message;
-  EXPECT_TRUE(env.reset(fileUri("crc32.c")));
+  EXPECT_TRUE(env.reset(inside));
 }
 
 TEST_F(BadInputs, InvalidActionsAndSpaceNamesLoseNothing) {

@@ -55,25 +55,34 @@ TEST(Sandbox, AddressSpaceLimitMakesAllocationFail) {
   EXPECT_TRUE(outcome.exitedWith(0)) << outcome.describe();
 }
 
+// The children below burn CPU seconds at the sandbox's niceness (+10): on a
+// loaded machine a CPU second can take far more than the harness's default
+// hang guard of wall clock, which is no limit of theirs.
+constexpr std::chrono::seconds kCpuBurnHangGuard{300};
+
 TEST(Sandbox, CpuLimitRaisesSigxcpu) {
-  const ChildOutcome outcome = runInChild([] {
-    enterSandbox();
-    limitCpuForNextStep(1);
-    burnCpuUntil(1e9);
-    return 0;
-  });
+  const ChildOutcome outcome = runInChild(
+      [] {
+        enterSandbox();
+        limitCpuForNextStep(1);
+        burnCpuUntil(1e9);
+        return 0;
+      },
+      kCpuBurnHangGuard);
   EXPECT_TRUE(outcome.killedBy(SIGXCPU)) << outcome.describe();
 }
 
 TEST(Sandbox, CpuBudgetCountsFromCpuAlreadyUsed) {
   // The limit is per step: CPU spent before the step does not count against it.
-  const ChildOutcome outcome = runInChild([] {
-    enterSandbox();
-    burnCpuUntil(1.1);
-    limitCpuForNextStep(1);
-    burnCpuUntil(1.4);
-    return 0;
-  });
+  const ChildOutcome outcome = runInChild(
+      [] {
+        enterSandbox();
+        burnCpuUntil(1.1);
+        limitCpuForNextStep(1);
+        burnCpuUntil(1.4);
+        return 0;
+      },
+      kCpuBurnHangGuard);
   EXPECT_TRUE(outcome.exitedWith(0)) << outcome.describe();
 }
 
