@@ -157,6 +157,50 @@ std::string Description::commandLine(std::span<const uint32_t> indices) const {
   return line + replay.tail;
 }
 
+Status Description::checkStateCommandLine(std::string_view line) const {
+  const auto refuse = [&](const std::string& why) {
+    return makeError(Outcome::InvalidRequest, "the worker's command line for its state was refused (" + why +
+                                                  "): '" + std::string(line.substr(0, 200)) + "'");
+  };
+  if (!replay.fromState) return refuse("this backend replays from its actions");
+  const std::string program = shellQuoted(replay.program);
+  if (!line.starts_with(program) || !line.ends_with(replay.tail) ||
+      line.size() < program.size() + replay.tail.size()) {
+    return refuse("it does not start with " + program + " and end with '" + replay.tail + "'");
+  }
+  std::string_view arguments = line.substr(program.size(), line.size() - program.size() - replay.tail.size());
+  if (arguments.empty()) return okStatus();
+  if (!arguments.starts_with(replay.actionsPrefix) || !arguments.ends_with(replay.actionsSuffix) ||
+      arguments.size() < replay.actionsPrefix.size() + replay.actionsSuffix.size() || replay.separator.empty()) {
+    return refuse("its arguments are not written as this backend writes them");
+  }
+  arguments = arguments.substr(replay.actionsPrefix.size(),
+                               arguments.size() - replay.actionsPrefix.size() - replay.actionsSuffix.size());
+  const auto admitted = [&](std::string_view argument) {
+    for (const std::string& form : replay.stateArguments) {
+      if (!form.ends_with('=')) {
+        if (argument == form) return true;
+        continue;
+      }
+      if (!argument.starts_with(form)) continue;
+      std::string_view number = argument.substr(form.size());
+      if (number.starts_with('-')) number.remove_prefix(1);
+      if (!number.empty() && number.size() <= 19 &&
+          number.find_first_not_of("0123456789") == std::string_view::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  for (;;) {
+    const size_t end = arguments.find(replay.separator);
+    const std::string_view argument = arguments.substr(0, end);
+    if (!admitted(argument)) return refuse("'" + std::string(argument) + "' is not an argument of this backend");
+    if (end == std::string_view::npos) return okStatus();
+    arguments.remove_prefix(end + replay.separator.size());
+  }
+}
+
 const BackendInfo* ServerInfo::backend(std::string_view name) const {
   for (const auto& backend : backends) {
     if (backend.name == name) return &backend;
@@ -439,7 +483,8 @@ Result<std::shared_ptr<const Description>> Connection::describe(const std::strin
         for (auto uri : in.getCachedBenchmarks()) out->cachedBenchmarks.emplace_back(uri);
         auto replay = in.getReplay();
         out->replay = {replay.getProgram(), replay.getActionsPrefix(), replay.getSeparator(),
-                       replay.getActionsSuffix(), replay.getTail()};
+                       replay.getActionsSuffix(), replay.getTail(), replay.getFromState(), {}};
+        for (auto argument : replay.getStateArguments()) out->replay.stateArguments.emplace_back(argument);
         return std::shared_ptr<const Description>(std::move(out));
       });
   if (described) descriptions_[backend] = *described;

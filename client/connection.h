@@ -118,6 +118,10 @@ struct ReplayCommand {
   std::string separator;
   std::string actionsSuffix;
   std::string tail;
+  // The state's own line (from the worker) replays an episode, not the
+  // actions'; it may hold only these arguments (protocol.capnp).
+  bool fromState = false;
+  std::vector<std::string> stateArguments;
 };
 
 // One backend, as the server describes it.
@@ -137,6 +141,12 @@ struct Description {
   const SpaceDescription* findReward(std::string_view name) const;
   // The replay command line of `actions` (indices into `actions`).
   std::string commandLine(std::span<const uint32_t> actions) const;
+  // A worker's command line for its state (Reply.stateCommandLine), if it
+  // is one this description allows: quote(program), then stateArguments
+  // joined as commandLine() joins actions, then the tail. Otherwise
+  // InvalidRequest saying what is wrong with it: a worker is not trusted
+  // to write a line a user will run.
+  Status checkStateCommandLine(std::string_view line) const;
 };
 
 struct Limits {

@@ -156,6 +156,7 @@ void Env::takeStateFrom(Env& other) {
   benchmark_ = std::move(other.benchmark_);
   benchmarkHash_ = std::move(other.benchmarkHash_);
   actions_ = std::move(other.actions_);
+  stateCommandLine_ = std::move(other.stateCommandLine_);
   pendingActions_ = std::move(other.pendingActions_);
   pendingSpaces_ = std::move(other.pendingSpaces_);
   pendingRewards_ = other.pendingRewards_;
@@ -254,6 +255,7 @@ Status Env::reset(const std::string& benchmark) {
   std::lock_guard lock(mutex_);
   closeLocked();
   actions_.clear();
+  stateCommandLine_.clear();
   pendingActions_.clear();
   inheritedFrom_.store(0, std::memory_order_relaxed);
   auto ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout, options_.backend);
@@ -291,7 +293,21 @@ Reproducer Env::reproducerLocked() const {
   Reproducer reproducer{benchmark_, benchmarkHash_, actions_, {}};
   // The backend's own replay (for LLVM the server's opt, by absolute path:
   // another LLVM's opt on PATH would misread this bitcode).
-  if (description_) reproducer.commandline = description_->commandLine(actions_);
+  if (!description_) return reproducer;
+  if (!description_->replay.fromState || stateCommandLine_.empty()) {
+    // Before any reply the state is the reset state, which no action wrote.
+    reproducer.commandline = description_->commandLine(description_->replay.fromState ? std::span<const uint32_t>()
+                                                                                      : std::span(actions_));
+    return reproducer;
+  }
+  // The state as of the worker's last reply (the actions may also name a
+  // step that never answered). Checked only here: steps pay nothing for it.
+  if (auto checked = description_->checkStateCommandLine(stateCommandLine_); !checked) {
+    // A comment: pasted into a shell it runs nothing, and says why.
+    reproducer.commandline = "# no command line: " + checked.error().message;
+    return reproducer;
+  }
+  reproducer.commandline = stateCommandLine_;
   return reproducer;
 }
 
@@ -432,6 +448,7 @@ StepResult Env::finishStepLocked(const Interruption* interruption) {
   StepResult result;
   kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
     auto root = reply->reader->getRoot<proto::Reply>();
+    noteStateLocked(root);
     if (root.isFailure()) {
       readFailure(root.getFailure(), result);
       return;
@@ -494,6 +511,7 @@ Result<std::string> Env::setParameter(const std::string& key, const std::string&
   std::string answer;
   kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
     auto root = reply->reader->getRoot<proto::Reply>();
+    noteStateLocked(root);
     if (root.isFailure()) {
       readFailure(root.getFailure(), failed);
     } else if (root.isParameter()) {
@@ -624,6 +642,7 @@ Result<Env> Env::fork() {
   forked.benchmark_ = benchmark_;
   forked.benchmarkHash_ = benchmarkHash_;
   forked.actions_ = actions_;
+  forked.stateCommandLine_ = stateCommandLine_;
   forked.running_.store(true, std::memory_order_release);
   return forked;
 }

@@ -150,6 +150,13 @@ class Env {
   StepResult finishStepLocked(const Interruption* interruption);
   Status requireEpisodeLocked(const char* what) const;
   Reproducer reproducerLocked() const;
+  // Keeps a reply's Reply.stateCommandLine (if it has one) for reproducers.
+  template <typename ReplyReader>
+  void noteStateLocked(ReplyReader reply) {
+    if (description_ && description_->replay.fromState && reply.hasStateCommandLine()) {
+      stateCommandLine_ = reply.getStateCommandLine();
+    }
+  }
   // Turns a dead or unresponsive worker into the StepResult that says why.
   StepResult endEpisodeLocked(Error error);
   void killWorkerLocked();
@@ -171,6 +178,10 @@ class Env {
   std::string benchmark_;
   std::string benchmarkHash_;
   std::vector<uint32_t> actions_;
+  // The worker's line for its state as of its last reply, unchecked
+  // (Reply.stateCommandLine); empty before any. Only for a backend whose
+  // ReplayCommand.fromState.
+  std::string stateCommandLine_;
   std::vector<uint32_t> pendingActions_;  // posted by beginStep(), not yet answered
   // The shape the posted step's reply must have (finishStep() checks it).
   std::vector<const SpaceDescription*> pendingSpaces_;  // point into description_

@@ -51,6 +51,7 @@ class WorkerLoop : public RequestHandler {
       : channel_(std::move(channel)),
         observations_(backend.observationSpaces()),
         rewards_(backend.rewardSpaces()),
+        replayFromState_(backend.actionSpace().replay.fromState),
         session_(session),
         cpuSecondsPerStep_(cpuSecondsPerStep) {}
 
@@ -104,6 +105,7 @@ class WorkerLoop : public RequestHandler {
             const std::vector<size_t>& rewardRows, proto::Reply::Builder reply) override {
     if (cpuSecondsPerStep_ > 0 && !actions.empty()) sandbox::limitCpuForNextStep(cpuSecondsPerStep_);
     auto applied = session_.applyActions(actions);
+    noteState(reply);
     if (!applied) {
       setFailure(reply.initFailure(), applied.error());
       return endsEpisode(applied.error().outcome);
@@ -145,11 +147,18 @@ class WorkerLoop : public RequestHandler {
 
   void setParameter(std::string_view key, std::string_view value, proto::Reply::Builder reply) override {
     auto answer = session_.setParameter(key, value);
+    noteState(reply);
     if (!answer) {
       setFailure(reply.initFailure(), answer.error());
       return;
     }
     reply.setParameter(*answer);
+  }
+
+  // The client keeps the state's command line for its reproducer when the
+  // actions' texts cannot replay the state (ReplayCommand.fromState).
+  void noteState(proto::Reply::Builder reply) {
+    if (replayFromState_) reply.setStateCommandLine(session_.commandLine());
   }
 
   // env.fork(): this process clones itself with CLONE_PARENT, so the zygote
@@ -227,6 +236,7 @@ class WorkerLoop : public RequestHandler {
   Channel forkChannel_;  // set only in a fork copy, until serve() switches to it
   std::span<const passes::Space> observations_;
   std::span<const passes::Space> rewards_;
+  bool replayFromState_;
   passes::Session& session_;
   uint32_t cpuSecondsPerStep_;
 };

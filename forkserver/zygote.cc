@@ -90,6 +90,11 @@ void fillDescription(proto::Description::Builder out, const passes::Backend& bac
   replay.setSeparator(space.replay.separator);
   replay.setActionsSuffix(space.replay.actionsSuffix);
   replay.setTail(space.replay.tail);
+  replay.setFromState(space.replay.fromState);
+  auto stateArguments = replay.initStateArguments(static_cast<unsigned>(space.replay.stateArguments.size()));
+  for (unsigned i = 0; i < space.replay.stateArguments.size(); ++i) {
+    stateArguments.set(i, space.replay.stateArguments[i]);
+  }
   const auto observationSpaces = backend.observationSpaces();
   auto observations = out.initObservations(static_cast<unsigned>(observationSpaces.size()));
   for (unsigned i = 0; i < observationSpaces.size(); ++i) fillSpace(observations[i], observationSpaces[i]);

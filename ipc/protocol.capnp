@@ -123,6 +123,15 @@ struct ReplayCommand {
   separator @2 :Text;
   actionsSuffix @3 :Text;
   tail @4 :Text;
+  # The state's own command line replays the episode, not its actions' (a
+  # gcc-v0 step "+1" has no argument of its own; a choices parameter sets
+  # the state with no action): workers send it in Reply.stateCommandLine.
+  fromState @5 :Bool;
+  # Every argument such a line may hold between quote(program) and tail,
+  # one separator apart: a text ending in '=' admits a decimal integer after
+  # it, any other text only itself. The client refuses a line with others
+  # (a worker is not trusted to write what a user will run).
+  stateArguments @6 :List(Text);
 }
 
 # One backend, as describeBackend answers.
@@ -252,4 +261,8 @@ struct Reply {
     failure @2 :Failure;
     parameter @3 :Text;
   }
+  # When the backend's ReplayCommand.fromState: the session's command line
+  # for its state after this request (steps and parameters, also when they
+  # fail), which the client keeps for its reproducer.
+  stateCommandLine @4 :Text;
 }

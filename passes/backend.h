@@ -94,6 +94,13 @@ struct ReplayCommand {
   std::string separator;
   std::string actionsSuffix;
   std::string tail;
+  // The session's commandLine() replays the episode, not the line above
+  // (the state is not a function of the actions' texts: gcc's "+1" steps,
+  // its choices parameter): the worker sends it with every step and
+  // parameter reply, and the client checks it against `stateArguments`
+  // (ipc/protocol.capnp, ReplayCommand) before a reproducer names it.
+  bool fromState = false;
+  std::vector<std::string> stateArguments;
 };
 
 struct ActionSpace {

@@ -34,8 +34,10 @@ Result<BackendIdentity> initialize() {
     installed.description.hash = installed.actions->hash();
     for (const GccAction& action : installed.actions->actions()) {
       const GccOption& option = installed.spec.options[action.option];
-      // Replayed from the actions alone (a client whose worker died): a set
-      // action is its argument (gcc takes the last of repeated options, and
+      // An action's text in a line written from a list of actions (a
+      // client's commandline(actions), read back by name; reproducers name
+      // the state's own line instead, fromState below): a set action is its
+      // argument (gcc takes the last of repeated options, and
       // -O levels before -f flags wherever they stand, so the concatenation
       // means what the choices mean); a step is not an argument, and its
       // name left in the line makes gcc refuse it rather than compile
@@ -48,8 +50,10 @@ Result<BackendIdentity> initialize() {
            "", false});
     }
     // The session's commandLine() is the state's own (one argument per
-    // chosen option); this is only the fallback above.
-    installed.description.replay = {installed.spec.binary, " ", " ", "", " -w -c src.c -o obj.o"};
+    // chosen option): the client's reproducers name it (fromState), and the
+    // line above only writes a list of actions.
+    installed.description.replay = {installed.spec.binary, " ", " ", "", " -w -c src.c -o obj.o",
+                                    /*fromState=*/true, argumentForms(installed.spec)};
     installed.observations = gccObservationSpaces(installed.spec);
     installed.rewards = gccRewardSpaces();
     gInstalled = std::move(installed);

@@ -64,6 +64,19 @@ std::vector<std::string> chosenArguments(const GccSpec& spec, const Choices& cho
   return arguments;
 }
 
+std::vector<std::string> argumentForms(const GccSpec& spec) {
+  std::vector<std::string> forms;
+  for (const GccOption& option : spec.options) {
+    if (option.kind == OptionKind::FlagInt || option.kind == OptionKind::ParamInt) {
+      const std::string first = option.argument(0);
+      forms.push_back(first.substr(0, first.rfind('=') + 1));
+      continue;
+    }
+    for (int64_t choice = 0; choice < option.size(); ++choice) forms.push_back(option.argument(choice));
+  }
+  return forms;
+}
+
 std::vector<std::string> commandLine(const GccSpec& spec, const Choices& choices, Artifact artifact) {
   std::vector<std::string> argv = {spec.binary};
   const std::vector<std::string> chosen = chosenArguments(spec, choices);

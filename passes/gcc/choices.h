@@ -38,6 +38,11 @@ std::string formatChoices(const Choices& choices);
 // The chosen options' arguments, in option order.
 std::vector<std::string> chosenArguments(const GccSpec& spec, const Choices& choices);
 
+// Every argument chosenArguments() can give, as ReplayCommand.stateArguments
+// writes them (passes/backend.h): "-O2", "-fno-tree-vectorize" as
+// themselves; an integer option as its text up to '=' ("--param=max-unroll-times=").
+std::vector<std::string> argumentForms(const GccSpec& spec);
+
 // The files a compilation reads and writes, relative to its directory.
 inline constexpr std::string_view kSourceFile = "src.c";
 inline constexpr std::string_view kObjectFile = "obj.o";

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "gcc_test_data.h"
 
 namespace forkgym::passes::gcc {
@@ -29,6 +31,29 @@ TEST(GccChoices, RoundTripThroughText) {
   auto reparsed = parseChoices(spec, spaced);
   ASSERT_TRUE(reparsed.ok()) << reparsed.error().message;
   EXPECT_EQ(*reparsed, choices);
+}
+
+// A client names a worker's command line in a reproducer only if each of
+// its arguments is one of these forms (client/connection.h): every argument
+// a state can give must be, and in no other way than the option's own.
+TEST(GccChoices, ArgumentFormsAdmitEveryArgumentAStateCanGive) {
+  const GccSpec& spec = sampleSpec();
+  const std::vector<std::string> forms = argumentForms(spec);
+  const std::set<std::string> formSet(forms.begin(), forms.end());
+  EXPECT_EQ(formSet.size(), forms.size()) << "two options write the same argument";
+  for (const GccOption& option : spec.options) {
+    const bool integer = option.kind == OptionKind::FlagInt || option.kind == OptionKind::ParamInt;
+    for (int64_t choice : {int64_t{0}, option.size() / 2, option.size() - 1}) {
+      const std::string argument = option.argument(choice);
+      if (!integer) {
+        EXPECT_TRUE(formSet.contains(argument)) << argument;
+        continue;
+      }
+      const std::string form = argument.substr(0, argument.rfind('=') + 1);
+      EXPECT_TRUE(formSet.contains(form)) << argument;
+      EXPECT_FALSE(formSet.contains(argument)) << argument;
+    }
+  }
 }
 
 TEST(GccChoices, OutOfRangeNamesTheOptionAndItsRange) {
