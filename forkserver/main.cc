@@ -17,6 +17,7 @@
 
 #include "forkserver/zygote.h"
 #include "ipc/control_socket.h"
+#include "passes/gcc/backend.h"
 #include "passes/llvm/backend.h"
 #ifdef FORKGYM_TEST_ACTIONS
 #include "tests/backends/calculator/backend.h"
@@ -29,6 +30,7 @@ namespace {
 // and one row here.
 const forkgym::passes::Backend* const kBackends[] = {
     &forkgym::passes::kLlvmBackend,
+    &forkgym::passes::gcc::kGccBackend,
 #ifdef FORKGYM_TEST_ACTIONS
     &forkgym::calculator::kBackend,  // test builds: the worked example (tests/backends/calculator/)
 #endif

@@ -257,7 +257,7 @@ void runWorker(WorkerStart start) {
 
   sandbox::prepareSandbox({start.channel.region().size()});
   const int keep[] = {start.channel.region().fd(), start.channel.doorbell().fd()};
-  sandbox::applySandbox(start.limits, keep);
+  sandbox::applySandbox(start.limits, keep, start.profile);
 
   WorkerLoop loop(std::move(start.channel), *start.backend, *started, start.cpuSecondsPerStep);
   loop.serve();

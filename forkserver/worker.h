@@ -32,6 +32,7 @@ struct WorkerStart {
   passes::CachedBenchmark* benchmark;  // this process's copy-on-write view
   sandbox::SandboxLimits limits;
   uint32_t cpuSecondsPerStep = 0;  // 0: no per-step CPU limit
+  sandbox::Profile profile = sandbox::Profile::Worker;  // the backend's (prepared by the zygote)
 };
 
 [[noreturn]] void runWorker(WorkerStart start);

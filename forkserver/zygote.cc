@@ -174,6 +174,22 @@ Status Zygote::start() {
   }
   // Built and compiled to BPF once here, so each worker only installs it.
   sandbox::prepareSandbox({kDefaultRegionBytes});
+  for (const passes::Backend* backend : options_.backends) {
+    sandbox::Profile profile = sandbox::Profile::Worker;
+    if (backend->sandbox == passes::WorkerSandbox::ExternalCompiler) {
+      if (backend->externalCompiler == nullptr) {
+        return makeError(Outcome::ServerError, "the " + std::string(backend->name) +
+                                                   " backend runs an external compiler but names no binaries");
+      }
+      auto prepared = sandbox::prepareExternalCompiler(backend->externalCompiler());
+      if (!prepared) {
+        return makeError(Outcome::ServerError, "the " + std::string(backend->name) +
+                                                   " backend could not start: " + prepared.error().message);
+      }
+      profile = *prepared;
+    }
+    workerProfiles_[backend] = profile;
+  }
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -588,7 +604,7 @@ Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* be
     clientEnds.memfd.reset();
     clientEnds.doorbell.reset();
     runWorker(WorkerStart{std::move(workerChannel), benchmark->backend, benchmark->benchmark.get(), limits,
-                          cpuSecondsPerStep});
+                          cpuSecondsPerStep, workerProfiles_.at(benchmark->backend)});
   }
   setpgid(pid, pid);
   const long pidfd = syscall(SYS_pidfd_open, pid, 0);

@@ -162,6 +162,8 @@ class Zygote : private ControlHandler {
   bool stopping_ = false;
   sandbox::IsolationPlan isolation_;
   sandbox::IsolationReport sandboxReport_;
+  // Each backend's worker profile, prepared once at start-up.
+  std::unordered_map<const passes::Backend*, sandbox::Profile> workerProfiles_;
 };
 
 }  // namespace forkgym::forkserver

@@ -42,6 +42,7 @@
 #include "passes/benchmark_uri.h"
 #include "passes/session.h"
 #include "passes/spaces.h"
+#include "sandbox/profile.h"
 
 namespace forkgym::passes {
 
@@ -51,11 +52,10 @@ enum class StartUp : uint8_t {
   ExternalCompiler,  // a program the worker runs for each step (in its own sandbox profile)
 };
 
-// Which sandbox a backend's workers run in. (sandbox/ applies one worker
-// profile today; profiles composed of named rule sets replace this enum.)
+// Which sandbox profile a backend's workers run in (sandbox/profile.h).
 enum class WorkerSandbox : uint8_t {
-  InProcessCompiler,  // no files, no processes, no network: everything runs in the worker
-  ExternalCompiler,   // may execve its compiler's binaries in a private temporary directory
+  InProcessCompiler,  // Profile::Worker: no files, no processes, no network
+  ExternalCompiler,   // the external-compiler profile of externalCompiler()'s binaries
 };
 
 struct Property {
@@ -157,6 +157,11 @@ struct Backend {
   // Workers and loader children, right after fork(); null when the
   // compiler has no fatal paths of its own to redirect.
   void (*installErrorHandlers)(const CompilerErrorHandlers& handlers) = nullptr;
+  // WorkerSandbox::ExternalCompiler (zygote, after initialize()): the
+  // binaries its workers may run, from which the zygote prepares their
+  // profile once (sandbox::prepareExternalCompiler); they write only under
+  // sandbox::privateTempDirectory().
+  sandbox::ExternalCompiler (*externalCompiler)() = nullptr;
 };
 
 }  // namespace forkgym::passes

@@ -103,7 +103,11 @@ struct ChildSetup {
   // crashed), so does the tool. Checked after setting, in case the loader
   // died before.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != setup.parent) ::_exit(127);
+  // 0: the parent lives outside this child's PID namespace (the zygote,
+  // whose children enter the namespace it made for them, runs gcc at
+  // start-up); an orphan would see the namespace's reaper instead.
+  const pid_t parent = ::getppid();
+  if (parent != setup.parent && parent != 0) ::_exit(127);
   if (setup.ownProcessGroup) ::setpgid(0, 0);
   ::dup2(setup.in, STDIN_FILENO);
   ::dup2(setup.out, STDOUT_FILENO);

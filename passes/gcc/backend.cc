@@ -15,6 +15,7 @@ namespace {
 // CompilerGym's gcc_bin="gcc" would run (FORKGYM_GCC names another).
 struct Installed {
   GccSpec spec;
+  std::vector<std::string> programs;  // gccPrograms(): what its workers may run
   std::unique_ptr<GccActionSpace> actions;
   ActionSpace description;
   std::vector<Space> observations;
@@ -25,10 +26,16 @@ std::optional<Installed> gInstalled;
 Result<BackendIdentity> initialize() {
   if (!gInstalled) {
     const char* binary = std::getenv("FORKGYM_GCC");
-    auto spec = discoverGccSpec(binary && *binary ? binary : "gcc");
+    // By absolute path: what the sandbox allows to run, and the first word
+    // of every command line a user replays.
+    auto programs = gccPrograms(binary && *binary ? binary : "gcc");
+    if (!programs.ok()) return programs.takeError();
+    auto spec = discoverGccSpec(programs->front());
     if (!spec.ok()) return spec.takeError();
-    Installed installed;
+    // Built in place: the action space keeps a pointer to the spec.
+    Installed& installed = gInstalled.emplace();
     installed.spec = std::move(*spec);
+    installed.programs = std::move(*programs);
     installed.actions = std::make_unique<GccActionSpace>(installed.spec);
     installed.description.name = "default";  // CompilerGym's name for gcc-v0's space
     installed.description.hash = installed.actions->hash();
@@ -56,7 +63,6 @@ Result<BackendIdentity> initialize() {
                                     /*fromState=*/true, argumentForms(installed.spec)};
     installed.observations = gccObservationSpaces(installed.spec);
     installed.rewards = gccRewardSpaces();
-    gInstalled = std::move(installed);
   }
   return BackendIdentity{gInstalled->spec.version, {{"gccBinary", gInstalled->spec.binary}}};
 }
@@ -80,12 +86,14 @@ Result<std::unique_ptr<CachedBenchmark>> prepare(const LoadedBenchmark& loaded) 
 
 Result<std::unique_ptr<Session>> startSession(CachedBenchmark& cached) {
   const auto& program = static_cast<const GccProgram&>(cached);
-  const char* tmp = std::getenv("TMPDIR");
-  return std::unique_ptr<Session>(std::make_unique<GccSession>(gInstalled->spec, *gInstalled->actions, program.source,
-                                                               tmp && *tmp ? tmp : "/tmp"));
+  // The directory is made at the first compile, in the worker's private /tmp.
+  return std::unique_ptr<Session>(
+      std::make_unique<GccSession>(gInstalled->spec, *gInstalled->actions, program.source, std::string()));
 }
 
 void installErrorHandlers(const CompilerErrorHandlers&) {}  // nothing of gcc runs in our processes
+
+sandbox::ExternalCompiler externalCompiler() { return {.name = "gcc", .executables = gInstalled->programs}; }
 
 }  // namespace
 
@@ -107,6 +115,7 @@ const Backend kGccBackend = {
     .prepare = &prepare,
     .startSession = &startSession,
     .installErrorHandlers = &installErrorHandlers,
+    .externalCompiler = &externalCompiler,
 };
 
 }  // namespace forkgym::passes::gcc

@@ -5,12 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
 #include "base/syscall.h"
 #include "base/unique_fd.h"
 #include "passes/tool_process.h"
+#include "sandbox/profile.h"
 
 namespace forkgym::passes::gcc {
 namespace {
@@ -58,7 +60,15 @@ std::string joined(const std::vector<std::string>& argv) {
 
 Result<std::string> Workspace::directory() {
   if (owner_ == ::getpid()) return directory_;
-  std::string pattern = base_ + "/gcc-XXXXXX";
+  // Resolved here, at the first compile: a served worker's private /tmp
+  // exists only once its sandbox is applied, after the session started.
+  std::string base = base_;
+  if (base.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    const char* sandboxed = sandbox::privateTempDirectory();
+    base = sandboxed != nullptr ? sandboxed : tmp != nullptr && *tmp ? tmp : "/tmp";
+  }
+  std::string pattern = base + "/gcc-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) {
     return makeError(Outcome::ServerError, errnoMessage(("mkdtemp(" + pattern + ")").c_str()));
   }

@@ -35,6 +35,9 @@ namespace forkgym::passes::gcc {
 
 class Workspace {
  public:
+  // `base`: where this process's directory is made; empty for the served
+  // default: the worker's private /tmp (sandbox::privateTempDirectory())
+  // once its sandbox is applied, else $TMPDIR, else /tmp.
   Workspace(std::string base, std::string source) : base_(std::move(base)), source_(std::move(source)) {}
   // Removes this process's directory, if it made one.
   ~Workspace() { remove(); }

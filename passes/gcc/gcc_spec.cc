@@ -1,8 +1,12 @@
 #include "passes/gcc/gcc_spec.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <climits>
+#include <cstdlib>
 #include <map>
 #include <optional>
 
@@ -343,6 +347,50 @@ Result<GccHelpText> readGccHelp(const std::string& binary) {
     *output = std::move(run->out);
   }
   return text;
+}
+
+std::string programPath(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string_view rest = path != nullptr && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    const size_t colon = rest.find(':');
+    const std::string directory(rest.substr(0, colon));
+    const std::string candidate = (directory.empty() ? "." : directory) + "/" + name;
+    struct stat info {};
+    if (::stat(candidate.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    if (colon == std::string_view::npos) return {};
+    rest.remove_prefix(colon + 1);
+  }
+}
+
+Result<std::vector<std::string>> gccPrograms(const std::string& binary) {
+  std::vector<std::string> programs;
+  const std::string driver = programPath(binary);
+  if (driver.empty() || driver[0] != '/') {
+    return makeError(Outcome::ServerError, "gcc-v0 runs '" + binary + "', which is not an executable on PATH (" +
+                                               "install gcc, or name it by absolute path in FORKGYM_GCC)");
+  }
+  programs.push_back(driver);
+  for (const char* pass : {"cc1", "as"}) {
+    auto run = runTool({driver, std::string("-print-prog-name=") + pass}, "", {.environment = {"LC_ALL=C"}});
+    if (!run.ok()) return run.takeError();
+    if (!run->succeeded()) {
+      return makeError(Outcome::ServerError, "`" + driver + " -print-prog-name=" + pass + "` " +
+                                                 run->describeFailure(kToolTimeLimit) + ":\n" + run->diagnostics());
+    }
+    std::string name = run->out;
+    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+    const std::string path = programPath(name);
+    if (path.empty() || path[0] != '/') {
+      return makeError(Outcome::ServerError, "`" + driver + " -print-prog-name=" + pass + "` named '" + name +
+                                                 "', which is not an executable file: gcc-v0 cannot compile with it");
+    }
+    programs.push_back(path);
+  }
+  return programs;
 }
 
 Result<GccSpec> discoverGccSpec(const std::string& binary) {

@@ -92,6 +92,16 @@ Result<GccSpec> parseGccSpec(const GccHelpText& text);
 Result<GccHelpText> readGccHelp(const std::string& binary);
 Result<GccSpec> discoverGccSpec(const std::string& binary = "gcc");
 
+// `name` as execvp() would run it: itself when it holds a '/', else the
+// first executable file of that name on PATH; empty when there is none.
+std::string programPath(const std::string& name);
+
+// What a compile of gcc-v0 (-c, -S) executes, by absolute path, for the
+// worker's sandbox to allow: the driver `binary`, its cc1 and the assembler
+// it runs (`-print-prog-name=`; a bare name is looked up on PATH, as the
+// driver does). ServerError naming the program that cannot be found.
+Result<std::vector<std::string>> gccPrograms(const std::string& binary);
+
 // FNV-1a over the version and every option (kind, name, values, range), in
 // order: two gccs with the same hash give the same meaning to every choice.
 uint64_t specHash(const GccSpec& spec);
