@@ -96,7 +96,7 @@ bool takeIncludeSearchList(std::string& err, std::vector<std::string>& dirs) {
 
 std::string BenchmarkRoots::refusal(const std::string& file, const std::vector<std::string>& systemDirs) const {
   if (roots_.empty()) return {};
-  const std::string real = realPathOf(file);
+  const std::string real = realPath(file);
   if (real.empty()) return file + " (which no longer exists)";
   if (insideAnyDirectory(real, roots_) || insideAnyDirectory(real, systemDirs)) return {};
   return real == file ? file : file + " (resolved to " + real + ")";
@@ -117,6 +117,27 @@ std::string BenchmarkRoots::firstRefused(const std::vector<std::string>& files, 
     start = end + 1;
   }
   return {};
+}
+
+std::string absoluteLocations(std::string_view diagnostics, const BenchmarkDirectory& directory) {
+  if (!directory.entered()) return std::string(diagnostics);
+  std::string out;
+  while (!diagnostics.empty()) {
+    const size_t newline = diagnostics.find('\n');
+    std::string_view line =
+        diagnostics.substr(0, newline == std::string_view::npos ? diagnostics.size() : newline + 1);
+    diagnostics.remove_prefix(line.size());
+    const std::string location = diagnosticLocation(line);
+    const size_t at = location.empty() ? std::string_view::npos : line.find(location);
+    if (at == std::string_view::npos || !location.starts_with(BenchmarkDirectory::kLocalPrefix)) {
+      out += line;
+      continue;
+    }
+    out += line.substr(0, at);
+    out += directory.absolute(location);
+    out += line.substr(at + location.size());
+  }
+  return out;
 }
 
 std::string BenchmarkRoots::list() const {

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "passes/benchmark_directory.h"
+
 namespace forkgym::passes {
 
 // The files of "forkgym: a.c /x/b.h \\\n ...", undoing the escapes both
@@ -32,10 +34,23 @@ std::string diagnosticLocation(std::string_view line);
 
 std::string realPathOf(const std::string& path);  // empty if it does not resolve
 
+// Diagnostics with each location under `directory` ("./x.h:2:3: error",
+// "In file included from ./x.c:1:") naming its file absolutely, as the
+// compiler would have had it been given absolute names; quoted source lines
+// are left alone.
+std::string absoluteLocations(std::string_view diagnostics, const BenchmarkDirectory& directory);
+
 class BenchmarkRoots {
  public:
-  explicit BenchmarkRoots(std::vector<std::string> roots) : roots_(std::move(roots)) {}
+  // `directory`: the loader's working directory (benchmark_directory.h);
+  // files under it are resolved from there (its ancestors may not be
+  // searchable by the sandbox user).
+  explicit BenchmarkRoots(std::vector<std::string> roots, BenchmarkDirectory directory = {})
+      : roots_(std::move(roots)), directory_(std::move(directory)) {}
   bool empty() const { return roots_.empty(); }
+  // realpath() of an absolute `path`, resolved from the working directory
+  // where it lies under it; empty if it does not resolve.
+  std::string realPath(const std::string& path) const { return realPathOf(directory_.local(path)); }
   // How to name `file` if it is refused (outside the roots and
   // `systemDirs`); empty when it is allowed (always, without roots).
   std::string refusal(const std::string& file, const std::vector<std::string>& systemDirs) const;
@@ -47,6 +62,7 @@ class BenchmarkRoots {
 
  private:
   std::vector<std::string> roots_;
+  BenchmarkDirectory directory_;
 };
 
 // True if realpath'd `real` is `directory` or inside it.

@@ -36,23 +36,35 @@ struct Preprocessed {
 };
 
 // gcc -E -P on `path` (or, when empty, on `input` from stdin), with the
-// roots checked against everything it read.
-Result<Preprocessed> preprocess(const GccSpec& spec, const LoadRequest& request, const std::string& path,
-                                std::string_view input, const std::vector<std::string>& extraArgs,
-                                InputRecorder& recorder) {
-  const BenchmarkRoots roots(request.roots);
+// roots checked against everything it read. Files under the loader's
+// working directory (benchmark_directory.h) are given to gcc by relative
+// names and named absolutely in whatever comes back (the dependency list,
+// diagnostics, __FILE__), so the text and its hash are what an absolute
+// path would give.
+Result<Preprocessed> preprocess(const GccSpec& spec, const LoadRequest& request, const BenchmarkDirectory& directory,
+                                const std::string& path, std::string_view input,
+                                const std::vector<std::string>& extraArgs, InputRecorder& recorder) {
+  const BenchmarkRoots roots(request.roots, directory);
   std::vector<std::string> argv = {spec.binary};
   argv.insert(argv.end(), kPreprocessFlags.begin(), kPreprocessFlags.end());
   if (!roots.empty()) argv.push_back("-fno-diagnostics-show-caret");
+  if (directory.entered()) {
+    argv.push_back("-fmacro-prefix-map=" + std::string(BenchmarkDirectory::kLocalPrefix) + "=" +
+                   directory.absolutePrefix());
+  }
   argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
-  argv.insert(argv.end(), {"-v", "-x", "c", path.empty() ? "-" : path, "-o", "-"});
+  argv.insert(argv.end(), {"-v", "-x", "c", path.empty() ? "-" : directory.local(path), "-o", "-"});
   auto run = runTool(argv, input,
                      {.addressSpaceBytes = request.toolMemoryBytes, .captureDescriptor3 = true,
                       .environment = kEnvironment});
   if (!run.ok()) return run.takeError();
   std::vector<std::string> system;
   takeIncludeSearchList(run->err, system);
-  const std::vector<std::string> files = parseDependencyRule(run->descriptor3);
+  run->err = absoluteLocations(run->err, directory);
+  std::vector<std::string> files = parseDependencyRule(run->descriptor3);
+  for (std::string& file : files) {
+    if (file != "-" && file != "<stdin>") file = directory.absolute(file);
+  }
   const std::string what = path.empty() ? "the generated program" : path;
   if (auto refused = roots.firstRefused(files, run->succeeded() ? "" : run->diagnostics(), system);
       !refused.empty()) {
@@ -67,7 +79,7 @@ Result<Preprocessed> preprocess(const GccSpec& spec, const LoadRequest& request,
   }
   for (const std::string& file : files) {
     if (file == "-" || file == "<stdin>") continue;
-    const std::string real = realPathOf(file);
+    const std::string real = roots.realPath(file);
     if (!real.empty() && insideAnyDirectory(real, system)) continue;  // changes with gcc, not the benchmark
     if (!recorder.record(file)) {
       return benchmarkError(file + ", read while preprocessing " + what + ", disappeared meanwhile; try again");
@@ -114,14 +126,16 @@ Result<BenchmarkLocation> resolveGccBenchmark(std::string_view uri, const Resolv
 }
 
 Result<LoadedBenchmark> loadGccProgram(const GccSpec& spec, const LoadRequest& request) {
-  InputRecorder recorder;
+  // Every path below is absolute; directory.local() is what is opened.
+  const BenchmarkDirectory directory(request.workingDirectory);
+  InputRecorder recorder(directory);
   ContentHash hash;
   hash.add("compiler", spec.version);
   hash.add("preprocess options", joined(kPreprocessFlags) + " " + joined(kEnvironment));
   Result<Preprocessed> source = Preprocessed{};
   if (request.uri.starts_with(kFileScheme)) {
     const std::string path = request.uri.substr(kFileScheme.size());
-    source = preprocess(spec, request, path, "", {}, recorder);
+    source = preprocess(spec, request, directory, path, "", {}, recorder);
   } else {
     const std::string prefix = std::string(kGeneratorScheme) + std::string(kCsmith) + "/";
     if (!request.uri.starts_with(prefix)) {
@@ -139,7 +153,7 @@ Result<LoadedBenchmark> loadGccProgram(const GccSpec& spec, const LoadRequest& r
                             std::to_string(*seed) + ":\n" + program->diagnostics());
     }
     // The csmith runtime headers are system headers here, like gcc's own.
-    source = preprocess(spec, request, "", program->out, {"-isystem", kCsmithIncludes}, recorder);
+    source = preprocess(spec, request, directory, "", program->out, {"-isystem", kCsmithIncludes}, recorder);
   }
   if (!source.ok()) return source.takeError();
   hash.add("c source", source->text);

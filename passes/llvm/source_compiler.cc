@@ -12,6 +12,7 @@
 
 #include "passes/llvm/bitcode.h"
 #include "passes/llvm/llvm_tools.h"
+#include "passes/preprocessor_report.h"
 #include "passes/tool_process.h"
 
 namespace forkgym::passes {
@@ -32,105 +33,6 @@ const std::vector<std::string> kPreprocessFlags = {"-E", "-w", "-fno-crash-diagn
 const std::vector<std::string> kEnvironment = {"SOURCE_DATE_EPOCH=0"};
 
 Error benchmarkError(std::string message) { return makeError(Outcome::BenchmarkError, std::move(message)); }
-
-std::string resolvedPath(const std::string& path) {
-  char* resolved = ::realpath(path.c_str(), nullptr);
-  if (resolved == nullptr) return {};
-  std::string real = resolved;
-  std::free(resolved);
-  return real;
-}
-
-bool inside(const std::string& real, const std::string& directory) {
-  return real == directory ||
-         (real.starts_with(directory) && (directory.ends_with('/') || real[directory.size()] == '/'));
-}
-
-bool insideAny(const std::string& real, const std::vector<std::string>& directories) {
-  return std::any_of(directories.begin(), directories.end(), [&](const std::string& d) { return inside(real, d); });
-}
-
-// The files of a make-style dependency rule ("forkgym: a.c /x/b.h \\\n ..."),
-// undoing clang's escapes: "\ " for a space, "\#" for '#', "$$" for '$'.
-std::vector<std::string> parseDependencies(std::string_view rule) {
-  std::vector<std::string> files;
-  const size_t colon = rule.find(": ");
-  if (colon == std::string_view::npos) return files;
-  std::string current;
-  for (size_t i = colon + 2; i < rule.size(); ++i) {
-    const char c = rule[i];
-    if (c == '\\' && i + 1 < rule.size()) {
-      const char next = rule[i + 1];
-      if (next == '\n') {
-        ++i;
-        continue;
-      }
-      if (next == ' ' || next == '#' || next == '\\') {
-        current += next;
-        ++i;
-        continue;
-      }
-    }
-    if (c == '$' && i + 1 < rule.size() && rule[i + 1] == '$') {
-      current += '$';
-      ++i;
-      continue;
-    }
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      if (!current.empty()) files.push_back(std::move(current));
-      current.clear();
-      continue;
-    }
-    current += c;
-  }
-  if (!current.empty()) files.push_back(std::move(current));
-  return files;
-}
-
-// "path:12:3: error: ..." -> "path"; "In file included from path:3:" -> "path".
-std::string diagnosticLocation(std::string_view line) {
-  constexpr std::string_view kIncluded = "In file included from ";
-  if (line.starts_with(kIncluded)) line.remove_prefix(kIncluded.size());
-  for (size_t colon = line.find(':'); colon != std::string_view::npos; colon = line.find(':', colon + 1)) {
-    size_t digits = colon + 1;
-    while (digits < line.size() && std::isdigit(static_cast<unsigned char>(line[digits]))) ++digits;
-    if (digits > colon + 1 && digits < line.size() && line[digits] == ':') return std::string(line.substr(0, colon));
-  }
-  return {};
-}
-
-// clang -v prints its include search list before any diagnostic:
-//   ... version, target, the cc1 command line ...
-//   #include <...> search starts here:
-//    /usr/lib/llvm-19/lib/clang/19/include
-//    /usr/include
-//   End of search list.
-//   <diagnostics>
-// Takes the system include directories (realpath'd) out of `err` and
-// leaves only the diagnostics. False if the list is missing (clang failed
-// before preprocessing): `err` is then left as it is.
-bool takeSearchList(std::string& err, std::vector<std::string>& dirs) {
-  constexpr std::string_view kStart = "#include <...> search starts here:\n";
-  constexpr std::string_view kEnd = "End of search list.\n";
-  const size_t start = err.find(kStart);
-  const size_t end = err.find(kEnd);
-  if (start == std::string::npos || end == std::string::npos || end < start) return false;
-  std::string_view list = std::string_view(err).substr(start + kStart.size(), end - start - kStart.size());
-  while (!list.empty()) {
-    const size_t newline = list.find('\n');
-    std::string_view line = list.substr(0, newline);
-    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
-    line = line.substr(0, line.find(" ("));  // "/path (framework directory)" on some platforms
-    if (!line.empty()) {
-      const std::string real = resolvedPath(std::string(line));
-      if (!real.empty()) dirs.push_back(real);
-    }
-    if (newline == std::string_view::npos) break;
-    list.remove_prefix(newline + 1);
-  }
-  err.erase(0, end + kEnd.size());
-  return true;
-}
 
 // C string escapes as clang writes a line marker's file name
 // (raw_ostream::write_escaped: \\, \", \t, \n, octal \ooo for the rest).
@@ -194,30 +96,6 @@ std::string absoluteLineMarkers(std::string_view text, const BenchmarkDirectory&
   return out;
 }
 
-// Diagnostics with each location under the working directory ("./x.h:2:3:
-// error", "In file included from ./x.c:1:") naming its file absolutely;
-// quoted source lines are left alone.
-std::string absoluteLocations(std::string_view diagnostics, const BenchmarkDirectory& directory) {
-  if (!directory.entered()) return std::string(diagnostics);
-  std::string out;
-  while (!diagnostics.empty()) {
-    const size_t newline = diagnostics.find('\n');
-    std::string_view line =
-        diagnostics.substr(0, newline == std::string_view::npos ? diagnostics.size() : newline + 1);
-    diagnostics.remove_prefix(line.size());
-    const std::string location = diagnosticLocation(line);
-    const size_t at = location.empty() ? std::string_view::npos : line.find(location);
-    if (at == std::string_view::npos || !location.starts_with(BenchmarkDirectory::kLocalPrefix)) {
-      out += line;
-      continue;
-    }
-    out += line.substr(0, at);
-    out += directory.absolute(location);
-    out += line.substr(at + location.size());
-  }
-  return out;
-}
-
 }  // namespace
 
 bool isSourcePath(std::string_view path) {
@@ -233,18 +111,6 @@ std::string SourceCompiler::optionsForHash() {
     for (const auto& flag : flags) text += " " + flag;
   }
   return text;
-}
-
-std::string SourceCompiler::realPath(const std::string& path) const {
-  return resolvedPath(options_.directory.local(path));
-}
-
-std::string SourceCompiler::refusal(const std::string& file, const std::vector<std::string>& systemDirs) const {
-  if (options_.roots.empty()) return {};
-  const std::string real = realPath(file);
-  if (real.empty()) return file + " (which no longer exists)";
-  if (insideAny(real, options_.roots) || insideAny(real, systemDirs)) return {};
-  return real == file ? file : file + " (resolved to " + real + ")";
 }
 
 Result<PreprocessedSource> SourceCompiler::preprocess(const std::string& path) {
@@ -268,43 +134,30 @@ Result<PreprocessedSource> SourceCompiler::preprocess(const std::string& path) {
                       .environment = kEnvironment});
   if (!run.ok()) return run.takeError();
   std::vector<std::string> system;
-  takeSearchList(run->err, system);
+  takeIncludeSearchList(run->err, system);
   run->err = absoluteLocations(run->err, directory);
 
-  // Refused before anything else, whatever clang thought of it.
-  const auto refuse = [&](const std::string& file) {
-    std::string roots;
-    for (const auto& root : options_.roots) roots += (roots.empty() ? "" : ", ") + root;
-    return benchmarkError("refused to compile " + path + ": it reads " + file +
-                          ", which is outside the benchmark roots (" + roots +
+  // Refused before anything else, whatever clang thought of it (a fatal
+  // error stops clang before it lists what it read: then the diagnostics
+  // are judged by where they point).
+  const BenchmarkRoots roots(options_.roots, directory);
+  std::vector<std::string> files = parseDependencyRule(run->descriptor3);
+  for (std::string& file : files) file = directory.absolute(file);
+  if (auto refused = roots.firstRefused(files, run->succeeded() ? "" : run->diagnostics(), system);
+      !refused.empty()) {
+    return benchmarkError("refused to compile " + path + ": it reads " + refused +
+                          ", which is outside the benchmark roots (" + roots.list() +
                           ") and the system include directories; this server compiles only files under its "
                           "--benchmark-root directories");
-  };
-  std::vector<std::string> files = parseDependencies(run->descriptor3);
-  for (std::string& file : files) file = directory.absolute(file);
-  for (const std::string& file : files) {
-    if (auto refused = refusal(file, system); !refused.empty()) return refuse(refused);
   }
   if (!run->succeeded()) {
-    // A fatal error stops clang before it lists what it read: judge the
-    // diagnostics by where they point.
-    const std::string diagnostics = run->diagnostics();
-    size_t start = 0;
-    while (start < diagnostics.size()) {
-      const size_t end = std::min(diagnostics.find('\n', start), diagnostics.size());
-      const std::string location = diagnosticLocation(std::string_view(diagnostics).substr(start, end - start));
-      if (!location.empty()) {
-        if (auto refused = refusal(location, system); !refused.empty()) return refuse(refused);
-      }
-      start = end + 1;
-    }
     return benchmarkError("clang " + run->describeFailure(kToolTimeLimit) + " preprocessing " + path + ":\n" +
-                          diagnostics);
+                          run->diagnostics());
   }
   if (files.empty()) return benchmarkError("clang listed no files read for " + path + "; cannot tell what it compiled");
   for (const std::string& file : files) {
-    const std::string real = realPath(file);
-    if (!real.empty() && insideAny(real, system)) continue;  // changes with the compiler, not the benchmark
+    const std::string real = roots.realPath(file);
+    if (!real.empty() && insideAnyDirectory(real, system)) continue;  // changes with the compiler, not the benchmark
     if (!recorder_.record(file)) {
       return benchmarkError(file + ", read while preprocessing " + path + ", disappeared meanwhile; try again");
     }

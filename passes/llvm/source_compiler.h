@@ -81,13 +81,6 @@ class SourceCompiler {
   std::vector<std::string> compileArgs(const std::vector<std::string>& extraArgs) const;
   Result<std::unique_ptr<llvm::Module>> finishCompile(ToolProcess& tool, std::string_view text, std::string_view what,
                                                       llvm::LLVMContext& context);
-  // How to name `file` (absolute), read while compiling, if it is refused
-  // (outside the roots and `systemDirs`); empty if it is allowed.
-  std::string refusal(const std::string& file, const std::vector<std::string>& systemDirs) const;
-  // realpath() of an absolute path, resolved from the working directory
-  // where it lies under it (its ancestors may not be searchable); empty if
-  // it does not resolve.
-  std::string realPath(const std::string& path) const;
 
   SourceCompilerOptions options_;
   InputRecorder& recorder_;
