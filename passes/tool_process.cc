@@ -96,6 +96,8 @@ struct ChildSetup {
   int execErrorPipe;  // CLOEXEC: closed by a successful exec, else gets errno
 };
 
+void leadToolGroup(const ChildSetup& setup);
+
 // The forked child, up to exec. Async-signal-safe calls only (the caller
 // may be a test process with threads): no allocation, no locks.
 [[noreturn]] void execTool(const ChildSetup& setup) {
@@ -108,7 +110,10 @@ struct ChildSetup {
   // start-up); an orphan would see the namespace's reaper instead.
   const pid_t parent = ::getppid();
   if (parent != setup.parent && parent != 0) ::_exit(127);
-  if (setup.ownProcessGroup) ::setpgid(0, 0);
+  if (setup.ownProcessGroup) {
+    ::setpgid(0, 0);
+    leadToolGroup(setup);
+  }
   ::dup2(setup.in, STDIN_FILENO);
   ::dup2(setup.out, STDOUT_FILENO);
   ::dup2(setup.err, STDERR_FILENO);
@@ -135,6 +140,64 @@ struct ChildSetup {
   while (::write(setup.execErrorPipe, &error, sizeof error) < 0 && errno == EINTR) {
   }
   ::_exit(127);
+}
+
+// ToolOptions::ownProcessGroup: the forked child, already leading its
+// group, stays as the group's leader and forks the tool; returns in the
+// tool's process only. The leader exits as the tool did (the same status,
+// or the same signal), or kills the whole group (itself too) as soon as its
+// parent dies. Async-signal-safe; only what the external-compiler sandbox
+// allows (fork, prctl PR_SET_PDEATHSIG, rt_sigtimedwait, wait4, kill).
+void leadToolGroup(const ChildSetup& setup) {
+  sigset_t watched;
+  sigemptyset(&watched);
+  sigaddset(&watched, SIGCHLD);
+  sigaddset(&watched, SIGTERM);
+  // Default dispositions (an ignored SIGCHLD would reap the tool unseen),
+  // blocked before the fork so neither signal can be missed; the tool
+  // unblocks everything before its exec.
+  ::signal(SIGCHLD, SIG_DFL);
+  ::signal(SIGTERM, SIG_DFL);
+  ::sigprocmask(SIG_BLOCK, &watched, nullptr);
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  const pid_t parent = ::getppid();
+  if (parent != setup.parent && parent != 0) ::kill(0, SIGKILL);
+  const pid_t leader = ::getpid();
+  const pid_t tool = ::fork();
+  if (tool == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // and with this leader the tool
+    if (::getppid() != leader) ::_exit(127);
+    return;
+  }
+  if (tool < 0) {
+    const int error = errno;
+    while (::write(setup.execErrorPipe, &error, sizeof error) < 0 && errno == EINTR) {
+    }
+    ::_exit(127);
+  }
+  // The leader holds no descriptor: only the tool holds its streams (the
+  // caller reads them to their end, and its stdin ends when the caller
+  // closes it).
+  rlimit files{};
+  ::getrlimit(RLIMIT_NOFILE, &files);
+  const rlim_t top = files.rlim_cur == RLIM_INFINITY || files.rlim_cur > 65536 ? 65536 : files.rlim_cur;
+  for (rlim_t fd = 0; fd < top; ++fd) ::close(static_cast<int>(fd));
+  for (;;) {
+    siginfo_t info{};
+    if (::sigwaitinfo(&watched, &info) < 0) continue;
+    if (info.si_signo == SIGTERM) ::kill(0, SIGKILL);  // the caller died: the group goes with it
+    int status = 0;
+    if (::waitpid(tool, &status, WNOHANG) != tool) continue;
+    if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
+    const int signal = WTERMSIG(status);
+    ::signal(signal, SIG_DFL);
+    sigset_t raised;
+    sigemptyset(&raised);
+    sigaddset(&raised, signal);
+    ::sigprocmask(SIG_UNBLOCK, &raised, nullptr);
+    ::kill(::getpid(), signal);
+    ::_exit(128 + signal);
+  }
 }
 
 int millisecondsUntil(std::chrono::steady_clock::time_point deadline) {

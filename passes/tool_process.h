@@ -62,9 +62,13 @@ struct ToolOptions {
   bool captureDescriptor3 = false;
   // NAME=value pairs added to the environment the tool inherits.
   std::vector<std::string> environment = {};
-  // The tool leads a process group of its own, killed as a whole on timeout
-  // and when the run is abandoned: a compiler driver (gcc) that forks its
-  // passes (cc1, as) must not leave them running when it is killed.
+  // The tool runs in a process group of its own, killed as a whole on
+  // timeout and when the run is abandoned: a compiler driver (gcc) that
+  // forks its passes (cc1, as) must not leave them running when it is
+  // killed. The group's leader is a small process of ours that runs the
+  // tool as its child and exits as the tool did; when the caller dies (even
+  // by SIGKILL) it kills the whole group, which the tool's own parent-death
+  // signal would not: it reaches the driver only, never its passes.
   bool ownProcessGroup = false;
 };
 inline constexpr const char* kNoWritableDirectory = "/proc";

@@ -1,6 +1,8 @@
 #include "passes/gcc/compilation.h"
 
 #include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -115,6 +117,37 @@ TEST(GccCompilation, AHangingCompilerIsKilledWithEverythingItStarted) {
     EXPECT_EQ(::poll(&exited, 1, -1), 1);
     ::close(pidfd);
   }  // else: already gone and reaped
+}
+
+// A worker killed mid-compile (SIGKILL: nothing of it runs) takes the
+// compile's passes with it: gcc's driver dies with the worker
+// (PR_SET_PDEATHSIG), but cc1 and as are the driver's children, which that
+// does not reach; the group's leader does.
+TEST(GccCompilation, ACompilersPassesDieWithTheProcessThatRanIt) {
+  ScratchDirectory work;
+  const std::string fifo = work.path() + "/started";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const GccSpec spec = fakeGcc(work.path(), "sleep 100000 &\necho $! > " + fifo + "\nwait\n");
+  const pid_t worker = ::fork();
+  if (worker == 0) {
+    Workspace workspace(work.path(), "int x;\n");
+    (void)compile(spec, {}, Artifact::Object, workspace, {.timeout = std::chrono::seconds(100000)});
+    _exit(0);
+  }
+  // The pass's pid, once it runs (the fifo's writer is the fake compiler).
+  std::ifstream started(fifo);
+  pid_t pass = 0;
+  started >> pass;
+  ASSERT_GT(pass, 0);
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pass, 0));
+  ASSERT_GE(pidfd, 0) << "the pass is running";
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(worker, nullptr, 0), worker);
+  // Waits for the pass to be gone; if it was left running, this blocks until
+  // the test's time limit.
+  pollfd exited{pidfd, POLLIN, 0};
+  EXPECT_EQ(::poll(&exited, 1, -1), 1);
+  ::close(pidfd);
 }
 
 TEST(GccCompilation, ACrashingCompilerIsTyped) {
