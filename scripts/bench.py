@@ -15,7 +15,8 @@ Measures (see the README's performance section for what the numbers mean):
   memory     per-worker USS/PSS with 1, 8, 64 live episodes on one
              benchmark, and the zygote's RSS
   gcc        gcc-v0's step (the worker's own cost: gcc run in its private
-             directory, obj.o read back) beside a plain loop of `gcc -c`
+             directory, obj.o read back; and through the server and the
+             client, in the worker's sandbox) beside a plain loop of `gcc -c`
              subprocesses on the same preprocessed source and options
 
 Writes bench-out/bench.json and bench-out/bench.md and prints the tables.
@@ -120,6 +121,31 @@ def runtime_bench(uri: str, quick: bool, observations: bool) -> dict:
 def gcc_bench(source: Path, quick: bool) -> dict:
     args = [str(GCC_BENCH)] + (["--quick"] if quick else []) + [str(source)]
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+
+
+def client_gcc_steps(source: Path, quick: bool) -> dict:
+    """gcc-v0 steps through the server and the client (Python's extension): the
+    worker's step in its external-compiler sandbox plus the channel. Each lap
+    is a fresh episode cycling -O1, -O2, -Os, -O3, so every step compiles a
+    new state, as in gcc_bench's rows (resets are not timed)."""
+    from forkgym import _forkgym
+
+    connection = _forkgym.Connection.spawn()
+    description = connection.describe("gcc")
+    flags = [a.flag for a in description.actions]
+    cycle = [flags.index(level) for level in ("-O1", "-O2", "-Os", "-O3")]
+    env = _forkgym.Env(connection, backend="gcc")
+    samples: list[float] = []
+    while len(samples) < (8 if quick else 60):
+        env.reset(f"file://{source}")
+        for action in cycle:
+            start = time.perf_counter()
+            result = env.step([action], ["obj_size"])
+            samples.append((time.perf_counter() - start) * 1e6)
+            if not result.ok:
+                raise RuntimeError(f"gcc-v0 step failed: {result.message}")
+    env.close()
+    return {"p50_us": percentile(samples, 0.5), "p99_us": percentile(samples, 0.99), "steps": len(samples)}
 
 
 def python_steps(uri: str, quick: bool) -> dict[str, dict]:
@@ -292,12 +318,15 @@ def markdown(report: dict) -> str:
     for n, row in report["memory"].items():
         out.append(f"| {n} | {row['worker_uss_kb_median']:.0f} | {row['worker_pss_kb_median']:.0f} | {row['zygote_rss_kb']} |")
     out += ["", "### gcc-v0 step beside a plain `gcc -c` loop (µs, p50 / p99)", "",
-            "| source | gcc-v0 step (obj_size) | plain `gcc -c` | step / plain | gcc-v0 step (obj_size + asm_size) |",
-            "|---|---:|---:|---:|---:|"]
+            "| source | gcc-v0 step (obj_size) | plain `gcc -c` | step / plain | gcc-v0 step (obj_size + asm_size) "
+            "| client step (server, sandbox) | client / plain |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     for name, row in report["gcc"].items():
         step, plain, both = row["episode_step"], row["plain_gcc_c"], row["episode_step_with_asm"]
+        client = row["client_step"]
         out.append(f"| {name} | {step['p50_us']:.0f} / {step['p99_us']:.0f} | {plain['p50_us']:.0f} / {plain['p99_us']:.0f} | "
-                   f"{step['p50_us'] / plain['p50_us']:.2f} | {both['p50_us']:.0f} / {both['p99_us']:.0f} |")
+                   f"{step['p50_us'] / plain['p50_us']:.2f} | {both['p50_us']:.0f} / {both['p99_us']:.0f} | "
+                   f"{client['p50_us']:.0f} / {client['p99_us']:.0f} | {client['p50_us'] / plain['p50_us']:.2f} |")
     return "\n".join(out) + "\n"
 
 
@@ -336,7 +365,8 @@ def main() -> int:
     sources = {"crc32.c": ROOT / "tests/data/crc32.c"}
     if not args.quick:
         sources["large.c"] = OUT / "modules" / "large.c"
-    report["gcc"] = {name: gcc_bench(path, args.quick) for name, path in sources.items()}
+    report["gcc"] = {name: gcc_bench(path, args.quick) | {"client_step": client_gcc_steps(path, args.quick)}
+                     for name, path in sources.items()}
     report["seconds"] = time.perf_counter() - started
     (OUT / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown(report)

@@ -18,3 +18,4 @@ def test_quick_bench_runs_and_writes_its_tables():
     assert report["memory"]["1"]["worker_uss_kb_median"] > 0
     assert "### gcc-v0 step beside a plain `gcc -c` loop" in completed.stdout
     assert report["gcc"]["crc32.c"]["episode_step"]["p50_us"] > 0
+    assert report["gcc"]["crc32.c"]["client_step"]["p50_us"] > 0
