@@ -1,6 +1,7 @@
 #include "passes/benchmark_uri.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <stdlib.h>
 
@@ -183,7 +184,10 @@ Status checkBenchmarkInput(std::string_view source) {
 
 std::string defaultUserCacheDir() {
   if (const char* root = ::getenv("FORKGYM_CACHE_DIR"); root && *root) return std::string(root) + "/benchmarks";
-  if (const char* xdg = ::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/forkgym/benchmarks";
+  const char* xdg = ::getenv("XDG_CACHE_HOME");
+  // Root's cache is outside /root, readable by a root server's sandbox user.
+  if (::geteuid() == 0 && !(xdg && *xdg)) return "/var/cache/forkgym/benchmarks";
+  if (xdg && *xdg) return std::string(xdg) + "/forkgym/benchmarks";
   if (const char* home = ::getenv("HOME"); home && *home) return std::string(home) + "/.cache/forkgym/benchmarks";
   return {};
 }

@@ -78,9 +78,11 @@ std::vector<std::string> bundledBenchmarks(const ResolveContext& context, std::s
 // opened, so the zygote calls it before starting a load. Others: ok.
 Status checkBenchmarkInput(std::string_view source);
 
-// make_benchmark()'s cache, by the rule the Python package uses:
-// $FORKGYM_CACHE_DIR/benchmarks, else $XDG_CACHE_HOME/forkgym/benchmarks,
-// else $HOME/.cache/forkgym/benchmarks. Reads the environment only.
+// make_benchmark()'s cache, by the rule the Python package uses
+// (forkgym.benchmark_cache_dir()): $FORKGYM_CACHE_DIR/benchmarks; else, for
+// root without $XDG_CACHE_HOME, /var/cache/forkgym/benchmarks; else
+// $XDG_CACHE_HOME/forkgym/benchmarks; else $HOME/.cache/forkgym/benchmarks.
+// Reads the environment and the effective uid only.
 std::string defaultUserCacheDir();
 
 }  // namespace forkgym::passes
