@@ -192,5 +192,47 @@ TEST_F(GccServed, AForkCompilesOnItsOwnAndKeepsItsReproducer) {
   EXPECT_GT(observed<int64_t>(env, "obj_size"), 0);
 }
 
+// Fault rows of the external-compiler profile, with a "gcc" that does what a
+// compromised compiler would (hostile_gcc.c): read a file outside the
+// system's directories, write outside its private /tmp, run a program that
+// is not one of the compiler's binaries, reach the network. Each is denied;
+// the network attempt traps, so the step is the typed compiler_failed with
+// what the compiler said, and the episode and the server go on.
+TEST(GccServedSandbox, AHostileCompilerIsConfinedAndTheEpisodeAndServerGoOn) {
+  ::setenv("FORKGYM_GCC", FORKGYM_HOSTILE_GCC, 1);
+  auto connection = Connection::spawn(testServer());
+  ::unsetenv("FORKGYM_GCC");
+  ASSERT_TRUE(connection) << connection.error().message;
+  auto description = (*connection)->describe("gcc");
+  ASSERT_TRUE(description) << description.error().message;
+  EXPECT_EQ((*description)->replay.program, FORKGYM_HOSTILE_GCC);
+  Env env(*connection, EnvOptions{.backend = "gcc"});
+  auto reset = env.reset(fileUri("small.c"));
+  ASSERT_TRUE(reset) << reset.error().message;
+
+  const int o2 = (*description)->findAction("-O2");
+  ASSERT_GE(o2, 0);
+  auto stepped = env.step(std::vector<uint32_t>{static_cast<uint32_t>(o2)}, std::vector<std::string>{"obj_size"});
+  ASSERT_FALSE(stepped.ok());
+  EXPECT_EQ(stepped.outcome, Outcome::CompilerFailed) << stepped.message;
+  for (const char* row : {"hostile read /etc/passwd: denied (EACCES)",
+                          "hostile write /dev/shm/forkgym-hostile: denied (EACCES)",
+                          "hostile exec /bin/true: denied (EACCES)"}) {
+    EXPECT_NE(stepped.message.find(row), std::string::npos) << row << "\n" << stepped.message;
+  }
+  EXPECT_EQ(stepped.message.find("ALLOWED"), std::string::npos) << stepped.message;
+  // socket(AF_INET) trapped: SIGSYS ended the "compiler" before any connect.
+  EXPECT_NE(stepped.message.find("signal 31"), std::string::npos) << stepped.message;
+  EXPECT_EQ(stepped.message.find("connect"), std::string::npos) << stepped.message;
+
+  // The episode stays at its previous state and goes on; so does the server.
+  auto line = env.observe(std::vector<std::string>{"command_line"});
+  ASSERT_TRUE(line.ok()) << line.message;
+  EXPECT_EQ(std::get<std::string>(line.observations[0]), std::string(FORKGYM_HOSTILE_GCC) + " -w -c src.c -o obj.o");
+  Env llvm(*connection);
+  auto other = llvm.reset(fileUri("crc32.c"));
+  EXPECT_TRUE(other) << other.error().message;
+}
+
 }  // namespace
 }  // namespace forkgym::testing
