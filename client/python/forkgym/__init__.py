@@ -32,6 +32,7 @@ from forkgym.errors import (
     Timeout,
 )
 from forkgym.outcome import Outcome
+from forkgym.gcc_env import GccEnv
 from forkgym.llvm_env import LlvmEnv
 from forkgym.registration import ENV_TABLE, ENVIRONMENTS, EnvEntry, full_id, register_all
 from forkgym.server import Server, ServerOptions, default_socket_path, server_binary
@@ -92,6 +93,7 @@ __all__ = [
     "CompilerEnvStateReader",
     "CompilerEnvStateWriter",
     "ForkgymError",
+    "GccEnv",
     "InvalidAction",
     "InvalidRequest",
     "LlvmEnv",

@@ -10,6 +10,7 @@ with a time limit (``make(id, max_episode_steps=N)``) to bound them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ NAMESPACE = "forkgym"
 
 GENERIC = "forkgym.envs:CompilerEnv"
 LLVM = "forkgym.llvm_env:LlvmEnv"
+GCC = "forkgym.gcc_env:GccEnv"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ ENV_TABLE: dict[str, EnvEntry] = {
     "llvm-autophase-codesize-v0": EnvEntry("llvm", "Autophase", "ObjectTextSizeOz", LLVM),
     "llvm-ir-ic-v0": EnvEntry("llvm", "Ir", "IrInstructionCountOz", LLVM),
     "llvm-ir-codesize-v0": EnvEntry("llvm", "Ir", "ObjectTextSizeOz", LLVM),
+    "gcc-v0": EnvEntry("gcc", None, None, GCC),
 }
 
 # CompilerGym's LLVM environments: id -> (default observation space, default reward space).
@@ -64,6 +67,13 @@ def entry(env_id: str) -> EnvEntry:
         raise InvalidRequest(f"unknown environment '{env_id}'; known: {', '.join(ENV_TABLE)}") from None
 
 
+def _vector_env(env_id: str, **kwargs: Any) -> Any:
+    """gymnasium's vector entry point for ``env_id`` (``gymnasium.make_vec``)."""
+    from forkgym.vector import CompilerVectorEnv
+
+    return CompilerVectorEnv(env_id=env_id, **kwargs)
+
+
 def register_all() -> None:
     """Registers every id with gymnasium (idempotent)."""
     for env_id, row in ENV_TABLE.items():
@@ -76,7 +86,8 @@ def register_all() -> None:
         gym.register(
             id=name,
             entry_point=row.entry_point,
-            vector_entry_point="forkgym.vector:CompilerVectorEnv",
+            # gymnasium passes a vector entry point only the id's kwargs, not the id.
+            vector_entry_point=functools.partial(_vector_env, name),
             kwargs=kwargs,
             disable_env_checker=False,
         )
