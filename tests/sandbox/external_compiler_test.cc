@@ -326,15 +326,23 @@ TEST(ExternalCompiler, SignalsNoProcessOutsideItsEpisode) {
   const ChildOutcome outcome = runInChild([&] {
     enterExternalCompilerSandbox({"/usr/bin/true"});
     CHILD_CHECK(kill(bystander, SIGKILL) != 0 && errno == EPERM);
-    // Its own processes it may signal.
+    // Its own processes it may signal. The copy blocks in read() (pause()
+    // is outside the profile: it would die of SIGSYS before the SIGKILL).
+    // It says it is ready first, so the kill lands while it is blocked.
+    int hold[2], started[2];
+    CHILD_CHECK(pipe2(hold, O_CLOEXEC) == 0 && pipe2(started, O_CLOEXEC) == 0);
     const pid_t own = fork();
     if (own == 0) {
-      pause();
+      char never = 0;
+      (void)!write(started[1], "r", 1);
+      (void)!read(hold[0], &never, 1);
       _exit(0);
     }
+    char ready = 0;
+    CHILD_CHECK(read(started[0], &ready, 1) == 1);
     CHILD_CHECK(kill(own, SIGKILL) == 0);
     int status = 0;
-    CHILD_CHECK(waitpid(own, &status, 0) == own && WIFSIGNALED(status));
+    CHILD_CHECK(waitpid(own, &status, 0) == own && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     return 0;
   });
   EXPECT_TRUE(outcome.exitedWith(0)) << outcome.describe();
