@@ -159,10 +159,10 @@ def test_every_row_of_the_env_table_makes_its_class_with_its_defaults(env_id: st
         vector.close()
 
 
-def test_the_llvm_rows_are_compilergyms_environments() -> None:
+def test_the_llvm_rows_are_compilergyms_llvm_environments() -> None:
     llvm = {k: (r.observation_space, r.reward_space) for k, r in ENV_TABLE.items() if r.backend == "llvm"}
     assert llvm == forkgym.ENVIRONMENTS
-    assert forkgym.COMPILER_GYM_ENVS == list(llvm)
+    assert forkgym.COMPILER_GYM_ENVS == list(ENV_TABLE) and "gcc-v0" in forkgym.COMPILER_GYM_ENVS
 
 
 def test_every_observation_space_samples_values_it_contains_and_contains_its_values() -> None:

@@ -133,3 +133,24 @@ def test_a_compiler_failure_is_its_own_exception() -> None:
     assert exception_type(forkgym.Outcome.COMPILER_FAILED) is forkgym.CompilerFailed
     error = from_outcome(int(forkgym.Outcome.COMPILER_FAILED), "gcc timed out after 1 s")
     assert "env.timeout" in str(error) and isinstance(error, forkgym.ForkgymError)
+
+
+def test_a_compiler_that_breaks_its_sandbox_fails_the_step_and_the_episode_goes_on(monkeypatch) -> None:
+    from conftest import REPO
+
+    hostile = REPO / "build" / "tests" / "passes" / "gcc" / "hostile_gcc"  # hands all but -c to the real gcc
+    monkeypatch.setenv("FORKGYM_GCC", str(hostile))
+    server = forkgym.Server()
+    server.connection()  # spawned now: its gcc is the hostile one
+    monkeypatch.delenv("FORKGYM_GCC")
+    try:
+        with forkgym.make("gcc-v0", benchmark=SOURCE, server=server, reward_space="obj_size") as env:
+            env.reset()
+            assert env.gcc_spec.gcc == str(hostile)
+            with pytest.raises(forkgym.CompilerFailed, match="compiler_failed"):
+                env.step(env.action_space.index("-O2"))
+            assert env.in_episode and env.actions == []
+            assert env.choices == [-1] * len(env.gcc_spec.options)
+            assert "crc" in env.source
+    finally:
+        server.close()

@@ -43,7 +43,8 @@ __version__ = "0.1.0"
 
 register_all()
 
-COMPILER_GYM_ENVS = list(ENVIRONMENTS)
+# Every env id, as CompilerGym's constant listed them (LLVM's and gcc-v0).
+COMPILER_GYM_ENVS = list(ENV_TABLE)
 
 
 def make(env_id: str, max_episode_steps: int | None = None, **kwargs: Any) -> Any:
