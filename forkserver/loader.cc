@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "forkserver/crash_reporter.h"
 #include "forkserver/single_thread.h"
@@ -87,6 +88,10 @@ std::optional<std::string> enterBenchmarkDirectory(passes::LoadRequest& request,
     return "cannot load '" + path + "': uid " + std::to_string(client.uid) + ", who asked for it, cannot reach " +
            what + " (" + std::strerror(EACCES) + "); the server loads a benchmark only from where its client could";
   };
+  // The roots too (with --benchmark-root): every file a load reads is
+  // checked against them through these descriptors, whatever their
+  // ancestors' permissions (passes/benchmark_directory.h).
+  for (const std::string& root : request.roots) request.rootFds.push_back(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   struct stat info {};
   if (stat(path.c_str(), &info) != 0) return unreachable("it");
   const std::string directory = passes::benchmarkDirectoryOf(request.uri, S_ISDIR(info.st_mode));
@@ -155,8 +160,11 @@ void setUpLoaderChild(const passes::Backend& backend, const LoaderLimits& limits
 // a user namespace of its own, no capabilities, the process limit — for it
 // and every compiler it runs. A change of credentials clears the
 // parent-death signal, so it is armed (and the parent checked) again.
-void applyLoaderSandbox(pid_t zygote) {
-  const int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, kResultFd};
+void applyLoaderSandbox(pid_t zygote, const passes::LoadRequest& request) {
+  std::vector<int> keep = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, kResultFd};
+  for (int fd : request.rootFds) {
+    if (fd >= 0) keep.push_back(fd);
+  }
   sandbox::applySandbox(kLoaderSandboxLimits, keep, sandbox::Profile::Loader);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != zygote) _exit(kLoaderSetupExit);
 }
@@ -208,7 +216,7 @@ void passTestGate(const std::string& uri, const LoadGate& gate) {
                             const LoadGate& gate, const sandbox::FsIdentity& client, pid_t zygote, int resultPipe) {
   setUpLoaderChild(backend, limits, zygote, resultPipe);
   const std::optional<std::string> unreachable = enterBenchmarkDirectory(request, client);
-  applyLoaderSandbox(zygote);
+  applyLoaderSandbox(zygote, request);
 #ifdef FORKGYM_TEST_ACTIONS
   passTestGate(request.uri, gate);
 #else

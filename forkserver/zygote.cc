@@ -143,20 +143,6 @@ Status Zygote::start() {
   // namespaces entered here.
   isolation_ = sandbox::enterIsolation(options_.isolation);
   sandboxReport_ = sandbox::isolationReport(isolation_);
-  // Loaders read benchmarks as the sandbox user and check every file they
-  // (and clang) read against the roots by absolute path: the roots must be
-  // within its reach.
-  if (const auto unreachable = sandbox::unsearchableBySandboxUser(isolation_, options_.benchmarks.roots);
-      !unreachable.empty()) {
-    std::string roots;
-    for (const auto& root : unreachable) roots += (roots.empty() ? "'" : ", '") + root + "'";
-    return makeError(Outcome::ServerError,
-                     "--benchmark-root " + roots + " is out of reach of the sandbox user (uid " +
-                         std::to_string(isolation_.uid) +
-                         "), who loads benchmarks for a server started as root: it must be able to search the root "
-                         "and every directory above it (chmod o+x on each), or start forkgym-server with "
-                         "--sandbox-user naming a user who can");
-  }
   std::string features;
   for (const auto& feature : sandboxReport_.features) features += (features.empty() ? "" : ", ") + feature;
   spdlog::info("sandbox level {}: {}", sandboxReport_.level, features);

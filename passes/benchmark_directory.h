@@ -17,22 +17,32 @@
 //      each reset (benchmark_inputs.h), the line markers and __FILE__ of the
 //      preprocessed text (and so the content hash) — is mapped back with
 //      absolute(), the one translation between the two spellings.
+//   4. With --benchmark-root, every file a load reads is checked against the
+//      roots by its real path. realPath() resolves it as the sandbox user
+//      can: under the working directory by its local name, under a root
+//      through the root's descriptor (opened, like the working directory,
+//      while privileged; a lookup from a descriptor checks nothing above
+//      it), elsewhere as it is.
 // An empty directory (a load run in-process, a generator) leaves every path
 // as it is.
 //
-// Any process may use this; it only rewrites strings.
+// Any process may use this; it rewrites strings, and realPath() looks paths up.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace forkgym::passes {
 
 class BenchmarkDirectory {
  public:
   BenchmarkDirectory() = default;
-  // `directory`: absolute, the process's working directory.
-  explicit BenchmarkDirectory(std::string_view directory);
+  // `directory`: absolute, the process's working directory. `roots`: the
+  // realpath'd --benchmark-root directories, each with an O_PATH descriptor
+  // of it (-1: none), which must stay open while this is used.
+  explicit BenchmarkDirectory(std::string_view directory, std::vector<std::pair<std::string, int>> roots = {});
 
   bool entered() const { return !directory_.empty(); }
   const std::string& path() const { return directory_; }
@@ -47,6 +57,10 @@ class BenchmarkDirectory {
   // absolute name would have spelled it.
   std::string absolute(std::string_view local) const;
 
+  // The real path (symbolic links resolved) of `absolute`, or empty if it
+  // does not resolve (missing, or out of reach).
+  std::string realPath(std::string_view absolute) const;
+
   // The prefix local() puts before names under the directory, and what
   // absolute() puts in its place — for compiler options that remap it
   // (clang's -fmacro-prefix-map=./=<dir>/).
@@ -55,6 +69,7 @@ class BenchmarkDirectory {
 
  private:
   std::string directory_;  // without a trailing slash, except "/" itself
+  std::vector<std::pair<std::string, int>> roots_;
 };
 
 }  // namespace forkgym::passes

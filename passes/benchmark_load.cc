@@ -119,6 +119,14 @@ Result<LoadedBenchmark> decodeLoadedBenchmark(std::string_view bytes) {
   return loaded;
 }
 
+BenchmarkDirectory loaderDirectory(const LoadRequest& request) {
+  std::vector<std::pair<std::string, int>> roots;
+  for (size_t i = 0; i < request.roots.size(); ++i) {
+    roots.emplace_back(request.roots[i], i < request.rootFds.size() ? request.rootFds[i] : -1);
+  }
+  return BenchmarkDirectory(request.workingDirectory, std::move(roots));
+}
+
 std::string benchmarkDirectoryOf(std::string_view canonicalUri, bool isDirectory) {
   constexpr std::string_view kFileScheme = "file://";
   if (!canonicalUri.starts_with(kFileScheme)) return {};

@@ -39,7 +39,14 @@ struct LoadRequest {
   // it gave up its privileges; files under it are then opened by relative
   // names (benchmark_directory.h). Empty: paths are opened as they are.
   std::string workingDirectory;
+  // O_PATH descriptors of `roots`, in order, opened by the loader while
+  // privileged (-1: none); files under a root are resolved through them.
+  std::vector<int> rootFds;
 };
+
+// How a loader for `request` names its files (benchmark_directory.h): its
+// working directory, and the roots with the descriptors it opened for them.
+BenchmarkDirectory loaderDirectory(const LoadRequest& request);
 
 // The directory a loader enters for a canonical file:// URI: `isDirectory`
 // says whether the path is a directory benchmark (else a file, whose parent

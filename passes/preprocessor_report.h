@@ -48,9 +48,10 @@ class BenchmarkRoots {
   explicit BenchmarkRoots(std::vector<std::string> roots, BenchmarkDirectory directory = {})
       : roots_(std::move(roots)), directory_(std::move(directory)) {}
   bool empty() const { return roots_.empty(); }
-  // realpath() of an absolute `path`, resolved from the working directory
-  // where it lies under it; empty if it does not resolve.
-  std::string realPath(const std::string& path) const { return realPathOf(directory_.local(path)); }
+  // The real path of an absolute `path` as a loader that gave up its
+  // privileges can resolve it (BenchmarkDirectory::realPath(): from the
+  // working directory or a root's descriptor); empty if it does not resolve.
+  std::string realPath(const std::string& path) const { return directory_.realPath(path); }
   // How to name `file` if it is refused (outside the roots and
   // `systemDirs`); empty when it is allowed (always, without roots).
   std::string refusal(const std::string& file, const std::vector<std::string>& systemDirs) const;

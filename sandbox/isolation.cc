@@ -268,38 +268,6 @@ IsolationReport isolationReport(const IsolationPlan& plan) {
   return report;
 }
 
-std::vector<std::string> unsearchableBySandboxUser(const IsolationPlan& plan, const std::vector<std::string>& paths) {
-  if (!plan.switchUser || paths.empty()) return {};
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return paths;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    if (!switchToSandboxUser(plan)) _exit(1);
-    // One byte per path: '1' searchable, '0' not.
-    for (const std::string& path : paths) (void)!write(fds[1], access(path.c_str(), X_OK) == 0 ? "1" : "0", 1);
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string answers;
-  if (pid > 0) {
-    char buffer[256];
-    ssize_t n;
-    while ((n = read(fds[0], buffer, sizeof(buffer))) > 0 || (n < 0 && errno == EINTR)) {
-      if (n > 0) answers.append(buffer, static_cast<size_t>(n));
-    }
-    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
-  close(fds[0]);
-  // A child that could not tell (no answer) reaches nothing.
-  std::vector<std::string> unsearchable;
-  for (size_t i = 0; i < paths.size(); ++i) {
-    if (i >= answers.size() || answers[i] != '1') unsearchable.push_back(paths[i]);
-  }
-  return unsearchable;
-}
-
 IsolationReport probeIsolation(const IsolationRequest& request) {
   // enterIsolation() changes the process that calls it: call it in a child
   // and send the report back as lines ("level", features, then fallbacks).

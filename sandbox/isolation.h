@@ -96,13 +96,6 @@ pid_t pidAsSeenByChildren();
 inline constexpr uint64_t kSharedProcessLimitFactor = 16;
 uint64_t processLimitUnder(const IsolationPlan& plan, uint64_t perEpisode);
 
-// Which of `paths` the plan's sandbox user cannot reach (search, following
-// every directory from /), decided in a throwaway child that becomes that
-// user; empty when the plan keeps the server's own user. For directories
-// every child must reach by absolute path (--benchmark-root). Zygote only,
-// after step 1.
-std::vector<std::string> unsearchableBySandboxUser(const IsolationPlan& plan, const std::vector<std::string>& paths);
-
 // Step 3: level and features of a plan. Features always on in a worker:
 // seccomp, no_new_privs, rlimits, close_fds. Landlock's parts are features
 // of external-compiler profiles: landlock_filesystem, landlock_network,

@@ -127,7 +127,7 @@ Result<BenchmarkLocation> resolveGccBenchmark(std::string_view uri, const Resolv
 
 Result<LoadedBenchmark> loadGccProgram(const GccSpec& spec, const LoadRequest& request) {
   // Every path below is absolute; directory.local() is what is opened.
-  const BenchmarkDirectory directory(request.workingDirectory);
+  const BenchmarkDirectory directory = loaderDirectory(request);
   InputRecorder recorder(directory);
   ContentHash hash;
   hash.add("compiler", spec.version);

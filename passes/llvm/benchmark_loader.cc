@@ -138,7 +138,7 @@ class Load {
  public:
   explicit Load(const LoadRequest& request)
       : request_(request),
-        directory_(request.workingDirectory),
+        directory_(loaderDirectory(request)),
         recorder_(directory_),
         compiler_({request.roots, request.toolMemoryBytes, directory_}, recorder_) {}
 
@@ -239,9 +239,7 @@ Status Load::gatherDirectory(const std::string& directory) {
     if (!S_ISREG(target.st_mode)) return notRegular(path, target.st_mode);
     if (S_ISLNK(link.st_mode) && !request_.roots.empty()) {
       // A link may point anywhere; with benchmark roots only inside them.
-      char* resolved = ::realpath(local.c_str(), nullptr);
-      const std::string real = resolved ? resolved : "";
-      std::free(resolved);
+      const std::string real = directory_.realPath(path);
       const bool insideRoots = std::any_of(request_.roots.begin(), request_.roots.end(), [&](const std::string& root) {
         return real.starts_with(root) && (root.ends_with('/') || real.size() == root.size() || real[root.size()] == '/');
       });

@@ -331,58 +331,45 @@ TEST(PrivilegesLoader, BenchmarksUnderADirectoryOnlyRootMaySearchLoad) {
   EXPECT_EQ(unlocked.benchmarkHash(), editedHash);
 }
 
-// Starts forkgym-test-server with `extra` arguments on a socket of its own;
-// returns what it printed if it exited before it was ready, or nullopt if
-// it became ready (then it is stopped again).
-std::optional<std::string> serverRefusesToStart(const std::vector<std::string>& extra) {
-  TestDir dir;
-  int ready[2], err[2];
-  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return "pipes";
-  const pid_t server = ::fork();
-  if (server == 0) {
-    const int readyFd = fcntl(ready[1], F_DUPFD, 10);  // without close-on-exec
-    dup2(err[1], STDERR_FILENO);
-    std::vector<std::string> args = {FORKGYM_SERVER_BINARY, "--socket", dir.path + "/s.sock", "--ready-fd",
-                                     std::to_string(readyFd)};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    execv(FORKGYM_SERVER_BINARY, argv.data());
-    _exit(127);
-  }
-  close(ready[1]);
-  close(err[1]);
-  char byte = 0;
-  const bool started = read(ready[0], &byte, 1) == 1;
-  close(ready[0]);
-  if (started) kill(server, SIGTERM);
-  std::string printed;
-  char buffer[4096];
-  for (ssize_t n; (n = read(err[0], buffer, sizeof(buffer))) > 0;) printed.append(buffer, static_cast<size_t>(n));
-  close(err[0]);
-  waitpid(server, nullptr, 0);
-  if (started) return std::nullopt;
-  return printed;
-}
-
 // With --benchmark-root every file a load reads is checked against the
-// roots by its resolved absolute path, which the sandbox user must reach:
-// a root it cannot is refused when the server starts, not at every load.
-TEST(PrivilegesLoader, BenchmarkRootsOutOfTheSandboxUsersReachAreRefusedAtStartUp) {
+// roots by its real path — which a loader running as the sandbox user
+// resolves through descriptors it opened while privileged, so a root under
+// a directory only root may search (a clone in /root, a package in a venv
+// there) confines loads as any other: what is inside loads, includes from
+// elsewhere in the root too; what is outside is refused by name.
+TEST(PrivilegesLoader, BenchmarkRootsUnderADirectoryOnlyRootMaySearchConfineLoads) {
   if (geteuid() != 0) GTEST_SKIP() << "needs a server started as root";
   LockedDir locked;
   const std::string root = locked.path + "/root";
-  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
-  auto refused = serverRefusesToStart({"--benchmark-root", root});
-  ASSERT_TRUE(refused) << "a server whose sandbox user cannot reach its root started";
-  EXPECT_NE(refused->find("--benchmark-root '" + root + "'"), std::string::npos) << *refused;
-  EXPECT_NE(refused->find("sandbox user"), std::string::npos) << *refused;
-  EXPECT_NE(refused->find("--sandbox-user"), std::string::npos) << *refused;
-  std::printf("  %s", refused->c_str());
-  // Reachable once its ancestors are searchable.
-  ASSERT_EQ(chmod(locked.path.c_str(), 0711), 0);
-  EXPECT_FALSE(serverRefusesToStart({"--benchmark-root", root})) << "refused a root the sandbox user reaches";
+  for (const std::string& dir : {root, root + "/bench", root + "/shared", root + "/links"}) {
+    ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << dir;
+  }
+  writeFile(root + "/shared/s.h", "#define S 5\n");
+  writeFile(root + "/bench/x.c", "#include \"../shared/s.h\"\nint f(int a) { return a * S; }\n");
+  // Outside the root, where the sandbox user can read: only the roots stop it.
+  TestDir elsewhere;
+  const std::string outsideHeader = elsewhere.write("outside.h", "#define O 7\n");
+  const std::string outsideSource = elsewhere.write("outside.c", "int h(void) { return 1; }\n");
+  writeFile(root + "/bench/escape.c", "#include \"" + outsideHeader + "\"\nint g(void) { return O; }\n");
+  ASSERT_EQ(symlink(outsideSource.c_str(), (root + "/links/out.c").c_str()), 0);
+  ServerOptions options;
+  options.benchmarkRoots = {root};
+  auto connection = Connection::spawn(options);
+  ASSERT_TRUE(connection) << connection.error().message;
+  if (!hasFeature((*connection)->server(), "unprivileged_uid")) GTEST_SKIP() << "children run as root here";
+  Env env(*connection);
+  auto inside = env.reset("file://" + root + "/bench/x.c");
+  EXPECT_TRUE(inside) << inside.error().message;
+  auto escape = env.reset("file://" + root + "/bench/escape.c");
+  ASSERT_FALSE(escape);
+  EXPECT_NE(escape.error().message.find("refused to compile"), std::string::npos) << escape.error().message;
+  EXPECT_NE(escape.error().message.find(outsideHeader), std::string::npos) << escape.error().message;
+  EXPECT_EQ(escape.error().message.find("no longer exists"), std::string::npos) << escape.error().message;
+  auto link = env.reset("file://" + root + "/links");
+  ASSERT_FALSE(link);
+  EXPECT_NE(link.error().message.find("symbolic link to " + outsideSource), std::string::npos)
+      << link.error().message;
+  std::printf("  %s\n  %s\n", escape.error().message.c_str(), link.error().message.c_str());
 }
 
 }  // namespace
