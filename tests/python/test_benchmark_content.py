@@ -100,6 +100,20 @@ def test_make_benchmark_of_several_sources_links_them_and_keeps_nothing_but_the_
     assert [p.name for p in cache.iterdir() if not p.name.endswith((".bc", ".ll"))] == []
 
 
+def test_make_benchmark_of_several_sources_reads_them_where_only_this_user_can(env, data_dir, tmp_path) -> None:
+    # pytest's tmp_path sits under an owner-only directory, as a clone in
+    # /root does: a root server's sandbox user cannot reach the sources, so
+    # make_benchmark() must hand the server what it captured, not links.
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    sources = [private / "main.c", private / "helper.c"]
+    for source in sources:
+        source.write_text((data_dir / "multi" / source.name).read_text())
+    benchmark = make_benchmark(sources)
+    env.reset(benchmark=benchmark)
+    assert "helper_scale" in env.ir
+
+
 def test_make_benchmark_of_bytes_leaves_no_temporary_file_when_the_client_is_killed(shared_tmp_path) -> None:
     cache, tmp = shared_tmp_path / "cache", shared_tmp_path / "tmp"
     tmp.mkdir()

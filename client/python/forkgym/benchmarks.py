@@ -287,8 +287,11 @@ def make_benchmark(
     for p in paths:
         if not p.is_file() or p.suffix not in SOURCE_SUFFIXES:
             raise BenchmarkNotFound(f"{p}: linking several inputs needs existing C/C++ source files")
-    # The server compiles a directory of sources: one of links, made here for
-    # the call and removed after it (or by a later call, if this process dies).
+    # The server compiles a directory of sources: copies, made here for the
+    # call and removed after it (or by a later call, if this process dies).
+    # Copies, not links: they capture the sources now, and a server started
+    # as root reads them as its sandbox user, who may not reach the originals
+    # (a home or clone under /root).
     cache = benchmark_cache_dir()
     _remove_stale(cache)
     directory = cache / f"sources-{os.getpid()}-{hashlib.sha256(repr(paths).encode()).hexdigest()[:12]}"
@@ -296,7 +299,9 @@ def make_benchmark(
     directory.mkdir(mode=_DIR_MODE)
     try:
         for i, p in enumerate(paths):
-            os.symlink(p, directory / f"{i:03d}_{p.name}")
+            copy = directory / f"{i:03d}_{p.name}"
+            shutil.copyfile(p, copy)
+            copy.chmod(_FILE_MODE)
         return _store(_compile("file://" + str(directory) + "/", server), ".bc")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
