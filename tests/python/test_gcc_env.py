@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import shlex
+import shutil
 import subprocess
 import warnings
 
@@ -135,10 +136,14 @@ def test_a_compiler_failure_is_its_own_exception() -> None:
     assert "env.timeout" in str(error) and isinstance(error, forkgym.ForkgymError)
 
 
-def test_a_compiler_that_breaks_its_sandbox_fails_the_step_and_the_episode_goes_on(monkeypatch) -> None:
+def test_a_compiler_that_breaks_its_sandbox_fails_the_step_and_the_episode_goes_on(monkeypatch, shared_tmp_path) -> None:
     from conftest import REPO
 
-    hostile = REPO / "build" / "tests" / "passes" / "gcc" / "hostile_gcc"  # hands all but -c to the real gcc
+    # Hands all but -c to the real gcc. Copied where the server's sandbox user
+    # may run it (the build tree may sit under an owner-only /root).
+    hostile = shared_tmp_path / "hostile_gcc"
+    shutil.copy2(REPO / "build" / "tests" / "passes" / "gcc" / "hostile_gcc", hostile)
+    hostile.chmod(0o755)
     monkeypatch.setenv("FORKGYM_GCC", str(hostile))
     server = forkgym.Server()
     server.connection()  # spawned now: its gcc is the hostile one

@@ -199,13 +199,20 @@ TEST_F(GccServed, AForkCompilesOnItsOwnAndKeepsItsReproducer) {
 // the network attempt traps, so the step is the typed compiler_failed with
 // what the compiler said, and the episode and the server go on.
 TEST(GccServedSandbox, AHostileCompilerIsConfinedAndTheEpisodeAndServerGoOn) {
-  ::setenv("FORKGYM_GCC", FORKGYM_HOSTILE_GCC, 1);
+  // The "compiler" is run by the server's sandbox user (nobody for a root
+  // server), who may not reach the build tree (a clone under /root): it is
+  // copied where that user can run it, as an installed gcc would be.
+  TestDir bin;
+  const std::string hostile = bin.path + "/hostile_gcc";
+  std::filesystem::copy_file(FORKGYM_HOSTILE_GCC, hostile);
+  ASSERT_EQ(::chmod(hostile.c_str(), 0755), 0);
+  ::setenv("FORKGYM_GCC", hostile.c_str(), 1);
   auto connection = Connection::spawn(testServer());
   ::unsetenv("FORKGYM_GCC");
   ASSERT_TRUE(connection) << connection.error().message;
   auto description = (*connection)->describe("gcc");
   ASSERT_TRUE(description) << description.error().message;
-  EXPECT_EQ((*description)->replay.program, FORKGYM_HOSTILE_GCC);
+  EXPECT_EQ((*description)->replay.program, hostile);
   Env env(*connection, EnvOptions{.backend = "gcc"});
   auto reset = env.reset(fileUri("small.c"));
   ASSERT_TRUE(reset) << reset.error().message;
@@ -228,7 +235,7 @@ TEST(GccServedSandbox, AHostileCompilerIsConfinedAndTheEpisodeAndServerGoOn) {
   // The episode stays at its previous state and goes on; so does the server.
   auto line = env.observe(std::vector<std::string>{"command_line"});
   ASSERT_TRUE(line.ok()) << line.message;
-  EXPECT_EQ(std::get<std::string>(line.observations[0]), std::string(FORKGYM_HOSTILE_GCC) + " -w -c src.c -o obj.o");
+  EXPECT_EQ(std::get<std::string>(line.observations[0]), hostile + " -w -c src.c -o obj.o");
   Env llvm(*connection);
   auto other = llvm.reset(fileUri("crc32.c"));
   EXPECT_TRUE(other) << other.error().message;
