@@ -8,7 +8,9 @@ import pickle
 import shlex
 import shutil
 import subprocess
+import tempfile
 import warnings
+from pathlib import Path
 
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -136,12 +138,15 @@ def test_a_compiler_failure_is_its_own_exception() -> None:
     assert "env.timeout" in str(error) and isinstance(error, forkgym.ForkgymError)
 
 
-def test_a_compiler_that_breaks_its_sandbox_fails_the_step_and_the_episode_goes_on(monkeypatch, shared_tmp_path) -> None:
+def test_a_compiler_that_breaks_its_sandbox_fails_the_step_and_the_episode_goes_on(monkeypatch) -> None:
     from conftest import REPO
 
     # Hands all but -c to the real gcc. Copied where the server's sandbox user
-    # may run it (the build tree may sit under an owner-only /root).
-    hostile = shared_tmp_path / "hostile_gcc"
+    # may run it (the build tree may sit under an owner-only /root), and not
+    # under /tmp, which a gcc worker sees as its own private directory.
+    bin_dir = Path(tempfile.mkdtemp(prefix="fgtest-gcc-", dir="/var/tmp"))
+    bin_dir.chmod(0o755)
+    hostile = bin_dir / "hostile_gcc"
     shutil.copy2(REPO / "build" / "tests" / "passes" / "gcc" / "hostile_gcc", hostile)
     hostile.chmod(0o755)
     monkeypatch.setenv("FORKGYM_GCC", str(hostile))
@@ -159,3 +164,4 @@ def test_a_compiler_that_breaks_its_sandbox_fails_the_step_and_the_episode_goes_
             assert "crc" in env.source
     finally:
         server.close()
+        shutil.rmtree(bin_dir, ignore_errors=True)

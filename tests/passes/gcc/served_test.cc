@@ -201,9 +201,17 @@ TEST_F(GccServed, AForkCompilesOnItsOwnAndKeepsItsReproducer) {
 TEST(GccServedSandbox, AHostileCompilerIsConfinedAndTheEpisodeAndServerGoOn) {
   // The "compiler" is run by the server's sandbox user (nobody for a root
   // server), who may not reach the build tree (a clone under /root): it is
-  // copied where that user can run it, as an installed gcc would be.
-  TestDir bin;
-  const std::string hostile = bin.path + "/hostile_gcc";
+  // copied where that user can run it, as an installed gcc would be — not
+  // under /tmp, which a worker sees as its own private directory.
+  char pattern[] = "/var/tmp/fgtest-gcc-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::string bin = pattern;
+  struct Removed {
+    std::string path;
+    ~Removed() { std::filesystem::remove_all(path); }
+  } removed{bin};
+  ASSERT_EQ(::chmod(bin.c_str(), 0755), 0);
+  const std::string hostile = bin + "/hostile_gcc";
   std::filesystem::copy_file(FORKGYM_HOSTILE_GCC, hostile);
   ASSERT_EQ(::chmod(hostile.c_str(), 0755), 0);
   ::setenv("FORKGYM_GCC", hostile.c_str(), 1);
