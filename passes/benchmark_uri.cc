@@ -174,12 +174,14 @@ Status checkBenchmarkInput(std::string_view source) {
                                                   "; check the path (it must be absolute and readable)");
   }
   if (!S_ISREG(info.st_mode) && !S_ISDIR(info.st_mode)) {
-    return makeError(Outcome::BenchmarkError,
-                     "cannot load " + path + ": it is " + fileKind(info.st_mode) +
-                         ", not a regular file; a benchmark is a regular .bc, .ll or C/C++ source "
-                         "file, or a directory of sources");
+    return makeError(Outcome::BenchmarkError, notRegularFileMessage(path, info.st_mode));
   }
   return okStatus();
+}
+
+std::string notRegularFileMessage(const std::string& path, mode_t mode) {
+  return "cannot load " + path + ": it is " + fileKind(mode) +
+         ", not a regular file; a benchmark is a regular .bc, .ll or C/C++ source file, or a directory of sources";
 }
 
 std::string defaultUserCacheDir() {

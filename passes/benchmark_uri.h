@@ -18,6 +18,8 @@
 // Zygote (and tests): strings and stat() only; nothing is opened or run.
 #pragma once
 
+#include <sys/types.h>
+
 #include <span>
 #include <string>
 #include <string_view>
@@ -77,6 +79,10 @@ std::vector<std::string> bundledBenchmarks(const ResolveContext& context, std::s
 // would block whoever opens it, a device never end). One stat(); nothing is
 // opened, so the zygote calls it before starting a load. Others: ok.
 Status checkBenchmarkInput(std::string_view source);
+
+// What to say of a path that is neither a regular file nor a directory
+// (a FIFO, a device, a socket): the message every loader gives for it.
+std::string notRegularFileMessage(const std::string& path, mode_t mode);
 
 // make_benchmark()'s cache, by the rule the Python package uses
 // (forkgym.benchmark_cache_dir()): $FORKGYM_CACHE_DIR/benchmarks; else, for

@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "base/unique_fd.h"
+#include "passes/benchmark_uri.h"
 #include "passes/content_hash.h"
 #include "passes/llvm/benchmark_costs.h"
 #include "passes/benchmark_directory.h"
@@ -85,22 +86,8 @@ Result<std::unique_ptr<llvm::Module>> parseAssembly(std::string_view text, std::
   return module;
 }
 
-const char* fileKind(mode_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFIFO: return "a FIFO";
-    case S_IFCHR: return "a character device";
-    case S_IFBLK: return "a block device";
-    case S_IFSOCK: return "a socket";
-    case S_IFDIR: return "a directory";
-    case S_IFLNK: return "a symbolic link";
-    default: return "a regular file";
-  }
-}
-
 Error notRegular(const std::string& path, mode_t mode) {
-  return benchmarkError("cannot load " + path + ": it is " + fileKind(mode) +
-                        ", not a regular file; a benchmark is a regular .bc, .ll or C/C++ source "
-                        "file, or a directory of sources");
+  return benchmarkError(notRegularFileMessage(path, mode));
 }
 
 // Reads a benchmark file through one descriptor: opened without blocking
