@@ -19,6 +19,7 @@
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
+#include "base/shell_quote.h"
 #include "base/syscall.h"
 
 extern char** environ;
@@ -128,20 +129,6 @@ std::string BackendInfo::property(std::string_view key) const {
   }
   return {};
 }
-
-namespace {
-
-// Single-quoted for a POSIX shell unless it needs no quoting.
-std::string shellQuoted(const std::string& word) {
-  const bool plain = !word.empty() && word.find_first_not_of(
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+=:,@") == std::string::npos;
-  if (plain) return word;
-  std::string quoted = "'";
-  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-}  // namespace
 
 std::string Description::commandLine(std::span<const uint32_t> indices) const {
   std::string joined;

@@ -1,20 +1,8 @@
 #include "passes/backend.h"
 
+#include "base/shell_quote.h"
+
 namespace forkgym::passes {
-namespace {
-
-// Single-quoted for a POSIX shell unless it needs no quoting (the client
-// quotes the program the same way: client/env.cc).
-std::string shellQuoted(const std::string& word) {
-  const bool plain = !word.empty() && word.find_first_not_of(
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+=:,@") == std::string::npos;
-  if (plain) return word;
-  std::string quoted = "'";
-  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-}  // namespace
 
 std::string replayCommandLine(const ActionSpace& space, std::span<const uint32_t> actions) {
   std::string joined;

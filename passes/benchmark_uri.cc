@@ -11,15 +11,10 @@
 #include <filesystem>
 #include <optional>
 
+#include "base/trimmed.h"
+
 namespace forkgym::passes {
 namespace {
-
-std::string_view trimmed(std::string_view text) {
-  const auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-  while (!text.empty() && isSpace(text.front())) text.remove_prefix(1);
-  while (!text.empty() && isSpace(text.back())) text.remove_suffix(1);
-  return text;
-}
 
 const char* fileKind(mode_t mode) {
   switch (mode & S_IFMT) {

@@ -2,17 +2,9 @@
 
 #include <charconv>
 
+#include "base/trimmed.h"
+
 namespace forkgym::passes::gcc {
-namespace {
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-}  // namespace
-
 Choices initialChoices(const GccSpec& spec) { return Choices(spec.options.size(), -1); }
 
 Result<Choices> parseChoices(const GccSpec& spec, std::string_view text) {
@@ -20,9 +12,9 @@ Result<Choices> parseChoices(const GccSpec& spec, std::string_view text) {
   Choices choices;
   std::string_view rest = text;
   // Empty text is no values (the count check below says so).
-  for (bool more = !trim(text).empty(); more;) {
+  for (bool more = !trimmed(text).empty(); more;) {
     const size_t comma = rest.find(',');
-    const std::string_view item = trim(rest.substr(0, comma));
+    const std::string_view item = trimmed(rest.substr(0, comma));
     int64_t value = 0;
     const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
     if (item.empty() || error != std::errc() || end != item.data() + item.size()) {

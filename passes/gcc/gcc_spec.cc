@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 
+#include "base/trimmed.h"
 #include "passes/tool_process.h"
 
 namespace forkgym::passes::gcc {
@@ -64,13 +65,6 @@ GccOption enumOption(OptionKind kind, std::string name, std::vector<std::string>
   return option;
 }
 
-std::string_view trim(std::string_view text) {
-  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!text.empty() && space(text.front())) text.remove_prefix(1);
-  while (!text.empty() && space(text.back())) text.remove_suffix(1);
-  return text;
-}
-
 std::vector<std::string_view> lines(std::string_view text) {
   std::vector<std::string_view> result;
   while (!text.empty()) {
@@ -84,10 +78,10 @@ std::vector<std::string_view> lines(std::string_view text) {
 
 // "-fname=<1,2>  default" -> {"-fname=<1,2>", "default"}
 std::pair<std::string_view, std::string_view> splitSpec(std::string_view line) {
-  line = trim(line);
+  line = trimmed(line);
   size_t end = 0;
   while (end < line.size() && line[end] != ' ' && line[end] != '\t') ++end;
-  return {line.substr(0, end), trim(line.substr(end))};
+  return {line.substr(0, end), trimmed(line.substr(end))};
 }
 
 std::optional<int64_t> parseInteger(std::string_view text) {
@@ -307,7 +301,7 @@ std::string GccOption::describeRange() const {
 
 Result<GccSpec> parseGccSpec(const GccHelpText& text) {
   GccSpec spec;
-  spec.version = std::string(trim(lines(text.version).empty() ? "" : lines(text.version).front()));
+  spec.version = std::string(trimmed(lines(text.version).empty() ? "" : lines(text.version).front()));
   OptionSet optimizers;
   for (std::string_view line : lines(text.optimizers)) parseOptimizerLine(line, optimizers);
   OptionSet params;

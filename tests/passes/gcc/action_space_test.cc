@@ -66,13 +66,7 @@ TEST(GccActionSpace, NamesAreUniqueAndEveryOptionHasAnAction) {
 TEST(GccActionSpace, SetActionsSetAndStepActionsClampToTheRange) {
   const GccSpec& spec = sampleSpec();
   const GccActionSpace space(spec);
-  const auto find = [&](std::string_view name) {
-    for (uint32_t i = 0; i < space.size(); ++i) {
-      if (space.actions()[i].name == name) return i;
-    }
-    ADD_FAILURE() << name;
-    return 0u;
-  };
+  const auto find = [&](std::string_view name) { return testing::actionNamed(space, name); };
   Choices choices = initialChoices(spec);
   const size_t level = static_cast<size_t>(findOption(spec, "-O"));
   EXPECT_TRUE(space.apply(find("-O2"), choices));

@@ -9,25 +9,13 @@ namespace {
 
 using testing::installedSpec;
 using testing::readTestFile;
-using testing::ScratchDirectory;
 
-uint32_t actionNamed(const GccActionSpace& space, std::string_view name) {
-  for (uint32_t i = 0; i < space.size(); ++i) {
-    if (space.actions()[i].name == name) return i;
-  }
-  ADD_FAILURE() << "no action " << name;
-  return 0;
-}
-
-class GccEpisodeTest : public ::testing::Test {
+class GccEpisodeTest : public testing::InstalledGccTest {
  protected:
   GccEpisode episode(const GccSpec& spec = installedSpec()) {
     return GccEpisode(spec, space_, readTestFile("small.c"), work_.path(), {});
   }
   int64_t optionIndex(std::string_view name) { return findOption(installedSpec(), name); }
-
-  ScratchDirectory work_;
-  GccActionSpace space_{installedSpec()};
 };
 
 TEST_F(GccEpisodeTest, StartsAsPlainGccAndEachStepCompilesTheNewState) {
@@ -40,7 +28,7 @@ TEST_F(GccEpisodeTest, StartsAsPlainGccAndEachStepCompilesTheNewState) {
   ASSERT_TRUE(initial.ok());
   EXPECT_EQ(*initial, static_cast<int64_t>(plainObject.size()));
 
-  auto changed = e.apply(std::vector<uint32_t>{actionNamed(space_, "-Os")});
+  auto changed = e.apply(std::vector<uint32_t>{action("-Os")});
   ASSERT_TRUE(changed.ok()) << changed.error().message;
   EXPECT_TRUE(*changed);
   EXPECT_EQ(e.commandLine(), "gcc -Os -w -c src.c -o obj.o");
@@ -49,7 +37,7 @@ TEST_F(GccEpisodeTest, StartsAsPlainGccAndEachStepCompilesTheNewState) {
   EXPECT_LT((*optimised)->size(), plainObject.size());
   EXPECT_EQ(*e.initialObjectSize(), *initial) << "the reset state's size stays";
 
-  auto again = e.apply(std::vector<uint32_t>{actionNamed(space_, "-Os")});
+  auto again = e.apply(std::vector<uint32_t>{action("-Os")});
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(*again) << "the same choice again changes nothing";
   EXPECT_EQ(e.actions().size(), 2u);
@@ -57,9 +45,9 @@ TEST_F(GccEpisodeTest, StartsAsPlainGccAndEachStepCompilesTheNewState) {
 
 TEST_F(GccEpisodeTest, AStateGccRejectsIsRefusedAndTheEpisodeStaysWhereItWas) {
   GccEpisode e = episode();
-  ASSERT_TRUE(e.apply(std::vector<uint32_t>{actionNamed(space_, "-fsection-anchors")}).ok());
+  ASSERT_TRUE(e.apply(std::vector<uint32_t>{action("-fsection-anchors")}).ok());
   const Choices before = e.choices();
-  auto refused = e.apply(std::vector<uint32_t>{actionNamed(space_, "-fno-toplevel-reorder")});
+  auto refused = e.apply(std::vector<uint32_t>{action("-fno-toplevel-reorder")});
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().outcome, Outcome::InvalidRequest);
   EXPECT_NE(refused.error().message.find("section anchors must be disabled"), std::string::npos)
@@ -73,7 +61,7 @@ TEST_F(GccEpisodeTest, AStateGccRejectsIsRefusedAndTheEpisodeStaysWhereItWas) {
 
 TEST_F(GccEpisodeTest, AnUnknownActionAppliesNothing) {
   GccEpisode e = episode();
-  auto bad = e.apply(std::vector<uint32_t>{actionNamed(space_, "-O2"), static_cast<uint32_t>(space_.size())});
+  auto bad = e.apply(std::vector<uint32_t>{action("-O2"), static_cast<uint32_t>(space_.size())});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().outcome, Outcome::InvalidRequest);
   EXPECT_NE(bad.error().message.find("nothing was applied"), std::string::npos);
@@ -124,14 +112,14 @@ TEST_F(GccEpisodeTest, ACompilerCrashIsCompilerFailedAndTheStepIsUndone) {
   testing::writeFile(crashing.binary, "#!/bin/sh\ncase \" $* \" in *\" -O3 \"*) kill -SEGV $$;; esac\nexec gcc \"$@\"\n",
                      /*executable=*/true);
   GccEpisode e = episode(crashing);
-  ASSERT_TRUE(e.apply(std::vector<uint32_t>{actionNamed(space_, "-O1")}).ok());
-  auto crashed = e.apply(std::vector<uint32_t>{actionNamed(space_, "-O3")});
+  ASSERT_TRUE(e.apply(std::vector<uint32_t>{action("-O1")}).ok());
+  auto crashed = e.apply(std::vector<uint32_t>{action("-O3")});
   ASSERT_FALSE(crashed.ok());
   EXPECT_EQ(crashed.error().outcome, Outcome::CompilerFailed);
   EXPECT_FALSE(endsEpisode(crashed.error().outcome));
   EXPECT_NE(crashed.error().message.find("signal 11"), std::string::npos) << crashed.error().message;
   EXPECT_EQ(e.commandLine(), crashing.binary + " -O1 -w -c src.c -o obj.o");
-  ASSERT_TRUE(e.apply(std::vector<uint32_t>{actionNamed(space_, "-O2")}).ok()) << "the episode goes on";
+  ASSERT_TRUE(e.apply(std::vector<uint32_t>{action("-O2")}).ok()) << "the episode goes on";
 }
 
 TEST_F(GccEpisodeTest, AssemblyAndRtlDescribeTheCurrentState) {
@@ -139,7 +127,7 @@ TEST_F(GccEpisodeTest, AssemblyAndRtlDescribeTheCurrentState) {
   auto plain = e.assembly();
   ASSERT_TRUE(plain.ok()) << plain.error().message;
   const std::string plainAssembly = **plain;
-  ASSERT_TRUE(e.apply(std::vector<uint32_t>{actionNamed(space_, "-O2")}).ok());
+  ASSERT_TRUE(e.apply(std::vector<uint32_t>{action("-O2")}).ok());
   auto optimised = e.assembly();
   ASSERT_TRUE(optimised.ok());
   EXPECT_NE(**optimised, plainAssembly);

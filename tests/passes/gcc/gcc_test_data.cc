@@ -48,6 +48,14 @@ const GccSpec& installedSpec() {
   return spec;
 }
 
+uint32_t actionNamed(const GccActionSpace& space, std::string_view name) {
+  for (uint32_t i = 0; i < space.size(); ++i) {
+    if (space.actions()[i].name == name) return i;
+  }
+  ADD_FAILURE() << "no action " << name;
+  return 0;
+}
+
 ScratchDirectory::ScratchDirectory() {
   const char* tmp = std::getenv("TMPDIR");
   // fgtest-*, as every test's own files (runtime_fixture.h): the fault

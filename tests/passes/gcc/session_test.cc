@@ -17,15 +17,7 @@ using testing::installedSpec;
 using testing::readTestFile;
 using testing::ScratchDirectory;
 
-uint32_t actionNamed(const GccActionSpace& space, std::string_view name) {
-  for (uint32_t i = 0; i < space.size(); ++i) {
-    if (space.actions()[i].name == name) return i;
-  }
-  ADD_FAILURE() << "no action " << name;
-  return 0;
-}
-
-class GccSessionTest : public ::testing::Test {
+class GccSessionTest : public testing::InstalledGccTest {
  protected:
   GccSessionTest() : session_(installedSpec(), space_, readTestFile("crc32.c"), work_.path()) {}
   template <typename T>
@@ -36,8 +28,6 @@ class GccSessionTest : public ::testing::Test {
     return std::get<T>(*value);
   }
 
-  ScratchDirectory work_;
-  GccActionSpace space_{installedSpec()};
   GccSession session_;
 };
 
@@ -58,8 +48,8 @@ TEST_F(GccSessionTest, EveryRowComputesAValueOfItsDeclaredType) {
 }
 
 TEST_F(GccSessionTest, ObjectObservationsAreTheFileTheCommandLineWritesByHand) {
-  ASSERT_TRUE(session_.applyActions(std::vector<uint32_t>{actionNamed(space_, "-O2"),
-                                                          actionNamed(space_, "-fno-inline-small-functions")})
+  ASSERT_TRUE(session_.applyActions(std::vector<uint32_t>{action("-O2"),
+                                                          action("-fno-inline-small-functions")})
                   .ok());
   const std::string commandLine = observe<std::string>("command_line");
   EXPECT_EQ(commandLine, session_.commandLine());
@@ -93,12 +83,12 @@ TEST_F(GccSessionTest, AsmObservationsAgree) {
 
 TEST_F(GccSessionTest, SizeRewardsAreTheReductionSinceTheLastStep) {
   const int64_t plain = observe<int64_t>("obj_size");
-  ASSERT_TRUE(session_.applyActions(std::vector<uint32_t>{actionNamed(space_, "-Os")}).ok());
+  ASSERT_TRUE(session_.applyActions(std::vector<uint32_t>{action("-Os")}).ok());
   const int64_t small = observe<int64_t>("obj_size");
   auto first = session_.reward("obj_size");
   ASSERT_TRUE(first.ok()) << first.error().message;
   EXPECT_EQ(*first, static_cast<double>(plain - small)) << "from the reset state's size";
-  ASSERT_TRUE(session_.applyActions(std::vector<uint32_t>{actionNamed(space_, "-O3")}).ok());
+  ASSERT_TRUE(session_.applyActions(std::vector<uint32_t>{action("-O3")}).ok());
   const int64_t large = observe<int64_t>("obj_size");
   EXPECT_EQ(*session_.reward("obj_size"), static_cast<double>(small - large));
   EXPECT_EQ(*session_.reward("obj_size"), 0.0) << "no step, no change";
