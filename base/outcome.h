@@ -27,7 +27,8 @@ namespace forkgym {
   X(Interrupted, 12, "interrupted", "the client interrupted the request (e.g. Ctrl-C); the worker was killed") \
   X(ResourceExhausted, 13, "resource_exhausted", "the client process ran out of a resource (e.g. file descriptors); the episode is unaffected") \
   X(LimitReached, 14, "limit_reached", "the request would exceed a server limit (e.g. an episode's process limit); the episode goes on") \
-  X(CompilerFailed, 15, "compiler_failed", "an external compiler crashed or timed out on the new state; the step was undone and the episode goes on")
+  X(CompilerFailed, 15, "compiler_failed", "an external compiler crashed or timed out on the new state; the step was undone and the episode goes on") \
+  X(BackendUnavailable, 16, "backend_unavailable", "the server has this backend but could not start it (e.g. its compiler is not installed); it serves its other backends")
 
 enum class Outcome : uint16_t {
 #define X(name, value, text, doc) name = value,
@@ -57,6 +58,7 @@ constexpr bool endsEpisode(Outcome outcome) {
     case Outcome::ResourceExhausted:
     case Outcome::LimitReached:
     case Outcome::CompilerFailed:
+    case Outcome::BackendUnavailable:
       return false;
     default:
       return true;

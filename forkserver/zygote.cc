@@ -148,33 +148,26 @@ Status Zygote::start() {
   spdlog::info("sandbox level {}: {}", sandboxReport_.level, features);
   for (const auto& fallback : sandboxReport_.fallbacks) spdlog::info("sandbox fallback: {}", fallback);
   if (options_.backends.empty()) return makeError(Outcome::ServerError, "the server has no backends");
-  for (const passes::Backend* backend : options_.backends) {
-    auto identity = backend->initialize();
-    if (!identity) {
-      return makeError(Outcome::ServerError, "the " + std::string(backend->name) +
-                                                 " backend could not start: " + identity.error().message);
-    }
-    std::string facts;
-    for (const auto& property : identity->properties) facts += " " + property.key + "=" + property.value;
-    spdlog::info("backend {} {} initialised;{}", backend->name, identity->version, facts);
-  }
   // Built and compiled to BPF once here, so each worker only installs it.
   sandbox::prepareSandbox({kDefaultRegionBytes});
+  // A backend that cannot start (its compiler missing) is left out: the
+  // server serves the others, and says why to whoever asks for it.
+  std::vector<const passes::Backend*> serving;
+  std::string reasons;
   for (const passes::Backend* backend : options_.backends) {
-    sandbox::Profile profile = sandbox::Profile::Worker;
-    if (backend->sandbox == passes::WorkerSandbox::ExternalCompiler) {
-      if (backend->externalCompiler == nullptr) {
-        return makeError(Outcome::ServerError, "the " + std::string(backend->name) +
-                                                   " backend runs an external compiler but names no binaries");
-      }
-      auto prepared = sandbox::prepareExternalCompiler(backend->externalCompiler());
-      if (!prepared) {
-        return makeError(Outcome::ServerError, "the " + std::string(backend->name) +
-                                                   " backend could not start: " + prepared.error().message);
-      }
-      profile = *prepared;
+    auto profile = startBackend(*backend);
+    if (!profile) {
+      unavailable_.emplace_back(backend, profile.error().message);
+      reasons += (reasons.empty() ? "" : "; ") + std::string(backend->name) + ": " + profile.error().message;
+      continue;
     }
-    workerProfiles_[backend] = profile;
+    workerProfiles_[backend] = *profile;
+    serving.push_back(backend);
+  }
+  if (serving.empty()) return makeError(Outcome::ServerError, "no backend could start (" + reasons + ")");
+  options_.backends = std::move(serving);
+  for (const auto& [backend, reason] : unavailable_) {
+    spdlog::warn("the {} backend is unavailable: {} (serving {})", backend->name, reason, backendNames());
   }
 
   sigset_t mask;
@@ -215,6 +208,10 @@ Status Zygote::start() {
   while (!stopping_ && cached < options_.preload.size()) {
     while (next < options_.preload.size() && loads_.size() < parallel) {
       const auto& [backend, requested] = options_.preload[next++];
+      if (auto served = findBackend(backend->name); !served) {
+        spdlog::error("preload {}: {}", requested, served.error().message);
+        return makeError(served.error().outcome, "cannot preload '" + requested + "': " + served.error().message);
+      }
       auto location = backend->resolve(requested, options_.benchmarks);
       Status joined = location ? passes::checkBenchmarkInput(location->source) : Status(location.takeError());
       const BenchmarkKey key{backend, joined ? location->source : std::string()};
@@ -454,15 +451,41 @@ void Zygote::handleFrame(uint64_t id, Connection& connection, kj::Array<capnp::w
   if (!sendFrame(connection.fd.get(), *reply.message, fds)) closeConnection(id);
 }
 
-Result<const passes::Backend*> Zygote::findBackend(std::string_view name) const {
+Result<sandbox::Profile> Zygote::startBackend(const passes::Backend& backend) {
+  auto identity = backend.initialize();
+  if (!identity) return identity.takeError();
+  std::string facts;
+  for (const auto& property : identity->properties) facts += " " + property.key + "=" + property.value;
+  spdlog::info("backend {} {} initialised;{}", backend.name, identity->version, facts);
+  if (backend.sandbox != passes::WorkerSandbox::ExternalCompiler) return sandbox::Profile::Worker;
+  if (backend.externalCompiler == nullptr) {
+    return makeError(Outcome::ServerError, "it runs an external compiler but names no binaries");
+  }
+  return sandbox::prepareExternalCompiler(backend.externalCompiler());
+}
+
+std::string Zygote::backendNames() const {
   std::string names;
   for (const passes::Backend* backend : options_.backends) {
-    if (backend->name == name) return backend;
     names += (names.empty() ? "" : ", ") + std::string(backend->name);
+  }
+  return names;
+}
+
+Result<const passes::Backend*> Zygote::findBackend(std::string_view name) const {
+  for (const passes::Backend* backend : options_.backends) {
+    if (backend->name == name) return backend;
+  }
+  for (const auto& [backend, reason] : unavailable_) {
+    if (backend->name == name) {
+      return makeError(Outcome::BackendUnavailable, "the " + std::string(name) +
+                                                        " backend is unavailable on this server (it serves " +
+                                                        backendNames() + "): " + reason);
+    }
   }
   return makeError(Outcome::InvalidRequest,
                    (name.empty() ? std::string("no backend named") : "unknown backend '" + std::string(name) + "'") +
-                       "; this server has " + names);
+                       "; this server has " + backendNames());
 }
 
 std::optional<uint64_t> Zygote::actionTableHash(std::string_view backend) {

@@ -5,7 +5,9 @@
 //      namespaces and decide their identity (sandbox/isolation.h: the PID
 //      namespace's reaper becomes this process's first child), initialise
 //      each backend of options.backends once (for LLVM: native target, host
-//      CPU and features detected now, before any sandbox), block
+//      CPU and features detected now, before any sandbox) — one that cannot
+//      start (gcc not installed) is logged and left out, and a request for it
+//      answered with why (backend_unavailable) — block
 //      SIGCHLD/SIGTERM/SIGINT into a signalfd, and listen (or adopt the
 //      connected socket of the client that spawned it).
 //   2. preload() — load each --preload benchmark through loader children (a
@@ -53,8 +55,9 @@ class MessageBuilder;
 namespace forkgym::forkserver {
 
 struct ZygoteOptions {
-  // The backends served, in the order the hello lists them (the server's
-  // table, forkserver/main.cc). Never empty.
+  // The backends to serve, in the order the hello lists them (the server's
+  // table, forkserver/main.cc). Never empty; those that cannot start are
+  // left out of the hello.
   std::vector<const passes::Backend*> backends;
   std::string socketPath;          // listen here (unless connectedFd is given)
   int connectedFd = -1;            // serve this one connection, exit when it closes
@@ -122,8 +125,13 @@ class Zygote : private ControlHandler {
                       std::vector<UniqueFd>& passFds);
   // knownHash: the content cached for the benchmark, if any (see LoadRequest::expectedHash).
   passes::LoadRequest loadRequest(const BenchmarkKey& key, const std::string& knownHash) const;
-  // The backend named `name`, or an InvalidRequest listing the server's.
+  // Initialises `backend` and prepares its workers' sandbox profile; an
+  // error leaves it out of the backends served (step 1).
+  Result<sandbox::Profile> startBackend(const passes::Backend& backend);
+  // The backend named `name`; a BackendUnavailable saying why for one that
+  // could not start; else an InvalidRequest listing the server's.
   Result<const passes::Backend*> findBackend(std::string_view name) const;
+  std::string backendNames() const;  // the backends served, for messages
 
   void acceptClients();
   // Returns false when the connection must be closed.
@@ -164,6 +172,9 @@ class Zygote : private ControlHandler {
   sandbox::IsolationReport sandboxReport_;
   // Each backend's worker profile, prepared once at start-up.
   std::unordered_map<const passes::Backend*, sandbox::Profile> workerProfiles_;
+  // The backends of options.backends that could not start, and why
+  // (start() leaves options_.backends with those it serves).
+  std::vector<std::pair<const passes::Backend*, std::string>> unavailable_;
 };
 
 }  // namespace forkgym::forkserver

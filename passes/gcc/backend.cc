@@ -23,15 +23,27 @@ struct Installed {
 };
 std::optional<Installed> gInstalled;
 
+// Why gcc-v0 cannot start, and what to do about it: without gcc the server
+// serves its other backends and hands this to whoever asks for gcc-v0.
+Error unavailable(const Error& error, bool named) {
+  return Error{error.outcome, "gcc-v0 needs gcc: " + error.message +
+                                  (named ? " (FORKGYM_GCC names it): point FORKGYM_GCC at a gcc driver, e.g. "
+                                           "/usr/bin/gcc, or unset it to use the gcc on PATH (Debian: apt-get "
+                                           "install gcc)"
+                                         : ": install it (Debian: apt-get install gcc), or point FORKGYM_GCC at a "
+                                           "gcc driver by absolute path")};
+}
+
 Result<BackendIdentity> initialize() {
   if (!gInstalled) {
     const char* binary = std::getenv("FORKGYM_GCC");
+    const bool named = binary && *binary;
     // By absolute path: what the sandbox allows to run, and the first word
     // of every command line a user replays.
-    auto programs = gccPrograms(binary && *binary ? binary : "gcc");
-    if (!programs.ok()) return programs.takeError();
+    auto programs = gccPrograms(named ? binary : "gcc");
+    if (!programs.ok()) return unavailable(programs.error(), named);
     auto spec = discoverGccSpec(programs->front());
-    if (!spec.ok()) return spec.takeError();
+    if (!spec.ok()) return unavailable(spec.error(), named);
     // Built in place: the action space keeps a pointer to the spec.
     Installed& installed = gInstalled.emplace();
     installed.spec = std::move(*spec);

@@ -363,9 +363,13 @@ std::string programPath(const std::string& name) {
 Result<std::vector<std::string>> gccPrograms(const std::string& binary) {
   std::vector<std::string> programs;
   const std::string driver = programPath(binary);
-  if (driver.empty() || driver[0] != '/') {
-    return makeError(Outcome::ServerError, "gcc-v0 runs '" + binary + "', which is not an executable on PATH (" +
-                                               "install gcc, or name it by absolute path in FORKGYM_GCC)");
+  struct stat info {};
+  if (binary.find('/') == std::string::npos && driver.empty()) {
+    return makeError(Outcome::ServerError, "no '" + binary + "' on PATH");
+  }
+  if (driver[0] != '/') return makeError(Outcome::ServerError, "'" + driver + "' is not an absolute path");
+  if (::stat(driver.c_str(), &info) != 0 || !S_ISREG(info.st_mode) || ::access(driver.c_str(), X_OK) != 0) {
+    return makeError(Outcome::ServerError, "'" + driver + "' is not an executable file");
   }
   programs.push_back(driver);
   for (const char* pass : {"cc1", "as"}) {

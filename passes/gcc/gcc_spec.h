@@ -99,7 +99,8 @@ std::string programPath(const std::string& name);
 // What a compile of gcc-v0 (-c, -S) executes, by absolute path, for the
 // worker's sandbox to allow: the driver `binary`, its cc1 and the assembler
 // it runs (`-print-prog-name=`; a bare name is looked up on PATH, as the
-// driver does). ServerError naming the program that cannot be found.
+// driver does). ServerError naming the program that cannot be found ("no
+// 'gcc' on PATH", "'/x/gcc' is not an executable file ...").
 Result<std::vector<std::string>> gccPrograms(const std::string& binary);
 
 // FNV-1a over the version and every option (kind, name, values, range), in

@@ -2,12 +2,17 @@
 // lists them, describeBackend describes one with its spaces as data, a
 // session names its backend, a backend's session answers setParameter, and
 // benchmark URIs are resolved by the server — so the C++ client reaches the
-// bundled programs and make_benchmark()'s cache as Python does.
+// bundled programs and make_benchmark()'s cache as Python does. A backend
+// whose compiler is missing (gcc) leaves the others served.
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 
 #include "ipc/action_table_hash.h"
 #include "tests/forkserver/runtime_fixture.h"
@@ -147,6 +152,83 @@ TEST(BackendsUserCache, TheServerResolvesMakeBenchmarksCache) {
   EXPECT_NE(unknown.error().message.find("not in this user's benchmark cache (" + cache.path + "/benchmarks)"),
             std::string::npos)
       << unknown.error().message;
+}
+
+// A server spawned with `variable` set to `value` (restored afterwards),
+// its standard error (inherited from ours) written to `log`.
+Result<std::shared_ptr<Connection>> spawnWith(const char* variable, const std::string& value, const std::string& log) {
+  const char* previous = getenv(variable);
+  const std::optional<std::string> saved = previous ? std::optional<std::string>(previous) : std::nullopt;
+  setenv(variable, value.c_str(), 1);
+  fflush(stderr);
+  const int ourStderr = dup(STDERR_FILENO);
+  const int logFd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  dup2(logFd, STDERR_FILENO);
+  close(logFd);
+  auto connection = Connection::spawn(testServer());
+  dup2(ourStderr, STDERR_FILENO);
+  close(ourStderr);
+  if (saved) {
+    setenv(variable, saved->c_str(), 1);
+  } else {
+    unsetenv(variable);
+  }
+  return connection;
+}
+
+// Without gcc (not installed, or FORKGYM_GCC naming nothing) the server
+// starts and serves LLVM; it logs why gcc is unavailable, its hello lists
+// only the backends it serves, and a gcc description or session is a
+// backend_unavailable error saying what is missing and how to get it.
+void servesLlvmWithoutGcc(const char* variable, const std::string& value, const std::string& missing) {
+  TestDir dir;
+  const std::string log = dir.path + "/server.log";
+  auto connection = spawnWith(variable, value, log);
+  ASSERT_TRUE(connection) << "the server must start without gcc: " << connection.error().message;
+
+  // Written before the server answered the hello that spawn waited for.
+  std::ifstream in(log);
+  const std::string logged((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(logged.find("the gcc backend is unavailable"), std::string::npos) << logged;
+  EXPECT_NE(logged.find(missing), std::string::npos) << logged;
+
+  const ServerInfo server = (*connection)->server();
+  EXPECT_NE(server.backend("llvm"), nullptr);
+  EXPECT_EQ(server.backend("gcc"), nullptr) << "the hello lists only the backends the server serves";
+
+  auto description = (*connection)->describe("gcc");
+  ASSERT_FALSE(description);
+  EXPECT_EQ(description.error().outcome, Outcome::BackendUnavailable) << description.error().message;
+  for (const std::string& words : {std::string("the gcc backend is unavailable"), missing,
+                                   std::string("apt-get install gcc"), std::string("FORKGYM_GCC")}) {
+    EXPECT_NE(description.error().message.find(words), std::string::npos) << words << "\n"
+                                                                           << description.error().message;
+  }
+  auto session = (*connection)->newSession(fileUri("small.c"), {}, std::chrono::seconds(60), "gcc");
+  ASSERT_FALSE(session);
+  EXPECT_EQ(session.error().outcome, Outcome::BackendUnavailable) << session.error().message;
+  EXPECT_EQ(session.error().message, description.error().message);
+
+  Env llvm(*connection);
+  ASSERT_TRUE(llvm.reset(fileUri("crc32.c")));
+  const int mem2reg = (*(*connection)->describe())->findAction("-mem2reg");
+  ASSERT_GE(mem2reg, 0);
+  auto stepped = llvm.step(std::vector<uint32_t>{static_cast<uint32_t>(mem2reg)},
+                           std::vector<std::string>{"IrInstructionCount"});
+  EXPECT_TRUE(stepped.ok()) << stepped.message;
+}
+
+TEST(BackendsWithoutGcc, ANonexistentForkgymGccLeavesLlvmServed) {
+  servesLlvmWithoutGcc("FORKGYM_GCC", "/nonexistent/gcc", "'/nonexistent/gcc'");
+}
+
+TEST(BackendsWithoutGcc, NoGccOnPathLeavesLlvmServed) {
+  TestDir empty;  // a PATH with no gcc (the server runs LLVM's tools by absolute path)
+  const char* chosen = getenv("FORKGYM_GCC");
+  const std::optional<std::string> saved = chosen ? std::optional<std::string>(chosen) : std::nullopt;
+  unsetenv("FORKGYM_GCC");
+  servesLlvmWithoutGcc("PATH", empty.path, "no 'gcc' on PATH");
+  if (saved) setenv("FORKGYM_GCC", saved->c_str(), 1);
 }
 
 }  // namespace

@@ -165,3 +165,25 @@ def test_a_compiler_that_breaks_its_sandbox_fails_the_step_and_the_episode_goes_
     finally:
         server.close()
         shutil.rmtree(bin_dir, ignore_errors=True)
+
+
+def test_without_gcc_gcc_v0_says_how_to_get_it_and_llvm_is_served(monkeypatch) -> None:
+    # A server whose gcc is missing (here FORKGYM_GCC names nothing) starts
+    # and serves LLVM; gcc-v0 is a clear error naming what is missing and how
+    # to install it.
+    monkeypatch.setenv("FORKGYM_GCC", "/nonexistent/gcc")
+    server = forkgym.Server()
+    try:
+        server.connection()  # spawned now, without a gcc
+        monkeypatch.delenv("FORKGYM_GCC")
+        with pytest.raises(forkgym.BackendUnavailable) as raised:
+            forkgym.make("gcc-v0", benchmark=SOURCE, server=server)
+        message = str(raised.value)
+        assert raised.value.outcome == forkgym.Outcome.BACKEND_UNAVAILABLE
+        for words in ("gcc backend is unavailable", "/nonexistent/gcc", "apt-get install gcc", "FORKGYM_GCC"):
+            assert words in message, message
+        with forkgym.make("llvm-v0", benchmark=SOURCE, server=server) as env:
+            env.reset()
+            env.step(env.action_space.index("-mem2reg"))
+    finally:
+        server.close()

@@ -18,6 +18,7 @@ from forkgym import _forkgym  # noqa: F401  (the extension; fails early if not b
 from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, benchmark_cache_dir, make_benchmark
 from forkgym.envs import CompilerEnv
 from forkgym.errors import (
+    BackendUnavailable,
     BenchmarkInitError,
     BenchmarkNotFound,
     CompilerFailed,
@@ -84,6 +85,7 @@ __all__ = [
     "DEFAULT_BENCHMARK",
     "ENV_TABLE",
     "EnvEntry",
+    "BackendUnavailable",
     "Benchmark",
     "BenchmarkInitError",
     "BenchmarkNotFound",

@@ -127,11 +127,19 @@ def describe(connection: Any, backend: str) -> BackendDescription:
     """The description of ``backend`` on the server behind ``connection``.
 
     Raises InvalidRequest naming the server's backends when it has no such
-    backend.
+    backend, BackendUnavailable saying why when it could not start it (gcc-v0
+    without gcc).
     """
     server = connection.server
     info = server.backend(backend)
     if info is None:
+        # The hello lists the backends served; asked, the server raises
+        # BackendUnavailable with why for one it could not start, and
+        # InvalidRequest for one it never had (said here with its list).
+        try:
+            connection.describe(backend)
+        except InvalidRequest:
+            pass
         raise InvalidRequest(f"the server has no backend '{backend}'; its backends: "
                              f"{', '.join(backend_names(server))}")
     native = connection.describe(backend)

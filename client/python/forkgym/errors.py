@@ -75,6 +75,11 @@ class CompilerFailed(ForkgymError):
     the step or setting was undone and the episode goes on."""
 
 
+class BackendUnavailable(ForkgymError):
+    """The server has this backend but could not start it (gcc-v0 without gcc);
+    it serves its other backends. The message says what is missing."""
+
+
 class ResourceExhausted(ForkgymError, OSError):
     """This process ran out of something the request needs (file descriptors); the
     episode is unaffected."""
@@ -98,6 +103,8 @@ _ADVICE = {
     Outcome.LIMIT_REACHED: "the episode goes on; close what you no longer need, or raise the server's limit",
     Outcome.COMPILER_FAILED: "the episode is where it was before this request; choose other options, or raise "
                              "the compiler's time limit (gcc-v0: env.timeout)",
+    Outcome.BACKEND_UNAVAILABLE: "the server's other backends are served; once the compiler is there, a new "
+                                 "server (a new process, or forkgym.Server()) serves this one",
 }
 
 _NOT_FOUND_HINTS = ("no such file", "not found", "unknown scheme", "unknown dataset", "cannot read", "cannot list")
@@ -123,6 +130,7 @@ def exception_type(outcome: Outcome | int, message: str = "") -> type[ForkgymErr
         Outcome.INTERRUPTED: SessionCrashed,
         Outcome.RESOURCE_EXHAUSTED: ResourceExhausted,
         Outcome.COMPILER_FAILED: CompilerFailed,
+        Outcome.BACKEND_UNAVAILABLE: BackendUnavailable,
     }.get(outcome, ForkgymError)
 
 
