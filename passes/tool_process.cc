@@ -19,6 +19,7 @@
 
 #include "base/syscall.h"
 #include "base/unique_fd.h"
+#include "sandbox/process_group_filter.h"
 
 extern char** environ;
 
@@ -113,6 +114,14 @@ void leadToolGroup(const ChildSetup& setup);
   if (setup.ownProcessGroup) {
     ::setpgid(0, 0);
     leadToolGroup(setup);
+    // The group is what is killed with the tool: it and its passes may not
+    // leave it (a hostile compiler's way to outlive its worker).
+    if (!sandbox::keepInProcessGroup()) {
+      const int error = errno;
+      while (::write(setup.execErrorPipe, &error, sizeof error) < 0 && errno == EINTR) {
+      }
+      ::_exit(127);
+    }
   }
   ::dup2(setup.in, STDIN_FILENO);
   ::dup2(setup.out, STDOUT_FILENO);

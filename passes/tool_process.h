@@ -68,7 +68,9 @@ struct ToolOptions {
   // killed. The group's leader is a small process of ours that runs the
   // tool as its child and exits as the tool did; when the caller dies (even
   // by SIGKILL) it kills the whole group, which the tool's own parent-death
-  // signal would not: it reaches the driver only, never its passes.
+  // signal would not: it reaches the driver only, never its passes. The
+  // tool and its passes may not leave the group (setpgid and setsid fail:
+  // sandbox/process_group_filter.h), so none outlives it.
   bool ownProcessGroup = false;
 };
 inline constexpr const char* kNoWritableDirectory = "/proc";

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <linux/seccomp.h>
 #include <termios.h>
 
 #include <array>
@@ -167,6 +168,10 @@ constexpr PolicyRow kExternalCompiler[] = {
     any("pidfd_open", "watches a compiler's exit while reading its output"),
     any("pidfd_send_signal", "ends a compiler through its pidfd; scoped to this episode like kill"),
     any("setpgid", "a compiler and its passes share a process group, killed together"),
+    only("seccomp", "operation SECCOMP_SET_MODE_FILTER with no flags",
+         "the compiler gets a filter of its own that keeps it and its passes in that group "
+         "(process_group_filter.h); a filter only narrows what is allowed",
+         when(argIs(kArg0, SECCOMP_SET_MODE_FILTER), argIs(kArg1, 0))),
     any("getpgid", "process-group bookkeeping in the driver"),
     any("getpgrp", "process-group bookkeeping in the driver"),
     only("prctl", "option PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_SET_NAME or PR_GET_NAME",

@@ -127,9 +127,10 @@ TEST_F(Backends, TheServerResolvesBundledBenchmarks) {
 TEST(BackendsUserCache, TheServerResolvesMakeBenchmarksCache) {
   TestDir cache;
   std::filesystem::create_directories(cache.path + "/benchmarks");
-  setenv("FORKGYM_CACHE_DIR", cache.path.c_str(), 1);
-  auto connection = Connection::spawn(testServer());
-  unsetenv("FORKGYM_CACHE_DIR");
+  auto connection = [&] {
+    const ScopedVariable set("FORKGYM_CACHE_DIR", cache.path);
+    return Connection::spawn(testServer());
+  }();
   ASSERT_TRUE(connection) << connection.error().message;
 
   Env original(*connection);
@@ -157,9 +158,7 @@ TEST(BackendsUserCache, TheServerResolvesMakeBenchmarksCache) {
 // A server spawned with `variable` set to `value` (restored afterwards),
 // its standard error (inherited from ours) written to `log`.
 Result<std::shared_ptr<Connection>> spawnWith(const char* variable, const std::string& value, const std::string& log) {
-  const char* previous = getenv(variable);
-  const std::optional<std::string> saved = previous ? std::optional<std::string>(previous) : std::nullopt;
-  setenv(variable, value.c_str(), 1);
+  const ScopedVariable set(variable, value);
   fflush(stderr);
   const int ourStderr = dup(STDERR_FILENO);
   const int logFd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -168,11 +167,6 @@ Result<std::shared_ptr<Connection>> spawnWith(const char* variable, const std::s
   auto connection = Connection::spawn(testServer());
   dup2(ourStderr, STDERR_FILENO);
   close(ourStderr);
-  if (saved) {
-    setenv(variable, saved->c_str(), 1);
-  } else {
-    unsetenv(variable);
-  }
   return connection;
 }
 
@@ -224,11 +218,8 @@ TEST(BackendsWithoutGcc, ANonexistentForkgymGccLeavesLlvmServed) {
 
 TEST(BackendsWithoutGcc, NoGccOnPathLeavesLlvmServed) {
   TestDir empty;  // a PATH with no gcc (the server runs LLVM's tools by absolute path)
-  const char* chosen = getenv("FORKGYM_GCC");
-  const std::optional<std::string> saved = chosen ? std::optional<std::string>(chosen) : std::nullopt;
-  unsetenv("FORKGYM_GCC");
+  const ScopedVariable unset("FORKGYM_GCC", std::nullopt);
   servesLlvmWithoutGcc("PATH", empty.path, "no 'gcc' on PATH");
-  if (saved) setenv("FORKGYM_GCC", saved->c_str(), 1);
 }
 
 }  // namespace

@@ -4,12 +4,10 @@
 // compiler it runs has limits, dies on timeout, and dies when the client that
 // asked for it goes.
 //
-// A slow load is made controllable with the test build's --test-load-gate
-// SUBSTRING=FIFO: a loader whose URI contains SUBSTRING opens FIFO and reads
-// one byte before it loads. The test opening the FIFO's write end returns
-// exactly when that loader waits behind the gate, which is how the tests
-// know a load is under way without sleeping. The FIFOs are open to all: a
-// loader runs as the server's sandbox user (nobody, when the tests run as root).
+// A slow load is made controllable with the test build's load gate
+// (tests/forkserver/load_fixture.h): the test opening the gate's write end
+// returns exactly when a loader waits behind it, which is how the tests know
+// a load is under way without sleeping.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +21,7 @@
 #include "ipc/control_socket.h"
 #include "ipc/protocol.capnp.h"
 #include "tests/forkserver/runtime_fixture.h"
+#include "tests/forkserver/load_fixture.h"
 
 namespace forkgym::testing {
 namespace {
@@ -51,21 +50,6 @@ uint32_t waitersFor(Connection& connection, const std::string& uri) {
   return 0;
 }
 
-// Opens a FIFO's write end once a reader has it open (a loader waiting
-// behind the gate, a compiler reading an included FIFO): without O_NONBLOCK
-// the open would wait for that reader forever if it never came.
-UniqueFd openOnceReadFrom(const std::string& fifo) {
-  UniqueFd writer;
-  eventually([&] {
-    writer.reset(open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-    return static_cast<bool>(writer);
-  });
-  if (writer) fcntl(writer.get(), F_SETFL, 0);
-  return writer;
-}
-
-UniqueFd waitForGatedLoader(const std::string& fifo) { return openOnceReadFrom(fifo); }
-
 // Client threads of a test, joined however the test ends; before joining,
 // the gate is opened for good, so no thread waits on it forever.
 struct ClientThreads {
@@ -85,22 +69,24 @@ struct ClientThreads {
 
 TEST(Loads, AClientWaitsOnlyForItsOwnLoad) {
   TestDir dir;
-  const std::string fifo = dir.path + "/gate";
-  ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0);
+  const LoadGate loadGate(dir.path, "gated-");
+  ASSERT_TRUE(loadGate.made);
   const std::string gated = dir.write("gated-small.c", readFile(dataPath("small.c")));
-  SocketServer server({"--test-load-gate", "gated-=" + fifo, "--preload", fileUri("crc32.c")});
+  std::vector<std::string> arguments = loadGate.serverArguments();
+  arguments.insert(arguments.end(), {"--preload", fileUri("crc32.c")});
+  SocketServer server(arguments);
   auto a = server.connect();
   ASSERT_TRUE(a);
 
   std::optional<Status> aReset;
   int64_t aCount = -1;
-  ClientThreads clients{fifo, {}};
+  ClientThreads clients{loadGate.fifo, {}};
   clients.threads.emplace_back([&] {
     Env env(a);
     aReset = env.reset("file://" + gated);
     if (*aReset) aCount = instructionCount(env);
   });
-  UniqueFd gate = waitForGatedLoader(fifo);
+  UniqueFd gate = loadGate.waitForLoader();
   ASSERT_TRUE(gate) << "A's loader never reached the gate";
 
   // A's load is stuck; B is served all the same: its hello, the
@@ -127,10 +113,10 @@ TEST(Loads, AClientWaitsOnlyForItsOwnLoad) {
 
 TEST(Loads, ClientsLoadingTheSameBenchmarkShareOneLoad) {
   TestDir dir;
-  const std::string fifo = dir.path + "/gate";
-  ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0);
+  const LoadGate loadGate(dir.path, "gated-");
+  ASSERT_TRUE(loadGate.made);
   const std::string uri = "file://" + dir.write("gated-small.c", readFile(dataPath("small.c")));
-  SocketServer server({"--test-load-gate", "gated-=" + fifo});
+  SocketServer server(loadGate.serverArguments());
   auto observer = server.connect();
   ASSERT_TRUE(observer);
 
@@ -138,13 +124,13 @@ TEST(Loads, ClientsLoadingTheSameBenchmarkShareOneLoad) {
   std::vector<std::shared_ptr<Connection>> clients;
   for (int i = 0; i < kClients; ++i) clients.push_back(server.connect());
   std::vector<int64_t> counts(kClients, -1);
-  ClientThreads running{fifo, {}};
+  ClientThreads running{loadGate.fifo, {}};
   auto& threads = running.threads;
   threads.emplace_back([&] {
     Env env(clients[0]);
     if (env.reset(uri)) counts[0] = instructionCount(env);
   });
-  UniqueFd gate = waitForGatedLoader(fifo);
+  UniqueFd gate = loadGate.waitForLoader();
   ASSERT_TRUE(gate);
   for (int i = 1; i < kClients; ++i) {
     threads.emplace_back([&, i] {
@@ -198,28 +184,9 @@ TEST(Loads, OnlyRegularFilesAndDirectoriesAreBenchmarks) {
   EXPECT_TRUE(env.reset(fileUri("crc32.c")));
 }
 
-// 32 bytes of bitcode whose type table claims 2^28 entries: LLVM's reader
-// allocates (and zero-fills) 2 GiB for it before finding nothing there.
-std::string bitcodeClaimingManyTypes() {
-  const unsigned char bytes[] = {0x42, 0x43, 0xc0, 0xde, 0x21, 0x0c, 0x00, 0x00, 0x05, 0x00, 0x00,
-                                 0x00, 0x89, 0x20, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x13, 0x04,
-                                 0x20, 0x08, 0x82, 0x20, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00};
-  return std::string(reinterpret_cast<const char*>(bytes), sizeof(bytes));
-}
-
-// Each level doubles the previous one's expansion inside a macro argument,
-// which clang expands in memory before using it.
-std::string preprocessorBomb() {
-  std::string text = "#define E0(x) x x x x\n";
-  for (int i = 1; i < 24; ++i) {
-    text += "#define E" + std::to_string(i) + "(x) E" + std::to_string(i - 1) + "(E" + std::to_string(i - 1) + "(x))\n";
-  }
-  return text + "int a[] = { E23(1 +) 1 };\n";
-}
-
 TEST(Loads, LoadsThatBlowUpMemoryEndAsClearErrorsWhileOthersCarryOn) {
   TestDir dir;
-  const std::string bitcode = dir.write("types.bc", bitcodeClaimingManyTypes());
+  const std::string bitcode = dir.write("types.bc", bitcodeTypeBomb());
   const std::string bomb = dir.write("bomb.c", preprocessorBomb());
   SocketServer server({"--load-memory-mb", "512"});
   auto other = server.connect();
@@ -265,23 +232,11 @@ bool waitUntilNoLoadProcesses(pid_t zygote, const std::string& source) {
   return eventually([&] { return loadProcesses(zygote, source).empty(); });
 }
 
-// A source whose compile blocks for good: it includes a FIFO nobody writes.
-std::string sourceIncludingFifo(const TestDir& dir, const std::string& name) {
-  const std::string fifo = dir.path + "/" + name + ".h";
-  EXPECT_EQ(mkfifo(fifo.c_str(), 0666), 0);
-  return dir.write(name + ".c", "#include \"" + fifo + "\"\nint main(void) { return 0; }\n");
-}
-
-// Lets a compiler still blocked on the FIFO go (if the test failed), so a
-// failure does not leave it behind.
-void releaseFifo(const std::string& fifo) {
-  const int writer = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (writer >= 0) close(writer);
-}
-
 TEST(Loads, ALoadPastItsTimeoutIsKilledWithTheCompilerItRuns) {
   TestDir dir;
-  const std::string source = sourceIncludingFifo(dir, "stuck");
+  const BlockingSource stuck(dir.path, "stuck");
+  ASSERT_TRUE(stuck.made);
+  const std::string& source = stuck.source;
   ServerOptions options;
   options.extraArgs = {"--load-timeout", "2"};
   auto connection = Connection::spawn(options);
@@ -293,7 +248,7 @@ TEST(Loads, ALoadPastItsTimeoutIsKilledWithTheCompilerItRuns) {
   EXPECT_NE(status.error().message.find("took longer than 2 s"), std::string::npos) << status.error().message;
   EXPECT_TRUE(waitUntilNoLoadProcesses((*connection)->serverPid(), source))
       << "a compiler outlived its load's timeout";
-  releaseFifo(dir.path + "/stuck.h");
+  stuck.release();
   EXPECT_TRUE(env.reset(fileUri("crc32.c"))) << "the zygote carries on";
 }
 
@@ -308,7 +263,9 @@ std::string linkOf(const std::string& path) {
 // sockets, none of its workers' channels, not the loader's own result pipe.
 TEST(Loads, ACompilerHoldsNothingOfTheZygoteOrItsLoader) {
   TestDir dir;
-  const std::string source = sourceIncludingFifo(dir, "held");
+  const BlockingSource held(dir.path, "held");
+  ASSERT_TRUE(held.made);
+  const std::string& source = held.source;
   SocketServer server;
   auto connection = server.connect();
   ASSERT_TRUE(connection);
@@ -320,7 +277,7 @@ TEST(Loads, ACompilerHoldsNothingOfTheZygoteOrItsLoader) {
     Env env(connection);
     reset = env.reset("file://" + source);
   });
-  UniqueFd writer = openOnceReadFrom(dir.path + "/held.h");
+  UniqueFd writer = openOnceRead(held.fifo);
   ASSERT_TRUE(writer) << "the load never started";
   // The preprocessing clang names the source; the loader is its parent, and
   // every clang the loader runs (the compiler waits for the text meanwhile)
@@ -362,7 +319,9 @@ TEST(Loads, ACompilerHoldsNothingOfTheZygoteOrItsLoader) {
 
 TEST(Loads, AClientThatGoesAwayTakesItsLoadWithIt) {
   TestDir dir;
-  const std::string source = sourceIncludingFifo(dir, "abandoned");
+  const BlockingSource abandoned(dir.path, "abandoned");
+  ASSERT_TRUE(abandoned.made);
+  const std::string& source = abandoned.source;
   // Only the client going away may end this load, not its deadline.
   SocketServer server({"--load-timeout", "3600"});
   auto observer = server.connect();
@@ -371,27 +330,11 @@ TEST(Loads, AClientThatGoesAwayTakesItsLoadWithIt) {
   // A raw client: hello, then a session request it never waits for.
   auto fd = connectUnix(server.socketPath());
   ASSERT_TRUE(fd) << fd.error().message;
-  {
-    capnp::MallocMessageBuilder hello;
-    auto greeting = hello.initRoot<proto::ControlRequest>().initHello();
-    greeting.setProtocolVersion(proto::PROTOCOL_VERSION);
-    auto known = greeting.initBackends(1);
-  known[0].setName(kActionTableBackend);
-  known[0].setActionTableHash(kActionTableHash);
-    ASSERT_TRUE(sendFrame(fd->get(), hello));
-    auto answer = recvFrame(fd->get(), std::chrono::seconds(60), 0);
-    ASSERT_TRUE(answer) << answer.error().message;
-    capnp::FlatArrayMessageReader reader(answer->words);
-    ASSERT_TRUE(reader.getRoot<proto::ControlReply>().isHello()) << "the server refused the hello";
-    capnp::MallocMessageBuilder request;
-    auto session = request.initRoot<proto::ControlRequest>().initNewSession();
-    session.setBackend(kActionTableBackend);
-    session.setBenchmark("file://" + source);
-    ASSERT_TRUE(sendFrame(fd->get(), request));
-  }
+  auto requested = requestSessionWithoutWaiting(fd->get(), "file://" + source);
+  ASSERT_TRUE(requested) << requested.error().message;
   // The compiler has the included FIFO open for reading once we can open its
   // write end (and our holding it keeps the compiler blocked in read()).
-  UniqueFd writeEnd = openOnceReadFrom(dir.path + "/abandoned.h");
+  UniqueFd writeEnd = openOnceRead(abandoned.fifo);
   ASSERT_TRUE(writeEnd) << "the load never started";
   ASSERT_FALSE(loadProcesses(server.pid(), source).empty()) << "the load should be running now";
 

@@ -20,6 +20,7 @@
 #include <map>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -40,6 +41,33 @@ inline ServerOptions testServer(ServerOptions options = {}) {
   options.serverPath = FORKGYM_SERVER_BINARY;
   return options;
 }
+
+// An environment variable set (or, with nullopt, unset) for the scope's
+// lifetime, then restored: a server spawned meanwhile inherits it.
+class ScopedVariable {
+ public:
+  ScopedVariable(std::string name, const std::optional<std::string>& value) : name_(std::move(name)) {
+    if (const char* previous = getenv(name_.c_str())) previous_ = previous;
+    if (value) {
+      setenv(name_.c_str(), value->c_str(), 1);
+    } else {
+      unsetenv(name_.c_str());
+    }
+  }
+  ~ScopedVariable() {
+    if (previous_) {
+      setenv(name_.c_str(), previous_->c_str(), 1);
+    } else {
+      unsetenv(name_.c_str());
+    }
+  }
+  ScopedVariable(const ScopedVariable&) = delete;
+  ScopedVariable& operator=(const ScopedVariable&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> previous_;
+};
 
 inline std::string dataPath(const std::string& name) { return std::string(FORKGYM_TEST_DATA) + "/" + name; }
 inline std::string fileUri(const std::string& name) { return "file://" + dataPath(name); }

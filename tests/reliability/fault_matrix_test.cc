@@ -36,6 +36,8 @@
 #include "ipc/protocol.capnp.h"
 #include "sandbox/sandbox.h"
 #include "tests/forkserver/runtime_fixture.h"
+#include "tests/forkserver/load_fixture.h"
+#include "tests/passes/gcc/hostile_gcc.h"
 
 namespace forkgym::testing {
 namespace {
@@ -127,6 +129,9 @@ struct Snapshot {
   FdCounts ourFds;
   std::set<std::string> shm;
   std::set<std::string> temp;
+  // Processes of the hostile gcc (its driver and passes), wherever they
+  // were reparented: none outlives the step or the worker that ran it.
+  std::set<pid_t> compilers;
   bool operator==(const Snapshot&) const = default;
 };
 
@@ -136,10 +141,11 @@ void reapZombies() {
   }
 }
 
-Snapshot snapshot(pid_t zygote) {
+Snapshot snapshot(pid_t zygote, const HostileGcc& gcc) {
   reapZombies();
+  const std::vector<pid_t> compilers = gcc.processes();
   return Snapshot{childrenOf(zygote).size(), fdsOf(std::to_string(zygote)), childrenOf(getpid()), fdsOf("self"),
-                  sharedMemory(), forkgymTempFiles()};
+                  sharedMemory(), forkgymTempFiles(), std::set<pid_t>(compilers.begin(), compilers.end())};
 }
 
 template <typename T>
@@ -160,7 +166,7 @@ std::string describeLeaks(const Snapshot& before, const Snapshot& after) {
     out << "zygote-children " << before.zygoteChildren << "->" << after.zygoteChildren << " ";
   }
   out << diffSets("our-child", before.ourChildren, after.ourChildren) << diffSets("shm", before.shm, after.shm)
-      << diffSets("tmp", before.temp, after.temp);
+      << diffSets("tmp", before.temp, after.temp) << diffSets("gcc-process", before.compilers, after.compilers);
   if (!(before.zygoteFds == after.zygoteFds)) {
     out << "zygote-fds " << before.zygoteFds.all << "->" << after.zygoteFds.all << " ";
   }
@@ -199,17 +205,24 @@ std::vector<Printed>& printed() {
 }
 
 // The suite's zygote: a shared server on a socket, so that client processes
-// can be killed while the bystander (on its own connection) carries on.
+// can be killed while the bystander (on its own connection) carries on. Its
+// gcc backend runs the hostile gcc (tests/passes/gcc/hostile_gcc.h), which
+// is the real gcc but for the compiles of the external-compiler rows.
 struct Harness {
   std::string dir;
   std::string socket;
-  std::string gate;  // --test-load-gate FIFO: loads of URIs with "gated" wait on it
+  std::unique_ptr<LoadGate> gate;  // loads of URIs with "gated" wait on it
+  HostileGcc gcc;
   pid_t zygote = -1;
   std::shared_ptr<Connection> connection;
   std::shared_ptr<const Description> description;
+  std::shared_ptr<const Description> gccDescription;
   std::unique_ptr<Env> bystander;
 
   uint32_t action(const std::string& flag) const { return static_cast<uint32_t>(description->findAction(flag)); }
+  uint32_t gccAction(const std::string& name) const {
+    return static_cast<uint32_t>(gccDescription->findAction(name));
+  }
 };
 
 Harness* gHarness = nullptr;
@@ -671,35 +684,6 @@ struct RowFile {
   ~RowFile() { unlink(path.c_str()); }
 };
 
-// A FIFO as a source's include: its compile blocks until someone writes.
-struct BlockingSource {
-  std::string fifo, source;
-  explicit BlockingSource(const std::string& name)
-      : fifo(gHarness->dir + "/" + name + ".h"), source(gHarness->dir + "/" + name + ".c") {
-    mkfifo(fifo.c_str(), 0666);
-    std::ofstream(source) << "#include \"" << fifo << "\"\nint main(void) { return 0; }\n";
-  }
-  ~BlockingSource() {
-    // Lets a compiler still blocked on the FIFO go (a failed row).
-    const int writer = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (writer >= 0) close(writer);
-    unlink(fifo.c_str());
-    unlink(source.c_str());
-  }
-};
-
-// Opens a FIFO's write end once a reader has it open; the open itself is the
-// signal that the reader (a loader at the gate, a compiler) got there.
-UniqueFd openOnceRead(const std::string& fifo) {
-  UniqueFd writer;
-  eventually([&] {
-    writer.reset(open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-    return static_cast<bool>(writer);
-  });
-  if (writer) fcntl(writer.get(), F_SETFL, 0);
-  return writer;
-}
-
 Got resetFails(const std::string& uri, Outcome expected, std::vector<std::string> words) {
   Env env(gHarness->connection);
   auto status = env.reset(uri);
@@ -710,28 +694,10 @@ Got resetFails(const std::string& uri, Outcome expected, std::vector<std::string
   return got;
 }
 
-// 32 bytes of bitcode whose type table claims 2^28 entries: LLVM's reader
-// allocates and zero-fills 2 GiB for it.
-std::string bitcodeTypeBomb() {
-  const unsigned char bytes[] = {0x42, 0x43, 0xc0, 0xde, 0x21, 0x0c, 0x00, 0x00, 0x05, 0x00, 0x00,
-                                 0x00, 0x89, 0x20, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x13, 0x04,
-                                 0x20, 0x08, 0x82, 0x20, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00};
-  return std::string(reinterpret_cast<const char*>(bytes), sizeof(bytes));
-}
-
-// Each macro level doubles the last one's expansion: gigabytes in clang.
-std::string preprocessorBomb() {
-  std::string text = "#define E0(x) x x x x\n";
-  for (int i = 1; i < 24; ++i) {
-    text += "#define E" + std::to_string(i) + "(x) E" + std::to_string(i - 1) + "(E" + std::to_string(i - 1) + "(x))\n";
-  }
-  return text + "int a[] = { E23(1 +) 1 };\n";
-}
-
 // A load past its timeout is killed with the compiler it runs (on a private
 // zygote with a 2 s load timeout; the matrix's own keeps the default).
 Got loadPastItsTimeout() {
-  BlockingSource stuck("stuck");
+  BlockingSource stuck(gHarness->dir, "stuck");
   ServerOptions options = testServer();
   options.extraArgs = {"--load-timeout", "2"};
   auto connection = Connection::spawn(options);
@@ -749,21 +715,12 @@ Got loadPastItsTimeout() {
 
 // The client that asked for a load goes away: the load and its compiler end.
 Got clientGoesAwayMidLoad() {
-  BlockingSource abandoned("abandoned");
+  BlockingSource abandoned(gHarness->dir, "abandoned");
   auto fd = connectUnix(gHarness->socket);
   if (!fd) return {false, fd.error().message};
-  capnp::MallocMessageBuilder hello;
-  auto greeting = hello.initRoot<proto::ControlRequest>().initHello();
-  greeting.setProtocolVersion(proto::PROTOCOL_VERSION);
-  auto known = greeting.initBackends(1);
-  known[0].setName(kActionTableBackend);
-  known[0].setActionTableHash(kActionTableHash);
-  if (!sendFrame(fd->get(), hello) || !recvFrame(fd->get(), kHangGuard, 0)) return {false, "hello failed"};
-  capnp::MallocMessageBuilder request;
-  auto session = request.initRoot<proto::ControlRequest>().initNewSession();
-  session.setBackend(kActionTableBackend);
-  session.setBenchmark("file://" + abandoned.source);
-  if (!sendFrame(fd->get(), request)) return {false, "request failed"};
+  if (auto requested = requestSessionWithoutWaiting(fd->get(), "file://" + abandoned.source); !requested) {
+    return {false, "request failed: " + requested.error().message};
+  }
   // The compiler holds the include open once this open returns; holding the
   // write end keeps it blocked in read().
   UniqueFd writer = openOnceRead(abandoned.fifo);
@@ -788,7 +745,7 @@ Got slowLoadBlocksNobody() {
     Env env(*connection, options);
     _exit(env.reset("file://" + gated.path) ? 0 : 4);
   }
-  UniqueFd gate = openOnceRead(gHarness->gate);
+  UniqueFd gate = gHarness->gate->waitForLoader();
   if (!gate) {
     kill(client, SIGKILL);
     waitpid(client, nullptr, 0);
@@ -831,6 +788,104 @@ Got benchmarkEditedBetweenResets() {
                      (env.benchmarkHash() != hashBefore ? ", new content hash" : ", SAME content hash")};
 }
 
+// ------------------------------------------------- external compiler --
+
+// A gcc-v0 episode of a row's own. Limits of its own: no spare worker is
+// kept for its benchmark (a new spare would be no leak of the row's).
+EnvOptions gccEpisode() {
+  EnvOptions options;
+  options.backend = "gcc";
+  options.limits.cpuSecondsPerStep = 30;
+  return options;
+}
+
+// What the table shows of a failed compile: gcc's report of each attempt
+// ("hostile ...: denied (...)"), else the first words of the message.
+std::string compileSummary(const StepResult& result) {
+  std::string attempts;
+  for (size_t start = 0; start < result.message.size();) {
+    const size_t end = std::min(result.message.find('\n', start), result.message.size());
+    const std::string line = result.message.substr(start, end - start);
+    if (line.starts_with("hostile ")) attempts += (attempts.empty() ? "" : "; ") + line.substr(8);
+    start = end + 1;
+  }
+  std::string text = result.message.substr(0, result.message.find('\n'));
+  for (const char* cut : {" (", "; ", ". Command"}) text = text.substr(0, text.find(cut));
+  return std::string(outcomeName(result.outcome)) + ": " + (attempts.empty() ? text : attempts);
+}
+
+// The hostile gcc does `attack` when a step compiles: the step is
+// compiler_failed with each of `words` in its message, none of `absent`
+// and nothing the sandbox ALLOWED; the episode stays where it was (its
+// command line without the step's -O2) and goes on: it answers and forks.
+// `timeout`: the episode's gcc time limit.
+Got hostileCompile(const std::string& attack, const std::vector<std::string>& words,
+                   std::vector<std::string> absent = {}, const std::string& timeout = "") {
+  RowFile source("hostile-" + attack + ".c", HostileGcc::source(attack));
+  Env env(gHarness->connection, gccEpisode());
+  if (auto ok = env.reset("file://" + source.path); !ok) return {false, "reset failed: " + ok.error().message};
+  if (!timeout.empty()) {
+    if (auto set = env.setParameter("timeout", timeout); !set) return {false, "timeout: " + set.error().message};
+  }
+  const uint32_t o2[] = {gHarness->gccAction("-O2")};
+  auto result = env.step(o2, std::vector<std::string>{"obj_size"});
+  Got got{result.outcome == Outcome::CompilerFailed, compileSummary(result)};
+  absent.push_back("ALLOWED");
+  for (const auto& word : words) got.pass = got.pass && result.message.find(word) != std::string::npos;
+  for (const auto& word : absent) got.pass = got.pass && result.message.find(word) == std::string::npos;
+  if (!got.pass) got.text += " | MESSAGE: " + result.message;
+
+  // (Every compile in this episode is the hostile gcc's: the episode goes on
+  // without one.)
+  const std::string before = gHarness->gcc.path() + " -w -c src.c -o obj.o";
+  const std::vector<std::string> line = {"command_line"};
+  auto observed = env.observe(line);
+  const bool stayed = observed.ok() && std::get<std::string>(observed.observations[0]) == before;
+  auto copy = env.fork();
+  auto copied = copy ? copy->observe(line) : StepResult{};
+  const bool goesOn = env.alive() && copy && copied.ok() && std::get<std::string>(copied.observations[0]) == before;
+  if (!stayed) got.text += "; the STATE MOVED";
+  got.text += goesOn ? "; goes on" : "; the EPISODE broke";
+  got.pass = got.pass && stayed && goesOn;
+  return got;
+}
+
+// A live process of the hostile gcc named `name` (its comm), or -1.
+pid_t hostileProcessNamed(const std::string& name) {
+  for (pid_t pid : gHarness->gcc.processes()) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string text;
+    std::getline(comm, text);
+    if (text == name) return pid;
+  }
+  return -1;
+}
+
+// The worker is SIGKILLed while the hostile gcc's pass (as cc1: the
+// driver's child, which the driver's own death signal does not reach) runs:
+// the step is crashed, and the driver and the pass end with the worker.
+// The pass names itself `passName` once it runs: the signal waited for.
+Got passDiesWithItsWorker(const std::string& attack, const std::string& passName) {
+  RowFile source("hostile-" + attack + ".c", HostileGcc::source(attack));
+  Env env(gHarness->connection, gccEpisode());
+  if (auto ok = env.reset("file://" + source.path); !ok) return {false, "reset failed: " + ok.error().message};
+  const uint32_t o2[] = {gHarness->gccAction("-O2")};
+  if (auto posted = env.beginStep(o2); !posted) return {false, "step: " + posted.error().message};
+  pid_t pass = -1;
+  eventually([&] { return (pass = hostileProcessNamed(passName)) > 0; });
+  kill(env.workerPid(), SIGKILL);
+  auto result = env.finishStep();
+  if (pass <= 0) return {false, "the pass never ran; " + std::string(outcomeName(result.outcome)) + ": " + result.message};
+  Got got{result.outcome == Outcome::Crashed && result.signal == SIGKILL && !env.alive(),
+          std::string(outcomeName(result.outcome)) + " (signal " + std::to_string(result.signal) + ")"};
+  const bool passGone = waitUntilGone(pass);
+  const bool allGone = eventually([] { return gHarness->gcc.processes().empty(); });
+  if (!passGone) kill(pass, SIGKILL);  // the row failed; what it left goes
+  got.text += passGone && allGone ? "; driver and pass ended with the worker" : "; the PASS OUTLIVED its worker";
+  got.pass = got.pass && passGone && allGone;
+  return got;
+}
+
 std::vector<Row> rows() {
   std::vector<Row> rows;
   EnvOptions quick;
@@ -866,6 +921,29 @@ std::vector<Row> rows() {
                     [syscall] { return deniedSyscall(syscall); }});
   }
   rows.push_back({"worker shrinks its region", "sandbox_violation ftruncate", [] { return deniedSyscall("ftruncate"); }});
+  // The external-compiler profile: gcc-v0's compiler is hostile_gcc.c.
+  rows.push_back({"gcc opens a file outside its directory", "compiler_failed, EACCES; goes on", [] {
+                    return hostileCompile("read", {"hostile read /etc/passwd: denied (EACCES)"});
+                  }});
+  rows.push_back({"gcc writes outside its private /tmp", "compiler_failed, EACCES; goes on", [] {
+                    return hostileCompile("write", {"hostile write /dev/shm/forkgym-hostile: denied (EACCES)",
+                                                    "hostile write /var/tmp/forkgym-hostile: denied (EACCES)"});
+                  }});
+  rows.push_back({"gcc executes a program not its own", "compiler_failed, EACCES; goes on", [] {
+                    return hostileCompile("exec", {"hostile exec /bin/true: denied (EACCES)"});
+                  }});
+  rows.push_back({"gcc opens a network socket", "compiler_failed SIGSYS, no connect; goes on", [] {
+                    // socket(AF_INET) traps: nothing reaches connect().
+                    return hostileCompile("net", {"signal 31"}, {"connect"});
+                  }});
+  rows.push_back({"gcc crashes", "compiler_failed SIGSEGV; goes on",
+                  [] { return hostileCompile("crash", {"signal 11"}); }});
+  rows.push_back({"gcc hangs past its time limit", "compiler_failed after 1 s, killed; goes on",
+                  [] { return hostileCompile("hang", {"timed out after 1 s"}, {}, "1"); }});
+  rows.push_back({"gcc's pass runs, worker SIGKILLed", "crashed; driver and pass end",
+                  [] { return passDiesWithItsWorker("cc1", "fghostile-cc1"); }});
+  rows.push_back({"gcc's pass leaves its group, worker SIGKILLed", "crashed; driver and pass end",
+                  [] { return passDiesWithItsWorker("escape", "fghostile-esc"); }});
   rows.push_back({"fork chain, 4,000 generations", "every generation steps", [] { return forkChain(4000); }});
   rows.push_back({"hostile worker: 4096 pointers to 1 MiB", "protocol_mismatch, not 4 GiB of copies", [] {
                     return hostileWorker("reply-overlapping-pointers", false, Outcome::ProtocolMismatch, "traversal");
@@ -956,12 +1034,17 @@ class FaultMatrix : public ::testing::TestWithParam<size_t> {
     ASSERT_EQ(chmod(dir, 0755), 0);
     gHarness->dir = dir;
     gHarness->socket = gHarness->dir + "/server.sock";
-    gHarness->gate = gHarness->dir + "/gate";
-    ASSERT_EQ(mkfifo(gHarness->gate.c_str(), 0666), 0);
+    gHarness->gate = std::make_unique<LoadGate>(gHarness->dir, "gated");
+    ASSERT_TRUE(gHarness->gate->made);
+    ASSERT_FALSE(gHarness->gcc.path().empty()) << "the hostile gcc could not be set up";
     // Loads limited to 1 GiB (below the workers' default), so the memory
     // bombs end the same way on every machine.
-    gHarness->zygote = startSocketServer(gHarness->socket, {"--preload", fileUri("crc32.c"), "--load-memory-mb", "1024",
-                                                            "--test-load-gate", "gated=" + gHarness->gate});
+    std::vector<std::string> arguments = {"--preload", fileUri("crc32.c"), "--load-memory-mb", "1024"};
+    for (auto& argument : gHarness->gate->serverArguments()) arguments.push_back(argument);
+    {
+      const ScopedVariable gccIs = gHarness->gcc.asServersGcc();
+      gHarness->zygote = startSocketServer(gHarness->socket, arguments);
+    }
     ASSERT_GT(gHarness->zygote, 0) << "server did not start";
     auto connection = Connection::connect(gHarness->socket);
     ASSERT_TRUE(connection) << connection.error().message;
@@ -969,6 +1052,11 @@ class FaultMatrix : public ::testing::TestWithParam<size_t> {
     auto description = gHarness->connection->describe();
     ASSERT_TRUE(description);
     gHarness->description = *description;
+    auto gcc = gHarness->connection->describe("gcc");
+    ASSERT_TRUE(gcc) << gcc.error().message;
+    gHarness->gccDescription = *gcc;
+    // Replays name the server's gcc: the hostile one.
+    ASSERT_EQ(gHarness->gccDescription->replay.program, gHarness->gcc.path());
     gHarness->bystander = std::make_unique<Env>(gHarness->connection);
     ASSERT_TRUE(gHarness->bystander->reset(fileUri("crc32.c")));
   }
@@ -982,7 +1070,7 @@ class FaultMatrix : public ::testing::TestWithParam<size_t> {
       kill(gHarness->zygote, SIGTERM);
       waitpid(gHarness->zygote, nullptr, 0);
     }
-    unlink(gHarness->gate.c_str());
+    gHarness->gate.reset();
     rmdir(gHarness->dir.c_str());
     delete gHarness;
     gHarness = nullptr;
@@ -1032,7 +1120,7 @@ TEST_P(FaultMatrix, FaultEndsOnlyItsEpisodeAndLeaksNothing) {
     return status && status->sparesWanted == 0 && status->pendingLoads == 0 &&
            workersOf(gHarness->zygote) == 1 + status->spareBenchmarks.size();
   }));
-  const Snapshot before = snapshot(gHarness->zygote);
+  const Snapshot before = snapshot(gHarness->zygote, gHarness->gcc);
 
   const auto started = Clock::now();
   Got got = row.run();
@@ -1052,7 +1140,7 @@ TEST_P(FaultMatrix, FaultEndsOnlyItsEpisodeAndLeaksNothing) {
   // guard catching what never ends.
   Snapshot after;
   eventually([&] {
-    after = snapshot(gHarness->zygote);
+    after = snapshot(gHarness->zygote, gHarness->gcc);
     return after == before;
   });
   const std::string leaks = describeLeaks(before, after);

@@ -24,6 +24,7 @@
 
 #include "sandbox/isolation.h"
 #include "sandbox/landlock.h"
+#include "sandbox/process_group_filter.h"
 #include "sandbox/profile.h"
 #include "sandbox/rule_sets.h"
 #include "sandbox/sandbox.h"
@@ -350,6 +351,47 @@ TEST(ExternalCompiler, SignalsNoProcessOutsideItsEpisode) {
   EXPECT_EQ(waitpid(bystander, &status, WNOHANG), 0) << "the bystander was killed";
   kill(bystander, SIGKILL);
   waitpid(bystander, &status, 0);
+}
+
+// A compiler is ended by killing its process group (on its timeout, and
+// when its worker dies): under the profile it may take a filter of its own
+// (process_group_filter.h) after which it and every process it starts stay
+// in that group — setpgid and setsid fail — while the rest goes on.
+TEST(ExternalCompiler, ACompilerAndItsPassesStayInTheirProcessGroup) {
+  REQUIRE_LANDLOCK_AND_USER_NAMESPACES();
+  const ChildOutcome outcome = runInChild([&] {
+    enterExternalCompilerSandbox({"/usr/bin/true"});
+    // The leader of a compiler's group, as the tool runner makes it.
+    CHILD_CHECK(setpgid(0, 0) == 0);
+    CHILD_CHECK(keepInProcessGroup());
+    const pid_t group = getpgrp();
+    CHILD_CHECK(setpgid(0, 0) != 0 && errno == EPERM);
+    const pid_t pass = fork();
+    if (pass == 0) {
+      // A pass (cc1) inherits the filter: it cannot leave the group either.
+      _exit(setpgid(0, 0) != 0 && errno == EPERM && getpgrp() == group ? 0 : 1);
+    }
+    int status = 0;
+    CHILD_CHECK(waitpid(pass, &status, 0) == pass && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHILD_CHECK(getpgrp() == group);
+    CHILD_CHECK(runProgram("/usr/bin/true", {}) == 0);  // and runs its binaries as before
+    return 0;
+  });
+  EXPECT_TRUE(outcome.exitedWith(0)) << outcome.describe();
+}
+
+// Outside a sandbox (a test compiling directly, no no_new_privs yet) the
+// filter loads too, and setsid fails as setpgid does (the profile traps it
+// before the filter is asked).
+TEST(ExternalCompiler, TheProcessGroupFilterNeedsNoSandbox) {
+  const ChildOutcome outcome = runInChild([&] {
+    CHILD_CHECK(setpgid(0, 0) == 0);
+    CHILD_CHECK(keepInProcessGroup());
+    CHILD_CHECK(setpgid(0, 0) != 0 && errno == EPERM);
+    CHILD_CHECK(setsid() == -1 && errno == EPERM);
+    return 0;
+  });
+  EXPECT_TRUE(outcome.exitedWith(0)) << outcome.describe();
 }
 
 }  // namespace
