@@ -17,9 +17,7 @@
 #include <optional>
 #include <sstream>
 
-#include "ipc/action_table_hash.h"
 #include "ipc/control_socket.h"
-#include "ipc/protocol.capnp.h"
 #include "tests/forkserver/runtime_fixture.h"
 #include "tests/forkserver/load_fixture.h"
 

@@ -7,9 +7,12 @@
 //      steps, and the zygote still starts new episodes;
 //   3. nothing leaked, read from /proc: the zygote's children and open
 //      descriptors, this process's descriptors and memfds and children,
-//      /dev/shm and /tmp/forkgym-*.
+//      /dev/shm and /tmp/forkgym-*, and processes of the hostile gcc.
 // The denied-syscall rows come from sandbox::deniedSyscallExamples(), run in
-// a worker by the test-only testSyscall request (FORKGYM_TEST_ACTIONS).
+// a worker by the test-only testSyscall request (FORKGYM_TEST_ACTIONS). The
+// external-compiler rows step gcc-v0 episodes whose gcc is a hostile one
+// (tests/passes/gcc/hostile_gcc.h), which the suite's server runs as its
+// gcc.
 // The matrix is printed as a table when the suite ends (and written to
 // fault_matrix.txt next to the binary, which scripts/test prints).
 #include <fcntl.h>
@@ -30,7 +33,6 @@
 
 #include <capnp/message.h>
 
-#include "ipc/action_table_hash.h"
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
