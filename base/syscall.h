@@ -28,6 +28,20 @@ auto sys(const char* what, Call&& call) -> Result<decltype(call())> {
   }
 }
 
+// For hot paths where one failure is expected and frequent (a non-blocking
+// receive that finds nothing): runs `call` until it does not fail with EINTR
+// and returns its raw value with errno intact, building no message. The
+// caller handles the expected errno and turns any other into an Error with
+// errnoMessage().
+template <typename Call>
+auto sysRaw(Call&& call) -> decltype(call()) {
+  using R = decltype(call());
+  for (;;) {
+    R value = call();
+    if (value != static_cast<R>(-1) || errno != EINTR) return value;
+  }
+}
+
 // For blocking calls that take a timeout in milliseconds (poll): runs
 // call(timeoutMs) until it does not fail with EINTR, giving each retry only
 // the time left until `deadline` (nullopt: no deadline, -1), so a signal

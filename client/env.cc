@@ -152,6 +152,7 @@ void Env::takeStateFrom(Env& other) {
   pid_.store(other.pid_.exchange(-1));
   inheritedFrom_.store(other.inheritedFrom_.exchange(0));
   group_ = std::exchange(other.group_, -1);
+  parent_ = std::exchange(other.parent_, -1);
   stepPending_ = std::exchange(other.stepPending_, false);
   benchmark_ = std::move(other.benchmark_);
   benchmarkHash_ = std::move(other.benchmarkHash_);
@@ -208,6 +209,7 @@ void Env::closeLocked() {
   running_.store(false, std::memory_order_release);
   pid_.store(-1, std::memory_order_relaxed);
   group_ = -1;
+  parent_ = -1;
   stepPending_ = false;
 }
 
@@ -278,6 +280,7 @@ Status Env::reset(const std::string& benchmark) {
   pidfd_ = std::move(ends->pidfd);
   pid_.store(ends->pid, std::memory_order_relaxed);
   group_ = ends->group;
+  parent_ = ends->zygotePid;
   benchmark_ = ends->benchmark;
   benchmarkHash_ = ends->benchmarkHash;
   running_.store(true, std::memory_order_release);
@@ -600,23 +603,32 @@ Result<Env> Env::fork() {
     // clone of this episode's worker — a sibling (CLONE_PARENT) in its
     // process group, not the worker itself — and nothing else the worker
     // could open.
-    auto self = identify(pidfd_.get(), pid_.load(std::memory_order_relaxed));
     auto copy = identify(reply->fds[2].get(), copyPid);
     // From here on the copy is named as this process sees it, not as the
     // worker did (inside the workers' PID namespace).
     if (copy && !copy->exited) copyPid = copy->pid;
+    const pid_t workerPid = pid_.load(std::memory_order_relaxed);
+    // The common case needs no second /proc read: a sibling of the worker
+    // as it was verified (same parent, same group, another process). Only
+    // when that does not hold (say the zygote died and the worker was
+    // reparented) is the worker itself read again before refusing.
+    const bool knownSibling =
+        copy && !copy->exited && copy->pid != workerPid && copy->parent == parent_ && copy->group == group_;
     std::string why;
-    if (!self || self->exited) {
-      why = "this episode's worker exited during the fork";
-    } else if (!copy) {
-      why = copy.error().message;
-    } else if (copy->exited) {
-      why = "it exited before it could be verified";
-    } else if (copy->pid == self->pid || copy->parent != self->parent || copy->group != group_) {
-      why = "its pidfd names process " + std::to_string(copy->pid) + " (parent " + std::to_string(copy->parent) +
-            ", group " + std::to_string(copy->group) + "), not a clone of this episode's worker " +
-            std::to_string(self->pid) + " (parent " + std::to_string(self->parent) + ", group " +
-            std::to_string(group_) + ")";
+    if (!knownSibling) {
+      auto self = identify(pidfd_.get(), workerPid);
+      if (!self || self->exited) {
+        why = "this episode's worker exited during the fork";
+      } else if (!copy) {
+        why = copy.error().message;
+      } else if (copy->exited) {
+        why = "it exited before it could be verified";
+      } else if (copy->pid == self->pid || copy->parent != self->parent || copy->group != group_) {
+        why = "its pidfd names process " + std::to_string(copy->pid) + " (parent " + std::to_string(copy->parent) +
+              ", group " + std::to_string(copy->group) + "), not a clone of this episode's worker " +
+              std::to_string(self->pid) + " (parent " + std::to_string(self->parent) + ", group " +
+              std::to_string(group_) + ")";
+      }
     }
     if (!why.empty()) {
       failed.outcome = Outcome::ProtocolMismatch;
@@ -638,6 +650,7 @@ Result<Env> Env::fork() {
   forked.pidfd_ = std::move(reply->fds[2]);
   forked.pid_.store(copyPid, std::memory_order_relaxed);
   forked.group_ = group_;
+  forked.parent_ = parent_;
   forked.description_ = description_;
   forked.benchmark_ = benchmark_;
   forked.benchmarkHash_ = benchmarkHash_;

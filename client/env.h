@@ -174,6 +174,7 @@ class Env {
   std::atomic<pid_t> pid_{-1};
   std::atomic<pid_t> inheritedFrom_{0};
   pid_t group_ = -1;  // the worker's process group: its verified forks belong to it
+  pid_t parent_ = -1;  // the worker's parent when it was verified (the zygote): its forks' too
   bool stepPending_ = false;  // beginStep() posted, finishStep() not yet called
   std::string benchmark_;
   std::string benchmarkHash_;

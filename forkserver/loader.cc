@@ -345,6 +345,16 @@ Result<passes::LoadedBenchmark> LoaderChild::finish() const {
   if (status.signal != 0) {
     return failed("crashed the loader with " + signalName(status.signal) + "; the benchmark is probably malformed");
   }
+  if (status.exitCode != 0) {
+    const std::string_view stage = sandbox::stageForExitCode(status.exitCode);
+    if (!stage.empty()) {
+      return makeError(Outcome::ServerError, "the loader for '" + uri_ + "' could not enter its sandbox: stage '" +
+                                                 std::string(stage) + "' failed (exit " +
+                                                 std::to_string(status.exitCode) + "); see the server's log");
+    }
+    return makeError(Outcome::ServerError,
+                     "the loader for '" + uri_ + "' exited with code " + std::to_string(status.exitCode));
+  }
   if (bytes_.empty()) return failed("produced no result");
   if (bytes_[0] == '-') {
     uint16_t outcome = static_cast<uint16_t>(Outcome::BenchmarkError);

@@ -79,15 +79,17 @@ Result<Rung> Doorbell::receive(size_t maxFds, int flags) const {
   msg.msg_iovlen = 1;
   msg.msg_control = control.bytes;
   msg.msg_controllen = sizeof(control.bytes);
-  auto got = sys("recvmsg(doorbell)", [&] { return recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC | flags); });
-  if (!got) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return makeError(Outcome::TimedOut, "nothing yet");
+  // Raw: a polling receiver finds nothing (EAGAIN) many times per step,
+  // and building a message each time would cost more than the call.
+  const ssize_t got = sysRaw([&] { return recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC | flags); });
+  if (got < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return makeError(Outcome::TimedOut, std::string());
     if (errno == ECONNRESET) return makeError(Outcome::SessionClosed, "the peer closed the channel");
-    return got.takeError();
+    return makeError(Outcome::ServerError, errnoMessage("recvmsg(doorbell)"));
   }
   Rung rung;
   rung.fds = takeFds(msg);
-  if (*got == 0) {
+  if (got == 0) {
     // End of stream and an empty record both read as 0 bytes; only a
     // closed peer leaves the socket hung up.
     pollfd pfd{fd_.get(), 0, 0};
