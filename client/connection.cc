@@ -349,7 +349,7 @@ void Connection::releaseServerLocked() {
 
 template <typename Fill>
 Result<Frame> Connection::roundTripLocked(Fill fill, std::optional<std::chrono::milliseconds> timeout,
-                                          size_t maxFds) {
+                                          size_t maxFds, const std::function<void()>& whileWaiting) {
   if (inherited_) {
     // First request of a fork() child: a connection of its own.
     if (auto opened = openLocked(); !opened) return opened.takeError();
@@ -363,6 +363,7 @@ Result<Frame> Connection::roundTripLocked(Fill fill, std::optional<std::chrono::
     alive_.store(false, std::memory_order_release);
     return makeError(Outcome::ServerError, "the forkgym server is gone: " + sent.error().message);
   }
+  if (whileWaiting) whileWaiting();
   auto frame = recvFrame(socket_.get(), timeout, maxFds);
   if (!frame) {
     // A late reply would answer the next request: this line is done.
@@ -479,7 +480,8 @@ Result<std::shared_ptr<const Description>> Connection::describe(const std::strin
 }
 
 Result<SessionEnds> Connection::newSession(const std::string& benchmark, const Limits& limits,
-                                           std::chrono::milliseconds timeout, const std::string& backend) {
+                                           std::chrono::milliseconds timeout, const std::string& backend,
+                                           const std::function<void()>& whileWaiting) {
   std::lock_guard lock(mutex_);
   auto frame = roundTripLocked(
       [&](proto::ControlRequest::Builder request) {
@@ -489,7 +491,7 @@ Result<SessionEnds> Connection::newSession(const std::string& benchmark, const L
         session.getLimits().setAddressSpaceMb(limits.addressSpaceMb);
         session.getLimits().setCpuSecondsPerStep(limits.cpuSecondsPerStep);
       },
-      timeout, 3);
+      timeout, 3, whileWaiting);
   if (!frame) return frame.takeError();
   auto ends = parseReply<SessionEnds>(*frame, "the session reply", [&](proto::ControlReply::Reader reply) -> Result<SessionEnds> {
     if (!reply.isSession() || frame->fds.size() != 3) return unexpected("the session request");

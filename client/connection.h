@@ -36,6 +36,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <map>
@@ -205,8 +206,11 @@ class Connection {
   // Cached per backend after the first call. An unknown backend is an
   // InvalidRequest listing the server's.
   Result<std::shared_ptr<const Description>> describe(const std::string& backend = kDefaultBackend);
+  // whileWaiting: see roundTripLocked() (a reset lets its previous episode
+  // go meanwhile).
   Result<SessionEnds> newSession(const std::string& benchmark, const Limits& limits, std::chrono::milliseconds timeout,
-                                 const std::string& backend = kDefaultBackend);
+                                 const std::string& backend = kDefaultBackend,
+                                 const std::function<void()>& whileWaiting = {});
   Result<WorkerExit> workerExit(pid_t pid);
   // Never cached: each call asks the zygote (tests poll it instead of
   // sleeping while spares are forked or loads finish).
@@ -235,8 +239,11 @@ class Connection {
   Status openLocked();
   void releaseServerLocked();
   Status helloLocked();
+  // whileWaiting, if set, runs once the request is sent, before the reply
+  // is awaited: work of the caller's that can overlap with the server's.
   template <typename Fill>
-  Result<Frame> roundTripLocked(Fill fill, std::optional<std::chrono::milliseconds> timeout, size_t maxFds);
+  Result<Frame> roundTripLocked(Fill fill, std::optional<std::chrono::milliseconds> timeout, size_t maxFds,
+                                const std::function<void()>& whileWaiting = {});
 
   mutable std::mutex mutex_;
   UniqueFd socket_;

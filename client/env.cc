@@ -255,12 +255,26 @@ Status Env::requireEpisodeLocked(const char* what) const {
 
 Status Env::reset(const std::string& benchmark) {
   std::lock_guard lock(mutex_);
+  // The previous episode is let go while the zygote hands over the next
+  // worker: unmapping its region and closing its descriptors (which ends
+  // its worker) overlap with the round trip instead of preceding it.
+  Channel previousChannel;
+  {
+    std::lock_guard channelLock(channelMutex_);
+    previousChannel = std::move(channel_);
+  }
+  UniqueFd previousPidfd = std::move(pidfd_);
+  const auto letPreviousGo = [&] {
+    previousChannel = Channel();
+    previousPidfd.reset();
+  };
   closeLocked();
   actions_.clear();
   stateCommandLine_.clear();
   pendingActions_.clear();
   inheritedFrom_.store(0, std::memory_order_relaxed);
-  auto ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout, options_.backend);
+  auto ends =
+      connection_->newSession(benchmark, options_.limits, options_.resetTimeout, options_.backend, letPreviousGo);
   if (!ends && !connection_->alive()) {
     // The zygote died. Running episodes carry on without it (workers need
     // only their channels); this reset gets a new zygote, once.

@@ -95,8 +95,11 @@ bool unshareUserNamespaceMappingSelf(bool dumpableAfter) {
 bool switchToSandboxUser(const IsolationPlan& plan) {
   if (!plan.switchUser) return true;
   // The bounding set first: dropping from it needs CAP_SETPCAP, which the
-  // uid change below takes away with every other capability.
-  if (!dropBoundingSet()) return false;
+  // uid change below takes away with every other capability. A child that
+  // enters a user namespace next need not: unshare(CLONE_NEWUSER) replaces
+  // its bounding set with a full one that means nothing outside the new
+  // namespace, and dropAllCapabilities() empties that one.
+  if (!plan.userNamespace && !dropBoundingSet()) return false;
   if (setgroups(0, nullptr) != 0) return false;
   if (setresgid(plan.gid, plan.gid, plan.gid) != 0) return false;
   if (setresuid(plan.uid, plan.uid, plan.uid) != 0) return false;
