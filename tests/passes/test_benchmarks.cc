@@ -69,7 +69,7 @@ std::string runLlvmTool(const std::string& tool, std::vector<std::string> args,
 }
 
 TempDir::TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "forkgym-passes-XXXXXX").string();
+  std::string pattern = (std::filesystem::temp_directory_path() / "fgtest-passes-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
   path_ = pattern;
 }
