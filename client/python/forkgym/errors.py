@@ -85,6 +85,31 @@ class ResourceExhausted(ForkgymError, OSError):
     episode is unaffected."""
 
 
+class DatasetError(ForkgymError):
+    """A dataset could not be downloaded, verified, extracted or installed. Raised
+    in this process, before any server sees the dataset; the message names the
+    file and what to do."""
+
+    def __init__(self, message: str, outcome: Outcome | int = Outcome.BENCHMARK_ERROR, signal: int = 0,
+                 reproducer: Any = None) -> None:
+        super().__init__(message, outcome, signal, reproducer)
+
+
+class DownloadFailed(DatasetError, OSError):
+    """A file could not be fetched (no network, HTTP error, retries used up); the
+    message says where to place it by hand."""
+
+
+class ChecksumMismatch(DatasetError, ValueError):
+    """A downloaded or placed file's SHA-256 is not the catalogue's: nothing of it was used."""
+
+
+class UnsafeArchive(DatasetError, ValueError):
+    """An archive holds a member that would land outside its dataset's directory
+    (``..``, an absolute path, a link out of the tree) or a device or FIFO: nothing
+    of it was extracted."""
+
+
 _ADVICE = {
     Outcome.INVALID_REQUEST: "see env.action_space.names, env.observation.spaces and env.reward.spaces for valid names",
     Outcome.BENCHMARK_ERROR: "check the benchmark compiles with clang-19, or pass a .bc/.ll file",
