@@ -2,9 +2,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -74,9 +78,64 @@ bool hasExited(int pidfd) {
   return poll(&pfd, 1, 0) != 0;
 }
 
+// PIDFD_GET_INFO (Linux 6.13, include/uapi/linux/pidfd.h): the kernel says
+// which process a pidfd names, and its parent, in one call instead of two
+// /proc reads (~1 µs against ~8 µs, paid on every reset and env.fork()).
+// Declared here because older kernel headers (Debian 12's) lack it; the
+// layout is the kernel's ABI, which only grows at the end.
+struct PidfdInfo {
+  uint64_t mask;
+  uint64_t cgroupid;
+  uint32_t pid;
+  uint32_t tgid;
+  uint32_t ppid;
+  uint32_t ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  int32_t exitCode;
+  uint32_t coredumpMask;
+  uint32_t spare;
+};
+constexpr uint64_t kPidfdInfoPid = 1u << 0;
+constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
+
+// nullopt: this kernel has no PIDFD_GET_INFO, or the descriptor is no pidfd
+// (ENOTTY either way): the /proc reading decides, and says what is wrong.
+std::optional<Result<ProcessIdentity>> identifyThroughKernel(int pidfd, pid_t claimedPid) {
+  PidfdInfo info{};
+  info.mask = kPidfdInfoPid;
+  if (ioctl(pidfd, kPidfdGetInfo, &info) != 0) {
+    if (errno == ESRCH) return ProcessIdentity{.exited = true};
+    return std::nullopt;
+  }
+  if ((info.mask & kPidfdInfoPid) == 0) return std::nullopt;
+  ProcessIdentity identity;
+  identity.pid = static_cast<pid_t>(info.pid);
+  identity.parent = static_cast<pid_t>(info.ppid);
+  if (identity.pid != claimedPid) {
+    // Claimed as the worker sees it, inside the workers' PID namespace:
+    // only fdinfo's NSpid says which pid that is.
+    auto named = pidfdTarget(pidfd);
+    if (!named) return named.takeError();
+    if (named->pid != identity.pid || named->innermost != claimedPid) {
+      return makeError(Outcome::ProtocolMismatch, "a pidfd claimed for process " + std::to_string(claimedPid) +
+                                                      " names process " + std::to_string(identity.pid));
+    }
+  }
+  identity.group = getpgid(identity.pid);
+  // Still running after getpgid(): the group is this process's, not that of
+  // a later one that reused its pid.
+  if (hasExited(pidfd)) return ProcessIdentity{.exited = true};
+  if (identity.group < 0) return std::nullopt;
+  return identity;
+}
+
 }  // namespace
 
 Result<ProcessIdentity> identify(int pidfd, pid_t claimedPid) {
+  if (auto known = identifyThroughKernel(pidfd, claimedPid)) return std::move(*known);
+  return identifyThroughProc(pidfd, claimedPid);
+}
+
+Result<ProcessIdentity> identifyThroughProc(int pidfd, pid_t claimedPid) {
   auto named = pidfdTarget(pidfd);
   if (!named) return named.takeError();
   ProcessIdentity identity;

@@ -4,8 +4,9 @@
 // the workers themselves (env.fork()) send it. A compromised worker could
 // send a pidfd of any process it can open; the client must signal only
 // processes it has identified as its own episodes' workers. The kernel says
-// which process a pidfd names (/proc/self/fdinfo "Pid:"); /proc/<pid>/stat
-// gives its parent and process group; and a final check that the pidfd has
+// which process a pidfd names and its parent (PIDFD_GET_INFO, or
+// /proc/self/fdinfo "Pid:" and /proc/<pid>/stat on older kernels), and
+// getpgid() or that stat its process group; and a final check that the pidfd has
 // not exited proves the stat read described that same process, not a later
 // one that reused its pid.
 //
@@ -36,5 +37,10 @@ struct ProcessIdentity {
 // env.fork() copy as it sees it, inside the workers' PID namespace
 // (sandbox/isolation.h). ProcessIdentity::pid is always ours.
 Result<ProcessIdentity> identify(int pidfd, pid_t claimedPid);
+
+// The same answer from /proc alone (fdinfo, then /proc/<pid>/stat): what
+// identify() does where the kernel has no PIDFD_GET_INFO (before Linux
+// 6.13, Debian 12's 6.1 among them). Declared for its tests.
+Result<ProcessIdentity> identifyThroughProc(int pidfd, pid_t claimedPid);
 
 }  // namespace forkgym

@@ -19,7 +19,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <utility>
 
+#include "client/process_identity.h"
 #include "ipc/control_socket.h"
 #include "tests/forkserver/runtime_fixture.h"
 
@@ -164,6 +166,89 @@ TEST(PidfdVerification, ASessionPidfdNamingAnUnrelatedProcessIsRefusedAndThatPro
   env.close();
   EXPECT_TRUE(server.bystander.alive());
 }
+
+// identify() asks the kernel (PIDFD_GET_INFO) where it can, and reads /proc
+// where it cannot (kernels before 6.13): both must say the same.
+using IdentifyFunction = Result<ProcessIdentity> (*)(int, pid_t);
+
+class PidfdIdentity : public ::testing::TestWithParam<IdentifyFunction> {};
+
+// A child in a process group of its own, blocked until its pipe closes.
+struct GroupLeaderChild {
+  pid_t pid = -1;
+  int pidfd = -1;
+  int release = -1;
+  GroupLeaderChild() {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return;
+    pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);
+      char byte;
+      close(fds[1]);
+      while (read(fds[0], &byte, 1) < 0) {
+      }
+      _exit(0);
+    }
+    close(fds[0]);
+    release = fds[1];
+    setpgid(pid, pid);  // the parent too: no race with the child's own call
+    pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  }
+  void end() {
+    if (release >= 0) close(std::exchange(release, -1));
+    if (pid > 0) waitpid(std::exchange(pid, -1), nullptr, 0);
+  }
+  ~GroupLeaderChild() {
+    end();
+    if (pidfd >= 0) close(pidfd);
+  }
+};
+
+TEST_P(PidfdIdentity, NamesTheProcessItsParentAndItsGroup) {
+  GroupLeaderChild child;
+  ASSERT_GE(child.pidfd, 0);
+  auto identity = GetParam()(child.pidfd, child.pid);
+  ASSERT_TRUE(identity) << identity.error().message;
+  EXPECT_FALSE(identity->exited);
+  EXPECT_EQ(identity->pid, child.pid);
+  EXPECT_EQ(identity->parent, getpid());
+  EXPECT_EQ(identity->group, child.pid);
+}
+
+TEST_P(PidfdIdentity, AClaimOfAnotherPidIsRefused) {
+  GroupLeaderChild child;
+  ASSERT_GE(child.pidfd, 0);
+  auto identity = GetParam()(child.pidfd, getpid());
+  ASSERT_FALSE(identity);
+  EXPECT_EQ(identity.error().outcome, Outcome::ProtocolMismatch);
+  EXPECT_NE(identity.error().message.find("names process " + std::to_string(child.pid)), std::string::npos)
+      << identity.error().message;
+}
+
+TEST_P(PidfdIdentity, AnExitedProcessIsReportedNotRefused) {
+  GroupLeaderChild child;
+  ASSERT_GE(child.pidfd, 0);
+  const pid_t pid = child.pid;
+  child.end();  // exited and reaped: its pid may already belong to another
+  auto identity = GetParam()(child.pidfd, pid);
+  ASSERT_TRUE(identity) << identity.error().message;
+  EXPECT_TRUE(identity->exited);
+}
+
+TEST_P(PidfdIdentity, ADescriptorThatIsNoPidfdIsRefused) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  auto identity = GetParam()(fds[0], getpid());
+  close(fds[0]);
+  close(fds[1]);
+  ASSERT_FALSE(identity);
+  EXPECT_EQ(identity.error().outcome, Outcome::ProtocolMismatch);
+  EXPECT_NE(identity.error().message.find("not a pidfd"), std::string::npos) << identity.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(BothWays, PidfdIdentity, ::testing::Values(&identify, &identifyThroughProc),
+                         [](const auto& info) { return info.index == 0 ? "identify" : "throughProc"; });
 
 TEST(ServerIdentity, ASocketServedByAnotherUserIsRefused) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to serve a socket as another user (uid " << kNobody << ")";
