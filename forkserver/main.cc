@@ -286,6 +286,15 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Confined to --benchmark-root directories, the server still serves its
+  // own bundled programs (benchmark://forkgym-v0/), which it compiles from
+  // its dataset directory.
+  if (!options.benchmarks.roots.empty() && !options.benchmarks.bundledDir.empty()) {
+    std::error_code ec;
+    const auto real = std::filesystem::canonical(options.benchmarks.bundledDir, ec);
+    if (!ec) options.benchmarks.roots.push_back(real.string());
+  }
+
   // The default socket's directory must be ours alone: a client trusts a
   // socket there only if it is (see forkgym::Connection::connect).
   if (options.connectedFd < 0 &&

@@ -34,6 +34,17 @@ _CACHE = tempfile.mkdtemp(prefix="fgtest-cache-")
 os.chmod(_CACHE, 0o755)  # a root server loads what it holds as its sandbox user (nobody)
 os.environ["FORKGYM_CACHE_DIR"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+# Datasets: site data and downloads of this run, not the user's; and a mirror
+# that holds nothing, so a test that reached for a real catalogue file fails
+# at once with the hand-placement message instead of touching the internet
+# (the dataset tests use their own loopback server and directories).
+_DATASETS = tempfile.mkdtemp(prefix="fgtest-site-")
+os.chmod(_DATASETS, 0o755)
+for _variable, _name in (("FORKGYM_SITE_DATA", "site"), ("FORKGYM_CACHE", "cache"),
+                         ("FORKGYM_DATASET_MIRROR", "no-mirror")):
+    os.makedirs(os.path.join(_DATASETS, _name), mode=0o755)
+    os.environ[_variable] = os.path.join(_DATASETS, _name)
+atexit.register(shutil.rmtree, _DATASETS, ignore_errors=True)
 
 import forkgym  # noqa: E402
 

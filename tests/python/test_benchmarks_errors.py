@@ -15,7 +15,7 @@ from forkgym.errors import from_outcome
 def test_default_benchmark_is_bundled_crc32(env) -> None:
     env.reset()
     assert env.benchmark == forkgym.DEFAULT_BENCHMARK == "benchmark://forkgym-v0/crc32"
-    assert "benchmark://forkgym-v0/small" in list(env.datasets.benchmark_uris())
+    assert "benchmark://forkgym-v0/small" in list(env.datasets["forkgym-v0"].benchmark_uris())
 
 
 def test_make_benchmark_from_a_source_file(env, data_dir) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from forkgym import _forkgym  # noqa: F401  (the extension; fails early if not built)
+from forkgym import datasets
 from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, benchmark_cache_dir, make_benchmark
 from forkgym.envs import CompilerEnv
 from forkgym.errors import (
@@ -119,6 +120,7 @@ __all__ = [
     "UnsafeArchive",
     "ValidationResult",
     "benchmark_cache_dir",
+    "datasets",
     "make",
     "make_benchmark",
     "default_socket_path",

@@ -33,10 +33,11 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from forkgym.datasets.benchmark import Benchmark
 from forkgym.errors import BenchmarkNotFound
 
 BUNDLED_DATASET = "forkgym-v0"
@@ -45,39 +46,6 @@ DEFAULT_BENCHMARK = f"benchmark://{BUNDLED_DATASET}/crc32"
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
 IR_SUFFIXES = (".bc", ".ll")
 _BUNDLED_DIR = Path(__file__).resolve().parent / "benchmarks"
-_GENERATORS = ("csmith-v0", "llvm-stress-v0")
-
-
-class Benchmark:
-    """A benchmark URI.
-
-    Compares equal to its URI string, so ``env.benchmark == "benchmark://..."``
-    works as it did in CompilerGym.
-    """
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-
-    def close(self) -> None:
-        """Nothing to release (kept for CompilerGym code that calls it): what
-        :func:`make_benchmark` made stays in the benchmark cache, where states
-        naming it find it."""
-
-    def __str__(self) -> str:
-        return self.uri
-
-    def __repr__(self) -> str:
-        return f"Benchmark({self.uri!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Benchmark):
-            return self.uri == other.uri
-        if isinstance(other, str):
-            return self.uri == other
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.uri)
 
 
 def bundled_benchmarks() -> list[str]:
@@ -91,7 +59,7 @@ def canonical_uri(benchmark: str | Benchmark | os.PathLike[str]) -> str:
     """The user-facing URI: bare ``dataset/name`` becomes ``benchmark://dataset/name``
     and a plain existing path becomes ``file://``."""
     if isinstance(benchmark, Benchmark):
-        return benchmark.uri
+        return str(benchmark.uri)
     text = os.fspath(benchmark)
     if "://" in text:
         return text
@@ -100,33 +68,29 @@ def canonical_uri(benchmark: str | Benchmark | os.PathLike[str]) -> str:
     return "benchmark://" + text
 
 
-def server_uri(uri: str) -> str:
-    """What the server loads for a user-facing URI; raises BenchmarkNotFound early
-    with advice instead of a round trip that would fail."""
+def server_uri(benchmark: str | Benchmark, progress: bool | None = None) -> str:
+    """The URI to hand the server for ``benchmark``, after what must happen first:
+
+    * ``benchmark://<dataset>/...``: the dataset must exist, and a catalogue
+      dataset is installed now if it is not (a download, shown on a terminal);
+      the URI itself goes to the server, which resolves it
+      (:func:`forkgym.datasets.ensure_installed`);
+    * a Benchmark holding its program (``Benchmark.from_file_contents``): kept in
+      the benchmark cache by content, handed over as ``benchmark://user-v0/<digest>``;
+    * ``file://``: the file must exist; ``generator://``: as it is.
+
+    Raises BenchmarkNotFound early, with advice, instead of a round trip that
+    would fail; a failed install raises a DatasetError naming the file and the fix.
+    """
+    if isinstance(benchmark, Benchmark) and benchmark.content is not None:
+        return str(_store(benchmark.content, benchmark.content_suffix).uri)
+    uri = str(benchmark.uri if isinstance(benchmark, Benchmark) else benchmark)
     scheme, _, rest = uri.partition("://")
     if scheme == "benchmark":
-        dataset, _, name = rest.partition("/")
-        if dataset == USER_DATASET:
-            path = _cached_path(name) if name and "/" not in name else None
-            if path is None:
-                raise BenchmarkNotFound(
-                    f"{uri} is not in this user's benchmark cache ({benchmark_cache_dir()}): it was made by "
-                    f"make_benchmark() as another user, on another machine, or the cache was emptied"
-                )
-            return "file://" + str(path)
-        if dataset == BUNDLED_DATASET:
-            for suffix in SOURCE_SUFFIXES:
-                path = _BUNDLED_DIR / (name + suffix)
-                if path.is_file():
-                    return "file://" + str(path)
-            raise BenchmarkNotFound(
-                f"no benchmark '{name}' in {BUNDLED_DATASET}; it has {', '.join(bundled_benchmarks())}"
-            )
-        raise BenchmarkNotFound(
-            f"dataset '{dataset}' is not available: forkgym does not download CompilerGym's datasets. "
-            f"Use file:///abs/path.{{c,bc,ll}} (CompilerGym's LLVM 10 bitcode loads fine), "
-            f"generator://csmith-v0/<seed>, or {DEFAULT_BENCHMARK}"
-        )
+        from forkgym.datasets.dataset import ensure_installed
+
+        ensure_installed(uri, progress=progress)
+        return uri
     if scheme == "file":
         path = rest if rest.startswith("/") else "/" + rest
         if not os.path.exists(path):
@@ -150,25 +114,16 @@ _DIR_MODE = 0o755 if _AS_ROOT else 0o700
 
 def benchmark_cache_dir() -> Path:
     """Where :func:`make_benchmark` keeps what it made: ``$FORKGYM_CACHE_DIR/benchmarks``,
-    else ``$XDG_CACHE_HOME/forkgym/benchmarks``, else ``~/.cache/forkgym/benchmarks``
-    (created private to this user; for root, ``/var/cache/forkgym/benchmarks``,
-    readable by the server's sandbox user)."""
+    else ``<cache>/benchmarks`` of the dataset cache (:func:`forkgym.datasets.paths.cache_dir`:
+    ``$FORKGYM_CACHE``, else ``$XDG_CACHE_HOME/forkgym``, else ``~/.cache/forkgym``;
+    for root ``/var/cache/forkgym``, readable by the server's sandbox user).
+    Created private to this user."""
+    from forkgym.datasets.paths import cache_dir
+
     root = os.environ.get("FORKGYM_CACHE_DIR")
-    if not root and _AS_ROOT and not os.environ.get("XDG_CACHE_HOME"):
-        root = "/var/cache/forkgym"
-    if not root:
-        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forkgym")
-    directory = Path(root) / "benchmarks"
+    directory = (Path(root) if root else cache_dir()) / "benchmarks"
     directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
     return directory
-
-
-def _cached_path(digest: str) -> Path | None:
-    for suffix in IR_SUFFIXES:
-        path = benchmark_cache_dir() / (digest + suffix)
-        if path.is_file():
-            return path
-    return None
 
 
 def _store(content: bytes, suffix: str) -> Benchmark:
@@ -305,27 +260,3 @@ def make_benchmark(
         return _store(_compile("file://" + str(directory) + "/", server), ".bc")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-
-
-class Datasets:
-    """A small stand-in for CompilerGym's ``env.datasets``: what can be loaded here."""
-
-    def benchmark_uris(self) -> Iterator[str]:
-        """The bundled benchmarks (generators are infinite and not listed)."""
-        return iter(bundled_benchmarks())
-
-    def benchmark(self, uri: str) -> Benchmark:
-        """Checks ``uri`` names a loadable benchmark and returns it."""
-        canonical = canonical_uri(uri)
-        server_uri(canonical)
-        return Benchmark(canonical)
-
-    def random_benchmark(self, random_state=None) -> Benchmark:
-        """A csmith program with a random seed (an infinite dataset, as in CompilerGym)."""
-        import numpy as np
-
-        rng = random_state if random_state is not None else np.random.default_rng()
-        return Benchmark(f"generator://csmith-v0/{int(rng.integers(0, 2**31))}")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([BUNDLED_DATASET, *_GENERATORS])

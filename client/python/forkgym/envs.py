@@ -48,11 +48,13 @@ import gymnasium as gym
 import numpy as np
 
 from forkgym import _forkgym
-from forkgym.benchmarks import Benchmark, Datasets, canonical_uri, server_uri
+from forkgym.benchmarks import Benchmark, canonical_uri, server_uri
+from forkgym.datasets import Datasets
 from forkgym.description import BackendDescription
 from forkgym.errors import (
     BenchmarkInitError,
     BenchmarkNotFound,
+    DatasetError,
     InvalidRequest,
     ServerUnavailable,
     SessionNotStarted,
@@ -372,8 +374,8 @@ class CompilerEnv(gym.Env):
             raise BenchmarkNotFound(f"no benchmark: the '{self._backend}' backend has no default one; pass "
                                     "benchmark=<uri> to reset() or to the env")
         try:
-            self._start_session(server_uri(self._benchmark.uri))
-        except (BenchmarkNotFound, BenchmarkInitError):
+            self._start_session(server_uri(self._benchmark))
+        except (BenchmarkNotFound, BenchmarkInitError, DatasetError):
             # A bad benchmark given to this reset does not stick: reset() works again.
             self._benchmark = previous
             raise

@@ -132,7 +132,8 @@ _ADVICE = {
                                  "server (a new process, or forkgym.Server()) serves this one",
 }
 
-_NOT_FOUND_HINTS = ("no such file", "not found", "unknown scheme", "unknown dataset", "cannot read", "cannot list")
+_NOT_FOUND_HINTS = ("no such file", "not found", "unknown scheme", "unknown dataset", "cannot read", "cannot list",
+                    "no benchmark '", "benchmark cache", "not installed")
 
 
 def exception_type(outcome: Outcome | int, message: str = "") -> type[ForkgymError]:

@@ -64,7 +64,7 @@ class ServerOptions:
     server_path: str | None = None  # binary to spawn; None = server_binary()
     preload: tuple[str, ...] = ()
     # Confine file:// benchmarks to these directories (forkgym-server
-    # --benchmark-root); the package's bundled benchmarks stay allowed.
+    # --benchmark-root); the server's bundled benchmarks stay allowed.
     benchmark_roots: tuple[str, ...] = ()
     cache_mb: int = 0
     log_level: str = "warn"
@@ -127,9 +127,8 @@ class Server:
         if o.socket_path:
             return _forkgym.Connection.connect(o.socket_path)
         roots: list[str] = []
-        if o.benchmark_roots:
-            for root in (*o.benchmark_roots, str(Path(__file__).resolve().parent / "benchmarks")):
-                roots += ["--benchmark-root", str(root)]
+        for root in o.benchmark_roots:  # the server adds its bundled programs' directory
+            roots += ["--benchmark-root", str(root)]
         return _forkgym.Connection.spawn(
             server_path=o.server_path or server_binary(),
             preload=list(o.preload),
