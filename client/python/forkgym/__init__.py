@@ -16,7 +16,13 @@ from typing import Any
 
 from forkgym import _forkgym  # noqa: F401  (the extension; fails early if not built)
 from forkgym import datasets
-from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, benchmark_cache_dir, make_benchmark
+from forkgym.benchmarks import (
+    DEFAULT_BENCHMARK,
+    Benchmark,
+    benchmark_cache_dir,
+    make_benchmark,
+    make_benchmark_from_command_line,
+)
 from forkgym.envs import CompilerEnv
 from forkgym.errors import (
     BackendUnavailable,
@@ -123,6 +129,7 @@ __all__ = [
     "datasets",
     "make",
     "make_benchmark",
+    "make_benchmark_from_command_line",
     "default_socket_path",
     "make_vec",
     "server_binary",

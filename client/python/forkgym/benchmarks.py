@@ -32,13 +32,14 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shlex
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from forkgym.datasets.benchmark import Benchmark
-from forkgym.errors import BenchmarkNotFound
+from forkgym.errors import BenchmarkNotFound, InvalidRequest
 
 BUNDLED_DATASET = "forkgym-v0"
 USER_DATASET = "user-v0"  # what make_benchmark() made, by content digest
@@ -247,16 +248,131 @@ def make_benchmark(
     # Copies, not links: they capture the sources now, and a server started
     # as root reads them as its sandbox user, who may not reach the originals
     # (a home or clone under /root).
+    return _compile_copies(paths, "", server)
+
+
+def _compile_copies(paths: list[Path], prologue: str, server: Any) -> Benchmark:
+    """Compiles copies of ``paths``, each opening with ``prologue`` (preprocessor
+    lines), linked into one module, and keeps it in the cache."""
+    # The server compiles a directory of sources: copies, made here for the
+    # call and removed after it (or by a later call, if this process dies).
+    # Copies, not links: they capture the sources now, and a server started
+    # as root reads them as its sandbox user, who may not reach the originals
+    # (a home or clone under /root).
     cache = benchmark_cache_dir()
     _remove_stale(cache)
-    directory = cache / f"sources-{os.getpid()}-{hashlib.sha256(repr(paths).encode()).hexdigest()[:12]}"
+    key = hashlib.sha256(repr((paths, prologue)).encode()).hexdigest()[:12]
+    directory = cache / f"sources-{os.getpid()}-{key}"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=_DIR_MODE)
     try:
         for i, p in enumerate(paths):
             copy = directory / f"{i:03d}_{p.name}"
-            shutil.copyfile(p, copy)
+            if prologue:
+                # #line keeps the source's own name in __FILE__ and diagnostics.
+                copy.write_bytes(prologue.encode() + f'#line 1 "{p}"\n'.encode() + p.read_bytes())
+            else:
+                shutil.copyfile(p, copy)
             copy.chmod(_FILE_MODE)
         return _store(_compile("file://" + str(directory) + "/", server), ".bc")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# make_benchmark_from_command_line(): what each compiler option means here.
+# The server compiles every benchmark with its own base command (unoptimised
+# IR for the passes to work on), so optimisation, debug, warning, output and
+# link options do not change the module and are dropped; preprocessor
+# definitions become lines before each source. Anything else would change
+# the module in a way the server's command cannot express, so it is refused
+# by name rather than dropped silently.
+_DROPPED_WITH_VALUE = ("-o", "-MF", "-MT", "-MQ", "-L", "-l", "-Xlinker")
+_DROPPED_PREFIXES = ("-O", "-g", "-W", "-w", "-l", "-L", "-M", "-pipe", "-v", "-fcolor-diagnostics",
+                     "-fno-color-diagnostics", "-fdiagnostics-")
+_DROPPED_FLAGS = ("-c", "-pthread", "-shared", "-static", "-rdynamic", "-s")
+_LINK_INPUTS = (".o", ".a", ".so", ".lo")
+
+
+def _command_line_parts(argv: list[str], cwd: Path) -> tuple[list[Path], list[str], list[str]]:
+    """(sources, preprocessor lines, refused options) of a compiler command line."""
+    sources: list[Path] = []
+    lines: list[str] = []
+    refused: list[str] = []
+    i = 1  # argv[0] is the compiler, replaced by the server's
+    while i < len(argv):
+        arg = argv[i]
+        value = argv[i + 1] if i + 1 < len(argv) else None
+
+        def joined(flag: str) -> str | None:
+            """The value of ``-Dx`` / ``-D x`` forms (and consumes a separate one)."""
+            nonlocal i
+            if arg == flag:
+                if value is None:
+                    raise InvalidRequest(f"make_benchmark_from_command_line: {flag} needs a value")
+                i += 1
+                return value
+            return arg[len(flag):] if arg.startswith(flag) else None
+
+        if (define := joined("-D")) is not None:
+            name, equals, body = define.partition("=")
+            lines.append(f"#define {name} {body if equals else '1'}")
+        elif (undefine := joined("-U")) is not None:
+            lines.append(f"#undef {undefine}")
+        elif arg == "-include":
+            included = joined("-include")
+            lines.append(f'#include "{(cwd / included).resolve()}"')
+        elif (directory := joined("-I")) is not None:
+            refused.append(f"-I{directory}")  # the copies are compiled elsewhere, without it
+        elif arg in _DROPPED_WITH_VALUE:
+            i += 1
+        elif arg in _DROPPED_FLAGS or (arg.startswith(_DROPPED_PREFIXES) and not arg.startswith("-Wp,")):
+            pass
+        elif arg.startswith("-"):
+            refused.append(arg)
+        else:
+            path = (cwd / arg).resolve()
+            if path.suffix in _LINK_INPUTS:
+                pass  # linked later, not part of this module
+            elif path.suffix not in SOURCE_SUFFIXES:
+                raise BenchmarkNotFound(f"make_benchmark_from_command_line: '{arg}' is neither an option nor a "
+                                        f"C/C++ source ({', '.join(SOURCE_SUFFIXES)})")
+            elif not path.is_file():
+                raise BenchmarkNotFound(f"make_benchmark_from_command_line: {path}: no such file")
+            else:
+                sources.append(path)
+        i += 1
+    return sources, lines, refused
+
+
+def make_benchmark_from_command_line(
+    command_line: str | Sequence[str], *, cwd: str | os.PathLike[str] | None = None, server: Any = None
+) -> Benchmark:
+    """A Benchmark of what a compiler command line compiles, captured now:
+    ``clang -c foo.c bar.c -O2 -DNDEBUG -o foo`` gives the module of ``foo.c`` and
+    ``bar.c`` (linked) with ``NDEBUG`` defined, as :func:`make_benchmark` keeps it
+    (``benchmark://user-v0/<digest>``).
+
+    The compiler named is replaced by the server's clang and its base command
+    (unoptimised IR), as CompilerGym's did. ``-D``/``-U``/``-include`` are
+    honoured; output, optimisation, debug, warning, dependency and link
+    options, and link inputs (``.o``/``.a``/``.so``), do not change the module
+    and are dropped. Any other option (``-I``, ``-std=``, ``-f...``) is refused by
+    name: the server compiles a copy of each source with its own options, so
+    it could not honour it. Relative paths are relative to ``cwd`` (default:
+    the current directory); a source's ``#include "..."`` of a file beside it
+    is not found in the copy, as with :func:`make_benchmark` of several sources.
+    """
+    argv = shlex.split(command_line) if isinstance(command_line, str) else [os.fspath(a) for a in command_line]
+    if not argv:
+        raise InvalidRequest("make_benchmark_from_command_line: the command line is empty")
+    sources, lines, refused = _command_line_parts(argv, Path(cwd or os.getcwd()))
+    if refused:
+        raise InvalidRequest(f"make_benchmark_from_command_line: cannot honour {' '.join(refused)}: the server "
+                             f"compiles each source with its own base command, plus -D/-U/-include; drop them, or "
+                             f"build the module yourself (clang -emit-llvm -c ... -o x.bc) and give "
+                             f"make_benchmark() the .bc")
+    if not sources:
+        raise BenchmarkNotFound(f"make_benchmark_from_command_line: no C/C++ source in {' '.join(argv)!r}")
+    if not lines:
+        return make_benchmark(sources if len(sources) > 1 else sources[0], server=server)
+    return _compile_copies(sources, "".join(line + "\n" for line in lines), server)

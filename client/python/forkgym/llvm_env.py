@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, make_benchmark
+from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, make_benchmark, make_benchmark_from_command_line
 from forkgym.description import ActionRow, BackendDescription
 from forkgym.envs import CompilerEnv
 from forkgym.errors import InvalidAction
@@ -236,6 +236,10 @@ class LlvmEnv(CompilerEnv):
     def make_benchmark(self, inputs: Any) -> Benchmark:
         """See :func:`forkgym.make_benchmark` (sources are compiled by this env's server)."""
         return make_benchmark(inputs, server=self._server)
+
+    def make_benchmark_from_command_line(self, command_line: Any, cwd: Any = None) -> Benchmark:
+        """See :func:`forkgym.make_benchmark_from_command_line` (compiled by this env's server)."""
+        return make_benchmark_from_command_line(command_line, cwd=cwd, server=self._server)
 
     @property
     def ir(self) -> str:
