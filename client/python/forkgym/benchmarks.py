@@ -1,13 +1,14 @@
-"""Benchmarks: URIs the server understands, plus a small bundled dataset.
+"""Benchmarks: what an env hands the server, and benchmarks made from your files.
 
-The server loads benchmarks by URI (``file:///abs/path.{c,cc,cpp,bc,ll}``, a
+The server resolves every URI itself (``file:///abs/path.{c,cc,cpp,bc,ll}``, a
 directory of sources, ``generator://csmith-v0/<seed>``,
-``generator://llvm-stress-v0/<seed>``). This module adds:
+``generator://llvm-stress-v0/<seed>``, ``benchmark://forkgym-v0/<name>`` — the
+programs bundled with forkgym, ``crc32`` the default — ``benchmark://user-v0/...``
+and ``benchmark://<dataset>/...`` of an installed dataset). This module adds:
 
-* ``benchmark://forkgym-v0/<name>``: small C programs shipped inside the
-  package (``crc32``, ``small``), so an env works with no benchmark given and
-  no download. The default benchmark is ``benchmark://forkgym-v0/crc32`` —
-  a cBench-style CRC-32, about 140 IR instructions at -O0.
+* :func:`server_uri`: what must happen before a URI goes to the server — a
+  catalogue dataset is installed on first use (:mod:`forkgym.datasets`), a
+  benchmark held in memory is kept in the cache below.
 * :func:`make_benchmark`: a :class:`Benchmark` captured from a path, a list
   of sources, or in-memory bitcode *when it is called*: sources are compiled
   then (by the server), and the module is kept under its content's name in
@@ -15,6 +16,8 @@ directory of sources, ``generator://csmith-v0/<seed>``,
   ``benchmark://user-v0/<content digest>`` (CompilerGym's spelling). Editing
   or deleting the inputs afterwards changes nothing; different content gets a
   different URI; a state naming it replays for as long as the cache keeps it.
+  :func:`make_benchmark_from_command_line` does the same for a compiler
+  command line.
 
 Why a content-addressed cache rather than a temporary file or a memfd: a
 state or reproducer must still name a loadable benchmark after the process
