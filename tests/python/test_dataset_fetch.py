@@ -548,6 +548,45 @@ def test_a_process_killed_mid_download_leaves_no_cached_file_and_a_retry_succeed
     assert no_partial_downloads()
 
 
+PROGRESS_CHILD = textwrap.dedent("""
+    import sys
+    from forkgym.datasets import fetch
+    fetch.download(sys.argv[1], sys.argv[2], name="toy-v0.tar.bz2", max_retries=0)
+""")
+
+
+def test_a_progress_bar_shows_on_a_terminal_and_nowhere_else(dirs: Path, http_server: Loopback) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    url = http_server.serve("/toy-v0.tar.bz2", ok(TOY_TAR))
+    # stderr a pipe: silent.
+    quiet = subprocess.run([sys.executable, "-c", PROGRESS_CHILD, url, sha(TOY_TAR)], capture_output=True,
+                           timeout=120)
+    assert quiet.returncode == 0 and quiet.stderr == b""
+    # stderr a terminal: the bar, named after the file.
+    fetch.cached_path(sha(TOY_TAR)).unlink()
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a new pty is 0 columns wide
+    child = subprocess.Popen([sys.executable, "-c", PROGRESS_CHILD, url, sha(TOY_TAR)], stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert child.wait(120) == 0
+    assert b"toy-v0.tar.bz2:" in shown and f"/{len(TOY_TAR)} ".encode() in shown and b"B/s" in shown, shown
+    assert http_server.hits["/toy-v0.tar.bz2"] == 2
+
+
 # ---------------------------------------------------------------------------
 # Hostile archives
 
