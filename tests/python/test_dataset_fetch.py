@@ -100,6 +100,19 @@ def truncated(data: bytes, sent: threading.Event | None = None, hold: threading.
     return respond
 
 
+def truncated_chunked(data: bytes) -> Respond:
+    """Sends ``data`` chunked (no length announced, as GitHub's archives are),
+    stopping in the middle of a chunk."""
+    def respond(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.write(b"%x\r\n" % len(data) + data[: len(data) // 2])
+        handler.wfile.flush()
+        handler.close_connection = True
+    return respond
+
+
 def gated(data: bytes, arrived: threading.Event, release: threading.Event) -> Respond:
     def respond(handler: http.server.BaseHTTPRequestHandler) -> None:
         arrived.set()
@@ -309,6 +322,11 @@ def test_a_truncated_download_is_retried_and_never_kept(dirs: Path, http_server:
     assert http_server.hits["/toy-v0.tar.bz2"] == 2
 
     other = tarball({"other/file": b"other\n" * 100})
+    chunked = http_server.serve("/chunked.tar.bz2", truncated_chunked(other), ok(other))
+    assert fetch.download(chunked, sha(other), **FAST).read_bytes() == other
+    assert http_server.hits["/chunked.tar.bz2"] == 2
+    fetch.cached_path(sha(other)).unlink()
+
     always = http_server.serve("/always-short.tar.bz2", truncated(other))
     with pytest.raises(forkgym.DownloadFailed, match="truncated: received") as caught:
         fetch.download(always, sha(other), max_retries=2, **FAST)
@@ -585,6 +603,42 @@ def test_a_progress_bar_shows_on_a_terminal_and_nowhere_else(dirs: Path, http_se
     assert child.wait(120) == 0
     assert b"toy-v0.tar.bz2:" in shown and f"/{len(TOY_TAR)} ".encode() in shown and b"B/s" in shown, shown
     assert http_server.hits["/toy-v0.tar.bz2"] == 2
+
+
+FULL_DISK_CHILD = textwrap.dedent("""
+    import resource, signal, sys
+    from forkgym.datasets import fetch, paths
+    from forkgym.errors import DatasetError
+    # Files may not grow past 4 KiB here: what a full disk does to a write.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    for url, digest, prefix in zip(sys.argv[1::3], sys.argv[2::3], sys.argv[3::3]):
+        archive = fetch.Archive(urls=(url,), sha256=digest, strip_prefix=prefix)
+        try:
+            fetch.install(paths.dataset_dir(prefix), [archive], ini={"uri": "benchmark://" + prefix}, backoff=1e-4)
+        except DatasetError as e:
+            print(type(e).__name__, e)
+""")
+
+
+def test_a_full_disk_is_named_as_such_and_not_retried(dirs: Path, http_server: Loopback) -> None:
+    big_download = os.urandom(8192)  # incompressible: the download itself does not fit
+    big_download_tar = tarball({"big-v0/noise": big_download}, "gz")
+    big_file_tar = tarball({"zeros-v0/zeros": bytes(65536)})  # a small download whose file does not fit
+    assert len(big_file_tar) < 4096
+    first = http_server.serve("/big-v0.tar.gz", ok(big_download_tar))
+    second = http_server.serve("/zeros-v0.tar.bz2", ok(big_file_tar))
+    child = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, first, sha(big_download_tar), "big-v0",
+                            second, sha(big_file_tar), "zeros-v0"], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    download_error, extract_error = child.stdout.splitlines()
+    assert download_error.startswith("DatasetError could not write the download big-v0.tar.gz to ")
+    assert "File too large" in download_error and "FORKGYM_CACHE" in download_error
+    assert extract_error.startswith("DatasetError could not extract zeros-v0.tar.bz2 into ")
+    assert "Nothing was installed" in extract_error and "FORKGYM_SITE_DATA" in extract_error
+    assert http_server.hits == {"/big-v0.tar.gz": 1, "/zeros-v0.tar.bz2": 1}
+    assert no_partial_downloads()
+    assert_nothing_installed(paths.dataset_dir("zeros-v0"))
 
 
 # ---------------------------------------------------------------------------

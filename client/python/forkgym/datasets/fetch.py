@@ -214,22 +214,30 @@ def _fetch_once(url: str, sha256: str, target: Path, name: str, timeout: float, 
         received = 0
         length_header = response.headers.get("Content-Length") if response.headers else None
         expected = int(length_header) if length_header and length_header.isdigit() else None
-        with response, os.fdopen(fd, "wb") as out, _progress_bar(expected, name, progress) as bar:
-            try:
-                while chunk := response.read(_CHUNK):
+        try:
+            with response, os.fdopen(fd, "wb") as out, _progress_bar(expected, name, progress) as bar:
+                while True:
+                    try:
+                        chunk = response.read(_CHUNK)
+                    except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
+                        raise _Transient(f"the connection broke after {received} bytes "
+                                         f"({type(e).__name__}: {e})") from None
+                    if not chunk:
+                        break
                     digest.update(chunk)
                     out.write(chunk)
                     received += len(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
-                raise _Transient(f"the connection broke after {received} bytes ({type(e).__name__}: {e})") from None
-            # http.client returns a short body without complaint when the peer
-            # closes early; the announced length tells.
-            if expected is not None and received != expected:
-                raise _Transient(f"truncated: received {received} of {expected} bytes")
-            out.flush()
-            os.fsync(out.fileno())
+                # http.client returns a short body without complaint when the
+                # peer closes early; the announced length tells.
+                if expected is not None and received != expected:
+                    raise _Transient(f"truncated: received {received} of {expected} bytes")
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as e:  # reading was handled above: this is the disk
+            raise DatasetError(f"could not write the download {name} to {target.parent}: {e.strerror or e}. Free "
+                               f"space there, or set FORKGYM_CACHE to a directory with room") from None
         actual = digest.hexdigest()
         if actual != sha256:
             raise ChecksumMismatch(
@@ -572,7 +580,11 @@ def extract(archive: Path, dataset_dir: Path, strip_prefix: str = "", *, into: s
         raise ValueError(f"into='{into}' must be one plain name inside the dataset's directory")
     final = dataset_dir / into
 
-    plan = _check_tar(archive, label, prefix) if tar else None
+    try:
+        plan = _check_tar(archive, label, prefix) if tar else None
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:  # only reads: damage
+        raise DatasetError(f"{label} is a damaged archive ({type(e).__name__}: {e}): nothing was extracted; remove "
+                           f"{archive} and install again") from None
     staging = Path(tempfile.mkdtemp(dir=dataset_dir, prefix=_TMP_PREFIX))
     try:
         if plan is not None:
@@ -582,11 +594,15 @@ def extract(archive: Path, dataset_dir: Path, strip_prefix: str = "", *, into: s
         else:
             built = staging / "file"
             with open_decompressed(archive) as source, open(built, "xb") as out:
-                try:
-                    shutil.copyfileobj(source, out, _CHUNK)
-                except (EOFError, OSError, lzma.LZMAError, zlib.error) as e:
-                    raise DatasetError(f"{label} is not a valid compressed file ({e}): nothing was installed; "
-                                       f"remove {archive} and try again") from None
+                while True:
+                    try:
+                        chunk = source.read(_CHUNK)
+                    except (EOFError, OSError, lzma.LZMAError, zlib.error) as e:
+                        raise DatasetError(f"{label} is not a valid compressed file ({e}): nothing was installed; "
+                                           f"remove {archive} and install again") from None
+                    if not chunk:
+                        break
+                    out.write(chunk)
         _step("switching", into)
         if final.exists() or final.is_symlink():
             # One step where the kernel allows it; otherwise the old one moves
@@ -598,6 +614,13 @@ def extract(archive: Path, dataset_dir: Path, strip_prefix: str = "", *, into: s
         else:
             os.rename(built, final)
         _step("switched", into)
+    except OSError as e:
+        raise DatasetError(f"could not extract {label} into {dataset_dir}: {e.strerror or e} ({e.filename or ''}). "
+                           f"Nothing was installed; free space there, or set FORKGYM_SITE_DATA to a directory with "
+                           f"room") from None
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error) as e:
+        raise DatasetError(f"{label} is a damaged archive ({type(e).__name__}: {e}): nothing was installed; remove "
+                           f"{archive} and install again") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final / prefix if prefix else final

@@ -76,5 +76,11 @@ def dataset_dir(name: str) -> Path:
 def make_dir(path: Path) -> Path:
     """Creates ``path`` and its missing parents (private to this user, or readable
     by all for root) and returns it."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    except OSError as e:
+        from forkgym.errors import DatasetError
+
+        raise DatasetError(f"cannot create the directory {path}: {e.strerror or e}. Set FORKGYM_SITE_DATA (datasets) "
+                           f"or FORKGYM_CACHE (downloads) to a directory you can write") from None
     return path
