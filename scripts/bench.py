@@ -18,6 +18,9 @@ Measures (see the README's performance section for what the numbers mean):
              directory, obj.o read back; and through the server and the
              client, in the worker's sandbox) beside a plain loop of `gcc -c`
              subprocesses on the same preprocessed source and options
+  datasets   listing each catalogue dataset from a manifest of its documented
+             size (fetched and indexed once, then reopened, then iterated),
+             and random_benchmark() latency on anghabench's 1,041,333 entries
 
 Writes bench-out/bench.json and bench-out/bench.md and prints the tables.
 """
@@ -274,6 +277,71 @@ def memory(uri: str, counts: list[int]) -> dict:
     return rows
 
 
+def datasets_bench(quick: bool) -> dict:
+    """Manifest listing and random draws. The real manifests are not fetched
+    (no network is assumed): each listed catalogue dataset gets a synthetic
+    manifest of its documented size (paths of anghabench's length), served
+    from a local file:// URL through the same download-and-index path, as a
+    bench-only row beside the catalogue."""
+    import bz2
+    import dataclasses
+    import hashlib
+
+    import numpy as np
+
+    from forkgym.datasets import Datasets, catalogue
+    from forkgym.datasets.catalogue import Remote
+
+    saved = {k: os.environ.get(k) for k in ("FORKGYM_SITE_DATA", "FORKGYM_CACHE", "FORKGYM_DATASET_MIRROR")}
+    results: dict = {"datasets": {}}
+    with tempfile.TemporaryDirectory(prefix="fgbench-datasets-") as tmp:
+        os.environ.update(FORKGYM_SITE_DATA=f"{tmp}/site", FORKGYM_CACHE=f"{tmp}/cache")
+        os.environ.pop("FORKGYM_DATASET_MIRROR", None)
+        rows = []
+        for row in catalogue.entries():
+            if row.manifest is None or row.deprecated or not row.listed:
+                continue
+            count = min(row.size, 20_000) if quick else row.size
+            text = "".join(f"dir{i % 4999}/sub{i % 37}/extr_file_{i}.c_function_{i % 101}\n" for i in range(count))
+            path = Path(tmp) / f"{row.bare_name}-manifest.bz2"
+            path.write_bytes(bz2.compress(text.encode(), 1))
+            remote = Remote((path.as_uri(),), hashlib.sha256(path.read_bytes()).hexdigest())
+            rows.append(dataclasses.replace(row, name=f"benchmark://bench-{row.bare_name}", manifest=remote))
+        try:
+            with catalogue.extended(rows):
+                for row in rows:
+                    started = time.perf_counter()
+                    size = Datasets()[row.name].size  # fetched (from the file), decompressed, indexed
+                    first = time.perf_counter() - started
+                    started = time.perf_counter()
+                    dataset = Datasets()[row.name]
+                    assert dataset.size == size  # reopened: mapped, counted
+                    reopen = time.perf_counter() - started
+                    started = time.perf_counter()
+                    listed = sum(1 for _ in dataset.benchmark_uris())
+                    iterate = time.perf_counter() - started
+                    assert listed == size
+                    results["datasets"][row.bare_name.removeprefix("bench-")] = {
+                        "size": size, "first_listing_ms": first * 1e3, "reopen_size_ms": reopen * 1e3,
+                        "iterate_all_ms": iterate * 1e3}
+                angha = Datasets()["bench-anghabench-v1"]
+                rng = np.random.default_rng(0)
+                draws = timed(lambda: angha.random_benchmark(rng), 2000 if quick else 20000)
+                results["random_benchmark_us"] = {"entries": angha.size, "p50_us": percentile(draws, 0.5),
+                                                  "p99_us": percentile(draws, 0.99)}
+                collection = Datasets([Datasets()[r.name] for r in rows])
+                draws = timed(lambda: collection.random_benchmark(rng, weighted=True), 2000 if quick else 20000)
+                results["weighted_random_benchmark_us"] = {"p50_us": percentile(draws, 0.5),
+                                                           "p99_us": percentile(draws, 0.99)}
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    return results
+
+
 def markdown(report: dict) -> str:
     out = [f"machine: {report['machine']}", ""]
     out.append("### Step latency (µs, p50 / p99)")
@@ -327,6 +395,17 @@ def markdown(report: dict) -> str:
         out.append(f"| {name} | {step['p50_us']:.0f} / {step['p99_us']:.0f} | {plain['p50_us']:.0f} / {plain['p99_us']:.0f} | "
                    f"{step['p50_us'] / plain['p50_us']:.2f} | {both['p50_us']:.0f} / {both['p99_us']:.0f} | "
                    f"{client['p50_us']:.0f} / {client['p99_us']:.0f} | {client['p50_us'] / plain['p50_us']:.2f} |")
+    datasets = report["datasets"]
+    out += ["", "### Datasets: listing from a manifest of the documented size (ms)", "",
+            "| dataset | entries | first listing (fetch, index) | reopen + size | iterate all URIs |",
+            "|---|---:|---:|---:|---:|"]
+    for name, row in datasets["datasets"].items():
+        out.append(f"| {name} | {row['size']:,} | {row['first_listing_ms']:.1f} | {row['reopen_size_ms']:.2f} | "
+                   f"{row['iterate_all_ms']:.1f} |")
+    draw, weighted = datasets["random_benchmark_us"], datasets["weighted_random_benchmark_us"]
+    out += ["", f"random_benchmark() on {draw['entries']:,} entries: {draw['p50_us']:.1f} / {draw['p99_us']:.1f} µs "
+            f"(p50 / p99); Datasets.random_benchmark(weighted=True) over them all: {weighted['p50_us']:.1f} / "
+            f"{weighted['p99_us']:.1f} µs"]
     return "\n".join(out) + "\n"
 
 
@@ -370,6 +449,8 @@ def main() -> int:
     report["gcc"] = {name: gcc_bench(path, args.quick or name == "large.c")
                      | {"client_step": client_gcc_steps(path, args.quick or name == "large.c")}
                      for name, path in sources.items()}
+    print("bench: datasets", file=sys.stderr)
+    report["datasets"] = datasets_bench(args.quick)
     report["seconds"] = time.perf_counter() - started
     (OUT / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown(report)
