@@ -181,6 +181,7 @@ std::string notRegularFileMessage(const std::string& path, mode_t mode) {
 
 std::string defaultUserCacheDir() {
   if (const char* root = ::getenv("FORKGYM_CACHE_DIR"); root && *root) return std::string(root) + "/benchmarks";
+  if (const char* cache = ::getenv("FORKGYM_CACHE"); cache && *cache) return std::string(cache) + "/benchmarks";
   const char* xdg = ::getenv("XDG_CACHE_HOME");
   // Root's cache is outside /root, readable by a root server's sandbox user.
   if (::geteuid() == 0 && !(xdg && *xdg)) return "/var/cache/forkgym/benchmarks";

@@ -85,7 +85,8 @@ Status checkBenchmarkInput(std::string_view source);
 std::string notRegularFileMessage(const std::string& path, mode_t mode);
 
 // make_benchmark()'s cache, by the rule the Python package uses
-// (forkgym.benchmark_cache_dir()): $FORKGYM_CACHE_DIR/benchmarks; else, for
+// (forkgym.benchmark_cache_dir()): $FORKGYM_CACHE_DIR/benchmarks; else
+// $FORKGYM_CACHE/benchmarks (the dataset cache's variable); else, for
 // root without $XDG_CACHE_HOME, /var/cache/forkgym/benchmarks; else
 // $XDG_CACHE_HOME/forkgym/benchmarks; else $HOME/.cache/forkgym/benchmarks.
 // Reads the environment and the effective uid only.

@@ -232,8 +232,12 @@ TEST_F(BenchmarkUris, OtherDatasetsSayTheyAreNotInstalled) {
 
 TEST(BenchmarkUri, UserCacheDirFollowsThePythonPackagesRule) {
   setenv("FORKGYM_CACHE_DIR", "/somewhere", 1);
+  setenv("FORKGYM_CACHE", "/datasets-cache", 1);
   EXPECT_EQ(defaultUserCacheDir(), "/somewhere/benchmarks");
   unsetenv("FORKGYM_CACHE_DIR");
+  // The dataset cache's variable moves it too (forkgym.datasets.paths.cache_dir()).
+  EXPECT_EQ(defaultUserCacheDir(), "/datasets-cache/benchmarks");
+  unsetenv("FORKGYM_CACHE");
   setenv("XDG_CACHE_HOME", "/xdg", 1);
   EXPECT_EQ(defaultUserCacheDir(), "/xdg/forkgym/benchmarks");
   unsetenv("XDG_CACHE_HOME");

@@ -75,3 +75,18 @@ def test_a_command_line_refuses_what_it_cannot_honour(shared_tmp_path) -> None:
         forkgym.make_benchmark_from_command_line("cc -c -O2 lib.a")
     with pytest.raises(forkgym.InvalidRequest, match="-D needs a value"):
         forkgym.make_benchmark_from_command_line(f"cc {source} -D")
+
+
+def test_the_cache_variable_moves_the_benchmark_cache_for_client_and_server(shared_tmp_path, monkeypatch,
+                                                                            bitcodes) -> None:
+    monkeypatch.delenv("FORKGYM_CACHE_DIR")
+    monkeypatch.setenv("FORKGYM_CACHE", str(shared_tmp_path))
+    made = forkgym.make_benchmark(bitcodes["small"])
+    assert (shared_tmp_path / "benchmarks" / (made.uri.rsplit("/", 1)[1] + ".bc")).is_file()
+    server = forkgym.Server()  # started now: it inherits FORKGYM_CACHE
+    try:
+        with forkgym.make("llvm-v0", server=server) as env:
+            env.reset(benchmark=str(made.uri))
+            assert env.benchmark == made
+    finally:
+        server.close()
