@@ -8,7 +8,6 @@ must not be extracted) and install from it into a scratch site directory."""
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import signal
 import subprocess
@@ -21,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from forkgym.datasets import ctorture, fetch
+from forkgym.datasets import Benchmark, Datasets, catalogue, ctorture, fetch
+from forkgym.datasets.dataset import read_ini
 from forkgym.datasets.gcc_testsuite import Host, judge
 from forkgym.datasets.manifest import Manifest
 from forkgym.errors import DatasetError
 
-ROOT = "contents/gcc.c-torture"
-# The catalogue row's flags for this dataset (forkgym.datasets.catalogue).
-FLAGS = ctorture.FLAGS
+ROW = catalogue.find("benchmark://gcc-c-torture-v0")
+ROOT, FLAGS = ROW.root, ROW.flags
 TOP = "gcc-12.9.0/gcc/testsuite/gcc.c-torture"
 
 # The fake tarball: path under the archive's top -> content.
@@ -89,25 +88,32 @@ def source(scratch: Path) -> Path:
     return tarball
 
 
-def install(directory: Path, source: Path) -> ctorture.Report:
-    """The product's install path (fetch.install, with the installer as its
-    finishing step), from ``source``."""
-    reports = []
-    fetch.install(directory, [], ini={"uri": "benchmark://gcc-c-torture-v0", "kind": "source", "root": ROOT},
-                  finish=lambda d: reports.append(ctorture.build(d, ROOT, FLAGS, source=source, progress=False)))
-    return reports[0]
+@pytest.fixture
+def site(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FORKGYM_SITE_DATA", str(scratch / "site"))
+    return scratch / "site"
 
 
-def test_installs_the_programs_clang_compiles_and_says_why_each_other_is_left_out(scratch: Path,
-                                                                                   source: Path) -> None:
-    directory = scratch / "site" / "datasets" / "gcc-c-torture-v0"
-    report = install(directory, source)
+def install(source: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The product's install (the catalogue row's, as on first use), from ``source``."""
+    monkeypatch.setattr(ctorture, "SOURCE_PATTERN", str(source))
+    dataset = Datasets()["gcc-c-torture-v0"]
+    dataset.install()
+    return dataset.site_data_path
 
+
+def test_installs_the_programs_clang_compiles_and_says_why_each_other_is_left_out(
+        site: Path, source: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    directory = install(source, monkeypatch)
+
+    assert directory == site / "datasets" / "gcc-c-torture-v0"
     assert fetch.is_installed(directory)
     assert list(Manifest(directory)) == LISTED
-    assert report.found == {"execute": 5, "compile": 4}
-    assert report.listed == {"execute": 3, "compile": 2}
-    assert {path: why for path, _, why in report.left_out} == LEFT_OUT
+    assert Datasets()["gcc-c-torture-v0"].size == len(LISTED)
+    assert read_ini(directory / "dataset.ini") == {
+        "uri": "benchmark://gcc-c-torture-v0", "kind": "source", "root": "contents/gcc.c-torture", "suffix": ".c",
+        "language": "c", "flags": FLAGS, "runnable": "true", "runnable_prefix": "execute/"}
+    assert "-Wno-error=implicit-function-declaration" in FLAGS.split()
 
     excluded = (directory / ctorture.EXCLUDED).read_text().splitlines()
     header = [line for line in excluded if line.startswith("#")]
@@ -116,6 +122,8 @@ def test_installs_the_programs_clang_compiles_and_says_why_each_other_is_left_ou
     assert any(line.startswith("# Left out 4: 2 that GCC's test suite says") and "2 that clang 19" in line
                for line in header), header
     assert dict(line.split("\t") for line in excluded if not line.startswith("#")) == LEFT_OUT
+    assert ("gcc-c-torture-v0: 5 programs (execute 3, compile 2); 4 left out, 2 by GCC's test suite's directives "
+            "and 2 that clang 19 rejects") in capsys.readouterr().err
 
     # Only the two directories' own files, as regular files; every file a
     # program may include stays, the manifest alone leaves programs out.
@@ -125,6 +133,8 @@ def test_installs_the_programs_clang_compiles_and_says_why_each_other_is_left_ou
                        "execute", "execute/implicit-1.c", "execute/local.h", "execute/nested-1.c", "execute/ok-1.c",
                        "execute/uses-header.c", "execute/wrapv-1.c"]
     assert sorted(p.name for p in directory.iterdir()) == INSTALLED
+    assert Benchmark("benchmark://gcc-c-torture-v0/execute/ok-1").sources[0].contents == \
+        PROGRAMS[f"{TOP}/execute/ok-1.c"].encode()
 
 
 def test_a_dataset_built_again_replaces_the_old_tree(scratch: Path, source: Path) -> None:
@@ -137,14 +147,13 @@ def test_a_dataset_built_again_replaces_the_old_tree(scratch: Path, source: Path
     assert sorted(p.name for p in directory.iterdir()) == ["contents", "excluded.txt", "manifest.idx", "manifest.txt"]
 
 
-# A process that installs and, at the named step, says so on stdout and waits
-# to be killed.
+# A process that installs as on first use and, at the named step, says so on
+# stdout and waits to be killed.
 _KILLED_INSTALL = textwrap.dedent("""
     import signal, sys
-    from pathlib import Path
-    from forkgym.datasets import ctorture, fetch
+    from forkgym.datasets import Datasets, ctorture, fetch
 
-    directory, root, flags, source, step = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4]), sys.argv[5]
+    ctorture.SOURCE_PATTERN, step = sys.argv[1], sys.argv[2]
 
     def hook(at, detail):
         if at == step:
@@ -153,17 +162,15 @@ _KILLED_INSTALL = textwrap.dedent("""
                 signal.pause()
 
     ctorture._step_hook = fetch._step_hook = hook
-    fetch.install(directory, [], ini={"uri": "benchmark://gcc-c-torture-v0"},
-                  finish=lambda d: ctorture.build(d, root, flags, source=source, progress=False))
+    Datasets()["gcc-c-torture-v0"].install()
 """)
 
 
 @pytest.mark.parametrize("step", ["extracted", "compiled", "placed", "marking"])
-def test_a_kill_mid_install_leaves_no_dataset_and_the_next_install_completes(scratch: Path, source: Path,
-                                                                             step: str) -> None:
-    directory = scratch / "site" / "datasets" / "gcc-c-torture-v0"
-    child = subprocess.Popen([sys.executable, "-c", _KILLED_INSTALL, str(directory), ROOT, FLAGS, str(source), step],
-                             stdout=subprocess.PIPE, text=True)
+def test_a_kill_mid_install_leaves_no_dataset_and_the_next_install_completes(
+        site: Path, source: Path, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_INSTALL, str(source), step], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
     try:
         assert child.stdout.readline() == f"at {step}\n"
     finally:
@@ -171,9 +178,10 @@ def test_a_kill_mid_install_leaves_no_dataset_and_the_next_install_completes(scr
         child.wait()
     assert child.returncode == -signal.SIGKILL
 
-    assert not fetch.is_installed(directory)
-    install(directory, source)
-    assert fetch.is_installed(directory)
+    dataset = Datasets()["gcc-c-torture-v0"]
+    assert not dataset.installed
+    directory = install(source, monkeypatch)
+    assert dataset.installed
     assert list(Manifest(directory)) == LISTED
     assert sorted(p.name for p in directory.iterdir()) == INSTALLED
     assert sorted(p.name for p in (directory / ROOT).iterdir()) == ["compile", "execute"]

@@ -62,17 +62,6 @@ SOURCE_PATTERN = "/usr/src/gcc-12/gcc-12*.tar.*"
 DIRECTORIES = ("execute", "compile")
 EXCLUDED = "excluded.txt"
 
-# The dataset's clang flags after the base command (dataset.ini's flags; the
-# catalogue row's): CompilerGym's for C (-ferror-limit=1 -w), and what clang 16
-# made errors back to warnings (which -w silences) — implicit int, implicit
-# function declarations, int/pointer and function-pointer mismatches, return
-# value mismatches. GCC 12, the suite's compiler, and clang 10, CompilerGym's,
-# accept these C89-era constructs, and a third of the torture tests use them
-# (calling abort() undeclared above all): without these flags clang 19 would
-# leave out 1,307 of 3,495 programs instead of ~120.
-FLAGS = ("-ferror-limit=1 -w -Wno-error=implicit-function-declaration -Wno-error=implicit-int "
-         "-Wno-error=int-conversion -Wno-error=incompatible-function-pointer-types -Wno-error=return-mismatch")
-
 # The server's base command for source datasets (before the row's flags).
 BASE_COMMAND = ("-c", "-emit-llvm", "-O1", "-Xclang", "-disable-llvm-passes", "-Xclang", "-disable-llvm-optzns")
 # The server's limit on one benchmark load (forkserver/loader.h): a program
@@ -137,7 +126,12 @@ def install(entry: Any, directory: Path) -> None:
     """The catalogue row's installer: fills ``directory`` (contents under the
     row's root, ``excluded.txt``, the manifest) from the package's tarball,
     checking programs with the row's flags."""
-    build(Path(directory), entry.root, entry.flags, progress=None)
+    report = build(Path(directory), entry.root, entry.flags, progress=None)
+    listed = sum(report.listed.values())
+    print(f"{NAME}: {listed:,} programs (" + ", ".join(f"{d} {report.listed[d]:,}" for d in DIRECTORIES)
+          + f"); {len(report.left_out)} left out, {report.by('suite')} by GCC's test suite's directives and "
+          f"{report.by('clang')} that clang 19 rejects: {Path(directory) / EXCLUDED} says which and why",
+          file=sys.stderr)
 
 
 def build(directory: Path, root: str, flags: str, *, source: Path | None = None, clang: str | None = None,

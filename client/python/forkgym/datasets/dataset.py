@@ -262,6 +262,8 @@ class ManifestDataset(Dataset):
             values["transform"] = entry.transform
         if entry.runnable:
             values["runnable"] = "true"
+        if entry.runnable_prefix:
+            values["runnable_prefix"] = entry.runnable_prefix
         return values
 
     def _archives(self) -> list[fetch.Archive]:
