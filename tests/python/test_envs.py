@@ -175,8 +175,8 @@ def test_step_before_reset_says_to_reset() -> None:
 def test_unknown_benchmark_raises_benchmark_not_found(env: forkgym.LlvmEnv) -> None:
     with pytest.raises(forkgym.BenchmarkNotFound, match="no such file"):
         env.reset(benchmark="file:///no/such/file.c")
-    with pytest.raises(forkgym.BenchmarkNotFound, match="does not download"):
-        env.reset(benchmark="cbench-v1/qsort")
+    with pytest.raises(forkgym.BenchmarkNotFound, match="unknown dataset 'benchmark://cbench-v2'"):
+        env.reset(benchmark="cbench-v2/qsort")
 
 
 def test_benchmark_that_does_not_compile_raises_init_error(env: forkgym.LlvmEnv, data_dir) -> None:

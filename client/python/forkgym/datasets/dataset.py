@@ -635,8 +635,8 @@ class Datasets:
                 if dataset is None or dataset.entry is not entry:
                     dataset = self._cache[entry.name] = dataset_of(entry)
                 everything[entry.name] = dataset
-            for name, dataset in _user_datasets().items():
-                everything.setdefault(name, self._cache.setdefault(name, dataset))
+            for name, dataset in _user_datasets().items():  # read afresh: a registration may change
+                everything.setdefault(name, dataset)
         everything.update(self._added)
         for name in self._removed:
             everything.pop(name, None)
