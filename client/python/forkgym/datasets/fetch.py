@@ -478,6 +478,13 @@ def _extract_tar(archive: Path, label: str, prefix: str, plan: _Plan, root: Path
     if show:
         from tqdm import tqdm
         bar = tqdm(total=plan.count, desc=f"extracting {label}", unit=" files", leave=False)
+    made: set[Path] = {root}  # directories known to exist (a mkdir per file costs as much as the write)
+
+    def make_parent(destination: Path) -> None:
+        if destination.parent not in made:
+            destination.parent.mkdir(mode=0o777, parents=True, exist_ok=True)
+            made.add(destination.parent)
+
     try:
         with tarfile.open(archive, "r|*") as tar:
             while (member := tar.next()) is not None:
@@ -489,8 +496,9 @@ def _extract_tar(archive: Path, label: str, prefix: str, plan: _Plan, root: Path
                 destination = root / path
                 if member.isdir() and kind == "d":
                     destination.mkdir(mode=0o777, parents=True, exist_ok=True)
+                    made.add(destination)
                 elif member.isreg() and kind == "f":
-                    destination.parent.mkdir(mode=0o777, parents=True, exist_ok=True)
+                    make_parent(destination)
                     mode = 0o777 if member.mode & 0o111 else file_mode
                     fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                                  mode)
@@ -498,11 +506,11 @@ def _extract_tar(archive: Path, label: str, prefix: str, plan: _Plan, root: Path
                     with os.fdopen(fd, "wb") as out, source:
                         shutil.copyfileobj(source, out, _CHUNK)
                 elif member.issym() and kind == "l" and plan.symlinks.get(path) == member.linkname:
-                    destination.parent.mkdir(mode=0o777, parents=True, exist_ok=True)
+                    make_parent(destination)
                     os.symlink(member.linkname, destination)
                 elif member.islnk() and kind == "h" and plan.hardlinks.get(path) == _member_path(
                         member.linkname, label):
-                    destination.parent.mkdir(mode=0o777, parents=True, exist_ok=True)
+                    make_parent(destination)
                     os.link(root / plan.hardlinks[path], destination, follow_symlinks=False)
                 else:
                     raise UnsafeArchive(f"{label} changed while it was being extracted ('{member.name}'): nothing "
