@@ -337,7 +337,8 @@ def test_a_truncated_download_is_retried_and_never_kept(dirs: Path, http_server:
 
 @pytest.mark.parametrize("code", [429, 500, 503])
 def test_a_busy_server_is_retried_with_backoff_until_it_answers(dirs: Path, http_server: Loopback, code: int,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
     waits: list[float] = []
     monkeypatch.setattr(fetch.time, "sleep", waits.append)  # record the schedule instead of waiting it
     url = http_server.serve("/toy-v0.tar.bz2", status(code), status(code), status(code), ok(TOY_TAR))
@@ -346,6 +347,10 @@ def test_a_busy_server_is_retried_with_backoff_until_it_answers(dirs: Path, http
     assert_toy_installed(dataset)
     assert http_server.hits["/toy-v0.tar.bz2"] == 4
     assert waits == [0.5, 1.0, 2.0]  # exponential
+    # Each wait is said, with its reason.
+    said = [r.getMessage() for r in caplog.records if r.name == "forkgym.datasets"]
+    assert len(said) == 3 and all(f"HTTP {code}" in m and "toy-v0.tar.bz2" in m for m in said), said
+    assert "try 2 of 5 in 0.5 s" in said[0]
 
 
 def test_retries_are_bounded(dirs: Path, http_server: Loopback) -> None:

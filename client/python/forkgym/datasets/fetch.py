@@ -37,6 +37,7 @@ import dataclasses
 import gzip
 import hashlib
 import http.client
+import logging
 import lzma
 import os
 import re
@@ -63,6 +64,9 @@ MIRROR_VARIABLE = "FORKGYM_DATASET_MIRROR"
 MARKER = ".installed"
 INI = "dataset.ini"
 _TMP_PREFIX = ".tmp-"
+# Retries are said on stderr (logging's last-resort handler shows warnings),
+# so a user waiting on a flaky or absent network knows why.
+_log = logging.getLogger("forkgym.datasets")
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
 except OSError:
@@ -260,7 +264,7 @@ def _placement_help(name: str, urls: Sequence[str], sha256: str) -> str:
             f"base URL)")
 
 
-def download(urls: str | Sequence[str], sha256: str, *, name: str | None = None, max_retries: int = 5,
+def download(urls: str | Sequence[str], sha256: str, *, name: str | None = None, max_retries: int = 4,
              backoff: float = 1.0, timeout: float = 60.0, progress: bool | None = None,
              mirror: str | None = None) -> Path:
     """The path of the verified file with this SHA-256, fetched from ``urls`` if
@@ -319,7 +323,10 @@ def download(urls: str | Sequence[str], sha256: str, *, name: str | None = None,
                     wait = max(wait, e.retry_after)
             if not live or attempt == max(max_retries, 0):
                 break
-            time.sleep(max(wait, backoff * (2 ** attempt)))
+            delay = max(wait, backoff * (2 ** attempt))
+            _log.warning("downloading %s failed (%s); try %d of %d in %.3g s", name,
+                         "; ".join(failures[url] for url in live), attempt + 2, max(max_retries, 0) + 1, delay)
+            time.sleep(delay)
         tries = "; ".join(f"{url}: {why}" for url, why in failures.items())
         rounds = "" if not live else f" after {max(max_retries, 0) + 1} tries"
         raise DownloadFailed(f"could not download {name} (SHA-256 {sha256}){rounds}: {tries}. "
@@ -702,7 +709,7 @@ def remove_leftovers(dataset_dir: Path) -> None:
 
 def install(dataset_dir: Path, archives: Sequence[Archive], *, ini: Mapping[str, str] | None = None,
             finish: Callable[[Path], None] | None = None, progress: bool | None = None,
-            max_retries: int = 5, backoff: float = 1.0) -> Path:
+            max_retries: int = 4, backoff: float = 1.0) -> Path:
     """Installs a dataset into ``dataset_dir`` from ``archives`` (see the module's
     steps) unless its marker says it is installed, and returns ``dataset_dir``.
 
