@@ -720,6 +720,33 @@ def test_links_inside_the_tree_are_extracted(dirs: Path) -> None:
     assert (root / "sub" / "same").stat().st_ino == (root / "a.c").stat().st_ino
 
 
+def test_roots_installs_are_readable_by_its_sandbox_user_whatever_the_umask(dirs: Path, http_server: Loopback) -> None:
+    info = member("toy-v0/sub/run.sh")
+    info.mode = 0o755
+    data = raw_tarball([(member("toy-v0/a.c"), b"int a;\n"), (info, b"#!/bin/sh\n")])
+    url = http_server.serve("/toy-v0.tar.gz", ok(data))
+    notes = http_server.serve("/notes.txt.bz2", ok(bz2.compress(b"notes\n")))
+    previous = os.umask(0o077)
+    try:
+        dataset = paths.dataset_dir("toy-v0")
+        fetch.install(dataset, [Archive(urls=(url,), sha256=sha(data), strip_prefix="toy-v0"),
+                                Archive(urls=(notes,), sha256=sha(bz2.compress(b"notes\n")))], ini=TOY_INI)
+    finally:
+        os.umask(previous)
+    shared = paths.AS_ROOT  # root's server reads as nobody; anyone else's as them, so their umask holds
+    modes = {p.relative_to(dirs).as_posix(): p.stat().st_mode & 0o777
+             for p in [dirs / "site", *(dirs / "site").rglob("*")] if not p.name.endswith(".lock")}
+    for path, mode in modes.items():
+        if path.endswith("run.sh"):
+            assert mode == (0o755 if shared else 0o700), (path, oct(mode))
+        elif (dirs / path).is_dir():
+            assert mode == (0o755 if shared else 0o700), (path, oct(mode))
+        else:
+            assert mode == (0o644 if shared else 0o600), (path, oct(mode))
+    assert "site/datasets/toy-v0/contents/toy-v0/a.c" in modes and "site/datasets/toy-v0/notes.txt" in modes
+    assert "site/datasets/toy-v0/dataset.ini" in modes and "site/datasets/toy-v0/.installed" in modes
+
+
 def test_single_compressed_files_and_tarballs_named_like_them(dirs: Path) -> None:
     dataset = paths.dataset_dir("toy-v0")
     text = b"line one\nline two\n"

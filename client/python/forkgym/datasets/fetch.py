@@ -479,7 +479,6 @@ def _check_tar(archive: Path, label: str, prefix: str) -> _Plan:
 def _extract_tar(archive: Path, label: str, prefix: str, plan: _Plan, root: Path, progress: bool | None) -> None:
     """The writing pass, into the fresh directory ``root``. Each member is checked
     again against the plan (the archive is read a second time)."""
-    file_mode = 0o666  # narrowed by the umask; executables get 0o777
     show = sys.stderr.isatty() if progress is None else progress
     bar = None
     if show:
@@ -487,10 +486,17 @@ def _extract_tar(archive: Path, label: str, prefix: str, plan: _Plan, root: Path
         bar = tqdm(total=plan.count, desc=f"extracting {label}", unit=" files", leave=False)
     made: set[Path] = {root}  # directories known to exist (a mkdir per file costs as much as the write)
 
-    def make_parent(destination: Path) -> None:
-        if destination.parent not in made:
-            destination.parent.mkdir(mode=0o777, parents=True, exist_ok=True)
-            made.add(destination.parent)
+    def make_dirs(directory: Path) -> None:
+        if directory in made:
+            return
+        make_dirs(directory.parent)
+        try:
+            os.mkdir(directory, 0o777)
+        except FileExistsError:
+            pass
+        else:
+            _share(directory, 0o755)
+        made.add(directory)
 
     try:
         with tarfile.open(archive, "r|*") as tar:
@@ -502,22 +508,22 @@ def _extract_tar(archive: Path, label: str, prefix: str, plan: _Plan, root: Path
                 kind = plan.kinds.get(path)
                 destination = root / path
                 if member.isdir() and kind == "d":
-                    destination.mkdir(mode=0o777, parents=True, exist_ok=True)
-                    made.add(destination)
+                    make_dirs(destination)
                 elif member.isreg() and kind == "f":
-                    make_parent(destination)
-                    mode = 0o777 if member.mode & 0o111 else file_mode
+                    make_dirs(destination.parent)
+                    executable = bool(member.mode & 0o111)
                     fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                 mode)
+                                 0o777 if executable else 0o666)
+                    _share(fd, 0o755 if executable else 0o644)
                     source = tar.extractfile(member)
                     with os.fdopen(fd, "wb") as out, source:
                         shutil.copyfileobj(source, out, _CHUNK)
                 elif member.issym() and kind == "l" and plan.symlinks.get(path) == member.linkname:
-                    make_parent(destination)
+                    make_dirs(destination.parent)
                     os.symlink(member.linkname, destination)
                 elif member.islnk() and kind == "h" and plan.hardlinks.get(path) == _member_path(
                         member.linkname, label):
-                    make_parent(destination)
+                    make_dirs(destination.parent)
                     os.link(root / plan.hardlinks[path], destination, follow_symlinks=False)
                 else:
                     raise UnsafeArchive(f"{label} changed while it was being extracted ('{member.name}'): nothing "
@@ -528,6 +534,17 @@ def _extract_tar(archive: Path, label: str, prefix: str, plan: _Plan, root: Path
     finally:
         if bar is not None:
             bar.close()
+
+
+def _share(target: Path | int, mode: int) -> None:
+    """For root, makes what it installs readable by all whatever its umask: its
+    server reads datasets as an unprivileged sandbox user. Anyone else's files
+    keep their umask's modes (their server runs as them)."""
+    if paths.AS_ROOT:
+        if isinstance(target, int):
+            os.fchmod(target, mode)
+        else:
+            os.chmod(target, mode)
 
 
 def _is_tar(path: Path) -> bool:
@@ -605,6 +622,7 @@ def extract(archive: Path, dataset_dir: Path, strip_prefix: str = "", *, into: s
         if plan is not None:
             built = staging / "tree"
             built.mkdir()
+            _share(built, 0o755)
             _extract_tar(archive, label, prefix, plan, built, progress)
         else:
             built = staging / "file"
@@ -618,6 +636,7 @@ def extract(archive: Path, dataset_dir: Path, strip_prefix: str = "", *, into: s
                     if not chunk:
                         break
                     out.write(chunk)
+            _share(built, 0o644)
         _step("switching", into)
         if final.exists() or final.is_symlink():
             # One step where the kernel allows it; otherwise the old one moves

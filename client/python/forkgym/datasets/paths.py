@@ -75,9 +75,22 @@ def dataset_dir(name: str) -> Path:
 
 def make_dir(path: Path) -> Path:
     """Creates ``path`` and its missing parents (private to this user, or readable
-    by all for root) and returns it."""
+    by all for root, whatever the umask) and returns it."""
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.is_dir():
+            break
+        missing.append(directory)
     try:
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        for directory in reversed(missing):
+            try:
+                directory.mkdir(mode=DIR_MODE)
+            except FileExistsError:
+                continue  # made meanwhile by another process
+            if AS_ROOT:  # whatever root's umask: the server's sandbox user must get in
+                directory.chmod(DIR_MODE)
+        if not path.is_dir():
+            raise NotADirectoryError(20, "not a directory", str(path))
     except OSError as e:
         from forkgym.errors import DatasetError
 
