@@ -8,6 +8,7 @@ must not be extracted) and install from it into a scratch site directory."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import signal
 import subprocess
@@ -145,6 +146,22 @@ def test_a_dataset_built_again_replaces_the_old_tree(scratch: Path, source: Path
     assert not (directory / ROOT / "execute" / "stale.c").exists()
     assert list(Manifest(directory)) == LISTED
     assert sorted(p.name for p in directory.iterdir()) == ["contents", "excluded.txt", "manifest.idx", "manifest.txt"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's installs are shared with its server's sandbox user")
+def test_roots_install_is_readable_by_its_servers_sandbox_user_whatever_the_umask(scratch: Path,
+                                                                                   source: Path) -> None:
+    directory = scratch / "gcc-c-torture-v0"
+    old = os.umask(0o077)
+    try:
+        ctorture.build(directory, ROOT, FLAGS, source=source, progress=False)
+    finally:
+        os.umask(old)
+    for path in [directory / ROOT, *(directory / ROOT).rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+    for name in ("contents", "excluded.txt", "manifest.txt", "manifest.idx"):
+        assert (directory / name).stat().st_mode & 0o004, name
 
 
 # A process that installs as on first use and, at the named step, says so on

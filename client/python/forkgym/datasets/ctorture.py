@@ -74,7 +74,6 @@ CLANG_CANDIDATES = ("/usr/lib/llvm-19/bin/clang", "clang-19")
 # (no "..", no leading dot) directly in one of the two directories.
 _MEMBER = re.compile(r"(?P<top>[^/]+)/gcc/testsuite/gcc\.c-torture/(?P<dir>execute|compile)/"
                      r"(?P<file>[A-Za-z0-9_+-][A-Za-z0-9_.+-]*\.[ch])")
-_FILE_MODE = 0o644 if paths.AS_ROOT else 0o600
 
 # For tests that kill an install at a chosen point: called with (step,
 # detail) at each step boundary ("extracted", "judged", "compiled",
@@ -201,9 +200,11 @@ def _extract(source: Path, tree: Path) -> tuple[str, list[str]]:
     """Streams ``source`` once, writing the dataset's files under ``tree``;
     returns the tarball's top directory and the programs (``execute/<name>``),
     in manifest order."""
-    tree.mkdir(mode=paths.DIR_MODE)
-    for d in DIRECTORIES:
-        (tree / d).mkdir(mode=paths.DIR_MODE)
+    # Root's installs are read by its server's sandbox user: fetch._share makes
+    # them readable by all whatever the umask (anyone else's keep their umask).
+    for made in (tree, *(tree / d for d in DIRECTORIES)):
+        made.mkdir()
+        fetch._share(made, 0o755)
     top = ""
     programs = []
     try:
@@ -215,8 +216,8 @@ def _extract(source: Path, tree: Path) -> tuple[str, list[str]]:
                 top = match["top"]
                 target = tree / match["dir"] / match["file"]
                 with tar.extractfile(member) as data, open(target, "wb") as out:  # type: ignore[union-attr]
+                    fetch._share(out.fileno(), 0o644)
                     shutil.copyfileobj(data, out)
-                os.chmod(target, _FILE_MODE)
                 if target.suffix == ".c":
                     programs.append(f"{match['dir']}/{target.stem}")
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:
