@@ -451,6 +451,26 @@ def test_threads_downloading_the_same_file_share_one_download(dirs: Path, http_s
     assert http_server.hits["/toy-v0.tar.bz2"] == 1
 
 
+def test_the_dataset_lock_can_be_taken_again_by_its_holder(dirs: Path, http_server: Loopback) -> None:
+    url = http_server.serve("/toy-v0.tar.bz2", ok(TOY_TAR))
+    dataset = paths.dataset_dir("toy-v0")
+    finished = threading.Event()
+
+    def finish(directory: Path) -> None:
+        with fetch.dataset_lock(directory):  # e.g. writing the manifest, as listing does
+            Manifest.write(directory, ["a", "sub/b", "sub/c"])
+
+    def install() -> None:
+        fetch.install(dataset, [toy_archive(url)], ini=TOY_INI, finish=finish)
+        finished.set()
+
+    # In a thread, so that a lock waiting for itself fails this test instead of hanging the suite.
+    threading.Thread(target=install, daemon=True).start()
+    assert finished.wait(60), "install() waited for its own lock"
+    assert_toy_installed(dataset)
+    assert list(Manifest(dataset)) == ["a", "sub/b", "sub/c"]
+
+
 # ---------------------------------------------------------------------------
 # Other processes: installing at once, and killed mid-install
 

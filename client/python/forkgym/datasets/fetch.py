@@ -93,19 +93,35 @@ def _step(step: str, detail: str = "") -> None:
 # Locks
 
 
-_THREAD_LOCKS: dict[str, threading.RLock] = {}
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
+_HELD = threading.local()  # the lock files this thread holds, with their depth
 
 
 @contextlib.contextmanager
 def _locked(lock_file: Path) -> Iterator[None]:
     """Holds ``lock_file`` against other processes and other threads of this one
-    (a file lock alone would let two threads sharing a lock object in)."""
+    (a file lock alone would let two threads sharing a lock object in).
+    Re-entrant within a thread: a second file lock on the same file from the
+    same process would wait for itself forever."""
+    key = str(lock_file)
+    held: dict[str, int] = _HELD.__dict__.setdefault("depth", {})
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
     with _THREAD_LOCKS_GUARD:
-        thread_lock = _THREAD_LOCKS.setdefault(str(lock_file), threading.RLock())
+        thread_lock = _THREAD_LOCKS.setdefault(key, threading.Lock())
     paths.make_dir(lock_file.parent)
-    with thread_lock, filelock.FileLock(str(lock_file)):
-        yield
+    with thread_lock, filelock.FileLock(key):
+        held[key] = 1
+        try:
+            yield
+        finally:
+            held[key] = 0
 
 
 def dataset_lock(dataset_dir: Path) -> contextlib.AbstractContextManager[None]:
