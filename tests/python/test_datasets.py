@@ -443,11 +443,15 @@ def test_user_datasets_refuse_what_would_go_wrong(site, tmp_path) -> None:
     with pytest.raises(ValueError, match=r"several kinds \(\.c, \.ll\); pass suffix="):
         from_directory("fgtest-mixed-v0", tmp_path)
     assert from_directory("fgtest-mixed-v0", tmp_path, suffix=".ll").size == 1
-    # A .bc of yours beside a source would be taken for its compiled module.
+    # A bitcode file of yours beside a source is a program of another kind ...
     (tmp_path / "a.bc").write_bytes(b"BC\xc0\xde")
-    with pytest.raises(ValueError, match="a.bc.*where the server keeps the compiled module"):
-        from_directory("fgtest-clash-v0", tmp_path, suffix=".c")
-    assert "fgtest-clash-v0" not in Datasets()
+    assert from_directory("fgtest-clash-v0", tmp_path, suffix=".c").size == 1
+    # ... but one named as the server names the module it compiles from a
+    # source would be replaced by it.
+    (tmp_path / "a.c.bc").write_bytes(b"BC\xc0\xde")
+    with pytest.raises(ValueError, match="a.c.bc .*where the server keeps each compiled module, and would be replaced"):
+        from_directory("fgtest-clash-v1", tmp_path, suffix=".c")
+    assert "fgtest-clash-v1" not in Datasets()
 
 
 # ------------------------------------------------------------ command line --

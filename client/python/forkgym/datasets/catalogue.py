@@ -24,7 +24,7 @@ Kinds:
   * ``source``: an archive of sources the server compiles on demand with
     ``flags`` after the base command (``-c -emit-llvm -O1 -Xclang
     -disable-llvm-passes -Xclang -disable-llvm-optzns``), caching the module as
-    ``<root>/<path>.bc`` beside its source.
+    ``<root>/<path><suffix>.bc`` beside its source.
   * ``generator``: ``generator://<name>/<seed>``, made by the server on demand.
   * ``bundled``: programs shipped inside the Python package (always installed).
   * ``cache``: what ``make_benchmark()`` captured (``benchmark://user-v0/<digest>``).

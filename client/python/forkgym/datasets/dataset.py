@@ -888,7 +888,7 @@ def from_directory(name: str, directory: str | os.PathLike[str], *, suffix: str 
     suffix>``. The suffix is the one kind of program file found (``.c``,
     ``.cc``/``.cpp``/``.cxx``, ``.cl``, ``.bc``, ``.ll``), or ``suffix``; sources are
     compiled on demand by the server with ``flags`` after the base command, and
-    the module is cached beside each source as ``<path>.bc``. Registering a
+    the module is cached beside each source (``a.c`` -> ``a.c.bc``). Registering a
     name again replaces its registration. Returns the dataset; writes
     ``<site>/datasets/<name>/`` (dataset.ini with the absolute directory, the
     manifest, the marker) and nothing in ``directory``.
@@ -904,11 +904,10 @@ def from_directory(name: str, directory: str | os.PathLike[str], *, suffix: str 
     if not root.is_dir():
         raise BenchmarkNotFound(f"from_directory('{bare}', '{directory}'): {root} is not a directory")
     target = paths.dataset_dir(bare)
-    previous = read_ini(target / fetch.INI) if (target / fetch.INI).is_file() else {}
-    # A .bc beside a source of the same name is the server's compiled module
-    # of it (kept there), not a program of its own.
-    files = [p for p in _program_files(root)
-             if not (p.suffix == ".bc" and any(p.with_suffix(s).is_file() for s in SOURCE_SUFFIXES))]
+    # <source>.bc beside a source is the server's compiled module of it
+    # (passes/module_cache.h), not a program of its own.
+    files = [p for p in _program_files(root) if not (p.suffix == ".bc" and p.with_suffix("").is_file()
+                                                     and p.with_suffix("").suffix in SOURCE_SUFFIXES)]
     found = sorted({p.suffix for p in files})
     if suffix is None:
         if len(found) != 1:
@@ -925,15 +924,16 @@ def from_directory(name: str, directory: str | os.PathLike[str], *, suffix: str 
     members = sorted(str(p.relative_to(root))[: -len(suffix)] for p in files if p.suffix == suffix)
     if not members:
         raise ValueError(f"from_directory('{bare}', '{root}'): no '{suffix}' files in it")
-    if kind == SOURCE and previous.get("root") != str(root):
-        # The server caches a compiled source as <path>.bc beside it, and takes
-        # an existing <path>.bc for that module: a .bc of yours there would be
-        # loaded in place of the source, silently.
-        clashing = [m for m in members if (root / (m + ".bc")).exists()]
+    if kind == SOURCE:
+        # The server keeps a source's compiled module beside it as
+        # <source>.bc, replacing what is there: a file of yours by that name
+        # (one without the server's key) would be lost.
+        clashing = [root / (m + suffix + MODULE_CACHE_SUFFIX) for m in members]
+        clashing = [p for p in clashing if p.exists() and not _server_module(p)]
         if clashing:
-            raise ValueError(f"from_directory('{bare}', '{root}'): {root / (clashing[0] + '.bc')} (and "
-                             f"{len(clashing) - 1} more) sit beside their sources, where the server keeps the "
-                             f"compiled module; move them, or register them as a dataset of their own")
+            raise ValueError(f"from_directory('{bare}', '{root}'): {clashing[0]} (and {len(clashing) - 1} more) "
+                             f"sit beside their sources where the server keeps each compiled module, and would be "
+                             f"replaced; move them first")
     for member in members:
         if "\n" in member:
             raise ValueError(f"from_directory('{bare}', '{root}'): file name {member!r} holds a newline")
@@ -945,6 +945,21 @@ def from_directory(name: str, directory: str | os.PathLike[str], *, suffix: str 
     fetch.uninstall(target, keep=())
     fetch.install(target, [], ini=ini, finish=lambda d: Manifest.write(d, members))
     return UserDataset.from_ini(target)
+
+
+# passes/module_cache.h: the module compiled from <source> is <source>.bc,
+# carrying its key in this extended attribute.
+MODULE_CACHE_SUFFIX = ".bc"
+_MODULE_CACHE_ATTRIBUTE = "user.forkgym.key"
+
+
+def _server_module(path: Path) -> bool:
+    """Whether ``path`` is a module the server cached (it carries the server's key)."""
+    try:
+        os.getxattr(path, _MODULE_CACHE_ATTRIBUTE)
+        return True
+    except OSError:
+        return False
 
 
 def _program_files(root: Path) -> list[Path]:
