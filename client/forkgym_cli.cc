@@ -34,9 +34,13 @@ constexpr const char* kUsage = R"(usage:
 
 search runs LLVM phase ordering. BENCHMARK: file:///abs/path.{c,cc,bc,ll}, a
 directory of sources, benchmark://forkgym-v0/NAME, benchmark://user-v0/DIGEST
-(made by make_benchmark()), generator://csmith-v0/SEED,
-generator://llvm-stress-v0/SEED; the server resolves them.
-Environment: FORKGYM_SERVER names the forkgym-server binary.
+(made by make_benchmark()), benchmark://DATASET/PATH (an installed dataset,
+e.g. benchmark://cbench-v1/qsort; python -m forkgym datasets installs them),
+generator://csmith-v0/SEED, generator://llvm-stress-v0/SEED; the server
+resolves them.
+Environment: FORKGYM_SERVER names the forkgym-server binary; FORKGYM_SITE_DATA
+where datasets are installed (else $XDG_DATA_HOME/forkgym, /var/lib/forkgym for
+root, ~/.local/share/forkgym).
 )";
 
 [[noreturn]] void die(const std::string& message) {

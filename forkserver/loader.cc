@@ -17,9 +17,11 @@
 #include <vector>
 
 #include "forkserver/crash_reporter.h"
+#include "forkserver/module_cache_writer.h"
 #include "forkserver/single_thread.h"
 #include "base/syscall.h"
 #include "passes/benchmark_directory.h"
+#include "passes/module_cache.h"
 #include "sandbox/client_identity.h"
 #include "sandbox/isolation.h"
 #include "sandbox/sandbox.h"
@@ -72,14 +74,52 @@ bool setLimit(int resource, rlim_t soft, rlim_t hard) {
   return setrlimit(resource, &next) == 0;
 }
 
+// What the privileged part of a loader's set-up leaves for the rest.
+struct EnteredBenchmark {
+  std::optional<std::string> unreachable;  // for the client: it may not reach the benchmark
+  std::optional<ModuleCacheWriter> writer;  // stores what this load compiles beside the source
+  std::string cacheWarning;                 // why nothing will be stored there
+};
+
+// A source dataset's file (in its directory, as the client): the module
+// cached beside it if it is fresh (passes/module_cache.h), else a writer to
+// cache what this load compiles — if the client may write there. Otherwise
+// the source is compiled on every load; the server logs that once.
+void prepareModuleCache(const passes::Backend& backend, passes::LoadRequest& request, const std::string& path,
+                        const sandbox::FsIdentity& client, EnteredBenchmark& entered) {
+  if (request.recipe.empty() || backend.sourceModuleKey == nullptr) return;
+  request.moduleCacheKey = backend.sourceModuleKey(request.recipe);
+  const std::string local = path.substr(path.rfind('/') + 1);
+  if (auto cached = passes::readCachedModule(local, request.moduleCacheKey)) {
+    request.cachedModule = std::move(*cached);
+    return;
+  }
+  const std::string directory = request.workingDirectory;
+  if (faccessat(AT_FDCWD, ".", W_OK, AT_EACCESS) != 0) {
+    entered.cacheWarning = "compiled modules are not cached in " + directory + " (uid " + std::to_string(client.uid) +
+                           " may not write there: " + std::strerror(errno) +
+                           "); the sources there are compiled on every load by a new server";
+    return;
+  }
+  auto writer = ModuleCacheWriter::start(local, directory, request.moduleCacheKey, client);
+  if (!writer) {
+    entered.cacheWarning = "compiled modules are not cached in " + directory + ": " + writer.error().message;
+    return;
+  }
+  request.moduleCacheFd = writer->fd();
+  entered.writer.emplace(std::move(*writer));
+}
+
 // Still privileged, as the client who asked: enter the benchmark's directory
 // (passes/benchmark_directory.h), so that the sandbox user reads it by
 // relative names however its ancestors are protected — but only where that
 // client could reach itself. An error is for the client; a path that does
 // not exist is left to the loader, which says so.
-std::optional<std::string> enterBenchmarkDirectory(passes::LoadRequest& request, const sandbox::FsIdentity& client) {
+EnteredBenchmark enterBenchmarkDirectory(const passes::Backend& backend, passes::LoadRequest& request,
+                                         const sandbox::FsIdentity& client) {
+  EnteredBenchmark entered;
   constexpr std::string_view kFile = "file://";
-  if (!std::string_view(request.uri).starts_with(kFile)) return std::nullopt;
+  if (!std::string_view(request.uri).starts_with(kFile)) return entered;
   const std::string path = request.uri.substr(kFile.size());
   const sandbox::ClientFsIdentity as(client);
   if (!as.ok()) _exit(kLoaderSetupExit);
@@ -93,11 +133,18 @@ std::optional<std::string> enterBenchmarkDirectory(passes::LoadRequest& request,
   // ancestors' permissions (passes/benchmark_directory.h).
   for (const std::string& root : request.roots) request.rootFds.push_back(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   struct stat info {};
-  if (stat(path.c_str(), &info) != 0) return unreachable("it");
+  if (stat(path.c_str(), &info) != 0) {
+    entered.unreachable = unreachable("it");
+    return entered;
+  }
   const std::string directory = passes::benchmarkDirectoryOf(request.uri, S_ISDIR(info.st_mode));
-  if (chdir(directory.c_str()) != 0) return unreachable("its directory '" + directory + "'");
+  if (chdir(directory.c_str()) != 0) {
+    entered.unreachable = unreachable("its directory '" + directory + "'");
+    return entered;
+  }
   request.workingDirectory = directory;
-  return std::nullopt;
+  if (S_ISREG(info.st_mode)) prepareModuleCache(backend, request, path, client, entered);
+  return entered;
 }
 
 // ---- Loader child set-up --------------------------------------------------
@@ -142,8 +189,11 @@ void setUpLoaderChild(const passes::Backend& backend, const LoaderLimits& limits
   // kill ever meets it.
   const rlim_t cpu = static_cast<rlim_t>(limits.timeout.count()) *
                          static_cast<rlim_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))) + 1;
+  // No file written (the hard limit leaves room for a module cache
+  // writer, forked later, to lift its own; the loader lowers it to 0 before
+  // its sandbox).
   const bool limited = setLimit(RLIMIT_AS, addressSpace, addressSpace) && setLimit(RLIMIT_CPU, cpu, cpu + 1) &&
-                       setLimit(RLIMIT_FSIZE, 0, 0) && setLimit(RLIMIT_CORE, 0, 0);
+                       setLimit(RLIMIT_FSIZE, 0, passes::kMaxCachedModuleBytes) && setLimit(RLIMIT_CORE, 0, 0);
   if (!limited) _exit(kLoaderSetupExit);
   if (limits.niceness > 0) {
     errno = 0;
@@ -161,10 +211,12 @@ void setUpLoaderChild(const passes::Backend& backend, const LoaderLimits& limits
 // and every compiler it runs. A change of credentials clears the
 // parent-death signal, so it is armed (and the parent checked) again.
 void applyLoaderSandbox(pid_t zygote, const passes::LoadRequest& request) {
+  if (!setLimit(RLIMIT_FSIZE, 0, 0)) _exit(kLoaderSetupExit);
   std::vector<int> keep = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, kResultFd};
   for (int fd : request.rootFds) {
     if (fd >= 0) keep.push_back(fd);
   }
+  if (request.moduleCacheFd >= 0) keep.push_back(request.moduleCacheFd);
   sandbox::applySandbox(kLoaderSandboxLimits, keep, sandbox::Profile::Loader);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != zygote) _exit(kLoaderSetupExit);
 }
@@ -215,7 +267,7 @@ void passTestGate(const std::string& uri, const LoadGate& gate) {
 [[noreturn]] void runLoader(const passes::Backend& backend, passes::LoadRequest request, const LoaderLimits& limits,
                             const LoadGate& gate, const sandbox::FsIdentity& client, pid_t zygote, int resultPipe) {
   setUpLoaderChild(backend, limits, zygote, resultPipe);
-  const std::optional<std::string> unreachable = enterBenchmarkDirectory(request, client);
+  EnteredBenchmark entered = enterBenchmarkDirectory(backend, request, client);
   applyLoaderSandbox(zygote, request);
 #ifdef FORKGYM_TEST_ACTIONS
   passTestGate(request.uri, gate);
@@ -223,13 +275,17 @@ void passTestGate(const std::string& uri, const LoadGate& gate) {
   (void)gate;
 #endif
   Result<passes::LoadedBenchmark> loaded = makeError(Outcome::BenchmarkError, "not loaded");
-  if (unreachable) {
-    loaded = makeError(Outcome::BenchmarkError, *unreachable);
+  if (entered.unreachable) {
+    loaded = makeError(Outcome::BenchmarkError, *entered.unreachable);
   } else if (auto unreadable = unreadableBySandboxUser(request)) {
     loaded = makeError(Outcome::BenchmarkError, *unreadable);
   } else {
     loaded = backend.load(request);
   }
+  // Stored (or not) before the zygote hears of the load: a load that
+  // follows finds the module.
+  const std::string cacheProblem = entered.writer ? entered.writer->finish() : entered.cacheWarning;
+  if (loaded && !cacheProblem.empty()) loaded->warning = cacheProblem;
   std::string frame;
   if (loaded) {
     frame = "+" + passes::encodeLoadedBenchmark(*loaded);

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,10 @@ options:
                          any absolute path). Paths with a '..' component are always refused
   --dataset-dir DIR      where benchmark://forkgym-v0/<name> programs are (default: the
                          installed package's, else the build's)
+  --site-data DIR        where installed datasets are: benchmark://<name>/<path> is a file of
+                         DIR/datasets/<name>/ (default: $FORKGYM_SITE_DATA, else
+                         $XDG_DATA_HOME/forkgym, else /var/lib/forkgym for root, else
+                         ~/.local/share/forkgym; python -m forkgym datasets installs there)
   --cache-mb N           memory budget for parsed benchmarks (default 2048)
   --load-timeout S       seconds allowed to compile/parse one benchmark (default 120)
   --load-memory-mb N     address space one load may use, and each compiler it runs
@@ -183,6 +188,7 @@ int main(int argc, char** argv) {
   options.socketPath = forkgym::defaultSocketPath();
   options.benchmarks.bundledDir = defaultDatasetDir();
   options.benchmarks.userCacheDir = forkgym::passes::defaultUserCacheDir();
+  std::string siteData = forkgym::passes::defaultSiteDataDir();
   std::string logLevel = "warn";
   int readyFd = -1;
   for (int i = 1; i < argc; ++i) {
@@ -237,6 +243,11 @@ int main(int argc, char** argv) {
         return 2;
       }
       options.benchmarks.bundledDir = real.string();
+    } else if (arg == "--site-data") {
+      // Need not exist yet: datasets may be installed after the server starts.
+      std::error_code ec;
+      siteData = std::filesystem::absolute(value("--site-data"), ec).lexically_normal().string();
+      while (siteData.size() > 1 && siteData.ends_with('/')) siteData.pop_back();
     } else if (arg == "--cache-mb") {
       options.cacheMb = number("--cache-mb");
     } else if (arg == "--load-timeout") {
@@ -286,13 +297,23 @@ int main(int argc, char** argv) {
     }
   }
 
+  options.benchmarks.datasets = std::make_shared<forkgym::passes::InstalledDatasets>(siteData);
   // Confined to --benchmark-root directories, the server still serves its
-  // own bundled programs (benchmark://forkgym-v0/), which it compiles from
-  // its dataset directory.
-  if (!options.benchmarks.roots.empty() && !options.benchmarks.bundledDir.empty()) {
+  // own bundled programs (benchmark://forkgym-v0/, compiled from its dataset
+  // directory) and its installed datasets (its own configuration, as the
+  // site-data directory is; that directory may be made later, so its links
+  // are resolved as far as it exists). A dataset registered in place
+  // elsewhere must be under a root.
+  if (!options.benchmarks.roots.empty()) {
     std::error_code ec;
-    const auto real = std::filesystem::canonical(options.benchmarks.bundledDir, ec);
-    if (!ec) options.benchmarks.roots.push_back(real.string());
+    if (!options.benchmarks.bundledDir.empty()) {
+      const auto real = std::filesystem::canonical(options.benchmarks.bundledDir, ec);
+      if (!ec) options.benchmarks.roots.push_back(real.string());
+    }
+    if (!siteData.empty()) {
+      const auto datasets = std::filesystem::weakly_canonical(options.benchmarks.datasets->datasetsDir(), ec);
+      if (!ec) options.benchmarks.roots.push_back(datasets.string());
+    }
   }
 
   // The default socket's directory must be ours alone: a client trusts a

@@ -214,7 +214,7 @@ Status Zygote::start() {
       }
       auto location = backend->resolve(requested, options_.benchmarks);
       Status joined = location ? passes::checkBenchmarkInput(location->source) : Status(location.takeError());
-      const BenchmarkKey key{backend, joined ? location->source : std::string()};
+      const BenchmarkKey key = joined ? BenchmarkKey{backend, location->source, location->recipe} : BenchmarkKey{backend};
       if (joined && std::find(order.begin(), order.end(), key) == order.end()) {
         joined = loads_.join(key, loadRequest(key, {}), std::nullopt);
       }
@@ -260,6 +260,7 @@ Status Zygote::start() {
 passes::LoadRequest Zygote::loadRequest(const BenchmarkKey& key, const std::string& knownHash) const {
   passes::LoadRequest request;
   request.uri = key.uri;
+  request.recipe = key.recipe;
   request.expectedHash = knownHash;
   request.roots = options_.benchmarks.roots;
   request.toolMemoryBytes = loaderLimits(options_).addressSpaceBytes;
@@ -267,6 +268,8 @@ passes::LoadRequest Zygote::loadRequest(const BenchmarkKey& key, const std::stri
 }
 
 Result<CachedEntry*> Zygote::cacheLoaded(const BenchmarkKey& key, passes::LoadedBenchmark loaded) {
+  // Said once: the next load from that directory would say it again.
+  if (!loaded.warning.empty() && warned_.insert(loaded.warning).second) spdlog::warn("{}", loaded.warning);
   if (loaded.unchanged) {
     // Null when that content was evicted meanwhile: the caller loads again.
     return cache_.confirm(key, loaded.contentHash, std::move(loaded.inputs));
@@ -545,7 +548,7 @@ Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& backe
   // Strings and stat() only: where the URI leads, for this backend.
   auto location = (*backend)->resolve(uri, options_.benchmarks);
   if (!location) return location.takeError();
-  const SessionRequest request{currentConnection_, BenchmarkKey{*backend, location->source}, location->uri,
+  const SessionRequest request{currentConnection_, BenchmarkKey{*backend, location->source, location->recipe}, location->uri,
                                limits.getAddressSpaceMb(), limits.getCpuSecondsPerStep(),
                                connections_.at(currentConnection_).client};
   // A few stat() calls: are the files this benchmark was made from as they were?

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -175,6 +176,8 @@ class Zygote : private ControlHandler {
   // The backends of options.backends that could not start, and why
   // (start() leaves options_.backends with those it serves).
   std::vector<std::pair<const passes::Backend*, std::string>> unavailable_;
+  // The loads' warnings logged so far (each is logged once).
+  std::set<std::string> warned_;
 };
 
 }  // namespace forkgym::forkserver

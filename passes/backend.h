@@ -157,6 +157,11 @@ struct Backend {
   // Workers and loader children, right after fork(); null when the
   // compiler has no fatal paths of its own to redirect.
   void (*installErrorHandlers)(const CompilerErrorHandlers& handlers) = nullptr;
+  // Loader child, before its sandbox: the key of what a source dataset's
+  // recipe compiles to — the compiler's identity and every option — stored
+  // with the module cached beside the source (module_cache.h). Null: this
+  // backend caches nothing beside sources.
+  std::string (*sourceModuleKey)(const SourceRecipe& recipe) = nullptr;
   // WorkerSandbox::ExternalCompiler (zygote, after initialize()): the
   // binaries its workers may run, from which the zygote prepares their
   // profile once (sandbox::prepareExternalCompiler); they write only under

@@ -13,11 +13,12 @@ namespace forkgym::passes {
 //     u64 path length, path bytes, u64 device, inode, size, i64 mtime ns,
 //     ctime ns, u32 type
 //   u64 payload length, payload bytes
+//   u64 warning length, warning bytes
 // and nothing after.
 namespace {
 
 constexpr char kMagic[4] = {'F', 'G', 'L', 'B'};
-constexpr uint32_t kVersion = 3;
+constexpr uint32_t kVersion = 4;
 // More inputs than any real benchmark has: the rest of the frame is garbage.
 constexpr uint64_t kMaxInputs = 1 << 20;
 
@@ -87,6 +88,7 @@ std::string encodeLoadedBenchmark(const LoadedBenchmark& loaded) {
     put(out, file.type);
   }
   putBytes(loaded.payload);
+  putBytes(loaded.warning);
   return out;
 }
 
@@ -115,6 +117,7 @@ Result<LoadedBenchmark> decodeLoadedBenchmark(std::string_view bytes) {
     loaded.inputs.files.push_back(std::move(file));
   }
   if (!reader.getBytes(loaded.payload)) return malformed("truncated payload");
+  if (!reader.getBytes(loaded.warning)) return malformed("truncated warning");
   if (!reader.atEnd()) return malformed("trailing bytes");
   return loaded;
 }

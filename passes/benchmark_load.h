@@ -20,11 +20,14 @@
 
 #include "base/result.h"
 #include "passes/benchmark_inputs.h"
+#include "passes/source_recipe.h"
 
 namespace forkgym::passes {
 
 struct LoadRequest {
   std::string uri;  // the source to load (BenchmarkLocation::source)
+  // A source dataset's file (BenchmarkLocation::recipe): how to compile it.
+  SourceRecipe recipe;
   // The server's --benchmark-root directories (realpath'd); empty: any path.
   // With roots, a source that reads a file outside them and the system
   // include directories is refused before it is compiled.
@@ -42,6 +45,15 @@ struct LoadRequest {
   // O_PATH descriptors of `roots`, in order, opened by the loader while
   // privileged (-1: none); files under a root are resolved through them.
   std::vector<int> rootFds;
+  // A source dataset's module cached beside its source (module_cache.h),
+  // read by the loader while it was still the client: its bytes, when it is
+  // fresh (else empty).
+  std::string cachedModule;
+  // Otherwise, a socket to the process that stores the module this load
+  // compiles beside the source (-1: nothing is stored).
+  int moduleCacheFd = -1;
+  // The backend's key of `recipe`'s compile options (Backend::sourceModuleKey).
+  std::string moduleCacheKey;
 };
 
 // How a loader for `request` names its files (benchmark_directory.h): its
@@ -63,6 +75,9 @@ struct LoadedBenchmark {
   // (the payload is empty); the cached copy is still right.
   bool unchanged = false;
   std::string payload;  // the backend's own encoding (its prepare() reads it)
+  // Something the server's operator should hear of once (e.g. a dataset
+  // directory the compiled modules cannot be cached in); empty: nothing.
+  std::string warning;
 };
 
 // Serialisation for the loader pipe (length-prefixed binary).

@@ -146,6 +146,21 @@ Result<BenchmarkLocation> resolveUserBenchmark(std::string_view uri, const Resol
                        "emptied");
 }
 
+Result<DatasetFile> resolveDatasetFile(std::string_view uri, const ResolveContext& context) {
+  if (!context.datasets) {
+    return makeError(Outcome::BenchmarkError, "'" + std::string(uri) +
+                                                  "': the dataset is not installed here: no site-data directory is "
+                                                  "known (forkgym-server takes --site-data DIR)");
+  }
+  auto file = context.datasets->find(uri);
+  if (!file.ok() || context.roots.empty()) return file;
+  // With benchmark roots (to which the server adds its site-data
+  // directory's datasets/), a dataset of yours registered in place must be
+  // inside them like any file.
+  if (auto allowed = checkFilePath(file->path, context.roots); !allowed.ok()) return allowed.takeError();
+  return file;
+}
+
 std::vector<std::string> bundledBenchmarks(const ResolveContext& context, std::span<const std::string_view> suffixes) {
   std::vector<std::string> uris;
   if (context.bundledDir.empty()) return uris;

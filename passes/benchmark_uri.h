@@ -10,22 +10,30 @@
 //       forkgym (ResolveContext::bundledDir)
 //   benchmark://user-v0/<digest>                  what make_benchmark() kept
 //       in the user's benchmark cache (ResolveContext::userCacheDir)
+//   benchmark://<dataset>/<path>                  a file of a dataset
+//       installed in the site-data directory (dataset.h), when the backend
+//       loads its kind of file: prebuilt bitcode, or sources compiled with the
+//       dataset's recipe (source_recipe.h)
 //   dataset/name                                  benchmark://dataset/name,
 //       as CompilerGym took it
 // A backend adds its generators (e.g. LLVM's generator://csmith-v0/<seed>)
 // and says which file types it loads.
 //
-// Zygote (and tests): strings and stat() only; nothing is opened or run.
+// Zygote (and tests): strings and stat() only (and a read of a dataset's
+// small dataset.ini, dataset.h); nothing is compiled or run.
 #pragma once
 
 #include <sys/types.h>
 
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/result.h"
+#include "passes/dataset.h"
+#include "passes/source_recipe.h"
 
 namespace forkgym::passes {
 
@@ -43,6 +51,10 @@ struct ResolveContext {
   std::string bundledDir;
   // make_benchmark()'s cache of this user (defaultUserCacheDir()).
   std::string userCacheDir;
+  // The datasets installed in the server's site-data directory (--site-data,
+  // else defaultSiteDataDir()); null: none. Shared by the copies of the
+  // context, and it keeps what it parsed: zygote only.
+  std::shared_ptr<InstalledDatasets> datasets;
 };
 
 struct BenchmarkLocation {
@@ -51,6 +63,8 @@ struct BenchmarkLocation {
   std::string uri;
   // What a loader reads: file:///abs/path, or the backend's generator URI.
   std::string source;
+  // A source dataset's file: how to compile it (empty otherwise).
+  SourceRecipe recipe;
 };
 
 // Leading and trailing white space removed; a bare absolute path becomes
@@ -70,6 +84,12 @@ Result<BenchmarkLocation> resolveBundled(std::string_view uri, const ResolveCont
 // first of `suffixes` that exists; subject to the roots like any file.
 Result<BenchmarkLocation> resolveUserBenchmark(std::string_view uri, const ResolveContext& context,
                                                std::span<const std::string_view> suffixes);
+
+// benchmark://<dataset>/<path>: the installed dataset's file (dataset.h);
+// the canonical URI is the one given. Errors name the dataset and the fix.
+// With benchmark roots, a dataset's file outside the site-data directory
+// (a dataset of yours registered in place) must be inside them too.
+Result<DatasetFile> resolveDatasetFile(std::string_view uri, const ResolveContext& context);
 
 // The bundled programs' names (for messages and listings), sorted.
 std::vector<std::string> bundledBenchmarks(const ResolveContext& context, std::span<const std::string_view> suffixes);

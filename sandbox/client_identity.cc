@@ -2,6 +2,7 @@
 
 #include <grp.h>
 #include <sys/fsuid.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +44,18 @@ bool clientIdentityOf(int socketFd, FsIdentity& identity) {
   }
   identity.groups.resize(length / sizeof(gid_t));
   return true;
+}
+
+bool becomeClient(const FsIdentity& client) {
+  if (geteuid() == 0 && client.uid != 0) {
+    // Groups and gid while still root; the uid last, which clears every
+    // capability with it.
+    if (setgroups(client.groups.size(), client.groups.data()) != 0 ||
+        setresgid(client.gid, client.gid, client.gid) != 0 || setresuid(client.uid, client.uid, client.uid) != 0) {
+      return false;
+    }
+  }
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
 }
 
 ClientFsIdentity::ClientFsIdentity(const FsIdentity& client) {

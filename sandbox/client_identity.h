@@ -40,6 +40,13 @@ struct FsIdentity {
 // out, which can only narrow what is reached for the peer.
 bool clientIdentityOf(int socketFd, FsIdentity& identity);
 
+// For a child that acts only for the client from now on (it stores what a
+// load made beside the client's source, forkserver/module_cache_writer.h):
+// the client's uid, gid and groups for good (a root server acting for a
+// user), and no gaining privileges by exec. A server that is not root is
+// its clients' own user already. After fork(); false if a switch failed.
+bool becomeClient(const FsIdentity& client);
+
 class ClientFsIdentity {
  public:
   explicit ClientFsIdentity(const FsIdentity& client);

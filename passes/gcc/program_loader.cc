@@ -12,7 +12,8 @@ namespace {
 constexpr std::string_view kCsmith = "csmith-v0";
 constexpr std::string_view kSupported =
     "gcc-v0 loads one C file: file:///abs/path.c, benchmark://forkgym-v0/<name>, benchmark://user-v0/<digest> "
-    "(a C source from make_benchmark()) or generator://csmith-v0/<seed>";
+    "(a C source from make_benchmark()), benchmark://<dataset>/<path> (an installed dataset of C sources) or "
+    "generator://csmith-v0/<seed>";
 constexpr std::string_view kSourceSuffixes[] = {".c"};
 const std::string kCsmithIncludes = "/usr/include/csmith";
 // As the LLVM backend bounds csmith: programs of a few thousand instructions.
@@ -114,6 +115,19 @@ Result<BenchmarkLocation> resolveGccBenchmark(std::string_view uri, const Resolv
   }
   if (text.starts_with(std::string(kBenchmarkScheme) + std::string(kUserDataset) + "/")) {
     return resolveUserBenchmark(text, context, kSourceSuffixes);
+  }
+  if (text.starts_with(kBenchmarkScheme)) {
+    auto file = resolveDatasetFile(text, context);
+    if (!file.ok()) return file.takeError();
+    // gcc compiles C with its own options: the dataset's flags are clang's.
+    if (file->spec.kind != DatasetKind::Source || file->spec.language != "c") {
+      return makeError(Outcome::InvalidRequest,
+                       "'" + text + "': gcc-v0 compiles C sources, and the dataset " + file->spec.name + " holds " +
+                           (file->spec.kind == DatasetKind::Source ? file->spec.language + " sources"
+                                                                   : std::string("LLVM bitcode")) +
+                           "; use it with an LLVM environment (llvm-v0), or give gcc-v0 a dataset of C sources");
+    }
+    return BenchmarkLocation{file->uri, std::string(kFileScheme) + file->path};
   }
   const std::string csmith = std::string(kGeneratorScheme) + std::string(kCsmith) + "/";
   if (text.starts_with(csmith)) {

@@ -10,6 +10,8 @@
 #include "passes/llvm/benchmark_loader.h"
 #include "passes/llvm/llvm_tools.h"
 #include "passes/llvm/session.h"
+#include "passes/llvm/source_compiler.h"
+#include "passes/content_hash.h"
 
 namespace forkgym::passes {
 namespace {
@@ -23,6 +25,15 @@ Result<BackendIdentity> initialize() {
                           // Reproducers name the server's own opt: another
                           // LLVM's may misread or refuse this bitcode.
                           {"optPath", llvmToolPath("opt")}}};
+}
+
+// What a source dataset's file compiles to depends on this LLVM and every
+// option of the compile (the cached module's key, module_cache.h).
+std::string sourceModuleKey(const SourceRecipe& recipe) {
+  ContentHash hash;
+  hash.add("llvm", LLVM_VERSION_STRING);
+  hash.add("compile options", SourceCompiler::datasetOptionsForHash(recipe));
+  return hash.hex();
 }
 
 Result<LoadedBenchmark> load(const LoadRequest& request) {
@@ -92,6 +103,7 @@ const Backend kLlvmBackend = {
     .prepare = &prepare,
     .startSession = &startSession,
     .installErrorHandlers = &installErrorHandlers,
+    .sourceModuleKey = &sourceModuleKey,
 };
 
 }  // namespace forkgym::passes

@@ -31,6 +31,7 @@
 #include "passes/llvm/llvm_tools.h"
 #include "passes/llvm/module_sanitizer.h"
 #include "passes/llvm/source_compiler.h"
+#include "passes/module_cache.h"
 #include "passes/tool_process.h"
 
 namespace forkgym::passes {
@@ -41,7 +42,8 @@ constexpr std::string_view kLlvmStress = "llvm-stress-v0";
 constexpr std::string_view kSupported =
     "forkgym loads file:///abs/path (.bc, .ll, .c, .cc, .cpp, .cxx, or a directory of C/C++ "
     "sources), benchmark://forkgym-v0/<name>, benchmark://user-v0/<digest> (made by make_benchmark()), "
-    "generator://csmith-v0/<seed> and generator://llvm-stress-v0/<seed>";
+    "benchmark://<dataset>/<path> (an installed dataset), generator://csmith-v0/<seed> and "
+    "generator://llvm-stress-v0/<seed>";
 constexpr std::string_view kSourceSuffixes[] = {".c", ".cc", ".cpp", ".cxx"};
 constexpr std::string_view kIrSuffixes[] = {".bc", ".ll"};
 
@@ -135,8 +137,10 @@ class Load {
   BenchmarkInputs inputs() { return recorder_.take(); }
 
  private:
-  enum class Kind { Bitcode, Assembly, Sources, CsmithProgram };
+  enum class Kind { Bitcode, Assembly, Sources, CsmithProgram, DatasetSource };
   Status gatherFile(const std::string& path);
+  Status gatherDatasetSource(const std::string& path);
+  Result<std::unique_ptr<llvm::Module>> buildDatasetSource(llvm::LLVMContext& context);
   Status gatherDirectory(const std::string& directory);
   Status gatherCsmith(uint32_t seed);
   Status gatherLlvmStress(uint32_t seed);
@@ -153,12 +157,16 @@ class Load {
   ContentHash hash_;
   Kind kind_ = Kind::Bitcode;
   std::string bytes_;  // bitcode, IR text, or a csmith program
+  std::string sourceDigest_;  // a dataset source's (module_cache.h)
   std::string what_;   // names it in messages
   std::vector<PreprocessedSource> sources_;
   std::optional<ToolProcess> earlyCompiler_;  // for sources_[0], started during gather()
 };
 
 Status Load::gather(std::string_view uri) {
+  if (uri.starts_with(kFileScheme) && !request_.recipe.empty()) {
+    return gatherDatasetSource(std::string(uri.substr(kFileScheme.size())));
+  }
   if (uri.starts_with(kFileScheme)) return gatherFile(std::string(uri.substr(kFileScheme.size())));
   // canonicalBenchmarkUri admits nothing else.
   const std::string_view rest = uri.substr(kGeneratorScheme.size());
@@ -257,6 +265,48 @@ Status Load::gatherDirectory(const std::string& directory) {
   return okStatus();
 }
 
+// A source dataset's file: its text, transformed as the dataset says, is
+// what is hashed and compiled (no preprocessing step: the dataset is the
+// server's installed data, and its headers come with the compiler or the
+// dataset). A line marker names it as the dataset does, so diagnostics and
+// __FILE__ read the same wherever the dataset is installed.
+Status Load::gatherDatasetSource(const std::string& path) {
+  kind_ = Kind::DatasetSource;
+  what_ = path;
+  const SourceRecipe& recipe = request_.recipe;
+  auto bytes = readWholeFile(path, directory_, recorder_);
+  if (!bytes.ok()) return bytes.takeError();
+  sourceDigest_ = sourceDigest(*bytes);
+  std::string text = std::move(*bytes);
+  if (!recipe.transform.empty()) {
+    const SourceTransform* transform = findSourceTransform(recipe.transform);
+    if (transform == nullptr) return benchmarkError("unknown source transform '" + recipe.transform + "'");
+    text = transform->apply(text);
+  }
+  std::string name;
+  llvm::raw_string_ostream escaped(name);
+  escaped.write_escaped(recipe.name);
+  bytes_ = "# 1 \"" + escaped.str() + "\"\n" + text;
+  hash_.add("compile options", SourceCompiler::datasetOptionsForHash(recipe));
+  hash_.add("dataset source", bytes_);
+  return okStatus();
+}
+
+// The module cached beside the source (module_cache.h) if the loader found
+// it fresh; else clang's, which the writer then caches there.
+Result<std::unique_ptr<llvm::Module>> Load::buildDatasetSource(llvm::LLVMContext& context) {
+  if (!request_.cachedModule.empty()) {
+    auto cached = parseBitcode(request_.cachedModule, context, what_ + std::string(kCachedModuleSuffix));
+    if (cached.ok()) return cached;
+    // Written by a build whose LLVM reads what ours cannot: compile it.
+  }
+  auto bitcode = compiler_.compileDatasetSource(bytes_, request_.recipe, what_);
+  if (!bitcode.ok()) return bitcode.takeError();
+  auto module = parseBitcode(*bitcode, context, "clang's output for " + what_);
+  if (module.ok() && request_.moduleCacheFd >= 0) sendCachedModule(request_.moduleCacheFd, sourceDigest_, *bitcode);
+  return module;
+}
+
 Status Load::gatherCsmith(uint32_t seed) {
   kind_ = Kind::CsmithProgram;
   what_ = "csmith program " + std::to_string(seed);
@@ -296,6 +346,8 @@ Result<std::unique_ptr<llvm::Module>> Load::build(llvm::LLVMContext& context) {
       return parseAssembly(bytes_, what_, context);
     case Kind::CsmithProgram:
       return compiler_.compileText(bytes_, {"-I", kCsmithIncludes, "-x", "c"}, what_, context);
+    case Kind::DatasetSource:
+      return buildDatasetSource(context);
     case Kind::Sources:
       break;
   }
@@ -345,11 +397,11 @@ Result<BenchmarkLocation> resolveLlvmBenchmark(std::string_view uri, const Resol
     const std::string_view dataset = std::string_view(text).substr(kBenchmarkScheme.size());
     if (dataset.starts_with(std::string(kBundledDataset) + "/")) return resolveBundled(text, context, kSourceSuffixes);
     if (dataset.starts_with(std::string(kUserDataset) + "/")) return resolveUserBenchmark(text, context, kIrSuffixes);
-    return makeError(Outcome::InvalidRequest,
-                     "'" + text + "': datasets are not installed (forkgym does not download " +
-                         "CompilerGym's datasets); use a file:///abs/path or generator:// URI " +
-                         "instead, or benchmark://" + std::string(kBundledDataset) + "/<name>. " +
-                         std::string(kSupported));
+    // An installed dataset: its bitcode as it is, or its source with the
+    // dataset's recipe (compiled by the loader, the module cached beside it).
+    auto file = resolveDatasetFile(text, context);
+    if (!file.ok()) return file.takeError();
+    return BenchmarkLocation{file->uri, std::string(kFileScheme) + file->path, file->recipe};
   }
   return makeError(Outcome::InvalidRequest, "'" + text + "': unknown URI scheme; " + std::string(kSupported));
 }

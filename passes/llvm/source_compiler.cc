@@ -29,6 +29,11 @@ const std::vector<std::string> kCompileFlags = {"-O0", "-Xclang", "-disable-O0-o
                                                 "-w",  "-fno-crash-diagnostics"};
 const std::vector<std::string> kPreprocessFlags = {"-E", "-w", "-fno-crash-diagnostics", "-MD", "-MF", "/dev/fd/3",
                                                    "-MT", "forkgym"};
+// CompilerGym's base command for its source datasets (datasets.md, §5):
+// unoptimised IR without -O0's optnone and noinline, so every pass may work
+// on it. No crash reproducers (clang would write them to /tmp).
+const std::vector<std::string> kDatasetCompileFlags = {"-c", "-emit-llvm", "-O1", "-Xclang", "-disable-llvm-passes",
+                                                       "-Xclang", "-disable-llvm-optzns", "-fno-crash-diagnostics"};
 // __DATE__, __TIME__ and __TIMESTAMP__ from a fixed clock: same sources, same module.
 const std::vector<std::string> kEnvironment = {"SOURCE_DATE_EPOCH=0"};
 
@@ -111,6 +116,38 @@ std::string SourceCompiler::optionsForHash() {
     for (const auto& flag : flags) text += " " + flag;
   }
   return text;
+}
+
+std::vector<std::string> SourceCompiler::datasetCompileArgs(const SourceRecipe& recipe) {
+  std::vector<std::string> argv = {kClang};
+  argv.insert(argv.end(), kDatasetCompileFlags.begin(), kDatasetCompileFlags.end());
+  argv.insert(argv.end(), recipe.flags.begin(), recipe.flags.end());
+  // After the dataset's flags, so the language is the dataset's (poj104's
+  // flags say -xc++ too).
+  const SourceLanguage* language = findSourceLanguage(recipe.language);
+  argv.insert(argv.end(), {"-x", std::string(language ? language->clangName : recipe.language), "-", "-o", "-"});
+  return argv;
+}
+
+std::string SourceCompiler::datasetOptionsForHash(const SourceRecipe& recipe) {
+  std::string text;
+  for (const auto& flag : datasetCompileArgs(recipe)) text += (text.empty() ? "" : " ") + flag;
+  for (const auto& variable : kEnvironment) text += " " + variable;
+  if (!recipe.transform.empty()) text += " transform=" + recipe.transform;
+  return text;
+}
+
+Result<std::string> SourceCompiler::compileDatasetSource(std::string_view text, const SourceRecipe& recipe,
+                                                         std::string_view what) {
+  auto run = runTool(datasetCompileArgs(recipe), text,
+                     {.addressSpaceBytes = options_.addressSpaceBytes, .environment = kEnvironment});
+  if (!run.ok()) return run.takeError();
+  if (!run->succeeded()) {
+    return benchmarkError("clang " + run->describeFailure(kToolTimeLimit) + " compiling " + std::string(what) +
+                          " (dataset " + recipe.dataset + "):\n" + run->diagnostics());
+  }
+  if (run->out.empty()) return benchmarkError("clang wrote no module for " + std::string(what));
+  return std::move(run->out);
 }
 
 Result<PreprocessedSource> SourceCompiler::preprocess(const std::string& path) {

@@ -30,6 +30,7 @@
 #include "base/result.h"
 #include "passes/benchmark_directory.h"
 #include "passes/benchmark_inputs.h"
+#include "passes/source_recipe.h"
 #include "passes/tool_process.h"
 
 namespace llvm {
@@ -77,8 +78,20 @@ class SourceCompiler {
   // Every compile option, for the content hash.
   static std::string optionsForHash();
 
+  // A source dataset's file (source_recipe.h), as CompilerGym compiled its
+  // datasets: `text` (read and transformed by the loader) on clang's stdin,
+  //   clang -c -emit-llvm -O1 -Xclang -disable-llvm-passes
+  //         -Xclang -disable-llvm-optzns <dataset flags> -x <language> -
+  // — unoptimised IR without -O0's optnone and noinline. Returns clang's
+  // bitcode as it wrote it (the module cached beside the source).
+  Result<std::string> compileDatasetSource(std::string_view text, const SourceRecipe& recipe, std::string_view what);
+  // Every option of that compile, for the content hash and the cached
+  // module's key.
+  static std::string datasetOptionsForHash(const SourceRecipe& recipe);
+
  private:
   std::vector<std::string> compileArgs(const std::vector<std::string>& extraArgs) const;
+  static std::vector<std::string> datasetCompileArgs(const SourceRecipe& recipe);
   Result<std::unique_ptr<llvm::Module>> finishCompile(ToolProcess& tool, std::string_view text, std::string_view what,
                                                       llvm::LLVMContext& context);
 

@@ -17,6 +17,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <cstdio>
 #include <memory>
@@ -256,6 +258,43 @@ struct TestDir {
     return file;
   }
 };
+
+// A site-data directory of the test's own, FORKGYM_SITE_DATA while it
+// lives: a server spawned meanwhile (which inherits the environment)
+// resolves benchmark://<dataset>/... in it. Datasets are installed by hand,
+// laid out as the Python package installs them (passes/dataset.h).
+class TestSite {
+ public:
+  TestSite() : variable_("FORKGYM_SITE_DATA", dir_.path) {}
+  const std::string& path() const { return dir_.path; }
+  std::string datasetDir(const std::string& name) const { return dir_.path + "/datasets/" + name; }
+  // <site>/datasets/<name>/: dataset.ini (`ini`), `files` (paths relative to
+  // the dataset's directory), then the .installed marker unless told not
+  // to. Everything readable by all: a root server's loader is the sandbox user.
+  std::string install(const std::string& name, const std::string& ini,
+                      const std::map<std::string, std::string>& files, bool marker = true) const {
+    namespace fs = std::filesystem;
+    const fs::path directory = datasetDir(name);
+    const auto writeFile = [&](const fs::path& path, const std::string& bytes) {
+      fs::create_directories(path.parent_path());
+      std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    };
+    writeFile(directory / "dataset.ini", ini);
+    for (const auto& [relative, bytes] : files) writeFile(directory / relative, bytes);
+    if (marker) writeFile(directory / ".installed", "");
+    run("chmod -R a+rX '" + dir_.path + "'");
+    return directory.string();
+  }
+
+ private:
+  TestDir dir_;
+  ScopedVariable variable_;
+};
+
+inline std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
 
 // A forkgym-server listening on its own socket, for tests with several
 // client connections (Connection::spawn() gives each client its own server).

@@ -222,12 +222,36 @@ TEST_F(BenchmarkUris, UserBenchmarksResolveToMakeBenchmarksCache) {
   EXPECT_NE(outside.error().message.find("--benchmark-root"), std::string::npos) << outside.error().message;
 }
 
-TEST_F(BenchmarkUris, OtherDatasetsSayTheyAreNotInstalled) {
+TEST_F(BenchmarkUris, OtherDatasetsResolveInTheSiteDataDirectory) {
+  TempDir site;
+  context_.datasets = std::make_shared<InstalledDatasets>(site.path().string());
   auto other = resolveLlvmBenchmark("benchmark://cbench-v1/qsort", context_);
   ASSERT_FALSE(other.ok());
-  EXPECT_EQ(other.error().outcome, Outcome::InvalidRequest);
+  EXPECT_EQ(other.error().outcome, Outcome::BenchmarkError);
   EXPECT_NE(other.error().message.find("not installed"), std::string::npos) << other.error().message;
-  EXPECT_NE(other.error().message.find("benchmark://forkgym-v0/"), std::string::npos) << other.error().message;
+  EXPECT_NE(other.error().message.find("python -m forkgym datasets install cbench-v1"), std::string::npos)
+      << other.error().message;
+
+  // A dataset of yours registered in place (its root elsewhere): with
+  // benchmark roots (the server adds its datasets directory to them), its
+  // files must be under one like any file.
+  TempDir yours;
+  const std::string program = yours.write("prog.c", "int main(void) { return 0; }\n");
+  std::filesystem::create_directories(site.path() / "datasets/fgtest-yours-v0");
+  site.write("datasets/fgtest-yours-v0/dataset.ini",
+             "kind = source\nroot = " + yours.path().string() + "\nsuffix = .c\nlanguage = c\n");
+  site.write("datasets/fgtest-yours-v0/.installed", "");
+  auto found = resolveLlvmBenchmark("fgtest-yours-v0/prog", context_);
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  EXPECT_EQ(found->uri, "benchmark://fgtest-yours-v0/prog");
+  EXPECT_EQ(found->source, "file://" + program);
+  EXPECT_EQ(found->recipe.language, "c");
+  context_.roots = {std::filesystem::canonical(site.path() / "datasets").string()};
+  auto outside = resolveLlvmBenchmark("fgtest-yours-v0/prog", context_);
+  ASSERT_FALSE(outside.ok());
+  EXPECT_NE(outside.error().message.find("--benchmark-root"), std::string::npos) << outside.error().message;
+  context_.roots.push_back(std::filesystem::canonical(yours.path()).string());
+  EXPECT_TRUE(resolveLlvmBenchmark("fgtest-yours-v0/prog", context_).ok());
 }
 
 TEST(BenchmarkUri, UserCacheDirFollowsThePythonPackagesRule) {

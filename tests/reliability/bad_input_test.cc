@@ -110,11 +110,49 @@ TEST_F(BadInputs, HugeModuleLoadsAndSteps) {
 TEST_F(BadInputs, DotDotPathsAndUnknownDatasetsAreClearErrors) {
   expectError("file://" + dataPath("../data/crc32.c"), {Outcome::InvalidRequest}, "'..'");
   expectError("/tmp/../etc/passwd.c", {Outcome::InvalidRequest}, "/tmp/../etc/passwd.c");
-  expectError("benchmark://cbench-v1/qsort", {Outcome::InvalidRequest}, "not installed");
-  expectError("cbench-v1/qsort", {Outcome::InvalidRequest}, "benchmark://cbench-v1/qsort");
+  expectError("benchmark://cbench-v1/qsort", {Outcome::BenchmarkError}, "python -m forkgym datasets install cbench-v1");
+  expectError("cbench-v1/qsort", {Outcome::BenchmarkError}, "benchmark://cbench-v1/qsort");
   expectError("generator://csmith-v0/not-a-number", {Outcome::InvalidRequest}, "seed");
   expectError("", {Outcome::InvalidRequest}, "empty");
   expectError("file://relative.c", {Outcome::InvalidRequest}, "absolute");
+}
+
+// benchmark://<dataset>/<path> of a dataset that cannot serve it: each
+// error names the dataset, what is wrong, and the fix.
+TEST_F(BadInputs, DatasetsThatCannotServeABenchmarkSayWhichAndWhatToDo) {
+  TestSite site;  // the server below resolves datasets here
+  site.install("fgtest-half-v0", "kind = prebuilt\nroot = contents\nsuffix = .bc\n", {}, /*marker=*/false);
+  site.install("fgtest-bad-v0", "kind = prebuilt\nroot = contents\nsuffix = .bc\nlanguage = c\n", {});
+  site.install("fgtest-src-v0", "kind = source\nroot = contents\nsuffix = .c\nlanguage = c\nflags = -ferror-limit=1 -w\n",
+               {{"contents/broken.c", "int f(void) {\n  return missing_name;\n}\n"},
+                {"contents/fine.c", "int g(int x) { return x + 1; }\n"}});
+  auto connection = Connection::spawn(testServer());
+  ASSERT_TRUE(connection) << connection.error().message;
+  const auto expect = [&](const std::string& uri, Outcome outcome, std::initializer_list<std::string> says) {
+    SCOPED_TRACE(uri);
+    Env env(*connection);
+    auto status = env.reset(uri);
+    ASSERT_FALSE(status) << "accepted";
+    EXPECT_EQ(status.error().outcome, outcome) << outcomeName(status.error().outcome) << ": " << status.error().message;
+    for (const std::string& part : says) {
+      EXPECT_NE(status.error().message.find(part), std::string::npos) << part << " in: " << status.error().message;
+    }
+    // The same env works right after, on a dataset that can serve it.
+    auto fine = env.reset("benchmark://fgtest-src-v0/fine");
+    EXPECT_TRUE(fine) << fine.error().message;
+  };
+  expect("benchmark://fgtest-none-v0/x", Outcome::BenchmarkError,
+         {"unknown dataset 'fgtest-none-v0'", "fgtest-src-v0", "python -m forkgym datasets install fgtest-none-v0"});
+  expect("benchmark://fgtest-half-v0/x", Outcome::BenchmarkError,
+         {"the dataset fgtest-half-v0 is not installed", "python -m forkgym datasets install fgtest-half-v0"});
+  expect("benchmark://fgtest-bad-v0/x", Outcome::BenchmarkError,
+         {site.datasetDir("fgtest-bad-v0") + "/dataset.ini:4:", "language", "uninstall fgtest-bad-v0"});
+  expect("benchmark://fgtest-src-v0/missing", Outcome::BenchmarkError,
+         {"no benchmark 'missing' in the dataset fgtest-src-v0", "manifest.txt"});
+  expect("benchmark://fgtest-src-v0/../fgtest-half-v0/x", Outcome::InvalidRequest, {"'..'"});
+  // The compiler's own words, naming the file as the dataset does.
+  expect("benchmark://fgtest-src-v0/broken", Outcome::BenchmarkError,
+         {"dataset fgtest-src-v0", "broken.c:2:", "undeclared identifier 'missing_name'"});
 }
 
 TEST_F(BadInputs, PathsOutsideTheBenchmarkRootsAreRefusedNamingTheRoots) {

@@ -192,5 +192,36 @@ TEST_F(GccServed, AForkCompilesOnItsOwnAndKeepsItsReproducer) {
   EXPECT_GT(observed<int64_t>(env, "obj_size"), 0);
 }
 
+// gcc-v0 reaches the installed datasets of C sources (gcc-c-torture-v0's
+// kind) by URI, compiling them with its own options; a dataset of bitcode,
+// or of another language, is refused saying which backend takes it.
+TEST(GccDatasets, ACSourceDatasetResetsAndOthersAreRefusedSayingWhy) {
+  TestSite site;
+  site.install("fgtest-c-v0", "kind = source\nroot = contents\nsuffix = .c\nlanguage = c\nflags = -ferror-limit=1 -w\n",
+               {{"contents/execute/small.c", readFile(dataPath("small.c"))}});
+  site.install("fgtest-bc-v0", "kind = prebuilt\nroot = contents\nsuffix = .bc\n", {{"contents/x.bc", "BC"}});
+  site.install("fgtest-cxx-v0", "kind = source\nroot = contents\nsuffix = .cc\nlanguage = c++\n",
+               {{"contents/x.cc", "int f() { return 1; }\n"}});
+  auto connection = Connection::spawn(testServer());
+  ASSERT_TRUE(connection) << connection.error().message;
+  Env env(*connection, EnvOptions{.backend = "gcc"});
+  auto reset = env.reset("benchmark://fgtest-c-v0/execute/small");
+  ASSERT_TRUE(reset) << reset.error().message;
+  EXPECT_EQ(env.benchmark(), "benchmark://fgtest-c-v0/execute/small");
+  auto size = env.observe(std::vector<std::string>{"obj_size"});
+  ASSERT_TRUE(size.ok()) << size.message;
+  EXPECT_GT(std::get<int64_t>(size.observations[0]), 0);
+  for (const auto& [uri, holds] : {std::pair<std::string, std::string>{"benchmark://fgtest-bc-v0/x", "LLVM bitcode"},
+                                   {"benchmark://fgtest-cxx-v0/x", "c++ sources"}}) {
+    SCOPED_TRACE(uri);
+    Env refused(*connection, EnvOptions{.backend = "gcc"});
+    auto status = refused.reset(uri);
+    ASSERT_FALSE(status);
+    EXPECT_EQ(status.error().outcome, Outcome::InvalidRequest);
+    EXPECT_NE(status.error().message.find(holds), std::string::npos) << status.error().message;
+    EXPECT_NE(status.error().message.find("llvm-v0"), std::string::npos) << status.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace forkgym::testing
