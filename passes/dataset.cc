@@ -31,7 +31,8 @@ std::string reinstallAdvice(std::string_view name) {
 }
 
 // dataset.ini's keys, each with what it may hold (checked in parseDatasetIni).
-constexpr std::string_view kKeys[] = {"uri", "kind", "root", "suffix", "language", "flags", "transform", "runnable"};
+constexpr std::string_view kKeys[] = {"uri",       "kind",     "root",    "suffix",         "language",
+                                      "flags",     "transform", "runnable", "runnable_prefix"};
 
 std::string keyList() {
   std::string list;
@@ -177,6 +178,12 @@ Result<DatasetSpec> parseDatasetIni(std::string_view text, const std::string& pa
     }
     spec.runnable = runnable == "true";
   }
+  if (values.count("runnable_prefix")) {
+    if (!spec.runnable) {
+      return lineError(line("runnable_prefix"), "runnable_prefix says which benchmarks run; it needs runnable = true");
+    }
+    spec.runnablePrefix = values["runnable_prefix"].first;
+  }
   return spec;
 }
 
@@ -304,6 +311,7 @@ Result<DatasetFile> InstalledDatasets::find(std::string_view uri) {
     file.recipe.transform = spec->transform;
     file.recipe.name = std::string(path) + spec->suffix;
   }
+  file.runnable = spec->runnable && path.starts_with(spec->runnablePrefix);
   file.spec = std::move(*spec);
   return file;
 }

@@ -8,6 +8,7 @@
 //                   suffix = .bc                  language = bitcode | c | c++ | opencl
 //                   flags = -w ...                ({dataset}: this directory)
 //                   transform = poj104            runnable = true
+//                   runnable_prefix = execute/    (only the paths under it run)
 //   .installed    the marker, written last: without it the dataset is not
 //                 installed, whatever else is there
 // and the file is <root>/<path><suffix>. A prebuilt dataset's files are
@@ -57,7 +58,10 @@ struct DatasetSpec {
   std::string language;   // "bitcode" for prebuilt datasets
   std::vector<std::string> flags;  // split on white space, {dataset} expanded
   std::string transform;
+  // Its programs run (self-checking, e.g. c-torture's execute/ ones): all
+  // of them, or those whose path starts with runnablePrefix.
   bool runnable = false;
+  std::string runnablePrefix;
 };
 
 // Parses dataset.ini's text (`path` names it in messages; `directory` is the
@@ -73,6 +77,7 @@ struct DatasetFile {
   DatasetSpec spec;
   // For a source dataset: how to compile it (language, flags, transform).
   SourceRecipe recipe;
+  bool runnable = false;  // the dataset's runnable and runnable_prefix say this one runs
 };
 
 class InstalledDatasets {

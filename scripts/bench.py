@@ -20,7 +20,11 @@ Measures (see the README's performance section for what the numbers mean):
              subprocesses on the same preprocessed source and options
   datasets   listing each catalogue dataset from a manifest of its documented
              size (fetched and indexed once, then reopened, then iterated),
-             and random_benchmark() latency on anghabench's 1,041,333 entries
+             and random_benchmark() latency on anghabench's 1,041,333 entries;
+             the first reset on an installed benchmark (a new server) beside a
+             reset the zygote's cache serves, for a prebuilt one and for a
+             source one compiled by the loader or read from the module cached
+             beside it
 
 Writes bench-out/bench.json and bench-out/bench.md and prints the tables.
 """
@@ -342,6 +346,77 @@ def datasets_bench(quick: bool) -> dict:
     return results
 
 
+def dataset_resets_bench(quick: bool) -> dict:
+    """First resets on installed datasets, each on a new server (nothing in
+    its cache): a prebuilt benchmark (bitcode read and parsed), a source one
+    compiled by the loader (no module beside it) and one whose module the
+    last compile cached beside it; beside a second reset on the same server
+    (the zygote's cache). Datasets are laid out by hand in a private site-data
+    directory, as the Python package installs them."""
+    import forkgym
+
+    sources = {"crc32": ROOT / "tests/data/crc32.c"}
+    large = OUT / "modules" / "large.c"
+    if large.exists():
+        sources["large"] = large
+    laps = 3 if quick else 10
+    saved = os.environ.get("FORKGYM_SITE_DATA")
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="fgbench-resets-") as tmp:
+        site = Path(tmp)
+        prebuilt = site / "datasets/bench-prebuilt-v0"
+        source = site / "datasets/bench-source-v0"
+        for directory, ini in ((prebuilt, "kind = prebuilt\nroot = contents\nsuffix = .bc\n"),
+                               (source, "kind = source\nroot = contents\nsuffix = .c\nlanguage = c\n"
+                                        "flags = -ferror-limit=1 -w\n")):
+            (directory / "contents").mkdir(parents=True)
+            (directory / "dataset.ini").write_text(ini)
+        for name, path in sources.items():
+            subprocess.run(["clang-19", "-c", "-emit-llvm", "-O1", "-Xclang", "-disable-llvm-passes", "-Xclang",
+                            "-disable-llvm-optzns", "-w", str(path), "-o", str(prebuilt / "contents" / f"{name}.bc")],
+                           check=True)
+            (source / "contents" / f"{name}.c").write_bytes(path.read_bytes())
+        for directory in (prebuilt, source):
+            (directory / ".installed").touch()
+        os.environ["FORKGYM_SITE_DATA"] = str(site)
+
+        def first_reset(uri: str, before=lambda: None) -> tuple[float, float]:
+            before()
+            server = forkgym.Server()
+            try:
+                server.connection()  # spawned and greeted: only the reset is timed
+                with forkgym.make("llvm-v0", server=server) as env:
+                    started = time.perf_counter()
+                    env.reset(benchmark=uri)
+                    first = time.perf_counter() - started
+                    started = time.perf_counter()
+                    env.reset(benchmark=uri)
+                    return first * 1e3, (time.perf_counter() - started) * 1e3
+            finally:
+                server.close()
+
+        try:
+            for name in sources:
+                cached_module = source / "contents" / f"{name}.c.bc"
+                rows = {
+                    "prebuilt": [first_reset(f"benchmark://bench-prebuilt-v0/{name}") for _ in range(laps)],
+                    "source, compiled": [first_reset(f"benchmark://bench-source-v0/{name}",
+                                                     lambda: cached_module.unlink(missing_ok=True))
+                                         for _ in range(laps)],
+                    "source, module beside it": [first_reset(f"benchmark://bench-source-v0/{name}")
+                                                 for _ in range(laps)],
+                }
+                results[name] = {kind: {"first_reset_ms": statistics.median(r[0] for r in runs),
+                                        "cached_reset_ms": statistics.median(r[1] for r in runs)}
+                                 for kind, runs in rows.items()}
+        finally:
+            if saved is None:
+                os.environ.pop("FORKGYM_SITE_DATA", None)
+            else:
+                os.environ["FORKGYM_SITE_DATA"] = saved
+    return results
+
+
 def markdown(report: dict) -> str:
     out = [f"machine: {report['machine']}", ""]
     out.append("### Step latency (µs, p50 / p99)")
@@ -406,6 +481,11 @@ def markdown(report: dict) -> str:
     out += ["", f"random_benchmark() on {draw['entries']:,} entries: {draw['p50_us']:.1f} / {draw['p99_us']:.1f} µs "
             f"(p50 / p99); Datasets.random_benchmark(weighted=True) over them all: {weighted['p50_us']:.1f} / "
             f"{weighted['p99_us']:.1f} µs"]
+    out += ["", "### Dataset resets (ms, median): the first on a new server, and the next on the same one", "",
+            "| benchmark | kind | first reset | reset served by the zygote's cache |", "|---|---|---:|---:|"]
+    for name, rows in report["dataset_resets"].items():
+        for kind, row in rows.items():
+            out.append(f"| {name} | {kind} | {row['first_reset_ms']:.1f} | {row['cached_reset_ms']:.2f} |")
     return "\n".join(out) + "\n"
 
 
@@ -451,6 +531,7 @@ def main() -> int:
                      for name, path in sources.items()}
     print("bench: datasets", file=sys.stderr)
     report["datasets"] = datasets_bench(args.quick)
+    report["dataset_resets"] = dataset_resets_bench(args.quick)
     report["seconds"] = time.perf_counter() - started
     (OUT / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown(report)

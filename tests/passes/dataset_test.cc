@@ -56,7 +56,8 @@ const std::string kGoodIni =
     "suffix = .c\n"
     "language = c\n"
     "flags = -ferror-limit=1   -w -isystem {dataset}/include\n"
-    "runnable = true\n";
+    "runnable = true\n"
+    "runnable_prefix = execute/\n";
 
 Result<DatasetSpec> parse(const std::string& text) {
   return parseDatasetIni(text, "/site/datasets/fgtest-v0/dataset.ini", "fgtest-v0", "/site/datasets/fgtest-v0");
@@ -72,6 +73,7 @@ TEST(DatasetIni, AWellFormedFileGivesTheRecipeWithTheDatasetDirectoryExpanded) {
   EXPECT_EQ(spec->flags, (std::vector<std::string>{"-ferror-limit=1", "-w", "-isystem",
                                                    "/site/datasets/fgtest-v0/include"}));
   EXPECT_TRUE(spec->runnable);
+  EXPECT_EQ(spec->runnablePrefix, "execute/");
   auto absolute = parse("kind = prebuilt\nroot = /elsewhere/bitcode/\nsuffix = .bc\r\n");
   ASSERT_TRUE(absolute) << absolute.error().message;
   EXPECT_EQ(absolute->root, "/elsewhere/bitcode");
@@ -94,6 +96,8 @@ TEST(DatasetIni, EachMalformedLineIsNamedWithWhatIsWrongAndTheFix) {
       {"kind = prebuilt\nroot = x\nsuffix = .c\n", "dataset.ini:3: a prebuilt dataset's files are bitcode"},
       {"kind = prebuilt\nroot = x\nsuffix = .bc\nflags = -w\n", "dataset.ini:4: flags applies to source datasets"},
       {"kind = source\nroot = x\nsuffix = .c\nlanguage = c\nrunnable = yes\n", "dataset.ini:5: runnable is 'yes'"},
+      {"kind = source\nroot = x\nsuffix = .c\nlanguage = c\nrunnable_prefix = execute/\n",
+       "dataset.ini:5: runnable_prefix says which benchmarks run; it needs runnable = true"},
       {"kind = source\nsuffix = .c\nlanguage = c\n", "has no 'root' line"},
       {"root = x\nsuffix = .c\n", "has no 'kind' line"},
       {"kind = source\nroot = x\nsuffix = .c\n", "has no 'language' line"},
@@ -144,7 +148,12 @@ TEST_F(Installed, AFileOfAnInstalledDatasetResolvesWithItsRecipe) {
     EXPECT_EQ(file->recipe.language, "c");
     EXPECT_EQ(file->recipe.name, "execute/a-1.c");
     EXPECT_EQ(file->recipe.flags.back(), directory + "/include");
+    EXPECT_TRUE(file->runnable);
   }
+  scratch_.write("datasets/fgtest-v0/contents/src/compile/b-1.c", "int f;\n");
+  auto compileOnly = datasets_.find("benchmark://fgtest-v0/compile/b-1");
+  ASSERT_TRUE(compileOnly) << compileOnly.error().message;
+  EXPECT_FALSE(compileOnly->runnable) << "outside runnable_prefix";
 }
 
 TEST_F(Installed, WhatCannotBeResolvedSaysWhichDatasetAndWhatToDo) {
