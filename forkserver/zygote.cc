@@ -214,7 +214,7 @@ Status Zygote::start() {
       }
       auto location = backend->resolve(requested, options_.benchmarks);
       Status joined = location ? passes::checkBenchmarkInput(location->source) : Status(location.takeError());
-      const BenchmarkKey key = joined ? BenchmarkKey{backend, location->source, location->recipe} : BenchmarkKey{backend};
+      const BenchmarkKey key = joined ? BenchmarkKey{backend, location->source, location->recipe} : BenchmarkKey{backend, {}, {}};
       if (joined && std::find(order.begin(), order.end(), key) == order.end()) {
         joined = loads_.join(key, loadRequest(key, {}), std::nullopt);
       }

@@ -104,7 +104,7 @@ Result<BenchmarkLocation> resolveFile(std::string_view fileUri, const ResolveCon
   }
   if (auto allowed = checkFilePath(std::string(path), context.roots); !allowed.ok()) return allowed.takeError();
   const std::string canonical = std::string(kFileScheme) + std::string(path);
-  return BenchmarkLocation{canonical, canonical};
+  return BenchmarkLocation{canonical, canonical, {}};
 }
 
 Result<BenchmarkLocation> resolveBundled(std::string_view uri, const ResolveContext& context,
@@ -113,7 +113,7 @@ Result<BenchmarkLocation> resolveBundled(std::string_view uri, const ResolveCont
   if (name && plainName(*name) && !context.bundledDir.empty()) {
     for (std::string_view suffix : suffixes) {
       const std::string path = context.bundledDir + "/" + std::string(*name) + std::string(suffix);
-      if (isRegularFile(path)) return BenchmarkLocation{std::string(uri), std::string(kFileScheme) + path};
+      if (isRegularFile(path)) return BenchmarkLocation{std::string(uri), std::string(kFileScheme) + path, {}};
     }
   }
   std::string names;
@@ -136,7 +136,7 @@ Result<BenchmarkLocation> resolveUserBenchmark(std::string_view uri, const Resol
       if (!isRegularFile(path)) continue;
       auto file = resolveFile(std::string(kFileScheme) + path, context);
       if (!file.ok()) return file.takeError();
-      return BenchmarkLocation{std::string(uri), file->source};
+      return BenchmarkLocation{std::string(uri), file->source, {}};
     }
   }
   return makeError(Outcome::BenchmarkError,

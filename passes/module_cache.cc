@@ -160,6 +160,16 @@ Status storeCachedModule(const std::string& source, std::string_view optionsKey,
                                                std::strerror(errno) +
                                                "); the sources there are compiled on every load by a new server");
   };
+  // A file there that the server did not write (it has no key) is someone's
+  // own: never replaced.
+  char existingKey[512];
+  if (::getxattr(target.c_str(), kCachedModuleAttribute, existingKey, sizeof(existingKey)) < 0 && errno != ENOENT) {
+    struct stat existing {};
+    if (::lstat(target.c_str(), &existing) == 0) {
+      errno = EEXIST;
+      return failed(name + " is there already and is not a module the server cached; it is left as it is");
+    }
+  }
   // An unnamed file first, so that nothing is left if this process dies;
   // a named temporary file where the file system has no O_TMPFILE.
   bool named = false;

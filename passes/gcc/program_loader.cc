@@ -127,14 +127,14 @@ Result<BenchmarkLocation> resolveGccBenchmark(std::string_view uri, const Resolv
                                                                    : std::string("LLVM bitcode")) +
                            "; use it with an LLVM environment (llvm-v0), or give gcc-v0 a dataset of C sources");
     }
-    return BenchmarkLocation{file->uri, std::string(kFileScheme) + file->path};
+    return BenchmarkLocation{file->uri, std::string(kFileScheme) + file->path, {}};
   }
   const std::string csmith = std::string(kGeneratorScheme) + std::string(kCsmith) + "/";
   if (text.starts_with(csmith)) {
     auto seed = parseSeed(std::string_view(text).substr(csmith.size()), text);
     if (!seed.ok()) return seed.takeError();
     const std::string canonical = csmith + std::to_string(*seed);
-    return BenchmarkLocation{canonical, canonical};
+    return BenchmarkLocation{canonical, canonical, {}};
   }
   return makeError(Outcome::InvalidRequest, "'" + text + "': not a benchmark gcc-v0 knows; " + std::string(kSupported));
 }

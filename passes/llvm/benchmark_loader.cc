@@ -391,7 +391,7 @@ Result<BenchmarkLocation> resolveLlvmBenchmark(std::string_view uri, const Resol
     auto seed = parseSeed(rest.substr(slash + 1), text);
     if (!seed.ok()) return seed.takeError();
     const std::string canonical = std::string(kGeneratorScheme) + std::string(generator) + "/" + std::to_string(*seed);
-    return BenchmarkLocation{canonical, canonical};
+    return BenchmarkLocation{canonical, canonical, {}};
   }
   if (text.starts_with(kBenchmarkScheme)) {
     const std::string_view dataset = std::string_view(text).substr(kBenchmarkScheme.size());

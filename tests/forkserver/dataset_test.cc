@@ -72,7 +72,7 @@ TEST_F(Datasets, APrebuiltBenchmarkResetsByItsUriAndItsBareName) {
   Env direct(connection_);
   ASSERT_TRUE(direct.reset("file://" + directory + "/contents/fgtest-prebuilt-v0/sub/crc32.bc"));
 
-  for (const std::string uri : {"benchmark://fgtest-prebuilt-v0/sub/crc32", "fgtest-prebuilt-v0/sub/crc32"}) {
+  for (const char* uri : {"benchmark://fgtest-prebuilt-v0/sub/crc32", "fgtest-prebuilt-v0/sub/crc32"}) {
     SCOPED_TRACE(uri);
     Env env(connection_);
     auto reset = env.reset(uri);
@@ -126,7 +126,7 @@ TEST_F(Datasets, SourceLanguagesAndThePoj104TransformCompile) {
                 "flags = -xc++ -ferror-limit=1 -w -std=c++11\ntransform = poj104\n",
                 {{"contents/1/1.txt", "void main()\n{\n  int a[MAX];\n  vector<int> v;\n  v.push_back(LEN);\n"
                                       "  printf(\"%d\\n\", (int)v.size() + a[0]);\n}\n"}});
-  for (const std::string uri : {"benchmark://fgtest-cxx-v0/twice", "benchmark://fgtest-poj-v0/1/1"}) {
+  for (const char* uri : {"benchmark://fgtest-cxx-v0/twice", "benchmark://fgtest-poj-v0/1/1"}) {
     SCOPED_TRACE(uri);
     Env env(connection_);
     auto reset = env.reset(uri);
@@ -227,7 +227,7 @@ TEST_F(Datasets, Llvm10BitcodeLoadsStepsAndIsObservedAsAFileAndAsADatasetEntry) 
             std::string::npos)
       << "the test file is LLVM 10's bitcode (its identification block names the writer)";
   site_.install("fgtest-prebuilt-v0", kPrebuiltIni, {{"contents/fgtest-prebuilt-v0/histogram.bc", old}});
-  for (const std::string uri : {fileUri("histogram-llvm10.bc"), std::string("benchmark://fgtest-prebuilt-v0/histogram")}) {
+  for (const std::string& uri : {fileUri("histogram-llvm10.bc"), std::string("benchmark://fgtest-prebuilt-v0/histogram")}) {
     SCOPED_TRACE(uri);
     Env env(connection_);
     auto reset = env.reset(uri);

@@ -282,6 +282,17 @@ TEST_F(CachedModules, AStoredModuleIsReadBackOnlyForTheSameOptionsAndSource) {
   EXPECT_EQ(readCachedModule(source_, "key-a"), std::nullopt);
 }
 
+TEST_F(CachedModules, AFileOfSomeoneElsesByThatNameIsNeverReplaced) {
+  const std::string theirs = scratch_.write("prog.c.bc", "a file of yours");
+  auto stored = storeCachedModule(source_, "key", module("module bytes"), "/shown/dir");
+  ASSERT_FALSE(stored);
+  EXPECT_NE(stored.error().message.find("/shown/dir"), std::string::npos) << stored.error().message;
+  EXPECT_NE(stored.error().message.find("not a module the server cached"), std::string::npos) << stored.error().message;
+  std::ifstream in(theirs, std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), {}), "a file of yours");
+  EXPECT_EQ(readCachedModule(source_, "key"), std::nullopt);
+}
+
 TEST_F(CachedModules, AChangedSourceOrATornModuleIsNotUsed) {
   ASSERT_TRUE(storeCachedModule(source_, "key", module("module bytes")));
   ASSERT_TRUE(readCachedModule(source_, "key"));

@@ -112,7 +112,7 @@ Result<BenchmarkLocation> resolve(std::string_view uri, const ResolveContext&) {
   if (!start.ok()) return makeError(Outcome::InvalidRequest, start.error().message + ": the calculator loads " +
                                                                  std::string(kDataset) + "<integer>");
   const std::string canonical = std::string(kDataset) + std::to_string(*start);
-  return BenchmarkLocation{canonical, canonical};
+  return BenchmarkLocation{canonical, canonical, {}};
 }
 
 Result<LoadedBenchmark> load(const LoadRequest& request) {
