@@ -3,6 +3,7 @@ problem; nothing crashes and the env (and the zygote) carry on."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -61,6 +62,36 @@ def test_a_dataset_that_cannot_be_installed_or_does_not_exist_says_so(env) -> No
     _still_works(env)
     with pytest.raises(forkgym.BenchmarkNotFound, match="unknown dataset.*did you mean benchmark://cbench-v1"):
         env.reset(benchmark="benchmark://cbench-v2/qsort")
+    _still_works(env)
+
+
+def _install_by_hand(name: str, ini: str, files: dict[str, str]) -> Path:
+    """<site>/datasets/<name>/ laid out as an install leaves it, in the
+    run's site-data directory (conftest), which the shared server resolves in."""
+    directory = Path(os.environ["FORKGYM_SITE_DATA"]) / "datasets" / name
+    directory.mkdir(parents=True)
+    for relative, text in files.items():
+        (directory / relative).parent.mkdir(parents=True, exist_ok=True)
+        (directory / relative).write_text(text)
+    (directory / "dataset.ini").write_text(ini)
+    (directory / ".installed").touch()
+    for path in (directory, *directory.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)  # a root server's loader reads as nobody
+    return directory
+
+
+def test_a_dataset_the_server_cannot_serve_from_says_which_line_or_file(env) -> None:
+    directory = _install_by_hand("fgtest-pybad-v0", "kind = prebuilt\nroot = contents\nsuffix = .bc\nlanguage = c\n", {})
+    with pytest.raises(forkgym.BenchmarkInitError, match=f"{directory}/dataset.ini:4: .*language is bitcode"):
+        env.reset(benchmark="benchmark://fgtest-pybad-v0/x")
+    _still_works(env)
+    _install_by_hand("fgtest-pysrc-v0", "kind = source\nroot = contents\nsuffix = .c\nlanguage = c\nflags = -w\n",
+                     {"contents/broken.c": "int f(void) {\n  return nope;\n}\n"})
+    with pytest.raises(forkgym.BenchmarkInitError, match="(?s)dataset fgtest-pysrc-v0.*broken.c:2:.*undeclared identifier"):
+        env.reset(benchmark="benchmark://fgtest-pysrc-v0/broken")
+    _still_works(env)
+    with pytest.raises(forkgym.BenchmarkNotFound, match="no benchmark 'missing' in the dataset fgtest-pysrc-v0"):
+        env.reset(benchmark="benchmark://fgtest-pysrc-v0/missing")
     _still_works(env)
 
 
