@@ -77,7 +77,7 @@ def test_catalogue_has_every_compilergym_dataset_once_with_checksums() -> None:
     assert sum(catalogue.find(n).size for n in LISTED if "forkgym" not in n and "torture" not in n) == 1_177_462
 
 
-def test_iteration_is_in_sort_order_then_name_without_the_deprecated() -> None:
+def test_iteration_is_in_sort_order_then_name_without_the_deprecated(site) -> None:
     datasets = Datasets()
     assert [d.name for d in datasets] == LISTED
     assert len(datasets) == datasets.size == len(LISTED)
@@ -121,7 +121,7 @@ def test_an_unknown_dataset_names_the_closest_ones() -> None:
     assert "cbench-v2" not in datasets and 42 not in datasets
 
 
-def test_del_hides_a_dataset_from_that_collection_only() -> None:
+def test_del_hides_a_dataset_from_that_collection_only(site) -> None:
     datasets, other = Datasets(), Datasets()
     del datasets["blas-v0"]
     assert "blas-v0" not in datasets and "benchmark://blas-v0" not in [d.name for d in datasets]
@@ -495,7 +495,7 @@ def test_the_command_line_registers_a_directory(site, tmp_path, capsys) -> None:
     assert capsys.readouterr().out == "int main(void) { return 0; }\n"
 
 
-def test_the_command_line_keeps_validate_and_runs_as_a_module() -> None:
+def test_the_command_line_keeps_validate_and_runs_as_a_module(site) -> None:
     listed = subprocess.run([sys.executable, "-m", "forkgym", "datasets", "list", "--json"], capture_output=True,
                             text=True, check=True)
     assert [d["name"] for d in json.loads(listed.stdout)] == LISTED
