@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "passes/llvm/bitcode.h"
+#include "passes/llvm/object_size.h"
 
 namespace forkgym::passes {
 
@@ -100,7 +101,7 @@ Result<LoadedBitcode> fromLoadedBenchmark(const LoadedBenchmark& loaded) {
     if (!get(rest, count) || count < 0) return malformed("bad instruction count");
   }
   for (int64_t& size : out.costs.objectTextSize) {
-    if (!get(rest, size) || size < 0) return malformed("bad object size");
+    if (!get(rest, size) || (size < 0 && size != kNoObjectFile)) return malformed("bad object size");
   }
   if (!rest.empty()) return malformed("trailing bytes");
   return out;

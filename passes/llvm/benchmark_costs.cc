@@ -52,8 +52,10 @@ Result<PointCosts> computePoint(std::string_view bitcode, int point) {
   PointCosts costs;
   costs.instructionCount = static_cast<int64_t>((*module)->getInstructionCount());
   auto textSize = objectTextSize(optimised.empty() ? bitcode : std::string_view(optimised));
-  if (!textSize.ok()) return textSize.takeError();
-  costs.objectTextSize = *textSize;
+  // A target without object files (NVPTX): the benchmark loads, its object
+  // sizes are unavailable.
+  if (!textSize.ok() && textSize.error().outcome != Outcome::InvalidRequest) return textSize.takeError();
+  costs.objectTextSize = textSize.ok() ? *textSize : kNoObjectFile;
   return costs;
 }
 

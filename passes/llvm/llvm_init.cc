@@ -12,6 +12,7 @@
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Support/SourceMgr.h>
+#include <llvm/Config/llvm-config.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/TargetParser/Host.h>
 
@@ -120,6 +121,15 @@ const HostTarget& initializeLlvm() {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
     llvm::InitializeNativeTargetAsmParser();
+#if LLVM_HAS_NVPTX_TARGET
+    // The one target a dataset names besides the host: clgen-v0's OpenCL
+    // kernels are compiled for nvptx64-nvidia-nvcl, whose passes then see its
+    // target information (it emits PTX, no object files: object_size.h).
+    LLVMInitializeNVPTXTargetInfo();
+    LLVMInitializeNVPTXTarget();
+    LLVMInitializeNVPTXTargetMC();
+    LLVMInitializeNVPTXAsmPrinter();
+#endif
     HostTarget detected = detectHost();
     warmUp();
     return detected;

@@ -57,8 +57,7 @@ Result<int64_t> objectTextSize(std::string_view bitcode) {
   codegen.add(new llvm::TargetLibraryInfoWrapperPass(libraryInfo));
   if ((*machine)->addPassesToEmitFile(codegen, stream, nullptr, llvm::CodeGenFileType::ObjectFile,
                                       /*DisableVerify=*/true)) {
-    return makeError(Outcome::ServerError, "the target cannot emit object files for '" +
-                                               m.getTargetTriple() + "'");
+    return noObjectFile(m.getTargetTriple());
   }
   codegen.run(m);
   if (diagnostics.hasErrors()) {
@@ -66,6 +65,13 @@ Result<int64_t> objectTextSize(std::string_view bitcode) {
                      "code generation failed: " + diagnostics.takeErrors());
   }
   return berkeleyTextSize(llvm::StringRef(object.data(), object.size()));
+}
+
+Error noObjectFile(std::string_view triple) {
+  return makeError(Outcome::InvalidRequest,
+                   "the benchmark's target '" + std::string(triple) +
+                       "' emits no object files (its code generator writes assembly only), so the ObjectTextSize "
+                       "observations and rewards are unavailable for it; the IrInstructionCount ones are not");
 }
 
 }  // namespace forkgym::passes

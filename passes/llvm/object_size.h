@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "base/result.h"
@@ -14,6 +15,13 @@ namespace forkgym::passes {
 // Takes bitcode rather than a Module: codegen mutates the IR it is given, and
 // a fresh parse in a private context is exactly what llc sees (use-list
 // order included), so the result matches llc + llvm-size on the same bytes.
+// A target that emits no object files (NVPTX writes PTX assembly only, as
+// for clgen-v0's OpenCL kernels): an InvalidRequest saying the
+// ObjectTextSize spaces are unavailable for the benchmark (the episode goes
+// on); its baselines are recorded as kNoObjectFile.
 Result<int64_t> objectTextSize(std::string_view bitcode);
+
+inline constexpr int64_t kNoObjectFile = -1;
+Error noObjectFile(std::string_view triple);
 
 }  // namespace forkgym::passes

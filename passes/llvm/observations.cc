@@ -12,6 +12,7 @@
 #include "passes/llvm/autophase.h"
 #include "passes/llvm/bitcode.h"
 #include "passes/llvm/inst_count.h"
+#include "passes/llvm/object_size.h"
 #include "passes/llvm/session.h"
 
 namespace forkgym::passes {
@@ -58,7 +59,9 @@ Value instructionCountAt(LlvmSession& session) {
 
 template <CostPoint point>
 Value objectTextSizeAt(LlvmSession& session) {
-  return ObservationValue(session.costs().objectTextSize[point]);
+  const int64_t size = session.costs().objectTextSize[point];
+  if (size == kNoObjectFile) return noObjectFile(session.module().getTargetTriple());
+  return ObservationValue(size);
 }
 
 Space count(std::string name, std::string description, bool platformDependent = false) {

@@ -138,6 +138,34 @@ TEST_F(Datasets, SourceLanguagesAndThePoj104TransformCompile) {
   EXPECT_NE(ir(env).find("define dso_local noundef i32 @main()"), std::string::npos) << "main returns int";
 }
 
+// clgen-v0's kind: OpenCL kernels compiled for nvptx64-nvidia-nvcl. The
+// passes see NVPTX's target; it emits no object files, so the object-size
+// spaces say they are unavailable, and the episode goes on.
+TEST_F(Datasets, OpenClKernelsCompileForNvptxAndTheirObjectSizesAreUnavailable) {
+  site_.install("fgtest-cl-v0",
+                "kind = source\nroot = kernels\nsuffix = .cl\nlanguage = opencl\n"
+                "flags = -target nvptx64-nvidia-nvcl -ferror-limit=1 -w\n",
+                {{"kernels/k.cl", "__kernel void A(__global float* a, const int b) {\n"
+                                  "  int c = get_global_id(0);\n  if (c < b) a[c] = a[c] * 2.0f;\n}\n"}});
+  Env env(connection_);
+  auto reset = env.reset("benchmark://fgtest-cl-v0/k");
+  ASSERT_TRUE(reset) << reset.error().message;
+  EXPECT_NE(ir(env).find("target triple = \"nvptx64-nvidia-nvcl\""), std::string::npos);
+  const uint32_t actions[] = {action("-mem2reg"), action("-instcombine")};
+  auto stepped = env.step(actions, std::vector<std::string>{"IrInstructionCount"},
+                          std::vector<std::string>{"IrInstructionCountOz"});
+  ASSERT_TRUE(stepped.ok()) << stepped.message;
+  EXPECT_GT(asInt(stepped.observations[0]), 0);
+  for (const char* space : {"ObjectTextSizeBytes", "ObjectTextSizeOz"}) {
+    SCOPED_TRACE(space);
+    auto size = env.observe(std::vector<std::string>{space});
+    ASSERT_FALSE(size.ok());
+    EXPECT_EQ(size.outcome, Outcome::InvalidRequest);
+    EXPECT_NE(size.message.find("nvptx64-nvidia-nvcl' emits no object files"), std::string::npos) << size.message;
+  }
+  EXPECT_GT(instructions(env), 0) << "the episode goes on";
+}
+
 // The module compiled from a source is cached beside it as <path>.bc (with
 // its key in an extended attribute), written by the client's identity while
 // the loader runs as the sandbox user; a new server uses it instead of
