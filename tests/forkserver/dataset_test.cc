@@ -88,6 +88,25 @@ TEST_F(Datasets, APrebuiltBenchmarkResetsByItsUriAndItsBareName) {
   }
 }
 
+// forkgym-server --site-data DIR: that directory, whatever the environment says.
+TEST_F(Datasets, TheSiteDataOptionNamesTheDirectoryWhateverTheEnvironmentSays) {
+  TestDir other;
+  const std::string bitcode = bitcodeOf("crc32.c");
+  site_.install("fgtest-prebuilt-v0", kPrebuiltIni, {{"contents/fgtest-prebuilt-v0/crc32.bc", bitcode}});
+  ServerOptions options;
+  options.extraArgs = {"--site-data", other.path};
+  auto elsewhere = Connection::spawn(testServer(options));
+  ASSERT_TRUE(elsewhere) << elsewhere.error().message;
+  Env env(*elsewhere);
+  auto refused = env.reset("benchmark://fgtest-prebuilt-v0/crc32");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("not installed in " + other.path + "/datasets"), std::string::npos)
+      << refused.error().message;
+  Env inherited(connection_);  // spawned with FORKGYM_SITE_DATA = the test's site
+  auto found = inherited.reset("benchmark://fgtest-prebuilt-v0/crc32");
+  EXPECT_TRUE(found) << found.error().message;
+}
+
 TEST_F(Datasets, ASourceBenchmarkIsCompiledWithTheReferenceCommandAndTheDatasetsFlags) {
   const std::string directory =
       site_.install("fgtest-source-v0", sourceIni("fgtest-source-v0", "-ferror-limit=1 -w -DSCALE=5 -DOFFSET=2"),
