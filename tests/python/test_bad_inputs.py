@@ -65,10 +65,9 @@ def test_a_dataset_that_cannot_be_installed_or_does_not_exist_says_so(env) -> No
     _still_works(env)
 
 
-def _install_by_hand(name: str, ini: str, files: dict[str, str]) -> Path:
-    """<site>/datasets/<name>/ laid out as an install leaves it, in the
-    run's site-data directory (conftest), which the shared server resolves in."""
-    directory = Path(os.environ["FORKGYM_SITE_DATA"]) / "datasets" / name
+def _install_by_hand(site: Path, name: str, ini: str, files: dict[str, str]) -> Path:
+    """<site>/datasets/<name>/ laid out as an install leaves it."""
+    directory = site / "datasets" / name
     directory.mkdir(parents=True)
     for relative, text in files.items():
         (directory / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -80,19 +79,30 @@ def _install_by_hand(name: str, ini: str, files: dict[str, str]) -> Path:
     return directory
 
 
-def test_a_dataset_the_server_cannot_serve_from_says_which_line_or_file(env) -> None:
-    directory = _install_by_hand("fgtest-pybad-v0", "kind = prebuilt\nroot = contents\nsuffix = .bc\nlanguage = c\n", {})
-    with pytest.raises(forkgym.BenchmarkInitError, match=f"{directory}/dataset.ini:4: .*language is bitcode"):
-        env.reset(benchmark="benchmark://fgtest-pybad-v0/x")
-    _still_works(env)
-    _install_by_hand("fgtest-pysrc-v0", "kind = source\nroot = contents\nsuffix = .c\nlanguage = c\nflags = -w\n",
+def test_a_dataset_the_server_cannot_serve_from_says_which_line_or_file(shared_tmp_path, monkeypatch) -> None:
+    # A site-data directory of this test's own, which the private server
+    # below inherits from the environment (the run's stays as it was).
+    monkeypatch.setenv("FORKGYM_SITE_DATA", str(shared_tmp_path))
+    bad = _install_by_hand(shared_tmp_path, "fgtest-pybad-v0",
+                           "kind = prebuilt\nroot = contents\nsuffix = .bc\nlanguage = c\n", {})
+    _install_by_hand(shared_tmp_path, "fgtest-pysrc-v0",
+                     "kind = source\nroot = contents\nsuffix = .c\nlanguage = c\nflags = -w\n",
                      {"contents/broken.c": "int f(void) {\n  return nope;\n}\n"})
-    with pytest.raises(forkgym.BenchmarkInitError, match="(?s)dataset fgtest-pysrc-v0.*broken.c:2:.*undeclared identifier"):
-        env.reset(benchmark="benchmark://fgtest-pysrc-v0/broken")
-    _still_works(env)
-    with pytest.raises(forkgym.BenchmarkNotFound, match="no benchmark 'missing' in the dataset fgtest-pysrc-v0"):
-        env.reset(benchmark="benchmark://fgtest-pysrc-v0/missing")
-    _still_works(env)
+    server = forkgym.Server()
+    try:
+        with forkgym.make("llvm-ic-v0", server=server) as env:
+            with pytest.raises(forkgym.BenchmarkInitError, match=f"{bad}/dataset.ini:4: .*language is bitcode"):
+                env.reset(benchmark="benchmark://fgtest-pybad-v0/x")
+            _still_works(env)
+            with pytest.raises(forkgym.BenchmarkInitError,
+                               match="(?s)dataset fgtest-pysrc-v0.*broken.c:2:.*undeclared identifier"):
+                env.reset(benchmark="benchmark://fgtest-pysrc-v0/broken")
+            _still_works(env)
+            with pytest.raises(forkgym.BenchmarkNotFound, match="no benchmark 'missing' in the dataset fgtest-pysrc-v0"):
+                env.reset(benchmark="benchmark://fgtest-pysrc-v0/missing")
+            _still_works(env)
+    finally:
+        server.close()
 
 
 def test_paths_outside_the_benchmark_roots_are_refused(tmp_path) -> None:
