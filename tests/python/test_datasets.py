@@ -446,12 +446,12 @@ def test_user_datasets_refuse_what_would_go_wrong(site, tmp_path) -> None:
     # A bitcode file of yours beside a source is a program of another kind ...
     (tmp_path / "a.bc").write_bytes(b"BC\xc0\xde")
     assert from_directory("fgtest-clash-v0", tmp_path, suffix=".c").size == 1
-    # ... but one named as the server names the module it compiles from a
-    # source would be replaced by it.
+    # ... and one named as the server names the module it compiles from a
+    # source is left alone (the server does not cache over it), with a warning.
     (tmp_path / "a.c.bc").write_bytes(b"BC\xc0\xde")
-    with pytest.raises(ValueError, match="a.c.bc .*where the server keeps each compiled module, and would be replaced"):
-        from_directory("fgtest-clash-v1", tmp_path, suffix=".c")
-    assert "fgtest-clash-v1" not in Datasets()
+    with pytest.warns(UserWarning, match="a.c.bc .*left alone"):
+        assert from_directory("fgtest-clash-v1", tmp_path, suffix=".c").size == 1
+    assert (tmp_path / "a.c.bc").read_bytes() == b"BC\xc0\xde"
 
 
 # ------------------------------------------------------------ command line --

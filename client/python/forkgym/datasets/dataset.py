@@ -926,14 +926,15 @@ def from_directory(name: str, directory: str | os.PathLike[str], *, suffix: str 
         raise ValueError(f"from_directory('{bare}', '{root}'): no '{suffix}' files in it")
     if kind == SOURCE:
         # The server keeps a source's compiled module beside it as
-        # <source>.bc, replacing what is there: a file of yours by that name
-        # (one without the server's key) would be lost.
-        clashing = [root / (m + suffix + MODULE_CACHE_SUFFIX) for m in members]
-        clashing = [p for p in clashing if p.exists() and not _server_module(p)]
-        if clashing:
-            raise ValueError(f"from_directory('{bare}', '{root}'): {clashing[0]} (and {len(clashing) - 1} more) "
-                             f"sit beside their sources where the server keeps each compiled module, and would be "
-                             f"replaced; move them first")
+        # <source>.bc, but never over a file it did not write: a file of
+        # yours by that name stays, and that source is compiled anew by each
+        # new server instead.
+        kept = [root / (m + suffix + MODULE_CACHE_SUFFIX) for m in members]
+        kept = [p for p in kept if p.exists() and not _server_module(p)]
+        if kept:
+            warnings.warn(f"from_directory('{bare}', '{root}'): {kept[0]} (and {len(kept) - 1} more) sit where the "
+                          f"server would cache the compiled module of a source; they are left alone, and those "
+                          f"sources are compiled again by each new server", stacklevel=2)
     for member in members:
         if "\n" in member:
             raise ValueError(f"from_directory('{bare}', '{root}'): file name {member!r} holds a newline")
