@@ -38,6 +38,9 @@ atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 # that holds nothing, so a test that reached for a real catalogue file fails
 # at once with the hand-placement message instead of touching the internet
 # (the dataset tests use their own loopback server and directories).
+# (What the set-up installed, gcc-c-torture-v0, is under the site data as it
+# was: SETUP_SITE_DATA, None for the default rule; test_ctorture.py reads it.)
+SETUP_SITE_DATA = os.environ.get("FORKGYM_SITE_DATA")
 _DATASETS = tempfile.mkdtemp(prefix="fgtest-site-")
 os.chmod(_DATASETS, 0o755)
 for _variable, _name in (("FORKGYM_SITE_DATA", "site"), ("FORKGYM_CACHE", "cache"),

@@ -1,6 +1,6 @@
 """benchmark://gcc-c-torture-v0: built from GCC's source tarball, its programs
 judged by GCC's own test-suite directives and by clang 19, installed whole or
-not at all.
+not at all; and the real dataset the set-up installed from gcc-12-source.
 
 The installer tests build a small tarball with GCC's layout (and things that
 must not be extracted) and install from it into a scratch site directory."""
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+import forkgym
+from conftest import SETUP_SITE_DATA
 from forkgym.datasets import Benchmark, Datasets, catalogue, ctorture, fetch
 from forkgym.datasets.dataset import read_ini
 from forkgym.datasets.gcc_testsuite import Host, judge
@@ -256,3 +258,44 @@ def test_an_execute_program_the_suite_only_compiles_is_no_execute_test() -> None
     assert judge("/* { dg-do compile } */\n", X86_64, "execute") == \
         "is only compiled by the test suite (dg-do compile), so it is no execute test"
     assert judge("/* { dg-do compile } */\n", X86_64, "compile") is None
+
+
+# ------------------------------------------------------ the real dataset --
+
+
+@pytest.fixture
+def setup_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site data the set-up installed into, for this process and the
+    servers it spawns (this run's own replaces it: conftest.py)."""
+    if SETUP_SITE_DATA is None:
+        monkeypatch.delenv("FORKGYM_SITE_DATA")
+    else:
+        monkeypatch.setenv("FORKGYM_SITE_DATA", SETUP_SITE_DATA)
+
+
+def test_the_set_up_installed_gcc_12s_torture_programs_and_they_reset_and_step(setup_site: None) -> None:
+    dataset = Datasets()["gcc-c-torture-v0"]
+    assert dataset.installed, f"{dataset.site_data_path} is not installed: `bash scripts/setup` installs it"
+    manifest = Manifest(dataset.site_data_path)
+    paths = list(manifest)
+    execute = sum(1 for p in paths if p.startswith("execute/"))
+    compile_ = sum(1 for p in paths if p.startswith("compile/"))
+    # GCC 12.2 has 1,592 + 1,903; clang 19 and the suite's directives leave out ~190.
+    assert 1450 <= execute <= 1592 and 1700 <= compile_ <= 1903, (execute, compile_)
+    assert execute + compile_ == len(paths) == dataset.size
+    assert (f"# Listed {len(paths)}: execute {execute}, compile {compile_}."
+            in (dataset.site_data_path / ctorture.EXCLUDED).read_text())
+
+    server = forkgym.Server()  # spawned with the set-up's site data
+    try:
+        with forkgym.make("llvm-ic-v0", server=server) as env:
+            for path in ("execute/20000112-1", "execute/arith-rand", "execute/pr58574", "compile/20000105-1"):
+                assert path in manifest
+                uri = f"benchmark://gcc-c-torture-v0/{path}"
+                env.reset(benchmark=uri)
+                assert env.benchmark == uri
+                start = env.observation["IrInstructionCount"]
+                env.step(env.action_space.index("-mem2reg"))
+                assert 0 < env.observation["IrInstructionCount"] < start, path
+    finally:
+        server.close()
