@@ -94,7 +94,8 @@ class Program:
             self.flags = re.search(r"^flags\s*=\s*(.*)$", ini, re.M).group(1).split()
             compile_args = DATASET_COMPILE + self.flags
         else:
-            rc, out, _ = run(["csmith", "--seed", self.ident, *CSMITH_FLAGS], 120)
+            # In the work directory: csmith leaves a platform.info where it runs.
+            rc, out, _ = run(["csmith", "--seed", self.ident, *CSMITH_FLAGS], 120, cwd=str(self.work))
             if rc != 0:
                 return False
             self.source.write_bytes(out)
