@@ -105,8 +105,9 @@ class Program:
         return rc == 0
 
     def build(self, bitcode: Path, exe: Path) -> bool:
+        # Position-independent: clang-19 links a PIE by default on Debian.
         obj = exe.with_suffix(".o")
-        if run(["llc-19", "-O0", "-filetype=obj", str(bitcode), "-o", str(obj)], 120)[0] != 0:
+        if run(["llc-19", "-O0", "-relocation-model=pic", "-filetype=obj", str(bitcode), "-o", str(obj)], 120)[0] != 0:
             return False
         return run(["clang-19", str(obj), "-o", str(exe), "-lm"], 60)[0] == 0
 
