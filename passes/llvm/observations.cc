@@ -32,6 +32,10 @@ Value irSha1(LlvmSession& session) {
   return ObservationValue(sha1Hex(writeBitcode(session.module(), UseListOrder::Drop)));
 }
 
+// The state hash: everything a later pass can read, use-list order included
+// (see bitcode.h for what that does and does not cover).
+Value bitcodeSha1(LlvmSession& session) { return ObservationValue(sha1Hex(session.bitcode())); }
+
 Value bitcode(LlvmSession& session) {
   const std::string& bytes = session.bitcode();
   return ObservationValue(std::vector<uint8_t>(bytes.begin(), bytes.end()));
@@ -89,6 +93,12 @@ const std::vector<ObservationRow<LlvmSession>>& rows() {
         .description = "SHA-1 of the module's bitcode without use-list order (40 hex digits); equals the sha1sum "
                        "of the reproducer's output"},
        &irSha1},
+      {{.name = "BitcodeSha1",
+        .type = ValueType::Text,
+        .description = "SHA-1 of the Bitcode observation (40 hex digits): the module with its use-list order, "
+                       "which later passes read; the state hash validate(fresh_process=True) compares across "
+                       "processes"},
+       &bitcodeSha1},
       {{.name = "Bitcode",
         .type = ValueType::Bytes,
         .description = "the module's bitcode, with use-list order, as opt writes it"},

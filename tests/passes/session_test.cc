@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <llvm/IR/InstIterator.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 
@@ -220,6 +221,46 @@ TEST(Session, InitialBitcodeIsTheLoadersAndIrSha1ItsCanonicalHash) {
   EXPECT_EQ(observeAs<std::string>(session, "IrSha1"), sha1Hex(canonical));
   // The initial state is the loader's bitcode, byte for byte.
   EXPECT_EQ(std::string(bytes.begin(), bytes.end()), benchmark.bitcode);
+}
+
+// BitcodeSha1 is the state hash: the SHA-1 of the Bitcode observation, which
+// keeps use-list order because later passes read it (InstCombine's worklist,
+// GVN's leader choice, ...). Two modules that differ only in one value's
+// use-list order have one IrSha1 and two BitcodeSha1s.
+TEST(Session, BitcodeSha1CoversTheUseListOrderIrSha1Ignores) {
+  ParsedBenchmark plain = parseForTest(smallProgramUri());
+  ParsedBenchmark permuted = parseForTest(smallProgramUri());
+  llvm::Value* shared = nullptr;
+  for (llvm::Function& function : *permuted.module) {
+    for (llvm::Instruction& instruction : llvm::instructions(function)) {
+      if (!shared && instruction.hasNUsesOrMore(2)) shared = &instruction;
+    }
+  }
+  ASSERT_NE(shared, nullptr) << "the small program has no instruction with two uses";
+  shared->reverseUseList();
+
+  LlvmSession a(*plain.module, plain.costs);
+  LlvmSession b(*permuted.module, permuted.costs);
+  EXPECT_EQ(observeAs<std::string>(a, "IrSha1"), observeAs<std::string>(b, "IrSha1"));
+  EXPECT_NE(observeAs<std::string>(a, "BitcodeSha1"), observeAs<std::string>(b, "BitcodeSha1"));
+  const std::vector<uint8_t> bytes = observeAs<std::vector<uint8_t>>(b, "Bitcode");
+  EXPECT_EQ(observeAs<std::string>(b, "BitcodeSha1"), sha1Hex(std::string(bytes.begin(), bytes.end())));
+}
+
+// After steps, BitcodeSha1 is what sha1sum prints for opt's replay written
+// with use-list order (opt's default for bitcode), within one process.
+TEST(Session, BitcodeSha1IsTheHashOfTheBitcodeOptWrites) {
+  const LoadedBitcode& loaded = loadForTest(smallProgramUri());
+  ParsedBenchmark benchmark = parseForTest(smallProgramUri());
+  LlvmSession session(*benchmark.module, benchmark.costs);
+  std::vector<uint32_t> actions;
+  for (const char* flag : {"-mem2reg", "-instcombine", "-simplifycfg"}) {
+    actions.push_back(static_cast<uint32_t>(findAction(flag)));
+  }
+  ASSERT_TRUE(session.applyActions(actions).ok());
+  const std::string optOutput =
+      runLlvmTool("opt", {"-passes=" + pipelineText(session.actions()), "-", "-o", "-"}, loaded.bitcode);
+  EXPECT_EQ(observeAs<std::string>(session, "BitcodeSha1"), sha1Hex(optOutput));
 }
 
 TEST(Session, ObservationsHaveTheirDeclaredTypesAndShapes) {
