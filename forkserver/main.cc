@@ -13,9 +13,11 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "forkserver/heap_perturbation.h"
 #include "forkserver/zygote.h"
 #include "ipc/control_socket.h"
 #include "passes/gcc/backend.h"
@@ -79,6 +81,10 @@ options:
                          benchmark files must be readable by this user
   --no-namespaces        no user, PID or network namespaces (where a container
                          forbids them; the sandbox level says what remains)
+  --perturb-heap SEED    before loading anything, allocate and free blocks chosen by SEED,
+                         so this zygote's heap layout (and its workers') differs from any
+                         other's, even with ASLR off: heap-address-dependent results of
+                         LLVM show as different states (validate(fresh_process=True))
   --log-level LEVEL      trace, debug, info, warn, error (default warn)
   --help                 show this text
 
@@ -191,6 +197,7 @@ int main(int argc, char** argv) {
   std::string siteData = forkgym::passes::defaultSiteDataDir();
   std::string logLevel = "warn";
   int readyFd = -1;
+  std::optional<uint64_t> perturbSeed;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&](const char* name) -> std::string {
@@ -289,6 +296,8 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--no-namespaces") {
       options.isolation.namespaces = false;
+    } else if (arg == "--perturb-heap") {
+      perturbSeed = number("--perturb-heap");
     } else if (arg == "--log-level") {
       logLevel = value("--log-level");
     } else {
@@ -296,6 +305,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+
+  // First, so everything the backends and benchmarks allocate lands elsewhere.
+  if (perturbSeed) forkgym::forkserver::perturbHeap(*perturbSeed);
 
   options.benchmarks.datasets = std::make_shared<forkgym::passes::InstalledDatasets>(siteData);
   // Confined to --benchmark-root directories, the server still serves its
