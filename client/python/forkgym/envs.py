@@ -175,6 +175,10 @@ class CompilerEnv(gym.Env):
     # The backend a subclass is for (None: given to the constructor).
     backend: str | None = None
     default_benchmark: str | None = None
+    # The observation that hashes everything a later step can read, which
+    # validate(fresh_process=True) compares across processes (None: the
+    # backend has none, and that check is refused).
+    state_hash_observation: str | None = None
 
     def __init__(
         self,
@@ -729,21 +733,31 @@ class CompilerEnv(gym.Env):
         unavailable = self.action_space.unavailable
         return [a for a in self.action_space.from_string(state.commandline) if a not in unavailable]
 
-    def validate(self, state: CompilerEnvState | None = None) -> Any:
+    def validate(self, state: CompilerEnvState | None = None, *, fresh_process: bool = False) -> Any:
         """Replays a state (default: this episode) in a fresh worker and checks it.
 
         Returns a :class:`forkgym.validate.ValidationResult`; for this
         episode, when the backend has a state hash (LLVM: ``IrSha1``), the
         replay's must equal the current one.
+
+        ``fresh_process=True`` also replays the state step by step in a zygote
+        started for the purpose, with a heap laid out differently, and compares
+        :attr:`state_hash_observation` (LLVM: ``BitcodeSha1``) after every
+        step: a result that depends on heap addresses (which every episode of
+        one zygote shares) shows as ``cross_process_divergent_step``
+        (:func:`forkgym.validate.validate_across_processes`).
         """
-        from forkgym.validate import validate_states
+        from forkgym.validate import validate_across_processes, validate_states
 
         expected_hash = None
         if state is None:
             state = self.state
             hash_name = self.validation_observations(self._reward_spec)[0]
             expected_hash = self.observation[hash_name] if hash_name else None
-        return validate_states([state], self, expected_sha1=[expected_hash])[0]
+        result = validate_states([state], self, expected_sha1=[expected_hash])[0]
+        if fresh_process and not (result.benchmark_changed or result.actions_replay_failed):
+            validate_across_processes(self, state, result)
+        return result
 
     @classmethod
     def validation_observations(cls, reward: RewardSpaceSpec | None) -> tuple[str | None, str | None, str | None]:

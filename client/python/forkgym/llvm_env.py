@@ -209,6 +209,7 @@ class LlvmEnv(CompilerEnv):
     """
 
     backend = "llvm"
+    state_hash_observation = "BitcodeSha1"
     default_benchmark = DEFAULT_BENCHMARK
 
     @classmethod

@@ -20,7 +20,9 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import secrets
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from forkgym import _forkgym
-from forkgym.errors import ForkgymError
+from forkgym.errors import ForkgymError, InvalidRequest
 from forkgym.outcome import outcome_name
 from forkgym.state import CompilerEnvState, CompilerEnvStateReader
 
@@ -48,6 +50,12 @@ class ValidationResult:
     benchmark_changed: bool = False
     benchmark_semantics_validated: bool = False  # forkgym does not run programs (see README)
     benchmark_semantics_validation_failed: bool = False
+    # validate(fresh_process=True): the state hash that covers use-list order
+    # (LLVM: BitcodeSha1) matched after every step between a replay in this
+    # zygote and one in a zygote started for the purpose; else the first step
+    # where they differed (0: the benchmark as loaded, n: after the n-th action).
+    cross_process_validated: bool = False
+    cross_process_divergent_step: int | None = None
     replay_reward: float | None = None
     size_vs_oz: float | None = None  # C(-Oz) / C(final): > 1 means smaller than -Oz
     errors: list[str] = field(default_factory=list)
@@ -59,6 +67,7 @@ class ValidationResult:
             or self.reward_validation_failed
             or self.ir_hash_validation_failed
             or self.benchmark_semantics_validation_failed
+            or self.cross_process_divergent_step is not None
         )
 
     @property
@@ -170,6 +179,105 @@ def validate_states(
         if progress is not None:
             progress(done, len(states))
     return results
+
+
+def validate_across_processes(env: Any, state: CompilerEnvState, result: ValidationResult) -> None:
+    """Replays ``state`` step by step in two processes and compares the state hash after every step.
+
+    Within one zygote every worker is a fork of one heap, so wherever LLVM's
+    result depends on heap addresses (a pointer-keyed hash table's order, a
+    sort by address: the use-list order NewGVN leaves is one) all episodes,
+    replays and forks agree and the nondeterminism never shows. So one replay
+    runs in a fresh worker of ``env``'s zygote and the other in a zygote
+    started for this check with ``--perturb-heap`` (a random seed: its heap
+    holds other blocks at other addresses, even where ASLR is off; with ASLR
+    its base differs too), and the backend's state hash that covers what a
+    later pass reads (LLVM: ``BitcodeSha1``, use-list order included) is
+    compared after the benchmark loads and after each action. The first step
+    where they differ goes into ``result.cross_process_divergent_step`` with a
+    message in ``result.errors`` (saying whether the IR hash differs too);
+    ``result.cross_process_validated`` when none does. The new zygote is gone
+    when this returns.
+    """
+    from forkgym.benchmarks import server_uri
+    from forkgym.server import Server
+
+    unwrapped = env.unwrapped
+    hash_name = unwrapped.state_hash_observation
+    if hash_name is None:
+        raise InvalidRequest(
+            f"validate(fresh_process=True): the {unwrapped._backend} backend has no state hash covering "
+            "everything a later step reads, so runs in two processes cannot be compared; validate() without it"
+        )
+    ir_hash_name = unwrapped.validation_observations(unwrapped.reward_space)[0]
+    seed = secrets.randbits(63)
+    options = unwrapped._server.options
+    # The env's server binary and arguments (site data, roots, ...), as a private zygote of its own.
+    fresh_options = dataclasses.replace(
+        options, socket_path=None, preload=(), extra_args=(*options.extra_args, "--perturb-heap", str(seed))
+    )
+    fresh = Server(fresh_options)
+    natives: list[Any] = []
+    try:
+        for server in (unwrapped._server, fresh):
+            native = unwrapped._new_session(server.connection())
+            natives.append(native)
+            native.reset(server_uri(state.benchmark))
+            if state.benchmark_hash and native.benchmark_hash != state.benchmark_hash:
+                result.errors.append(_changed_message(state, native.benchmark_hash))
+                result.benchmark_changed = True
+                return
+        plans = [unwrapped._prepare_replay(native, state) for native in natives]
+        actions = plans[0]
+        names = unwrapped.action_space.names
+        for step in range(len(actions) + 1):
+            todo = [[] if step == 0 else [plan[step - 1]] for plan in plans]
+            replies, interrupt = _forkgym.step_many(natives, todo, [hash_name], [])
+            if interrupt is not None:
+                raise interrupt
+            what = "the benchmark as loaded" if step == 0 else f"step {step} ({names[actions[step - 1]]})"
+            outcomes = [(reply.ok, reply.observations[0] if reply.ok else outcome_name(reply.outcome))
+                        for reply in replies]
+            if outcomes[0] == outcomes[1]:
+                if not replies[0].ok:
+                    result.actions_replay_failed = True
+                    result.errors.append(f"replay {outcomes[0][1]} at {what}: {replies[0].message}")
+                    return
+                continue
+            result.cross_process_divergent_step = step
+            result.errors.append(_divergence_message(natives, replies, hash_name, ir_hash_name, what, seed))
+            return
+        result.cross_process_validated = True
+    except (ForkgymError, ValueError) as e:
+        result.errors.append(f"validate(fresh_process=True): {e}")
+        result.actions_replay_failed = True
+    finally:
+        for native in natives:
+            native.close()
+        natives.clear()
+        fresh.close()
+
+
+def _divergence_message(natives: list[Any], replies: list[Any], hash_name: str, ir_hash_name: str | None,
+                        what: str, seed: int) -> str:
+    def described(reply: Any) -> str:
+        return reply.observations[0] if reply.ok else f"{outcome_name(reply.outcome)} ({reply.message})"
+
+    here, there = (described(reply) for reply in replies)
+    message = (
+        f"{hash_name} differs across processes at {what}: {here} in this zygote, {there} in a fresh one "
+        f"(--perturb-heap {seed}): the same actions on the same benchmark reach different states, so this "
+        f"result depends on heap addresses (LLVM is nondeterministic here)"
+    )
+    if ir_hash_name is not None and all(reply.ok for reply in replies):
+        observed = [native.step([], [ir_hash_name], []) for native in natives]
+        if all(reply.ok for reply in observed):
+            ir_hashes = [reply.observations[0] for reply in observed]
+            if ir_hashes[0] == ir_hashes[1]:
+                message += f"; {ir_hash_name} is the same, so only the use-list order differs, which later passes read"
+            else:
+                message += f"; the IR differs too ({ir_hash_name} {ir_hashes[0]} and {ir_hashes[1]})"
+    return message
 
 
 def _progress_bar(stream: TextIO) -> Any:
