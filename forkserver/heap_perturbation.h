@@ -1,10 +1,11 @@
 // Heap perturbation: gives one zygote a heap layout of its own.
 //
 // Every worker is a fork of its zygote, so all episodes of one zygote start
-// from one heap: wherever LLVM's result depends on heap addresses (iterating
-// a pointer-keyed DenseMap, sorting by address — the use-list order NewGVN
-// leaves behind is one), every episode, replay and fork of that zygote agrees
-// and the nondeterminism never shows. A zygote started with
+// from nearly one heap: wherever LLVM's result depends on heap addresses
+// (iterating a pointer-keyed DenseMap, sorting by address — the use-list
+// order NewGVN leaves behind is one), the episodes, replays and forks of that
+// zygote agree, or take one of a few values, and the nondeterminism hardly
+// shows. A zygote started with
 // `--perturb-heap SEED` first allocates blocks chosen by SEED and frees some
 // of them, so what it allocates later (parsed benchmarks, and everything
 // its workers allocate) lands at other addresses and in another relative

@@ -1,8 +1,9 @@
 """Reproducibility across processes (DESIGN.md, invariant 3).
 
-Every worker is a fork of its zygote, so all episodes of one zygote share a
-heap layout, and a result of LLVM that depends on heap addresses is the same
-in every episode, replay and fork there. NewGVN is such a pass: the use-list
+Every worker is a fork of its zygote, so the episodes of one zygote start
+from nearly one heap, and a result of LLVM that depends on heap addresses
+takes one or a few values there (two for the program below: ten episodes
+of one zygote gave two BitcodeSha1s). NewGVN is such a pass: the use-list
 order it leaves (which later passes read) follows the addresses of its
 values. Here ``-sroa -newgvn`` on csmith program 2 gives a different
 ``BitcodeSha1`` (the state hash, use-list order included) in every zygote
@@ -20,6 +21,8 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+
+import pytest
 
 import forkgym
 from conftest import TEST_SERVER
@@ -130,3 +133,13 @@ def _is_server(pid: int) -> bool:
         return "forkgym" in Path(f"/proc/{pid}/comm").read_text()
     except OSError:
         return False
+
+
+def test_fresh_process_on_a_backend_without_a_state_hash_is_refused_with_the_reason():
+    # The test server's toy backend has no observation covering what a later step reads.
+    with forkgym.CompilerEnv(backend="calculator", benchmark="generator://calculator-v0/5") as env:
+        env.reset()
+        env.step(0)
+        with pytest.raises(forkgym.InvalidRequest, match="calculator backend has no state hash"):
+            env.validate(fresh_process=True)
+        assert env.validate().okay()

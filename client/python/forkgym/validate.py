@@ -184,10 +184,11 @@ def validate_states(
 def validate_across_processes(env: Any, state: CompilerEnvState, result: ValidationResult) -> None:
     """Replays ``state`` step by step in two processes and compares the state hash after every step.
 
-    Within one zygote every worker is a fork of one heap, so wherever LLVM's
-    result depends on heap addresses (a pointer-keyed hash table's order, a
-    sort by address: the use-list order NewGVN leaves is one) all episodes,
-    replays and forks agree and the nondeterminism never shows. So one replay
+    Every worker is a fork of its zygote, so wherever LLVM's result depends
+    on heap addresses (a pointer-keyed hash table's order, a sort by address:
+    the use-list order NewGVN leaves is one) the episodes, replays and forks
+    of one zygote agree, or take one of a few values, and the nondeterminism
+    hardly shows. So one replay
     runs in a fresh worker of ``env``'s zygote and the other in a zygote
     started for this check with ``--perturb-heap`` (a random seed: its heap
     holds other blocks at other addresses, even where ASLR is off; with ASLR
