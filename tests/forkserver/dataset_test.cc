@@ -28,19 +28,9 @@ constexpr const char* kScaled = "int scaled(int x) { return x * SCALE + OFFSET; 
 
 class Datasets : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto connection = Connection::spawn(testServer());
-    ASSERT_TRUE(connection) << connection.error().message;
-    connection_ = *connection;
-    auto description = connection_->describe();
-    ASSERT_TRUE(description) << description.error().message;
-    description_ = *description;
-  }
-  uint32_t action(const std::string& flag) {
-    const int index = description_->findAction(flag);
-    EXPECT_GE(index, 0) << flag;
-    return static_cast<uint32_t>(index);
-  }
+  // A server per test: each installs its own datasets in site_.
+  void SetUp() override { spawnDescribed(connection_, description_); }
+  uint32_t action(const std::string& flag) { return actionIndex(*description_, flag); }
   // clang-19's bitcode of a test program, as make_benchmark() would keep it.
   static std::string bitcodeOf(const std::string& source) {
     TestDir scratch;

@@ -328,27 +328,35 @@ class SocketServer {
 inline int64_t asInt(const Observation& value) { return std::get<int64_t>(value); }
 inline const std::string& asText(const Observation& value) { return std::get<std::string>(value); }
 
+// A server of the caller's own (Connection::spawn) and its description: what
+// each test fixture starts from. Fails the test if either cannot be had.
+inline void spawnDescribed(std::shared_ptr<Connection>& connection,
+                           std::shared_ptr<const Description>& description) {
+  auto spawned = Connection::spawn(testServer());
+  ASSERT_TRUE(spawned) << spawned.error().message;
+  connection = *spawned;
+  auto described = connection->describe();
+  ASSERT_TRUE(described) << described.error().message;
+  description = *described;
+}
+
+// The index of the action `flag` (the test fails on an unknown flag).
+inline uint32_t actionIndex(const Description& description, const std::string& flag) {
+  const int index = description.findAction(flag);
+  EXPECT_GE(index, 0) << flag;
+  return static_cast<uint32_t>(index);
+}
+
 class RuntimeTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto connection = Connection::spawn(testServer());
-    ASSERT_TRUE(connection) << connection.error().message;
-    connection_ = *connection;
-    auto description = connection_->describe();
-    ASSERT_TRUE(description) << description.error().message;
-    description_ = *description;
-  }
+  static void SetUpTestSuite() { spawnDescribed(connection_, description_); }
   static void TearDownTestSuite() {
     description_.reset();
     connection_.reset();
   }
 
   Env newEnv(EnvOptions options = {}) { return Env(connection_, options); }
-  uint32_t action(const std::string& flag) {
-    int index = description_->findAction(flag);
-    EXPECT_GE(index, 0) << flag;
-    return static_cast<uint32_t>(index);
-  }
+  uint32_t action(const std::string& flag) { return actionIndex(*description_, flag); }
 
   static inline std::shared_ptr<Connection> connection_;
   static inline std::shared_ptr<const Description> description_;

@@ -16,7 +16,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -24,43 +24,66 @@ import pytest
 from forkgym.datasets.catalogue import Remote
 
 
+Respond = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+def ok(data: bytes) -> Respond:
+    def respond(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    return respond
+
+
+def status(code: int) -> Respond:
+    def respond(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(code)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    return respond
+
+
 class Loopback:
-    """An HTTP server on 127.0.0.1 serving ``files`` (name -> bytes) and counting
-    the requests per name; a name it does not hold is a 404."""
+    """An HTTP server on 127.0.0.1 answering each path from a script of
+    responses (the last one repeats) and counting the requests per path; a
+    path with no script is a 404."""
 
     def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
+        self.routes: dict[str, list[Respond]] = {}
         self.hits: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
         loopback = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                name = self.path.lstrip("/")
-                loopback.hits[name] += 1
-                data = loopback.files.get(name)
-                if data is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                with loopback.lock:
+                    loopback.hits[self.path] += 1
+                    script = loopback.routes.get(self.path)
+                    respond = (script.pop(0) if len(script) > 1 else script[0]) if script else status(404)
+                respond(self)
 
             def log_message(self, *args: object) -> None:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="fgtest-loopback", daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name="fgtest-loopback", daemon=True)
         self.thread.start()
+
+    def script(self, path: str, *responses: Respond) -> str:
+        """Answers ``path`` ("/name") with ``responses`` in turn; returns its URL."""
+        with self.lock:
+            self.routes[path] = list(responses)
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
     def serve(self, name: str, data: bytes) -> Remote:
         """Serves ``data`` as ``name``; returns the catalogue's view of it."""
-        self.files[name] = data
-        return Remote((f"http://127.0.0.1:{self.server.server_address[1]}/{name}",),
-                      hashlib.sha256(data).hexdigest())
+        return Remote((self.script(f"/{name}", ok(data)),), hashlib.sha256(data).hexdigest())
 
     def close(self) -> None:
         self.server.shutdown()

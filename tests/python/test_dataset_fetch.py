@@ -9,7 +9,6 @@ tests kill stop at a point they announce on a pipe.
 from __future__ import annotations
 
 import bz2
-import collections
 import gzip
 import hashlib
 import http.server
@@ -26,7 +25,7 @@ import tempfile
 import textwrap
 import threading
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ import forkgym
 from forkgym.datasets import fetch, paths
 from forkgym.datasets.fetch import Archive
 from forkgym.datasets.manifest import Manifest
+from datasets_fixtures import Loopback, Respond, ok, status
 
 FAST = {"backoff": 1e-4}  # retries in tests wait microseconds, not seconds
 
@@ -62,26 +62,6 @@ def dirs(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                      "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(variable, raising=False)
     return scratch
-
-
-Respond = Callable[[http.server.BaseHTTPRequestHandler], None]
-
-
-def ok(data: bytes) -> Respond:
-    def respond(handler: http.server.BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-    return respond
-
-
-def status(code: int) -> Respond:
-    def respond(handler: http.server.BaseHTTPRequestHandler) -> None:
-        handler.send_response(code)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-    return respond
 
 
 def truncated(data: bytes, sent: threading.Event | None = None, hold: threading.Event | None = None) -> Respond:
@@ -119,45 +99,6 @@ def gated(data: bytes, arrived: threading.Event, release: threading.Event) -> Re
         release.wait(60)
         ok(data)(handler)
     return respond
-
-
-class Loopback:
-    """An HTTP server on 127.0.0.1 answering each path from a script of
-    responses (the last one repeats) and counting the requests."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, list[Respond]] = {}
-        self.hits: collections.Counter[str] = collections.Counter()
-        self.lock = threading.Lock()
-        loopback = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                with loopback.lock:
-                    loopback.hits[self.path] += 1
-                    script = loopback.routes.get(self.path)
-                    respond = (script.pop(0) if len(script) > 1 else script[0]) if script else status(404)
-                respond(self)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def serve(self, path: str, *responses: Respond) -> str:
-        with self.lock:
-            self.routes[path] = list(responses)
-        return self.url(path)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -272,7 +213,7 @@ def test_directories_follow_forkgym_variables_then_xdg_then_defaults(monkeypatch
 
 def test_install_downloads_once_checks_extracts_the_prefix_and_marks_it_installed(
         dirs: Path, http_server: Loopback) -> None:
-    url = http_server.serve("/toy-v0.tar.bz2", ok(TOY_TAR))
+    url = http_server.script("/toy-v0.tar.bz2", ok(TOY_TAR))
     dataset = paths.dataset_dir("toy-v0")
     assert fetch.install(dataset, [toy_archive(url)], ini=TOY_INI) == dataset
     assert_toy_installed(dataset)
@@ -293,7 +234,7 @@ def test_install_downloads_once_checks_extracts_the_prefix_and_marks_it_installe
 
 
 def test_a_damaged_cached_download_is_fetched_again(dirs: Path, http_server: Loopback) -> None:
-    url = http_server.serve("/toy-v0.tar.bz2", ok(TOY_TAR))
+    url = http_server.script("/toy-v0.tar.bz2", ok(TOY_TAR))
     cached = fetch.download(url, sha(TOY_TAR), **FAST)
     cached.write_bytes(TOY_TAR[:-10])  # bit rot, or a wrong file placed by hand
     assert fetch.download(url, sha(TOY_TAR), **FAST).read_bytes() == TOY_TAR
@@ -302,7 +243,7 @@ def test_a_damaged_cached_download_is_fetched_again(dirs: Path, http_server: Loo
 
 def test_a_checksum_mismatch_is_refused_at_once_and_nothing_is_extracted(dirs: Path, http_server: Loopback) -> None:
     tampered = tarball({**TOY, "toy-v0/a.c": b"int a(void) { return 666; }\n"})
-    url = http_server.serve("/toy-v0.tar.bz2", ok(tampered))
+    url = http_server.script("/toy-v0.tar.bz2", ok(tampered))
     dataset = paths.dataset_dir("toy-v0")
     with pytest.raises(forkgym.ChecksumMismatch) as caught:
         fetch.install(dataset, [toy_archive(url)], ini=TOY_INI, **FAST)
@@ -315,19 +256,19 @@ def test_a_checksum_mismatch_is_refused_at_once_and_nothing_is_extracted(dirs: P
 
 
 def test_a_truncated_download_is_retried_and_never_kept(dirs: Path, http_server: Loopback) -> None:
-    url = http_server.serve("/toy-v0.tar.bz2", truncated(TOY_TAR), ok(TOY_TAR))
+    url = http_server.script("/toy-v0.tar.bz2", truncated(TOY_TAR), ok(TOY_TAR))
     dataset = paths.dataset_dir("toy-v0")
     fetch.install(dataset, [toy_archive(url)], ini=TOY_INI, **FAST)
     assert_toy_installed(dataset)
     assert http_server.hits["/toy-v0.tar.bz2"] == 2
 
     other = tarball({"other/file": b"other\n" * 100})
-    chunked = http_server.serve("/chunked.tar.bz2", truncated_chunked(other), ok(other))
+    chunked = http_server.script("/chunked.tar.bz2", truncated_chunked(other), ok(other))
     assert fetch.download(chunked, sha(other), **FAST).read_bytes() == other
     assert http_server.hits["/chunked.tar.bz2"] == 2
     fetch.cached_path(sha(other)).unlink()
 
-    always = http_server.serve("/always-short.tar.bz2", truncated(other))
+    always = http_server.script("/always-short.tar.bz2", truncated(other))
     with pytest.raises(forkgym.DownloadFailed, match="truncated: received") as caught:
         fetch.download(always, sha(other), max_retries=2, **FAST)
     assert "after 3 tries" in str(caught.value)
@@ -341,7 +282,7 @@ def test_a_busy_server_is_retried_with_backoff_until_it_answers(dirs: Path, http
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     waits: list[float] = []
     monkeypatch.setattr(fetch.time, "sleep", waits.append)  # record the schedule instead of waiting it
-    url = http_server.serve("/toy-v0.tar.bz2", status(code), status(code), status(code), ok(TOY_TAR))
+    url = http_server.script("/toy-v0.tar.bz2", status(code), status(code), status(code), ok(TOY_TAR))
     dataset = paths.dataset_dir("toy-v0")
     fetch.install(dataset, [toy_archive(url)], ini=TOY_INI, backoff=0.5)
     assert_toy_installed(dataset)
@@ -354,7 +295,7 @@ def test_a_busy_server_is_retried_with_backoff_until_it_answers(dirs: Path, http
 
 
 def test_retries_are_bounded(dirs: Path, http_server: Loopback) -> None:
-    url = http_server.serve("/toy-v0.tar.bz2", status(429))
+    url = http_server.script("/toy-v0.tar.bz2", status(429))
     with pytest.raises(forkgym.DownloadFailed, match="HTTP 429") as caught:
         fetch.download(url, sha(TOY_TAR), max_retries=3, **FAST)
     assert "after 4 tries" in str(caught.value)
@@ -367,7 +308,7 @@ def test_a_missing_file_fails_at_once_and_falls_back_to_the_next_url(dirs: Path,
         fetch.download(missing, sha(TOY_TAR), **FAST)
     assert "tries" not in str(caught.value)
     assert http_server.hits["/gone/toy-v0.tar.bz2"] == 1
-    fallback = http_server.serve("/toy-v0.tar.bz2", ok(TOY_TAR))
+    fallback = http_server.script("/toy-v0.tar.bz2", ok(TOY_TAR))
     assert fetch.download([missing, fallback], sha(TOY_TAR), **FAST).read_bytes() == TOY_TAR
     assert http_server.hits["/gone/toy-v0.tar.bz2"] == 2
 
@@ -420,7 +361,7 @@ def test_the_mirror_variable_takes_a_directory(dirs: Path, monkeypatch: pytest.M
 
 def test_the_mirror_variable_takes_a_base_url(dirs: Path, http_server: Loopback,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    http_server.serve("/mirror/toy-v0.tar.bz2", ok(TOY_TAR))
+    http_server.script("/mirror/toy-v0.tar.bz2", ok(TOY_TAR))
     monkeypatch.setenv("FORKGYM_DATASET_MIRROR", http_server.url("/mirror/"))
     url = f"http://127.0.0.1:{free_port()}/github/archive/toy-v0.tar.bz2?raw=true"
     dataset = paths.dataset_dir("toy-v0")
@@ -431,7 +372,7 @@ def test_the_mirror_variable_takes_a_base_url(dirs: Path, http_server: Loopback,
 
 def test_threads_downloading_the_same_file_share_one_download(dirs: Path, http_server: Loopback) -> None:
     arrived, release = threading.Event(), threading.Event()
-    url = http_server.serve("/toy-v0.tar.bz2", gated(TOY_TAR, arrived, release))
+    url = http_server.script("/toy-v0.tar.bz2", gated(TOY_TAR, arrived, release))
     results: list[Path | BaseException] = []
 
     def worker() -> None:
@@ -452,7 +393,7 @@ def test_threads_downloading_the_same_file_share_one_download(dirs: Path, http_s
 
 
 def test_the_dataset_lock_can_be_taken_again_by_its_holder(dirs: Path, http_server: Loopback) -> None:
-    url = http_server.serve("/toy-v0.tar.bz2", ok(TOY_TAR))
+    url = http_server.script("/toy-v0.tar.bz2", ok(TOY_TAR))
     dataset = paths.dataset_dir("toy-v0")
     finished = threading.Event()
 
@@ -524,7 +465,7 @@ def steps(dirs: Path) -> list[str]:
 
 def test_four_processes_installing_at_once_download_and_extract_once(dirs: Path, http_server: Loopback) -> None:
     arrived, release = threading.Event(), threading.Event()
-    url = http_server.serve("/toy-v0.tar.bz2", gated(TOY_TAR, arrived, release))
+    url = http_server.script("/toy-v0.tar.bz2", gated(TOY_TAR, arrived, release))
     children = [start_child(dirs, url) for _ in range(4)]
     try:
         # The download is held until every process has started installing.
@@ -555,7 +496,7 @@ def test_four_processes_installing_at_once_download_and_extract_once(dirs: Path,
 ])
 def test_a_process_killed_mid_install_leaves_no_half_dataset_and_a_retry_succeeds(
         dirs: Path, http_server: Loopback, stop_at: str) -> None:
-    url = http_server.serve("/toy-v0.tar.bz2", ok(TOY_TAR))
+    url = http_server.script("/toy-v0.tar.bz2", ok(TOY_TAR))
     child, fd = start_child(dirs, url, stop_at)
     try:
         assert read_line(fd) == b"start\n"
@@ -574,7 +515,7 @@ def test_a_process_killed_mid_install_leaves_no_half_dataset_and_a_retry_succeed
 def test_a_process_killed_mid_download_leaves_no_cached_file_and_a_retry_succeeds(
         dirs: Path, http_server: Loopback) -> None:
     sent, hold = threading.Event(), threading.Event()
-    url = http_server.serve("/toy-v0.tar.bz2", truncated(TOY_TAR, sent, hold), ok(TOY_TAR))
+    url = http_server.script("/toy-v0.tar.bz2", truncated(TOY_TAR, sent, hold), ok(TOY_TAR))
     child, fd = start_child(dirs, url)
     try:
         assert read_line(fd) == b"start\n"
@@ -604,7 +545,7 @@ def test_a_progress_bar_shows_on_a_terminal_and_nowhere_else(dirs: Path, http_se
     import struct
     import termios
 
-    url = http_server.serve("/toy-v0.tar.bz2", ok(TOY_TAR))
+    url = http_server.script("/toy-v0.tar.bz2", ok(TOY_TAR))
     # stderr a pipe: silent.
     quiet = subprocess.run([sys.executable, "-c", PROGRESS_CHILD, url, sha(TOY_TAR)], capture_output=True,
                            timeout=120)
@@ -651,8 +592,8 @@ def test_a_full_disk_is_named_as_such_and_not_retried(dirs: Path, http_server: L
     big_download_tar = tarball({"big-v0/noise": big_download}, "gz")
     big_file_tar = tarball({"zeros-v0/zeros": bytes(65536)})  # a small download whose file does not fit
     assert len(big_file_tar) < 4096
-    first = http_server.serve("/big-v0.tar.gz", ok(big_download_tar))
-    second = http_server.serve("/zeros-v0.tar.bz2", ok(big_file_tar))
+    first = http_server.script("/big-v0.tar.gz", ok(big_download_tar))
+    second = http_server.script("/zeros-v0.tar.bz2", ok(big_file_tar))
     child = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, first, sha(big_download_tar), "big-v0",
                             second, sha(big_file_tar), "zeros-v0"], capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr
@@ -706,7 +647,7 @@ def test_members_that_would_land_outside_the_dataset_refuse_the_archive_before_a
         dirs: Path, http_server: Loopback, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # A normal file first, so "nothing is written" is visible: it must not be.
     data = raw_tarball([(member("toy-v0/a.c"), b"int a;\n")] + HOSTILE[case])
-    url = http_server.serve("/hostile.tar.gz", ok(data))
+    url = http_server.script("/hostile.tar.gz", ok(data))
     written: list[str] = []
     monkeypatch.setattr(fetch, "_step_hook", lambda step, detail: written.append(f"{step} {detail}"))
     dataset = paths.dataset_dir("toy-v0")
@@ -744,8 +685,8 @@ def test_roots_installs_are_readable_by_its_sandbox_user_whatever_the_umask(dirs
     info = member("toy-v0/sub/run.sh")
     info.mode = 0o755
     data = raw_tarball([(member("toy-v0/a.c"), b"int a;\n"), (info, b"#!/bin/sh\n")])
-    url = http_server.serve("/toy-v0.tar.gz", ok(data))
-    notes = http_server.serve("/notes.txt.bz2", ok(bz2.compress(b"notes\n")))
+    url = http_server.script("/toy-v0.tar.gz", ok(data))
+    notes = http_server.script("/notes.txt.bz2", ok(bz2.compress(b"notes\n")))
     previous = os.umask(0o077)
     try:
         dataset = paths.dataset_dir("toy-v0")

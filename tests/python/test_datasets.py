@@ -188,7 +188,7 @@ def test_listing_fetches_the_manifest_and_not_the_archive(site, loopback) -> Non
         assert dataset.random_benchmark(np.random.default_rng(0)).uri.startswith("benchmark://fgtest-listing-v0/")
         assert not dataset.installed
         assert Datasets()["fgtest-listing-v0"].manifest_size() == 3
-    assert loopback.hits["fgtest-listing-v0-manifest.bz2"] == 1 and loopback.hits["fgtest-listing-v0.tar.bz2"] == 0
+    assert loopback.hits["/fgtest-listing-v0-manifest.bz2"] == 1 and loopback.hits["/fgtest-listing-v0.tar.bz2"] == 0
 
 
 def _listed_dataset(directory_name: str, lines: list[str]) -> Entry:
@@ -271,7 +271,7 @@ def test_a_million_entry_manifest_is_counted_and_drawn_from_without_materialisin
     # The list itself would be ~90 MB of Python strings; this is a thousand
     # URIs and the reader's buffer (the index and the text are mapped, not read).
     assert peak < 16 << 20, peak
-    assert loopback.hits["fgtest-million.tar.bz2"] == 0
+    assert loopback.hits["/fgtest-million.tar.bz2"] == 0
 
 
 # ---------------------------------------------------------------- install --
@@ -298,7 +298,7 @@ def test_install_writes_the_dataset_directory_the_server_reads(site, loopback) -
             dataset.benchmark("nope")
         assert dataset.site_data_size_in_bytes > 0
         dataset.install()  # installed: nothing fetched again
-        assert loopback.hits["fgtest-install-v0.tar.bz2"] == 1
+        assert loopback.hits["/fgtest-install-v0.tar.bz2"] == 1
 
         dataset.uninstall()
         assert not dataset.installed and not (directory / "contents").exists()
@@ -334,7 +334,7 @@ def test_chstone_is_normalised_so_every_program_is_root_slash_name_dot_c(site, l
     with catalogue.extended([row]):
         dataset = Datasets()["fgtest-chstone-v0"]
         assert dataset.size == 12  # the fixed list, before anything is downloaded
-        assert loopback.hits["fgtest-chstone.tar.gz"] == 0
+        assert loopback.hits["/fgtest-chstone.tar.gz"] == 0
         dataset.install()
         root = dataset.site_data_path / "contents" / prefix
         assert _ini(dataset)["root"] == f"contents/{prefix}"

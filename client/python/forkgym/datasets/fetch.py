@@ -228,8 +228,7 @@ def _fetch_once(url: str, sha256: str, target: Path, name: str, timeout: float, 
     except (OSError, http.client.HTTPException) as e:  # timeouts, resets, a garbled status line
         raise _Transient(f"{type(e).__name__}: {e}") from None
 
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f"{sha256}.part-")
-    try:
+    with _replacing(target, prefix=f"{sha256}.part-") as fd:
         digest = hashlib.sha256()
         received = 0
         length_header = response.headers.get("Content-Length") if response.headers else None
@@ -265,12 +264,6 @@ def _fetch_once(url: str, sha256: str, target: Path, name: str, timeout: float, 
                 f"discarded and nothing of it was used. The server or a proxy served a different or damaged "
                 f"file; if {MIRROR_VARIABLE} is set, check the mirror's copy, otherwise try again later or "
                 f"report the URL")
-        os.chmod(temporary, 0o644 if paths.AS_ROOT else 0o600)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def _placement_help(name: str, urls: Sequence[str], sha256: str) -> str:
@@ -706,22 +699,31 @@ def is_installed(dataset_dir: Path) -> bool:
     return (Path(dataset_dir) / MARKER).is_file()
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Writes ``path`` so that it is either the old file or the complete new one."""
-    path = Path(path)
-    payload = data.encode() if isinstance(data, str) else data
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX)
+@contextlib.contextmanager
+def _replacing(target: Path, prefix: str) -> Iterator[int]:
+    """A descriptor on a temporary file beside ``target`` (the caller closes
+    it) that replaces ``target``, readable as dataset files are, when the block
+    ends, and is removed when the block raises: readers see the old file or
+    the whole new one, never a part."""
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=prefix)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
+        yield fd
         os.chmod(temporary, 0o644 if paths.AS_ROOT else 0o600)
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Writes ``path`` so that it is either the old file or the complete new one."""
+    path = Path(path)
+    payload = data.encode() if isinstance(data, str) else data
+    with _replacing(path, prefix=_TMP_PREFIX) as fd, os.fdopen(fd, "wb") as out:
+        out.write(payload)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def format_ini(values: Mapping[str, str]) -> str:
