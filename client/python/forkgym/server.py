@@ -142,6 +142,12 @@ class Server:
         with self._lock:
             self._replace(None)
 
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 _shared: dict[ServerOptions, Server] = {}
 _shared_lock = threading.Lock()
