@@ -197,8 +197,10 @@ def validate_across_processes(env: Any, state: CompilerEnvState, result: Validat
     compared after the benchmark loads and after each action. The first step
     where they differ goes into ``result.cross_process_divergent_step`` with a
     message in ``result.errors`` (saying whether the IR hash differs too);
-    ``result.cross_process_validated`` when none does. The new zygote is gone
-    when this returns.
+    ``result.cross_process_validated`` when none does. The new zygote runs
+    the binary and arguments of ``env``'s own private zygote (for an env on
+    a socket server: this package's server, with default options), and is
+    gone when this returns.
     """
     from forkgym.benchmarks import server_uri
     from forkgym.server import Server
