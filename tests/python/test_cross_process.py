@@ -80,17 +80,37 @@ def _bitcode_sha1_after_newgvn(server: Server) -> tuple[str, str]:
         return env.observation["BitcodeSha1"], env.observation["IrSha1"]
 
 
-def test_the_fresh_zygotes_heap_differs_even_without_aslr(shared_tmp_path: Path):
-    # With ASLR off, zygotes started alike mostly share one heap layout (in 18
-    # such zygotes, 15 agreed on this BitcodeSha1; the rest differed by the
-    # timing of their loads and spare workers): the fresh zygote's perturbed
-    # heap is what makes the check see the difference (20 of 20 runs).
+def _server_without_aslr(directory: Path) -> str:
     setarch = shutil.which("setarch")
     assert setarch, "setarch (util-linux) is needed to start a server without ASLR"
-    wrapper = shared_tmp_path / "server-without-aslr"
+    wrapper = directory / "server-without-aslr"
     wrapper.write_text(f'#!/bin/sh\nexec {setarch} -R {TEST_SERVER} "$@"\n')
     wrapper.chmod(0o755)
-    server = Server(ServerOptions(server_path=str(wrapper)))
+    return str(wrapper)
+
+
+def test_perturbed_zygotes_differ_even_without_aslr(shared_tmp_path: Path):
+    # Without ASLR, zygotes started alike mostly share one heap layout (15 of
+    # 18 such zygotes agreed on this BitcodeSha1; the rest differed by the
+    # timing of their loads); with --perturb-heap, 8 seeds gave 8 values.
+    wrapper = _server_without_aslr(shared_tmp_path)
+    hashes = []
+    for seed in (1, 2, 3):
+        server = Server(ServerOptions(server_path=wrapper, extra_args=("--perturb-heap", str(seed))))
+        try:
+            with forkgym.make("llvm-v0", benchmark=NONDETERMINISTIC, server=server) as env:
+                env.reset()
+                assert _personality(env.server_pid) & ADDR_NO_RANDOMIZE, "the server runs with ASLR after all"
+                _step_all(env, NEWGVN)
+                hashes.append((env.observation["BitcodeSha1"], env.observation["IrSha1"]))
+        finally:
+            server.close()
+    assert len({bitcode for bitcode, _ in hashes}) == 3, hashes
+    assert len({ir for _, ir in hashes}) == 1, hashes
+
+
+def test_the_fresh_process_check_works_without_aslr(shared_tmp_path: Path):
+    server = Server(ServerOptions(server_path=_server_without_aslr(shared_tmp_path)))
     try:
         with forkgym.make("llvm-v0", benchmark=NONDETERMINISTIC, server=server) as env:
             env.reset()
