@@ -28,7 +28,9 @@ namespace forkgym {
   X(ResourceExhausted, 13, "resource_exhausted", "the client process ran out of a resource (e.g. file descriptors); the episode is unaffected") \
   X(LimitReached, 14, "limit_reached", "the request would exceed a server limit (e.g. an episode's process limit); the episode goes on") \
   X(CompilerFailed, 15, "compiler_failed", "an external compiler crashed or timed out on the new state; the step was undone and the episode goes on") \
-  X(BackendUnavailable, 16, "backend_unavailable", "the server has this backend but could not start it (e.g. its compiler is not installed); it serves its other backends")
+  X(BackendUnavailable, 16, "backend_unavailable", "the server has this backend but could not start it (e.g. its compiler is not installed); it serves its other backends") \
+  X(BuildFailed, 17, "build_failed", "the benchmark's program could not be built (the linker or build command failed); the episode goes on") \
+  X(OutputTooLarge, 18, "output_too_large", "the benchmark's program wrote more than its limit (files or captured output) and was stopped")
 
 enum class Outcome : uint16_t {
 #define X(name, value, text, doc) name = value,
@@ -59,6 +61,8 @@ constexpr bool endsEpisode(Outcome outcome) {
     case Outcome::LimitReached:
     case Outcome::CompilerFailed:
     case Outcome::BackendUnavailable:
+    case Outcome::BuildFailed:
+    case Outcome::OutputTooLarge:
       return false;
     default:
       return true;

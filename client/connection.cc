@@ -462,6 +462,7 @@ Result<std::shared_ptr<const Description>> Connection::describe(const std::strin
             for (auto name : space.getFeatureNames()) d.featureNames.emplace_back(name);
             d.deterministic = space.getDeterministic();
             d.platformDependent = space.getPlatformDependent();
+            d.needsRunConfig = space.getNeedsRunConfig();
             d.description = space.getDescription();
             into.push_back(std::move(d));
           }
@@ -481,7 +482,7 @@ Result<std::shared_ptr<const Description>> Connection::describe(const std::strin
 
 Result<SessionEnds> Connection::newSession(const std::string& benchmark, const Limits& limits,
                                            std::chrono::milliseconds timeout, const std::string& backend,
-                                           const std::function<void()>& whileWaiting) {
+                                           const std::function<void()>& whileWaiting, const RunConfig* runConfig) {
   std::lock_guard lock(mutex_);
   auto frame = roundTripLocked(
       [&](proto::ControlRequest::Builder request) {
@@ -490,6 +491,7 @@ Result<SessionEnds> Connection::newSession(const std::string& benchmark, const L
         session.setBenchmark(benchmark);
         session.getLimits().setAddressSpaceMb(limits.addressSpaceMb);
         session.getLimits().setCpuSecondsPerStep(limits.cpuSecondsPerStep);
+        if (runConfig != nullptr) writeRunConfig(*runConfig, session.initRunConfig());
       },
       timeout, 3, whileWaiting);
   if (!frame) return frame.takeError();

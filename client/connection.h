@@ -49,6 +49,7 @@
 
 #include "client/fork_watch.h"
 #include "ipc/channel.h"
+#include "ipc/run_config.h"
 #include "ipc/control_socket.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -105,6 +106,7 @@ struct SpaceDescription {
   std::vector<std::string> featureNames;  // one per element of a fixed-length list
   bool deterministic = true;
   bool platformDependent = false;
+  bool needsRunConfig = false;  // only for benchmarks that run (a run configuration)
   std::string description;
 
   // The fixed length of a list, or 0.
@@ -208,9 +210,12 @@ class Connection {
   Result<std::shared_ptr<const Description>> describe(const std::string& backend = kDefaultBackend);
   // whileWaiting: see roundTripLocked() (a reset lets its previous episode
   // go meanwhile).
+  // runConfig: how to build and run the benchmark's program (null: the
+  // server attaches its dataset's, if any).
   Result<SessionEnds> newSession(const std::string& benchmark, const Limits& limits, std::chrono::milliseconds timeout,
                                  const std::string& backend = kDefaultBackend,
-                                 const std::function<void()>& whileWaiting = {});
+                                 const std::function<void()>& whileWaiting = {},
+                                 const RunConfig* runConfig = nullptr);
   Result<WorkerExit> workerExit(pid_t pid);
   // Never cached: each call asks the zygote (tests poll it instead of
   // sleeping while spares are forked or loads finish).

@@ -253,7 +253,7 @@ Status Env::requireEpisodeLocked(const char* what) const {
   return makeError(Outcome::SessionClosed, std::string("no episode ") + what + "; call reset() first");
 }
 
-Status Env::reset(const std::string& benchmark) {
+Status Env::reset(const std::string& benchmark, const RunConfig* runConfig) {
   std::lock_guard lock(mutex_);
   // The previous episode is let go while the zygote hands over the next
   // worker: unmapping its region and closing its descriptors (which ends
@@ -273,8 +273,8 @@ Status Env::reset(const std::string& benchmark) {
   stateCommandLine_.clear();
   pendingActions_.clear();
   inheritedFrom_.store(0, std::memory_order_relaxed);
-  auto ends =
-      connection_->newSession(benchmark, options_.limits, options_.resetTimeout, options_.backend, letPreviousGo);
+  auto ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout, options_.backend,
+                                     letPreviousGo, runConfig);
   if (!ends && !connection_->alive()) {
     // The zygote died. Running episodes carry on without it (workers need
     // only their channels); this reset gets a new zygote, once.
@@ -282,7 +282,8 @@ Status Env::reset(const std::string& benchmark) {
       return makeError(Outcome::ServerError, "the forkgym server died and could not be replaced: " +
                                                  renewed.error().message);
     }
-    ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout, options_.backend);
+    ends = connection_->newSession(benchmark, options_.limits, options_.resetTimeout, options_.backend, {},
+                                   runConfig);
   }
   if (!ends) return ends.takeError();
   // What steps check replies against and reproducers name, fetched once
@@ -546,6 +547,57 @@ Result<std::string> Env::setParameter(const std::string& key, const std::string&
   if (!failed.ok()) {
     // A worker that broke the protocol can no longer be trusted with this
     // episode.
+    if (failed.outcome == Outcome::ProtocolMismatch) {
+      killWorkerLocked();
+      closeLocked();
+      failed.message += "; the episode was ended";
+    }
+    return Error{failed.outcome, failed.message, failed.signal};
+  }
+  return answer;
+}
+
+Result<RunResult> Env::run(const RunRequest& runRequest) {
+  std::lock_guard lock(mutex_);
+  if (auto running = requireEpisodeLocked("to run the program"); !running) return running.takeError();
+  if (stepPending_) {
+    return makeError(Outcome::InvalidRequest, "a step posted with beginStep() is still waiting for finishStep()");
+  }
+  capnp::MallocMessageBuilder request;
+  writeRunRequest(runRequest, request.initRoot<proto::Request>().initRun());
+  auto reply = channel_.call(request, options_.stepTimeout, 0);
+  if (!reply) {
+    if (reply.error().outcome != Outcome::SessionClosed) killWorkerLocked();
+    StepResult ended = endEpisodeLocked(reply.takeError());
+    return Error{ended.outcome, "running the program failed: " + ended.message, ended.signal};
+  }
+  StepResult failed;
+  RunResult answer;
+  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
+    auto root = reply->reader->getRoot<proto::Reply>();
+    if (root.isFailure()) {
+      readFailure(root.getFailure(), failed);
+    } else if (root.isRun()) {
+      answer = readRunResult(root.getRun());
+      // A worker is not trusted: an outcome the client cannot name is a
+      // broken protocol, not a result.
+      bool known = isWireOutcome(answer.buildOutcome);
+      for (const ProgramRun& run : answer.runs) known = known && isWireOutcome(run.outcome);
+      if (!known) {
+        failed.outcome = Outcome::ProtocolMismatch;
+        failed.message = "the worker's run reply holds an outcome forkgym does not define";
+      }
+    } else {
+      failed.outcome = Outcome::ProtocolMismatch;
+      failed.message = "the worker answered run with something else";
+    }
+  });
+  KJ_IF_MAYBE(e, exception) {
+    failed = StepResult{};
+    failed.outcome = Outcome::ProtocolMismatch;
+    failed.message = std::string("malformed run reply from the worker: ") + e->getDescription().cStr();
+  }
+  if (!failed.ok()) {
     if (failed.outcome == Outcome::ProtocolMismatch) {
       killWorkerLocked();
       closeLocked();

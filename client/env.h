@@ -96,7 +96,10 @@ class Env {
   Env& operator=(Env&&) noexcept;
   ~Env();
 
-  Status reset(const std::string& benchmark);
+  // runConfig: how to build and run the benchmark's program (make_benchmark's
+  // keywords, a Benchmark object's); null: the server attaches its
+  // dataset's, if it has one. The worker keeps it; fork() copies carry it.
+  Status reset(const std::string& benchmark, const RunConfig* runConfig = nullptr);
   StepResult step(std::span<const uint32_t> actions, std::span<const std::string> observations = {},
                   std::span<const std::string> rewards = {}, const Interruption* interruption = nullptr);
   StepResult observe(std::span<const std::string> observations) { return step({}, observations, {}); }
@@ -109,6 +112,12 @@ class Env {
   // A backend setting (CompilerGym's send_param, e.g. gcc's choices): the
   // session's answer, or InvalidRequest naming the keys the backend accepts.
   Result<std::string> setParameter(const std::string& key, const std::string& value);
+  // Builds the episode's program (the current state, the original
+  // benchmark, or an ASan build of the state) and runs it as asked: one
+  // ProgramRun per measured run. InvalidRequest when the benchmark has no
+  // run configuration; a failed build is a RunResult saying so (the
+  // episode goes on).
+  Result<RunResult> run(const RunRequest& request);
   void close();
 
   bool alive() const { return running_.load(std::memory_order_acquire); }

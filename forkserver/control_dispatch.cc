@@ -107,7 +107,9 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
         auto session = request.getNewSession();
         const std::string uri = session.getBenchmark();
         const std::string backend = session.getBackend();
-        auto started = handler.newSession(backend, uri, session.getLimits(), root.initSession(), out.fds);
+        std::optional<RunConfig> runConfig;
+        if (session.hasRunConfig()) runConfig = readRunConfig(session.getRunConfig());
+        auto started = handler.newSession(backend, uri, session.getLimits(), root.initSession(), out.fds, runConfig);
         if (!started) {
           out.fds.clear();
           setFailure(root.initFailure(), started.error());

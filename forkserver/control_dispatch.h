@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "ipc/protocol.capnp.h"
+#include "ipc/run_config.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 
@@ -46,9 +47,11 @@ class ControlHandler {
   // go with the reply appended; Deferred when the answer comes later (the
   // benchmark is loading); an error becomes the failure reply.
   enum class SessionStart { Started, Deferred };
+  // runConfig: the client's run configuration (NewSession.runConfig), if
+  // it sent one.
   virtual Result<SessionStart> newSession(const std::string& backend, const std::string& benchmark,
                                           proto::Limits::Reader limits, proto::SessionStarted::Builder out,
-                                          std::vector<UniqueFd>& fds) = 0;
+                                          std::vector<UniqueFd>& fds, const std::optional<RunConfig>& runConfig) = 0;
 };
 
 struct ControlReplyFrame {

@@ -28,6 +28,7 @@
 
 #include "base/result.h"
 #include "forkserver/benchmark_key.h"
+#include "ipc/run_config.h"
 #include "forkserver/loader.h"
 #include "forkserver/process_table.h"
 #include "passes/benchmark_load.h"
@@ -45,6 +46,9 @@ struct SessionRequest {
   // Who asked: the loader reaches the benchmark with this file-system
   // identity (sandbox/client_identity.h).
   sandbox::FsIdentity client;
+  // How to build and run the benchmark's program (the client's, or its
+  // dataset's); unset: it does not run.
+  std::optional<RunConfig> runConfig;
 };
 
 class PendingLoads {

@@ -67,6 +67,9 @@ RequestReply dispatchRequest(capnp::MessageReader& request, RequestHandler& hand
                              std::string_view(parameter.getValue().cStr(), parameter.getValue().size()), reply);
         return;
       }
+      case proto::Request::RUN:
+        handler.run(readRunRequest(root.getRun()), reply);
+        return;
 #ifdef FORKGYM_TEST_ACTIONS
       case proto::Request::TEST_SYSCALL:
         handler.testSyscall(root.getTestSyscall(), reply);

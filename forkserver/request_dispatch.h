@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ipc/protocol.capnp.h"
+#include "ipc/run_config.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 
@@ -39,6 +40,8 @@ class RequestHandler {
   virtual void fork(proto::Reply::Builder reply, std::vector<UniqueFd>& fds) = 0;
   // A backend setting; answers Reply.parameter or a failure.
   virtual void setParameter(std::string_view key, std::string_view value, proto::Reply::Builder reply) = 0;
+  // Builds and runs the benchmark's program; answers Reply.run or a failure.
+  virtual void run(const RunRequest& request, proto::Reply::Builder reply) = 0;
   // Test-only requests (see protocol.capnp); called only by the test
   // flavour's dispatch (forkgym-test-server, FORKGYM_TEST_ACTIONS).
   virtual void testSyscall(int64_t number, proto::Reply::Builder reply) = 0;

@@ -94,6 +94,15 @@ class WorkerLoop : public RequestHandler {
     redirectCrashReporter(channel_.region().header());
   }
 
+  void run(const RunRequest& request, proto::Reply::Builder reply) override {
+    auto result = session_.run(request);
+    if (!result) {
+      setFailure(reply.initFailure(), result.error());
+      return;
+    }
+    writeRunResult(*result, reply.initRun());
+  }
+
   std::optional<size_t> findObservation(std::string_view name) override {
     return passes::findSpace(observations_, name);
   }
@@ -254,6 +263,7 @@ void runWorker(WorkerStart start) {
     _exit(kSessionStartExit);
   }
   passes::Session* const started = session->release();
+  started->attachRunConfig(std::move(start.runConfig));
 
   sandbox::prepareSandbox({start.channel.region().size()});
   const int keep[] = {start.channel.region().fd(), start.channel.doorbell().fd()};

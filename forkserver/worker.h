@@ -10,6 +10,8 @@
 //        step  -> find the names in the backend's tables, apply actions,
 //                 compute observations and rewards
 //        setParameter -> the session's answer
+//        run   -> build the program and run it (passes/runner.h), when the
+//                 benchmark has a run configuration
 //        fork  -> clone(CLONE_PARENT) itself; the copy gets a new channel,
 //                 whose client ends this worker passes back with its reply.
 //                 The copy unwinds to the top-level loop before serving it,
@@ -18,7 +20,10 @@
 //      then the worker exits. Any crash is reported by the crash reporter.
 #pragma once
 
+#include <optional>
 #include <string>
+
+#include "ipc/run_config.h"
 
 #include "ipc/channel.h"
 #include "passes/backend.h"
@@ -32,7 +37,10 @@ struct WorkerStart {
   passes::CachedBenchmark* benchmark;  // this process's copy-on-write view
   sandbox::SandboxLimits limits;
   uint32_t cpuSecondsPerStep = 0;  // 0: no per-step CPU limit
-  sandbox::Profile profile = sandbox::Profile::Worker;  // the backend's (prepared by the zygote)
+  sandbox::Profile profile = sandbox::Profile::Worker;  // the backend's, or the runnable one (prepared by the zygote)
+  // The benchmark's run configuration (passes/run_config.h), if it runs:
+  // the session keeps it, so env.fork() copies carry it.
+  std::optional<RunConfig> runConfig;
 };
 
 [[noreturn]] void runWorker(WorkerStart start);

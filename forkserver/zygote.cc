@@ -21,6 +21,8 @@
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
 #include "base/syscall.h"
+#include "passes/run_config.h"
+#include "passes/runner.h"
 
 namespace forkgym::forkserver {
 
@@ -39,6 +41,7 @@ void fillSpace(proto::SpaceDescription::Builder out, const passes::Space& space)
   for (unsigned i = 0; i < space.featureNames.size(); ++i) names.set(i, space.featureNames[i]);
   out.setDeterministic(space.deterministic);
   out.setPlatformDependent(space.platformDependent);
+  out.setNeedsRunConfig(space.needsRunConfig);
   out.setDescription(space.description);
 }
 
@@ -164,6 +167,16 @@ Status Zygote::start() {
     workerProfiles_[backend] = *profile;
     serving.push_back(backend);
   }
+  // Runnable benchmarks' workers link and run programs: a profile of their
+  // own, prepared once here (the driver's and linker's paths found now).
+  if (auto binaries = passes::runnableProfile(); !binaries) {
+    runnableUnavailable_ = binaries.error().message;
+  } else if (auto runnable = sandbox::prepareExternalCompiler(*binaries); !runnable) {
+    runnableUnavailable_ = runnable.error().message;
+  } else {
+    runnableProfile_ = *runnable;
+  }
+  if (!runnableProfile_) spdlog::warn("runnable benchmarks are unavailable: {}", runnableUnavailable_);
   if (serving.empty()) return makeError(Outcome::ServerError, "no backend could start (" + reasons + ")");
   options_.backends = std::move(serving);
   for (const auto& [backend, reason] : unavailable_) {
@@ -542,15 +555,34 @@ void Zygote::status(proto::ServerStatus::Builder out) {
 Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& backendName, const std::string& uri,
                                                        proto::Limits::Reader limits,
                                                        proto::SessionStarted::Builder started,
-                                                       std::vector<UniqueFd>& passFds) {
+                                                       std::vector<UniqueFd>& passFds,
+                                                       const std::optional<RunConfig>& clientRunConfig) {
   auto backend = findBackend(backendName);
   if (!backend) return backend.takeError();
   // Strings and stat() only: where the URI leads, for this backend.
   auto location = (*backend)->resolve(uri, options_.benchmarks);
   if (!location) return location.takeError();
+  // The program's run configuration: the client's (checked), else its
+  // dataset's. Only backends that compile in process build programs.
+  std::optional<RunConfig> runConfig = clientRunConfig;
+  if (runConfig) {
+    if ((*backend)->sandbox != passes::WorkerSandbox::InProcessCompiler) {
+      return makeError(Outcome::InvalidRequest, "the " + std::string((*backend)->name) +
+                                                    " backend builds no programs: a run configuration is for "
+                                                    "the llvm backend's benchmarks");
+    }
+    if (auto valid = passes::checkRunConfig(*runConfig); !valid) return valid.takeError();
+    if (!runnableProfile_) {
+      return makeError(Outcome::ServerError, "this server cannot run programs: " + runnableUnavailable_);
+    }
+    if (runConfig->origin.empty()) runConfig->origin = "client";
+    runConfig = passes::withDefaults(std::move(*runConfig));
+  } else if ((*backend)->sandbox == passes::WorkerSandbox::InProcessCompiler && runnableProfile_) {
+    runConfig = passes::datasetRunConfig(location->uri, location->runnable);
+  }
   const SessionRequest request{currentConnection_, BenchmarkKey{*backend, location->source, location->recipe}, location->uri,
                                limits.getAddressSpaceMb(), limits.getCpuSecondsPerStep(),
-                               connections_.at(currentConnection_).client};
+                               connections_.at(currentConnection_).client, std::move(runConfig)};
   // A few stat() calls: are the files this benchmark was made from as they were?
   const auto lookup = cache_.lookup(request.key);
   if (lookup.fresh) {
@@ -570,7 +602,8 @@ Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& backe
 Status Zygote::startSession(CachedEntry* benchmark, const SessionRequest& request,
                             proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds) {
   // Spares run with the server's default limits, so only such sessions use one.
-  const bool defaultLimits = request.addressSpaceMb == 0 && request.cpuSecondsPerStep == 0;
+  // Runnable benchmarks' workers have a profile of their own: never a spare.
+  const bool defaultLimits = request.addressSpaceMb == 0 && request.cpuSecondsPerStep == 0 && !request.runConfig;
   std::optional<SpareWorker> worker;
   if (defaultLimits && options_.spareWorkers > 0) {
     worker = spares_.take(request.key, benchmark->contentHash);
@@ -578,7 +611,8 @@ Status Zygote::startSession(CachedEntry* benchmark, const SessionRequest& reques
   }
   if (!worker) {
     const uint32_t cpuPerStep = request.cpuSecondsPerStep ? request.cpuSecondsPerStep : options_.cpuSecondsPerStep;
-    auto fresh = startWorker(request.key, benchmark, limitsFor(request, options_.limits), cpuPerStep);
+    auto fresh = startWorker(request.key, benchmark, limitsFor(request, options_.limits), cpuPerStep,
+                             request.runConfig);
     if (!fresh) return fresh.takeError();
     worker = std::move(*fresh);
   }
@@ -596,7 +630,8 @@ Status Zygote::startSession(CachedEntry* benchmark, const SessionRequest& reques
 }
 
 Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* benchmark,
-                                        const sandbox::SandboxLimits& limits, uint32_t cpuSecondsPerStep) {
+                                        const sandbox::SandboxLimits& limits, uint32_t cpuSecondsPerStep,
+                                        const std::optional<RunConfig>& runConfig) {
   auto channel = Channel::create();
   if (!channel) return channel.takeError();
   auto& [workerChannel, clientEnds] = *channel;
@@ -616,7 +651,8 @@ Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* be
     clientEnds.memfd.reset();
     clientEnds.doorbell.reset();
     runWorker(WorkerStart{std::move(workerChannel), benchmark->backend, benchmark->benchmark.get(), limits,
-                          cpuSecondsPerStep, workerProfiles_.at(benchmark->backend)});
+                          cpuSecondsPerStep,
+                          runConfig ? *runnableProfile_ : workerProfiles_.at(benchmark->backend), runConfig});
   }
   setpgid(pid, pid);
   const long pidfd = syscall(SYS_pidfd_open, pid, 0);

@@ -148,13 +148,14 @@ class Zygote : private ControlHandler {
   void status(proto::ServerStatus::Builder out) override;
   Result<SessionStart> newSession(const std::string& backend, const std::string& benchmark,
                                   proto::Limits::Reader limits, proto::SessionStarted::Builder out,
-                                  std::vector<UniqueFd>& fds) override;
+                                  std::vector<UniqueFd>& fds, const std::optional<RunConfig>& runConfig) override;
   uint64_t currentConnection_ = 0;  // whose frame is being dispatched
   void shutdown();
 
   // Forks a worker for `benchmark` (its own process group, channel ready).
+  // runConfig: the benchmark runs; its worker gets the runnable profile.
   Result<SpareWorker> startWorker(const BenchmarkKey& key, CachedEntry* benchmark, const sandbox::SandboxLimits& limits,
-                                  uint32_t cpuSecondsPerStep);
+                                  uint32_t cpuSecondsPerStep, const std::optional<RunConfig>& runConfig = std::nullopt);
   // Called when the event loop is idle: forks one wanted spare.
   void makeSpare();
 
@@ -173,6 +174,10 @@ class Zygote : private ControlHandler {
   sandbox::IsolationReport sandboxReport_;
   // Each backend's worker profile, prepared once at start-up.
   std::unordered_map<const passes::Backend*, sandbox::Profile> workerProfiles_;
+  // Workers of runnable benchmarks (passes/runner.h), prepared at start;
+  // unset, with the reason, where the linker is missing.
+  std::optional<sandbox::Profile> runnableProfile_;
+  std::string runnableUnavailable_;
   // The backends of options.backends that could not start, and why
   // (start() leaves options_.backends with those it serves).
   std::vector<std::pair<const passes::Backend*, std::string>> unavailable_;

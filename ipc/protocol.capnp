@@ -82,6 +82,10 @@ struct NewSession {
   benchmark @0 :Text;
   limits @1 :Limits;
   backend @2 :Text;      # required: one of the hello's backends
+  # How to build and run the benchmark's program (passes/run_config.h):
+  # the client's (make_benchmark's, a Benchmark object's); unset, the
+  # server attaches its dataset's, if it has one.
+  runConfig @3 :RunConfig;
 }
 
 struct SessionStarted {
@@ -112,6 +116,9 @@ struct SpaceDescription {
   high @8 :Float64;              # -inf/+inf when unbounded
   featureNames @9 :List(Text);   # one per element of a fixed-length list
   description @10 :Text;
+  # Built by running the benchmark's program: invalid_request on a
+  # benchmark without a run configuration.
+  needsRunConfig @11 :Bool;
 }
 
 # The replay command line of an episode, from its actions alone:
@@ -246,6 +253,9 @@ struct Request {
     # answered by the session: Reply.parameter, or invalid_request naming
     # the keys the backend accepts.
     setParameter @4 :Parameter;
+    # Build the episode's program and run it (Reply.run): needs a run
+    # configuration; invalid_request otherwise.
+    run @5 :RunRequest;
   }
 }
 
@@ -260,9 +270,90 @@ struct Reply {
     fork @1 :ForkResult;
     failure @2 :Failure;
     parameter @3 :Text;
+    run @5 :RunResult;
   }
   # When the backend's ReplayCommand.fromState: the session's command line
   # for its state after this request (steps and parameters, also when they
   # fail), which the client keeps for its reproducer.
   stateCommandLine @4 :Text;
+}
+
+# ------------------------------------------------------------ running --
+# A benchmark's run configuration (passes/run_config.h has the semantics,
+# defaults and limits): CompilerGym's BenchmarkDynamicConfig. Contents, not
+# paths: nothing on the client's disk matters once a session starts.
+
+struct RunFile {
+  name @0 :Text;     # a plain file name in the run directory (no '/')
+  content @1 :Data;
+}
+
+# One set of inputs (CompilerGym's ?dataset=N, a cBench validator's i).
+struct RunInputSet {
+  name @0 :Text;
+  arguments @1 :List(Text);   # appended to the run command
+  stdin @2 :Data;
+  files @3 :List(RunFile);    # written into the run directory first
+}
+
+# A command run in the run directory before or after the program. It may
+# execute only what the program may: the freshly built binary (no shell).
+struct RunCommand {
+  argv @0 :List(Text);
+  timeoutSeconds @1 :UInt32;  # 0: 30
+}
+
+struct RunConfig {
+  buildCommand @0 :List(Text);     # empty: ["$CC", "$IN"]
+  buildOutfile @1 :Text;           # empty: "a.out"
+  buildTimeoutSeconds @2 :UInt32;  # 0: 60
+  runCommand @3 :List(Text);       # empty: ["./a.out"]
+  runTimeoutSeconds @4 :UInt32;    # 0: 300
+  inputSets @5 :List(RunInputSet); # empty: one set with nothing in it
+  outputFiles @6 :List(Text);      # read back after each run, to compare
+  preRunCommands @7 :List(RunCommand);
+  postRunCommands @8 :List(RunCommand);
+  origin @9 :Text;                 # "client", or "dataset <name>"
+}
+
+enum RunProgram {
+  current @0;    # the episode's state
+  original @1;   # the benchmark as loaded: the gold standard
+  asan @2;       # the state, instrumented by AddressSanitizer
+}
+
+struct RunRequest {
+  program @0 :RunProgram;
+  inputSets @1 :List(UInt32);  # indices; empty: every set
+  repetitions @2 :UInt32;      # per input set; 0: 1
+  warmups @3 :UInt32;          # unmeasured runs before them
+}
+
+# One run of the program. outcome: a forkgym::Outcome value (ok when it
+# exited, whatever its status; crashed, timed_out, out_of_memory,
+# sandbox_violation, output_too_large).
+struct ProgramRun {
+  inputSet @0 :UInt32;
+  outcome @1 :UInt16;
+  exitCode @2 :Int32;          # when it exited
+  signal @3 :Int32;            # when a signal ended it
+  wallSeconds @4 :Float64;
+  instructions @5 :UInt64;     # retired, user space; when hasInstructions
+  hasInstructions @6 :Bool;
+  stdout @7 :Data;
+  stdoutTruncated @8 :Bool;
+  stderr @9 :Data;
+  stderrTruncated @10 :Bool;
+  outputFiles @11 :List(RunFile);  # the config's outputFiles that exist
+  message @12 :Text;           # how it ended, in words
+}
+
+struct RunResult {
+  built @0 :Bool;
+  buildOutcome @1 :UInt16;     # ok, or build_failed / timed_out / ...
+  buildSeconds @2 :Float64;
+  buildDiagnostics @3 :Text;   # the linker's stderr (capped)
+  textSizeBytes @4 :Int64;     # .text of the linked binary; -1 unknown
+  runs @5 :List(ProgramRun);   # measured runs only, by input set then repetition
+  instructionsUnavailable @6 :Text;  # why no instruction counts, or empty
 }

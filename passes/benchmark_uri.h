@@ -65,6 +65,9 @@ struct BenchmarkLocation {
   std::string source;
   // A source dataset's file: how to compile it (empty otherwise).
   SourceRecipe recipe;
+  // An installed dataset's file that its dataset.ini says runs
+  // (runnable, runnable_prefix): the server attaches a run configuration.
+  bool runnable = false;
 };
 
 // Leading and trailing white space removed; a bare absolute path becomes

@@ -13,6 +13,11 @@
 //      e.g. gcc's choices) and answers with text.
 //   4. On env.fork() the worker process is forked; the session is copied
 //      with it, so nothing here needs to know about forks.
+//   Runnable benchmarks: the worker attaches the episode's run
+//   configuration (run_config.h) before its sandbox; run() then builds the
+//   program from the backend's programObject() and runs it (runner.h), and
+//   the backend's run-dependent spaces (LLVM's Runtime, TextSizeBytes, ...)
+//   use it too. Without one they are InvalidRequest (noRunConfig()).
 // Errors: InvalidRequest for a bad index, key or value (the episode goes
 // on); an outcome that ends the episode (endsEpisode(), base/outcome.h) when
 // the session can no longer be trusted (e.g. LLVM's verifier failed).
@@ -24,7 +29,10 @@
 #include <string_view>
 #include <vector>
 
+#include <optional>
+
 #include "base/result.h"
+#include "ipc/run_config.h"
 #include "passes/spaces.h"
 
 namespace forkgym::passes {
@@ -48,6 +56,34 @@ class Session {
   virtual std::string commandLine() const = 0;
   // The actions applied so far, in order.
   virtual const std::vector<uint32_t>& actions() const = 0;
+
+  // The object file of the program to run: the state's, the benchmark's as
+  // loaded, or the state's instrumented by AddressSanitizer. Default: an
+  // InvalidRequest saying this backend builds no programs.
+  virtual Result<std::string> programObject(RunProgram program);
+
+  // Worker, before its sandbox: the episode's run configuration (none: the
+  // benchmark does not run).
+  void attachRunConfig(std::optional<RunConfig> config) { runConfig_ = std::move(config); }
+  const std::optional<RunConfig>& runConfig() const { return runConfig_; }
+  // Request.run: builds the program asked for and runs it (runner.h).
+  // InvalidRequest without a run configuration.
+  Result<RunResult> run(const RunRequest& request);
+
+  // CompilerGym's runtime session parameters: how many measured runs a
+  // Runtime observation takes, after how many unmeasured ones.
+  uint32_t runtimeObservationCount() const { return runtimeObservationCount_; }
+  uint32_t runtimeWarmupRuns() const { return runtimeWarmupRuns_; }
+  // The keys below, or nullopt when `key` is none of them (the backend's
+  // own keys then).
+  std::optional<Result<std::string>> setRunParameter(std::string_view key, std::string_view value);
+  static constexpr std::string_view kRuntimeObservationCount = "runtime_observation_count";
+  static constexpr std::string_view kRuntimeWarmupRunsCount = "runtime_warmup_runs_count";
+
+ private:
+  std::optional<RunConfig> runConfig_;
+  uint32_t runtimeObservationCount_ = 1;
+  uint32_t runtimeWarmupRuns_ = 0;
 };
 
 // The error setParameter() gives for a key its backend does not have.

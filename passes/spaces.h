@@ -68,6 +68,9 @@ struct Space {
   bool deterministic = true;
   // The value depends on the machine (e.g. its code generator).
   bool platformDependent = false;
+  // Computed by building and running the benchmark's program (runner.h):
+  // InvalidRequest on a benchmark without a run configuration.
+  bool needsRunConfig = false;
   std::string description;
 };
 

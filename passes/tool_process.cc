@@ -17,7 +17,10 @@
 #include <optional>
 #include <utility>
 
+#include <linux/perf_event.h>
+
 #include "base/syscall.h"
+#include "sandbox/profile.h"
 #include "base/unique_fd.h"
 #include "sandbox/process_group_filter.h"
 
@@ -26,8 +29,6 @@ extern char** environ;
 namespace forkgym::passes {
 namespace {
 
-// Diagnostics beyond 64 KiB add nothing to an error message.
-constexpr size_t kMaxErrorOutput = size_t{64} << 10;
 constexpr size_t kMaxDescriptor3Output = size_t{16} << 20;
 
 struct Pipe {
@@ -95,7 +96,19 @@ struct ChildSetup {
   char* const* argv;
   char* const* envp;
   int execErrorPipe;  // CLOEXEC: closed by a successful exec, else gets errno
+  uint64_t cpuSeconds, fileSizeBytes, maxProcesses;
+  const char* confineToDirectory;
+  int gate;  // >= 0: read one byte from it before going on (the counter is on)
 };
+
+void lowerLimit(int resource, uint64_t value) {
+  if (value == 0) return;
+  rlimit current{};
+  ::getrlimit(resource, &current);
+  const rlim_t wanted = value < current.rlim_max ? value : current.rlim_max;
+  const rlimit next{wanted, wanted};
+  ::setrlimit(resource, &next);
+}
 
 void leadToolGroup(const ChildSetup& setup);
 
@@ -111,6 +124,11 @@ void leadToolGroup(const ChildSetup& setup);
   // start-up); an orphan would see the namespace's reaper instead.
   const pid_t parent = ::getppid();
   if (parent != setup.parent && parent != 0) ::_exit(127);
+  if (setup.gate >= 0) {
+    char go = 0;
+    while (::read(setup.gate, &go, 1) < 0 && errno == EINTR) {
+    }
+  }
   if (setup.ownProcessGroup) {
     ::setpgid(0, 0);
     leadToolGroup(setup);
@@ -140,8 +158,14 @@ void leadToolGroup(const ChildSetup& setup);
     const rlimit next{wanted, wanted};
     ::setrlimit(RLIMIT_AS, &next);
   }
+  lowerLimit(RLIMIT_CPU, setup.cpuSeconds);
+  lowerLimit(RLIMIT_FSIZE, setup.fileSizeBytes);
+  lowerLimit(RLIMIT_NPROC, setup.maxProcesses);
   int error = 0;
   if (setup.workingDirectory != nullptr && ::chdir(setup.workingDirectory) != 0) error = errno;
+  if (error == 0 && setup.confineToDirectory != nullptr && !sandbox::confineProgram(setup.confineToDirectory)) {
+    error = errno ? errno : EPERM;
+  }
   if (error == 0) {
     ::execve(setup.program, setup.argv, setup.envp);
     error = errno;
@@ -231,6 +255,23 @@ bool drain(int fd, std::string& sink, size_t limit) {
   }
 }
 
+// drain(), counting everything read in `total` and keeping at most `keep`.
+bool drainCounting(int fd, std::string& sink, size_t& total, size_t keep) {
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) {
+      total += static_cast<size_t>(n);
+      const size_t room = sink.size() < keep ? keep - sink.size() : 0;
+      sink.append(buffer, std::min(static_cast<size_t>(n), room));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return true;
+    return false;
+  }
+}
+
 }  // namespace
 
 bool ToolRun::ranOutOfMemory() const {
@@ -275,6 +316,12 @@ Result<ToolProcess> ToolProcess::start(const std::vector<std::string>& argv, con
   }
   auto execError = makePipe();
   if (!execError.ok()) return execError.takeError();
+  std::optional<Pipe> gate;
+  if (options.countInstructions) {
+    auto made = makePipe();
+    if (!made.ok()) return made.takeError();
+    gate = std::move(*made);
+  }
 
   // Everything the child needs is built before fork(): it must not allocate.
   const std::string program = resolveProgram(argv.at(0));
@@ -296,7 +343,9 @@ Result<ToolProcess> ToolProcess::start(const std::vector<std::string>& argv, con
 
   const ChildSetup setup{in->read.get(), out->write.get(), err->write.get(), fd3 ? fd3->write.get() : -1,
                          ::getpid(), options.ownProcessGroup, options.addressSpaceBytes, options.workingDirectory, program.c_str(),
-                         args.data(), envp.data(), execError->write.get()};
+                         args.data(), envp.data(), execError->write.get(), options.cpuSeconds,
+                         options.fileSizeBytes, options.maxProcesses, options.confineToDirectory,
+                         gate ? gate->read.get() : -1};
   const pid_t pid = ::fork();
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(tool)"));
   if (pid == 0) execTool(setup);
@@ -313,6 +362,37 @@ Result<ToolProcess> ToolProcess::start(const std::vector<std::string>& argv, con
   err->write.reset();
   if (fd3) fd3->write.reset();
   execError->write.reset();
+  if (gate) {
+    // On the child before it execs (inherit: on the tool the group's
+    // leader forks too; enable_on_exec: counting starts at its exec).
+    perf_event_attr attr{};
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_HARDWARE;
+    attr.config = PERF_COUNT_HW_INSTRUCTIONS;
+    attr.disabled = 1;
+    attr.inherit = 1;
+    attr.enable_on_exec = 1;
+    attr.exclude_kernel = 1;
+    attr.exclude_hv = 1;
+    const long counter = ::syscall(SYS_perf_event_open, &attr, pid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    if (counter >= 0) {
+      tool.counter_.reset(static_cast<int>(counter));
+    } else {
+      tool.counterUnavailable_ = std::string("perf_event_open: ") + std::strerror(errno) +
+                                 (errno == ENOENT || errno == EOPNOTSUPP
+                                      ? " (this machine exposes no hardware instruction counter, e.g. a virtual "
+                                        "machine without a virtual PMU)"
+                                      : errno == EACCES || errno == EPERM
+                                            ? " (kernel.perf_event_paranoid forbids it; 2 or less allows counting "
+                                              "one's own processes)"
+                                            : "");
+    }
+    gate->read.reset();
+    const char go = 1;
+    while (::write(gate->write.get(), &go, 1) < 0 && errno == EINTR) {
+    }
+  }
+  tool.started_ = std::chrono::steady_clock::now();
   int execErrno = 0;
   if (::read(execError->read.get(), &execErrno, sizeof execErrno) == sizeof execErrno) {
     ::waitpid(std::exchange(tool.pid_, -1), nullptr, 0);
@@ -341,6 +421,9 @@ ToolProcess& ToolProcess::operator=(ToolProcess&& other) noexcept {
     errorsFromChild_ = std::move(other.errorsFromChild_);
     fromDescriptor3_ = std::move(other.fromDescriptor3_);
     options_ = std::move(other.options_);
+    counter_ = std::move(other.counter_);
+    counterUnavailable_ = std::move(other.counterUnavailable_);
+    started_ = other.started_;
   }
   return *this;
 }
@@ -380,6 +463,7 @@ Result<ToolRun> ToolProcess::finish(std::string_view input) {
   }
   const auto deadline = std::chrono::steady_clock::now() + options.limit;
   size_t written = 0;
+  size_t outBytes = 0, errBytes = 0;  // read so far, kept or not
   bool exited = !pidfd_;  // without a pidfd (kernel < 5.3), the streams closing stands for the exit
   // Until the tool has exited and closed its streams (a grandchild holding
   // them open does not keep us: once the tool is gone we read what is left).
@@ -402,9 +486,9 @@ Result<ToolRun> ToolProcess::finish(std::string_view input) {
     for (nfds_t i = 0; i < count; ++i) {
       if (fds[i].revents == 0) continue;
       const int fd = fds[i].fd;
-      if (fd == fromChild.get() && !drain(fd, run.out, options.maxOutputBytes + 1)) {
+      if (fd == fromChild.get() && !drainCounting(fd, run.out, outBytes, options.keepOutputBytes)) {
         fromChild.reset();
-      } else if (fd == errorsFromChild.get() && !drain(fd, run.err, kMaxErrorOutput)) {
+      } else if (fd == errorsFromChild.get() && !drainCounting(fd, run.err, errBytes, options.keepErrorBytes)) {
         errorsFromChild.reset();
       } else if (fromDescriptor3 && fd == fromDescriptor3.get() &&
                  !drain(fd, run.descriptor3, kMaxDescriptor3Output)) {
@@ -419,12 +503,15 @@ Result<ToolRun> ToolProcess::finish(std::string_view input) {
         toChild.reset();
       }
     }
-    if (run.out.size() > options.maxOutputBytes) {
+    if (outBytes > options.maxOutputBytes) {
       run.outputTooLarge = true;
       run.out.clear();
       break;
     }
   }
+  run.wallSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  run.outTruncated = outBytes > run.out.size() && !run.outputTooLarge;
+  run.errTruncated = errBytes > run.err.size();
 
   // A group is killed even when its leader exited by itself: what it left
   // running (a compiler pass after the driver crashed) goes too. The
@@ -436,6 +523,17 @@ Result<ToolRun> ToolProcess::finish(std::string_view input) {
   pid_ = -1;
   if (WIFEXITED(status)) run.exitCode = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) run.signal = WTERMSIG(status);
+  if (options.countInstructions) {
+    uint64_t count = 0;
+    if (counter_ && ::read(counter_.get(), &count, sizeof count) == static_cast<ssize_t>(sizeof count)) {
+      run.hasInstructions = true;
+      run.instructions = count;
+    } else {
+      run.instructionsUnavailable = counterUnavailable_.empty() ? "the instruction counter could not be read"
+                                                                : counterUnavailable_;
+    }
+    counter_.reset();
+  }
   return run;
 }
 

@@ -32,6 +32,14 @@ struct ToolRun {
   std::string out;
   std::string err;
   std::string descriptor3;  // what it wrote on fd 3 (ToolOptions::captureDescriptor3)
+  bool outTruncated = false;  // stdout passed ToolOptions::keepOutputBytes: the rest was read, not kept
+  bool errTruncated = false;  // stderr passed ToolOptions::keepErrorBytes
+  double wallSeconds = 0;     // from its start (after the instruction counter, if any) to its exit
+  // ToolOptions::countInstructions: user-space instructions it (and its
+  // children) retired; unset with the reason when the kernel gives none.
+  bool hasInstructions = false;
+  uint64_t instructions = 0;
+  std::string instructionsUnavailable;
   bool succeeded() const { return !timedOut && !outputTooLarge && signal == 0 && exitCode == 0; }
   // LLVM tools say "LLVM ERROR: out of memory" when an allocation fails
   // (here: at their address-space limit).
@@ -72,6 +80,24 @@ struct ToolOptions {
   // tool and its passes may not leave the group (setpgid and setsid fail:
   // sandbox/process_group_filter.h), so none outlives it.
   bool ownProcessGroup = false;
+  // Of stdout, keep this much (ToolRun::outTruncated beyond it; reading
+  // goes on up to maxOutputBytes). Of stderr, keepErrorBytes.
+  size_t keepOutputBytes = SIZE_MAX;
+  size_t keepErrorBytes = size_t{64} << 10;  // diagnostics beyond 64 KiB add nothing to a message
+  // Resource limits set before exec (0: inherited): CPU seconds (the
+  // kernel's SIGXCPU backs the wall-clock limit), the largest file it may
+  // write (SIGXFSZ beyond it), processes.
+  uint64_t cpuSeconds = 0;
+  uint64_t fileSizeBytes = 0;
+  uint64_t maxProcesses = 0;
+  // A benchmark's program (passes/runner.h): before exec, a Landlock layer
+  // confining it to this directory (sandbox::confineProgram); it must be
+  // its working directory too.
+  const char* confineToDirectory = nullptr;
+  // Count the user-space instructions it retires (perf_event_open, where
+  // the kernel has a counter): the tool waits to exec until the counter is
+  // on it.
+  bool countInstructions = false;
 };
 inline constexpr const char* kNoWritableDirectory = "/proc";
 
@@ -101,6 +127,9 @@ class ToolProcess {
   pid_t pid_ = -1;
   UniqueFd pidfd_;
   UniqueFd toChild_, fromChild_, errorsFromChild_, fromDescriptor3_;
+  UniqueFd counter_;  // the instruction counter (countInstructions)
+  std::string counterUnavailable_;
+  std::chrono::steady_clock::time_point started_;
   ToolOptions options_;
 };
 

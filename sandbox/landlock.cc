@@ -83,7 +83,7 @@ bool executableRule(const std::string& path, LandlockRule& rule) {
 
 LandlockRule nullDeviceRule() { return {"/dev/null", kReadFile | kWriteFile | kTruncate}; }
 
-bool restrictFileSystem(std::span<const LandlockRule> rules, const char* writable) {
+bool restrictFileSystem(std::span<const LandlockRule> rules, const char* writable, bool executeWritable) {
   const int abi = landlockAbi();
   if (abi == 0) return true;
   const RulesetAttr attr{handledFs(abi), abi >= 4 ? kBindTcp | kConnectTcp : 0,
@@ -113,7 +113,8 @@ bool restrictFileSystem(std::span<const LandlockRule> rules, const char* writabl
   // nodes.
   if (writable != nullptr) {
     ok = ok && add(writable, kReadFile | kReadDir | kWriteFile | kRemoveDir | kRemoveFile | kMakeDir | kMakeReg |
-                                 kMakeSym | kMakeFifo | kMakeSock | kRefer | kTruncate);
+                                 kMakeSym | kMakeFifo | kMakeSock | kRefer | kTruncate |
+                                 (executeWritable ? kExecute : 0));
   }
   ok = ok && syscall(SYS_landlock_restrict_self, ruleset, 0) == 0;
   close(ruleset);

@@ -43,6 +43,9 @@ LandlockRule nullDeviceRule();
 // temporary directory (everything but execute and devices beneath it).
 // False if the kernel refused; true without doing anything when there is no
 // Landlock at all.
-[[nodiscard]] bool restrictFileSystem(std::span<const LandlockRule> rules, const char* writable);
+// `executeWritable`: files beneath it may also be executed (the runnable
+// profile's freshly built programs).
+[[nodiscard]] bool restrictFileSystem(std::span<const LandlockRule> rules, const char* writable,
+                                      bool executeWritable = false);
 
 }  // namespace forkgym::sandbox

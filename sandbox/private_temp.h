@@ -9,7 +9,9 @@
 // gives it the capabilities a mount namespace of its own needs):
 //   1. enterPrivateTemp(bytes): unshare(CLONE_NEWNS), every mount private
 //      (nothing propagates back to the host), a tmpfs of `bytes` on /tmp
-//      (nosuid, nodev, noexec, mode 0700).
+//      (nosuid, nodev, mode 0700; noexec unless `executable`: the runnable
+//      profile runs the programs it builds there, Landlock still confining
+//      execution to files beneath it and the listed binaries).
 //   2. privateTempDirectory() (profile.h) names it from then on.
 //
 // Internal to sandbox/: other layers use profile.h.
@@ -21,6 +23,6 @@ namespace forkgym::sandbox {
 
 inline constexpr const char* kPrivateTempDirectory = "/tmp";
 
-[[nodiscard]] bool enterPrivateTemp(uint64_t bytes);
+[[nodiscard]] bool enterPrivateTemp(uint64_t bytes, bool executable = false);
 
 }  // namespace forkgym::sandbox

@@ -19,6 +19,15 @@
 //                     namespace and AF_UNIX-only sockets: no network);
 //                     signals and abstract Unix sockets only within the
 //                     episode.
+//   runnable          prepareExternalCompiler() with runsPrograms: a worker
+//                     whose benchmark has a run configuration (the linker
+//                     is its "compiler"). The external-compiler profile,
+//                     plus execute beneath the private /tmp (the freshly
+//                     built binary) and the program_runner rule set
+//                     (instruction counters of its own children). Each
+//                     program run adds confineProgram(): a further Landlock
+//                     layer in which it may write and execute only its own
+//                     run directory.
 //
 // Lifecycle (a backend that runs an external compiler):
 //   1. In the zygote, once, before it forks anything for the backend:
@@ -61,6 +70,10 @@ struct ExternalCompiler {
   // (a compiler installed elsewhere, its headers).
   std::vector<std::string> readOnlyPaths;
   uint64_t tempBytes = 256ull << 20;  // size of the private /tmp (tmpfs)
+  // The runnable profile: files beneath the private /tmp may be executed
+  // (the programs the worker builds there), and the worker may count its
+  // children's instructions (perf_event_open on a process, any CPU).
+  bool runsPrograms = false;
 };
 
 // What every external compiler may read: the system's programs, libraries,
@@ -79,6 +92,15 @@ Result<Profile> prepareExternalCompiler(const ExternalCompiler& compiler);
 // Step 3: the directory the child may write, or null outside an
 // external-compiler profile. Async-signal-safe.
 const char* privateTempDirectory();
+
+// After fork, in a child of a runnable profile's worker about to exec a
+// benchmark's program (or its pre/post-run command): a further Landlock
+// layer (it only narrows) allowing reads of kSystemReadOnlyPaths and
+// everything, execute included, beneath `runDirectory` (which must be
+// beneath the private /tmp) — nothing else of the file system, not even the
+// rest of /tmp. No allocation. False if the kernel refused; true without
+// doing anything when there is no Landlock (isolation.h reports it).
+[[nodiscard]] bool confineProgram(const char* runDirectory);
 
 // The rule sets a profile allows (rule_sets.h), e.g. for the worker:
 // channel, memory, episode_fork, in_process_compiler.

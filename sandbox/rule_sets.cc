@@ -240,6 +240,36 @@ constexpr PolicyRow kExternalCompiler[] = {
          when(argIs(kArg0, AF_UNIX))),
 };
 
+// A runnable benchmark's worker, which builds and runs the benchmark's
+// program (passes/runner.h). Everything else it needs is external_compiler's.
+constexpr PolicyRow kProgramRunner[] = {
+    only("perf_event_open", "cpu -1 (a counter that follows one process)",
+         "counts the instructions a benchmark's program retires (user space only): the counter follows "
+         "the worker's own child across its exec; a counter on a CPU, which would see other processes, is "
+         "denied",
+         when(argMasked(kArg2, 0xffffffffu, 0xffffffffu))),
+    // Each program run confines itself further before its exec
+    // (sandbox::confineProgram): a Landlock layer only ever narrows.
+    any("landlock_create_ruleset", "the program's own Landlock layer (its run directory only)"),
+    any("landlock_add_rule", "the program's own Landlock layer (its run directory only)"),
+    any("landlock_restrict_self", "the program's own Landlock layer (its run directory only)"),
+    // What ordinary benchmark programs call besides the compiler's set
+    // (they run under this filter too): time, sleeping, waiting for
+    // signals, timers.
+    any("nanosleep", "a benchmark program sleeps"),
+    any("clock_nanosleep", "a benchmark program sleeps"),
+    any("clock_getres", "a benchmark program reads its clock's resolution"),
+    any("time", "a benchmark program reads the time"),
+    any("pause", "a benchmark program waits for a signal"),
+    any("rt_sigsuspend", "a benchmark program waits for a signal"),
+    any("alarm", "a benchmark program times itself out"),
+    any("setitimer", "a benchmark program's timers (profiling, time-outs)"),
+    any("getitimer", "a benchmark program's timers"),
+    any("getpriority", "a benchmark program reads its niceness"),
+    only("personality", "query only (0xffffffff)", "sanitizer runtimes ask whether address randomisation is on",
+         when(argIs(kArg0, 0xffffffffu))),
+};
+
 struct NamedSet {
   RuleSet info;
   std::span<const PolicyRow> rows;
@@ -257,6 +287,7 @@ constexpr auto kMemoryDocs = docsOf(kMemory);
 constexpr auto kEpisodeForkDocs = docsOf(kEpisodeFork);
 constexpr auto kInProcessCompilerDocs = docsOf(kInProcessCompiler);
 constexpr auto kExternalCompilerDocs = docsOf(kExternalCompiler);
+constexpr auto kProgramRunnerDocs = docsOf(kProgramRunner);
 
 constexpr NamedSet kSets[] = {
     {{"channel", "serving requests on its channel: doorbell and region, descriptors, signals, time, its own life",
@@ -271,6 +302,9 @@ constexpr NamedSet kSets[] = {
       "running a compiler's binaries and waiting for them; files, network and signals confined by Landlock",
       kExternalCompilerDocs},
      kExternalCompiler},
+    {{"program_runner", "building and running a benchmark's program and counting what it retires",
+      kProgramRunnerDocs},
+     kProgramRunner},
 };
 
 constexpr auto kSetInfos = [] {

@@ -33,10 +33,13 @@ struct CompiledProfile {
   std::vector<std::string_view> ruleSets;
   std::vector<LandlockRule> landlock;  // external compilers: what Landlock allows
   uint64_t tempBytes = 0;
+  bool runsPrograms = false;  // execute beneath the private /tmp
 };
 
 constexpr std::string_view kWorkerRuleSets[] = {"channel", "memory", "episode_fork", "in_process_compiler"};
 constexpr std::string_view kExternalCompilerRuleSets[] = {"channel", "memory", "episode_fork", "external_compiler"};
+constexpr std::string_view kRunnableRuleSets[] = {"channel", "memory", "episode_fork", "external_compiler",
+                                                  "program_runner"};
 
 // Slot = Profile::slot; also the slot of its seccomp filter. Filled in the
 // zygote before it forks, read-only in children.
@@ -98,7 +101,8 @@ bool userNamespace(const StageContext&) { return enterOwnUserNamespace(currentPl
 // After user_namespace, whose capabilities a mount namespace of its own
 // needs, and before capabilities drops them.
 bool privateTmp(const StageContext& context) {
-  if (!enterPrivateTemp(profileOf(context.profile).tempBytes)) return false;
+  const CompiledProfile& profile = profileOf(context.profile);
+  if (!enterPrivateTemp(profile.tempBytes, profile.runsPrograms)) return false;
   gPrivateTemp = kPrivateTempDirectory;
   return true;
 }
@@ -130,7 +134,8 @@ bool closeFds(const StageContext& context) { return closeFdsExcept(context.keepF
 // After no_new_privs and the private /tmp (its rule names the tmpfs), before
 // seccomp: its rules open paths.
 bool filesystem(const StageContext& context) {
-  return restrictFileSystem(profileOf(context.profile).landlock, gPrivateTemp);
+  const CompiledProfile& profile = profileOf(context.profile);
+  return restrictFileSystem(profile.landlock, gPrivateTemp, profile.runsPrograms);
 }
 
 // Last: once loaded, even the other stages' syscalls would trap.
@@ -187,11 +192,14 @@ std::string_view stageForExitCode(int code) {
   return {};
 }
 
+void prepareProgramRules();
+
 void prepareSandbox(const PolicyParameters& parameters) {
   buildSyscallNames();
   rememberFdScanLimit();
   (void)landlockAbi();
   gParameters = parameters;
+  prepareProgramRules();
   // A filter that fails to build is reported by the seccomp stage (its exit
   // code), not here: this function has no error channel by design.
   (void)buildSeccompFilter(Profile::Worker.slot, gProfiles[Profile::Worker.slot].ruleSets, parameters);
@@ -207,8 +215,13 @@ Result<Profile> prepareExternalCompiler(const ExternalCompiler& compiler) {
 
   CompiledProfile profile;
   profile.kind = Kind::ExternalCompiler;
-  profile.ruleSets.assign(std::begin(kExternalCompilerRuleSets), std::end(kExternalCompilerRuleSets));
+  if (compiler.runsPrograms) {
+    profile.ruleSets.assign(std::begin(kRunnableRuleSets), std::end(kRunnableRuleSets));
+  } else {
+    profile.ruleSets.assign(std::begin(kExternalCompilerRuleSets), std::end(kExternalCompilerRuleSets));
+  }
   profile.tempBytes = compiler.tempBytes;
+  profile.runsPrograms = compiler.runsPrograms;
   std::vector<std::string> executables = compiler.executables;
   for (size_t i = 0; i < executables.size(); ++i) {
     const std::string& path = executables[i];
@@ -247,6 +260,32 @@ Result<Profile> prepareExternalCompiler(const ExternalCompiler& compiler) {
 }
 
 const char* privateTempDirectory() { return gPrivateTemp; }
+
+namespace {
+// The system's read-only paths as rules, built in the zygote (prepareSandbox)
+// so that confineProgram() allocates nothing after fork.
+std::vector<LandlockRule> gProgramRules;
+}  // namespace
+
+void prepareProgramRules() {
+  if (!gProgramRules.empty()) return;
+  for (std::string_view path : kSystemReadOnlyPaths) {
+    LandlockRule rule;
+    if (path == "/dev/null") {
+      gProgramRules.push_back(nullDeviceRule());
+    } else if (readOnlyRule(std::string(path), rule)) {
+      gProgramRules.push_back(rule);
+    }
+  }
+  // Executing a dynamic program executes its ELF interpreter: the system's,
+  // which the server itself runs under.
+  LandlockRule interpreter;
+  if (executableRule(elfInterpreter("/proc/self/exe"), interpreter)) gProgramRules.push_back(interpreter);
+}
+
+bool confineProgram(const char* runDirectory) {
+  return restrictFileSystem(gProgramRules, runDirectory, /*executeWritable=*/true);
+}
 
 std::vector<std::string_view> ruleSetsOf(Profile profile) { return profileOf(profile).ruleSets; }
 

@@ -25,6 +25,10 @@ Measures (see the README's performance section for what the numbers mean):
              reset the zygote's cache serves, for a prebuilt one and for a
              source one compiled by the loader or read from the module cached
              beside it
+  runner     Runtime on a csmith program: mean and spread of 30 runs (the
+             runner's own wall-clock measure, in the worker's sandbox), and
+             the runner's overhead beside a bare fork+exec of the same binary
+             (linked outside with clang-19 from the episode's bitcode)
 
 Writes bench-out/bench.json and bench-out/bench.md and prints the tables.
 """
@@ -417,6 +421,76 @@ def dataset_resets_bench(quick: bool) -> dict:
     return results
 
 
+def runner_bench(quick: bool, seed: int = 1) -> dict:
+    """The runner on generator://csmith-v0/<seed>: 30 measured runs (after 2
+    warm-ups) as Runtime sees them, the run request's own cost per run, and a
+    bare fork+exec (subprocess with captured output) of the same program."""
+    import forkgym
+    from forkgym import _forkgym
+
+    reps = 10 if quick else 30
+    uri = f"generator://csmith-v0/{seed}"
+    server = forkgym.Server()
+    try:
+        env = _forkgym.Env(server.connection())
+        env.reset(uri)
+        started = time.perf_counter()
+        result = env.run(repetitions=reps, warmups=2)
+        request_s = time.perf_counter() - started
+        runs = [r.wall_seconds for r in result.runs]
+        assert all(r.outcome == 0 and r.exit_code == 0 for r in result.runs), result.runs[0].message
+        single = []
+        for _ in range(5 if quick else 10):
+            started = time.perf_counter()
+            env.run()
+            single.append(time.perf_counter() - started)
+        bitcode = bytes(env.step([], ["Bitcode"]).observations[0])
+        stdout = result.runs[0].stdout
+        build_s = result.build_seconds
+    finally:
+        server.close()
+    with tempfile.TemporaryDirectory(prefix="fgbench-runner-") as tmp:
+        program = Path(tmp) / "a.out"
+        (Path(tmp) / "in.bc").write_bytes(bitcode)
+        subprocess.run(["clang-19", "-O0", "-w", str(Path(tmp) / "in.bc"), "-o", str(program)], check=True)
+        bare = []
+        for _ in range(2 + reps):
+            started = time.perf_counter()
+            done = subprocess.run([str(program)], capture_output=True, cwd=tmp)
+            bare.append(time.perf_counter() - started)
+            assert done.stdout == stdout, "the program printed something else outside the runner"
+        bare = bare[2:]
+    mean = statistics.mean(runs)
+    return {
+        "uri": uri,
+        "repetitions": reps,
+        "runtime_mean_ms": mean * 1e3,
+        "runtime_stdev_ms": statistics.stdev(runs) * 1e3,
+        "runtime_min_ms": min(runs) * 1e3,
+        "runtime_max_ms": max(runs) * 1e3,
+        "runtime_cv": statistics.stdev(runs) / mean,
+        "bare_mean_ms": statistics.mean(bare) * 1e3,
+        "bare_stdev_ms": statistics.stdev(bare) * 1e3,
+        "request_per_run_ms": request_s / (reps + 2) * 1e3,
+        "single_run_request_ms": statistics.median(single) * 1e3,
+        "build_ms": build_s * 1e3,
+    }
+
+
+def markdown_runner(report: dict) -> list[str]:
+    if "runner" not in report:
+        return []
+    r = report["runner"]
+    return ["", f"### Runner: Runtime of {r['uri']} over {r['repetitions']} runs (ms)", "",
+            "| Runtime mean | stdev | min | max | CV | bare fork+exec mean | stdev | runner − bare | "
+            "run request per run | one-run request (link + run) | link |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {r['runtime_mean_ms']:.2f} | {r['runtime_stdev_ms']:.2f} | {r['runtime_min_ms']:.2f} | "
+            f"{r['runtime_max_ms']:.2f} | {r['runtime_cv']:.2f} | {r['bare_mean_ms']:.2f} | {r['bare_stdev_ms']:.2f} | "
+            f"{r['runtime_mean_ms'] - r['bare_mean_ms']:.2f} | {r['request_per_run_ms']:.2f} | "
+            f"{r['single_run_request_ms']:.1f} | {r['build_ms']:.1f} |"]
+
+
 def markdown(report: dict) -> str:
     out = [f"machine: {report['machine']}", ""]
     out.append("### Step latency (µs, p50 / p99)")
@@ -486,13 +560,20 @@ def markdown(report: dict) -> str:
     for name, rows in report["dataset_resets"].items():
         for kind, row in rows.items():
             out.append(f"| {name} | {kind} | {row['first_reset_ms']:.1f} | {row['cached_reset_ms']:.2f} |")
+    out += markdown_runner(report)
     return "\n".join(out) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
+    parser.add_argument("--only", choices=["runner"], help="run one section alone and print its table")
     args = parser.parse_args()
+    if args.only == "runner":
+        report = {"runner": runner_bench(args.quick)}
+        print(json.dumps(report, indent=2))
+        print("\n".join(markdown_runner(report)))
+        return 0
     OUT.mkdir(exist_ok=True)
     started = time.perf_counter()
     report: dict = {"machine": f"{os.cpu_count()} cores, {os.uname().release}", "modules": {}}
@@ -532,6 +613,8 @@ def main() -> int:
     print("bench: datasets", file=sys.stderr)
     report["datasets"] = datasets_bench(args.quick)
     report["dataset_resets"] = dataset_resets_bench(args.quick)
+    print("bench: runner", file=sys.stderr)
+    report["runner"] = runner_bench(args.quick)
     report["seconds"] = time.perf_counter() - started
     (OUT / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown(report)

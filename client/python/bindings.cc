@@ -26,6 +26,7 @@
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 #include <nanobind/stl/string_view.h>
+#include <nanobind/stl/optional.h>
 
 #include <chrono>
 #include <cstring>
@@ -268,13 +269,37 @@ struct PyEnv {
         }()) {}
   explicit PyEnv(Env&& forked) : env(std::move(forked)) {}
 
-  void reset(const std::string& benchmark) {
+  void reset(const std::string& benchmark, const std::optional<RunConfig>& runConfig) {
     Status status = okStatus();
     {
       nb::gil_scoped_release release;
-      status = env.reset(benchmark);
+      status = env.reset(benchmark, runConfig ? &*runConfig : nullptr);
     }
     unwrap(std::move(status));
+  }
+
+  RunResult run(const std::string& program, const std::vector<uint32_t>& inputSets, uint32_t repetitions,
+                uint32_t warmups) {
+    RunRequest request;
+    if (program == "current") {
+      request.program = RunProgram::Current;
+    } else if (program == "original") {
+      request.program = RunProgram::Original;
+    } else if (program == "asan") {
+      request.program = RunProgram::Asan;
+    } else {
+      throw ClientError(makeError(Outcome::InvalidRequest, "unknown program '" + program +
+                                                               "'; run() builds 'current', 'original' or 'asan'"));
+    }
+    request.inputSets = inputSets;
+    request.repetitions = repetitions;
+    request.warmups = warmups;
+    Result<RunResult> result = makeError(Outcome::SessionClosed, "no answer");
+    {
+      nb::gil_scoped_release release;
+      result = env.run(request);
+    }
+    return unwrap(std::move(result));
   }
 
   PyStepResult step(const std::vector<uint32_t>& actions, const std::vector<std::string>& observations,
@@ -477,6 +502,7 @@ NB_MODULE(_forkgym, m) {
       .def_ro("feature_names", &SpaceDescription::featureNames)
       .def_ro("deterministic", &SpaceDescription::deterministic)
       .def_ro("platform_dependent", &SpaceDescription::platformDependent)
+      .def_ro("needs_run_config", &SpaceDescription::needsRunConfig)
       .def_ro("description", &SpaceDescription::description);
 
   nb::class_<ReplayCommand>(m, "ReplayCommand")
@@ -520,6 +546,83 @@ NB_MODULE(_forkgym, m) {
       .def_ro("reproducer", &PyStepResult::reproducer)
       .def_prop_ro("ok", [](const PyStepResult& r) { return r.outcome == static_cast<uint16_t>(Outcome::Ok); });
 
+  // Run configurations (ipc/run_config.h): CompilerGym's
+  // BenchmarkDynamicConfig. Contents are bytes; names and arguments str.
+  {
+    const auto get = [](const RunFile& self) { return nb::bytes(self.content.data(), self.content.size()); };
+    const auto set = [](RunFile& self, nb::bytes value) { self.content.assign(value.c_str(), value.size()); };
+    nb::class_<RunFile>(m, "RunFile")
+        .def(nb::init<>())
+        .def("__init__",
+             [](RunFile* self, std::string name, nb::bytes content) {
+               new (self) RunFile{std::move(name), std::string(content.c_str(), content.size())};
+             },
+             "name"_a, "content"_a)
+        .def_rw("name", &RunFile::name)
+        .def_prop_rw("content", get, set)
+        .def("__eq__", [](const RunFile& a, const RunFile& b) { return a == b; })
+        .def("__repr__", [](const RunFile& f) {
+          return "RunFile(name='" + f.name + "', " + std::to_string(f.content.size()) + " bytes)";
+        });
+  }
+  {
+    const auto get = [](const RunInputSet& self) { return nb::bytes(self.stdinData.data(), self.stdinData.size()); };
+    const auto set = [](RunInputSet& self, nb::bytes value) { self.stdinData.assign(value.c_str(), value.size()); };
+    nb::class_<RunInputSet>(m, "RunInputSet")
+        .def(nb::init<>())
+        .def_rw("name", &RunInputSet::name)
+        .def_rw("arguments", &RunInputSet::arguments)
+        .def_prop_rw("stdin", get, set)
+        .def_rw("files", &RunInputSet::files)
+        .def("__eq__", [](const RunInputSet& a, const RunInputSet& b) { return a == b; });
+  }
+  nb::class_<RunCommand>(m, "RunCommand")
+      .def(nb::init<>())
+      .def("__init__",
+           [](RunCommand* self, std::vector<std::string> argv, uint32_t timeout) {
+             new (self) RunCommand{std::move(argv), timeout};
+           },
+           "argv"_a, "timeout_seconds"_a = 0)
+      .def_rw("argv", &RunCommand::argv)
+      .def_rw("timeout_seconds", &RunCommand::timeoutSeconds)
+      .def("__eq__", [](const RunCommand& a, const RunCommand& b) { return a == b; });
+  nb::class_<RunConfig>(m, "RunConfig")
+      .def(nb::init<>())
+      .def_rw("build_command", &RunConfig::buildCommand)
+      .def_rw("build_outfile", &RunConfig::buildOutfile)
+      .def_rw("build_timeout_seconds", &RunConfig::buildTimeoutSeconds)
+      .def_rw("run_command", &RunConfig::runCommand)
+      .def_rw("run_timeout_seconds", &RunConfig::runTimeoutSeconds)
+      .def_rw("input_sets", &RunConfig::inputSets)
+      .def_rw("output_files", &RunConfig::outputFiles)
+      .def_rw("pre_run_commands", &RunConfig::preRunCommands)
+      .def_rw("post_run_commands", &RunConfig::postRunCommands)
+      .def_rw("origin", &RunConfig::origin)
+      .def("__eq__", [](const RunConfig& a, const RunConfig& b) { return a == b; });
+  nb::class_<ProgramRun>(m, "ProgramRun")
+      .def_ro("input_set", &ProgramRun::inputSet)
+      .def_ro("outcome", &ProgramRun::outcome)
+      .def_ro("exit_code", &ProgramRun::exitCode)
+      .def_ro("signal", &ProgramRun::signal)
+      .def_ro("wall_seconds", &ProgramRun::wallSeconds)
+      .def_prop_ro("instructions",
+                   [](const ProgramRun& r) { return r.hasInstructions ? std::optional<uint64_t>(r.instructions) : std::nullopt; })
+      .def_prop_ro("stdout", [](const ProgramRun& r) { return nb::bytes(r.stdoutData.data(), r.stdoutData.size()); })
+      .def_ro("stdout_truncated", &ProgramRun::stdoutTruncated)
+      .def_prop_ro("stderr", [](const ProgramRun& r) { return nb::bytes(r.stderrData.data(), r.stderrData.size()); })
+      .def_ro("stderr_truncated", &ProgramRun::stderrTruncated)
+      .def_ro("output_files", &ProgramRun::outputFiles)
+      .def_ro("message", &ProgramRun::message);
+  nb::class_<RunResult>(m, "RunResult")
+      .def_ro("built", &RunResult::built)
+      .def_ro("build_outcome", &RunResult::buildOutcome)
+      .def_ro("build_seconds", &RunResult::buildSeconds)
+      .def_ro("build_diagnostics", &RunResult::buildDiagnostics)
+      .def_prop_ro("text_size_bytes",
+                   [](const RunResult& r) { return r.textSizeBytes < 0 ? std::nullopt : std::optional<int64_t>(r.textSizeBytes); })
+      .def_ro("runs", &RunResult::runs)
+      .def_ro("instructions_unavailable", &RunResult::instructionsUnavailable);
+
   nb::class_<Connection>(m, "Connection")
       .def_static("spawn", &spawnConnection, "server_path"_a = "", "preload"_a = std::vector<std::string>{},
                   "cache_mb"_a = 0, "log_level"_a = "warn", "extra_args"_a = std::vector<std::string>{},
@@ -536,7 +639,14 @@ NB_MODULE(_forkgym, m) {
       .def(nb::init<std::shared_ptr<Connection>, double, double, uint64_t, uint32_t, std::string>(), "connection"_a,
            "step_timeout"_a = 300.0, "reset_timeout"_a = 300.0, "address_space_mb"_a = 0,
            "cpu_seconds_per_step"_a = 0, "backend"_a = "llvm")
-      .def("reset", &PyEnv::reset, "benchmark"_a)
+      .def("reset", &PyEnv::reset, "benchmark"_a, "run_config"_a = nb::none(),
+           "Starts an episode; run_config (a RunConfig) says how to build and run its program, else the "
+           "server attaches its dataset's, if any.")
+      .def("run", &PyEnv::run, "program"_a = "current", "input_sets"_a = std::vector<uint32_t>{},
+           "repetitions"_a = 1, "warmups"_a = 0,
+           "Builds the program ('current' state, 'original' benchmark, or 'asan': the state under "
+           "AddressSanitizer) and runs it on the input sets (all when empty): a RunResult with one "
+           "ProgramRun per measured run.")
       .def("step", &PyEnv::step, "actions"_a, "observations"_a = std::vector<std::string>{},
            "rewards"_a = std::vector<std::string>{})
       .def(

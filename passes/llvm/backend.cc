@@ -54,7 +54,7 @@ Result<std::unique_ptr<CachedBenchmark>> prepare(const LoadedBenchmark& loaded) 
 
 Result<std::unique_ptr<Session>> startSession(CachedBenchmark& cached) {
   auto& benchmark = static_cast<ParsedBenchmark&>(cached);
-  return std::unique_ptr<Session>(std::make_unique<LlvmSession>(*benchmark.module, benchmark.costs));
+  return std::unique_ptr<Session>(std::make_unique<LlvmSession>(*benchmark.module, benchmark.costs, &benchmark.bitcode));
 }
 
 CompilerErrorHandlers gHandlers{};

@@ -401,7 +401,7 @@ Result<BenchmarkLocation> resolveLlvmBenchmark(std::string_view uri, const Resol
     // dataset's recipe (compiled by the loader, the module cached beside it).
     auto file = resolveDatasetFile(text, context);
     if (!file.ok()) return file.takeError();
-    return BenchmarkLocation{file->uri, std::string(kFileScheme) + file->path, file->recipe};
+    return BenchmarkLocation{file->uri, std::string(kFileScheme) + file->path, file->recipe, file->runnable};
   }
   return makeError(Outcome::InvalidRequest, "'" + text + "': unknown URI scheme; " + std::string(kSupported));
 }

@@ -10,6 +10,8 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Triple.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Transforms/Instrumentation/AddressSanitizer.h>
 
 #include "passes/llvm/bitcode.h"
 #include "passes/llvm/diagnostics.h"
@@ -33,9 +35,40 @@ Result<int64_t> berkeleyTextSize(llvm::StringRef object) {
   return text;
 }
 
+// What clang -fsanitize=address does to the IR: every defined function
+// asks for instrumentation, then the module pass adds the checks, the
+// redzones around globals and the runtime's constructor. Instrumenting IR
+// after the episode's passes sees the state's memory accesses as they are;
+// what an earlier pass already optimised away (a redundant load of freed
+// memory) it cannot see, as with any -O build.
+void instrumentForAddressSanitizer(llvm::Module& module) {
+  for (llvm::Function& function : module) {
+    if (!function.isDeclaration()) function.addFnAttr(llvm::Attribute::SanitizeAddress);
+  }
+  llvm::LoopAnalysisManager loops;
+  llvm::FunctionAnalysisManager functions;
+  llvm::CGSCCAnalysisManager cgscc;
+  llvm::ModuleAnalysisManager modules;
+  llvm::PassBuilder builder;
+  builder.registerModuleAnalyses(modules);
+  builder.registerCGSCCAnalyses(cgscc);
+  builder.registerFunctionAnalyses(functions);
+  builder.registerLoopAnalyses(loops);
+  builder.crossRegisterProxies(loops, functions, cgscc, modules);
+  llvm::ModulePassManager pipeline;
+  pipeline.addPass(llvm::AddressSanitizerPass(llvm::AddressSanitizerOptions{}));
+  pipeline.run(module, modules);
+}
+
 }  // namespace
 
 Result<int64_t> objectTextSize(std::string_view bitcode) {
+  auto object = emitObject(bitcode, /*addressSanitizer=*/false, TargetMachineUse::ObjectEmission);
+  if (!object.ok()) return object.takeError();
+  return berkeleyTextSize(llvm::StringRef(object->data(), object->size()));
+}
+
+Result<std::string> emitObject(std::string_view bitcode, bool addressSanitizer, TargetMachineUse use) {
   llvm::LLVMContext context;
   DiagnosticLog diagnostics;
   diagnostics.installOn(context);
@@ -43,7 +76,7 @@ Result<int64_t> objectTextSize(std::string_view bitcode) {
   if (!module.ok()) return module.takeError();
   llvm::Module& m = **module;
 
-  auto machine = createTargetMachine(m.getTargetTriple(), TargetMachineUse::ObjectEmission);
+  auto machine = createTargetMachine(m.getTargetTriple(), use);
   if (!machine.ok()) return machine.takeError();
   // llc replaces the module's data layout with the target's before codegen.
   m.setDataLayout((*machine)->createDataLayout());
@@ -59,12 +92,13 @@ Result<int64_t> objectTextSize(std::string_view bitcode) {
                                       /*DisableVerify=*/true)) {
     return noObjectFile(m.getTargetTriple());
   }
+  if (addressSanitizer) instrumentForAddressSanitizer(m);
   codegen.run(m);
   if (diagnostics.hasErrors()) {
     return makeError(Outcome::BenchmarkError,
                      "code generation failed: " + diagnostics.takeErrors());
   }
-  return berkeleyTextSize(llvm::StringRef(object.data(), object.size()));
+  return std::string(object.data(), object.size());
 }
 
 Error noObjectFile(std::string_view triple) {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "base/result.h"
+#include "passes/llvm/target_machine.h"
 
 namespace forkgym::passes {
 
@@ -20,6 +21,13 @@ namespace forkgym::passes {
 // ObjectTextSize spaces are unavailable for the benchmark (the episode goes
 // on); its baselines are recorded as kNoObjectFile.
 Result<int64_t> objectTextSize(std::string_view bitcode);
+
+// The object file itself (what objectTextSize() measures), for the runner
+// to link; `addressSanitizer`: instrumented as clang -fsanitize=address
+// would (link with -fsanitize=address).
+// `use`: Program for a runnable benchmark's program (-O0 codegen, PIC).
+Result<std::string> emitObject(std::string_view bitcode, bool addressSanitizer,
+                               TargetMachineUse use = TargetMachineUse::Program);
 
 inline constexpr int64_t kNoObjectFile = -1;
 Error noObjectFile(std::string_view triple);

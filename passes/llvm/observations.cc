@@ -14,6 +14,8 @@
 #include "passes/llvm/inst_count.h"
 #include "passes/llvm/object_size.h"
 #include "passes/llvm/session.h"
+#include "passes/run_config.h"
+#include "passes/runner.h"
 
 namespace forkgym::passes {
 namespace {
@@ -68,6 +70,75 @@ Value objectTextSizeAt(LlvmSession& session) {
   return ObservationValue(size);
 }
 
+// ---- Runnable benchmarks (passes/runner.h): the program, built and run.
+
+// The measured runs of the state's program, or the error of the first
+// that did not exit (the episode goes on: a crashing program is the
+// program's outcome, not the worker's).
+Result<RunResult> measuredRuns(LlvmSession& session, std::string_view what) {
+  if (!session.runConfig()) return noRunConfig(what);
+  RunRequest request;
+  request.program = RunProgram::Current;
+  request.inputSets = {0};
+  request.repetitions = session.runtimeObservationCount();
+  request.warmups = session.runtimeWarmupRuns();
+  auto ran = session.run(request);
+  if (!ran.ok()) return ran.takeError();
+  if (!ran->built) return buildFailure(*ran);
+  for (const ProgramRun& run : ran->runs) {
+    if (run.outcome != static_cast<uint16_t>(Outcome::Ok)) {
+      return makeError(Outcome::BenchmarkError, std::string(what) + ": the program " + run.message +
+                                                    " (outcome " + std::string(outcomeName(static_cast<Outcome>(run.outcome))) +
+                                                    "); the episode goes on");
+    }
+  }
+  return ran;
+}
+
+Value runtime(LlvmSession& session) {
+  auto ran = measuredRuns(session, "Runtime");
+  if (!ran.ok()) return ran.takeError();
+  std::vector<double> seconds;
+  for (const ProgramRun& run : ran->runs) seconds.push_back(run.wallSeconds);
+  return ObservationValue(std::move(seconds));
+}
+
+Value instructionsRetired(LlvmSession& session) {
+  auto ran = measuredRuns(session, "InstructionsRetired");
+  if (!ran.ok()) return ran.takeError();
+  std::vector<int64_t> counts;
+  for (const ProgramRun& run : ran->runs) {
+    if (!run.hasInstructions) {
+      return makeError(Outcome::InvalidRequest, "InstructionsRetired is unavailable on this machine: " +
+                                                    ran->instructionsUnavailable + "; Runtime (wall time) is not");
+    }
+    counts.push_back(static_cast<int64_t>(run.instructions));
+  }
+  return ObservationValue(std::move(counts));
+}
+
+Value buildtime(LlvmSession& session) {
+  if (!session.runConfig()) return noRunConfig("Buildtime");
+  auto object = session.programObject(RunProgram::Current);
+  if (!object.ok()) return object.takeError();
+  auto built = buildAndRun(*session.runConfig(), *object, {}, false, /*buildOnly=*/true);
+  if (!built.ok()) return built.takeError();
+  if (!built->built) return buildFailure(*built);
+  return ObservationValue(std::vector<double>{built->buildSeconds});
+}
+
+// CompilerGym's: whether the benchmark has a build (run) configuration at
+// all — the question a client asks before the others, so false, not an
+// error, without one.
+Value isBuildable(LlvmSession& session) { return ObservationValue(session.runConfig().has_value()); }
+Value isRunnable(LlvmSession& session) { return ObservationValue(session.runConfig().has_value()); }
+
+Value textSizeBytes(LlvmSession& session) {
+  auto size = session.textSize();
+  if (!size.ok()) return size.takeError();
+  return ObservationValue(*size);
+}
+
 Space count(std::string name, std::string description, bool platformDependent = false) {
   return {.name = std::move(name),
           .type = ValueType::Int64,
@@ -114,6 +185,44 @@ const std::vector<ObservationRow<LlvmSession>>& rows() {
       {count("ObjectTextSizeO0", ".text bytes after the default<O0> pipeline", true), &objectTextSizeAt<kO0>},
       {count("ObjectTextSizeO3", ".text bytes after the default<O3> pipeline", true), &objectTextSizeAt<kO3>},
       {count("ObjectTextSizeOz", ".text bytes after the default<Oz> pipeline", true), &objectTextSizeAt<kOz>},
+      // Runnable benchmarks: invalid_request without a run configuration.
+      {{.name = "Runtime",
+        .type = ValueType::Float64List,
+        .low = 0,
+        .deterministic = false,
+        .platformDependent = true,
+        .needsRunConfig = true,
+        .description = "wall-clock seconds of each run of the state's program on its first input set: "
+                       "runtime_observation_count runs after runtime_warmup_runs_count unmeasured ones"},
+       &runtime},
+      {{.name = "InstructionsRetired",
+        .type = ValueType::Int64List,
+        .low = 0,
+        .deterministic = false,
+        .platformDependent = true,
+        .needsRunConfig = true,
+        .description = "user-space instructions each run of Runtime retired (perf_event_open); "
+                       "invalid_request where the kernel exposes no counter"},
+       &instructionsRetired},
+      {{.name = "Buildtime",
+        .type = ValueType::Float64List,
+        .shape = {1},
+        .low = 0,
+        .deterministic = false,
+        .platformDependent = true,
+        .needsRunConfig = true,
+        .description = "seconds the build command (linking the state's object file) took"},
+       &buildtime},
+      {{.name = "IsBuildable", .type = ValueType::Bool, .description = "the benchmark has a build command"},
+       &isBuildable},
+      {{.name = "IsRunnable", .type = ValueType::Bool, .description = "the benchmark has a run configuration"},
+       &isRunnable},
+      {[] {
+         Space space = count("TextSizeBytes", ".text bytes (Berkeley, as llvm-size) of the linked program", true);
+         space.needsRunConfig = true;
+         return space;
+       }(),
+       &textSizeBytes},
   };
   return table;
 }

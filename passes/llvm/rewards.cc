@@ -7,6 +7,8 @@
 #include <algorithm>
 
 #include "passes/llvm/session.h"
+#include "passes/run_config.h"
+#include "passes/runner.h"
 
 namespace forkgym::passes {
 namespace {
@@ -40,6 +42,44 @@ Result<double> costReward(LlvmSession& session, RewardState& state) {
   return advanceCostReward(session.costs(), cost, scale, state, *now);
 }
 
+// The median of the state's Runtime (CompilerGym's point estimate).
+Result<double> runtimeEstimate(LlvmSession& session, RunProgram program) {
+  if (!session.runConfig()) return noRunConfig("the Runtime reward");
+  RunRequest request;
+  request.program = program;
+  request.inputSets = {0};
+  request.repetitions = session.runtimeObservationCount();
+  request.warmups = session.runtimeWarmupRuns();
+  auto ran = session.run(request);
+  if (!ran.ok()) return ran.takeError();
+  if (!ran->built) return buildFailure(*ran);
+  std::vector<double> seconds;
+  for (const ProgramRun& run : ran->runs) {
+    if (run.outcome != static_cast<uint16_t>(Outcome::Ok)) {
+      return makeError(Outcome::BenchmarkError, "the Runtime reward: the program " + run.message + "; the episode goes on");
+    }
+    seconds.push_back(run.wallSeconds);
+  }
+  std::sort(seconds.begin(), seconds.end());
+  const size_t n = seconds.size();
+  return n % 2 ? seconds[n / 2] : (seconds[n / 2 - 1] + seconds[n / 2]) / 2;
+}
+
+// Seconds saved since the previous step (the first time: since the
+// benchmark as loaded).
+Result<double> runtimeReward(LlvmSession& session, RewardState& state) {
+  if (!state.previous) {
+    auto initial = runtimeEstimate(session, RunProgram::Original);
+    if (!initial.ok()) return initial.takeError();
+    state.previous = *initial;
+  }
+  auto now = runtimeEstimate(session, RunProgram::Current);
+  if (!now.ok()) return now.takeError();
+  const double reward = *state.previous - *now;
+  state.previous = *now;
+  return reward;
+}
+
 // All deterministic; object size depends on the host's code generator,
 // instruction counts do not.
 Space reward(std::string name, RewardCost cost, std::string description) {
@@ -70,6 +110,14 @@ const std::vector<RewardRow<LlvmSession>>& rows() {
        &costReward<Size, RewardScale::VsO3>},
       {reward("ObjectTextSizeOz", Size, "object .text bytes removed, over what -Oz removes"),
        &costReward<Size, RewardScale::VsOz>},
+      {{.name = "Runtime",
+        .type = ValueType::Float64,
+        .deterministic = false,
+        .platformDependent = true,
+        .needsRunConfig = true,
+        .description = "seconds of the program's median run time saved since the previous step (runnable "
+                       "benchmarks)"},
+       &runtimeReward},
   };
   return table;
 }

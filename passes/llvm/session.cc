@@ -14,6 +14,8 @@
 #include "passes/llvm/llvm_tools.h"
 #include "passes/llvm/object_size.h"
 #include "passes/llvm/pipeline_runner.h"
+#include "passes/run_config.h"
+#include "passes/runner.h"
 
 namespace forkgym::passes {
 
@@ -25,10 +27,12 @@ struct LlvmSession::Impl {
   // Derived from the module; dropped whenever an action changes it.
   std::optional<std::string> bitcode;
   std::optional<int64_t> objectTextSize;
+  std::optional<int64_t> textSize;
 
   void moduleChanged() {
     bitcode.reset();
     objectTextSize.reset();
+    textSize.reset();
   }
 };
 
@@ -58,8 +62,8 @@ std::string actionName(uint32_t index) {
 
 }  // namespace
 
-LlvmSession::LlvmSession(llvm::Module& module, const BenchmarkCosts& costs)
-    : module_(module), costs_(costs), impl_(std::make_unique<Impl>()) {
+LlvmSession::LlvmSession(llvm::Module& module, const BenchmarkCosts& costs, const std::string* originalBitcode)
+    : module_(module), costs_(costs), originalBitcode_(originalBitcode), impl_(std::make_unique<Impl>()) {
   // The worker owns this (copy-on-write) context now; nothing may print.
   impl_->diagnostics.installOn(module.getContext());
 }
@@ -107,8 +111,38 @@ Result<ApplyResult> LlvmSession::applyActions(std::span<const uint32_t> actions)
   return result;
 }
 
-Result<std::string> LlvmSession::setParameter(std::string_view key, std::string_view) {
-  return unknownParameter("llvm", key, {});
+Result<std::string> LlvmSession::setParameter(std::string_view key, std::string_view value) {
+  if (auto answered = setRunParameter(key, value)) return std::move(*answered);
+  static constexpr std::string_view kKeys[] = {kRuntimeObservationCount, kRuntimeWarmupRunsCount};
+  return unknownParameter("llvm", key, kKeys);
+}
+
+Result<std::string> LlvmSession::programObject(RunProgram program) {
+  switch (program) {
+    case RunProgram::Current:
+      return emitObject(bitcode(), false);
+    case RunProgram::Original:
+      if (originalBitcode_ == nullptr || originalBitcode_->empty()) {
+        return makeError(Outcome::InvalidRequest, "this session keeps no copy of the benchmark as loaded");
+      }
+      return emitObject(*originalBitcode_, false);
+    case RunProgram::Asan:
+      return emitObject(bitcode(), true);
+  }
+  return makeError(Outcome::InvalidRequest, "unknown program to build");
+}
+
+Result<int64_t> LlvmSession::textSize() {
+  if (!impl_->textSize) {
+    if (!runConfig()) return noRunConfig("TextSizeBytes");
+    auto object = programObject(RunProgram::Current);
+    if (!object.ok()) return object.takeError();
+    auto built = buildAndRun(*runConfig(), *object, {}, false, /*buildOnly=*/true);
+    if (!built.ok()) return built.takeError();
+    if (!built->built) return buildFailure(*built);
+    impl_->textSize = built->textSizeBytes;
+  }
+  return *impl_->textSize;
 }
 
 std::string LlvmSession::commandLine() const { return replayCommandLine(llvmActionSpace(), actions_); }

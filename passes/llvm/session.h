@@ -35,7 +35,10 @@ namespace forkgym::passes {
 
 class LlvmSession : public TableSession<LlvmSession> {
  public:
-  LlvmSession(llvm::Module& module, const BenchmarkCosts& costs);
+  // originalBitcode: the benchmark as loaded (the gold standard a run of
+  // the original program builds); it outlives the session (the cached
+  // benchmark, copy-on-write in the worker).
+  LlvmSession(llvm::Module& module, const BenchmarkCosts& costs, const std::string* originalBitcode = nullptr);
   ~LlvmSession() override;
   LlvmSession(const LlvmSession&) = delete;
   LlvmSession& operator=(const LlvmSession&) = delete;
@@ -48,6 +51,7 @@ class LlvmSession : public TableSession<LlvmSession> {
   // <the server's opt> -passes='...' -preserve-bc-uselistorder=false input.bc -o output.bc
   std::string commandLine() const override;
   const std::vector<uint32_t>& actions() const override { return actions_; }
+  Result<std::string> programObject(RunProgram program) override;
 
   // By row index (the worker) or by name (tests, tools): InvalidRequest for
   // an unknown name. A reward moves its running state on (CompilerGym
@@ -65,11 +69,15 @@ class LlvmSession : public TableSession<LlvmSession> {
   const BenchmarkCosts& costs() const { return costs_; }
   const std::string& bitcode();
   Result<int64_t> objectTextSize();
+  // The linked program's Berkeley text size (runs the build): InvalidRequest
+  // without a run configuration, BuildFailed when it does not link.
+  Result<int64_t> textSize();
 
  private:
   struct Impl;
   llvm::Module& module_;
   BenchmarkCosts costs_;
+  const std::string* originalBitcode_;
   std::vector<uint32_t> actions_;
   std::unique_ptr<Impl> impl_;
 };

@@ -39,7 +39,8 @@ Result<std::unique_ptr<llvm::TargetMachine>> createTargetMachine(std::string_vie
                                           : llvm::CodeGenOptLevel::Default;
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
       triple.getTriple(), /*CPU=*/"", /*Features=*/"", toolDefaultOptions(triple),
-      /*RM=*/std::nullopt, /*CM=*/std::nullopt, level));
+      /*RM=*/use == TargetMachineUse::Program ? std::optional(llvm::Reloc::PIC_) : std::nullopt, /*CM=*/std::nullopt,
+      use == TargetMachineUse::Program ? llvm::CodeGenOptLevel::None : level));
   if (!machine) {
     return makeError(Outcome::BenchmarkError,
                      "LLVM could not create a target machine for '" + triple.getTriple() + "'");

@@ -24,6 +24,10 @@ enum class TargetMachineUse {
   PassPipeline,
   // What `llc -filetype=obj` emits with: CodeGenOptLevel::Default (-O2).
   ObjectEmission,
+  // What `clang -c` of bitcode emits a runnable benchmark's program with
+  // (CompilerGym builds with clang $IN): CodeGenOptLevel::None (-O0
+  // codegen) and position-independent code, as the default PIE link needs.
+  Program,
 };
 
 // BenchmarkError when no registered target handles the triple.

@@ -85,8 +85,15 @@ TEST_F(Backends, TheDescriptionCarriesEachSpaceAsData) {
   ASSERT_NE(size, nullptr);
   EXPECT_TRUE(size->platformDependent);
   EXPECT_FALSE(size->description.empty());
-  ASSERT_EQ(d.rewards.size(), 8u);
+  ASSERT_EQ(d.rewards.size(), 9u);  // CompilerGym's eight, and Runtime
   for (const auto& reward : d.rewards) EXPECT_EQ(reward.valueType, ValueType::Float64) << reward.name;
+  // Which spaces need a runnable benchmark travels with the description.
+  const SpaceDescription* runtime = d.findObservation("Runtime");
+  ASSERT_NE(runtime, nullptr);
+  EXPECT_TRUE(runtime->needsRunConfig);
+  EXPECT_FALSE(size->needsRunConfig);
+  ASSERT_NE(d.findReward("Runtime"), nullptr);
+  EXPECT_TRUE(d.findReward("Runtime")->needsRunConfig);
 }
 
 TEST_F(Backends, SetParameterIsAnsweredByTheBackendsSession) {
@@ -95,7 +102,8 @@ TEST_F(Backends, SetParameterIsAnsweredByTheBackendsSession) {
   auto set = env.setParameter("choices", "1,2,3");
   ASSERT_FALSE(set);
   EXPECT_EQ(set.error().outcome, Outcome::InvalidRequest);
-  EXPECT_NE(set.error().message.find("the llvm backend has no parameter 'choices'; it accepts none"),
+  EXPECT_NE(set.error().message.find("the llvm backend has no parameter 'choices'; it accepts "
+                                     "runtime_observation_count, runtime_warmup_runs_count"),
             std::string::npos)
       << set.error().message;
   // A refused setting ends nothing.

@@ -63,7 +63,7 @@ class StubZygote : public ControlHandler {
   }
   Result<SessionStart> newSession(const std::string& backend, const std::string& benchmark,
                                   proto::Limits::Reader limits, proto::SessionStarted::Builder out,
-                                  std::vector<UniqueFd>& fds) override {
+                                  std::vector<UniqueFd>& fds, const std::optional<RunConfig>&) override {
     if (backend != "llvm") return makeError(Outcome::InvalidRequest, "unknown backend; this server has llvm");
     // What the real zygote reads before it forks.
     const uint64_t memoryMb = limits.getAddressSpaceMb();

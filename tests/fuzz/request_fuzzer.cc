@@ -64,6 +64,15 @@ class StubWorker : public RequestHandler {
     for (unsigned i = 0; i < rewards.size(); ++i) out.set(i, 0.5 * i);
     return !actions.empty() && actions.back() == kActions - 1;  // "the episode ended"
   }
+  void run(const RunRequest& request, proto::Reply::Builder reply) override {
+    if (request.repetitions > 1000) {
+      setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest, "too many repetitions"));
+      return;
+    }
+    RunResult result;
+    result.runs.resize(request.repetitions);
+    writeRunResult(result, reply.initRun());
+  }
   void setParameter(std::string_view key, std::string_view value, proto::Reply::Builder reply) override {
     if (key != "choices") {
       setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest, "unknown parameter; it accepts choices"));

@@ -658,7 +658,8 @@ class HostileServer : public forkserver::ControlHandler {
     out.setSignal(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   }
   Result<SessionStart> newSession(const std::string&, const std::string& benchmark, proto::Limits::Reader,
-                                  proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds) override {
+                                  proto::SessionStarted::Builder out, std::vector<UniqueFd>& fds,
+                                  const std::optional<RunConfig>&) override {
     auto created = Channel::create();
     if (!created) return created.takeError();
     auto& [channel, ends] = *created;

@@ -104,6 +104,14 @@ TEST(Contract, ObservationByRowRunsThatRowsFunction) {
   for (size_t i = 0; i < rows.size(); ++i) {
     auto byRow = session.observe(i);
     auto byName = session.observe(std::string_view(rows[i].space.name));
+    if (rows[i].space.needsRunConfig) {
+      // This benchmark has no run configuration: both say so, the same way.
+      ASSERT_FALSE(byRow.ok() || byName.ok()) << rows[i].space.name;
+      EXPECT_EQ(byRow.error().outcome, Outcome::InvalidRequest) << rows[i].space.name;
+      EXPECT_EQ(byRow.error().message, byName.error().message) << rows[i].space.name;
+      EXPECT_NE(byRow.error().message.find("no run configuration"), std::string::npos) << byRow.error().message;
+      continue;
+    }
     ASSERT_TRUE(byRow.ok() && byName.ok()) << rows[i].space.name;
     EXPECT_TRUE(*byRow == *byName) << rows[i].space.name;
     EXPECT_TRUE(checkValue(rows[i].space, *byRow).ok()) << rows[i].space.name;
@@ -113,14 +121,27 @@ TEST(Contract, ObservationByRowRunsThatRowsFunction) {
   EXPECT_EQ(past.error().outcome, Outcome::InvalidRequest);
 }
 
-TEST(Contract, LlvmHasNoParametersAndSaysSo) {
+TEST(Contract, LlvmParametersAreTheRuntimeOnesAndAnUnknownKeySaysSo) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
   LlvmSession session(*benchmark.module, benchmark.costs);
   auto set = session.setParameter("choices", "1,2");
   ASSERT_FALSE(set.ok());
   EXPECT_EQ(set.error().outcome, Outcome::InvalidRequest);
   EXPECT_NE(set.error().message.find("'choices'"), std::string::npos) << set.error().message;
-  EXPECT_NE(set.error().message.find("accepts none"), std::string::npos) << set.error().message;
+  EXPECT_NE(set.error().message.find("accepts runtime_observation_count, runtime_warmup_runs_count"),
+            std::string::npos)
+      << set.error().message;
+  auto count = session.setParameter("runtime_observation_count", "30");
+  ASSERT_TRUE(count.ok()) << count.error().message;
+  EXPECT_EQ(*count, "30");
+  EXPECT_EQ(session.runtimeObservationCount(), 30u);
+  for (const char* bad : {"0", "-1", "1001", "3x", ""}) {
+    auto refused = session.setParameter("runtime_observation_count", bad);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.error().outcome, Outcome::InvalidRequest) << bad;
+  }
+  EXPECT_EQ(session.runtimeObservationCount(), 30u);
+  ASSERT_TRUE(session.setParameter("runtime_warmup_runs_count", "0").ok());
   const std::string_view keys[] = {"choices", "timeout"};
   EXPECT_NE(unknownParameter("gcc", "x", keys).message.find("accepts choices, timeout"), std::string::npos);
 }

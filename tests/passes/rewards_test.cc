@@ -71,18 +71,22 @@ TEST(Rewards, BaselineNoBetterThanTheStartDividesByOne) {
   EXPECT_DOUBLE_EQ(tracker.advance(IC, RewardScale::VsOz, 97), 3.0);
 }
 
-TEST(Rewards, SpacesAreCompilerGymsEight) {
+TEST(Rewards, SpacesAreCompilerGymsEightAndRuntime) {
   std::vector<std::string_view> names;
   for (const Space& space : rewardSpaces()) {
     names.push_back(space.name);
     EXPECT_EQ(space.type, ValueType::Float64) << space.name;
-    EXPECT_TRUE(space.deterministic);
-    EXPECT_EQ(space.platformDependent, space.name.starts_with("ObjectTextSize")) << space.name;
+    // Runtime is measured: neither deterministic nor portable, and only
+    // for benchmarks that run.
+    const bool runtime = space.name == "Runtime";
+    EXPECT_EQ(space.deterministic, !runtime) << space.name;
+    EXPECT_EQ(space.needsRunConfig, runtime) << space.name;
+    EXPECT_EQ(space.platformDependent, space.name.starts_with("ObjectTextSize") || runtime) << space.name;
   }
   EXPECT_EQ(names, (std::vector<std::string_view>{
                        "IrInstructionCount", "IrInstructionCountNorm", "IrInstructionCountO3",
                        "IrInstructionCountOz", "ObjectTextSizeBytes", "ObjectTextSizeNorm",
-                       "ObjectTextSizeO3", "ObjectTextSizeOz"}));
+                       "ObjectTextSizeO3", "ObjectTextSizeOz", "Runtime"}));
 }
 
 TEST(Rewards, SessionEpisodeReturnTelescopesToTheFormula) {

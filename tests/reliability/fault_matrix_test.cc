@@ -30,6 +30,8 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <thread>
+#include <filesystem>
 
 #include <capnp/message.h>
 
@@ -888,6 +890,182 @@ Got passDiesWithItsWorker(const std::string& attack, const std::string& passName
   return got;
 }
 
+// ---------------------------------------------------------------- runner --
+
+// A runnable benchmark whose program is `source`: reset with a run
+// configuration of `timeout` seconds, built and run once by the runner. The
+// run's outcome is `expected` with each of `words` in its stdout or message;
+// the episode goes on (a step and a fork answer); `then`, if given, checks
+// more in the same episode.
+Got runnerRow(const std::string& name, const std::string& source, Outcome expected,
+              const std::vector<std::string>& words, uint32_t timeout = 2,
+              const std::function<std::string(Env&)>& then = {}) {
+  RowFile file("runner-" + name + ".c", source);
+  RunConfig config;
+  config.runTimeoutSeconds = timeout;
+  Env env(gHarness->connection);
+  if (auto ok = env.reset("file://" + file.path, &config); !ok) return {false, "reset failed: " + ok.error().message};
+  auto ran = env.run(RunRequest{});
+  if (!ran) return {false, "run failed: " + std::string(outcomeName(ran.error().outcome)) + ": " + ran.error().message};
+  if (!ran->built || ran->runs.size() != 1) return {false, "not built or not run: " + ran->buildDiagnostics};
+  const ProgramRun& run = ran->runs[0];
+  Got got{run.outcome == static_cast<uint16_t>(expected),
+          std::string(outcomeName(static_cast<Outcome>(run.outcome))) + ": " + run.message};
+  const std::string seen = run.stdoutData + run.message;
+  for (const auto& word : words) {
+    if (seen.find(word) == std::string::npos) {
+      got.pass = false;
+      got.text += " | MISSING '" + word + "' in: " + seen;
+    }
+  }
+  if (!run.stdoutData.empty()) got.text += " | " + run.stdoutData.substr(0, 120);
+  if (then) {
+    const std::string problem = then(env);
+    if (!problem.empty()) {
+      got.pass = false;
+      got.text += " | " + problem;
+    }
+  }
+  const uint32_t mem2reg[] = {gHarness->action("-mem2reg")};
+  const bool steps = env.step(mem2reg, std::vector<std::string>{"IrInstructionCount"}).ok();
+  auto copy = env.fork();
+  const bool forks = copy && copy->observe(std::vector<std::string>{"IrInstructionCount"}).ok();
+  got.text += steps && forks ? "; goes on" : "; the EPISODE broke";
+  got.pass = got.pass && steps && forks;
+  return got;
+}
+
+constexpr const char* kEscapeProgram = R"(#include <stdio.h>
+int main(void) {
+  const char* reads[] = {"/etc/passwd", "/proc/1/environ", "../../etc/hostname"};
+  for (int i = 0; i < 3; ++i) printf("read %s: %s\n", reads[i], fopen(reads[i], "r") ? "OPENED" : "denied");
+  const char* writes[] = {"/tmp/forkgym-escape", "../forkgym-escape", "/dev/shm/forkgym-escape"};
+  for (int i = 0; i < 3; ++i) printf("write %s: %s\n", writes[i], fopen(writes[i], "w") ? "OPENED" : "denied");
+  printf("own directory: %s\n", fopen("mine.txt", "w") ? "writable" : "DENIED");
+  return 0;
+}
+)";
+
+constexpr const char* kNetworkProgram = R"(#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+int main(void) {
+  printf("before the socket\n");
+  fflush(stdout);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in to = {0};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(80);
+  to.sin_addr.s_addr = htonl(0x01010101);
+  printf("socket %d connect %d\n", fd, connect(fd, (struct sockaddr*)&to, sizeof to));
+  return 0;
+}
+)";
+
+constexpr const char* kForkBombProgram = R"(#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+  printf("bombing\n");
+  fflush(stdout);
+  for (;;) fork();
+}
+)";
+
+constexpr const char* kForeverProgram = R"(int main(void) { volatile unsigned long n = 0; for (;;) ++n; }
+)";
+
+constexpr const char* kHugeFileProgram = R"(#include <stdio.h>
+#include <string.h>
+static char block[1 << 20];
+int main(void) {
+  FILE* f = fopen("huge", "w");
+  memset(block, 'x', sizeof block);
+  for (int i = 0; i < 1024; ++i) fwrite(block, 1, sizeof block, f);
+  printf("wrote 1 GiB\n");
+  return 0;
+}
+)";
+
+// Many files below the file-size limit, until the private /tmp is full.
+constexpr const char* kFillDiskProgram = R"(#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+static char block[1 << 20];
+int main(void) {
+  memset(block, 'x', sizeof block);
+  for (int file = 0; file < 64; ++file) {
+    char name[32];
+    snprintf(name, sizeof name, "fill%d", file);
+    FILE* f = fopen(name, "w");
+    if (!f) { printf("open failed: %s\n", strerror(errno)); return 3; }
+    for (int i = 0; i < 48; ++i) {
+      if (fwrite(block, 1, sizeof block, f) != sizeof block || fflush(f) != 0) {
+        printf("disk full: %s\n", strerror(errno));
+        return 3;
+      }
+    }
+    fclose(f);
+  }
+  printf("never full\n");
+  return 0;
+}
+)";
+
+constexpr const char* kChecksumProgram = R"(#include <stdio.h>
+int main(void) { printf("checksum = 42\n"); return 0; }
+)";
+
+// Live processes whose command is `name` (a benchmark's program shows as
+// its file name, e.g. "a.out").
+std::vector<pid_t> processesNamed(const std::string& name) {
+  std::vector<pid_t> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename();
+    if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+    std::ifstream comm(entry.path() / "comm");
+    std::string text;
+    std::getline(comm, text);
+    std::ifstream stat(entry.path() / "stat");
+    std::string statText;
+    std::getline(stat, statText);
+    const size_t close = statText.rfind(')');
+    const bool zombie = close != std::string::npos && close + 2 < statText.size() && statText[close + 2] == 'Z';
+    if (text == name && !zombie) found.push_back(std::stoi(pid));
+  }
+  return found;
+}
+
+// The worker is SIGKILLed while its program (and the children the program
+// forked) run: the run request is crashed and every one of them ends.
+Got programDiesWithItsWorker() {
+  RowFile file("runner-orphan.c", R"(#include <unistd.h>
+int main(void) { fork(); fork(); for (;;) pause(); }
+)");  // pause(): the program_runner rule set lets ordinary programs wait
+  RunConfig config;
+  config.buildCommand = {"$CC", "$IN", "-o", "forkgym-orphan"};  // a name /proc shows as its command
+  config.buildOutfile = "forkgym-orphan";
+  config.runTimeoutSeconds = 600;
+  Env env(gHarness->connection);
+  if (auto ok = env.reset("file://" + file.path, &config); !ok) return {false, "reset failed: " + ok.error().message};
+  const pid_t worker = env.workerPid();
+  Result<RunResult> ran = makeError(Outcome::ServerError, "not run");
+  std::thread running([&] { ran = env.run(RunRequest{}); });
+  std::vector<pid_t> programs;
+  const bool started = eventually([&] { return (programs = processesNamed("forkgym-orphan")).size() == 4; });
+  kill(worker, SIGKILL);
+  running.join();
+  if (!started) return {false, "the program never ran 4 processes (" + std::to_string(programs.size()) + ")"};
+  Got got{!ran && ran.error().outcome == Outcome::Crashed,
+          ran ? std::string("run answered") : std::string(outcomeName(ran.error().outcome)) + ": " + ran.error().message};
+  bool allGone = true;
+  for (pid_t pid : programs) allGone = waitUntilGone(pid) && allGone;
+  allGone = allGone && eventually([] { return processesNamed("forkgym-orphan").empty(); });
+  got.text += allGone ? "; its 4 processes ended with it" : "; a PROGRAM OUTLIVED its worker";
+  got.pass = got.pass && allGone;
+  for (pid_t pid : processesNamed("forkgym-orphan")) kill(pid, SIGKILL);  // the row failed; what it left goes
+  return got;
+}
+
 std::vector<Row> rows() {
   std::vector<Row> rows;
   EnvOptions quick;
@@ -996,6 +1174,53 @@ std::vector<Row> rows() {
                     RowFile bomb("bomb.c", preprocessorBomb());
                     return resetFails("file://" + bomb.path, Outcome::BenchmarkError, {"out of memory"});
                   }});
+  rows.push_back({"program opens files outside its directory", "ok: every attempt denied (EACCES); goes on", [] {
+                    return runnerRow("escape", kEscapeProgram, Outcome::Ok,
+                                     {"read /etc/passwd: denied", "read /proc/1/environ: denied",
+                                      "read ../../etc/hostname: denied", "write /tmp/forkgym-escape: denied",
+                                      "write ../forkgym-escape: denied", "write /dev/shm/forkgym-escape: denied",
+                                      "own directory: writable"});
+                  }});
+  rows.push_back({"program opens a network socket", "sandbox_violation SIGSYS; goes on", [] {
+                    return runnerRow("network", kNetworkProgram, Outcome::SandboxViolation,
+                                     {"before the socket", "SIGSYS"});
+                  }});
+  rows.push_back({"program fork-bombs", "timed_out after 2 s; its processes end", [] {
+                    return runnerRow("forkbomb", kForkBombProgram, Outcome::TimedOut, {"bombing", "timed out"});
+                  }});
+  rows.push_back({"program runs forever", "timed_out after 1 s; goes on", [] {
+                    return runnerRow("forever", kForeverProgram, Outcome::TimedOut, {"timed out after 1 s"}, 1);
+                  }});
+  rows.push_back({"program writes a 1 GiB file", "output_too_large SIGXFSZ; goes on", [] {
+                    return runnerRow("hugefile", kHugeFileProgram, Outcome::OutputTooLarge, {"SIGXFSZ"});
+                  }});
+  rows.push_back({"program fills the disk", "ok, exit 3 ENOSPC; the next run has the space back", [] {
+                    return runnerRow("filldisk", kFillDiskProgram, Outcome::Ok,
+                                     {"disk full: No space left on device", "exited with status 3"}, 10,
+                                     [](Env& env) -> std::string {
+                                       auto again = env.run(RunRequest{});
+                                       if (!again || !again->built || again->runs.size() != 1) return "NO SECOND RUN";
+                                       return again->runs[0].stdoutData.find("disk full") != std::string::npos
+                                                  ? ""
+                                                  : "second run: " + again->runs[0].stdoutData;
+                                     });
+                  }});
+  rows.push_back({"program runs 30 times", "ok 30 times, same stdout", [] {
+                    return runnerRow("checksum", kChecksumProgram, Outcome::Ok, {"checksum = 42"}, 10,
+                                     [](Env& env) -> std::string {
+                                       RunRequest request;
+                                       request.repetitions = 30;
+                                       request.warmups = 2;
+                                       auto ran = env.run(request);
+                                       if (!ran || ran->runs.size() != 30) return "NOT 30 RUNS";
+                                       for (const auto& run : ran->runs) {
+                                         if (run.stdoutData != "checksum = 42\n") return "stdout " + run.stdoutData;
+                                       }
+                                       return "";
+                                     });
+                  }});
+  rows.push_back({"worker SIGKILLed while its program runs", "crashed; the program and its children end",
+                  programDiesWithItsWorker});
   rows.push_back({"load past its timeout", "benchmark_error; the compiler is killed too", loadPastItsTimeout});
   rows.push_back({"client goes away mid-load", "the load and its compiler end", clientGoesAwayMidLoad});
   rows.push_back({"slow load", "blocks no other client", slowLoadBlocksNobody});

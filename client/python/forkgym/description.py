@@ -62,6 +62,7 @@ class SpaceRow:
     deterministic: bool = True
     platform_dependent: bool = False
     description: str = ""
+    needs_run_config: bool = False  # computed by running the program: runnable benchmarks only
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def _space_row(native: Any) -> SpaceRow:
         deterministic=bool(native.deterministic),
         platform_dependent=bool(native.platform_dependent),
         description=str(native.description),
+        needs_run_config=bool(native.needs_run_config),
     )
 
 
