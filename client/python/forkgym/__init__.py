@@ -47,6 +47,7 @@ from forkgym.outcome import Outcome
 from forkgym.gcc_env import GccEnv
 from forkgym.llvm_env import LlvmEnv
 from forkgym.registration import ENV_TABLE, ENVIRONMENTS, EnvEntry, full_id, register_all
+from forkgym.run_config import InputSet, RunCommand, RunConfig, RunFile, make_run_config
 from forkgym.server import Server, ServerOptions, default_socket_path, server_binary
 from forkgym.state import CompilerEnvState, CompilerEnvStateReader, CompilerEnvStateWriter
 from forkgym.validate import ValidationResult
@@ -111,12 +112,16 @@ __all__ = [
     "DownloadFailed",
     "ForkgymError",
     "GccEnv",
+    "InputSet",
     "InvalidAction",
     "InvalidRequest",
     "LlvmEnv",
     "Outcome",
     "ProtocolMismatch",
     "ResourceExhausted",
+    "RunCommand",
+    "RunConfig",
+    "RunFile",
     "Server",
     "ServerOptions",
     "ServerUnavailable",
@@ -130,6 +135,7 @@ __all__ = [
     "make",
     "make_benchmark",
     "make_benchmark_from_command_line",
+    "make_run_config",
     "default_socket_path",
     "make_vec",
     "server_binary",

@@ -41,8 +41,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from forkgym.datasets.benchmark import Benchmark
+from forkgym.datasets.benchmark import Benchmark, _without_param
 from forkgym.errors import BenchmarkNotFound, InvalidRequest
+from forkgym.run_config import RUN_KEYWORDS, make_run_config
 
 BUNDLED_DATASET = "forkgym-v0"
 USER_DATASET = "user-v0"  # what make_benchmark() made, by content digest
@@ -107,6 +108,21 @@ def server_uri(benchmark: str | Benchmark, progress: bool | None = None) -> str:
     raise BenchmarkNotFound(f"unknown scheme in '{uri}'; use benchmark://, file:// or generator://")
 
 
+def session_benchmark(benchmark: str | Benchmark, progress: bool | None = None) -> tuple[str, Any]:
+    """What a new session is started with: the URI for the server (as
+    :func:`server_uri`, without the ``?run=`` naming a run configuration) and
+    the benchmark's :class:`forkgym.RunConfig` (the one set on a Benchmark, or
+    the one ``?run=<digest>`` names, from the benchmark cache), or None: then
+    the server attaches its dataset's, if it has one."""
+    if not isinstance(benchmark, Benchmark):
+        benchmark = Benchmark(str(benchmark))
+    config = benchmark.run_config
+    plain = _without_param(benchmark.uri, "run")
+    if plain is not benchmark.uri:
+        benchmark = Benchmark(str(plain), content=benchmark.content)
+    return server_uri(benchmark, progress), config
+
+
 # A server started as root loads benchmarks as its unprivileged sandbox user
 # (nobody; README, "Threat model"), which must be able to read what
 # make_benchmark() hands it: root's cache is readable by all, and outside
@@ -131,18 +147,24 @@ def benchmark_cache_dir() -> Path:
 
 
 def _store(content: bytes, suffix: str) -> Benchmark:
-    """Keeps ``content`` in the cache under its digest and returns its Benchmark.
+    """Keeps ``content`` in the cache under its digest and returns its Benchmark
+    (see :func:`store_file`)."""
+    digest = hashlib.sha256(content).hexdigest()[:32]
+    store_file(content, benchmark_cache_dir() / (digest + suffix))
+    return Benchmark(f"benchmark://{USER_DATASET}/{digest}")
+
+
+def store_file(content: bytes, final: Path) -> None:
+    """Writes ``content`` as ``final`` in the cache, unless it is there already.
 
     The file appears under its name only once complete. Written to an
     anonymous file (O_TMPFILE) linked in when done, a process killed meanwhile
     leaves nothing; where the file system or the kernel refuses that, to a
     ``.partial-<pid>-*`` file renamed when done, which a later call removes if
     its process is gone."""
-    digest = hashlib.sha256(content).hexdigest()[:32]
-    directory = benchmark_cache_dir()
-    final = directory / (digest + suffix)
+    directory = final.parent
     if final.exists():
-        return Benchmark(f"benchmark://{USER_DATASET}/{digest}")
+        return
     _remove_stale(directory)
     try:
         fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, _FILE_MODE)
@@ -152,9 +174,9 @@ def _store(content: bytes, suffix: str) -> Benchmark:
         try:
             _write_all(fd, content)
             os.link(f"/proc/self/fd/{fd}", final, follow_symlinks=True)
-            return Benchmark(f"benchmark://{USER_DATASET}/{digest}")
+            return
         except FileExistsError:
-            return Benchmark(f"benchmark://{USER_DATASET}/{digest}")  # the same content, made meanwhile
+            return  # the same content, made meanwhile
         except OSError:
             pass  # e.g. EXDEV: linking a /proc/self/fd entry is refused here
         finally:
@@ -166,7 +188,6 @@ def _store(content: bytes, suffix: str) -> Benchmark:
     finally:
         os.close(fd)
     os.replace(partial, final)
-    return Benchmark(f"benchmark://{USER_DATASET}/{digest}")
 
 
 def _write_all(fd: int, content: bytes) -> None:
@@ -212,7 +233,12 @@ def _compile(uri: str, server: Any) -> bytes:
 
 
 def make_benchmark(
-    inputs: str | os.PathLike[str] | bytes | Iterable[str | os.PathLike[str]], *, server: Any = None
+    sources: str | os.PathLike[str] | bytes | Iterable[str | os.PathLike[str]] | None = None,
+    /,
+    *,
+    server: Any = None,
+    inputs: Any = None,
+    **run: Any,
 ) -> Benchmark:
     """A Benchmark captured now from source or IR files, a directory, or bitcode bytes.
 
@@ -225,7 +251,37 @@ def make_benchmark(
     :func:`benchmark_cache_dir`: the same content always gets the same URI,
     different content a different one, and changing or deleting the inputs
     afterwards changes nothing.
+
+    The keywords of a run configuration (:func:`forkgym.make_run_config`) make it
+    runnable: ``build_cmd``, ``run_cmd``, ``args``, ``stdin``, ``inputs`` (files
+    for the run directory, read now), ``input_sets``, ``outputs``,
+    ``pre_run_cmd``, ``post_run_cmd``, ``build_outfile``, ``build_timeout``,
+    ``run_timeout``; e.g. ``make_benchmark("prog.c", run_cmd=["./a.out", "data.txt"],
+    inputs=["data.txt"], outputs=["result.txt"])``. Its URI then ends in
+    ``?run=<digest of the configuration>``, kept in the same cache. (Called
+    with no positional argument, ``inputs=`` names the sources, as in
+    CompilerGym's ``make_benchmark(inputs=...)``.)
     """
+    if sources is None:
+        if inputs is None:
+            raise TypeError("make_benchmark() needs the program: a path, several paths, or bitcode bytes")
+        sources, inputs = inputs, None
+    unknown = sorted(set(run) - set(RUN_KEYWORDS))
+    if unknown:
+        raise TypeError(f"make_benchmark(): unknown keyword(s) {', '.join(unknown)}; a run configuration's are "
+                        f"{', '.join(RUN_KEYWORDS)}")
+    if inputs is not None:
+        run["inputs"] = inputs
+    # The configuration is read (and checked) before anything is compiled.
+    config = make_run_config(**run) if any(v is not None for v in run.values()) else None
+    benchmark = _make_benchmark(sources, server)
+    if config is not None:
+        # Benchmark(run_config=) keeps it in the cache, for states naming it.
+        benchmark = Benchmark(str(benchmark.uri.with_params(run=config.digest)), run_config=config)
+    return benchmark
+
+
+def _make_benchmark(inputs: Any, server: Any) -> Benchmark:
     if isinstance(inputs, (bytes, bytearray, memoryview)):
         content = bytes(inputs)
         if not content:
@@ -242,7 +298,7 @@ def make_benchmark(
         return _store(_compile("file://" + str(path) + ("/" if path.is_dir() else ""), server), ".bc")
     paths = [Path(p).resolve() for p in inputs]
     if len(paths) == 1:
-        return make_benchmark(paths[0], server=server)
+        return _make_benchmark(paths[0], server)
     for p in paths:
         if not p.is_file() or p.suffix not in SOURCE_SUFFIXES:
             raise BenchmarkNotFound(f"{p}: linking several inputs needs existing C/C++ source files")
@@ -348,7 +404,7 @@ def _command_line_parts(argv: list[str], cwd: Path) -> tuple[list[Path], list[st
 
 
 def make_benchmark_from_command_line(
-    command_line: str | Sequence[str], *, cwd: str | os.PathLike[str] | None = None, server: Any = None
+    command_line: str | Sequence[str], *, cwd: str | os.PathLike[str] | None = None, server: Any = None, **run: Any
 ) -> Benchmark:
     """A Benchmark of what a compiler command line compiles, captured now:
     ``clang -c foo.c bar.c -O2 -DNDEBUG -o foo`` gives the module of ``foo.c`` and
@@ -361,7 +417,8 @@ def make_benchmark_from_command_line(
     options, and link inputs (``.o``/``.a``/``.so``), do not change the module
     and are dropped. Any other option (``-I``, ``-std=``, ``-f...``) is refused by
     name: the server compiles a copy of each source with its own options, so
-    it could not honour it. Relative paths are relative to ``cwd`` (default:
+    it could not honour it. A run configuration's keywords are
+    :func:`make_benchmark`'s. Relative paths are relative to ``cwd`` (default:
     the current directory); a source's ``#include "..."`` of a file beside it
     is not found in the copy, as with :func:`make_benchmark` of several sources.
     """
@@ -377,5 +434,9 @@ def make_benchmark_from_command_line(
     if not sources:
         raise BenchmarkNotFound(f"make_benchmark_from_command_line: no C/C++ source in {' '.join(argv)!r}")
     if not lines:
-        return make_benchmark(sources if len(sources) > 1 else sources[0], server=server)
-    return _compile_copies(sources, "".join(line + "\n" for line in lines), server)
+        return make_benchmark(sources if len(sources) > 1 else sources[0], server=server, **run)
+    benchmark = _compile_copies(sources, "".join(line + "\n" for line in lines), server)
+    if any(v is not None for v in run.values()):
+        config = make_run_config(**run)
+        benchmark = Benchmark(str(benchmark.uri.with_params(run=config.digest)), run_config=config)
+    return benchmark

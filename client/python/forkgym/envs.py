@@ -48,7 +48,7 @@ import gymnasium as gym
 import numpy as np
 
 from forkgym import _forkgym
-from forkgym.benchmarks import Benchmark, canonical_uri, server_uri
+from forkgym.benchmarks import Benchmark, canonical_uri, session_benchmark
 from forkgym.datasets import Datasets
 from forkgym.description import BackendDescription
 from forkgym.errors import (
@@ -378,7 +378,7 @@ class CompilerEnv(gym.Env):
             raise BenchmarkNotFound(f"no benchmark: the '{self._backend}' backend has no default one; pass "
                                     "benchmark=<uri> to reset() or to the env")
         try:
-            self._start_session(server_uri(self._benchmark))
+            self._start_session(*session_benchmark(self._benchmark))
         except (BenchmarkNotFound, BenchmarkInitError, DatasetError):
             # A bad benchmark given to this reset does not stick: reset() works again.
             self._benchmark = previous
@@ -394,8 +394,10 @@ class CompilerEnv(gym.Env):
             observation = self.observation[self._observation_spec.id]
         return observation, {"benchmark": self._benchmark.uri}
 
-    def _start_session(self, uri: str) -> None:
-        """A worker for ``uri``; if the zygote died, one retry on a new zygote."""
+    def _start_session(self, uri: str, run_config: Any = None) -> None:
+        """A worker for ``uri`` (with ``run_config``, a :class:`forkgym.RunConfig`,
+        when the benchmark has one of its own); if the zygote died, one retry on a
+        new zygote."""
         for attempt in range(2):
             connection = self._server.connection()
             if self._native is None or self._native_connection is not connection:
@@ -404,7 +406,7 @@ class CompilerEnv(gym.Env):
                 self._native = self._new_session(connection)
                 self._native_connection = connection
             try:
-                self._native.reset(uri)
+                _reset_native(self._native, uri, run_config)
                 return
             except ServerUnavailable:
                 if attempt:
@@ -614,14 +616,14 @@ class CompilerEnv(gym.Env):
         starts a new worker and replays the actions (see :func:`_unpickle_env`)."""
         with self._lock:
             kwargs = dict(self._init_kwargs)
-            kwargs["benchmark"] = self._benchmark.uri if self._benchmark is not None else None
+            kwargs["benchmark"] = self._benchmark.state_uri if self._benchmark is not None else None
             kwargs["observation_space"] = None
             kwargs["reward_space"] = None
             in_episode = self.in_episode
             state = {
                 "observation_space": self._space_key(self._observation_spec, self._observation_specs),
                 "reward_space": self._space_key(self._reward_spec, self._reward_specs),
-                "episode": (self._benchmark_in_use or self._benchmark).uri if in_episode else None,
+                "episode": (self._benchmark_in_use or self._benchmark).state_uri if in_episode else None,
                 "actions": list(self._actions),
                 "episode_reward": self.episode_reward,
                 "spec": self.spec,
@@ -690,8 +692,9 @@ class CompilerEnv(gym.Env):
     def state(self) -> CompilerEnvState:
         """The episode as a :class:`CompilerEnvState` (reward = episode_reward, or None
         without a reward space)."""
+        benchmark = self.benchmark
         return CompilerEnvState(
-            benchmark=str(self.benchmark or ""),
+            benchmark=benchmark.state_uri if benchmark is not None else "",
             commandline=self.commandline(),
             walltime=self.episode_walltime,
             reward=self.episode_reward if self._reward_spec is not None else None,
@@ -796,6 +799,15 @@ class CompilerEnv(gym.Env):
         env_id = self.spec.id if self.spec else type(self).__name__
         uri = self.benchmark.uri if self.benchmark else None
         return f"<{env_id} benchmark={uri}>"
+
+
+def _reset_native(native: _forkgym.Env, uri: str, run_config: Any) -> None:
+    """Starts ``native``'s session on ``uri``, with the benchmark's own run
+    configuration when it has one (else the server attaches its dataset's)."""
+    if run_config is None:
+        native.reset(uri)
+    else:
+        native.reset(uri, run_config.to_native())
 
 
 def _unpickle_env(cls: type[CompilerEnv], kwargs: dict[str, Any], state: dict[str, Any]) -> CompilerEnv:

@@ -234,13 +234,14 @@ class LlvmEnv(CompilerEnv):
                 return "IrSha1", cost, baseline
         return ("IrSha1", *_COSTS["IrInstructionCount"])
 
-    def make_benchmark(self, inputs: Any) -> Benchmark:
-        """See :func:`forkgym.make_benchmark` (sources are compiled by this env's server)."""
-        return make_benchmark(inputs, server=self._server)
+    def make_benchmark(self, sources: Any = None, /, **keywords: Any) -> Benchmark:
+        """See :func:`forkgym.make_benchmark` (sources are compiled by this env's server;
+        the keywords of a run configuration make it runnable)."""
+        return make_benchmark(sources, server=self._server, **keywords)
 
-    def make_benchmark_from_command_line(self, command_line: Any, cwd: Any = None) -> Benchmark:
+    def make_benchmark_from_command_line(self, command_line: Any, cwd: Any = None, **run: Any) -> Benchmark:
         """See :func:`forkgym.make_benchmark_from_command_line` (compiled by this env's server)."""
-        return make_benchmark_from_command_line(command_line, cwd=cwd, server=self._server)
+        return make_benchmark_from_command_line(command_line, cwd=cwd, server=self._server, **run)
 
     @property
     def ir(self) -> str:

@@ -102,7 +102,8 @@ def validate_states(
     progress: Any = None,
 ) -> list[ValidationResult]:
     """Validates ``states`` using ``env``'s server and reward space, ``jobs`` at a time."""
-    from forkgym.benchmarks import server_uri
+    from forkgym.benchmarks import session_benchmark
+    from forkgym.envs import _reset_native
 
     unwrapped = env.unwrapped
     reward_spec = unwrapped.reward_space
@@ -120,8 +121,9 @@ def validate_states(
             results.append(result)
             try:
                 unwrapped._check_replayable(state)
+                uri, run_config = session_benchmark(state.benchmark)
                 native = unwrapped._new_session(unwrapped._server.connection())
-                native.reset(server_uri(state.benchmark))
+                _reset_native(native, uri, run_config)
             except (ForkgymError, ValueError) as e:
                 result.actions_replay_failed = True
                 result.errors.append(str(e))

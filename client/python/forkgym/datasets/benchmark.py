@@ -77,6 +77,16 @@ class BenchmarkUri(str):
         return (BenchmarkUri, (str(self),))
 
 
+def _without_param(uri: BenchmarkUri, key: str) -> BenchmarkUri:
+    """``uri`` without its query parameter ``key``."""
+    if key not in uri.params:
+        return uri
+    params = {k: v for k, v in uri.params.items() if k != key}
+    base = f"{uri.scheme}://{uri.dataset}{uri.path}"
+    return BenchmarkUri(base + ("?" + urlencode(params, doseq=True) if params else "")
+                        + ("#" + uri.fragment if uri.fragment else ""))
+
+
 @dataclass(frozen=True)
 class BenchmarkSource:
     """A source file a benchmark was made from: its name and contents."""
@@ -101,12 +111,16 @@ class Benchmark:
     """
 
     def __init__(self, uri: str, *, content: bytes | None = None, sources: Iterable[BenchmarkSource] | None = None,
-                 dynamic_config: Any = None) -> None:
+                 run_config: Any = None, dynamic_config: Any = None) -> None:
         self.uri = BenchmarkUri(uri)
         self._content = bytes(content) if content is not None else None
         self._sources = list(sources) if sources is not None else None
         self._validation_callbacks: list[ValidationCallback] = []
-        self.dynamic_config = dynamic_config
+        self._run_config: Any = None
+        self._run_config_set = False  # set_run_config() was called (None then means "none")
+        config = run_config if run_config is not None else dynamic_config
+        if config is not None:
+            self.set_run_config(config)
 
     # -------------------------------------------------------- content --
 
@@ -174,6 +188,68 @@ class Benchmark:
             target.write_bytes(source.contents)
             count += 1
         return count
+
+    # ---------------------------------------------------------- running --
+
+    def set_run_config(self, config: Any = None, **keywords: Any) -> None:
+        """How this benchmark's program is built and run: a
+        :class:`forkgym.RunConfig`, or :func:`forkgym.make_benchmark`'s keywords
+        (``build_cmd``, ``run_cmd``, ``args``, ``stdin``, ``inputs``, ``input_sets``,
+        ``outputs``, ``pre_run_cmd``, ``post_run_cmd``, timeouts), input files
+        read now. ``set_run_config(None)`` removes it (a dataset's own, if it has
+        one, applies again).
+
+        An episode on this benchmark carries it (forks too), and its state names it
+        as ``?run=<digest>`` in the benchmark URI, kept in the benchmark cache, so
+        the state replays with it. The URI of this object, its equality and hash
+        stay those of its program."""
+        from forkgym import run_config as rc
+
+        if config is not None and keywords:
+            raise TypeError("set_run_config() takes a RunConfig or keywords, not both")
+        if keywords:
+            unknown = sorted(set(keywords) - set(rc.RUN_KEYWORDS))
+            if unknown:
+                raise TypeError(f"set_run_config(): unknown keyword(s) {', '.join(unknown)}; "
+                                f"the keywords are {', '.join(rc.RUN_KEYWORDS)}")
+            config = rc.make_run_config(**keywords)
+        elif config is not None and not isinstance(config, rc.RunConfig):
+            from forkgym.errors import InvalidRequest
+
+            raise InvalidRequest(f"a run configuration is a forkgym.RunConfig (forkgym.make_run_config(...)), not "
+                                 f"{type(config).__name__}")
+        if config is not None:
+            rc.store(config)
+        self._run_config = config
+        self._run_config_set = True
+
+    @property
+    def run_config(self) -> Any:
+        """This benchmark's :class:`forkgym.RunConfig`: the one set on it, else the one
+        its URI names (``?run=<digest>``), else None (the server then attaches its
+        dataset's, if the dataset has one)."""
+        if self._run_config is None and not self._run_config_set:
+            digest = self.uri.params.get("run")
+            if digest:
+                from forkgym import run_config as rc
+
+                self._run_config = rc.load(digest[-1], str(self.uri))
+        return self._run_config
+
+    @run_config.setter
+    def run_config(self, config: Any) -> None:
+        self.set_run_config(config)
+
+    # CompilerGym's name for it (a BenchmarkDynamicConfig there).
+    dynamic_config = run_config
+
+    @property
+    def state_uri(self) -> str:
+        """The URI an episode's state records: this benchmark's, with ``?run=<digest>``
+        naming its run configuration when it has one set."""
+        base = _without_param(self.uri, "run")
+        config = self.run_config
+        return str(base.with_params(run=config.digest) if config is not None else base)
 
     # ----------------------------------------------------- validation --
 
