@@ -1,7 +1,9 @@
 """``python -m forkgym <command>``: the Python package's command line.
 
 Commands:
-    validate [--env ID] [--jobs N] FILE...|-    replay and check state CSV files
+    validate [--env ID] [--jobs N] FILE...|-    replay and check state CSV files (and, for runnable
+        [--semantics|--no-semantics]            benchmarks, what the programs do: --sanitizer asan,
+        [--sanitizer asan] [--ignore-output RE] --ignore-output REGEX, --no-stderr, --gold-runs N)
     datasets [list] [--all] [--json]            the datasets: size, installed, disk use, license
     datasets install NAME...                    download and install catalogue datasets
     datasets uninstall NAME...                  remove installed datasets (yours: the registration)

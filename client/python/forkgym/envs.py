@@ -736,7 +736,17 @@ class CompilerEnv(gym.Env):
         unavailable = self.action_space.unavailable
         return [a for a in self.action_space.from_string(state.commandline) if a not in unavailable]
 
-    def validate(self, state: CompilerEnvState | None = None, *, fresh_process: bool = False) -> Any:
+    def validate(
+        self,
+        state: CompilerEnvState | None = None,
+        *,
+        fresh_process: bool = False,
+        semantics: bool | None = None,
+        sanitizers: Sequence[str] = (),
+        output_filter: Any = None,
+        compare_stderr: bool = True,
+        gold_runs: int = 2,
+    ) -> Any:
         """Replays a state (default: this episode) in a fresh worker and checks it.
 
         Returns a :class:`forkgym.validate.ValidationResult`; for this
@@ -749,15 +759,33 @@ class CompilerEnv(gym.Env):
         step: a result that depends on heap addresses (which every episode of
         one zygote shares) shows as ``cross_process_divergent_step``
         (:func:`forkgym.validate.validate_across_processes`).
+
+        A runnable benchmark (one with a run configuration: make_benchmark's
+        keywords, or its dataset's) is also validated semantically
+        (:mod:`forkgym.semantics`): the unoptimised program is built and run
+        ``gold_runs`` times on every input set, the state's program once, and
+        their exit status, stdout, stderr (unless ``compare_stderr=False``) and
+        output files compared, modulo ``output_filter`` (a function of the
+        bytes, or a regular expression whose matching lines are dropped);
+        ``sanitizers=["asan"]`` runs an AddressSanitizer build of the state too.
+        ``semantics=False`` skips this; ``semantics=True`` makes a state whose
+        semantics could not be validated (not runnable, nondeterministic)
+        not okay. The result's ``semantics_failures`` say which check failed
+        and how; ``benchmark_nondeterministic`` that two unoptimised runs
+        differed, so nothing was concluded.
         """
+        from forkgym.semantics import SemanticsOptions
         from forkgym.validate import validate_across_processes, validate_states
 
+        options = SemanticsOptions(semantics=semantics, sanitizers=tuple(sanitizers) if not isinstance(
+            sanitizers, str) else (sanitizers,), output_filter=output_filter, compare_stderr=compare_stderr,
+            gold_runs=gold_runs)
         expected_hash = None
         if state is None:
             state = self.state
             hash_name = self.validation_observations(self._reward_spec)[0]
             expected_hash = self.observation[hash_name] if hash_name else None
-        result = validate_states([state], self, expected_sha1=[expected_hash])[0]
+        result = validate_states([state], self, expected_sha1=[expected_hash], semantics=options)[0]
         if fresh_process and not (result.benchmark_changed or result.actions_replay_failed):
             validate_across_processes(self, state, result)
         return result

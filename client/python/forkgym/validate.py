@@ -11,9 +11,16 @@ episode's, where the backend has one.
 Replays run in parallel: each batch resets up to ``jobs`` workers and sends
 all their action lists with one ``step_many`` call.
 
+Semantic validation of runnable benchmarks (:mod:`forkgym.semantics`): the
+unoptimised program and the state's are built and run by the replay's
+worker, and compared; ``ValidationResult.semantics_failures`` says which
+check failed and how, ``benchmark_nondeterministic`` that two unoptimised runs
+differed (so nothing was concluded, and no miscompile is claimed).
+
 Command line::
 
-    python -m forkgym validate [--env llvm-ic-v0] [--jobs N] states.csv|-
+    python -m forkgym validate [--env llvm-ic-v0] [--jobs N] [--semantics|--no-semantics]
+        [--sanitizer asan] [--ignore-output REGEX] [--no-stderr] [--gold-runs N] states.csv|-
     forkgym-validate states.csv
 """
 
@@ -23,6 +30,7 @@ import argparse
 import dataclasses
 import math
 import secrets
+import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -32,6 +40,7 @@ from typing import Any, TextIO
 from forkgym import _forkgym
 from forkgym.errors import ForkgymError, InvalidRequest
 from forkgym.outcome import outcome_name
+from forkgym.semantics import SANITIZERS, SemanticsCheck, SemanticsFailure, SemanticsOptions
 from forkgym.state import CompilerEnvState, CompilerEnvStateReader
 
 @dataclass
@@ -48,7 +57,13 @@ class ValidationResult:
     # The state recorded a benchmark content hash and the benchmark's content
     # is different now: the replay would be of another program, so it is refused.
     benchmark_changed: bool = False
-    benchmark_semantics_validated: bool = False  # forkgym does not run programs (see README)
+    # Semantic validation (forkgym.semantics), for a benchmark with a run
+    # configuration: validated only when every check ran and passed; failed
+    # when the optimised program behaves differently (semantics_failures says
+    # which check and how). A benchmark whose unoptimised program is
+    # nondeterministic is never reported as failed: benchmark_nondeterministic,
+    # and semantics_not_validated says why nothing could be concluded.
+    benchmark_semantics_validated: bool = False
     benchmark_semantics_validation_failed: bool = False
     # validate(fresh_process=True): the state hash that covers use-list order
     # (LLVM: BitcodeSha1) matched after every step between a replay in this
@@ -56,6 +71,11 @@ class ValidationResult:
     # where they differed (0: the benchmark as loaded, n: after the n-th action).
     cross_process_validated: bool = False
     cross_process_divergent_step: int | None = None
+    benchmark_nondeterministic: bool = False
+    semantics_failures: list[SemanticsCheck] = field(default_factory=list)
+    semantics_not_validated: str | None = None
+    # validate(semantics=True): a state whose semantics were not validated is not okay.
+    semantics_required: bool = False
     replay_reward: float | None = None
     size_vs_oz: float | None = None  # C(-Oz) / C(final): > 1 means smaller than -Oz
     errors: list[str] = field(default_factory=list)
@@ -68,7 +88,13 @@ class ValidationResult:
             or self.ir_hash_validation_failed
             or self.benchmark_semantics_validation_failed
             or self.cross_process_divergent_step is not None
+            or (self.semantics_required and not self.benchmark_semantics_validated)
         )
+
+    @property
+    def semantics_failure(self) -> SemanticsFailure | None:
+        """The kind of the first semantic check that failed (None if none did)."""
+        return self.semantics_failures[0].kind if self.semantics_failures else None
 
     @property
     def error_details(self) -> str:
@@ -77,12 +103,19 @@ class ValidationResult:
     def __str__(self) -> str:
         name = self.state.benchmark
         if not self.okay():
-            return f"❌  {name}  {self.error_details}"
+            details = self.error_details
+            if self.semantics_required and not self.benchmark_semantics_validated and self.semantics_not_validated:
+                details = "; ".join(filter(None, [details, f"semantics not validated: {self.semantics_not_validated}"]))
+            return f"❌  {name}  {details}"
         parts = []
         if self.state.reward is not None:
             parts.append(f"{self.state.reward:.4f}")
         if self.size_vs_oz is not None:
             parts.append(f"{self.size_vs_oz:.3f}x vs -Oz")
+        if self.benchmark_semantics_validated:
+            parts.append("semantics validated")
+        elif self.semantics_not_validated:
+            parts.append(f"semantics not validated: {self.semantics_not_validated}")
         return f"✅  {name}  " + "  ".join(parts)
 
 
@@ -100,8 +133,12 @@ def validate_states(
     jobs: int = 2,
     expected_sha1: Sequence[str | None] | None = None,
     progress: Any = None,
+    semantics: SemanticsOptions | None = None,
 ) -> list[ValidationResult]:
-    """Validates ``states`` using ``env``'s server and reward space, ``jobs`` at a time."""
+    """Validates ``states`` using ``env``'s server and reward space, ``jobs`` at a time,
+    and the semantics of each runnable one as ``semantics`` says (default
+    :class:`SemanticsOptions`: when the benchmark has a run configuration)."""
+    semantics = semantics if semantics is not None else SemanticsOptions()
     from forkgym.benchmarks import session_benchmark
     from forkgym.envs import _reset_native
 
@@ -150,33 +187,16 @@ def validate_states(
             raise interrupt
         for (index, result, began), reply, native in zip(pending, replies, natives):
             result.walltime = time.monotonic() - began
-            native.close()
             if not reply.ok:
+                native.close()
                 result.actions_replay_failed = True
                 result.errors.append(f"replay {outcome_name(reply.outcome)}: {reply.message}")
                 continue
-            values = iter(reply.observations)
-            sha1, final_cost, oz_cost = (None if name is None else next(values) for name in wanted)
-            if final_cost is not None and oz_cost is not None and final_cost > 0:
-                result.size_vs_oz = oz_cost / final_cost
-            if reward_spec is not None:
-                result.replay_reward = float(reply.rewards[0])
-            expected = expected_sha1[index] if expected_sha1 else None
-            if expected is not None:
-                if sha1 == expected:
-                    result.ir_hash_validated = True
-                else:
-                    result.ir_hash_validation_failed = True
-                    result.errors.append(f"{wanted[0]} {sha1} of the replay differs from the episode's {expected}")
-            state = result.state
-            if state.reward is not None and reward_spec is not None and reward_spec.deterministic:
-                if math.isclose(state.reward, result.replay_reward, rel_tol=1e-5, abs_tol=1e-5):
-                    result.reward_validated = True
-                else:
-                    result.reward_validation_failed = True
-                    result.errors.append(
-                        f"expected {reward_spec.name} reward {state.reward:.6f}, replay gave {result.replay_reward:.6f}"
-                    )
+            try:
+                _check_replay(result, reply, wanted, reward_spec, expected_sha1[index] if expected_sha1 else None)
+                _validate_semantics(unwrapped, native, result, semantics)
+            finally:
+                native.close()
         done += len(batch)
         if progress is not None:
             progress(done, len(states))
@@ -204,7 +224,8 @@ def validate_across_processes(env: Any, state: CompilerEnvState, result: Validat
     a socket server: this package's server, with default options), and is
     gone when this returns.
     """
-    from forkgym.benchmarks import server_uri
+    from forkgym.benchmarks import session_benchmark
+    from forkgym.envs import _reset_native
     from forkgym.server import Server
 
     unwrapped = env.unwrapped
@@ -227,7 +248,7 @@ def validate_across_processes(env: Any, state: CompilerEnvState, result: Validat
         for server in (unwrapped._server, fresh):
             native = unwrapped._new_session(server.connection())
             natives.append(native)
-            native.reset(server_uri(state.benchmark))
+            _reset_native(native, *session_benchmark(state.benchmark))
             if state.benchmark_hash and native.benchmark_hash != state.benchmark_hash:
                 result.errors.append(_changed_message(state, native.benchmark_hash))
                 result.benchmark_changed = True
@@ -285,6 +306,75 @@ def _divergence_message(natives: list[Any], replies: list[Any], hash_name: str, 
     return message
 
 
+def _check_replay(result: ValidationResult, reply: Any, wanted: Sequence[str | None], reward_spec: Any,
+                  expected: str | None) -> None:
+    """Compares a replay's observations and reward with what the state claims."""
+    values = iter(reply.observations)
+    sha1, final_cost, oz_cost = (None if name is None else next(values) for name in wanted)
+    if final_cost is not None and oz_cost is not None and final_cost > 0:
+        result.size_vs_oz = oz_cost / final_cost
+    if reward_spec is not None:
+        result.replay_reward = float(reply.rewards[0])
+    if expected is not None:
+        if sha1 == expected:
+            result.ir_hash_validated = True
+        else:
+            result.ir_hash_validation_failed = True
+            result.errors.append(f"{wanted[0]} {sha1} of the replay differs from the episode's {expected}")
+    state = result.state
+    if state.reward is not None and reward_spec is not None and reward_spec.deterministic:
+        if math.isclose(state.reward, result.replay_reward, rel_tol=1e-5, abs_tol=1e-5):
+            result.reward_validated = True
+        else:
+            result.reward_validation_failed = True
+            result.errors.append(
+                f"expected {reward_spec.name} reward {state.reward:.6f}, replay gave {result.replay_reward:.6f}"
+            )
+
+
+def _validate_semantics(unwrapped: Any, native: Any, result: ValidationResult, options: SemanticsOptions) -> None:
+    """Semantic validation in the replay's worker (see forkgym.semantics)."""
+    from forkgym import semantics
+    from forkgym.benchmarks import session_benchmark
+    from forkgym.envs import _reset_native
+
+    result.semantics_required = options.semantics is True
+    if options.semantics is False:
+        result.semantics_not_validated = "not asked (semantics=False)"
+        return
+
+    def open_original() -> Any:
+        uri, run_config = session_benchmark(result.state.benchmark)
+        original = unwrapped._new_session(unwrapped._server.connection())
+        try:
+            _reset_native(original, uri, run_config)
+        except BaseException:
+            original.close()
+            raise
+        return original
+
+    try:
+        report = semantics.validate(native, options, open_original)
+    except ForkgymError as e:
+        if semantics.is_not_runnable(e):
+            result.semantics_not_validated = f"the benchmark is not runnable ({e})"
+        else:
+            result.semantics_not_validated = f"running the programs failed: {e}"
+            if options.semantics is True:
+                result.errors.append(result.semantics_not_validated)
+        return
+    result.benchmark_semantics_validated = report.validated
+    result.semantics_failures = list(report.failures)
+    if report.failures:
+        result.benchmark_semantics_validation_failed = True
+        result.errors.extend(f"semantics: {failure}" for failure in report.failures)
+    elif report.nondeterministic:
+        result.benchmark_nondeterministic = True
+        result.semantics_not_validated = report.nondeterministic
+    elif report.unverified:
+        result.semantics_not_validated = report.unverified
+
+
 def _progress_bar(stream: TextIO) -> Any:
     """A one-line progress bar on ``stream`` (only when it is a terminal)."""
     if not stream.isatty():
@@ -319,6 +409,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--env", default="llvm-ic-v0", help="env id giving the reward space (default llvm-ic-v0)")
     parser.add_argument("--jobs", "-j", type=int, default=0, help="workers replaying at once (default: CPU count)")
     parser.add_argument("--step-timeout", type=float, default=300.0, help="seconds per replay before it is killed")
+    semantics = parser.add_argument_group(
+        "semantic validation", "of runnable benchmarks (a run configuration: make_benchmark's keywords, a "
+        "dataset's): the unoptimised program and the state's are built, run on every input set and compared")
+    choice = semantics.add_mutually_exclusive_group()
+    choice.add_argument("--semantics", dest="semantics", action="store_const", const=True, default=None,
+                        help="require it: a state whose semantics could not be validated is a failure")
+    choice.add_argument("--no-semantics", dest="semantics", action="store_const", const=False,
+                        help="skip it (default: validate whenever the benchmark is runnable)")
+    semantics.add_argument("--sanitizer", action="append", default=[], choices=list(SANITIZERS),
+                           help="also run a sanitizer build of the state (repeatable)")
+    semantics.add_argument("--ignore-output", metavar="REGEX", action="append", default=[],
+                           help="compare outputs without the lines matching REGEX (repeatable)")
+    semantics.add_argument("--no-stderr", action="store_true", help="compare stdout and output files, not stderr")
+    semantics.add_argument("--gold-runs", type=int, default=2, metavar="N",
+                           help="runs of the unoptimised program per input set (default 2: two that differ mean "
+                           "the benchmark is nondeterministic, reported instead of a miscompile)")
     args = parser.parse_args(argv)
 
     import os
@@ -334,8 +440,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not states:
         print("forkgym validate: no states to validate", file=sys.stderr)
         return 2
+    ignore = "|".join(f"(?:{pattern})" for pattern in args.ignore_output) or None
+    try:
+        options = SemanticsOptions(semantics=args.semantics, sanitizers=tuple(args.sanitizer), output_filter=ignore,
+                                   compare_stderr=not args.no_stderr, gold_runs=args.gold_runs)
+    except (ForkgymError, re.error) as e:
+        print(f"forkgym validate: {e}", file=sys.stderr)
+        return 2
     with forkgym.make(args.env, step_timeout=args.step_timeout) as env:
-        results = validate_states(states, env, jobs=jobs, progress=_progress_bar(sys.stderr))
+        results = validate_states(states, env, jobs=jobs, progress=_progress_bar(sys.stderr), semantics=options)
     for result in results:
         print(result, flush=True)
     passed = sum(r.okay() for r in results)
@@ -348,4 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"; geomean size vs -Oz {sizes:.4f}x", end="")
     walltime = sum(r.walltime for r in results) / len(results)
     print(f"; mean replay walltime {walltime:.3f}s")
+    checked = sum(r.benchmark_semantics_validated for r in results)
+    failed = sum(r.benchmark_semantics_validation_failed for r in results)
+    noisy = sum(r.benchmark_nondeterministic for r in results)
+    if checked or failed or noisy:
+        print(f"semantics: {checked} validated, {failed} failed, {noisy} benchmark(s) nondeterministic")
     return 0 if passed == len(results) else 1
