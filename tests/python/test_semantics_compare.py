@@ -61,7 +61,8 @@ def test_wrong_output_says_where_it_parts() -> None:
     (run(exit_code=1), SemanticsFailure.WRONG_EXIT_STATUS),
     (run(outcome=Outcome.TIMED_OUT, exit_code=-1, stdout=b""), SemanticsFailure.TIMED_OUT),
     (run(outcome=Outcome.OUT_OF_MEMORY, exit_code=-1, stdout=b""), SemanticsFailure.OUT_OF_MEMORY),
-    (run(outcome=Outcome.SANDBOX_VIOLATION, exit_code=-1, stdout=b""), SemanticsFailure.RUN_FAILED),
+    (run(outcome=Outcome.SANDBOX_VIOLATION, exit_code=-1, sig=signal.SIGSYS, stdout=b""), SemanticsFailure.RUN_FAILED),
+    (run(outcome=Outcome.TIMED_OUT, exit_code=-1, sig=signal.SIGXCPU, stdout=b""), SemanticsFailure.TIMED_OUT),
     (run(stderr=b"warning\n"), SemanticsFailure.WRONG_OUTPUT),
     (run(stdout=b"checksum = 1\n", stdout_truncated=True), SemanticsFailure.WRONG_OUTPUT),
 ])
@@ -104,6 +105,9 @@ def test_a_gold_standard_that_does_not_build_or_finish_leaves_semantics_unverifi
     assert "did not build" in broken.unverified and "sqrt" in broken.unverified
     slow = compare(gold(run(outcome=Outcome.TIMED_OUT, exit_code=-1)), result(run()))
     assert "timed_out" in slow.unverified and "raise run_timeout" in slow.unverified and not slow.failures
+    stopped = compare(gold(run(outcome=Outcome.SANDBOX_VIOLATION, exit_code=-1, sig=signal.SIGSYS,
+                               message="stopped by the sandbox")), result(run()))
+    assert "sandbox_violation (stopped by the sandbox)" in stopped.unverified and not stopped.failures
 
 
 def test_a_gold_standard_that_crashes_the_same_way_is_still_a_standard() -> None:
