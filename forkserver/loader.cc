@@ -91,7 +91,8 @@ void prepareModuleCache(const passes::Backend& backend, passes::LoadRequest& req
   request.moduleCacheKey = backend.sourceModuleKey(request.recipe);
   const std::string local = path.substr(path.rfind('/') + 1);
   if (auto cached = passes::readCachedModule(local, request.moduleCacheKey)) {
-    request.cachedModule = std::move(*cached);
+    request.cachedModule = std::move(cached->bytes);
+    request.cachedModuleHeaders = std::move(cached->headers);
     return;
   }
   const std::string directory = request.workingDirectory;

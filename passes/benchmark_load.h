@@ -47,8 +47,10 @@ struct LoadRequest {
   std::vector<int> rootFds;
   // A source dataset's module cached beside its source (module_cache.h),
   // read by the loader while it was still the client: its bytes, when it is
-  // fresh (else empty).
+  // fresh (else empty), and the headers it was compiled with (names
+  // relative to the source's directory, or absolute).
   std::string cachedModule;
+  std::vector<std::string> cachedModuleHeaders;
   // Otherwise, a socket to the process that stores the module this load
   // compiles beside the source (-1: nothing is stored).
   int moduleCacheFd = -1;

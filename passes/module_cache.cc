@@ -25,9 +25,21 @@ std::string digest(std::string_view tag, std::string_view bytes) {
 
 std::string moduleDigest(std::string_view bytes) { return digest("module", bytes); }
 
-// "<options key> <source digest> <module digest>"
-std::string keyOf(std::string_view optionsKey, std::string_view source, std::string_view module) {
-  return std::string(optionsKey) + " " + std::string(source) + " " + std::string(module);
+// "<options key> <source digest> <module digest>", then "\n<header name>"
+// for each header.
+std::string keyOf(std::string_view optionsKey, const CachedModule& module) {
+  std::string key = std::string(optionsKey) + " " + module.sourceDigest + " " + moduleDigest(module.bytes);
+  for (const std::string& header : module.headers) key += "\n" + header;
+  return key;
+}
+
+// Keys stay small: a file's extended attributes share one block on ext4.
+constexpr size_t kMaxKeyBytes = 3072;
+constexpr size_t kMaxHeaders = 256;
+
+bool validHeaderName(std::string_view name) {
+  return !name.empty() && name.size() <= 1024 && name.find('\n') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos;
 }
 
 bool newer(const timespec& a, const timespec& b) {
@@ -72,9 +84,17 @@ std::string directoryOf(const std::string& path) {
 
 }  // namespace
 
-std::string sourceDigest(std::string_view bytes) { return digest("source", bytes); }
+std::string sourceDigest(std::string_view bytes, std::span<const HeaderFile> headers) {
+  ContentHash hash;
+  hash.add("source", bytes);
+  for (const HeaderFile& header : headers) {
+    hash.add("header name", header.name);
+    hash.add("header", header.bytes);
+  }
+  return hash.hex();
+}
 
-std::optional<std::string> readCachedModule(const std::string& source, std::string_view optionsKey) {
+std::optional<CachedModule> readCachedModule(const std::string& source, std::string_view optionsKey) {
   UniqueFd sourceFd = openForReading(source);
   struct stat sourceInfo {};
   if (!sourceFd || ::fstat(sourceFd.get(), &sourceInfo) != 0) return std::nullopt;
@@ -85,33 +105,59 @@ std::optional<std::string> readCachedModule(const std::string& source, std::stri
   struct stat moduleInfo {};
   if (!moduleFd || ::fstat(moduleFd.get(), &moduleInfo) != 0) return std::nullopt;
   if (!S_ISREG(moduleInfo.st_mode) || !newer(moduleInfo.st_mtim, sourceInfo.st_mtim)) return std::nullopt;
-  char key[512];
+  char key[kMaxKeyBytes];
   const ssize_t length = ::fgetxattr(moduleFd.get(), kCachedModuleAttribute, key, sizeof(key));
   if (length <= 0) return std::nullopt;
-  const std::string expectedPrefix = std::string(optionsKey) + " " + sourceDigest(*sourceBytes) + " ";
-  const std::string_view recorded(key, static_cast<size_t>(length));
-  if (!recorded.starts_with(expectedPrefix)) return std::nullopt;
+  std::string_view recorded(key, static_cast<size_t>(length));
+  const size_t firstLineEnd = recorded.find('\n');
+  const std::string_view firstLine = recorded.substr(0, firstLineEnd);
+
+  // The headers it was compiled with, read again: an edited one is another program.
+  CachedModule found;
+  std::vector<HeaderFile> headers;
+  for (std::string_view rest = firstLineEnd == std::string_view::npos ? "" : recorded.substr(firstLineEnd + 1);
+       !rest.empty();) {
+    const size_t end = rest.find('\n');
+    const std::string name(rest.substr(0, end));
+    rest = end == std::string_view::npos ? "" : rest.substr(end + 1);
+    UniqueFd headerFd = openForReading(name);
+    struct stat headerInfo {};
+    if (!headerFd || ::fstat(headerFd.get(), &headerInfo) != 0) return std::nullopt;
+    auto bytes = readRegular(headerFd.get(), headerInfo, kMaxCachedSourceBytes);
+    if (!bytes) return std::nullopt;
+    headers.push_back({name, std::move(*bytes)});
+    found.headers.push_back(name);
+  }
+  found.sourceDigest = sourceDigest(*sourceBytes, headers);
+  const std::string expectedPrefix = std::string(optionsKey) + " " + found.sourceDigest + " ";
+  if (!firstLine.starts_with(expectedPrefix)) return std::nullopt;
   auto module = readRegular(moduleFd.get(), moduleInfo, kMaxCachedModuleBytes);
   // A torn file (a crash before the data reached the disk) fails here.
-  if (!module || recorded.substr(expectedPrefix.size()) != moduleDigest(*module)) return std::nullopt;
-  return module;
+  if (!module || firstLine.substr(expectedPrefix.size()) != moduleDigest(*module)) return std::nullopt;
+  found.bytes = std::move(*module);
+  return found;
 }
 
-void sendCachedModule(int socket, std::string_view sourceDigest, std::string_view module) {
+void sendCachedModule(int socket, const CachedModule& module) {
   std::string frame(kMagic, sizeof(kMagic));
   const auto putSize = [&](uint64_t size) { frame.append(reinterpret_cast<const char*>(&size), sizeof(size)); };
-  putSize(sourceDigest.size());
-  frame += sourceDigest;
-  putSize(module.size());
+  putSize(module.sourceDigest.size());
+  frame += module.sourceDigest;
+  putSize(module.headers.size());
+  for (const std::string& header : module.headers) {
+    putSize(header.size());
+    frame += header;
+  }
+  putSize(module.bytes.size());
   // A failed send leaves the frame incomplete: the writer stores nothing.
-  if (writeAll(socket, frame)) writeAll(socket, module);
+  if (writeAll(socket, frame)) writeAll(socket, module.bytes);
   ::shutdown(socket, SHUT_WR);
 }
 
 std::optional<CachedModule> receiveCachedModule(int socket) {
   std::string bytes;
   char chunk[65536];
-  const uint64_t limit = sizeof(kMagic) + 16 + 1024 + kMaxCachedModuleBytes;
+  const uint64_t limit = sizeof(kMagic) + 24 + 1024 + kMaxHeaders * 8 + kMaxKeyBytes + kMaxCachedModuleBytes;
   for (;;) {
     const ssize_t n = ::read(socket, chunk, sizeof(chunk));
     if (n < 0 && errno == EINTR) continue;
@@ -138,13 +184,26 @@ std::optional<CachedModule> receiveCachedModule(int socket) {
   const auto digestSize = takeSize();
   if (!digestSize || *digestSize > 1024) return std::nullopt;
   const auto sourceDigest = take(static_cast<size_t>(*digestSize));
-  const auto moduleSize = takeSize();
-  if (!sourceDigest || !moduleSize || *moduleSize != rest.size() || *moduleSize == 0) return std::nullopt;
   // A digest is hex: nothing else may go into the key.
-  if (sourceDigest->empty() || sourceDigest->find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+  if (!sourceDigest || sourceDigest->empty() ||
+      sourceDigest->find_first_not_of("0123456789abcdef") != std::string_view::npos) {
     return std::nullopt;
   }
-  return CachedModule{std::string(*sourceDigest), std::string(rest)};
+  CachedModule received{.sourceDigest = std::string(*sourceDigest)};
+  const auto headerCount = takeSize();
+  if (!headerCount || *headerCount > kMaxHeaders) return std::nullopt;
+  for (uint64_t i = 0; i < *headerCount; ++i) {
+    const auto nameSize = takeSize();
+    if (!nameSize || *nameSize > kMaxKeyBytes) return std::nullopt;
+    const auto name = take(static_cast<size_t>(*nameSize));
+    // A name becomes a line of the key.
+    if (!name || !validHeaderName(*name)) return std::nullopt;
+    received.headers.emplace_back(*name);
+  }
+  const auto moduleSize = takeSize();
+  if (!moduleSize || *moduleSize != rest.size() || *moduleSize == 0) return std::nullopt;
+  received.bytes = std::string(rest);
+  return received;
 }
 
 Status storeCachedModule(const std::string& source, std::string_view optionsKey, const CachedModule& module,
@@ -162,7 +221,7 @@ Status storeCachedModule(const std::string& source, std::string_view optionsKey,
   };
   // A file there that the server did not write (it has no key) is someone's
   // own: never replaced.
-  char existingKey[512];
+  char existingKey[kMaxKeyBytes];
   if (::getxattr(target.c_str(), kCachedModuleAttribute, existingKey, sizeof(existingKey)) < 0 && errno != ENOENT) {
     struct stat existing {};
     if (::lstat(target.c_str(), &existing) == 0) {
@@ -184,7 +243,11 @@ Status storeCachedModule(const std::string& source, std::string_view optionsKey,
     return error;
   };
   if (!writeAll(fd.get(), module.bytes)) return abandon(failed("writing " + name));
-  const std::string key = keyOf(optionsKey, module.sourceDigest, moduleDigest(module.bytes));
+  const std::string key = keyOf(optionsKey, module);
+  if (key.size() > kMaxKeyBytes) {
+    errno = E2BIG;
+    return abandon(failed("its key would name " + std::to_string(module.headers.size()) + " headers"));
+  }
   if (::fsetxattr(fd.get(), kCachedModuleAttribute, key.data(), key.size(), 0) != 0) {
     return abandon(failed(std::string("recording its key (extended attribute ") + kCachedModuleAttribute + ")"));
   }

@@ -2,9 +2,11 @@
 // as <path>.bc (CompilerGym's layout), so a server started later need not
 // compile it again. The file carries its key in an extended attribute
 // (user.forkgym.key): the backend's key of the compile options, the digest of
-// the source it was compiled from and the digest of the module itself — so
-// changed flags, a changed source or a torn file all mean "compile again",
-// never a wrong module.
+// the source and of the headers it included from outside the system's
+// include directories (a user's dataset has its own headers, and edits
+// them), the names of those headers, and the digest of the module itself —
+// so changed flags, a changed source or header, or a torn file all mean
+// "compile again", never a wrong module.
 //
 // Who does what. A root server's loader runs as the sandbox user, who may
 // not write the dataset's directory, and it compiles untrusted sources: the
@@ -31,8 +33,10 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 
@@ -45,25 +49,37 @@ inline constexpr uint64_t kMaxCachedModuleBytes = uint64_t{256} << 20;
 // A source larger than this is compiled without being cached.
 inline constexpr uint64_t kMaxCachedSourceBytes = uint64_t{64} << 20;
 
-// The digest of a source file's bytes, as the key records it.
-std::string sourceDigest(std::string_view bytes);
+// A header the module was compiled with: its name as the compiler found it
+// (relative to the source's directory, or absolute) and its bytes.
+struct HeaderFile {
+  std::string name;
+  std::string bytes;
+};
+
+// The digest of a source file's bytes and of its headers, as the key records it.
+std::string sourceDigest(std::string_view bytes, std::span<const HeaderFile> headers = {});
+
+// Step 3's product, and what step 1 finds.
+struct CachedModule {
+  std::string sourceDigest;          // of the source and its headers
+  std::string bytes;                 // the module
+  std::vector<std::string> headers;  // names of the headers it was compiled with
+};
 
 // Step 1: `source` names the source (relative to the working directory, or
 // absolute), `optionsKey` the backend's key of its recipe. The cached
-// module's bytes when it is fresh; nullopt when it is missing, older than
-// the source, made with other options or from another source, or torn.
-std::optional<std::string> readCachedModule(const std::string& source, std::string_view optionsKey);
+// module when it is fresh; nullopt when it is missing, older than the
+// source, made with other options or from another source or other headers
+// (each is read again), or torn.
+std::optional<CachedModule> readCachedModule(const std::string& source, std::string_view optionsKey);
 
-// Step 2 (loader): the compiled module and the digest of the source it was
-// compiled from, to the writer on `socket`. The writer's answer is read by
-// whoever owns the socket (forkserver/loader.cc), after the load.
-void sendCachedModule(int socket, std::string_view sourceDigest, std::string_view module);
+// Step 2 (loader): the compiled module, the digest of the source and headers
+// it was compiled from and the headers' names, to the writer on `socket`.
+// The writer's answer is read by whoever owns the socket
+// (forkserver/loader.cc), after the load.
+void sendCachedModule(int socket, const CachedModule& module);
 
 // Step 3 (writer).
-struct CachedModule {
-  std::string sourceDigest;
-  std::string bytes;
-};
 // Reads what sendCachedModule() sent, until the sender shuts its side; nullopt
 // when nothing complete came (the load failed or ended without compiling).
 std::optional<CachedModule> receiveCachedModule(int socket);

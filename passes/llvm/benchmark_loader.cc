@@ -157,7 +157,8 @@ class Load {
   ContentHash hash_;
   Kind kind_ = Kind::Bitcode;
   std::string bytes_;  // bitcode, IR text, or a csmith program
-  std::string sourceDigest_;  // a dataset source's (module_cache.h)
+  std::string compiledModule_;  // a dataset source's, when it was compiled in gather()
+  CachedModule cacheEntry_;     // what the module cache records of it (module_cache.h)
   std::string what_;   // names it in messages
   std::vector<PreprocessedSource> sources_;
   std::optional<ToolProcess> earlyCompiler_;  // for sources_[0], started during gather()
@@ -276,7 +277,7 @@ Status Load::gatherDatasetSource(const std::string& path) {
   const SourceRecipe& recipe = request_.recipe;
   auto bytes = readWholeFile(path, directory_, recorder_);
   if (!bytes.ok()) return bytes.takeError();
-  sourceDigest_ = sourceDigest(*bytes);
+  const std::string sourceBytes = *bytes;
   std::string text = std::move(*bytes);
   if (!recipe.transform.empty()) {
     const SourceTransform* transform = findSourceTransform(recipe.transform);
@@ -289,6 +290,27 @@ Status Load::gatherDatasetSource(const std::string& path) {
   bytes_ = "# 1 \"" + escaped.str() + "\"\n" + text;
   hash_.add("compile options", SourceCompiler::datasetOptionsForHash(recipe));
   hash_.add("dataset source", bytes_);
+
+  // The headers are part of the program: a user's dataset has its own, and
+  // edits them. They are known from the module cached beside the source
+  // (its key names them), or else from compiling now, in this phase: the
+  // content hash must cover them before build() could be skipped.
+  std::vector<std::string> headerNames = request_.cachedModuleHeaders;
+  if (request_.cachedModule.empty()) {
+    auto compiled = compiler_.compileDatasetSource(bytes_, recipe, what_);
+    if (!compiled.ok()) return compiled.takeError();
+    compiledModule_ = std::move(compiled->bitcode);
+    headerNames = std::move(compiled->headers);
+  }
+  std::vector<HeaderFile> headers;
+  for (const std::string& name : headerNames) {
+    auto header = readWholeFile(directory_.absolute(name), directory_, recorder_);
+    if (!header.ok()) return header.takeError();
+    hash_.add("dataset header", name);
+    hash_.add("dataset header text", *header);
+    headers.push_back({name, std::move(*header)});
+  }
+  cacheEntry_ = {.sourceDigest = sourceDigest(sourceBytes, headers), .headers = std::move(headerNames)};
   return okStatus();
 }
 
@@ -299,11 +321,15 @@ Result<std::unique_ptr<llvm::Module>> Load::buildDatasetSource(llvm::LLVMContext
     auto cached = parseBitcode(request_.cachedModule, context, what_ + std::string(kCachedModuleSuffix));
     if (cached.ok()) return cached;
     // Written by a build whose LLVM reads what ours cannot: compile it.
+    auto compiled = compiler_.compileDatasetSource(bytes_, request_.recipe, what_);
+    if (!compiled.ok()) return compiled.takeError();
+    compiledModule_ = std::move(compiled->bitcode);
   }
-  auto bitcode = compiler_.compileDatasetSource(bytes_, request_.recipe, what_);
-  if (!bitcode.ok()) return bitcode.takeError();
-  auto module = parseBitcode(*bitcode, context, "clang's output for " + what_);
-  if (module.ok() && request_.moduleCacheFd >= 0) sendCachedModule(request_.moduleCacheFd, sourceDigest_, *bitcode);
+  auto module = parseBitcode(compiledModule_, context, "clang's output for " + what_);
+  if (module.ok() && request_.moduleCacheFd >= 0) {
+    cacheEntry_.bytes = std::move(compiledModule_);
+    sendCachedModule(request_.moduleCacheFd, cacheEntry_);
+  }
   return module;
 }
 

@@ -126,6 +126,9 @@ std::vector<std::string> SourceCompiler::datasetCompileArgs(const SourceRecipe& 
   // flags say -xc++ too).
   const SourceLanguage* language = findSourceLanguage(recipe.language);
   argv.insert(argv.end(), {"-x", std::string(language ? language->clangName : recipe.language), "-", "-o", "-"});
+  // The headers it read (on fd 3), but for the system's (-MMD): those
+  // change with the compiler, not the dataset.
+  argv.insert(argv.end(), {"-MMD", "-MF", "/dev/fd/3", "-MT", "forkgym"});
   return argv;
 }
 
@@ -137,17 +140,23 @@ std::string SourceCompiler::datasetOptionsForHash(const SourceRecipe& recipe) {
   return text;
 }
 
-Result<std::string> SourceCompiler::compileDatasetSource(std::string_view text, const SourceRecipe& recipe,
-                                                         std::string_view what) {
+Result<SourceCompiler::DatasetModule> SourceCompiler::compileDatasetSource(std::string_view text,
+                                                                           const SourceRecipe& recipe,
+                                                                           std::string_view what) {
   auto run = runTool(datasetCompileArgs(recipe), text,
-                     {.addressSpaceBytes = options_.addressSpaceBytes, .environment = kEnvironment});
+                     {.addressSpaceBytes = options_.addressSpaceBytes, .captureDescriptor3 = true,
+                      .environment = kEnvironment});
   if (!run.ok()) return run.takeError();
   if (!run->succeeded()) {
     return benchmarkError("clang " + run->describeFailure(kToolTimeLimit) + " compiling " + std::string(what) +
                           " (dataset " + recipe.dataset + "):\n" + run->diagnostics());
   }
   if (run->out.empty()) return benchmarkError("clang wrote no module for " + std::string(what));
-  return std::move(run->out);
+  DatasetModule module{.bitcode = std::move(run->out)};
+  for (std::string& file : parseDependencyRule(run->descriptor3)) {
+    if (file != "-" && file != "<stdin>") module.headers.push_back(std::move(file));  // not the text it was given
+  }
+  return module;
 }
 
 Result<PreprocessedSource> SourceCompiler::preprocess(const std::string& path) {

@@ -83,8 +83,15 @@ class SourceCompiler {
   //   clang -c -emit-llvm -O1 -Xclang -disable-llvm-passes
   //         -Xclang -disable-llvm-optzns <dataset flags> -x <language> -
   // — unoptimised IR without -O0's optnone and noinline. Returns clang's
-  // bitcode as it wrote it (the module cached beside the source).
-  Result<std::string> compileDatasetSource(std::string_view text, const SourceRecipe& recipe, std::string_view what);
+  // bitcode as it wrote it (the module cached beside the source) and the
+  // headers it read but for the system's, as clang named them (relative to
+  // the working directory, or absolute): those of a user's dataset are the
+  // user's to edit.
+  struct DatasetModule {
+    std::string bitcode;
+    std::vector<std::string> headers;
+  };
+  Result<DatasetModule> compileDatasetSource(std::string_view text, const SourceRecipe& recipe, std::string_view what);
   // Every option of that compile, for the content hash and the cached
   // module's key.
   static std::string datasetOptionsForHash(const SourceRecipe& recipe);

@@ -258,9 +258,21 @@ class CachedModules : public ::testing::Test {
     const timespec old[2] = {{1'000'000'000, 0}, {1'000'000'000, 0}};
     ASSERT_EQ(utimensat(AT_FDCWD, source_.c_str(), old, 0), 0);
   }
-  CachedModule module(const std::string& bytes) {
-    std::ifstream in(source_, std::ios::binary);
-    return CachedModule{sourceDigest(std::string((std::istreambuf_iterator<char>(in)), {})), bytes};
+  static std::string contents(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+  // The module `bytes` as the loader would send it: compiled from the source
+  // as it is now and from `headers` (absolute names) as they are now.
+  CachedModule module(const std::string& bytes, const std::vector<std::string>& headers = {}) {
+    std::vector<HeaderFile> read;
+    for (const std::string& header : headers) read.push_back({header, contents(header)});
+    return CachedModule{sourceDigest(contents(source_), read), bytes, headers};
+  }
+  // The bytes of the cached module readCachedModule() finds fresh.
+  std::optional<std::string> fresh(const std::string& key) {
+    auto found = readCachedModule(source_, key);
+    return found ? std::optional<std::string>(found->bytes) : std::nullopt;
   }
   Scratch scratch_;
   std::string source_;
@@ -268,8 +280,8 @@ class CachedModules : public ::testing::Test {
 
 TEST_F(CachedModules, AStoredModuleIsReadBackOnlyForTheSameOptionsAndSource) {
   ASSERT_TRUE(storeCachedModule(source_, "key-a", module("BC\xc0\xde-bytes")));
-  EXPECT_EQ(readCachedModule(source_, "key-a"), std::optional<std::string>("BC\xc0\xde-bytes"));
-  EXPECT_EQ(readCachedModule(source_, "key-b"), std::nullopt) << "other compile options";
+  EXPECT_EQ(fresh("key-a"), std::optional<std::string>("BC\xc0\xde-bytes"));
+  EXPECT_EQ(fresh("key-b"), std::nullopt) << "other compile options";
   // Nothing left beside it but the module.
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(scratch_.path())) names.push_back(entry.path().filename());
@@ -278,8 +290,8 @@ TEST_F(CachedModules, AStoredModuleIsReadBackOnlyForTheSameOptionsAndSource) {
 
   // Replaced atomically by the next store.
   ASSERT_TRUE(storeCachedModule(source_, "key-b", module("other")));
-  EXPECT_EQ(readCachedModule(source_, "key-b"), std::optional<std::string>("other"));
-  EXPECT_EQ(readCachedModule(source_, "key-a"), std::nullopt);
+  EXPECT_EQ(fresh("key-b"), std::optional<std::string>("other"));
+  EXPECT_EQ(fresh("key-a"), std::nullopt);
 }
 
 TEST_F(CachedModules, AFileOfSomeoneElsesByThatNameIsNeverReplaced) {
@@ -290,7 +302,7 @@ TEST_F(CachedModules, AFileOfSomeoneElsesByThatNameIsNeverReplaced) {
   EXPECT_NE(stored.error().message.find("not a module the server cached"), std::string::npos) << stored.error().message;
   std::ifstream in(theirs, std::ios::binary);
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), {}), "a file of yours");
-  EXPECT_EQ(readCachedModule(source_, "key"), std::nullopt);
+  EXPECT_EQ(fresh("key"), std::nullopt);
 }
 
 TEST_F(CachedModules, AChangedSourceOrATornModuleIsNotUsed) {
@@ -303,31 +315,49 @@ TEST_F(CachedModules, AChangedSourceOrATornModuleIsNotUsed) {
     ASSERT_EQ(pwrite(fd, "X", 1, 0), 1);
     close(fd);
   }
-  EXPECT_EQ(readCachedModule(source_, "key"), std::nullopt);
+  EXPECT_EQ(fresh("key"), std::nullopt);
   ASSERT_TRUE(storeCachedModule(source_, "key", module("module bytes")));
   // The same length, an older time, other bytes: still not that source.
   scratch_.write("prog.c", "int main(void) { return 1; }\n");
   const timespec old[2] = {{1'000'000'000, 0}, {1'000'000'000, 0}};
   ASSERT_EQ(utimensat(AT_FDCWD, source_.c_str(), old, 0), 0);
-  EXPECT_EQ(readCachedModule(source_, "key"), std::nullopt);
+  EXPECT_EQ(fresh("key"), std::nullopt);
   // The module older than its source: not used either.
   ASSERT_TRUE(storeCachedModule(source_, "key", module("module bytes")));
   ASSERT_TRUE(readCachedModule(source_, "key"));
   const timespec older[2] = {{900'000'000, 0}, {900'000'000, 0}};
   ASSERT_EQ(utimensat(AT_FDCWD, (source_ + ".bc").c_str(), older, 0), 0);
-  EXPECT_EQ(readCachedModule(source_, "key"), std::nullopt);
+  EXPECT_EQ(fresh("key"), std::nullopt);
+}
+
+TEST_F(CachedModules, AModuleStandsForItsHeadersToo) {
+  const std::string header = scratch_.write("k.h", "#define K 5\n");
+  ASSERT_TRUE(storeCachedModule(source_, "key", module("module bytes", {header})));
+  auto found = readCachedModule(source_, "key");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->bytes, "module bytes");
+  EXPECT_EQ(found->headers, std::vector<std::string>{header}) << "the loader records them";
+  // An edited header (same length, same source): another program.
+  scratch_.write("k.h", "#define K 6\n");
+  EXPECT_EQ(fresh("key"), std::nullopt);
+  // A header gone: compiled again (clang says what is missing).
+  ASSERT_TRUE(storeCachedModule(source_, "key", module("module bytes", {header})));
+  ASSERT_EQ(fresh("key"), std::optional<std::string>("module bytes"));
+  ASSERT_EQ(unlink(header.c_str()), 0);
+  EXPECT_EQ(fresh("key"), std::nullopt);
 }
 
 TEST_F(CachedModules, TheFrameBetweenLoaderAndWriterCarriesTheModuleOrNothing) {
   int ends[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, ends), 0);
   const std::string bytes(200'000, 'm');  // more than a socket buffer: sent while received
-  std::thread sender([&] { sendCachedModule(ends[0], std::string(64, 'a'), bytes); });
+  std::thread sender([&] { sendCachedModule(ends[0], {std::string(64, 'a'), bytes, {"k.h", "/abs/sub/j.h"}}); });
   auto received = receiveCachedModule(ends[1]);
   sender.join();
   ASSERT_TRUE(received);
   EXPECT_EQ(received->sourceDigest, std::string(64, 'a'));
   EXPECT_EQ(received->bytes, bytes);
+  EXPECT_EQ(received->headers, (std::vector<std::string>{"k.h", "/abs/sub/j.h"}));
   close(ends[0]);
   close(ends[1]);
   // A sender that shuts its side without a whole frame: nothing.
@@ -339,7 +369,13 @@ TEST_F(CachedModules, TheFrameBetweenLoaderAndWriterCarriesTheModuleOrNothing) {
   close(ends[1]);
   // A digest that is not hex could smuggle a key: refused.
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, ends), 0);
-  sendCachedModule(ends[0], "key x", "module");
+  sendCachedModule(ends[0], {"key x", "module", {}});
+  EXPECT_EQ(receiveCachedModule(ends[1]), std::nullopt);
+  close(ends[0]);
+  close(ends[1]);
+  // Nor may a header's name: each is a line of the key.
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, ends), 0);
+  sendCachedModule(ends[0], {std::string(64, 'a'), "module", {"k.h\nfake"}});
   EXPECT_EQ(receiveCachedModule(ends[1]), std::nullopt);
   close(ends[0]);
   close(ends[1]);

@@ -61,10 +61,10 @@ def test_reset_installs_a_catalogue_dataset_on_first_use(private_server, loopbac
         assert not Datasets()["fgtest-first-v0"].installed
         env.reset(benchmark="benchmark://fgtest-first-v0/sub/small")
         assert env.ir_sha1 == direct and env.benchmark == "benchmark://fgtest-first-v0/sub/small"
-        assert Datasets()["fgtest-first-v0"].installed and loopback.hits["fgtest-first.tar.bz2"] == 1
+        assert Datasets()["fgtest-first-v0"].installed and loopback.hits["/fgtest-first.tar.bz2"] == 1
         assert env.state.benchmark == "benchmark://fgtest-first-v0/sub/small"
         env.reset(benchmark="fgtest-first-v0/crc32")  # installed: nothing fetched again
-        assert loopback.hits["fgtest-first.tar.bz2"] == 1
+        assert loopback.hits["/fgtest-first.tar.bz2"] == 1
         with pytest.raises(forkgym.BenchmarkNotFound):
             env.reset(benchmark="benchmark://fgtest-first-v0/missing")
     with catalogue.extended([row]), forkgym.make("llvm-v0", server=private_server,
@@ -154,3 +154,48 @@ def test_chstone_and_poj104_compile_as_their_rows_say(private_server, loopback) 
         assert "@sha_main" in env.ir and "ret i32 1012" in env.ir
         env.reset(benchmark="benchmark://fgtest-poj104-v1/7/1")
         assert "@main" in env.ir and "128" in env.ir  # MAX_LENGTH / 8
+
+
+def test_clgen_kernels_compile_and_load_with_their_headers(private_server, loopback) -> None:
+    """clgen's OpenCL kernels, compiled for its nvptx64 target with the libclc
+    headers and opencl.h installed beside the contents ({dataset} in the flags)."""
+    from forkgym.datasets.catalogue import Extra
+
+    clgen = replace(
+        catalogue.find("benchmark://clgen-v0"), name="benchmark://fgtest-clgen-v0", strip_prefix="kernels",
+        tarball=loopback.serve("fgtest-clgen-e2e.tar.bz2", tarball(
+            {"kernels/k1.cl": b"kernel void A(global int* a) { a[get_id()] = WIDTH; }\n"})),
+        manifest=loopback.serve("fgtest-clgen-e2e-manifest.bz2", manifest(["k1"])),
+        extras=(Extra(loopback.serve("libclc-e2e.tar.bz2", tarball({"clc/clc.h": b"#define WIDTH 37\n"})),
+                      into="libclc"),
+                Extra(loopback.serve("opencl-e2e.h", b"#include <clc/clc.h>\nint get_id(void);\n"),
+                      into="opencl.h")))
+    with catalogue.extended([clgen]), forkgym.make("llvm-ic-v0", server=private_server) as env:
+        env.reset(benchmark="benchmark://fgtest-clgen-v0/k1")
+        assert "nvptx64" in env.ir and "i32 37" in env.ir
+        _, reward, _, truncated, _ = env.step(env.action_space.names.index("-mem2reg"))
+        assert not truncated
+
+
+def test_an_edited_header_of_a_source_dataset_is_the_new_program(site, shared_tmp_path) -> None:
+    """The module cached beside a dataset's source stands for the source and the
+    headers it included from the dataset's directory: after one of those
+    headers is edited, the program is the new one — at the next reset of the
+    running server and in a server started later (which finds the cached
+    module on disk)."""
+    header = shared_tmp_path / "k.h"
+    header.write_text("#define K 5\n")
+    (shared_tmp_path / "uses.c").write_text('#include "k.h"\nint k(void) { return K * 1000 + 7; }\n')
+    from_directory("fgtest-headers-v0", shared_tmp_path)
+    uri = "benchmark://fgtest-headers-v0/uses"
+    with forkgym.Server() as server, forkgym.make("llvm-ic-v0", server=server) as env:
+        env.reset(benchmark=uri)
+        assert "ret i32 5007" in env.ir
+        header.write_text("#define K 6\n")
+        env.reset(benchmark=uri)
+        assert "ret i32 6007" in env.ir
+    assert (shared_tmp_path / "uses.c.bc").is_file()
+    header.write_text("#define K 8\n")
+    with forkgym.Server() as server, forkgym.make("llvm-ic-v0", server=server) as env:
+        env.reset(benchmark=uri)
+        assert "ret i32 8007" in env.ir
