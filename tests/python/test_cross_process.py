@@ -18,8 +18,11 @@ agreed by chance would make the first test fail, never pass wrongly.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,7 @@ import pytest
 import forkgym
 from conftest import TEST_SERVER
 from forkgym.server import Server, ServerOptions
+from forkgym.state import CompilerEnvStateWriter
 
 # NewGVN leaves this program's use-lists in an order set by heap addresses.
 NONDETERMINISTIC = "generator://csmith-v0/2"
@@ -163,3 +167,20 @@ def test_fresh_process_on_a_backend_without_a_state_hash_is_refused_with_the_rea
         with pytest.raises(forkgym.InvalidRequest, match="calculator backend has no state hash"):
             env.validate(fresh_process=True)
         assert env.validate().okay()
+
+
+def test_the_command_line_checks_states_across_processes(env, shared_tmp_path) -> None:
+    """python -m forkgym validate --fresh-process: the same check for a state CSV."""
+    buffer = io.StringIO()
+    writer = CompilerEnvStateWriter(buffer)
+    for flags in (NEWGVN, DETERMINISTIC):
+        env.reset(benchmark=NONDETERMINISTIC)
+        _step_all(env, flags)
+        writer.write_state(env.state)
+    states = shared_tmp_path / "states.csv"
+    states.write_text(buffer.getvalue())
+    cli = subprocess.run([sys.executable, "-m", "forkgym", "validate", "--env", "llvm-v0", "--fresh-process",
+                          "--jobs", "1", str(states)], capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 1, cli.stdout + cli.stderr  # one state is not valid
+    assert "across processes: 1 the same, 1 diverged" in cli.stdout, cli.stdout + cli.stderr
+    assert "-newgvn" in cli.stdout, cli.stdout

@@ -20,7 +20,8 @@ differed (so nothing was concluded, and no miscompile is claimed).
 Command line::
 
     python -m forkgym validate [--env llvm-ic-v0] [--jobs N] [--semantics|--no-semantics]
-        [--sanitizer asan] [--ignore-output REGEX] [--no-stderr] [--gold-runs N] states.csv|-
+        [--sanitizer asan] [--ignore-output REGEX] [--no-stderr] [--gold-runs N] [--fresh-process]
+        states.csv|-
     forkgym-validate states.csv
 """
 
@@ -422,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     semantics.add_argument("--ignore-output", metavar="REGEX", action="append", default=[],
                            help="compare outputs without the lines matching REGEX (repeatable)")
     semantics.add_argument("--no-stderr", action="store_true", help="compare stdout and output files, not stderr")
+    parser.add_argument("--fresh-process", action="store_true",
+                        help="also replay each state step by step in a new zygote with another heap layout and "
+                        "compare the state hash (use-list order included) after every step: finds results that "
+                        "depend on heap addresses, which the episodes of one zygote hide (validate(fresh_process=True))")
     semantics.add_argument("--gold-runs", type=int, default=2, metavar="N",
                            help="runs of the unoptimised program per input set (default 2: two that differ mean "
                            "the benchmark is nondeterministic, reported instead of a miscompile)")
@@ -449,6 +454,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with forkgym.make(args.env, step_timeout=args.step_timeout) as env:
         results = validate_states(states, env, jobs=jobs, progress=_progress_bar(sys.stderr), semantics=options)
+        if args.fresh_process:
+            for result in results:
+                if not (result.benchmark_changed or result.actions_replay_failed):
+                    validate_across_processes(env, result.state, result)
     for result in results:
         print(result, flush=True)
     passed = sum(r.okay() for r in results)
@@ -466,4 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     noisy = sum(r.benchmark_nondeterministic for r in results)
     if checked or failed or noisy:
         print(f"semantics: {checked} validated, {failed} failed, {noisy} benchmark(s) nondeterministic")
+    if args.fresh_process:
+        same = sum(r.cross_process_validated for r in results)
+        diverged = sum(r.cross_process_divergent_step is not None for r in results)
+        print(f"across processes: {same} the same, {diverged} diverged")
     return 0 if passed == len(results) else 1
