@@ -544,17 +544,19 @@ Result<std::string> Env::setParameter(const std::string& key, const std::string&
     failed.outcome = Outcome::ProtocolMismatch;
     failed.message = std::string("malformed setParameter reply from the worker: ") + e->getDescription().cStr();
   }
-  if (!failed.ok()) {
-    // A worker that broke the protocol can no longer be trusted with this
-    // episode.
-    if (failed.outcome == Outcome::ProtocolMismatch) {
-      killWorkerLocked();
-      closeLocked();
-      failed.message += "; the episode was ended";
-    }
-    return Error{failed.outcome, failed.message, failed.signal};
-  }
+  if (!failed.ok()) return failedReplyLocked(std::move(failed));
   return answer;
+}
+
+Error Env::failedReplyLocked(StepResult failed) {
+  // A worker that broke the protocol can no longer be trusted with this
+  // episode.
+  if (failed.outcome == Outcome::ProtocolMismatch) {
+    killWorkerLocked();
+    closeLocked();
+    failed.message += "; the episode was ended";
+  }
+  return Error{failed.outcome, failed.message, failed.signal};
 }
 
 Result<RunResult> Env::run(const RunRequest& runRequest) {
@@ -597,14 +599,7 @@ Result<RunResult> Env::run(const RunRequest& runRequest) {
     failed.outcome = Outcome::ProtocolMismatch;
     failed.message = std::string("malformed run reply from the worker: ") + e->getDescription().cStr();
   }
-  if (!failed.ok()) {
-    if (failed.outcome == Outcome::ProtocolMismatch) {
-      killWorkerLocked();
-      closeLocked();
-      failed.message += "; the episode was ended";
-    }
-    return Error{failed.outcome, failed.message, failed.signal};
-  }
+  if (!failed.ok()) return failedReplyLocked(std::move(failed));
   return answer;
 }
 
@@ -702,14 +697,10 @@ Result<Env> Env::fork() {
     }
   }
   if (!failed.ok()) {
-    // Nothing it sent is used (its descriptors close here). A worker that
-    // broke the protocol can no longer be trusted with this episode either.
-    if (failed.outcome == Outcome::ProtocolMismatch) {
-      killWorkerLocked();
-      closeLocked();
-      failed.message += "; the episode was ended";
-    }
-    return Error{failed.outcome, "fork failed: " + failed.message, failed.signal};
+    // Nothing it sent is used (its descriptors close here).
+    Error error = failedReplyLocked(std::move(failed));
+    error.message = "fork failed: " + error.message;
+    return error;
   }
   Env forked(connection_, options_);
   forked.channel_ = std::move(*channel);

@@ -169,6 +169,9 @@ class Env {
   // Turns a dead or unresponsive worker into the StepResult that says why.
   StepResult endEpisodeLocked(Error error);
   void killWorkerLocked();
+  // The error for a reply that failed; one that broke the protocol also
+  // ends the episode (the worker is killed, the channel closed).
+  Error failedReplyLocked(StepResult failed);
 
   std::shared_ptr<Connection> connection_;
   EnvOptions options_;

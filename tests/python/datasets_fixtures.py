@@ -21,7 +21,11 @@ from pathlib import Path
 
 import pytest
 
+import forkgym
 from forkgym.datasets.catalogue import Remote
+
+# A source the datasets tests compile with -DSCALE=... -DOFFSET=...
+SOURCE_TEXT = "int scaled(int x) { return x * SCALE + OFFSET; }\n"
 
 
 Respond = Callable[[http.server.BaseHTTPRequestHandler], None]
@@ -139,3 +143,20 @@ def tarball(files: Mapping[str, bytes], mode: str = "w:bz2") -> bytes:
 def manifest(lines: list[str]) -> bytes:
     """A bz2 manifest, as CompilerGym's downloads are."""
     return bz2.compress(("\n".join(lines) + "\n").encode())
+
+
+@pytest.fixture(scope="module")
+def bitcodes() -> dict[str, bytes]:
+    """Bitcode of the bundled programs, as the server compiles them."""
+    out = {}
+    with forkgym.make("llvm-v0") as env:
+        for name in ("crc32", "small"):
+            env.reset(benchmark=f"benchmark://forkgym-v0/{name}")
+            out[name] = env.bitcode
+    return out
+
+
+def ir_sha1(env, benchmark) -> str:
+    """The IR hash of ``benchmark`` as ``env`` resets to it."""
+    env.reset(benchmark=benchmark)
+    return env.ir_sha1

@@ -7,25 +7,8 @@ from __future__ import annotations
 import pytest
 
 import forkgym
+from datasets_fixtures import SOURCE_TEXT, bitcodes, ir_sha1  # noqa: F401 (fixtures)
 from forkgym.datasets import Benchmark
-
-SOURCE_TEXT = "int scaled(int x) { return x * SCALE + OFFSET; }\n"
-
-
-@pytest.fixture(scope="module")
-def bitcodes() -> dict[str, bytes]:
-    """Bitcode of the bundled programs, as the server compiles them."""
-    out = {}
-    with forkgym.make("llvm-v0") as env:
-        for name in ("crc32", "small"):
-            env.reset(benchmark=f"benchmark://forkgym-v0/{name}")
-            out[name] = env.bitcode
-    return out
-
-
-def _ir_sha1(env, benchmark) -> str:
-    env.reset(benchmark=benchmark)
-    return env.ir_sha1
 
 
 # ------------------------------------------------------- in-memory content --
@@ -35,8 +18,8 @@ def test_a_benchmark_made_from_bytes_keeps_its_name_and_loads(env, bitcodes) -> 
     made = Benchmark.from_file_contents("benchmark://my-programs/crc", bitcodes["crc32"])
     env.reset(benchmark=made)
     assert env.benchmark == "benchmark://my-programs/crc" and env.benchmark is made
-    direct = _ir_sha1(env, "benchmark://forkgym-v0/crc32")
-    assert _ir_sha1(env, made) == direct
+    direct = ir_sha1(env, "benchmark://forkgym-v0/crc32")
+    assert ir_sha1(env, made) == direct
 
 
 # ------------------------------------------------------------ command lines --

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 import forkgym
-from datasets_fixtures import Loopback, loopback, manifest, site, tarball  # noqa: F401 (fixtures)
+from datasets_fixtures import (SOURCE_TEXT, Loopback, bitcodes, ir_sha1, loopback,  # noqa: F401 (fixtures)
+                               manifest, site, tarball)
 from forkgym.datasets import Benchmark, Datasets, catalogue, from_directory
 from forkgym.datasets.catalogue import PREBUILT, SOURCE, Entry
 
-SOURCE_TEXT = "int scaled(int x) { return x * SCALE + OFFSET; }\n"
 
 
 @pytest.fixture
@@ -32,22 +32,6 @@ def private_server(site) -> forkgym.Server:
         server.close()
 
 
-@pytest.fixture(scope="module")
-def bitcodes() -> dict[str, bytes]:
-    """Bitcode of the bundled programs (as the server compiles them), and their IR hashes."""
-    out = {}
-    with forkgym.make("llvm-v0") as env:
-        for name in ("crc32", "small"):
-            env.reset(benchmark=f"benchmark://forkgym-v0/{name}")
-            out[name] = env.bitcode
-    return out
-
-
-def _ir_sha1(env, benchmark) -> str:
-    env.reset(benchmark=benchmark)
-    return env.ir_sha1
-
-
 # ------------------------------------------------- install on first use --
 
 
@@ -57,7 +41,7 @@ def test_reset_installs_a_catalogue_dataset_on_first_use(private_server, loopbac
                 tarball=loopback.serve("fgtest-first.tar.bz2", archive),
                 manifest=loopback.serve("fgtest-first-manifest.bz2", manifest(["crc32", "sub/small"])))
     with catalogue.extended([row]), forkgym.make("llvm-ic-v0", server=private_server) as env:
-        direct = _ir_sha1(env, "benchmark://forkgym-v0/small")
+        direct = ir_sha1(env, "benchmark://forkgym-v0/small")
         assert not Datasets()["fgtest-first-v0"].installed
         env.reset(benchmark="benchmark://fgtest-first-v0/sub/small")
         assert env.ir_sha1 == direct and env.benchmark == "benchmark://fgtest-first-v0/sub/small"
@@ -111,7 +95,7 @@ def test_a_directory_of_bitcode_is_a_dataset_the_server_serves(private_server, s
     (shared_tmp_path / "crc32.bc").write_bytes(bitcodes["crc32"])
     from_directory("fgtest-bitcode-v0", shared_tmp_path)
     with forkgym.make("llvm-ic-v0", server=private_server) as env:
-        assert _ir_sha1(env, "benchmark://fgtest-bitcode-v0/crc32") == _ir_sha1(env, "benchmark://forkgym-v0/crc32")
+        assert ir_sha1(env, "benchmark://fgtest-bitcode-v0/crc32") == ir_sha1(env, "benchmark://forkgym-v0/crc32")
 
 
 def test_the_readmes_user_dataset_example_runs(shared_tmp_path, data_dir, capsys) -> None:
