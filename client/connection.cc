@@ -43,7 +43,7 @@ template <typename T, typename Parse>
 Result<T> parseReply(const Frame& frame, const char* what, Parse parse) {
   std::optional<Result<T>> result;
   kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(frame.words, peerReaderOptions());
+    capnp::FlatArrayMessageReader reader(frame.words, peerReaderOptions(frame.words.size()));
     auto reply = reader.getRoot<proto::ControlReply>();
     if (reply.isFailure()) {
       result.emplace(failureToError(reply.getFailure()));

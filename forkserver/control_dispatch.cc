@@ -36,7 +36,7 @@ ControlReplyFrame dispatchControlFrame(kj::ArrayPtr<const capnp::word> frame, bo
   // Every field is validated where it is used; a malformed message makes
   // Cap'n Proto throw, which becomes a failure reply, never a crash.
   kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(frame, peerReaderOptions());
+    capnp::FlatArrayMessageReader reader(frame, peerReaderOptions(frame.size()));
     auto request = reader.getRoot<proto::ControlRequest>();
     const auto which = request.which();
     if (!greeted && which != proto::ControlRequest::HELLO) {

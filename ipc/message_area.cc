@@ -5,9 +5,9 @@
 
 namespace forkgym {
 
-capnp::ReaderOptions peerReaderOptions() {
+capnp::ReaderOptions peerReaderOptions(size_t words) {
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = 256ull << 20;  // 2 GiB of reads: generous for IR text
+  options.traversalLimitInWords = 4 * uint64_t{words} + 1024;
   options.nestingLimit = 32;
   return options;
 }
@@ -51,12 +51,7 @@ Error invalidLength(std::span<const std::byte> area, uint64_t length) {
 Result<std::unique_ptr<capnp::FlatArrayMessageReader>> readerOver(kj::ArrayPtr<const capnp::word> words) {
   // The segment table is validated here; a malformed one throws, which we
   // turn into an error instead of letting it unwind through a public API.
-  // Reads are bounded by the message's own size: pointers in a hostile
-  // message may all point at one large object, and an unbounded reader would
-  // copy it once per pointer (gigabytes from a megabyte). An honest message
-  // is read about once; four times its size leaves ample room.
-  capnp::ReaderOptions options = peerReaderOptions();
-  options.traversalLimitInWords = std::min<uint64_t>(options.traversalLimitInWords, 4 * words.size() + 1024);
+  const capnp::ReaderOptions options = peerReaderOptions(words.size());
   std::unique_ptr<capnp::FlatArrayMessageReader> reader;
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&] {
     reader = std::make_unique<capnp::FlatArrayMessageReader>(words, options);

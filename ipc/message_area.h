@@ -45,7 +45,12 @@ struct CopiedMessage {
 };
 Result<CopiedMessage> copyMessage(std::span<const std::byte> area, uint64_t length);
 
-// Reader options for every message from a peer: bounded traversal and depth.
-capnp::ReaderOptions peerReaderOptions();
+// Reader options for a message of `words` words from a peer: bounded depth,
+// and reads bounded by the message's own size. Pointers in a hostile message
+// may all point at one large object, and a list of zero-sized structs may
+// claim millions of elements in a few bytes; an unbounded reader would copy
+// gigabytes out of a few hundred bytes. An honest message is read about
+// once; four times its size leaves ample room.
+capnp::ReaderOptions peerReaderOptions(size_t words);
 
 }  // namespace forkgym

@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   for (;;) {
     auto frame = recvFrame(client.get(), std::nullopt, 0);
     if (!frame) break;
-    capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions());
+    capnp::FlatArrayMessageReader reader(frame->words, peerReaderOptions(frame->words.size()));
     auto request = reader.getRoot<proto::ControlRequest>();
     capnp::MallocMessageBuilder reply;
     auto root = reply.initRoot<proto::ControlReply>();
