@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -105,3 +106,136 @@ def test_describe_probe_runner_asks_the_runner_on_a_generated_program(capsys) ->
     assert counter["how"] == "ran generator://csmith-v0/1"
     # Either a count, or the kernel's reason there is none.
     assert ("instructions" in counter["reason"]) if counter["available"] else counter["reason"]
+
+
+# ---------------------------------------------------------------- search --
+
+from forkgym.cli.strategies import SearchConfig, Searcher  # noqa: E402
+
+
+def search_json(capsys, *arguments: str) -> dict:
+    assert cli(["search", "--json", *arguments]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def replay_return(uri: str, actions: list[int], reward: str = "IrInstructionCountOz") -> float:
+    import forkgym
+
+    with forkgym.make("llvm-v0", reward_space=reward) as env:
+        env.reset(benchmark=uri)
+        if actions:
+            env.multistep(actions)
+        return env.episode_reward
+
+
+def test_greedy_search_writes_states_that_validate_accepts_and_keeps_no_no_op_pass(capsys, tmp_path) -> None:
+    states = tmp_path / "states.csv"
+    out = search_json(capsys, "--strategy", "greedy", "benchmark://forkgym-v0/crc32", "benchmark://forkgym-v0/small",
+                      "--output", str(states))
+    assert out["strategy"] == "greedy" and out["reward"] == "IrInstructionCountOz"
+    for r in out["results"]:
+        assert r["stop"] == "no improvement"
+        assert r["actions"] and r["reward"] > 0 and r["walltime"] > 0
+        assert r["final_cost"] < r["oz_cost"] < r["start_cost"]
+        assert r["vs_oz"] == pytest.approx(r["oz_cost"] / r["final_cost"])
+        assert replay_return(r["benchmark"], r["actions"]) == pytest.approx(r["reward"])
+        # Pruned: leaving out any kept pass makes the result worse.
+        for i in range(len(r["actions"])):
+            assert replay_return(r["benchmark"], r["actions"][:i] + r["actions"][i + 1:]) < r["reward"] - 1e-9
+    assert out["geomean_vs_oz"] == pytest.approx(
+        (out["results"][0]["vs_oz"] * out["results"][1]["vs_oz"]) ** 0.5)
+    lines = states.read_text().splitlines()
+    assert lines[0] == "benchmark,reward,walltime,commandline,benchmark_hash" and len(lines) == 3
+    assert all(float(line.split(",")[2]) > 0 for line in lines[1:]), "each state records the search's wall time"
+    checked = forkgym_cli("validate", "--env", "llvm-ic-v0", str(states))
+    assert checked.stdout.count("✅") == 2 and "2 of 2 states valid" in checked.stdout
+
+
+def test_pruning_drops_the_passes_that_change_nothing(capsys) -> None:
+    # -mem2reg twice: the second finds nothing to promote; -barrier is unavailable (a no-op).
+    policy = Path(__file__).with_name("cli_policies.py")
+    out = search_json(capsys, "--policy", f"{policy}:mem2reg_twice_then_barrier", "benchmark://forkgym-v0/crc32")
+    [r] = out["results"]
+    assert r["stop"] == "the policy returned"
+    assert len(r["found"]) == 4 and r["pruned"] == 2
+    assert r["flags"] == ["-mem2reg", "-instcombine"]
+    assert replay_return(r["benchmark"], r["actions"]) == pytest.approx(r["reward"])
+    no_prune = search_json(capsys, "--policy", f"{policy}:mem2reg_twice_then_barrier", "--no-prune",
+                           "benchmark://forkgym-v0/crc32")["results"][0]
+    assert no_prune["actions"] == no_prune["found"] == r["found"]
+    assert no_prune["reward"] == pytest.approx(r["reward"])
+
+
+def test_greedy_with_two_jobs_finds_what_one_job_finds_and_reports_its_step_cap(capsys) -> None:
+    runs = [search_json(capsys, "--strategy", "greedy", "--steps", "3", "--jobs", jobs, "generator://csmith-v0/1")
+            for jobs in ("1", "2")]
+    one, two = (run["results"][0] for run in runs)
+    assert runs[1]["forks_at_once"] == 2
+    assert one["found"] == two["found"] and one["actions"] == two["actions"]
+    assert one["reward"] == pytest.approx(two["reward"])
+    assert one["stop"] == "step cap (3) reached while still improving" and len(one["found"]) == 3
+    assert one["steps"] > 3 * 100, "every available action is tried at each step"
+
+
+def test_random_and_beam_search_generated_programs_reproducibly(capsys) -> None:
+    sample = ["generator://llvm-stress-v0", "--sample", "2", "--seed", "5"]
+    first = search_json(capsys, "--strategy", "random", "--episodes", "6", "--steps", "10", *sample)
+    again = search_json(capsys, "--strategy", "random", "--episodes", "6", "--steps", "10", "--jobs", "2", *sample)
+    assert [r["benchmark"] for r in first["results"]] == [r["benchmark"] for r in again["results"]]
+    assert all(r["benchmark"].startswith("generator://llvm-stress-v0/") for r in first["results"])
+    assert [r["actions"] for r in first["results"]] == [r["actions"] for r in again["results"]]
+    assert all(r["stop"] == "6 episodes of 10 steps" for r in first["results"])
+    beam = search_json(capsys, "--strategy", "beam", "--beam-width", "2", "--steps", "2", "generator://csmith-v0/7")
+    [r] = beam["results"]
+    assert r["reward"] > 0 and len(r["found"]) <= 2
+    assert replay_return(r["benchmark"], r["actions"]) == pytest.approx(r["reward"])
+    greedy = search_json(capsys, "--strategy", "greedy", "--steps", "2", "generator://csmith-v0/7")["results"][0]
+    assert r["reward"] >= greedy["reward"] - 1e-9, "a beam of 2 keeps greedy's choice among its own"
+
+
+def test_a_crashing_or_hanging_candidate_is_counted_with_its_reproducer_never_dropped() -> None:
+    class WithFaults(Searcher):
+        def candidates(self, env):
+            return super().candidates(env)[:5] + [env.action_space.index("-forkgym-test-segfault"),
+                                                   env.action_space.index("-forkgym-test-hang")]
+
+    with WithFaults(SearchConfig(strategy="greedy", steps=1, step_timeout=1.0, jobs=2)) as searcher:
+        result = searcher.search("benchmark://forkgym-v0/crc32")
+    outcomes = sorted(f.outcome for f in result.failures)
+    assert outcomes == ["crashed", "timed_out"]
+    assert all("opt" in f.reproducer for f in result.failures)
+    assert result.found and result.reward > 0, "the search goes on past its failed candidates"
+
+
+def test_the_time_budget_stops_a_search_and_keeps_its_best(capsys) -> None:
+    out = search_json(capsys, "--strategy", "random", "--episodes", "1000", "--steps", "5", "--time-budget", "0.001",
+                      "benchmark://forkgym-v0/small")
+    [r] = out["results"]
+    assert r["stop"].endswith("time budget (0.001 s)") and "of 1000 episodes" in r["stop"]
+
+
+def test_search_says_what_is_wrong_with_its_arguments(capsys) -> None:
+    assert cli(["search", "generator://csmith-v0"]) == 1
+    assert "unbounded: give --sample N" in capsys.readouterr().err
+    assert cli(["search", "--policy", "nosuchmodule:f", "benchmark://forkgym-v0/small"]) == 1
+    assert "cannot import nosuchmodule" in capsys.readouterr().err
+    assert cli(["search", "--reward", "Bogus", "benchmark://forkgym-v0/small"]) == 1
+    assert "Bogus" in capsys.readouterr().out
+
+
+def test_search_over_a_sample_of_gcc_c_torture_programs_validates() -> None:
+    from conftest import SETUP_SITE_DATA
+
+    env = dict(os.environ)
+    if SETUP_SITE_DATA is None:
+        env.pop("FORKGYM_SITE_DATA", None)
+    else:
+        env["FORKGYM_SITE_DATA"] = SETUP_SITE_DATA
+    with tempfile.TemporaryDirectory() as directory:
+        states = Path(directory) / "torture.csv"
+        run = forkgym_cli("search", "--strategy", "greedy", "--steps", "4", "--jobs", "2", "--sample", "2",
+                          "--seed", "3", "benchmark://gcc-c-torture-v0", "--output", str(states), env=env)
+        assert run.stdout.count("benchmark://gcc-c-torture-v0/") == 2 and "geomean" in run.stdout
+        assert "forkgym validate --env llvm-ic-v0" in run.stderr
+        checked = forkgym_cli("validate", "--env", "llvm-ic-v0", str(states), env=env)
+        assert "2 of 2 states valid" in checked.stdout

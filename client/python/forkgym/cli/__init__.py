@@ -25,6 +25,7 @@ from collections.abc import Sequence
 # name: (module, one-line help). Add a command with one row here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("forkgym.cli.describe", "backends, actions, observation and reward spaces, datasets, sandbox"),
+    "search": ("forkgym.cli.search", "search pass orderings (random, greedy, beam, your policy); write states"),
     "validate": ("forkgym.cli.validate", "replay and check state CSV files"),
     "datasets": ("forkgym.cli.datasets", "list, install, uninstall and show datasets"),
 }
