@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <optional>
@@ -17,6 +18,25 @@
 
 namespace forkgym {
 namespace {
+
+// The worker wrote this stack, so it may say anything: counts and indices
+// are bounded, strings by their buffers, and the fields are copied once
+// (the worker may still be scribbling).
+std::vector<StackFrame> crashStackOf(const CrashStack& stack) {
+  std::vector<StackFrame> frames;
+  const uint32_t moduleCount = std::min(stack.moduleCount, kCrashStackModules);
+  std::string modules[kCrashStackModules];
+  for (uint32_t i = 0; i < moduleCount; ++i) {
+    modules[i].assign(stack.modules[i], strnlen(stack.modules[i], kCrashStackModulePath));
+  }
+  const uint32_t frameCount = std::min(stack.frameCount, kCrashStackFrames);
+  for (uint32_t i = 0; i < frameCount; ++i) {
+    const CrashFrame frame = stack.frames[i];
+    if (frame.module >= moduleCount) continue;
+    frames.push_back({modules[frame.module], frame.offset, frame.exact != 0});
+  }
+  return frames;
+}
 
 Observation toObservation(proto::ObservationValue::Reader value) {
   switch (value.which()) {
@@ -346,6 +366,7 @@ StepResult Env::endEpisodeLocked(Error error) {
                                                                                        : Outcome::Crashed;
       result.signal = words.signal;
       result.message.assign(words.message, strnlen(words.message, sizeof(words.message)));
+      result.stack = crashStackOf(channel_.region().header().crashStack);
       if (result.outcome != outcomeFromWire(outcome)) {
         result.message = "the worker died; its last words named outcome " + std::to_string(outcome) +
                          ", which is not a way to die: " + result.message;

@@ -70,10 +70,19 @@ struct Reproducer {
   std::string commandline;
 };
 
+// One frame of a crashed worker's stack as its crash reporter recorded it:
+// a file virtual address in a module (symbolise with llvm-symbolizer --obj).
+struct StackFrame {
+  std::string module;  // the module's path in the worker (the server's executable or a library)
+  uint64_t offset = 0;
+  bool exact = false;  // the faulting instruction itself rather than a return address
+};
+
 struct StepResult {
   Outcome outcome = Outcome::Ok;
   std::string message;
   int signal = 0;
+  std::vector<StackFrame> stack;  // a crash's stack, innermost first (empty if none was recorded)
   std::vector<Observation> observations;
   std::vector<double> rewards;
   bool actionHadNoEffect = false;

@@ -1,12 +1,15 @@
 // CrashReporter: a worker's last words.
 //
 // Lifecycle (worker child only, before the sandbox is applied):
-//   1. installCrashReporter(header, backend) sets up an alternate signal
+//   1. installCrashReporter(header, backend) snapshots the executable
+//      segments of the loaded modules (for step 2's stack), sets up an alternate signal
 //      stack (so a stack overflow can still be reported), handlers for the
 //      fatal signals, the C++ new-handler and, through the backend, its
 //      compiler's fatal/out-of-memory handlers (LLVM's).
 //   2. When one fires it writes {outcome, signal, message} into the shared
-//      region's LastWords with plain stores, then dies by the same signal
+//      region's LastWords with plain stores (for a crash or a compiler fatal
+//      error, first the crashing stack's return addresses into CrashStack, as
+//      module offsets the client symbolises), then dies by the same signal
 //      (or _exit()s with kOutOfMemoryExit / kCompilerFatalExit), so the zygote's
 //      wait status still tells the truth.
 //   3. The client, seeing the doorbell close, reads LastWords.

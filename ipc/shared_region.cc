@@ -20,6 +20,7 @@ size_t roundUpToPage(size_t bytes) {
 
 // Offsets are word-aligned so Cap'n Proto can read messages in place.
 constexpr size_t kHeaderBytes = 4096;
+static_assert(sizeof(RegionHeader) <= kHeaderBytes, "the region header outgrew its page");
 
 }  // namespace
 

@@ -12,7 +12,10 @@
 //   3. Requests and replies are Cap'n Proto messages written into the
 //      request/reply areas (ipc/message_area.h) and read in place.
 //   4. LastWords: a worker's fatal-signal handler writes its outcome here
-//      (async-signal-safe: plain stores) so the client can say why it died.
+//      (async-signal-safe: plain stores) so the client can say why it died,
+//      and the crashing stack into CrashStack (written before LastWords'
+//      `written` flag is released, so a client that saw the flag reads a
+//      whole stack).
 // Any process may hold a SharedRegion; the mapping dies with the last owner.
 #pragma once
 
@@ -44,6 +47,25 @@ struct LastWords {
   char message[240];
 };
 
+// The return addresses of a crashing worker's stack, as offsets into the
+// modules (executable, shared libraries) they fall in, so the client can
+// symbolise them without knowing the worker's address-space layout. The
+// worker may write anything here: a reader bounds every count and index.
+inline constexpr uint32_t kCrashStackFrames = 48;
+inline constexpr uint32_t kCrashStackModules = 4;
+inline constexpr uint32_t kCrashStackModulePath = 192;
+struct CrashFrame {
+  uint64_t offset;  // address minus the module's load bias (a file virtual address)
+  uint32_t module;  // index into CrashStack::modules
+  uint32_t exact;   // 1: the faulting instruction itself; 0: a return address
+};
+struct CrashStack {
+  uint32_t frameCount;
+  uint32_t moduleCount;
+  CrashFrame frames[kCrashStackFrames];  // innermost first
+  char modules[kCrashStackModules][kCrashStackModulePath];
+};
+
 struct RegionHeader {
   uint32_t magic;
   uint32_t layoutVersion;
@@ -62,6 +84,9 @@ struct RegionHeader {
   std::atomic<uint64_t> requestSeq;  // client: the request in the request area
   std::atomic<uint64_t> startedSeq;  // worker: the request it is working on
   std::atomic<uint64_t> replySeq;    // worker: the request the reply answers
+  // Appended: the crashing stack beside the last words (ipc/shared_region.h
+  // lifecycle step 4; forkserver/crash_reporter.h fills it).
+  CrashStack crashStack;
 };
 
 class SharedRegion {

@@ -161,6 +161,7 @@ struct PyStepResult {
   uint16_t outcome = 0;
   std::string message;
   int signal = 0;
+  nb::list stack;  // (module, offset, exact) per frame, innermost first
   nb::list observations;
   std::vector<double> rewards;
   bool actionHadNoEffect = false;
@@ -172,6 +173,7 @@ PyStepResult convert(StepResult&& result) {
   out.outcome = static_cast<uint16_t>(result.outcome);
   out.message = std::move(result.message);
   out.signal = result.signal;
+  for (const auto& frame : result.stack) out.stack.append(nb::make_tuple(frame.module, frame.offset, frame.exact));
   for (auto& value : result.observations) out.observations.append(toPython(std::move(value)));
   out.rewards = std::move(result.rewards);
   out.actionHadNoEffect = result.actionHadNoEffect;
@@ -540,6 +542,7 @@ NB_MODULE(_forkgym, m) {
       .def_ro("outcome", &PyStepResult::outcome)
       .def_ro("message", &PyStepResult::message)
       .def_ro("signal", &PyStepResult::signal)
+      .def_ro("stack", &PyStepResult::stack)
       .def_ro("observations", &PyStepResult::observations)
       .def_ro("rewards", &PyStepResult::rewards)
       .def_ro("action_had_no_effect", &PyStepResult::actionHadNoEffect)

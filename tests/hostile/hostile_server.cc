@@ -407,6 +407,21 @@ std::vector<Attack> attacks() {
   step("last-words-without-nul", dieWith(3, kNoNul.c_str(), kNoNul.size()));
   step("last-words-claiming-ok", dieWith(0, "fine", 5));
   step("last-words-claiming-unknown-outcome", dieWith(9999, "?", 2));
+  step("last-words-with-a-lying-stack", [](HostileWorker& w, proto::Request::Reader) {
+    // Counts past the arrays, module indices past the modules, paths without
+    // a NUL: the client must bound all of it.
+    CrashStack& stack = header(w.channel).crashStack;
+    stack.frameCount = ~uint32_t{0};
+    stack.moduleCount = ~uint32_t{0};
+    for (auto& module : stack.modules) std::memset(module, 'A', sizeof(module));
+    for (uint32_t i = 0; i < kCrashStackFrames; ++i) stack.frames[i] = {~uint64_t{0} - i, i % 2 ? 1u : ~0u, 7};
+    LastWords& words = header(w.channel).lastWords;
+    words.outcome = 3;
+    words.signal = 11;
+    std::memcpy(words.message, "a lying stack", 14);
+    words.written.store(1);
+    _exit(3);
+  });
   step("last-words-then-lingers", [](HostileWorker& w, proto::Request::Reader) {
     LastWords& words = header(w.channel).lastWords;
     words.outcome = 3;

@@ -79,6 +79,7 @@ const Row kRows[] = {
     {"last-words-without-nul", Op::Step, {Outcome::Crashed}, "AAAAAAAA"},
     {"last-words-claiming-ok", Op::Step, {Outcome::Crashed}, "not a way to die"},
     {"last-words-claiming-unknown-outcome", Op::Step, {Outcome::Crashed}, "not a way to die"},
+    {"last-words-with-a-lying-stack", Op::Step, {Outcome::Crashed}, "a lying stack"},
     {"last-words-then-lingers", Op::Step, {Outcome::Crashed}, "dead (not really)"},
     // The doorbell.
     {"ring-unknown-byte", Op::Step, {PM}, "unknown record"},

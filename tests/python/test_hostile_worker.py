@@ -81,6 +81,7 @@ ROWS = [
     Row("last-words-without-nul", STEP, CRASHED, "AAAAAAAA"),
     Row("last-words-claiming-ok", STEP, CRASHED, "not a way to die"),
     Row("last-words-claiming-unknown-outcome", STEP, CRASHED, "not a way to die"),
+    Row("last-words-with-a-lying-stack", STEP, CRASHED, "a lying stack"),
     Row("last-words-then-lingers", STEP, CRASHED, "dead (not really)"),
     Row("ring-unknown-byte", STEP, PM, "unknown record"),
     Row("ring-request-byte", STEP, PM, "out of turn"),
@@ -148,6 +149,11 @@ def _play(row: Row, victim: int) -> dict:
                     report.update(kind="returned", truncated=truncated, observation=str(observation),
                                   outcome=int(info.get("outcome", OK)), message=info.get("error_details", ""))
                     if truncated:
+                        # The worker's stack is bounded by the client's arrays and names no function.
+                        stack = info.get("stack", [])
+                        if len(stack) > 48 or any(len(module) > 192 for module, _, _ in stack) or \
+                                info.get("stack_signature"):
+                            report["wrong"] = f"an unbounded or believed stack: {len(stack)} frames"
                         break
                     if row.observation == "IrInstructionCount" and observation[0] != 1000 + step:
                         report["wrong"] = f"step {step} read the reply to another request: {observation}"

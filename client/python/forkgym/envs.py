@@ -47,7 +47,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from forkgym import _forkgym
+from forkgym import _forkgym, crash_stack
 from forkgym.benchmarks import Benchmark, canonical_uri, session_benchmark
 from forkgym.datasets import Datasets
 from forkgym.description import BackendDescription
@@ -460,7 +460,7 @@ class CompilerEnv(gym.Env):
         if not result.ok:
             if ends_episode(result.outcome):
                 self._episode_over = True
-            raise from_outcome(result.outcome, result.message, result.signal, result.reproducer)
+            raise from_outcome(result.outcome, result.message, result.signal, result.reproducer, result.stack)
         return result
 
     # -------------------------------------------------------------- step --
@@ -562,6 +562,11 @@ class CompilerEnv(gym.Env):
                 "error_details": result.message,
                 "signal": result.signal,
                 "reproducer": result.reproducer,
+                # A crash's stack as the worker's crash reporter recorded it
+                # ((module, offset, exact) per frame, innermost first) and its
+                # symbolised signature (forkgym.crash_stack), "" without one.
+                "stack": [tuple(frame) for frame in result.stack],
+                "stack_signature": crash_stack.signature(result.stack) if result.stack else "",
             }
         else:
             raise from_outcome(result.outcome, result.message, result.signal)
@@ -728,7 +733,8 @@ class CompilerEnv(gym.Env):
         """Reaches ``state`` from the start of an episode on its benchmark."""
         _, _, _, truncated, info = self.multistep(self.action_space.from_string(state.commandline))
         if truncated:
-            raise from_outcome(info["outcome"], info["error_details"], info["signal"], info["reproducer"])
+            raise from_outcome(info["outcome"], info["error_details"], info["signal"], info["reproducer"],
+                               info.get("stack", ()))
 
     def _prepare_replay(self, native: _forkgym.Env, state: CompilerEnvState) -> list[int]:
         """For validation: sets up a fresh session on ``state``'s benchmark and

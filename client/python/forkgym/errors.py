@@ -22,15 +22,27 @@ class ForkgymError(Exception):
     """Base class of every forkgym error."""
 
     def __init__(self, message: str, outcome: Outcome | int = Outcome.SERVER_ERROR, signal: int = 0,
-                 reproducer: Any = None) -> None:
+                 reproducer: Any = None, stack: Any = ()) -> None:
         super().__init__(message)
         self.message = message
         self.outcome = from_value(int(outcome))
         self.signal = signal
         self.reproducer = reproducer
+        # A crashed worker's stack as its crash reporter recorded it:
+        # (module, offset, exact) per frame, innermost first; () if none.
+        self.stack = tuple(tuple(frame) for frame in stack)
+        self._stack_signature: str | None = None
+
+    @property
+    def stack_signature(self) -> str:
+        """The crash's symbolised signature (forkgym.crash_stack.signature), "" without a stack."""
+        if self._stack_signature is None:
+            from forkgym.crash_stack import signature
+            self._stack_signature = signature(self.stack) if self.stack else ""
+        return self._stack_signature
 
     def __reduce__(self):  # keep exceptions picklable (multiprocessing, pytest-xdist)
-        return (type(self), (self.message, int(self.outcome), self.signal, None))
+        return (type(self), (self.message, int(self.outcome), self.signal, None, self.stack))
 
 
 class BenchmarkNotFound(ForkgymError, LookupError):
@@ -91,8 +103,8 @@ class DatasetError(ForkgymError):
     file and what to do."""
 
     def __init__(self, message: str, outcome: Outcome | int = Outcome.BENCHMARK_ERROR, signal: int = 0,
-                 reproducer: Any = None) -> None:
-        super().__init__(message, outcome, signal, reproducer)
+                 reproducer: Any = None, stack: Any = ()) -> None:
+        super().__init__(message, outcome, signal, reproducer, stack)
 
 
 class DownloadFailed(DatasetError, OSError):
@@ -160,14 +172,15 @@ def exception_type(outcome: Outcome | int, message: str = "") -> type[ForkgymErr
     }.get(outcome, ForkgymError)
 
 
-def from_outcome(outcome: int, message: str, signal: int = 0, reproducer: Any = None) -> ForkgymError:
+def from_outcome(outcome: int, message: str, signal: int = 0, reproducer: Any = None,
+                 stack: Any = ()) -> ForkgymError:
     """Builds the typed exception for a failed request, with advice appended."""
     kind = exception_type(outcome, message)
     advice = _ADVICE.get(from_value(outcome))
     text = f"{message} [{outcome_name(outcome)}]"
     if advice and advice not in message:
         text += f"; {advice}"
-    return kind(text, outcome, signal, reproducer)
+    return kind(text, outcome, signal, reproducer, stack)
 
 
 _forkgym.set_error_factory(from_outcome)
