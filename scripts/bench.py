@@ -25,6 +25,10 @@ Measures (see the README's performance section for what the numbers mean):
              reset the zygote's cache serves, for a prebuilt one and for a
              source one compiled by the loader or read from the module cached
              beside it
+  search     `forkgym search --strategy greedy` on a ~10k-instruction csmith
+             program (generator://csmith-v0/22, 9,110 instructions) with
+             --jobs 2 beside --jobs 1: the same result, and the speed-up (the
+             load average is recorded with it: the machine is shared)
   runner     Runtime on a csmith program: mean and spread of 30 runs (the
              runner's own wall-clock measure, in the worker's sandbox), and
              the runner's overhead beside a bare fork+exec of the same binary
@@ -493,6 +497,48 @@ def markdown_runner(report: dict) -> list[str]:
             f"{r['single_run_request_ms']:.1f} | {r['build_ms']:.1f} |"]
 
 
+SEARCH_BENCHMARK = "generator://csmith-v0/22"  # 9,110 instructions
+
+
+def search_bench(quick: bool) -> dict:
+    """`forkgym search --strategy greedy` with --jobs 1 and 2, alternated (the
+    best of each kept), on one benchmark: the search's own wall time (the
+    JSON's, zygote start-up excluded), the step count, and whether both found
+    the same sequence."""
+    uri, extra = ("generator://csmith-v0/1", ["--steps", "3"]) if quick else (SEARCH_BENCHMARK, [])
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    load_before = os.getloadavg()
+    for _ in range(1 if quick else 2):
+        for jobs in (1, 2):
+            completed = subprocess.run(
+                [sys.executable, "-m", "forkgym", "search", "--strategy", "greedy", "--jobs", str(jobs), "--json",
+                 "--no-progress", *extra, uri], capture_output=True, text=True, check=True)
+            runs[jobs].append(json.loads(completed.stdout)["results"][0])
+    load_after = os.getloadavg()
+    best = {jobs: min(rs, key=lambda r: r["walltime"]) for jobs, rs in runs.items()}
+    same = len({(tuple(r["found"]), tuple(r["actions"])) for rs in runs.values() for r in rs}) == 1
+    return {"uri": uri, "instructions": best[1]["start_cost"], "found_passes": len(best[1]["found"]),
+            "kept_passes": len(best[1]["actions"]), "steps": best[1]["steps"], "stop": best[1]["stop"],
+            "jobs1_s": best[1]["walltime"], "jobs2_s": best[2]["walltime"],
+            "speedup": best[1]["walltime"] / best[2]["walltime"], "same_result": same,
+            "vs_oz": best[1]["vs_oz"], "load_before": load_before, "load_after": load_after,
+            "cores": os.cpu_count(), "runs": {str(j): [r["walltime"] for r in rs] for j, rs in runs.items()}}
+
+
+def markdown_search(report: dict) -> list[str]:
+    if "search" not in report:
+        return []
+    r = report["search"]
+    load = lambda avg: "/".join(f"{x:.1f}" for x in avg)
+    return ["", f"### Greedy search, --jobs 2 beside --jobs 1 ({r['uri']}, {r['instructions']:,.0f} instructions)", "",
+            "| --jobs 1 (s) | --jobs 2 (s) | speed-up | same result | candidate steps | passes found / kept "
+            "| vs -Oz | load avg before / after (1/5/15 min) |",
+            "|---:|---:|---:|---|---:|---:|---:|---|",
+            f"| {r['jobs1_s']:.1f} | {r['jobs2_s']:.1f} | {r['speedup']:.2f}× | {'yes' if r['same_result'] else 'NO'} | "
+            f"{r['steps']:,} | {r['found_passes']} / {r['kept_passes']} | {r['vs_oz']:.3f}× | "
+            f"{load(r['load_before'])} / {load(r['load_after'])} on {r['cores']} cores |"]
+
+
 def markdown(report: dict) -> str:
     out = [f"machine: {report['machine']}", ""]
     out.append("### Step latency (µs, p50 / p99)")
@@ -563,14 +609,20 @@ def markdown(report: dict) -> str:
         for kind, row in rows.items():
             out.append(f"| {name} | {kind} | {row['first_reset_ms']:.1f} | {row['cached_reset_ms']:.2f} |")
     out += markdown_runner(report)
+    out += markdown_search(report)
     return "\n".join(out) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
-    parser.add_argument("--only", choices=["runner"], help="run one section alone and print its table")
+    parser.add_argument("--only", choices=["runner", "search"], help="run one section alone and print its table")
     args = parser.parse_args()
+    if args.only == "search":
+        report = {"search": search_bench(args.quick)}
+        print(json.dumps(report, indent=2))
+        print("\n".join(markdown_search(report)))
+        return 0
     if args.only == "runner":
         report = {"runner": runner_bench(args.quick)}
         print(json.dumps(report, indent=2))
@@ -617,6 +669,8 @@ def main() -> int:
     report["dataset_resets"] = dataset_resets_bench(args.quick)
     print("bench: runner", file=sys.stderr)
     report["runner"] = runner_bench(args.quick)
+    print("bench: search", file=sys.stderr)
+    report["search"] = search_bench(args.quick)
     report["seconds"] = time.perf_counter() - started
     (OUT / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown(report)

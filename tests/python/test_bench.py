@@ -19,3 +19,6 @@ def test_quick_bench_runs_and_writes_its_tables():
     assert "### gcc-v0 step beside a plain `gcc -c` loop" in completed.stdout
     assert report["gcc"]["crc32.c"]["episode_step"]["p50_us"] > 0
     assert report["gcc"]["crc32.c"]["client_step"]["p50_us"] > 0
+    # The greedy search row: both job counts found the same sequence (the speed-up is measured, not asserted).
+    assert report["search"]["same_result"] and report["search"]["speedup"] > 0
+    assert "### Greedy search, --jobs 2 beside --jobs 1" in completed.stdout

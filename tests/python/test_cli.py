@@ -9,6 +9,7 @@ process where the output is all that is checked.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import tempfile
@@ -131,10 +132,11 @@ def replay_return(uri: str, actions: list[int], reward: str = "IrInstructionCoun
 def test_greedy_search_writes_states_that_validate_accepts_and_keeps_no_no_op_pass(capsys, tmp_path) -> None:
     states = tmp_path / "states.csv"
     out = search_json(capsys, "--strategy", "greedy", "benchmark://forkgym-v0/crc32", "benchmark://forkgym-v0/small",
-                      "--output", str(states))
+                      "--output", str(states), "--check-opt")
     assert out["strategy"] == "greedy" and out["reward"] == "IrInstructionCountOz"
     for r in out["results"]:
         assert r["stop"] == "no improvement"
+        assert r["opt_check"] == "same IR hash", "the server's opt replays the command line to the episode's IR"
         assert r["actions"] and r["reward"] > 0 and r["walltime"] > 0
         assert r["final_cost"] < r["oz_cost"] < r["start_cost"]
         assert r["vs_oz"] == pytest.approx(r["oz_cost"] / r["final_cost"])
@@ -239,3 +241,64 @@ def test_search_over_a_sample_of_gcc_c_torture_programs_validates() -> None:
         assert "forkgym validate --env llvm-ic-v0" in run.stderr
         checked = forkgym_cli("validate", "--env", "llvm-ic-v0", str(states), env=env)
         assert "2 of 2 states valid" in checked.stdout
+
+
+# ----------------------------------------------------------- leaderboard --
+
+
+def test_the_leaderboard_scores_validated_results_by_their_geomean_against_oz(capsys, tmp_path) -> None:
+    import matplotlib.image  # scripts/setup installs the plots extra
+
+    png = tmp_path / "board.png"
+    states = tmp_path / "board.csv"
+    assert cli(["leaderboard", "--json", "--strategy", "greedy", "--plot", str(png), "--output", str(states),
+                "benchmark://forkgym-v0"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert board["protocol"] == "llvm-ic-v0" and board["policy"] == "greedy" and board["invalid"] == 0
+    rows = {r["benchmark"]: r for r in board["results"]}
+    assert set(rows) == {"benchmark://forkgym-v0/crc32", "benchmark://forkgym-v0/small"}
+    for r in rows.values():
+        assert r["valid"] and r["ratio"] == pytest.approx(r["oz_cost"] / r["final_cost"]) and r["ratio"] > 1
+    assert board["geomean_vs_oz"] == pytest.approx(math.prod(r["ratio"] for r in rows.values()) ** 0.5)
+    assert board["mean_walltime"] == pytest.approx(sum(r["walltime"] for r in rows.values()) / 2)
+    height, width, _ = matplotlib.image.imread(png).shape
+    assert width >= 600 and height >= 400
+    assert len(states.read_text().splitlines()) == 3
+
+
+def test_the_leaderboard_runs_your_policy_on_generated_programs(capsys) -> None:
+    policy = Path(__file__).with_name("cli_policies.py")
+    assert cli(["leaderboard", "--json", "--policy", f"{policy}:mem2reg_twice_then_barrier",
+                "generator://llvm-stress-v0", "--sample", "2", "--seed", "2"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert board["policy"].endswith(":mem2reg_twice_then_barrier") and board["benchmarks"] == 2
+    assert all(r["valid"] and r["benchmark"].startswith("generator://llvm-stress-v0/") for r in board["results"])
+
+
+def test_a_policy_whose_result_does_not_replay_is_reported_and_scored_as_oz(capsys) -> None:
+    policy = Path(__file__).with_name("cli_policies.py")
+    assert cli(["leaderboard", "--policy", f"{policy}:sroa_then_crash", "benchmark://forkgym-v0/small"]) == 1
+    out = capsys.readouterr().out
+    assert "1.000x" in out and "NO: " in out and "crashed" in out.lower()
+    assert "(1 not validated, scored 1.000x)" in out
+
+
+def test_a_plot_without_matplotlib_names_the_extra_to_install(capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    assert cli(["leaderboard", "--plot", "x.png", "benchmark://forkgym-v0/small"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'forkgym[plots]'" in err and "matplotlib" in err
+
+
+def test_the_leaderboard_over_gcc_c_torture_programs() -> None:
+    from conftest import SETUP_SITE_DATA
+
+    env = dict(os.environ)
+    if SETUP_SITE_DATA is None:
+        env.pop("FORKGYM_SITE_DATA", None)
+    else:
+        env["FORKGYM_SITE_DATA"] = SETUP_SITE_DATA
+    run = forkgym_cli("leaderboard", "--strategy", "greedy", "--steps", "3", "--jobs", "2",
+                      "benchmark://gcc-c-torture-v0", "--sample", "3", "--seed", "4", env=env)
+    assert run.stdout.count("benchmark://gcc-c-torture-v0/") == 3
+    assert "(0 not validated, scored 1.000x)" in run.stdout

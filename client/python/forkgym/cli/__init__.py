@@ -11,7 +11,8 @@ One module per command in this package. A command is one row of
 Modules are imported only when their command runs, so ``forkgym --help``
 and each command start fast. Shared output (``--json``, tables, progress
 bars on stderr) is in :mod:`forkgym.cli.output`. A :class:`ForkgymError`,
-``LookupError``, ``ValueError`` or ``OSError`` escaping ``run`` is printed as
+``LookupError``, ``ValueError``, ``OSError`` or ``ImportError`` (a missing
+optional extra) escaping ``run`` is printed as
 ``forkgym COMMAND: message`` with exit status 1; bad arguments exit with 2.
 """
 
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("forkgym.cli.describe", "backends, actions, observation and reward spaces, datasets, sandbox"),
     "search": ("forkgym.cli.search", "search pass orderings (random, greedy, beam, your policy); write states"),
+    "leaderboard": ("forkgym.cli.leaderboard", "CompilerGym's llvm-ic-v0 leaderboard protocol for a policy"),
     "validate": ("forkgym.cli.validate", "replay and check state CSV files"),
     "datasets": ("forkgym.cli.datasets", "list, install, uninstall and show datasets"),
 }
@@ -70,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(module.run(arguments) or 0)
-    except (ForkgymError, LookupError, ValueError, OSError) as e:
+    except (ForkgymError, LookupError, ValueError, OSError, ImportError) as e:
         print(f"forkgym {name}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -69,6 +69,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="for --sample and the random strategy (default 0)")
     parser.add_argument("--no-prune", dest="prune", action="store_false",
                         help="keep passes that change nothing (pruning replays without each pass)")
+    parser.add_argument("--check-opt", action="store_true",
+                        help="also run each result's command line with the server's opt on the initial bitcode "
+                             "and check it gives the episode's IR hash")
     parser.add_argument("--output", "-o", metavar="CSV", help="write the states here (default: only the table)")
     add_json_flag(parser)
     add_progress_flag(parser)
@@ -126,6 +129,7 @@ def config_from(arguments: argparse.Namespace, jobs_inside: int) -> SearchConfig
         strategy=strategy, reward=arguments.reward, steps=arguments.steps, episodes=arguments.episodes,
         beam_width=arguments.beam_width, time_budget=arguments.time_budget, step_timeout=arguments.step_timeout,
         jobs=jobs_inside, seed=arguments.seed, prune=arguments.prune,
+        check_opt=getattr(arguments, "check_opt", False),
         policy=load_policy(arguments.policy) if arguments.policy else None)
 
 
@@ -181,6 +185,8 @@ def summary(results: list[tuple[str, SearchResult | str]]) -> tuple[str, float]:
         if ratio is not None:
             ratios.append(ratio)
         stop = r.stop + (f"; {len(r.failures)} failed steps" if r.failures else "")
+        if r.opt_check is not None:
+            stop += f"; opt: {r.opt_check}"
         rows.append((uri, _number(r.start_cost), _number(r.oz_cost), _number(r.final_cost),
                      "-" if ratio is None else f"{ratio:.3f}x", f"{r.reward:.4f}",
                      f"{len(r.actions)}/{len(r.found)}", f"{r.walltime:.1f}", stop))
@@ -198,7 +204,7 @@ def result_json(r: SearchResult | str, uri: str) -> dict[str, Any]:
             "found": r.found, "pruned": len(r.found) - len(r.actions), "commandline": r.commandline,
             "stop": r.stop, "walltime": r.walltime, "steps": r.steps, "start_cost": r.start_cost,
             "oz_cost": r.oz_cost, "final_cost": r.final_cost, "vs_oz": r.vs_oz,
-            "failures": [f.__dict__ for f in r.failures],
+            "failures": [f.__dict__ for f in r.failures], "opt_check": r.opt_check,
             "state": r.state.to_csv().rstrip("\n") if r.state is not None else None}
 
 
@@ -249,4 +255,9 @@ def run(arguments: argparse.Namespace) -> int:
         check = f"forkgym validate --env {env_id} {arguments.output}" if env_id else \
             f"forkgym validate {arguments.output} (the rewards are {config.reward}'s)"
         note(f"wrote {written} states to {os.path.abspath(arguments.output)}; check them: {check}")
-    return 0 if all(not isinstance(r, str) for r in results) else 1
+    if arguments.check_opt and not arguments.json:
+        for r in results:
+            if not isinstance(r, str):
+                sys.stdout.write(f"{r.benchmark}: {r.commandline}\n")
+    failed = [r for r in results if isinstance(r, str) or (r.opt_check or "").startswith("MISMATCH")]
+    return 1 if failed else 0

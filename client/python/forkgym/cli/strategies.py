@@ -84,6 +84,7 @@ class SearchConfig:
     jobs: int = 1
     seed: int = 0
     prune: bool = True
+    check_opt: bool = False  # replay each result's command line with the server's opt: same IR hash?
     policy: Callable[[Any], Any] | None = None  # strategy "policy": policy(env) steps a reset env
 
 
@@ -112,6 +113,7 @@ class SearchResult:
     oz_cost: float | None = None
     final_cost: float | None = None
     state: Any = None  # CompilerEnvState of `actions`, walltime = the search's
+    opt_check: str | None = None  # check_opt: "same IR hash", or what differed
 
     @property
     def vs_oz(self) -> float | None:
@@ -428,6 +430,9 @@ class Searcher:
                     result.final_cost = _cost(final.observation[obj.cost])
                 if obj.oz:
                     result.oz_cost = _cost(root.observation[obj.oz])
+                if self.config.check_opt:
+                    result.opt_check = check_with_opt(root.observation["Bitcode"], result.commandline,
+                                                      str(final.observation["IrSha1"]))
                 result.walltime = time.monotonic() - started
                 result.state = replace(final.state, walltime=result.walltime)
             finally:
@@ -435,6 +440,23 @@ class Searcher:
             return result
         finally:
             root.close()
+
+
+def check_with_opt(bitcode: Any, commandline: str, ir_sha1: str) -> str:
+    """Runs the episode's replay command line (the server's own ``opt``, by absolute
+    path) on its initial bitcode; "same IR hash" when the output is the episode's IR."""
+    import hashlib
+    import shlex
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="forkgym-opt-") as directory:
+        Path(directory, "input.bc").write_bytes(bytes(bitcode))
+        run = subprocess.run(shlex.split(commandline), cwd=directory, capture_output=True, text=True)
+        if run.returncode != 0:
+            return f"MISMATCH: opt exited with status {run.returncode}: {run.stderr.strip()[:300]}"
+        got = hashlib.sha1(Path(directory, "output.bc").read_bytes()).hexdigest()
+    return "same IR hash" if got == ir_sha1 else f"MISMATCH: opt's IR hash {got}, the episode's {ir_sha1}"
 
 
 def _cost(value: Any) -> float:
