@@ -72,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(module.run(arguments) or 0)
+    except BrokenPipeError:
+        # The reader went away (`forkgym describe --json | head`): nothing more to say.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ForkgymError, LookupError, ValueError, OSError, ImportError) as e:
         print(f"forkgym {name}: {e}", file=sys.stderr)
         return 1
