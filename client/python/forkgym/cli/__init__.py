@@ -30,6 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "leaderboard": ("forkgym.cli.leaderboard", "CompilerGym's llvm-ic-v0 leaderboard protocol for a policy"),
     "validate": ("forkgym.cli.validate", "replay and check state CSV files"),
     "datasets": ("forkgym.cli.datasets", "list, install, uninstall and show datasets"),
+    "fuzz": ("forkgym.cli.fuzz", "fuzz pass orderings: classified, bucketed, reduced failures, a report"),
+    "reduce": ("forkgym.cli.reduce", "the smallest pass sequence and IR that still fail the same way"),
+    "determinism": ("forkgym.cli.determinism", "replay states in fresh server processes; report where they diverge"),
 }
 
 
