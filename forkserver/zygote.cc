@@ -153,6 +153,18 @@ Status Zygote::start() {
   if (options_.backends.empty()) return makeError(Outcome::ServerError, "the server has no backends");
   // Built and compiled to BPF once here, so each worker only installs it.
   sandbox::prepareSandbox({kDefaultRegionBytes});
+  // Runnable benchmarks' workers link and run programs: a profile of their
+  // own, prepared once here (the driver's and linker's paths found now), before
+  // the backends start: what it probes (the instruction counter) is in their
+  // descriptions.
+  if (auto binaries = passes::runnableProfile(); !binaries) {
+    runnableUnavailable_ = binaries.error().message;
+  } else if (auto runnable = sandbox::prepareExternalCompiler(*binaries); !runnable) {
+    runnableUnavailable_ = runnable.error().message;
+  } else {
+    runnableProfile_ = *runnable;
+  }
+  if (!runnableProfile_) spdlog::warn("runnable benchmarks are unavailable: {}", runnableUnavailable_);
   // A backend that cannot start (its compiler missing) is left out: the
   // server serves the others, and says why to whoever asks for it.
   std::vector<const passes::Backend*> serving;
@@ -167,16 +179,6 @@ Status Zygote::start() {
     workerProfiles_[backend] = *profile;
     serving.push_back(backend);
   }
-  // Runnable benchmarks' workers link and run programs: a profile of their
-  // own, prepared once here (the driver's and linker's paths found now).
-  if (auto binaries = passes::runnableProfile(); !binaries) {
-    runnableUnavailable_ = binaries.error().message;
-  } else if (auto runnable = sandbox::prepareExternalCompiler(*binaries); !runnable) {
-    runnableUnavailable_ = runnable.error().message;
-  } else {
-    runnableProfile_ = *runnable;
-  }
-  if (!runnableProfile_) spdlog::warn("runnable benchmarks are unavailable: {}", runnableUnavailable_);
   if (serving.empty()) return makeError(Outcome::ServerError, "no backend could start (" + reasons + ")");
   options_.backends = std::move(serving);
   for (const auto& [backend, reason] : unavailable_) {
@@ -650,8 +652,8 @@ Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* be
     signal(SIGPIPE, SIG_IGN);
     clientEnds.memfd.reset();
     clientEnds.doorbell.reset();
-    runWorker(WorkerStart{std::move(workerChannel), benchmark->backend, benchmark->benchmark.get(), limits,
-                          cpuSecondsPerStep,
+    runWorker(WorkerStart{std::move(workerChannel), benchmark->backend, benchmark->benchmark.get(),
+                          runConfig ? passes::runnableLimits(limits) : limits, cpuSecondsPerStep,
                           runConfig ? *runnableProfile_ : workerProfiles_.at(benchmark->backend), runConfig});
   }
   setpgid(pid, pid);

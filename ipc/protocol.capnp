@@ -327,6 +327,9 @@ struct RunRequest {
   inputSets @1 :List(UInt32);  # indices; empty: every set
   repetitions @2 :UInt32;      # per input set; 0: 1
   warmups @3 :UInt32;          # unmeasured runs before them
+  # The programs' wall-clock limit: 0, the configuration's run timeout;
+  # else this, at most that (validate() derives it from the gold run).
+  runTimeoutSeconds @4 :UInt32;
 }
 
 # One run of the program. outcome: a forkgym::Outcome value (ok when it
@@ -346,6 +349,7 @@ struct ProgramRun {
   stderrTruncated @10 :Bool;
   outputFiles @11 :List(RunFile);  # the config's outputFiles that exist
   message @12 :Text;           # how it ended, in words
+  timeoutSeconds @13 :UInt32;  # the wall-clock limit it ran under
 }
 
 struct RunResult {

@@ -95,6 +95,7 @@ void writeRunRequest(const RunRequest& request, proto::RunRequest::Builder out) 
   for (unsigned i = 0; i < request.inputSets.size(); ++i) sets.set(i, request.inputSets[i]);
   out.setRepetitions(request.repetitions);
   out.setWarmups(request.warmups);
+  out.setRunTimeoutSeconds(request.runTimeoutSeconds);
 }
 
 RunRequest readRunRequest(proto::RunRequest::Reader in) {
@@ -103,6 +104,7 @@ RunRequest readRunRequest(proto::RunRequest::Reader in) {
   for (uint32_t set : in.getInputSets()) request.inputSets.push_back(set);
   request.repetitions = in.getRepetitions();
   request.warmups = in.getWarmups();
+  request.runTimeoutSeconds = in.getRunTimeoutSeconds();
   return request;
 }
 
@@ -130,6 +132,7 @@ void writeRunResult(const RunResult& result, proto::RunResult::Builder out) {
     w.setStderrTruncated(run.stderrTruncated);
     writeFiles(run.outputFiles, w.initOutputFiles(static_cast<unsigned>(run.outputFiles.size())));
     w.setMessage(run.message);
+    w.setTimeoutSeconds(run.timeoutSeconds);
   }
 }
 
@@ -156,6 +159,7 @@ RunResult readRunResult(proto::RunResult::Reader in) {
     run.stderrTruncated = r.getStderrTruncated();
     run.outputFiles = readFiles(r.getOutputFiles());
     run.message = r.getMessage();
+    run.timeoutSeconds = r.getTimeoutSeconds();
     result.runs.push_back(std::move(run));
   }
   return result;

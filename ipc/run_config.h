@@ -66,6 +66,7 @@ struct RunRequest {
   std::vector<uint32_t> inputSets;  // empty: all
   uint32_t repetitions = 1;
   uint32_t warmups = 0;
+  uint32_t runTimeoutSeconds = 0;  // 0: the configuration's; else at most it
 };
 
 struct ProgramRun {
@@ -82,6 +83,7 @@ struct ProgramRun {
   bool stderrTruncated = false;
   std::vector<RunFile> outputFiles;
   std::string message;
+  uint32_t timeoutSeconds = 0;  // the limit it ran under
 };
 
 struct RunResult {

@@ -3,6 +3,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ constexpr const char* kDriver = "clang-19";
 constexpr const char* kObjectName = "in.o";
 
 std::string gCompiler;  // set by runnableProfile() in the zygote; workers inherit it
+std::string gCounterStatus;  // likewise (instructionCounterStatus())
 
 // An absolute, resolved path for a program name (searched on PATH).
 std::string findProgram(const std::string& name) {
@@ -144,8 +146,27 @@ std::string describe(const ToolRun& run, uint32_t timeoutSeconds) {
   }
 }
 
-ToolOptions programOptions(const RunDirectory& dir, uint32_t timeoutSeconds) {
+// The episode's memory limit: the worker's soft RLIMIT_AS (runnableLimits()).
+uint64_t episodeMemoryBytes() {
+  rlimit current{};
+  if (::getrlimit(RLIMIT_AS, &current) != 0 || current.rlim_cur == RLIM_INFINITY) return 0;
+  return current.rlim_cur;
+}
+
+// What an AddressSanitizer build runs with instead of an address-space limit
+// (runner.h, "Memory"). No leak detection: LeakSanitizer stops the program's
+// threads with ptrace, which the sandbox denies, and a leak is no sign of a
+// miscompile.
+std::string asanOptions() {
+  std::string options = "ASAN_OPTIONS=detect_leaks=0";
+  if (const uint64_t memory = episodeMemoryBytes()) options += ":mmap_limit_mb=" + std::to_string(memory >> 20);
+  return options;
+}
+
+ToolOptions programOptions(const RunDirectory& dir, uint32_t timeoutSeconds, bool sanitized = false) {
   ToolOptions options;
+  // RLIM_INFINITY: the hard limit the runnable worker kept (no limit).
+  options.addressSpaceBytes = sanitized ? RLIM_INFINITY : episodeMemoryBytes();
   options.limit = std::chrono::seconds(timeoutSeconds);
   options.workingDirectory = dir.path().c_str();
   options.confineToDirectory = dir.path().c_str();
@@ -157,13 +178,14 @@ ToolOptions programOptions(const RunDirectory& dir, uint32_t timeoutSeconds) {
   options.fileSizeBytes = kMaxProgramFileBytes;
   options.maxProcesses = kMaxProgramProcesses;
   options.environment = {"HOME=" + dir.path(), "TMPDIR=" + dir.path(), "PWD=" + dir.path()};
+  if (sanitized) options.environment.push_back(asanOptions());
   return options;
 }
 
 // One run of the program (or a pre/post-run command) in the directory.
 Result<ToolRun> runOnce(const RunDirectory& dir, const std::vector<std::string>& argv, std::string_view input,
-                        uint32_t timeoutSeconds, bool countInstructions) {
-  ToolOptions options = programOptions(dir, timeoutSeconds);
+                        uint32_t timeoutSeconds, bool countInstructions, bool sanitized = false) {
+  ToolOptions options = programOptions(dir, timeoutSeconds, sanitized);
   options.countInstructions = countInstructions;
   return runTool(argv, input, options);
 }
@@ -187,6 +209,8 @@ Result<sandbox::ExternalCompiler> runnableProfile() {
                                                           "benchmarks cannot be linked (install binutils)");
   }
   gCompiler = driver;
+  const std::string counter = probeInstructionCounter();
+  gCounterStatus = counter.empty() ? "available" : "unavailable: " + counter;
   sandbox::ExternalCompiler profile;
   profile.name = "runnable benchmarks";
   profile.executables = {driver, linker};
@@ -195,6 +219,16 @@ Result<sandbox::ExternalCompiler> runnableProfile() {
 }
 
 const std::string& runnerCompiler() { return gCompiler; }
+
+const std::string& instructionCounterStatus() { return gCounterStatus; }
+
+sandbox::SandboxLimits runnableLimits(sandbox::SandboxLimits episode) {
+  episode.addressSpaceSoftOnly = true;
+  if (episode.maxProcesses == 0 || episode.maxProcesses > kRunnableWorkerProcesses) {
+    episode.maxProcesses = kRunnableWorkerProcesses;
+  }
+  return episode;
+}
 
 int64_t elfTextSize(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -251,6 +285,7 @@ Result<RunResult> buildAndRun(const RunConfig& given, std::string_view object, c
   buildOptions.limit = std::chrono::seconds(config.buildTimeoutSeconds);
   buildOptions.workingDirectory = dir->path().c_str();
   buildOptions.ownProcessGroup = true;
+  buildOptions.addressSpaceBytes = episodeMemoryBytes();
   buildOptions.environment = {"LC_ALL=C", "TMPDIR=" + dir->path()};
   auto built = runTool(build, "", buildOptions);
   if (!built.ok()) return built.takeError();
@@ -276,6 +311,10 @@ Result<RunResult> buildAndRun(const RunConfig& given, std::string_view object, c
     for (uint32_t i = 0; i < config.inputSets.size(); ++i) sets.push_back(i);
   }
   const uint32_t repetitions = std::max<uint32_t>(request.repetitions, 1);
+  // A limit the request gives only ever shortens the configuration's.
+  const uint32_t runTimeout = request.runTimeoutSeconds == 0
+                                  ? config.runTimeoutSeconds
+                                  : std::min(request.runTimeoutSeconds, config.runTimeoutSeconds);
   for (uint32_t index : sets) {
     const RunInputSet& set = config.inputSets[index];
     std::vector<std::string> argv = config.runCommand;
@@ -296,7 +335,7 @@ Result<RunResult> buildAndRun(const RunConfig& given, std::string_view object, c
           before = "its pre-run command " + describe(*pre, command.timeoutSeconds) + "; ";
         }
       }
-      auto ran = runOnce(*dir, argv, set.stdinData, config.runTimeoutSeconds, true);
+      auto ran = runOnce(*dir, argv, set.stdinData, runTimeout, true, sanitize);
       if (!ran.ok()) return ran.takeError();
       for (const RunCommand& command : config.postRunCommands) {
         auto post = runOnce(*dir, command.argv, "", command.timeoutSeconds, false);
@@ -316,7 +355,8 @@ Result<RunResult> buildAndRun(const RunConfig& given, std::string_view object, c
       run.stdoutTruncated = ran->outTruncated;
       run.stderrData = std::move(ran->err);
       run.stderrTruncated = ran->errTruncated;
-      run.message = before + describe(*ran, config.runTimeoutSeconds);
+      run.message = before + describe(*ran, runTimeout);
+      run.timeoutSeconds = runTimeout;
       for (const std::string& name : config.outputFiles) {
         RunFile file{name, {}};
         if (readOutputFile(dir->file(name), file.content)) run.outputFiles.push_back(std::move(file));

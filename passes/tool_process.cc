@@ -112,6 +112,17 @@ void lowerLimit(int resource, uint64_t value) {
 
 void leadToolGroup(const ChildSetup& setup);
 
+// Why perf_event_open gave no instruction counter, in words.
+std::string counterError(int error) {
+  return std::string("perf_event_open: ") + std::strerror(error) +
+         (error == ENOENT || error == EOPNOTSUPP
+              ? " (this machine exposes no hardware instruction counter, e.g. a virtual machine without a "
+                "virtual PMU)"
+              : error == EACCES || error == EPERM
+                    ? " (kernel.perf_event_paranoid forbids it; 2 or less allows counting one's own processes)"
+                    : "");
+}
+
 // The forked child, up to exec. Async-signal-safe calls only (the caller
 // may be a test process with threads): no allocation, no locks.
 [[noreturn]] void execTool(const ChildSetup& setup) {
@@ -347,6 +358,15 @@ Result<ToolProcess> ToolProcess::start(const std::vector<std::string>& argv, con
                          options.fileSizeBytes, options.maxProcesses, options.confineToDirectory,
                          gate ? gate->read.get() : -1};
   const pid_t pid = ::fork();
+  if (pid < 0 && errno == EAGAIN) {
+    // RLIMIT_NPROC: the episode's worker, its forks and what they run.
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NPROC, &limit);
+    return makeError(Outcome::LimitReached, "cannot start " + argv[0] + ": this episode reached its process limit (" +
+                                                std::to_string(limit.rlim_cur) +
+                                                " processes: its worker, its live forks and what they run); close "
+                                                "forks it no longer needs");
+  }
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(tool)"));
   if (pid == 0) execTool(setup);
   // Also here, so the group exists before anything may signal it.
@@ -378,14 +398,7 @@ Result<ToolProcess> ToolProcess::start(const std::vector<std::string>& argv, con
     if (counter >= 0) {
       tool.counter_.reset(static_cast<int>(counter));
     } else {
-      tool.counterUnavailable_ = std::string("perf_event_open: ") + std::strerror(errno) +
-                                 (errno == ENOENT || errno == EOPNOTSUPP
-                                      ? " (this machine exposes no hardware instruction counter, e.g. a virtual "
-                                        "machine without a virtual PMU)"
-                                      : errno == EACCES || errno == EPERM
-                                            ? " (kernel.perf_event_paranoid forbids it; 2 or less allows counting "
-                                              "one's own processes)"
-                                            : "");
+      tool.counterUnavailable_ = counterError(errno);
     }
     gate->read.reset();
     const char go = 1;
@@ -535,6 +548,20 @@ Result<ToolRun> ToolProcess::finish(std::string_view input) {
     counter_.reset();
   }
   return run;
+}
+
+std::string probeInstructionCounter() {
+  perf_event_attr attr{};
+  attr.size = sizeof attr;
+  attr.type = PERF_TYPE_HARDWARE;
+  attr.config = PERF_COUNT_HW_INSTRUCTIONS;
+  attr.disabled = 1;
+  attr.exclude_kernel = 1;
+  attr.exclude_hv = 1;
+  const long counter = ::syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+  if (counter < 0) return counterError(errno);
+  ::close(static_cast<int>(counter));
+  return {};
 }
 
 Result<ToolRun> runTool(const std::vector<std::string>& argv, std::string_view input,

@@ -101,6 +101,12 @@ struct ToolOptions {
 };
 inline constexpr const char* kNoWritableDirectory = "/proc";
 
+// Whether this process may count user-space instructions (what
+// ToolOptions::countInstructions needs): empty if so, else why not, in
+// words. Opens a counter on itself and closes it: call it before any
+// sandbox (the zygote does, in runnableProfile()).
+std::string probeInstructionCounter();
+
 // Runs argv[0] (searched on PATH when it has no '/'), feeding `input` on its
 // stdin. A ServerError only if the tool could not be started at all (e.g.
 // not installed); a tool that fails is a ToolRun describing how.

@@ -25,6 +25,14 @@ bool capLimit(int resource, rlim_t value) {
 // limit is set and the hard limit stays where it was: reaching the soft limit
 // raises SIGXCPU, which the worker reports as a timeout, long before a hard
 // limit would SIGKILL it anonymously.
+// Only the soft limit, to `value` (clamped to the hard limit, left as is).
+bool setSoftLimit(int resource, rlim_t value) {
+  rlimit current{};
+  if (getrlimit(resource, &current) != 0) return false;
+  const rlimit next{std::min(value, current.rlim_max), current.rlim_max};
+  return setrlimit(resource, &next) == 0;
+}
+
 bool setCpuSoftLimit(rlim_t seconds) {
   rlimit current{};
   if (getrlimit(RLIMIT_CPU, &current) != 0) return false;
@@ -45,7 +53,11 @@ uint64_t cpuSecondsUsedRoundedUp() {
 }  // namespace
 
 bool applyRlimits(const SandboxLimits& limits) {
-  if (limits.addressSpaceBytes != 0 && !capLimit(RLIMIT_AS, limits.addressSpaceBytes)) return false;
+  if (limits.addressSpaceBytes != 0) {
+    const bool set = limits.addressSpaceSoftOnly ? setSoftLimit(RLIMIT_AS, limits.addressSpaceBytes)
+                                                 : capLimit(RLIMIT_AS, limits.addressSpaceBytes);
+    if (!set) return false;
+  }
   if (!setCpuSoftLimit(limits.cpuSeconds)) return false;
   // A crashing worker must not write a core the size of LLVM into the cwd.
   if (!capLimit(RLIMIT_CORE, 0)) return false;

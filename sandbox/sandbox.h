@@ -50,6 +50,13 @@ namespace forkgym::sandbox {
 // the machine's own processes (and the zygote) ahead of 64 busy workers.
 struct SandboxLimits {
   uint64_t addressSpaceBytes = 2ull << 30;  // RLIMIT_AS; 0 = leave as is
+  // RLIMIT_AS as the soft limit only, the hard limit left where it was: a
+  // runnable benchmark's worker, whose AddressSanitizer builds reserve ~20 TB
+  // of shadow address space that no address-space limit can allow
+  // (passes/runner.h gives each program it starts its own hard limit). The
+  // worker still stops a runaway pass at this limit; what it no longer
+  // bounds is a worker taken over by a hostile module, which may raise it.
+  bool addressSpaceSoftOnly = false;
   int niceness = 10;                        // added to the nice value; 0 = leave as is
   uint64_t cpuSeconds = 0;                  // RLIMIT_CPU soft limit; 0 = unlimited
   // RLIMIT_NPROC per episode (the worker and its live forks, threads

@@ -51,7 +51,8 @@ CRASHES = {
 # A benchmark with a run configuration (csmith's) runs in a worker that may
 # open files and fork, to link and run its program: there the compiler's
 # open() is denied by Landlock (EACCES) and a fork bomb stops at the
-# episode's process limit, and the episode goes on. The fault matrix checks
+# runnable episode's process limit (32, passes/runner.h), and the episode
+# goes on. The fault matrix checks
 # both profiles row by row; the soak checks each is contained.
 RUNNABLE = ("generator://csmith-v0/",)
 CONTAINED_BY_THE_RUNNABLE_PROFILE = {"-forkgym-test-open", "-forkgym-test-fork-bomb"}

@@ -281,7 +281,7 @@ struct PyEnv {
   }
 
   RunResult run(const std::string& program, const std::vector<uint32_t>& inputSets, uint32_t repetitions,
-                uint32_t warmups) {
+                uint32_t warmups, uint32_t runTimeoutSeconds) {
     RunRequest request;
     if (program == "current") {
       request.program = RunProgram::Current;
@@ -296,6 +296,7 @@ struct PyEnv {
     request.inputSets = inputSets;
     request.repetitions = repetitions;
     request.warmups = warmups;
+    request.runTimeoutSeconds = runTimeoutSeconds;
     Result<RunResult> result = makeError(Outcome::SessionClosed, "no answer");
     {
       nb::gil_scoped_release release;
@@ -615,7 +616,8 @@ NB_MODULE(_forkgym, m) {
       .def_prop_ro("stderr", [](const ProgramRun& r) { return nb::bytes(r.stderrData.data(), r.stderrData.size()); })
       .def_ro("stderr_truncated", &ProgramRun::stderrTruncated)
       .def_ro("output_files", &ProgramRun::outputFiles)
-      .def_ro("message", &ProgramRun::message);
+      .def_ro("message", &ProgramRun::message)
+      .def_ro("timeout_seconds", &ProgramRun::timeoutSeconds);
   nb::class_<RunResult>(m, "RunResult")
       .def_ro("built", &RunResult::built)
       .def_ro("build_outcome", &RunResult::buildOutcome)
@@ -646,10 +648,11 @@ NB_MODULE(_forkgym, m) {
            "Starts an episode; run_config (a RunConfig) says how to build and run its program, else the "
            "server attaches its dataset's, if any.")
       .def("run", &PyEnv::run, "program"_a = "current", "input_sets"_a = std::vector<uint32_t>{},
-           "repetitions"_a = 1, "warmups"_a = 0,
+           "repetitions"_a = 1, "warmups"_a = 0, "run_timeout"_a = 0,
            "Builds the program ('current' state, 'original' benchmark, or 'asan': the state under "
            "AddressSanitizer) and runs it on the input sets (all when empty): a RunResult with one "
-           "ProgramRun per measured run.")
+           "ProgramRun per measured run. run_timeout: the programs' limit in seconds (0: the run "
+           "configuration's; never more than it).")
       .def("step", &PyEnv::step, "actions"_a, "observations"_a = std::vector<std::string>{},
            "rewards"_a = std::vector<std::string>{})
       .def(

@@ -1,7 +1,9 @@
 #include "passes/llvm/fault_injection.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <llvm/IR/BasicBlock.h>
@@ -9,6 +11,7 @@
 #include <llvm/IR/Function.h>
 #include <llvm/IR/Module.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -46,16 +49,29 @@ volatile uintptr_t gNullAddress = 0;
   }
 }
 
+// Forks until refused: by seccomp at the first fork (SIGSYS) in the
+// in-process profile, by the episode's process limit in a runnable
+// benchmark's worker, which may fork. Each child waits, forking nothing, so
+// the flood fills the limit exactly; then the worker ends and reaps them
+// all and carries on with every slot given back (an unreaped child would
+// hold its slot for the rest of the episode, and a grandchild would be
+// reaped only whenever the zygote gets to it). At most kMaxChildren, so a
+// machine with no process limit is not flooded.
 void forkBomb() {
-  bool inChild = false;
-  for (;;) {
+  constexpr size_t kMaxChildren = 4096;
+  pid_t children[kMaxChildren];
+  size_t made = 0;
+  while (made < kMaxChildren) {
     const pid_t pid = fork();
-    if (pid == 0) inChild = true;
-    if (pid < 0) {
-      // The sandbox or a process limit refused; children made so far leave
-      // quietly, the worker carries on.
-      if (inChild) _exit(0);
-      return;
+    if (pid == 0) {
+      for (;;) pause();
+    }
+    if (pid < 0) break;
+    children[made++] = pid;
+  }
+  for (size_t i = 0; i < made; ++i) {
+    kill(children[i], SIGKILL);
+    while (waitpid(children[i], nullptr, 0) < 0 && errno == EINTR) {
     }
   }
 }

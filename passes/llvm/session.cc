@@ -161,7 +161,25 @@ Result<int64_t> LlvmSession::objectTextSize() {
   return *impl_->objectTextSize;
 }
 
-std::span<const Space> observationSpaces() { return observationSpacesOf<LlvmSession>(); }
+std::span<const Space> observationSpaces() {
+  // InstructionsRetired's description says whether this server counts
+  // instructions (the zygote's probe, runnableProfile()). Amended in place
+  // when the probe's answer arrives, so spans handed out before stay valid.
+  static std::vector<Space> spaces(observationSpacesOf<LlvmSession>().begin(),
+                                   observationSpacesOf<LlvmSession>().end());
+  static std::string amendedFor = "(not yet)";
+  const std::string& status = instructionCounterStatus();
+  if (status != amendedFor) {
+    amendedFor = status;
+    const auto base = observationSpacesOf<LlvmSession>();
+    for (size_t i = 0; i < spaces.size(); ++i) {
+      if (spaces[i].name != "InstructionsRetired") continue;
+      spaces[i].description = base[i].description + "; on this server: " +
+                              (status.empty() ? "unavailable: the server cannot run programs" : status);
+    }
+  }
+  return spaces;
+}
 
 std::span<const Space> rewardSpaces() { return rewardSpacesOf<LlvmSession>(); }
 

@@ -135,3 +135,20 @@ def test_a_sanitizer_report_is_a_failure_unless_the_unoptimised_program_reports_
     assert failures == [] and "undefined behaviour in the benchmark" in excuse
     failures, _ = check_sanitized(result(run()), result(run()), "asan")
     assert failures == []
+
+
+def test_a_sanitizer_report_names_its_kind() -> None:
+    asan = b"==1==ERROR: AddressSanitizer: stack-use-after-scope on address 0x1\nmore\n"
+    failures, _ = check_sanitized(result(run(exit_code=1, stderr=asan)), result(run()), "asan")
+    (failure,) = failures
+    assert failure.sanitizer_kind == "stack-use-after-scope" and failure.input_set == 0
+
+
+def test_an_asan_runtime_that_cannot_start_is_not_a_report_but_says_why_nothing_was_checked() -> None:
+    cannot_start = (b"==7==ERROR: AddressSanitizer failed to allocate 0xdfff0001000 (15392894357504) bytes at address "
+                    b"0x02008fff7000 (errno: 12)\n==7==ReserveShadowMemoryRange failed while trying to map "
+                    b"0xdfff0001000 bytes. Perhaps you're using ulimit -v or ulimit -d\n")
+    failures, excuse = check_sanitized(result(run(outcome=Outcome.CRASHED, exit_code=-1, sig=signal.SIGABRT,
+                                                  stderr=cannot_start)), result(run()), "asan")
+    assert failures == []
+    assert "the asan build could not start its runtime" in excuse and "ReserveShadowMemoryRange" in excuse

@@ -47,6 +47,51 @@ def test_a_runnable_benchmark_validates_its_semantics_on_every_input_set(llvm, d
     assert "semantics validated" in str(result)
 
 
+def _two_sets_benchmark(env, data_dir):
+    return env.make_benchmark(data_dir / RUN_DATA / "two_sets.c", run_cmd=["./a.out"], input_sets=[
+        {"name": "small", "args": ["5"], "stdin": "1 2\n", "inputs": {"numbers.txt": b"10\n"}},
+        {"name": "edge", "args": ["2147483647"], "stdin": "3\n", "inputs": {"numbers.txt": b"20 30\n"}},
+    ], outputs=["result.txt", "final.txt"], pre_run_cmd=["./a.out", "prepare"], post_run_cmd=["./a.out", "post"],
+        run_timeout=30)
+
+
+def test_two_input_sets_with_pre_and_post_run_commands_and_output_files_end_to_end(llvm, data_dir) -> None:
+    """Every part of a run configuration in one real run: the pre-run command
+    writes what the program reads, each input set has its own arguments,
+    stdin and input file, the post-run command derives a second declared
+    output file. The optimised program differs on the second set only, in
+    one output file only, and the result says which set and which check."""
+    llvm.reset(benchmark=_two_sets_benchmark(llvm, data_dir))
+    unoptimised = llvm.validate(semantics=True)
+    assert unoptimised.okay() and unoptimised.benchmark_semantics_validated, unoptimised
+    llvm.multistep([flag(llvm, "-mem2reg"), flag(llvm, "-instcombine")])
+    result = llvm.validate()
+    assert not result.okay() and result.benchmark_semantics_validation_failed, result
+    assert not result.benchmark_nondeterministic
+    (failure,) = result.semantics_failures
+    assert failure.kind == SemanticsFailure.OUTPUT_FILE_DIFFERS and failure.input_set == 1
+    # The file holds what the pre-run command, stdin, the input file and the
+    # argument made: (20 + 30 + 3) x 3 = 159, then the overflow test's answer.
+    assert "output file result.txt differs, line 2: expected wraps, got no wrap" in failure.message
+    assert "output_file_differs on input set 1" in str(result)
+
+
+def test_instructions_retired_says_whether_this_machine_counts(llvm, data_dir) -> None:
+    llvm.reset(benchmark=_two_sets_benchmark(llvm, data_dir))
+    description = llvm.observation.spaces["InstructionsRetired"].description
+    assert "on this server: " in description
+    if "on this server: available" in description:
+        counts = llvm.observation["InstructionsRetired"]
+        assert len(counts) >= 1 and all(count > 0 for count in counts)
+        return
+    # This machine has no counter (e.g. a virtual machine without a PMU):
+    # describe and the observation both say so, and why.
+    assert "on this server: unavailable: perf_event_open: " in description
+    with pytest.raises(InvalidRequest, match="InstructionsRetired is unavailable on this machine: perf_event_open: "):
+        llvm.observation["InstructionsRetired"]
+    assert len(llvm.observation["Runtime"]) >= 1
+
+
 def test_a_fork_carries_the_run_configuration(llvm, data_dir) -> None:
     llvm.reset(benchmark=_files_benchmark(llvm, data_dir))
     fork = llvm.fork()
@@ -96,6 +141,29 @@ def test_undefined_behaviour_asan_sees_in_the_unoptimised_program_is_not_a_misco
     assert "AddressSanitizer" in result.semantics_not_validated
 
 
+def test_an_asan_build_of_a_csmith_program_runs_and_validates_clean(llvm) -> None:
+    """The ASan build really runs: its runtime reserves ~20 TB of shadow
+    address space, which the worker's memory limit must not refuse."""
+    llvm.reset(benchmark="generator://csmith-v0/1")
+    llvm.multistep([flag(llvm, "-mem2reg"), flag(llvm, "-instcombine"), flag(llvm, "-simplifycfg")])
+    result = llvm.validate(semantics=True, sanitizers=["asan"])
+    assert result.okay() and result.benchmark_semantics_validated, result
+    assert result.sanitizer_reports == [] and result.semantics_not_validated is None
+
+
+def test_an_out_of_bounds_write_is_a_sanitizer_report_that_names_its_kind(llvm, data_dir) -> None:
+    llvm.reset(benchmark=llvm.make_benchmark(data_dir / RUN_DATA / "heap_overflow.c", run_timeout=30))
+    llvm.step(flag(llvm, "-mem2reg"))
+    result = llvm.validate(sanitizers=["asan"])
+    # Every build of the program overflows: the state's ASan build and the
+    # unoptimised program's both report it.
+    assert [(r.kind, r.sanitizer_kind, r.input_set) for r in result.sanitizer_reports] == [
+        (SemanticsFailure.SANITIZER_REPORT, "heap-buffer-overflow", 0)] * 2
+    assert "AddressSanitizer: heap-buffer-overflow" in result.sanitizer_reports[0].message
+    assert "AddressSanitizer: heap-buffer-overflow" in result.semantics_not_validated
+    assert "heap-buffer-overflow" in str(result)
+
+
 def test_a_benchmark_without_a_run_configuration_is_not_validated_semantically(llvm) -> None:
     llvm.reset(benchmark="benchmark://forkgym-v0/crc32")
     llvm.step(flag(llvm, "-mem2reg"))
@@ -133,8 +201,27 @@ def test_an_llvm_19_miscompile_is_found_by_validate_alone(llvm, data_dir) -> Non
     assert result.benchmark_semantics_validation_failed and not result.benchmark_nondeterministic
     assert result.semantics_failure == SemanticsFailure.TIMED_OUT == SemanticsFailure(finding["symptom"])
     (failure,) = result.semantics_failures
-    assert "the optimised program timed out; the unoptimised one exited with status 0" in failure.message
+    assert "the optimised program timed out after 5 s" in failure.message
+    assert "the unoptimised one exited with status 0" in failure.message
     assert "timed_out on input set 0" in str(result)
+
+
+def test_a_hanging_candidate_is_stopped_at_a_limit_derived_from_the_gold_run(llvm, data_dir) -> None:
+    """With the configuration's default run timeout (300 s), the candidate
+    that never ends is stopped at max(5 s, 10 x the unoptimised program's
+    wall time), and the result says which limit it used."""
+    finding = json.loads((data_dir / "miscompile" / "attributor_loop.json").read_text())
+    benchmark = llvm.make_benchmark(data_dir / "miscompile" / finding["program"], run_cmd=["./a.out"])
+    assert benchmark.run_config.run_timeout == 300
+    llvm.reset(benchmark=benchmark)
+    llvm.multistep([flag(llvm, name) for name in finding["passes"]])
+    result = llvm.validate()
+    assert result.semantics_failure == SemanticsFailure.TIMED_OUT, result
+    # The unoptimised program ends at once: the floor applies.
+    assert result.semantics_run_timeout == 5
+    (failure,) = result.semantics_failures
+    assert "the optimised program timed out after 5 s" in failure.message
+    assert "max(5 s, 10 x the unoptimised program's" in failure.message and "at most 300 s" in failure.message
 
 
 # Fixed seeds: the same programs and sequences every run. These programs

@@ -38,6 +38,8 @@
 #include "ipc/control_socket.h"
 #include "ipc/message_area.h"
 #include "ipc/protocol.capnp.h"
+#include "passes/runner.h"
+#include "sandbox/isolation.h"
 #include "sandbox/sandbox.h"
 #include "tests/forkserver/runtime_fixture.h"
 #include "tests/forkserver/load_fixture.h"
@@ -677,6 +679,48 @@ Got forkBombUnderTheProcessLimit() {
   return got;
 }
 
+// A fork bomb injected into a runnable benchmark's worker, which may fork
+// (it builds and runs programs): it stops at the runnable profile's process
+// limit — what one build or run at a time needs, far below the episode
+// default — the step completes, and the episode still builds and runs its
+// program once the bomb's processes are gone.
+Got forkBombInARunnableWorker() {
+  const auto& features = gHarness->connection->server().sandboxFeatures;
+  if (std::find(features.begin(), features.end(), "process_limit") == features.end()) {
+    return {true, "not applicable: no process limit at sandbox level " + gHarness->connection->server().sandboxLevel};
+  }
+  RunConfig config;
+  config.runTimeoutSeconds = 10;
+  Env env(gHarness->connection);
+  if (auto ok = env.reset(fileUri("crc32.c"), &config); !ok) return {false, "reset failed: " + ok.error().message};
+  // The kernel's view of the worker's limit, once the worker has answered a
+  // request (it applies its sandbox, limits included, while the client's
+  // reset returns; its first answer comes after).
+  if (!env.observe(std::vector<std::string>{"IrInstructionCount"}).ok()) return {false, "the worker does not answer"};
+  std::ifstream limits("/proc/" + std::to_string(env.workerPid()) + "/limits");
+  std::string line, processes;
+  while (std::getline(limits, line)) {
+    if (line.rfind("Max processes", 0) == 0) processes = line;
+  }
+  std::istringstream fields(processes.substr(std::string_view("Max processes").size()));
+  uint64_t soft = 0;
+  fields >> soft;
+  // Counted per episode with a user namespace of its own, else shared by
+  // every episode (isolation.h).
+  const bool perEpisode = std::find(features.begin(), features.end(), "user_namespace") != features.end();
+  const uint64_t expected = passes::kRunnableWorkerProcesses * (perEpisode ? 1 : sandbox::kSharedProcessLimitFactor);
+  Got got{soft == expected, "worker's process limit " + std::to_string(soft)};
+  const uint32_t bomb[] = {gHarness->action("-mem2reg"), gHarness->action("-forkgym-test-fork-bomb")};
+  auto step = env.step(bomb, std::vector<std::string>{"IrInstructionCount"});
+  got.text += step.ok() ? "; the bombed step completes" : "; the bombed step failed: " + step.message;
+  auto ran = env.run(RunRequest{});
+  const bool runs = ran && ran->built && ran->runs.size() == 1 &&
+                    ran->runs[0].outcome == static_cast<uint16_t>(Outcome::Ok);
+  got.text += runs ? ", then builds and runs its program" : ", then its program does NOT run";
+  got.pass = got.pass && step.ok() && runs && env.alive();
+  return got;
+}
+
 // ----------------------------------------------------------------- loads --
 
 // A file of the row's own in the harness directory, removed after the row.
@@ -1090,6 +1134,8 @@ std::vector<Row> rows() {
                   [] { return injectAction("-forkgym-test-fork-bomb", Outcome::SandboxViolation, "clone"); }});
   rows.push_back({"fork bomb under the process limit", "limit_reached; episode, copies, zygote go on",
                   forkBombUnderTheProcessLimit});
+  rows.push_back({"fork bomb in a runnable worker", "ok: stops at the runnable limit; the program still runs",
+                  forkBombInARunnableWorker});
   rows.push_back({"stack overflow", "crashed SIGSEGV",
                   [] { return injectAction("-forkgym-test-stack-overflow", Outcome::Crashed, "SIGSEGV"); }});
   rows.push_back({"pass breaks the IR", "verifier_failed", [] {

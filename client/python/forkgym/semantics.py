@@ -15,11 +15,22 @@ compares what it reports. For a benchmark with a run configuration:
    compared with the gold run: how the run ended (a signal the gold run did
    not get is ``crashed``; a limit is ``timed_out`` / ``out_of_memory``), the
    exit status, stdout and stderr (after an optional filter), and the
-   configuration's output files.
-3. Optionally a sanitizer build (``asan``) of the current state: a report in
-   its stderr is ``sanitizer_report`` — unless the unoptimised program's own
-   sanitizer build reports too, which is undefined behaviour in the
-   benchmark, not a miscompile (unverified, with the report).
+   configuration's output files. Its wall-clock limit comes from the gold
+   runs (``candidate_timeout``): max(5 s, 10 x the slowest gold run), at
+   most the configuration's run timeout — a state whose program hangs costs
+   seconds, not c-torture's 300 s default. ``ValidationResult.semantics_run_timeout``
+   and a ``timed_out`` failure's message say which limit was used.
+3. Optionally a sanitizer build (``asan``) of the current state, under the
+   same limit: a report in its stderr is ``sanitizer_report``, naming its
+   kind (``SemanticsCheck.sanitizer_kind``, e.g. ``heap-buffer-overflow``) —
+   unless the unoptimised program's own sanitizer build reports too, which is
+   undefined behaviour in the benchmark, not a miscompile (unverified, with
+   the report). A runtime that cannot start (its shadow memory refused) is
+   never taken for a report: the result says nothing was checked. The
+   program runs with no address-space limit (ASan reserves ~20 TB of shadow)
+   but its allocator bounded at the episode's memory limit, no leak
+   detection, and every other limit and confinement of a run (see the
+   runner, passes/runner.h).
 
 What UBSan could add and why it is not here: UBSan instruments in the
 front end, from C semantics the IR no longer carries (signed overflow is an
@@ -31,6 +42,7 @@ benchmark's sources instead (the hunt in ``scripts/`` does).
 from __future__ import annotations
 
 import enum
+import math
 import re
 import signal as signals
 from collections.abc import Callable, Sequence
@@ -44,7 +56,13 @@ from forkgym.outcome import Outcome, outcome_name
 OutputFilter = Callable[[bytes], bytes] | str | bytes | re.Pattern[bytes] | None
 
 SANITIZERS = ("asan",)
-_SANITIZER_MARKERS = (b"ERROR: AddressSanitizer", b"ERROR: LeakSanitizer")
+# A report: "==pid==ERROR: AddressSanitizer: heap-buffer-overflow on address ...";
+# the word after the sanitizer's name is the kind of error.
+_SANITIZER_REPORT = re.compile(rb"ERROR: (AddressSanitizer|LeakSanitizer): ([\w-]+)[^\n]*")
+# The runtime could not start (e.g. its shadow memory was refused: "ERROR:
+# AddressSanitizer failed to allocate ... ReserveShadowMemoryRange failed"):
+# nothing was checked, which is never a report about the program.
+_SANITIZER_CANNOT_START = re.compile(rb"ERROR: (AddressSanitizer|LeakSanitizer) failed[^\n]*(\n[^\n]*)?")
 
 
 class SemanticsFailure(str, enum.Enum):
@@ -72,6 +90,8 @@ class SemanticsCheck:
     input_set: int
     message: str
     signal: int = 0
+    # sanitizer_report: the kind of error the sanitizer names ("heap-buffer-overflow").
+    sanitizer_kind: str = ""
 
     def __str__(self) -> str:
         return f"{self.kind.value} on input set {self.input_set}: {self.message}"
@@ -93,6 +113,12 @@ class SemanticsReport:
     nondeterministic: str | None = None
     unverified: str | None = None
     runs: int = 0  # programs run, gold and candidate, for the record
+    # The wall-clock limit the state's programs ran under (candidate_timeout()).
+    run_timeout: int | None = None
+    # Every report of a sanitizer build, the state's and (when it reported)
+    # the unoptimised program's — whether a failure or excused as the
+    # benchmark's own undefined behaviour.
+    sanitizer_reports: list[SemanticsCheck] = field(default_factory=list)
 
 
 def _filter(output_filter: OutputFilter) -> Callable[[bytes], bytes]:
@@ -157,6 +183,7 @@ class _Run:
     stderr_truncated: bool
     files: dict[str, bytes]
     message: str
+    timeout_seconds: int = 0  # the limit it ran under (0: not reported)
 
     @classmethod
     def of(cls, run: Any, keep: Callable[[bytes], bytes]) -> _Run:
@@ -171,6 +198,7 @@ class _Run:
             stderr_truncated=bool(run.stderr_truncated),
             files={f.name: bytes(f.content) for f in run.output_files},
             message=str(run.message),
+            timeout_seconds=int(getattr(run, "timeout_seconds", 0)),
         )
 
     def ended(self) -> str:
@@ -182,15 +210,18 @@ class _Run:
         return f"{outcome_name(self.outcome)}" + (f" ({self.message})" if self.message else "")
 
 
-def _differences(gold: _Run, other: _Run, compare_stderr: bool, outputs: Sequence[str]) -> list[SemanticsCheck]:
+def _differences(gold: _Run, other: _Run, compare_stderr: bool, outputs: Sequence[str],
+                 timeout_rule: str = "") -> list[SemanticsCheck]:
     """Every way ``other`` differs from ``gold`` (empty: they agree)."""
     where = other.input_set
     if other.outcome != Outcome.OK or other.signal:
         if gold.outcome == other.outcome and gold.signal == other.signal:
             pass  # the gold run ended the same way: compare what they wrote
         elif other.outcome == Outcome.TIMED_OUT:
+            after = f" after {other.timeout_seconds} s" if other.timeout_seconds else ""
+            rule = f" ({timeout_rule})" if timeout_rule else ""
             return [SemanticsCheck(SemanticsFailure.TIMED_OUT, where,
-                                   f"the optimised program timed out; the unoptimised one {gold.ended()}")]
+                                   f"the optimised program timed out{after}{rule}; the unoptimised one {gold.ended()}")]
         elif other.outcome == Outcome.OUT_OF_MEMORY:
             return [SemanticsCheck(SemanticsFailure.OUT_OF_MEMORY, where,
                                    f"the optimised program ran out of memory; the unoptimised one {gold.ended()}")]
@@ -250,6 +281,7 @@ def compare(
     outputs: Sequence[str] | None = None,
     output_filter: OutputFilter = None,
     compare_stderr: bool = True,
+    timeout_rule: str = "",
 ) -> SemanticsReport:
     """Compares the runner's RunResults: ``gold`` (the unoptimised program, two
     runs or more per input set) and ``candidate`` (the current state's).
@@ -296,7 +328,7 @@ def compare(
         if not expected:
             report.unverified = f"the runner gave no gold run for input set {run.input_set}"
             return report
-        report.failures.extend(_differences(expected[0], run, compare_stderr, outputs))
+        report.failures.extend(_differences(expected[0], run, compare_stderr, outputs, timeout_rule))
     missing = sorted(set(gold_runs) - {int(r.input_set) for r in candidate.runs})
     if missing:
         report.unverified = f"the runner gave no run of the optimised program for input set(s) {missing}"
@@ -307,35 +339,52 @@ def compare(
 
 def sanitizer_report(run: Any) -> str | None:
     """The first line of a sanitizer's report in a run's stderr, or None."""
-    stderr = bytes(run.stderr)
-    for marker in _SANITIZER_MARKERS:
-        at = stderr.find(marker)
-        if at >= 0:
-            line = stderr[at:].split(b"\n", 1)[0]
-            return line.decode(errors="replace")
-    return None
+    found = _SANITIZER_REPORT.search(bytes(run.stderr))
+    return found.group(0).decode(errors="replace") if found else None
+
+
+def sanitizer_kind(line: str) -> str:
+    """The kind of error a report line names ("heap-buffer-overflow")."""
+    found = _SANITIZER_REPORT.search(line.encode())
+    return found.group(2).decode() if found else ""
+
+
+def sanitizer_cannot_start(run: Any) -> str | None:
+    """Why a sanitizer build's runtime could not start (its first lines), or None."""
+    found = _SANITIZER_CANNOT_START.search(bytes(run.stderr))
+    return " ".join(found.group(0).decode(errors="replace").split()) if found else None
+
+
+def _reports(result: Any, sanitizer: str, whose: str) -> list[SemanticsCheck]:
+    found = []
+    for run in result.runs:
+        line = sanitizer_report(run)
+        if line is not None:
+            found.append(SemanticsCheck(SemanticsFailure.SANITIZER_REPORT, int(run.input_set),
+                                        f"the {sanitizer} build of {whose} reports: {line}",
+                                        sanitizer_kind=sanitizer_kind(line)))
+    return found
 
 
 def check_sanitized(candidate: Any, original: Any | None, sanitizer: str) -> tuple[list[SemanticsCheck], str | None]:
     """Failures of the ``sanitizer`` build of the current state (``candidate``), and
     why they prove nothing, if the unoptimised program's build (``original``)
-    reports too."""
+    reports too or the sanitizer's runtime could not start."""
     if not candidate.built:
         return [SemanticsCheck(SemanticsFailure.BUILD_FAILED, -1,
                                f"the {sanitizer} build of the optimised module did not build: "
                                f"{_shorten(candidate.build_diagnostics)}")], None
-    found = []
     for run in candidate.runs:
-        line = sanitizer_report(run)
-        if line is not None:
-            found.append(SemanticsCheck(SemanticsFailure.SANITIZER_REPORT, int(run.input_set),
-                                        f"the {sanitizer} build reports: {line}"))
+        why = sanitizer_cannot_start(run)
+        if why is not None:
+            return [], (f"the {sanitizer} build could not start its runtime on input set {int(run.input_set)}, so "
+                        f"nothing was checked: {_shorten(why)}")
+    found = _reports(candidate, sanitizer, "the optimised module")
     if found and original is not None and original.built:
-        for run in original.runs:
-            line = sanitizer_report(run)
-            if line is not None:
-                return [], (f"the {sanitizer} build of the unoptimised program reports too, on input set "
-                            f"{int(run.input_set)} ({line}): undefined behaviour in the benchmark, not a miscompile")
+        for report in _reports(original, sanitizer, "the unoptimised program"):
+            return [], (f"the {sanitizer} build of the unoptimised program reports too, on input set "
+                        f"{report.input_set} ({report.message.split('reports: ', 1)[1]}): undefined behaviour in "
+                        f"the benchmark, not a miscompile")
     return found, None
 
 
@@ -371,7 +420,8 @@ class SemanticsOptions:
         for name in sanitizers:
             if name not in SANITIZERS:
                 why = (" (UBSan checks C semantics the IR no longer carries, so a build of the optimised IR cannot "
-                       "be a UBSan build; see forkgym.semantics)" if name == "ubsan" else "")
+                       "be a UBSan build; run UBSan on the benchmark's sources instead, e.g. clang-19 "
+                       "-fsanitize=undefined; see forkgym.semantics)" if name == "ubsan" else "")
                 raise InvalidRequest(f"unknown sanitizer {name!r}{why}; the runner builds {', '.join(SANITIZERS)}")
         if self.gold_runs < 1:
             raise InvalidRequest(f"gold_runs must be at least 1 (2 detects nondeterminism), got {self.gold_runs}")
@@ -387,6 +437,29 @@ def is_not_runnable(error: Exception) -> bool:
     return isinstance(error, InvalidRequest) and "run configuration" in str(error)
 
 
+# The candidate's limit (candidate_timeout()): a program that takes ten times
+# as long as the unoptimised one is not going to end (the Attributor's
+# miscompile makes main an empty infinite loop), and c-torture's 300 s default
+# would make every such state cost five minutes.
+CANDIDATE_TIMEOUT_FACTOR = 10
+CANDIDATE_TIMEOUT_FLOOR = 5
+
+
+def candidate_timeout(gold: Any) -> tuple[int, str]:
+    """The wall-clock limit (s) of the state's programs, from the gold runs:
+    max(CANDIDATE_TIMEOUT_FLOOR, CANDIDATE_TIMEOUT_FACTOR x the slowest gold
+    run), at most the run configuration's timeout (the gold runs' limit);
+    and the rule in words. 0: the configuration's (no gold run to go by)."""
+    configured = max((int(getattr(r, "timeout_seconds", 0)) for r in gold.runs), default=0)
+    if not configured:
+        return 0, ""
+    slowest = max(float(r.wall_seconds) for r in gold.runs)
+    derived = max(CANDIDATE_TIMEOUT_FLOOR, math.ceil(CANDIDATE_TIMEOUT_FACTOR * slowest))
+    rule = (f"max({CANDIDATE_TIMEOUT_FLOOR} s, {CANDIDATE_TIMEOUT_FACTOR} x the unoptimised program's "
+            f"{slowest:.3f} s), at most {configured} s, the run configuration's timeout")
+    return min(derived, configured), rule
+
+
 def validate(native: Any, options: SemanticsOptions, open_original: Callable[[], Any]) -> SemanticsReport:
     """Semantic validation of ``native``'s current state (a worker at the state),
     as the module docstring says. ``open_original()`` gives a session at the
@@ -394,22 +467,27 @@ def validate(native: Any, options: SemanticsOptions, open_original: Callable[[],
     caller closes it. A benchmark without a run configuration raises the
     worker's InvalidRequest (see :func:`is_not_runnable`)."""
     gold = native.run("original", [], options.gold_runs, 0)
-    candidate = native.run("current", [], 1, 0)
-    report = compare(gold, candidate, output_filter=options.output_filter, compare_stderr=options.compare_stderr)
+    limit, rule = candidate_timeout(gold)
+    candidate = native.run("current", [], 1, 0, limit)
+    report = compare(gold, candidate, output_filter=options.output_filter, compare_stderr=options.compare_stderr,
+                     timeout_rule=rule)
+    report.run_timeout = limit or None
     if report.nondeterministic or report.unverified:
         return report
     original = None
     try:
         for sanitizer in options.sanitizers:
-            sanitized = native.run(sanitizer, [], 1, 0)
+            sanitized = native.run(sanitizer, [], 1, 0, limit)
             report.runs += len(sanitized.runs)
+            report.sanitizer_reports.extend(_reports(sanitized, sanitizer, "the optimised module"))
             if not any(sanitizer_report(r) for r in sanitized.runs):
                 failures, excuse = check_sanitized(sanitized, None, sanitizer)
             else:
                 if original is None:
                     original = open_original()
-                original_run = original.run(sanitizer, [], 1, 0)
+                original_run = original.run(sanitizer, [], 1, 0, limit)
                 report.runs += len(original_run.runs)
+                report.sanitizer_reports.extend(_reports(original_run, sanitizer, "the unoptimised program"))
                 failures, excuse = check_sanitized(sanitized, original_run, sanitizer)
             if excuse:
                 report.unverified = excuse

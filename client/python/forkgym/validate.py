@@ -75,6 +75,17 @@ class ValidationResult:
     benchmark_nondeterministic: bool = False
     semantics_failures: list[SemanticsCheck] = field(default_factory=list)
     semantics_not_validated: str | None = None
+    # Every report of a sanitizer build (validate(sanitizers=...)), each a
+    # sanitizer_report check naming its kind (SemanticsCheck.sanitizer_kind,
+    # e.g. "heap-buffer-overflow"): the state's build's and, when the state's
+    # reported, the unoptimised program's — the latter reporting too means
+    # undefined behaviour in the benchmark (semantics_not_validated says so),
+    # not a miscompile.
+    sanitizer_reports: list[SemanticsCheck] = field(default_factory=list)
+    # The wall-clock limit (s) the state's programs ran under: derived from
+    # the unoptimised program's runs (forkgym.semantics.candidate_timeout),
+    # at most the run configuration's timeout.
+    semantics_run_timeout: int | None = None
     # validate(semantics=True): a state whose semantics were not validated is not okay.
     semantics_required: bool = False
     replay_reward: float | None = None
@@ -366,6 +377,8 @@ def _validate_semantics(unwrapped: Any, native: Any, result: ValidationResult, o
         return
     result.benchmark_semantics_validated = report.validated
     result.semantics_failures = list(report.failures)
+    result.sanitizer_reports = list(report.sanitizer_reports)
+    result.semantics_run_timeout = report.run_timeout
     if report.failures:
         result.benchmark_semantics_validation_failed = True
         result.errors.extend(f"semantics: {failure}" for failure in report.failures)
