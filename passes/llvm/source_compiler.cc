@@ -239,8 +239,12 @@ Result<std::unique_ptr<llvm::Module>> SourceCompiler::compile(const Preprocessed
 Result<std::unique_ptr<llvm::Module>> SourceCompiler::compileText(std::string_view text,
                                                                   const std::vector<std::string>& extraArgs,
                                                                   std::string_view what, llvm::LLVMContext& context) {
-  auto tool = ToolProcess::start(compileArgs(extraArgs),
-                                 {.addressSpaceBytes = options_.addressSpaceBytes, .environment = kEnvironment});
+  // Text with no file of its own (a generator's program) must not depend on
+  // where the server was started: clang looks for a quoted #include in the
+  // working directory first, so it runs in one that holds nothing.
+  auto tool = ToolProcess::start(compileArgs(extraArgs), {.workingDirectory = kNoWritableDirectory,
+                                                          .addressSpaceBytes = options_.addressSpaceBytes,
+                                                          .environment = kEnvironment});
   if (!tool.ok()) return tool.takeError();
   return finishCompile(*tool, text, what, context);
 }

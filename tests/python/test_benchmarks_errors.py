@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -82,3 +84,35 @@ def test_unstartable_server_raises_server_unavailable() -> None:
     server = forkgym.Server(forkgym.ServerOptions(server_path="/nonexistent/forkgym-server"))
     with pytest.raises(forkgym.ServerUnavailable, match="FORKGYM_SERVER"):
         forkgym.LlvmEnv(server=server)
+
+
+_GENERATOR_SHA1_SNIPPET = """
+import forkgym
+env = forkgym.make("llvm-v0", benchmark="generator://csmith-v0/3")
+env.reset()
+print(env.ir_sha1)
+env.close()
+"""
+
+
+@pytest.mark.parametrize("directory_kind", ["unreadable", "holding_a_csmith_h"])
+def test_a_generated_program_does_not_depend_on_the_servers_working_directory(env, tmp_path, directory_kind) -> None:
+    # csmith's programs #include "csmith.h": clang looks for a quoted include
+    # in the working directory first. A server started from a directory its
+    # loaders may not read (a 0700 home) failed every csmith benchmark, and
+    # one started beside a file of that name would have served another program.
+    env.reset(benchmark="generator://csmith-v0/3")
+    expected = env.ir_sha1
+    cwd = tmp_path / directory_kind
+    cwd.mkdir()
+    if directory_kind == "unreadable":
+        cwd.chmod(0o000)
+    else:
+        (cwd / "csmith.h").write_text("#error not the csmith header\n")
+    try:
+        run = subprocess.run([sys.executable, "-c", _GENERATOR_SHA1_SNIPPET], cwd=cwd, capture_output=True, text=True,
+                             timeout=120)
+    finally:
+        cwd.chmod(0o700)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == expected
