@@ -216,6 +216,15 @@ def test_the_time_budget_stops_a_search_and_keeps_its_best(capsys) -> None:
     assert r["stop"].endswith("time budget (0.001 s)") and "of 1000 episodes" in r["stop"]
 
 
+def test_search_for_runtime_on_a_runnable_program_keeps_its_noisy_result_unpruned(capsys) -> None:
+    out = search_json(capsys, "--reward", "Runtime", "--strategy", "random", "--episodes", "2", "--steps", "2",
+                      "generator://csmith-v0/1")
+    [r] = out["results"]
+    assert r["actions"] == r["found"], "Runtime is not deterministic: replays without a pass prove nothing"
+    assert r["start_cost"] > 0 and r["final_cost"] > 0, "the mean of the program's measured run times, in seconds"
+    assert r["oz_cost"] is None and r["vs_oz"] is None and out["geomean_vs_oz"] is None
+
+
 def test_search_says_what_is_wrong_with_its_arguments(capsys) -> None:
     assert cli(["search", "generator://csmith-v0"]) == 1
     assert "unbounded: give --sample N" in capsys.readouterr().err

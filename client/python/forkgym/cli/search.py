@@ -167,10 +167,11 @@ def run_all(uris: list[str], config: SearchConfig, outer: int, show_progress: bo
         bar.close()
 
 
-def _number(value: float | None, digits: int = 0) -> str:
+def _number(value: float | None) -> str:
+    """A cost: counts and bytes as integers, seconds (Runtime) with 4 significant digits."""
     if value is None:
         return "-"
-    return f"{value:,.{digits}f}"
+    return f"{value:,.0f}" if value == int(value) or abs(value) >= 1000 else f"{value:.4g}"
 
 
 def summary(results: list[tuple[str, SearchResult | str]]) -> tuple[str, float]:
