@@ -173,8 +173,12 @@ class Searcher:
         self.objective = objective(config.reward)
         self._pool = ThreadPoolExecutor(config.jobs, thread_name_prefix="forkgym-search") if config.jobs > 1 else None
         self._lock = threading.Lock()
+        # Set by close() (Ctrl-C included): threads stop at their next candidate
+        # instead of finishing their share of the round.
+        self._stopping = threading.Event()
 
     def close(self) -> None:
+        self._stopping.set()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -248,6 +252,8 @@ class Searcher:
             base = env.fork()  # this thread's copy: forks below queue on no other thread's lock
             try:
                 for i in chunk:
+                    if self._stopping.is_set():
+                        return
                     child = base.fork()
                     try:
                         r = self._step(child, [actions[i]], result)
@@ -300,7 +306,7 @@ class Searcher:
         cap = self.config.steps
 
         def episode(index: int) -> tuple[float, int, list[int]]:
-            if deadline.passed():
+            if deadline.passed() or self._stopping.is_set():
                 return (-math.inf, index, [])
             rng = random.Random(f"{self.config.seed}:{root.benchmark.uri}:{index}")
             env = root.fork()
