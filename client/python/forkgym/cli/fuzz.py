@@ -279,6 +279,7 @@ class Fuzzer:
     def _sampled_checks(self, env: Any, rng: random.Random, benchmark: str, actions: list[int]) -> Failure | None:
         """Semantic validation and the cross-process check, on a sample of successful executions."""
         if self.args.semantics_rate and rng.random() < self.args.semantics_rate and _maybe_runnable(benchmark):
+            self._count("semantics_checked")
             result = env.validate(semantics=True)
             if result.benchmark_semantics_validation_failed and result.semantics_failures:
                 check = result.semantics_failures[0]
@@ -286,6 +287,7 @@ class Fuzzer:
         if self.args.determinism_rate and rng.random() < self.args.determinism_rate:
             from forkgym.cli.determinism import check_state
 
+            self._count("determinism_checked")
             crossers = self._crossers(env)
             result = check_state(env, crossers, benchmark, actions)
             if not result.deterministic and result.error is None:
@@ -447,6 +449,8 @@ def write_report(state: FuzzState, plot: bool | None) -> tuple[Path, Path | None
              f"{state.execs:,} executions in {state.elapsed:,.1f} s ({rate:.1f}/s); {len(state.buckets)} buckets; "
              f"corpus of {len(state.corpus)} sequences; seed {state.options.get('seed')}.", "",
              "| outcome | executions |", "|---|---:|"]
+    # ok, each failure kind, benchmark_error; semantics_checked and
+    # determinism_checked count the sampled checks of successful runs.
     lines += [f"| {kind} | {count:,} |" for kind, count in sorted(state.counts.items())]
     lines += ["", "## Buckets", "", "| # | kind | signature | hits | found at (exec, s) | reduced passes | opt reproduces | artifact |",
               "|---:|---|---|---:|---|---|---|---|"]
@@ -471,6 +475,7 @@ def plot_buckets(state: FuzzState) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     times, execs, counts = [0.0], [0], [0]
     path = state.directory / "timeline.csv"
@@ -484,6 +489,7 @@ def plot_buckets(state: FuzzState) -> Path:
     axis.step(times, counts, where="post")
     axis.set_xlabel("seconds")
     axis.set_ylabel("buckets")
+    axis.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axis.set_title(f"forkgym fuzz: {len(state.buckets)} buckets in {state.execs:,} executions")
     axis.grid(alpha=0.3)
     output = state.directory / "buckets.png"
