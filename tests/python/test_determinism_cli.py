@@ -46,3 +46,19 @@ def test_determinism_needs_two_processes(shared_tmp_path, capsys):
     _write_states(states, [DETERMINISTIC])
     assert main(["determinism", str(states), "--processes", "1"]) == 1
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_determinism_on_a_c_torture_program(shared_tmp_path, capsys, monkeypatch):
+    # The set-up installed gcc-c-torture-v0; the processes determinism starts
+    # get the set-up's site data (conftest.py gives this run its own).
+    from conftest import SETUP_SITE_DATA
+
+    if SETUP_SITE_DATA is None:
+        monkeypatch.delenv("FORKGYM_SITE_DATA")
+    else:
+        monkeypatch.setenv("FORKGYM_SITE_DATA", SETUP_SITE_DATA)
+    states = shared_tmp_path / "states.csv"
+    _write_states(states, [("benchmark://gcc-c-torture-v0/execute/arith-rand", "-sroa -instcombine -gvn")])
+    status = main(["determinism", str(states), "--processes", "2", "--json"])
+    (result,) = json.loads(capsys.readouterr().out)
+    assert status == 0 and result["deterministic"] and result["error"] is None, result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -110,3 +111,28 @@ def test_the_report_has_a_plot_of_buckets_over_time_when_matplotlib_is_there(sha
     state.timeline()
     path, png, note = fuzz.write_report(state, True)
     assert note is None and png.read_bytes().startswith(b"\x89PNG") and "buckets.png" in path.read_text()
+
+
+def test_fuzz_on_a_c_torture_program_validates_semantics_of_its_successful_runs(shared_tmp_path):
+    # In its own process, whose server has the set-up's site data (where
+    # gcc-c-torture-v0 is installed; conftest.py gives this run its own).
+    from conftest import SETUP_SITE_DATA
+
+    environment = dict(os.environ)
+    if SETUP_SITE_DATA is None:
+        environment.pop("FORKGYM_SITE_DATA", None)
+    else:
+        environment["FORKGYM_SITE_DATA"] = SETUP_SITE_DATA
+    state_dir = shared_tmp_path / "fz"
+    run = subprocess.run([sys.executable, "-m", "forkgym", "fuzz", "--state-dir", str(state_dir), "--benchmark",
+                          "benchmark://gcc-c-torture-v0/execute/arith-rand", "--execs", "6", "--seed", "0",
+                          "--max-length", "6", "--semantics-rate", "1", "--determinism-rate", "0", "--no-progress",
+                          "--json"], capture_output=True, text=True, env=environment, timeout=900, check=False)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["execs"] == 6
+    counts = summary["counts"]
+    # Every run that succeeded was validated by running the program, and none
+    # behaved differently from the unoptimised one.
+    assert counts.get("semantics_checked", 0) == counts.get("ok", 0) > 0, counts
+    assert "miscompile" not in counts, summary["buckets"]
