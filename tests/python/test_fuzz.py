@@ -136,3 +136,15 @@ def test_fuzz_on_a_c_torture_program_validates_semantics_of_its_successful_runs(
     # behaved differently from the unoptimised one.
     assert counts.get("semantics_checked", 0) == counts.get("ok", 0) > 0, counts
     assert "miscompile" not in counts, summary["buckets"]
+
+
+def test_fuzz_with_two_jobs_counts_every_execution_once(shared_tmp_path, capsys):
+    state_dir = shared_tmp_path / "fz"
+    assert _fuzz(state_dir, "--execs", "20", "--jobs", "2", "--no-reduce") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["execs"] == 20
+    assert sum(summary["counts"].values()) == 20, summary["counts"]
+    failures = 20 - summary["counts"].get("ok", 0) - summary["counts"].get("benchmark_error", 0)
+    assert sum(b["count"] for b in summary["buckets"]) == failures
+    timeline = (state_dir / "timeline.csv").read_text().splitlines()
+    assert timeline[0] == "elapsed_s,execs,buckets" and timeline[-1].split(",")[1] == "20"
