@@ -13,7 +13,11 @@
 //      (or _exit()s with kOutOfMemoryExit / kCompilerFatalExit), so the zygote's
 //      wait status still tells the truth.
 //   3. The client, seeing the doorbell close, reads LastWords.
-// Everything a handler calls is async-signal-safe.
+// Everything a handler calls is async-signal-safe, but for the stack walk:
+// glibc's backtrace(), which is not on POSIX's list, is made safe enough by
+// loading the unwinder in step 1 (it then reads only the loaded modules'
+// unwind tables); a crash inside the dynamic loader could still block it,
+// and the step's timeout would then end the worker as timed out.
 #pragma once
 
 #include "ipc/shared_region.h"
