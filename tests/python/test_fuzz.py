@@ -148,3 +148,25 @@ def test_fuzz_with_two_jobs_counts_every_execution_once(shared_tmp_path, capsys)
     assert sum(b["count"] for b in summary["buckets"]) == failures
     timeline = (state_dir / "timeline.csv").read_text().splitlines()
     assert timeline[0] == "elapsed_s,execs,buckets" and timeline[-1].split(",")[1] == "20"
+
+
+def test_fuzz_classifies_a_miscompile_found_by_semantic_validation(shared_tmp_path, data_dir):
+    # LLVM 19's -attributor turns this program (from C torture's 961017-2)
+    # into an endless loop (tests/data/miscompile/attributor_loop.json).
+    arguments = argparse.Namespace(semantics_rate=1.0, determinism_rate=0, seed=0, execs=0, time=0)
+    fuzzer = fuzz.Fuzzer(fuzz.FuzzState(shared_tmp_path / "fz", {}), fuzz.Benchmarks(["benchmark://forkgym-v0/crc32"],
+                         [], 1), arguments, lambda text: None)
+    with forkgym.make("llvm-v0") as env:
+        benchmark = env.make_benchmark(data_dir / "miscompile" / "attributor_loop.c", run_timeout=10)
+        uri = str(benchmark.uri)
+        assert "run=" in uri  # a benchmark with a run configuration is runnable
+        env.reset(benchmark=benchmark)
+        actions = [env.action_space.index("-attributor")]
+        env.multistep(actions)
+        failure = fuzzer._sampled_checks(env, random.Random(0), uri, actions)
+        assert failure is not None and failure.kind == "miscompile" and failure.signature == "timed_out", failure
+        assert failure.bucket == "miscompile: timed_out"
+        env.reset(benchmark=benchmark)
+        harmless = [env.action_space.index("-mem2reg")]
+        env.multistep(harmless)
+        assert fuzzer._sampled_checks(env, random.Random(0), uri, harmless) is None
