@@ -51,6 +51,7 @@
 #include "ipc/channel.h"
 #include "ipc/run_config.h"
 #include "ipc/control_socket.h"
+#include "base/replay_command.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 
@@ -111,20 +112,6 @@ struct SpaceDescription {
 
   // The fixed length of a list, or 0.
   int64_t length() const { return shape.size() == 1 ? shape[0] : 0; }
-};
-
-// How the client writes an episode's replay command line from its actions
-// (ipc/protocol.capnp, ReplayCommand).
-struct ReplayCommand {
-  std::string program;
-  std::string actionsPrefix;
-  std::string separator;
-  std::string actionsSuffix;
-  std::string tail;
-  // The state's own line (from the worker) replays an episode, not the
-  // actions'; it may hold only these arguments (protocol.capnp).
-  bool fromState = false;
-  std::vector<std::string> stateArguments;
 };
 
 // One backend, as the server describes it.

@@ -9,11 +9,17 @@ void writeTexts(const std::vector<std::string>& texts, Builder init) {
   for (unsigned i = 0; i < texts.size(); ++i) list.set(i, texts[i]);
 }
 
-std::vector<std::string> readTexts(capnp::List<capnp::Text>::Reader in) {
-  std::vector<std::string> out;
+// Every list of a message is read one way: each element by `read`.
+template <typename List, typename Read>
+auto readList(List in, Read read) {
+  std::vector<decltype(read(*in.begin()))> out;
   out.reserve(in.size());
-  for (auto text : in) out.emplace_back(text.cStr(), text.size());
+  for (auto element : in) out.push_back(read(element));
   return out;
+}
+
+std::vector<std::string> readTexts(capnp::List<capnp::Text>::Reader in) {
+  return readList(in, [](capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); });
 }
 
 kj::ArrayPtr<const kj::byte> bytesOf(const std::string& data) {
@@ -30,10 +36,9 @@ void writeFiles(const std::vector<RunFile>& files, capnp::List<proto::RunFile>::
 }
 
 std::vector<RunFile> readFiles(capnp::List<proto::RunFile>::Reader in) {
-  std::vector<RunFile> out;
-  out.reserve(in.size());
-  for (auto file : in) out.push_back({file.getName(), readBytes(file.getContent())});
-  return out;
+  return readList(in, [](proto::RunFile::Reader file) {
+    return RunFile{file.getName(), readBytes(file.getContent())};
+  });
 }
 
 void writeCommands(const std::vector<RunCommand>& commands, capnp::List<proto::RunCommand>::Builder out) {
@@ -44,9 +49,9 @@ void writeCommands(const std::vector<RunCommand>& commands, capnp::List<proto::R
 }
 
 std::vector<RunCommand> readCommands(capnp::List<proto::RunCommand>::Reader in) {
-  std::vector<RunCommand> out;
-  for (auto command : in) out.push_back({readTexts(command.getArgv()), command.getTimeoutSeconds()});
-  return out;
+  return readList(in, [](proto::RunCommand::Reader command) {
+    return RunCommand{readTexts(command.getArgv()), command.getTimeoutSeconds()};
+  });
 }
 
 }  // namespace
@@ -78,10 +83,9 @@ RunConfig readRunConfig(proto::RunConfig::Reader in) {
   config.buildTimeoutSeconds = in.getBuildTimeoutSeconds();
   config.runCommand = readTexts(in.getRunCommand());
   config.runTimeoutSeconds = in.getRunTimeoutSeconds();
-  for (auto set : in.getInputSets()) {
-    config.inputSets.push_back(
-        {set.getName(), readTexts(set.getArguments()), readBytes(set.getStdin()), readFiles(set.getFiles())});
-  }
+  config.inputSets = readList(in.getInputSets(), [](proto::RunInputSet::Reader set) {
+    return RunInputSet{set.getName(), readTexts(set.getArguments()), readBytes(set.getStdin()), readFiles(set.getFiles())};
+  });
   config.outputFiles = readTexts(in.getOutputFiles());
   config.preRunCommands = readCommands(in.getPreRunCommands());
   config.postRunCommands = readCommands(in.getPostRunCommands());
@@ -101,7 +105,7 @@ void writeRunRequest(const RunRequest& request, proto::RunRequest::Builder out) 
 RunRequest readRunRequest(proto::RunRequest::Reader in) {
   RunRequest request;
   request.program = static_cast<RunProgram>(static_cast<uint16_t>(in.getProgram()));
-  for (uint32_t set : in.getInputSets()) request.inputSets.push_back(set);
+  request.inputSets = readList(in.getInputSets(), [](uint32_t set) { return set; });
   request.repetitions = in.getRepetitions();
   request.warmups = in.getWarmups();
   request.runTimeoutSeconds = in.getRunTimeoutSeconds();
@@ -144,7 +148,7 @@ RunResult readRunResult(proto::RunResult::Reader in) {
   result.buildDiagnostics = in.getBuildDiagnostics();
   result.textSizeBytes = in.getTextSizeBytes();
   result.instructionsUnavailable = in.getInstructionsUnavailable();
-  for (auto r : in.getRuns()) {
+  result.runs = readList(in.getRuns(), [](proto::ProgramRun::Reader r) {
     ProgramRun run;
     run.inputSet = r.getInputSet();
     run.outcome = r.getOutcome();
@@ -160,8 +164,8 @@ RunResult readRunResult(proto::RunResult::Reader in) {
     run.outputFiles = readFiles(r.getOutputFiles());
     run.message = r.getMessage();
     run.timeoutSeconds = r.getTimeoutSeconds();
-    result.runs.push_back(std::move(run));
-  }
+    return run;
+  });
   return result;
 }
 

@@ -67,6 +67,7 @@ struct RunRequest {
   uint32_t repetitions = 1;
   uint32_t warmups = 0;
   uint32_t runTimeoutSeconds = 0;  // 0: the configuration's; else at most it
+  bool operator==(const RunRequest&) const = default;
 };
 
 struct ProgramRun {
@@ -84,6 +85,7 @@ struct ProgramRun {
   std::vector<RunFile> outputFiles;
   std::string message;
   uint32_t timeoutSeconds = 0;  // the limit it ran under
+  bool operator==(const ProgramRun&) const = default;
 };
 
 struct RunResult {
@@ -94,6 +96,7 @@ struct RunResult {
   int64_t textSizeBytes = -1;
   std::vector<ProgramRun> runs;
   std::string instructionsUnavailable;
+  bool operator==(const RunResult&) const = default;
 };
 
 void writeRunConfig(const RunConfig& config, proto::RunConfig::Builder out);

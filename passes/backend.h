@@ -37,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/replay_command.h"
 #include "base/result.h"
 #include "passes/benchmark_load.h"
 #include "passes/benchmark_uri.h"
@@ -81,26 +82,6 @@ struct Action {
   // is an InvalidRequest carrying this reason.
   std::string unavailableReason;
   bool testOnly = false;  // only in test builds (DESIGN.md invariant 6)
-};
-
-// How a client writes the replay command line of an episode from its
-// actions alone (it may have to after the worker died):
-//   quote(program) [actionsPrefix a1 separator a2 ... actionsSuffix] tail
-// where a_i is each action's `replay` text; the bracket only when some action
-// has one.
-struct ReplayCommand {
-  std::string program;  // absolute path of the tool that replays, e.g. the server's own opt
-  std::string actionsPrefix;
-  std::string separator;
-  std::string actionsSuffix;
-  std::string tail;
-  // The session's commandLine() replays the episode, not the line above
-  // (the state is not a function of the actions' texts: gcc's "+1" steps,
-  // its choices parameter): the worker sends it with every step and
-  // parameter reply, and the client checks it against `stateArguments`
-  // (ipc/protocol.capnp, ReplayCommand) before a reproducer names it.
-  bool fromState = false;
-  std::vector<std::string> stateArguments;
 };
 
 struct ActionSpace {

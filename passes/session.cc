@@ -25,6 +25,26 @@ Result<RunResult> Session::run(const RunRequest& request) {
   return buildAndRun(*runConfig_, *object, request, request.program == RunProgram::Asan);
 }
 
+Result<RunResult> Session::measuredRuns(RunProgram program, std::string_view what) {
+  if (!runConfig_) return noRunConfig(what);
+  RunRequest request;
+  request.program = program;
+  request.inputSets = {0};
+  request.repetitions = runtimeObservationCount_;
+  request.warmups = runtimeWarmupRuns_;
+  auto ran = run(request);
+  if (!ran.ok()) return ran.takeError();
+  if (!ran->built) return buildFailure(*ran);
+  for (const ProgramRun& one : ran->runs) {
+    if (one.outcome != static_cast<uint16_t>(Outcome::Ok)) {
+      return makeError(Outcome::BenchmarkError, std::string(what) + ": the program " + one.message + " (outcome " +
+                                                    std::string(outcomeName(static_cast<Outcome>(one.outcome))) +
+                                                    "); the episode goes on");
+    }
+  }
+  return ran;
+}
+
 std::optional<Result<std::string>> Session::setRunParameter(std::string_view key, std::string_view value) {
   uint32_t* target = key == kRuntimeObservationCount ? &runtimeObservationCount_
                      : key == kRuntimeWarmupRunsCount ? &runtimeWarmupRuns_

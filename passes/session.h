@@ -69,6 +69,13 @@ class Session {
   // Request.run: builds the program asked for and runs it (runner.h).
   // InvalidRequest without a run configuration.
   Result<RunResult> run(const RunRequest& request);
+  // The measured runs of `program` on the first input set:
+  // runtimeObservationCount() of them after runtimeWarmupRuns() warm-ups
+  // (CompilerGym's Runtime). Errors, all leaving the episode going: no run
+  // configuration (naming `what`), BuildFailed, and BenchmarkError for the
+  // first run that did not exit (a crashing program is the program's
+  // outcome, not the worker's).
+  Result<RunResult> measuredRuns(RunProgram program, std::string_view what);
 
   // CompilerGym's runtime session parameters: how many measured runs a
   // Runtime observation takes, after how many unmeasured ones.

@@ -72,31 +72,8 @@ Value objectTextSizeAt(LlvmSession& session) {
 
 // ---- Runnable benchmarks (passes/runner.h): the program, built and run.
 
-// The measured runs of the state's program, or the error of the first
-// that did not exit (the episode goes on: a crashing program is the
-// program's outcome, not the worker's).
-Result<RunResult> measuredRuns(LlvmSession& session, std::string_view what) {
-  if (!session.runConfig()) return noRunConfig(what);
-  RunRequest request;
-  request.program = RunProgram::Current;
-  request.inputSets = {0};
-  request.repetitions = session.runtimeObservationCount();
-  request.warmups = session.runtimeWarmupRuns();
-  auto ran = session.run(request);
-  if (!ran.ok()) return ran.takeError();
-  if (!ran->built) return buildFailure(*ran);
-  for (const ProgramRun& run : ran->runs) {
-    if (run.outcome != static_cast<uint16_t>(Outcome::Ok)) {
-      return makeError(Outcome::BenchmarkError, std::string(what) + ": the program " + run.message +
-                                                    " (outcome " + std::string(outcomeName(static_cast<Outcome>(run.outcome))) +
-                                                    "); the episode goes on");
-    }
-  }
-  return ran;
-}
-
 Value runtime(LlvmSession& session) {
-  auto ran = measuredRuns(session, "Runtime");
+  auto ran = session.measuredRuns(RunProgram::Current, "Runtime");
   if (!ran.ok()) return ran.takeError();
   std::vector<double> seconds;
   for (const ProgramRun& run : ran->runs) seconds.push_back(run.wallSeconds);
@@ -104,7 +81,7 @@ Value runtime(LlvmSession& session) {
 }
 
 Value instructionsRetired(LlvmSession& session) {
-  auto ran = measuredRuns(session, "InstructionsRetired");
+  auto ran = session.measuredRuns(RunProgram::Current, "InstructionsRetired");
   if (!ran.ok()) return ran.takeError();
   std::vector<int64_t> counts;
   for (const ProgramRun& run : ran->runs) {

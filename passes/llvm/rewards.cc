@@ -44,22 +44,10 @@ Result<double> costReward(LlvmSession& session, RewardState& state) {
 
 // The median of the state's Runtime (CompilerGym's point estimate).
 Result<double> runtimeEstimate(LlvmSession& session, RunProgram program) {
-  if (!session.runConfig()) return noRunConfig("the Runtime reward");
-  RunRequest request;
-  request.program = program;
-  request.inputSets = {0};
-  request.repetitions = session.runtimeObservationCount();
-  request.warmups = session.runtimeWarmupRuns();
-  auto ran = session.run(request);
+  auto ran = session.measuredRuns(program, "the Runtime reward");
   if (!ran.ok()) return ran.takeError();
-  if (!ran->built) return buildFailure(*ran);
   std::vector<double> seconds;
-  for (const ProgramRun& run : ran->runs) {
-    if (run.outcome != static_cast<uint16_t>(Outcome::Ok)) {
-      return makeError(Outcome::BenchmarkError, "the Runtime reward: the program " + run.message + "; the episode goes on");
-    }
-    seconds.push_back(run.wallSeconds);
-  }
+  for (const ProgramRun& run : ran->runs) seconds.push_back(run.wallSeconds);
   std::sort(seconds.begin(), seconds.end());
   const size_t n = seconds.size();
   return n % 2 ? seconds[n / 2] : (seconds[n / 2 - 1] + seconds[n / 2]) / 2;

@@ -15,10 +15,15 @@
 #include <optional>
 
 #include "ipc/action_table_hash.h"
+#include "passes/backend.h"
 #include "tests/forkserver/runtime_fixture.h"
 
 namespace forkgym::testing {
 namespace {
+
+// One ReplayCommand (base/replay_command.h): what a backend declares is the
+// type the client writes its command line from, not a copy to keep in step.
+static_assert(std::is_same_v<decltype(passes::ActionSpace::replay), decltype(Description::replay)>);
 
 class Backends : public RuntimeTest {};
 

@@ -118,6 +118,44 @@ TEST(RunConfig, TravelsOnTheWireUnchanged) {
   EXPECT_EQ(readRunConfig(reader.getRoot<proto::RunConfig>()), config);
 }
 
+// Every field of a request and of a result, lists of each kind included.
+TEST(RunConfig, RequestsAndResultsTravelOnTheWireUnchanged) {
+  RunRequest request{RunProgram::Asan, {0, 2}, 5, 1, 7};
+  capnp::MallocMessageBuilder requestMessage;
+  writeRunRequest(request, requestMessage.initRoot<proto::RunRequest>());
+  auto requestWords = capnp::messageToFlatArray(requestMessage);
+  capnp::FlatArrayMessageReader requestReader(requestWords);
+  EXPECT_EQ(readRunRequest(requestReader.getRoot<proto::RunRequest>()), request);
+
+  RunResult result;
+  result.built = true;
+  result.buildOutcome = 3;
+  result.buildSeconds = 0.25;
+  result.buildDiagnostics = "warning: x";
+  result.textSizeBytes = 4096;
+  result.instructionsUnavailable = "perf_event_open: No such file or directory";
+  ProgramRun run;
+  run.inputSet = 2;
+  run.outcome = 4;
+  run.exitCode = -1;
+  run.signal = 11;
+  run.wallSeconds = 1.5;
+  run.instructions = 123456;
+  run.hasInstructions = true;
+  run.stdoutData = std::string("out\0put", 7);
+  run.stdoutTruncated = true;
+  run.stderrData = "err";
+  run.outputFiles = {{"result.txt", "42\n"}, {"empty", ""}};
+  run.message = "killed by signal 11";
+  run.timeoutSeconds = 5;
+  result.runs = {run, ProgramRun{}};
+  capnp::MallocMessageBuilder resultMessage;
+  writeRunResult(result, resultMessage.initRoot<proto::RunResult>());
+  auto resultWords = capnp::messageToFlatArray(resultMessage);
+  capnp::FlatArrayMessageReader resultReader(resultWords);
+  EXPECT_EQ(readRunResult(resultReader.getRoot<proto::RunResult>()), result);
+}
+
 TEST(Runner, ElfTextSizeIsWhatLlvmSizeSays) {
   char dir[] = "/tmp/fgtest-elftext-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 import forkgym
-from forkgym import CompilerEnvStateWriter, InvalidRequest
+from forkgym import CompilerEnvStateWriter, ForkgymError, InvalidRequest
 from forkgym.semantics import SemanticsFailure
 
 from conftest import flag
@@ -162,6 +162,21 @@ def test_an_out_of_bounds_write_is_a_sanitizer_report_that_names_its_kind(llvm, 
     assert "AddressSanitizer: heap-buffer-overflow" in result.sanitizer_reports[0].message
     assert "AddressSanitizer: heap-buffer-overflow" in result.semantics_not_validated
     assert "heap-buffer-overflow" in str(result)
+
+
+def test_runtime_observations_and_the_runtime_reward_report_a_crashing_program_alike(llvm, shared_tmp_path) -> None:
+    source = shared_tmp_path / "crashes.c"
+    source.write_text("int main(void) { volatile int *p = 0; *p = 1; return 0; }\n")
+    llvm.reset(benchmark=llvm.make_benchmark(source, run_timeout=30))
+    with pytest.raises(ForkgymError) as observed:
+        llvm.observation["Runtime"]
+    with pytest.raises(ForkgymError) as rewarded:
+        llvm.reward["Runtime"]
+    assert "Runtime: the program killed by signal 11" in str(observed.value)
+    assert "the Runtime reward: the program killed by signal 11" in str(rewarded.value)
+    for error in (observed.value, rewarded.value):
+        assert "(outcome crashed); the episode goes on" in str(error)
+    assert llvm.in_episode
 
 
 def test_a_benchmark_without_a_run_configuration_is_not_validated_semantically(llvm) -> None:
