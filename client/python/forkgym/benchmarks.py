@@ -120,7 +120,12 @@ def session_benchmark(benchmark: str | Benchmark, progress: bool | None = None) 
     plain = _without_param(benchmark.uri, "run")
     if plain is not benchmark.uri:
         benchmark = Benchmark(str(plain), content=benchmark.content)
-    return server_uri(benchmark, progress), config
+    uri = server_uri(benchmark, progress)
+    if config is None and benchmark.content is None:
+        from forkgym.datasets.dataset import dataset_run_config
+
+        config = dataset_run_config(uri)  # installed now, if it was not
+    return uri, config
 
 
 # A server started as root loads benchmarks as its unprivileged sandbox user

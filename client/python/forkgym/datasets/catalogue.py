@@ -99,6 +99,9 @@ class Entry:
     installer: str = ""
     runnable: bool = False  # programs that run and check themselves
     runnable_prefix: str = ""  # only the paths starting with this are runnable ("" = all)
+    # Per-program run configurations built in the client from data the install
+    # brings ("cbench": forkgym.datasets.cbench_runs, from the runtime data).
+    run_configs: str = ""
     deprecated: str = ""  # the message; non-empty = deprecated (resolves, not listed)
     validatable: str = "No"
     sort_order: int = 0
@@ -207,7 +210,8 @@ CATALOGUE: tuple[Entry, ...] = (
           tarball=_CBENCH_V1_TAR,
           manifest=_cg("llvm_bitcodes-10.0.0-cbench-v1-manifest.bz2",
                        "eeffd7593aeb696a160fd22e6b0c382198a65d0918b8440253ea458cfe927741"),
-          strip_prefix="cBench-v1", extras=(_CBENCH_RUNTIME_DATA,), validatable="Partially", sort_order=-1),
+          strip_prefix="cBench-v1", extras=(_CBENCH_RUNTIME_DATA,), validatable="Partially", sort_order=-1,
+          run_configs="cbench"),
     Entry("benchmark://github-v0", PREBUILT, "Compile-only C/C++ objects from GitHub", "CC BY 4.0", 49_738, _GITHUB,
           tarball=_cg("llvm_bitcodes-10.0.0-github-v0.tar.bz2",
                       "880269dd7a5c2508ea222a2e54c318c38c8090eb105c0a87c595e9dd31720764"),

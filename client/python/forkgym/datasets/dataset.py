@@ -33,13 +33,16 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forkgym.datasets import catalogue, fetch, paths
 from forkgym.datasets.benchmark import Benchmark, BenchmarkSource, BenchmarkUri
 from forkgym.datasets.catalogue import BUNDLED, CACHE, GENERATOR, PREBUILT, SOURCE, Entry, Remote
 from forkgym.datasets.manifest import Manifest
 from forkgym.errors import BenchmarkNotFound, DatasetError, DownloadFailed
+
+if TYPE_CHECKING:
+    from forkgym.run_config import RunConfig
 
 # Every generator seed is below this (CompilerGym's range: 0 ... 2**32 - 2).
 GENERATOR_SEEDS = 2**32 - 1
@@ -831,6 +834,24 @@ def ensure_installed(uri: str, progress: bool | None = None) -> None:
     except DatasetError as e:
         raise type(e)(f"{parsed} needs {dataset.name}, which is not installed, and installing it failed: "
                       f"{e.message}", e.outcome) from None
+
+
+def dataset_run_config(uri: str) -> RunConfig | None:
+    """The run configuration a catalogue dataset gives benchmark ``uri`` from its
+    installed data (cbench-v1's programs on their runtime data, ``?dataset=N``
+    picking the input), or None. Datasets whose programs check themselves
+    (gcc-c-torture-v0) get theirs from the server instead."""
+    parsed = BenchmarkUri(uri)
+    if parsed.scheme != "benchmark":
+        return None
+    entry = catalogue.find(parsed.dataset_name)
+    if entry is None or entry.run_configs != "cbench":
+        return None
+    from forkgym.datasets import cbench_runs
+
+    index = cbench_runs.dataset_index(parsed.params, str(parsed))
+    return cbench_runs.run_config(default_datasets().dataset(parsed.dataset_name).site_data_path,
+                                  parsed.path.lstrip("/"), index, str(parsed))
 
 
 def sources_of(uri: str) -> list[BenchmarkSource]:
