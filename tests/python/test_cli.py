@@ -153,10 +153,14 @@ def test_greedy_search_writes_states_that_validate_accepts_and_keeps_no_no_op_pa
     assert checked.stdout.count("✅") == 2 and "2 of 2 states valid" in checked.stdout
 
 
-def test_pruning_drops_the_passes_that_change_nothing(capsys) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2", "3"])
+def test_pruning_drops_the_passes_that_change_nothing(capsys, jobs) -> None:
     # -mem2reg twice: the second finds nothing to promote; -barrier is unavailable (a no-op).
+    # With several jobs, trials run in batches and a removal makes the rest of
+    # its batch stale: the result must be the one a single job reaches.
     policy = Path(__file__).with_name("cli_policies.py")
-    out = search_json(capsys, "--policy", f"{policy}:mem2reg_twice_then_barrier", "benchmark://forkgym-v0/crc32")
+    out = search_json(capsys, "--policy", f"{policy}:mem2reg_twice_then_barrier", "--jobs", jobs,
+                      "benchmark://forkgym-v0/crc32")
     [r] = out["results"]
     assert r["stop"] == "the policy returned"
     assert len(r["found"]) == 4 and r["pruned"] == 2

@@ -176,6 +176,7 @@ class Searcher:
         # Set by close() (Ctrl-C included): threads stop at their next candidate
         # instead of finishing their share of the round.
         self._stopping = threading.Event()
+        self._seconds: dict[int, float] = {}  # action -> how long its last candidate step took
 
     def close(self) -> None:
         self._stopping.set()
@@ -243,27 +244,37 @@ class Searcher:
                     child.close()
                 out.append(None if r is None else prefix_reward + r)
             return out
-        chunks = [list(range(i, len(actions), jobs)) for i in range(jobs)]
         rewards: list[float | None] = [None] * len(actions)
+        # Each thread takes the next candidate when it is free, the costliest
+        # first (by what each action took last time): passes differ in cost by
+        # orders of magnitude (-attributor against -dce), and a round lasts
+        # until its slowest candidate ends, so the cheap ones fill in at the
+        # end. Only the order of work depends on timing, never the result.
+        indices = iter(sorted(range(len(actions)), key=lambda i: -self._seconds.get(actions[i], math.inf)))
+        taking = threading.Lock()
 
-        def run(chunk: list[int]) -> None:
-            if not chunk:
-                return
+        def next_index() -> int | None:
+            with taking:
+                return next(indices, None)
+
+        def run(_: int) -> None:
             base = env.fork()  # this thread's copy: forks below queue on no other thread's lock
             try:
-                for i in chunk:
+                while (i := next_index()) is not None:
                     if self._stopping.is_set():
                         return
+                    started = time.perf_counter()
                     child = base.fork()
                     try:
                         r = self._step(child, [actions[i]], result)
                     finally:
                         child.close()
+                    self._seconds[actions[i]] = time.perf_counter() - started
                     rewards[i] = None if r is None else prefix_reward + r
             finally:
                 base.close()
 
-        self._map(run, chunks)
+        self._map(run, list(range(min(jobs, len(actions)))))
         return rewards
 
     # --------------------------------------------------------- strategies --
@@ -397,14 +408,51 @@ class Searcher:
 
     def prune(self, root: Any, actions: list[int], reward: float, result: SearchResult) -> tuple[list[int], float]:
         """Drops every pass whose removal leaves the return no lower (tried last to
-        first, each replay from the initial state), so no kept pass is a no-op."""
+        first), so no kept pass is a no-op.
+
+        Removing pass i changes nothing before i, so each trial starts from a
+        fork of the state after ``kept[:i]`` (kept once per prefix) and steps
+        only the passes after i. With ``jobs`` > 1 the next ``jobs`` trials
+        run at once; one that removes a pass makes the trials below it in
+        its batch stale, and they run again on the new sequence, so the
+        result is the one a single job reaches."""
         kept = list(actions)
-        for i in reversed(range(len(kept))):
-            trial = kept[:i] + kept[i + 1:]
-            r = self.replay_return(root, trial, result)
-            if r is not None and r >= reward - EPSILON:
-                kept, reward = trial, max(reward, r)
-        return kept, reward
+        prefixes: list[tuple[Any, float]] = [(root.fork(), 0.0)]  # (env at kept[:i], its return)
+        try:
+            for a in kept[:-1]:
+                env, total = prefixes[-1]
+                child = env.fork()
+                r = self._step(child, [a], result)
+                if r is None:  # the search's own sequence failed on replay: nothing to prune from
+                    child.close()
+                    return kept, reward
+                prefixes.append((child, total + r))
+
+            def trial(i: int) -> float | None:
+                env, total = prefixes[i]
+                rest = kept[i + 1:]
+                if not rest:
+                    return total
+                child = env.fork()
+                try:
+                    r = self._step(child, rest, result)
+                finally:
+                    child.close()
+                return None if r is None else total + r
+
+            i = len(kept) - 1
+            while i >= 0:
+                batch = list(range(i, max(i - self.config.jobs, -1), -1))
+                returns = self._map(trial, batch)
+                for j, r in zip(batch, returns):
+                    i = j - 1
+                    if r is not None and r >= reward - EPSILON:
+                        kept, reward = kept[:j] + kept[j + 1:], max(reward, r)
+                        break  # the rest of the batch tried the old sequence
+            return kept, reward
+        finally:
+            for env, _ in prefixes:
+                env.close()
 
     # --------------------------------------------------------------- run --
 
