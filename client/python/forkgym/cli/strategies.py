@@ -230,21 +230,43 @@ class Searcher:
                 return None
         return float(reward)
 
-    def _evaluate(self, env: Any, prefix_reward: float, actions: Sequence[int],
-                  result: SearchResult) -> list[float | None]:
-        """Each action stepped once from ``env``'s state, in its own fork: the return after it."""
-        jobs = self.config.jobs
-        if self._pool is None:
-            out: list[float | None] = []
-            for a in actions:
-                child = env.fork()
-                try:
-                    r = self._step(child, [a], result)
-                finally:
-                    child.close()
-                out.append(None if r is None else prefix_reward + r)
-            return out
+    def _evaluate(self, env: Any, prefix_reward: float, actions: Sequence[int], result: SearchResult,
+                  keep_best: bool = False) -> tuple[list[float | None], dict[int, Any]]:
+        """Each action stepped once from ``env``'s state, in its own fork: the return
+        after it. With ``keep_best``, also the fork of the best candidate each
+        thread stepped ({index: env}), for the caller to adopt instead of
+        stepping that action again, and to close."""
         rewards: list[float | None] = [None] * len(actions)
+        kept: dict[int, Any] = {}
+
+        def rank(i: int) -> tuple[float, int]:  # the order greedy picks by: return, then the lowest index
+            return (rewards[i] if rewards[i] is not None else -math.inf, -i)
+
+        def candidate(base: Any, i: int, held: int | None) -> int | None:
+            """Steps candidate i from ``base``; the index whose fork this thread holds now."""
+            started = time.perf_counter()
+            child = base.fork()
+            keep = False
+            try:
+                r = self._step(child, [actions[i]], result)
+                rewards[i] = None if r is None else prefix_reward + r
+                keep = keep_best and r is not None and (held is None or rank(i) > rank(held))
+            finally:
+                if not keep:
+                    child.close()
+            self._seconds[actions[i]] = time.perf_counter() - started
+            if not keep:
+                return held
+            if held is not None:
+                kept.pop(held).close()
+            kept[i] = child
+            return i
+
+        if self._pool is None:
+            held = None
+            for i in range(len(actions)):
+                held = candidate(env, i, held)
+            return rewards, kept
         # Each thread takes the next candidate when it is free, the costliest
         # first (by what each action took last time): passes differ in cost by
         # orders of magnitude (-attributor against -dce), and a round lasts
@@ -259,23 +281,17 @@ class Searcher:
 
         def run(_: int) -> None:
             base = env.fork()  # this thread's copy: forks below queue on no other thread's lock
+            held = None
             try:
                 while (i := next_index()) is not None:
                     if self._stopping.is_set():
                         return
-                    started = time.perf_counter()
-                    child = base.fork()
-                    try:
-                        r = self._step(child, [actions[i]], result)
-                    finally:
-                        child.close()
-                    self._seconds[actions[i]] = time.perf_counter() - started
-                    rewards[i] = None if r is None else prefix_reward + r
+                    held = candidate(base, i, held)
             finally:
                 base.close()
 
-        self._map(run, list(range(min(jobs, len(actions)))))
-        return rewards
+        self._map(run, list(range(min(self.config.jobs, len(actions)))))
+        return rewards, kept
 
     # --------------------------------------------------------- strategies --
 
@@ -294,17 +310,27 @@ class Searcher:
                 if deadline.passed():
                     result.stop = f"time budget ({deadline.budget:g} s)"
                     break
-                rewards = self._evaluate(env, total, candidates, result)
+                rewards, kept = self._evaluate(env, total, candidates, result, keep_best=True)
                 best = max(range(len(candidates)), key=lambda i: (rewards[i] if rewards[i] is not None else -math.inf, -i))
+                chosen = kept.pop(best, None)  # the best is the best its thread saw: it holds that fork
+                for other in kept.values():
+                    other.close()
                 if rewards[best] is None or rewards[best] <= total + EPSILON:
+                    if chosen is not None:
+                        chosen.close()
                     result.stop = "no improvement"
                     break
-                r = self._step(env, [candidates[best]], result)
-                if r is None:  # the same step succeeded in a fork: a nondeterministic failure
-                    result.stop = "the chosen step failed on replay"
-                    break
+                if chosen is not None:
+                    env.close()
+                    env = chosen  # the state after the best step: adopted, not stepped again
+                    total = rewards[best]
+                else:  # its thread was stopped before it could keep it
+                    r = self._step(env, [candidates[best]], result)
+                    if r is None:
+                        result.stop = "the chosen step failed on replay"
+                        break
+                    total += r
                 actions.append(candidates[best])
-                total += r
             return actions
         finally:
             env.close()
@@ -362,7 +388,7 @@ class Searcher:
                     break
                 scored = []
                 for b, (total, actions, env) in enumerate(beam):
-                    rewards = self._evaluate(env, total, candidates, result)
+                    rewards, _ = self._evaluate(env, total, candidates, result)
                     scored += [(r, b, actions + [candidates[i]]) for i, r in enumerate(rewards) if r is not None]
                 scored.sort(key=lambda s: (-s[0], s[2]))
                 chosen = scored[:width]
