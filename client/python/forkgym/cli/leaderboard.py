@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from forkgym.cli.output import add_json_flag, add_progress_flag, format_table, geomean, note, print_json
-from forkgym.cli.search import benchmark_uris, config_from, run_all, split_jobs, write_states
+from forkgym.cli.search import plan, run_all, write_states
 from forkgym.cli.strategies import STRATEGIES
 
 EPILOG = """examples:
@@ -103,13 +103,7 @@ def run(arguments: argparse.Namespace) -> int:
     if arguments.plot:
         require_matplotlib()  # before hours of search, not after
     arguments.reward = REWARD
-    uris = list(dict.fromkeys(benchmark_uris(arguments.datasets, arguments.sample, arguments.seed)))
-    if not uris:
-        raise ValueError("no benchmarks")
-    if arguments.jobs < 1:
-        raise ValueError("--jobs is at least 1")
-    outer, inner = split_jobs(arguments.jobs, len(uris))
-    config = config_from(arguments, inner)
+    uris, config, outer, _ = plan(arguments, arguments.datasets)
     policy_name = arguments.policy or config.strategy
     started = time.monotonic()
     results = run_all(uris, config, outer, arguments.progress)

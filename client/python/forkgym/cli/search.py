@@ -140,6 +140,19 @@ def split_jobs(jobs: int, benchmarks: int) -> tuple[int, int]:
     return outer, max(1, jobs // outer)
 
 
+def plan(arguments: argparse.Namespace, names: list[str]) -> tuple[list[str], SearchConfig, int, int]:
+    """What search and leaderboard run: the benchmarks ``names`` give (each once,
+    in order), the search configuration, and ``--jobs`` split into benchmarks
+    at once and forks at once inside each (:func:`split_jobs`)."""
+    uris = list(dict.fromkeys(benchmark_uris(names, arguments.sample, arguments.seed)))
+    if not uris:
+        raise ValueError("no benchmarks to search")
+    if arguments.jobs < 1:
+        raise ValueError("--jobs is at least 1")
+    outer, inner = split_jobs(arguments.jobs, len(uris))
+    return uris, config_from(arguments, inner), outer, inner
+
+
 def run_all(uris: list[str], config: SearchConfig, outer: int, show_progress: bool) -> list[SearchResult | str]:
     """Searches every URI (``outer`` at a time); a benchmark that could not be
     searched gives its error text in its place."""
@@ -222,13 +235,7 @@ def write_states(path: str, results: list[SearchResult | str]) -> int:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    uris = list(dict.fromkeys(benchmark_uris(arguments.benchmarks, arguments.sample, arguments.seed)))
-    if not uris:
-        raise ValueError("no benchmarks to search")
-    if arguments.jobs < 1:
-        raise ValueError("--jobs is at least 1")
-    outer, inner = split_jobs(arguments.jobs, len(uris))
-    config = config_from(arguments, inner)
+    uris, config, outer, inner = plan(arguments, arguments.benchmarks)
     started = time.monotonic()
     results = run_all(uris, config, outer, arguments.progress)
     walltime = time.monotonic() - started
