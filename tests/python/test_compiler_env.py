@@ -39,12 +39,14 @@ def test_a_fork_builds_no_space_and_shares_its_parents(count_spaces) -> None:
         env.step(env.action_space.index("-mem2reg"))
         count_spaces[0] = 0
         with env.fork() as copy:
-            assert count_spaces[0] == 0
+            assert copy._spaces is env._spaces
             for name, spec in env.observation.spaces.items():
-                assert copy.observation.spaces[name] is spec
+                assert copy.observation.spaces[name] == spec
             for name, spec in env.reward.spaces.items():
                 assert copy.reward.spaces[name] is spec
-            assert copy.observation_space is env.observation_space
+            assert copy.observation_space == env.observation_space
+            # Every space the envs hand out is a copy of the shared one, not a new build.
+            assert count_spaces[0] == 0
             np.testing.assert_array_equal(copy.step(0)[0], env.step(0)[0])
 
 
@@ -52,14 +54,87 @@ def test_envs_of_one_description_share_one_set_of_spaces(count_spaces) -> None:
     with forkgym.make("llvm-v0") as first:
         count_spaces[0] = 0
         with forkgym.make("llvm-ic-v0") as second:
+            assert second._spaces is first._spaces
+            assert second.observation.spaces["InstCountDict"] == first.observation.spaces["InstCountDict"]
             assert count_spaces[0] == 0
-            assert second.observation.spaces["InstCountDict"] is first.observation.spaces["InstCountDict"]
         # Another zygote with the same description: its envs share them too.
         server = forkgym.Server()
         with forkgym.make("llvm-v0", server=server) as third:
+            assert third._spaces is first._spaces
+            assert third.observation.spaces["Autophase"] == first.observation.spaces["Autophase"]
             assert count_spaces[0] == 0
-            assert third.observation.spaces["Autophase"] is first.observation.spaces["Autophase"]
         server.close()
+
+
+def _samples(space, n: int = 4) -> list:
+    """``n`` samples of ``space`` as comparable Python values."""
+    out = []
+    for _ in range(n):
+        value = space.sample()
+        out.append(sorted((k, int(v)) for k, v in value.items()) if isinstance(value, dict) else np.asarray(value).tolist())
+    return out
+
+
+# Every space an env hands out, by how a user reaches it.
+SPACE_GETTERS = {
+    "observation_space": lambda env: env.observation_space,
+    "action_space": lambda env: env.action_space,
+    "observation.spaces[InstCountDict]": lambda env: env.observation.spaces["InstCountDict"].space,
+    "observation_space_spec.space": lambda env: env.observation_space_spec.space,
+}
+
+
+@pytest.mark.parametrize("where", SPACE_GETTERS)
+def test_seeding_or_sampling_one_envs_space_never_changes_anothers_samples(where: str) -> None:
+    """The spaces are shared per description; their generators must not be:
+    another env's (or a fork's) samples stay what its own seed makes them."""
+    get = SPACE_GETTERS[where]
+    with forkgym.make("llvm-autophase-ic-v0") as alone:
+        get(alone).seed(1)
+        expected = _samples(get(alone))
+    with forkgym.make("llvm-autophase-ic-v0") as mine, forkgym.make("llvm-autophase-ic-v0") as other:
+        mine.reset()
+        with mine.fork() as copy:
+            get(other).seed(1)
+            get(copy).seed(1)
+            get(mine).seed(2)  # seeding and drawing from one env...
+            _samples(get(mine), 7)
+            assert _samples(get(other)) == expected  # ...leaves the others' draws alone
+            assert _samples(get(copy)) == expected
+
+
+def test_a_forks_generators_continue_from_its_parents_independently() -> None:
+    """fork() is copy.deepcopy: the copy's generators (its spaces', np_random)
+    start where the parent's are and then go their own way."""
+    with forkgym.make("llvm-autophase-ic-v0") as env:
+        env.reset(seed=5)
+        env.observation_space.seed(6)
+        env.observation_space.sample()
+        env.action_space.sample()
+        with env.fork() as copy:
+            assert _samples(copy.observation_space) == _samples(env.observation_space)
+            assert _samples(copy.action_space) == _samples(env.action_space)
+            assert copy.np_random.integers(1 << 30) == env.np_random.integers(1 << 30)
+            _samples(copy.observation_space, 3)  # the copy draws more...
+            after_parent = _samples(env.observation_space)
+        with forkgym.make("llvm-autophase-ic-v0") as twin:
+            twin.reset(seed=5)
+            twin.observation_space.seed(6)
+            _samples(twin.observation_space, 1 + 4)
+            assert _samples(twin.observation_space) == after_parent  # ...and the parent's draws do not move
+
+
+def test_shared_spaces_cannot_be_changed_through_one_env() -> None:
+    import dataclasses
+
+    with forkgym.make("llvm-autophase-ic-v0") as env, forkgym.make("llvm-autophase-ic-v0") as other:
+        with pytest.raises(ValueError, match="read-only"):
+            env.observation_space.high[0] = 1  # a bound every env shares
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            env.observation_space_spec.translate = lambda value: 0
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            env.reward.spaces["IrInstructionCount"].range = (0, 1)
+        assert other.observation_space == env.observation_space
 
 
 def test_shared_space_tables_are_read_only() -> None:
@@ -217,3 +292,29 @@ def test_a_backend_parameter_it_does_not_know_is_a_clear_error() -> None:
         with pytest.raises(forkgym.InvalidRequest, match="anything"):
             env.send_param("anything", "1")
         assert env.observation["Value"] == 5  # the episode goes on
+
+
+def test_a_fork_equals_its_parent_and_neither_sees_the_others_later_changes(data_dir) -> None:
+    with forkgym.make("llvm-autophase-ic-v0") as env:
+        env.reset()
+        env.step(env.action_space.index("-mem2reg"))
+        with env.fork() as copy:
+            for name in ("actions", "episode_reward", "benchmark", "benchmark_hash", "reward_space"):
+                assert getattr(copy, name) == getattr(env, name), name
+            assert copy.observation_space_spec.id == env.observation_space_spec.id
+            assert copy.state.commandline == env.state.commandline and copy.ir_sha1 == env.ir_sha1
+            parent = (list(env.actions), env.episode_reward, env.benchmark, env.ir_sha1)
+            # Changes to the copy...
+            copy.step(copy.action_space.index("-instcombine"))
+            copy.observation_space = "InstCount"
+            copy.reward_space = "IrInstructionCount"
+            copy.benchmark = f"file://{data_dir / 'crc32.c'}"
+            copy.action_space.seed(3)
+            # ...leave the parent as it was, and the other way round.
+            assert (env.actions, env.episode_reward, env.benchmark, env.ir_sha1) == parent
+            assert env.observation_space_spec.id == "Autophase" and env.reward_space.name == "IrInstructionCountOz"
+            child = (list(copy.actions), copy.episode_reward, copy.benchmark, copy.ir_sha1)
+            env.step(env.action_space.index("-gvn"))
+            env.observation_space = "Ir"
+            assert (copy.actions, copy.episode_reward, copy.benchmark, copy.ir_sha1) == child
+            assert copy.observation_space_spec.id == "InstCount"

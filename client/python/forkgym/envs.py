@@ -34,6 +34,7 @@ and replays the episode when unpickled.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import threading
@@ -69,7 +70,10 @@ from forkgym.spaces import (
     Spaces,
     build_observation_specs,
     build_reward_specs,
+    freeze,
     lookup,
+    private_space,
+    rng_used,
     spaces_for,
 )
 from forkgym.state import CompilerEnvState
@@ -114,23 +118,45 @@ class StepPlan:
     explicit_rewards: bool
 
 
+class OwnSpecs(Mapping):
+    """``env.observation.spaces``: the described observations by name, each spec
+    the env's own copy of the shared one (made on first use, see
+    :func:`forkgym.spaces.private_space`), so that seeding or sampling a space
+    got from one env never changes another env's samples."""
+
+    def __init__(self, env: CompilerEnv) -> None:
+        self._env = env
+
+    def __getitem__(self, name: str) -> ObservationSpaceSpec:
+        return self._env._own_spec(self._env._observation_specs[name])
+
+    def __iter__(self):
+        return iter(self._env._observation_specs)
+
+    def __len__(self) -> int:
+        return len(self._env._observation_specs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._env._observation_specs
+
+
 class ObservationView:
     """``env.observation["Ir"]``: computes one observation of the current state on request."""
 
     def __init__(self, env: CompilerEnv) -> None:
         self._env = env
-        self.spaces: Mapping[str, ObservationSpaceSpec] = env._observation_specs
+        self.spaces: Mapping[str, ObservationSpaceSpec] = OwnSpecs(env)
 
     def __getitem__(self, name: str) -> Any:
-        spec = lookup(self.spaces, name, "observation")
+        spec = lookup(self._env._observation_specs, name, "observation")
         result = self._env._request([], [spec.native], [])
         return spec.translate(result.observations[0])
 
     def __contains__(self, name: str) -> bool:
-        return name in self.spaces
+        return name in self._env._observation_specs
 
     def __iter__(self):
-        return iter(self.spaces)
+        return iter(self._env._observation_specs)
 
 
 class RewardView:
@@ -217,9 +243,11 @@ class CompilerEnv(gym.Env):
         self.reward_space = reward_space  # type: ignore[assignment]
 
     def _setup(self, server: Server, backend: str, limits: tuple[float, float, int, int],
-               init_kwargs: dict[str, Any], spaces: Spaces, render_mode: str | None) -> None:
+               init_kwargs: dict[str, Any], spaces: Spaces, render_mode: str | None,
+               parent: CompilerEnv | None = None) -> None:
         """The state every env has, without a round trip or a space built: what
-        ``__init__`` and ``fork()`` share."""
+        ``__init__`` and ``fork()`` share. A fork's generators (its spaces', its
+        ``np_random``) continue from its ``parent``'s, as ``copy.deepcopy``'s would."""
         self._lock = threading.RLock()
         _envs.add(self)
         self._server = server
@@ -227,7 +255,19 @@ class CompilerEnv(gym.Env):
         self._limits = limits
         self._init_kwargs = init_kwargs
         self._spaces = spaces
-        self.action_space = spaces.action_space.for_env()
+        self.action_space = spaces.action_space.for_env(parent.action_space if parent is not None else None)
+        # id(shared spec) -> (shared spec, this env's copy): the shared spec is
+        # kept so that its id is never reused while the entry lives.
+        self._own_specs: dict[int, tuple[ObservationSpaceSpec, ObservationSpaceSpec]] = {}
+        # id(this env's copy) -> the shared spec it copies (a user may hand a copy back).
+        self._own_ids: dict[int, ObservationSpaceSpec] = {}
+        if parent is not None:
+            for shared, theirs in parent._own_specs.values():
+                if rng_used(theirs.space):  # else the shared space serves, copied on first use
+                    self._adopt(shared, replace(shared, space=private_space(shared.space, theirs.space)))
+            if parent._np_random is not None:
+                self._np_random = copy.deepcopy(parent._np_random)
+                self._np_random_seed = parent._np_random_seed
         self._observation_specs = spaces.observations
         self._reward_specs = spaces.rewards
         self.observation = ObservationView(self)
@@ -256,6 +296,7 @@ class CompilerEnv(gym.Env):
         observations.update(cls.derived_observations(description, observations))
         for spec in observations.values():
             spec.space.name = spec.id  # CompilerGym's spaces carry their name
+            freeze(spec.space)
         # Read-only: every env and fork of this description shares them.
         return Spaces(
             description=description,
@@ -287,25 +328,47 @@ class CompilerEnv(gym.Env):
 
     # ---------------------------------------------------------- spaces --
 
+    def _own_spec(self, spec: ObservationSpaceSpec) -> ObservationSpaceSpec:
+        """This env's copy of ``spec`` (made on first use; a copy of this env's is itself)."""
+        if id(spec) in self._own_ids:
+            return spec
+        found = self._own_specs.get(id(spec))
+        if found is None:
+            return self._adopt(spec, replace(spec, space=private_space(spec.space)))
+        return found[1]
+
+    def _adopt(self, shared: ObservationSpaceSpec, own: ObservationSpaceSpec) -> ObservationSpaceSpec:
+        self._own_specs[id(shared)] = (shared, own)
+        self._own_ids[id(own)] = shared
+        return own
+
     @property
     def observation_space(self) -> gym.spaces.Space:  # type: ignore[override]
-        """The default observation's gymnasium space (``NoObservation`` if none).
-        Set it by name: ``env.observation_space = "Autophase"``."""
-        return self._observation_spec.space if self._observation_spec else self._spaces.no_observation
+        """The default observation's gymnasium space (``NoObservation`` if none),
+        this env's own. Set it by name: ``env.observation_space = "Autophase"``."""
+        if self._observation_spec is None:
+            return self._own_no_observation()
+        return self._own_spec(self._observation_spec).space
+
+    def _own_no_observation(self) -> gym.spaces.Space:
+        mine = self.__dict__.get("_no_observation")
+        if mine is None:
+            mine = self._no_observation = private_space(self._spaces.no_observation)
+        return mine
 
     @observation_space.setter
     def observation_space(self, space: str | ObservationSpaceSpec | gym.spaces.Space | None) -> None:
         if space is None:
             self._observation_spec = None
         elif isinstance(space, ObservationSpaceSpec):
-            self._observation_spec = space
+            self._observation_spec = self._own_ids.get(id(space), space)
         else:
             name = space if isinstance(space, str) else getattr(space, "name", None)
             self._observation_spec = lookup(self._observation_specs, str(name), "observation")
 
     @property
     def observation_space_spec(self) -> ObservationSpaceSpec | None:
-        return self._observation_spec
+        return self._own_spec(self._observation_spec) if self._observation_spec is not None else None
 
     @property
     def reward_space(self) -> RewardSpaceSpec | None:
@@ -598,7 +661,8 @@ class CompilerEnv(gym.Env):
         copy_native = native.fork()
         # The copy shares this env's spaces: nothing is described or built.
         other = object.__new__(type(self))
-        other._setup(self._server, self._backend, self._limits, self._init_kwargs, self._spaces, self.render_mode)
+        other._setup(self._server, self._backend, self._limits, self._init_kwargs, self._spaces, self.render_mode,
+                     parent=self)
         other._native = copy_native
         other._native_connection = self._native_connection
         other._benchmark = self._benchmark

@@ -10,9 +10,13 @@ work on them.
 Spaces are built once per description and shared: :func:`spaces_for` keeps
 one :class:`Spaces` per (env class, description) for the whole process, and
 remembers which one each server's connection uses, so a new env or a
-``fork()`` builds nothing. Shared spaces are never changed after they are
-built; an env's action space is its own light copy (its own random number
-generator, so seeding one env's sampling leaves another's alone).
+``fork()`` builds nothing. Shared spaces are prototypes, never changed after
+they are built (their bounds arrays are read-only). What an env hands out is
+its own light copy (:func:`private_space`, made on first use): the tables
+and bounds shared, the random number generators its own, so seeding or
+sampling one env's space never changes another env's samples. A ``fork()``
+is a ``copy.deepcopy``: its spaces' generators continue from the parent's
+state, independently.
 """
 
 from __future__ import annotations
@@ -81,12 +85,10 @@ class ActionSpace(spaces.Discrete):
         """The name of every action in the space (LLVM: its flag, ``"-mem2reg"``)."""
         return self.flags[: self.n]
 
-    def for_env(self) -> ActionSpace:
-        """This space for one env: the tables shared, the random number generator its own."""
-        mine = copy.copy(self)
-        mine._np_random = None
-        mine._np_random_seed = None
-        return mine
+    def for_env(self, rng_from: ActionSpace | None = None) -> ActionSpace:
+        """This space for one env: the tables shared, the random number generator
+        its own (a copy of ``rng_from``'s, as ``copy.deepcopy`` would make)."""
+        return private_space(self, rng_from)
 
     def index(self, flag: str) -> int:
         """The index of an action by name (``"-mem2reg"`` or ``"mem2reg"``)."""
@@ -372,7 +374,7 @@ VALUE_TYPE_SPACES: dict[str, Callable[[SpaceRow], tuple[spaces.Space, Any]]] = {
 # ------------------------------------------------------------ space specs --
 
 
-@dataclass
+@dataclass(frozen=True)
 class ObservationSpaceSpec:
     """One named observation: its gymnasium space, which server observation it is
     computed from, and how (``translate``). ``default_value`` is what a truncated
@@ -400,7 +402,7 @@ class ObservationSpaceSpec:
         return self.id
 
 
-@dataclass
+@dataclass(frozen=True)
 class RewardSpaceSpec:
     """One named reward (``IrInstructionCountOz``...). On a crash the env returns
     ``reward_on_error(episode_reward)``: minus the return so far."""
@@ -450,6 +452,68 @@ def lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
         return table[name]
     except KeyError:
         raise InvalidRequest(f"unknown {kind} space '{name}'; valid names: {', '.join(sorted(table))}") from None
+
+
+# ------------------------------------------------------ per-env copies --
+
+
+def _children(space: spaces.Space) -> list[tuple[str, Any]]:
+    """The attributes of a composite space that hold spaces (Dict's and Tuple's
+    ``spaces``, Sequence's ``feature_space``, Graph's ``node_space``...)."""
+    found = []
+    for name, value in vars(space).items():
+        if isinstance(value, spaces.Space):
+            found.append((name, value))
+        elif isinstance(value, (dict, tuple)) and value and all(
+                isinstance(v, spaces.Space) for v in (value.values() if isinstance(value, dict) else value)):
+            found.append((name, value))
+    return found
+
+
+def private_space(prototype: spaces.Space, rng_from: spaces.Space | None = None) -> spaces.Space:
+    """``prototype`` for one env: a shallow copy sharing every table and bounds
+    array, with random number generators of its own (in every subspace). With
+    ``rng_from`` (the same space of another env: a fork's parent), each
+    generator starts as a copy of the corresponding one there, as
+    ``copy.deepcopy`` would make it; otherwise it is made on first use."""
+    mine = copy.copy(prototype)
+    generator = getattr(rng_from, "_np_random", None)
+    mine._np_random = copy.deepcopy(generator) if generator is not None else None
+    for name, value in _children(prototype):
+        theirs = getattr(rng_from, name, None)
+        if isinstance(value, spaces.Space):
+            setattr(mine, name, private_space(value, theirs))
+        elif isinstance(value, dict):
+            setattr(mine, name, {k: private_space(v, theirs.get(k) if isinstance(theirs, dict) else None)
+                                 for k, v in value.items()})
+        else:
+            setattr(mine, name, tuple(private_space(v, theirs[i] if isinstance(theirs, tuple) else None)
+                                      for i, v in enumerate(value)))
+    return mine
+
+
+def rng_used(space: spaces.Space) -> bool:
+    """True once any generator of ``space`` (or of a subspace) exists: seeded, or sampled from."""
+    if getattr(space, "_np_random", None) is not None:
+        return True
+    for _, value in _children(space):
+        members = [value] if isinstance(value, spaces.Space) else list(
+            value.values() if isinstance(value, dict) else value)
+        if any(rng_used(member) for member in members):
+            return True
+    return False
+
+
+def freeze(space: spaces.Space) -> None:
+    """Makes a prototype's arrays (a Box's bounds) read-only, in every subspace:
+    every env's copy shares them, so a write would change them all."""
+    for value in vars(space).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    for _, value in _children(space):
+        for member in [value] if isinstance(value, spaces.Space) else list(
+                value.values() if isinstance(value, dict) else value):
+            freeze(member)
 
 
 # ------------------------------------------------------------ shared cache --
