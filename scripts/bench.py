@@ -10,6 +10,10 @@ Measures (see the README's performance section for what the numbers mean):
              they avoid; Python env.fork() (the C++ fork plus the Python env)
   start-up   zygote spawn to first completed step, nothing preloaded
   observe    each observation on the medium module
+  codegen    ObjectTextSizeBytes (client, in process) per module size beside
+             its reference, a `clang-19 -c -x ir` subprocess on the same
+             bitcode (CompilerGym's definition), alternated; and whether the
+             numbers are equal
   throughput random-episode steps/s with 1, 2, 4, 8 envs (processes, and the
              vector env), and scaling efficiency on this machine's cores
   memory     per-worker USS/PSS with 1, 8, 64 live episodes on one
@@ -569,7 +573,17 @@ def markdown(report: dict) -> str:
             "| benchmark | hello | first reset (load, baselines) | first step |", "|---|---:|---:|---:|",
             f"| crc32.c (clang compile in the loader) | {startup['hello']:.1f} | {startup['first_reset']:.1f} | {startup['first_step']:.1f} |",
             f"| crc32.bc | {bitcode['hello']:.1f} | {bitcode['first_reset']:.1f} | {bitcode['first_step']:.1f} |", ""]
-    out += ["### Observations (medium module, cold, µs p50)", "", "| observation | p50 µs |", "|---|---:|"]
+    out += ["### ObjectTextSizeBytes beside `clang-19 -c -x ir` (ms, p50; the same bitcode, alternated)", "",
+            "| module | instructions | client | in-process | clang-19 subprocess | clang / client | equal to clang's |",
+            "|---|---:|---:|---:|---:|---:|---|"]
+    for size, m in report["modules"].items():
+        rows = {r["path"]: r for r in m["runtime"]["rows"]}
+        client, local = rows["ObjectTextSizeBytes (client)"], rows["ObjectTextSizeBytes (in-process)"]
+        clang = rows["clang-19 -c -x ir (subprocess)"]
+        out.append(f"| {size} | {m['runtime']['instructions']} | {client['p50_us'] / 1000:.1f} | {local['p50_us'] / 1000:.1f} | "
+                   f"{clang['p50_us'] / 1000:.1f} | {clang['p50_us'] / client['p50_us']:.2f}× | "
+                   f"{'yes' if m['runtime']['object_size_equals_clang'] else '**no**'} |")
+    out += ["", "### Observations (medium module, cold, µs p50)", "", "| observation | p50 µs |", "|---|---:|"]
     for r in report["modules"]["medium"]["runtime"]["rows"]:
         if r["path"].startswith("observe "):
             out.append(f"| {r['path'][8:]} | {r['p50_us']:.0f} |")

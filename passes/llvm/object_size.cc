@@ -60,15 +60,36 @@ void instrumentForAddressSanitizer(llvm::Module& module) {
   pipeline.run(module, modules);
 }
 
+// clang's -O0 optimisation pipeline, which `clang -c -x ir` runs before code
+// generation (BackendUtil's RunOptimizationPipeline): buildO0DefaultPipeline,
+// whose always-inliner changes the code of any module with alwaysinline
+// functions. clang disables the verifier (-disable-llvm-verifier), as here.
+void runClangO0Pipeline(llvm::Module& module, llvm::TargetMachine& machine) {
+  llvm::LoopAnalysisManager loops;
+  llvm::FunctionAnalysisManager functions;
+  llvm::CGSCCAnalysisManager cgscc;
+  llvm::ModuleAnalysisManager modules;
+  llvm::PassBuilder builder(&machine);
+  llvm::TargetLibraryInfoImpl libraryInfo{llvm::Triple(module.getTargetTriple())};
+  functions.registerPass([&] { return llvm::TargetLibraryAnalysis(libraryInfo); });
+  builder.registerModuleAnalyses(modules);
+  builder.registerCGSCCAnalyses(cgscc);
+  builder.registerFunctionAnalyses(functions);
+  builder.registerLoopAnalyses(loops);
+  builder.crossRegisterProxies(loops, functions, cgscc, modules);
+  llvm::ModulePassManager pipeline = builder.buildO0DefaultPipeline(llvm::OptimizationLevel::O0);
+  pipeline.run(module, modules);
+}
+
 }  // namespace
 
 Result<int64_t> objectTextSize(std::string_view bitcode) {
-  auto object = emitObject(bitcode, /*addressSanitizer=*/false, TargetMachineUse::ObjectEmission);
+  auto object = emitObject(bitcode, /*addressSanitizer=*/false);
   if (!object.ok()) return object.takeError();
   return berkeleyTextSize(llvm::StringRef(object->data(), object->size()));
 }
 
-Result<std::string> emitObject(std::string_view bitcode, bool addressSanitizer, TargetMachineUse use) {
+Result<std::string> emitObject(std::string_view bitcode, bool addressSanitizer) {
   llvm::LLVMContext context;
   DiagnosticLog diagnostics;
   diagnostics.installOn(context);
@@ -76,24 +97,28 @@ Result<std::string> emitObject(std::string_view bitcode, bool addressSanitizer, 
   if (!module.ok()) return module.takeError();
   llvm::Module& m = **module;
 
-  auto machine = createTargetMachine(m.getTargetTriple(), use);
+  auto machine = createTargetMachine(m.getTargetTriple(), TargetMachineUse::ClangObject);
   if (!machine.ok()) return machine.takeError();
-  // llc replaces the module's data layout with the target's before codegen.
+  // clang replaces the module's data layout with the target's before
+  // codegen.
   m.setDataLayout((*machine)->createDataLayout());
 
   llvm::SmallVector<char, 0> object;
   llvm::raw_svector_ostream stream(object);
-  llvm::legacy::PassManager codegen;
-  // llc registers TLI for the module's triple; without it codegen would
+  llvm::legacy::PassManager passes;
+  // clang registers TLI for the module's triple; without it codegen would
   // assume a generic library and lower some calls differently.
   llvm::TargetLibraryInfoImpl libraryInfo{llvm::Triple(m.getTargetTriple())};
-  codegen.add(new llvm::TargetLibraryInfoWrapperPass(libraryInfo));
-  if ((*machine)->addPassesToEmitFile(codegen, stream, nullptr, llvm::CodeGenFileType::ObjectFile,
+  passes.add(new llvm::TargetLibraryInfoWrapperPass(libraryInfo));
+  if ((*machine)->addPassesToEmitFile(passes, stream, nullptr, llvm::CodeGenFileType::ObjectFile,
                                       /*DisableVerify=*/true)) {
     return noObjectFile(m.getTargetTriple());
   }
+  // clang runs the sanitizer after its pipeline's inliner (as the last
+  // extension point of the -O0 pipeline).
+  runClangO0Pipeline(m, **machine);
   if (addressSanitizer) instrumentForAddressSanitizer(m);
-  codegen.run(m);
+  passes.run(m);
   if (diagnostics.hasErrors()) {
     return makeError(Outcome::BenchmarkError,
                      "code generation failed: " + diagnostics.takeErrors());

@@ -157,7 +157,10 @@ const std::vector<ObservationRow<LlvmSession>>& rows() {
       {count("IrInstructionCountOz", "instructions after the default<Oz> pipeline"), &instructionCountAt<kOz>},
       {counts("InstCount", instCountFeatureNames(), "3 totals and one count per opcode"), &instCount},
       {counts("Autophase", autophaseFeatureNames(), "the 56 Autophase features"), &autophase},
-      {count("ObjectTextSizeBytes", ".text bytes of the module's object file for the host", true),
+      {count("ObjectTextSizeBytes",
+             "Berkeley text bytes (llvm-size) of the object `clang -c -x ir` makes of the module for the host "
+             "(-O0 code generation, CompilerGym's definition)",
+             true),
        &objectTextSizeBytes},
       {count("ObjectTextSizeO0", ".text bytes after the default<O0> pipeline", true), &objectTextSizeAt<kO0>},
       {count("ObjectTextSizeO3", ".text bytes after the default<O3> pipeline", true), &objectTextSizeAt<kO3>},

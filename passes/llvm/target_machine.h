@@ -1,6 +1,6 @@
-// TargetMachines built the way `opt` and `llc` build theirs when given no
-// -mcpu/-mattr/-relocation-model flags, so that an episode replayed with
-// those tools gives the same IR and the same object code.
+// TargetMachines built the way the tools whose output forkgym must equal
+// build theirs: `opt` (the pipelines) and `clang -c -x ir` (ObjectTextSize
+// and a runnable benchmark's program, CompilerGym's definition).
 //
 // Any process may call these once initializeLlvm() has registered the native
 // target; they touch no files.
@@ -22,12 +22,14 @@ enum class TargetMachineUse {
   // own "target-cpu"/"target-features" attributes still apply), and
   // CodeGenOptLevel::None because opt's -codegen-opt-level defaults to 0.
   PassPipeline,
-  // What `llc -filetype=obj` emits with: CodeGenOptLevel::Default (-O2).
-  ObjectEmission,
-  // What `clang -c` of bitcode emits a runnable benchmark's program with
-  // (CompilerGym builds with clang $IN): CodeGenOptLevel::None (-O0
-  // codegen) and position-independent code, as the default PIE link needs.
-  Program,
+  // What `clang -c -x ir` emits with and no -O flag, as CompilerGym measures
+  // ObjectTextSizeBytes and builds a benchmark's program: CodeGenOptLevel::None
+  // (-O0 codegen: fast instruction selection, fast register allocation),
+  // position-independent code (Debian's clang defaults to -fPIE), the
+  // driver's default CPU and features for the triple (clang -### shows
+  // "-target-cpu x86-64"), and clang's TargetOptions (address-significance
+  // tables, .init_array).
+  ClangObject,
 };
 
 // BenchmarkError when no registered target handles the triple.

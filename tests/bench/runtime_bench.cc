@@ -16,13 +16,24 @@
 //   parse / clone      in-process parse of the benchmark's bitcode and
 //                      llvm::CloneModule, the costs reset and fork avoid
 //   observe <name>     each observation through the client (--observations)
+//   ObjectTextSizeBytes the observation through the client (a fresh episode
+//                      each time: the worker caches it per state) and in
+//                      process, alternating with its reference, a
+//                      `clang-19 -c -x ir` subprocess on the same bitcode
+//                      (CompilerGym's definition; its llvm-size run is left
+//                      out); the JSON says whether the numbers are equal
 //   start-up           private zygote spawn -> hello -> first reset -> first step
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <llvm/IR/Module.h>
 #include <llvm/Transforms/Utils/Cloning.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -35,6 +46,8 @@
 #include "passes/llvm/action_table.h"
 #include "passes/llvm/benchmark.h"
 #include "passes/llvm/benchmark_loader.h"
+#include "passes/llvm/llvm_tools.h"
+#include "passes/llvm/object_size.h"
 #include "passes/llvm/session.h"
 
 namespace {
@@ -88,6 +101,29 @@ std::vector<std::string> split(const std::string& text) {
 int iterationsFor(double sampleUs, bool quick) {
   const double budgetUs = quick ? 0.3e6 : 3e6;
   return std::clamp(static_cast<int>(budgetUs / std::max(sampleUs, 1.0)), 5, quick ? 200 : 2000);
+}
+
+// Runs argv to completion; false unless it exits 0.
+bool runProcess(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return false;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+std::string capture(const std::string& command) {
+  std::string out;
+  if (FILE* pipe = popen(command.c_str(), "r")) {
+    char buffer[256];
+    while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) out.append(buffer, n);
+    pclose(pipe);
+  }
+  return out;
 }
 
 }  // namespace
@@ -173,6 +209,41 @@ int main(int argc, char** argv) {
     auto copy = env.fork();
     if (!copy) die("fork failed: " + copy.error().message);
   }));
+  // ObjectTextSizeBytes beside `clang-19 -c -x ir`, alternating the three.
+  bool objectSizeEqual = false;
+  {
+    char directory[] = "/tmp/forkgym-bench-XXXXXX";
+    if (mkdtemp(directory) == nullptr) die("mkdtemp failed");
+    const std::string input = std::string(directory) + "/state.bc", output = std::string(directory) + "/state.o";
+    if (FILE* file = std::fopen(input.c_str(), "wb")) {
+      std::fwrite(loaded->bitcode.data(), 1, loaded->bitcode.size(), file);
+      std::fclose(file);
+    }
+    const std::vector<std::string> clang = {forkgym::passes::llvmToolPath("clang"), "-c", "-x", "ir", input, "-o", output};
+    std::vector<double> client, inProcess, subprocess;
+    int64_t observed = -1;
+    for (int i = 0; i < (quick ? 3 : 10); ++i) {
+      if (!env.reset(benchmark)) die("reset failed");
+      if (!env.step({}).ok()) die("empty step failed");
+      auto start = Clock::now();
+      auto result = env.observe(std::vector<std::string>{"ObjectTextSizeBytes"});
+      if (!result.ok()) die("ObjectTextSizeBytes: " + result.message);
+      client.push_back(microseconds(Clock::now() - start));
+      observed = std::get<int64_t>(result.observations[0]);
+      start = Clock::now();
+      if (!forkgym::passes::objectTextSize(loaded->bitcode)) die("in-process ObjectTextSizeBytes failed");
+      inProcess.push_back(microseconds(Clock::now() - start));
+      start = Clock::now();
+      if (!runProcess(clang)) die("clang -c -x ir failed");
+      subprocess.push_back(microseconds(Clock::now() - start));
+    }
+    const std::string size = capture(forkgym::passes::llvmToolPath("llvm-size") + " " + output + " | tail -1");
+    objectSizeEqual = !size.empty() && std::stoll(size) == observed;
+    rows.push_back(summarise("ObjectTextSizeBytes (client)", std::move(client)));
+    rows.push_back(summarise("ObjectTextSizeBytes (in-process)", std::move(inProcess)));
+    rows.push_back(summarise("clang-19 -c -x ir (subprocess)", std::move(subprocess)));
+    std::filesystem::remove_all(directory);
+  }
   if (observations) {
     auto description = (*connection)->describe();
     for (const auto& space : (*description)->observations) {
@@ -217,7 +288,8 @@ int main(int argc, char** argv) {
            << (i + 1 < rows.size() ? "," : "") << "\n";
     }
     json << "  ],\n  \"startup_ms\": {\"hello\": " << helloUs / 1000 << ", \"first_reset\": " << firstResetUs / 1000
-         << ", \"first_step\": " << firstStepUs / 1000 << "}\n}\n";
+         << ", \"first_step\": " << firstStepUs / 1000 << "},\n  \"object_size_equals_clang\": "
+         << (objectSizeEqual ? "true" : "false") << "\n}\n";
   }
   return 0;
 }

@@ -51,7 +51,7 @@ TEST_F(Episode, EveryActionStepsOrGivesItsClearErrorOnEveryBenchmarkKind) {
   }
 }
 
-TEST_F(Episode, BaselinesAndSizesMatchOptLlcAndLlvmSize) {
+TEST_F(Episode, BaselinesAndSizesMatchOptClangAndLlvmSize) {
   Env env = newEnv();
   ASSERT_TRUE(env.reset(fileUri("crc32.c")));
   auto result = env.observe(std::vector<std::string>{"Bitcode", "IrInstructionCountOz", "ObjectTextSizeBytes",
@@ -76,8 +76,8 @@ TEST_F(Episode, BaselinesAndSizesMatchOptLlcAndLlvmSize) {
   const std::string o3Text = run(llvmTool("opt") + " -O3 -S " + input.path + " -o -");
   EXPECT_EQ(asInt(result.observations[3]), countInstructions(o3Text));
 
-  // llc -filetype=obj + llvm-size (Berkeley "text").
-  const std::string size = run(llvmTool("llc") + " -filetype=obj " + input.path + " -o " + input.dir + "/a.o && " +
+  // clang -c -x ir (CompilerGym's definition) + llvm-size (Berkeley "text").
+  const std::string size = run(llvmTool("clang") + " -c -x ir " + input.path + " -o " + input.dir + "/a.o && " +
                                llvmTool("llvm-size") + " " + input.dir + "/a.o | tail -1 | awk '{print $1}'");
   EXPECT_EQ(asInt(result.observations[2]), std::stoll(size));
 }
