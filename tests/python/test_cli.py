@@ -172,6 +172,22 @@ def test_pruning_drops_the_passes_that_change_nothing(capsys, jobs) -> None:
     assert no_prune["reward"] == pytest.approx(r["reward"])
 
 
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_pruning_a_sequence_longer_than_an_episodes_process_limit_keeps_a_bounded_number_of_forks(capsys, jobs) -> None:
+    # Pruning once held a fork of every prefix: 50 passes met the 32-process
+    # limit of an episode on a runnable benchmark (its programs run under it),
+    # and the benchmark's result was a fork error.
+    policy = Path(__file__).with_name("cli_policies.py")
+    [r] = search_json(capsys, "--policy", f"{policy}:fifty_passes", "--jobs", jobs,
+                      "generator://csmith-v0/1")["results"]
+    assert "error" not in r, r.get("error")
+    assert len(r["found"]) == 50 and 0 < len(r["actions"]) < 50
+    assert replay_return(r["benchmark"], r["actions"]) == pytest.approx(r["reward"])
+    assert r["reward"] >= replay_return(r["benchmark"], r["found"]) - 1e-9
+    for i in range(len(r["actions"])):
+        assert replay_return(r["benchmark"], r["actions"][:i] + r["actions"][i + 1:]) < r["reward"] - 1e-9
+
+
 def test_greedy_with_two_jobs_finds_what_one_job_finds_and_reports_its_step_cap(capsys) -> None:
     runs = [search_json(capsys, "--strategy", "greedy", "--steps", "3", "--jobs", jobs, "generator://csmith-v0/1")
             for jobs in ("1", "2")]

@@ -38,6 +38,16 @@ from typing import Any
 
 # Rewards closer than this are equal (they are sums of ratios of integers).
 EPSILON = 1e-9
+# Every fork of an episode counts against the server's per-episode process
+# limit (32 by default on runnable benchmarks, whose programs run under it).
+# A search holds the episode, its final state, and per --jobs thread up to
+# three forks (its copy of the state, the best candidate so far, the one
+# being stepped); what is left of PROCESS_LIMIT keeps a sequence's states.
+PROCESS_LIMIT = 32
+
+
+def checkpoint_budget(jobs: int) -> int:
+    return max(2, PROCESS_LIMIT - 8 - 3 * jobs)
 
 STRATEGIES = ("greedy", "random", "beam", "policy")
 
@@ -114,6 +124,9 @@ class SearchResult:
     final_cost: float | None = None
     state: Any = None  # CompilerEnvState of `actions`, walltime = the search's
     opt_check: str | None = None  # check_opt: "same IR hash", or what differed
+    # Seconds per phase of walltime: load (the benchmark's first reset), strategy,
+    # replay (the found sequence, once), prune, final (observations of the result).
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def vs_oz(self) -> float | None:
@@ -295,15 +308,17 @@ class Searcher:
 
     # --------------------------------------------------------- strategies --
 
-    def _greedy(self, root: Any, result: SearchResult, deadline: _Deadline) -> list[int]:
+    def _greedy(self, root: Any, result: SearchResult, deadline: _Deadline) -> tuple[list[int], Checkpoints | None]:
         """One action at a time: the one that raises the return most, until none
-        does (or the step cap, or the time budget)."""
-        env = root.fork()
+        does (or the step cap, or the time budget). Returns the states it
+        passed through as checkpoints (see replay()): each is the fork its
+        candidate step produced, so the found sequence needs no replay."""
+        chain = Checkpoints(root.fork(), checkpoint_budget(self.config.jobs))
         try:
-            candidates = self.candidates(env)
+            candidates = self.candidates(root)
             actions: list[int] = []
-            total = 0.0
             while True:
+                env, total = chain.last
                 if len(actions) >= self.config.steps:
                     result.stop = f"step cap ({self.config.steps}) reached while still improving"
                     break
@@ -321,21 +336,22 @@ class Searcher:
                     result.stop = "no improvement"
                     break
                 if chosen is not None:
-                    env.close()
-                    env = chosen  # the state after the best step: adopted, not stepped again
-                    total = rewards[best]
+                    chain.add(chosen, rewards[best])  # adopted, not stepped again
                 else:  # its thread was stopped before it could keep it
-                    r = self._step(env, [candidates[best]], result)
+                    child = env.fork()
+                    r = self._step(child, [candidates[best]], result)
                     if r is None:
+                        child.close()
                         result.stop = "the chosen step failed on replay"
                         break
-                    total += r
+                    chain.add(child, total + r)
                 actions.append(candidates[best])
-            return actions
-        finally:
-            env.close()
+            return actions, chain
+        except BaseException:
+            chain.close()
+            raise
 
-    def _random(self, root: Any, result: SearchResult, deadline: _Deadline) -> list[int]:
+    def _random(self, root: Any, result: SearchResult, deadline: _Deadline) -> tuple[list[int], Checkpoints | None]:
         """Episodes of uniformly random actions; the best prefix of any of them.
         Episode i draws from its own seed (the seed, the benchmark, i), so which
         episodes run where does not matter."""
@@ -369,9 +385,9 @@ class Searcher:
         best = max(outcomes, key=lambda o: (o[0], -o[1], -len(o[2])))
         result.stop = (f"{ran} of {self.config.episodes} episodes, time budget ({deadline.budget:g} s)"
                        if ran < self.config.episodes else f"{ran} episodes of {cap} steps")
-        return best[2] if best[0] > EPSILON else []
+        return (best[2] if best[0] > EPSILON else []), None
 
-    def _beam(self, root: Any, result: SearchResult, deadline: _Deadline) -> list[int]:
+    def _beam(self, root: Any, result: SearchResult, deadline: _Deadline) -> tuple[list[int], Checkpoints | None]:
         """Keeps the ``beam_width`` best sequences of each length; stops when a
         length brings nothing better than the best so far."""
         width = self.config.beam_width
@@ -412,96 +428,174 @@ class Searcher:
         finally:
             for _, _, env in beam:
                 env.close()
-        return best_actions
+        return best_actions, None
 
-    def _policy(self, root: Any, result: SearchResult, deadline: _Deadline) -> list[int]:
+    def _policy(self, root: Any, result: SearchResult, deadline: _Deadline) -> tuple[list[int], Checkpoints | None]:
         env = root.fork()
         try:
             self.config.policy(env)  # type: ignore[misc]
             result.stop = "the policy returned"
-            return list(env.actions)
+            return list(env.actions), None
         finally:
             env.close()
 
     # ------------------------------------------------------------ pruning --
 
-    def replay_return(self, root: Any, actions: Sequence[int], result: SearchResult) -> float | None:
-        env = root.fork()
+    def replay(self, root: Any, actions: Sequence[int], result: SearchResult) -> Checkpoints | None:
+        """The found sequence replayed from the benchmark, keeping checkpoints of
+        its states, the last being the final state; None (everything closed)
+        when a step fails. One replay serves as the check of the strategy's
+        return, as pruning's starting points and as the final state, so none
+        of the three steps the sequence again on its own."""
+        chain = Checkpoints(root.fork(), checkpoint_budget(self.config.jobs))
         try:
-            return self._step(env, actions, result) if actions else 0.0
-        finally:
-            env.close()
+            if self._extend(chain, list(actions), 0, len(actions), result):
+                return chain
+            chain.close()
+            return None
+        except BaseException:
+            chain.close()
+            raise
 
-    def prune(self, root: Any, actions: list[int], reward: float, result: SearchResult) -> tuple[list[int], float]:
+    def prune(self, chain: Checkpoints, actions: list[int], result: SearchResult) -> tuple[list[int], float, Any]:
         """Drops every pass whose removal leaves the return no lower (tried last to
-        first), so no kept pass is a no-op.
+        first, and again over the passes above a removal until a sweep removes
+        nothing), so no kept pass is a no-op. ``chain`` holds checkpoints of
+        ``actions``' states (replay()'s); it is consumed (closed). Returns the
+        kept passes, their return and an env in their final state (the caller
+        closes it).
 
         Removing pass i changes nothing before i, so each trial starts from a
-        fork of the state after ``kept[:i]`` (kept once per prefix) and steps
-        only the passes after i. With ``jobs`` > 1 the next ``jobs`` trials
-        run at once; one that removes a pass makes the trials below it in
-        its batch stale, and they run again on the new sequence, so the
-        result is the one a single job reaches."""
+        fork of the nearest checkpoint at or before i and steps only the
+        passes from there, i left out. With ``jobs`` > 1, ``jobs`` trials
+        run at once, each thread taking the next index when free; results are
+        taken in order, and a trial that removes a pass makes those started
+        below it stale: they are dropped and run again on the new sequence,
+        so the result is the one a single job reaches. The env of the last
+        trial that removed a pass is the final state."""
         kept = list(actions)
-        prefixes: list[tuple[Any, float]] = [(root.fork(), 0.0)]  # (env at kept[:i], its return)
-        try:
-            for a in kept[:-1]:
-                env, total = prefixes[-1]
-                child = env.fork()
-                r = self._step(child, [a], result)
-                if r is None:  # the search's own sequence failed on replay: nothing to prune from
-                    child.close()
-                    return kept, reward
-                prefixes.append((child, total + r))
+        final, reward = chain.take_last()
 
-            def trial(i: int) -> float | None:
-                env, total = prefixes[i]
-                rest = kept[i + 1:]
-                if not rest:
-                    return total
-                child = env.fork()
+        def trial(start: int, passes: list[int]) -> tuple[float | None, Any]:
+            """The return (and the env) of ``passes`` stepped from checkpoint ``start``."""
+            env, total = chain.at(start)
+            child = env.fork()
+            if not passes:
+                return total, child
+            try:
+                r = self._step(child, passes, result)
+            except BaseException:
+                child.close()
+                raise
+            if r is None:
+                child.close()
+                return None, None
+            return total + r, child
+
+        def discard(future: Any) -> None:
+            """A trial nobody will read: its env is closed as soon as it ends (a
+            live fork counts against the episode's process limit)."""
+            def close(done: Any) -> None:
                 try:
-                    r = self._step(child, rest, result)
-                finally:
-                    child.close()
-                return None if r is None else total + r
+                    _, env = done.result()
+                except BaseException:
+                    return
+                if env is not None:
+                    env.close()
+            if isinstance(future, _Done):
+                close(future)
+            else:
+                future.add_done_callback(close)
 
-            i = len(kept) - 1
-            while i >= 0:
-                batch = list(range(i, max(i - self.config.jobs, -1), -1))
-                returns = self._map(trial, batch)
-                for j, r in zip(batch, returns):
-                    i = j - 1
+        running: dict[int, Any] = {}  # index -> future of trial(index, the kept passes after it)
+        try:
+            bottom = 0
+            while True:
+                lowest = None  # the lowest index this sweep removed
+                launch = commit = len(kept) - 1
+                while commit >= bottom:
+                    while launch >= bottom and len(running) < self.config.jobs:
+                        start = chain.at_or_before(launch)
+                        passes = kept[start:launch] + kept[launch + 1:]  # pass `launch` left out
+                        running[launch] = (self._pool.submit(trial, start, passes) if self._pool is not None
+                                           else _Done(trial(start, passes)))
+                        launch -= 1
+                    r, env = running.pop(commit).result()
                     if r is not None and r >= reward - EPSILON:
-                        kept, reward = kept[:j] + kept[j + 1:], max(reward, r)
-                        break  # the rest of the batch tried the old sequence
-            return kept, reward
+                        kept, reward, lowest = kept[:commit] + kept[commit + 1:], max(reward, r), commit
+                        final.close()
+                        final = env
+                        for stale in running.values():  # they stepped the old sequence
+                            discard(stale)
+                        running.clear()
+                        launch = commit - 1
+                    elif env is not None:
+                        env.close()
+                    commit -= 1
+                if lowest is None or lowest >= len(kept):
+                    break
+                # The passes from `lowest` on were judged beside a pass below them
+                # that is gone now: judge them again, from checkpoints of the
+                # new sequence (those up to `lowest` still hold).
+                bottom = lowest
+                if not self._extend(chain, kept, chain.rewind(lowest), len(kept) - 1, result):
+                    break  # a step of the kept sequence failed on replay: keep what pruning reached
+            result_final, final = final, None
+            return kept, reward, result_final
         finally:
-            for env, _ in prefixes:
-                env.close()
+            for future in running.values():
+                discard(future)
+            chain.close()
+            if final is not None:
+                final.close()
+
+    def _extend(self, chain: Checkpoints, actions: list[int], start: int, stop: int, result: SearchResult) -> bool:
+        """Adds the states after actions[:start + 1] .. actions[:stop] to ``chain``, whose last is after actions[:start]."""
+        for a in actions[start:stop]:
+            env, total = chain.last
+            child = env.fork()
+            r = self._step(child, [a], result)
+            if r is None:
+                child.close()
+                return False
+            chain.add(child, total + r)
+        return True
 
     # --------------------------------------------------------------- run --
 
     def search(self, uri: str) -> SearchResult:
         started = time.monotonic()
         deadline = _Deadline(self.config.time_budget)
+        result = SearchResult(benchmark=uri, actions=[], found=[], reward=0.0, stop="", walltime=0.0)
+        mark = started
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            result.phases[name] = now - mark
+            mark = now
+
         root = self.make_env(uri)
+        phase("load")
         try:
-            result = SearchResult(benchmark=uri, actions=[], found=[], reward=0.0, stop="", walltime=0.0)
-            found = getattr(self, "_" + self.config.strategy)(root, result, deadline)
+            found, chain = getattr(self, "_" + self.config.strategy)(root, result, deadline)
             result.found = list(found)
-            reward = self.replay_return(root, found, result) if found else 0.0
-            if reward is None:
+            phase("strategy")
+            if chain is None:  # greedy's own states are the replay; the others' are stepped here
+                chain = self.replay(root, found, result)
+            phase("replay")
+            if chain is None:
                 raise RuntimeError(f"{uri}: the best sequence failed on replay: {result.failures[-1].message}")
-            actions = found
+            actions = list(found)
             deterministic = next(r for r in root.description.rewards if r.name == self.config.reward).deterministic
             if self.config.prune and deterministic and found:
-                actions, reward = self.prune(root, found, reward, result)
+                actions, reward, final = self.prune(chain, actions, result)
+            else:
+                final, reward = chain.take_last()
+                chain.close()
+            phase("prune")
             result.actions, result.reward = actions, reward
-            final = root.fork()
             try:
-                if actions:
-                    final.multistep(actions)
                 result.commandline = final.commandline()
                 result.flags = [final.action_space.flags[a] for a in actions]
                 obj = self.objective
@@ -513,6 +607,7 @@ class Searcher:
                 if self.config.check_opt:
                     result.opt_check = check_with_opt(root.observation["Bitcode"], result.commandline,
                                                       str(final.observation["IrSha1"]))
+                phase("final")
                 result.walltime = time.monotonic() - started
                 result.state = replace(final.state, walltime=result.walltime)
             finally:
@@ -520,6 +615,73 @@ class Searcher:
             return result
         finally:
             root.close()
+
+
+class _ReplayFailed(Exception):
+    pass
+
+
+class _Done:
+    """A finished trial, shaped like a future (one job runs trials inline)."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def result(self) -> Any:
+        return self._value
+
+
+class Checkpoints:
+    """Forks of a sequence's states: the state after its first i passes for
+    some i, always 0 and the last, at most budget + 1 of them. When
+    there would be more, every other one is closed (the spacing doubles), so a
+    long sequence costs a few more steps per trial, never more forks than
+    the server allows an episode."""
+
+    def __init__(self, start: Any, budget: int) -> None:
+        self._budget = budget
+        self._states: dict[int, tuple[Any, float]] = {0: (start, 0.0)}
+        self._length = 0
+        self._spacing = 1
+
+    @property
+    def last(self) -> tuple[Any, float]:
+        return self._states[self._length]
+
+    def add(self, env: Any, total: float) -> None:
+        """The state after one more pass (owned from now on)."""
+        previous = self._length
+        self._length += 1
+        self._states[self._length] = (env, total)
+        if previous % self._spacing:
+            self._states.pop(previous)[0].close()
+        while len(self._states) > self._budget + 1:
+            self._spacing *= 2
+            for i in [i for i in self._states if i % self._spacing and i != self._length]:
+                self._states.pop(i)[0].close()
+
+    def at_or_before(self, i: int) -> int:
+        """The checkpoint nearest before the state after i passes (or at it)."""
+        return max(j for j in self._states if j <= i)
+
+    def at(self, i: int) -> tuple[Any, float]:
+        return self._states[i]
+
+    def rewind(self, i: int) -> int:
+        """Closes the checkpoints after the state after i passes; returns the new last position."""
+        for j in [j for j in self._states if j > i]:
+            self._states.pop(j)[0].close()
+        self._length = max(self._states)
+        return self._length
+
+    def take_last(self) -> tuple[Any, float]:
+        """The final state, now the caller's; at_or_before() no longer returns it."""
+        return self._states.pop(self._length)
+
+    def close(self) -> None:
+        for env, _ in self._states.values():
+            env.close()
+        self._states.clear()
 
 
 def check_with_opt(bitcode: Any, commandline: str, ir_sha1: str) -> str:
