@@ -1,6 +1,7 @@
 #include "client/env.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -456,6 +457,7 @@ Status Env::beginStepLocked(std::span<const uint32_t> actions, std::span<const s
   }
   auto posted = channel_.post(request);
   stepPending_ = posted.ok();
+  pendingDeadline_ = std::chrono::steady_clock::now() + options_.stepTimeout;
   if (posted) {
     postedSeq_.store(channel_.region().header().requestSeq.load(std::memory_order_relaxed), std::memory_order_release);
   }
@@ -476,7 +478,10 @@ StepResult Env::finishStepLocked(const Interruption* interruption) {
     return result;
   }
   stepPending_ = false;
-  auto reply = channel_.collect(options_.stepTimeout, 0, interruption);
+  // The timeout runs from the post: a vector environment may collect a
+  // step long after posting it.
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(pendingDeadline_ - std::chrono::steady_clock::now());
+  auto reply = channel_.collect(std::max(left, std::chrono::milliseconds(0)), 0, interruption);
   if (!reply) {
     // The actions were posted: they belong in the reproducer.
     actions_.insert(actions_.end(), pendingActions_.begin(), pendingActions_.end());
@@ -736,6 +741,70 @@ Result<Env> Env::fork() {
   forked.stateCommandLine_ = stateCommandLine_;
   forked.running_.store(true, std::memory_order_release);
   return forked;
+}
+
+Env::PostedStep Env::postedStep() {
+  std::lock_guard lock(mutex_);
+  if (!stepPending_) return {};
+  std::lock_guard channelLock(channelMutex_);
+  return {channel_.doorbell().fd(), pendingDeadline_};
+}
+
+Result<std::vector<size_t>> waitForSteps(std::span<Env* const> envs, size_t atLeast,
+                                         const Interruption* interruption) {
+  using Clock = std::chrono::steady_clock;
+  if (envs.empty()) return std::vector<size_t>();
+  std::vector<pollfd> fds(envs.size());
+  std::vector<Clock::time_point> deadlines(envs.size());
+  for (size_t i = 0; i < envs.size(); ++i) {
+    const Env::PostedStep posted = envs[i]->postedStep();
+    if (posted.fd < 0) {
+      return makeError(Outcome::InvalidRequest, "waitForSteps: environment " + std::to_string(i) +
+                                                    " has no step posted; call beginStep() on it first");
+    }
+    fds[i] = {posted.fd, POLLIN, 0};
+    deadlines[i] = posted.deadline;
+  }
+  atLeast = std::min(atLeast, envs.size());
+  std::vector<size_t> ready;
+  std::vector<bool> isReady(envs.size(), false);
+  // As Doorbell::wait: a reply that comes within the spin is caught awake,
+  // without paying a wake-up that costs more than a cheap step.
+  const auto spinUntil = Clock::now() + kDefaultSpin;
+  for (bool spinning = true;;) {
+    auto wake = std::optional<Clock::time_point>();
+    for (size_t i = 0; i < envs.size(); ++i) {
+      if (!isReady[i] && (!wake || deadlines[i] < *wake)) wake = deadlines[i];
+    }
+    if (spinning) {
+      wake = Clock::now();
+    } else if (interruption) {
+      const auto sliceEnd = Clock::now() + interruption->slice;
+      if (!wake || sliceEnd < *wake) wake = sliceEnd;
+    }
+    auto polled = sysUntil("poll(doorbells)", wake, [&](int timeoutMs) {
+      return poll(fds.data(), static_cast<nfds_t>(fds.size()), timeoutMs);
+    });
+    if (!polled) return polled.takeError();
+    const auto now = Clock::now();
+    for (size_t i = 0; i < envs.size(); ++i) {
+      if (isReady[i] || (fds[i].revents == 0 && now < deadlines[i])) continue;
+      isReady[i] = true;
+      ready.push_back(i);
+      fds[i].fd = -1;  // poll() skips it from now on: it stays readable until finished
+    }
+    if (ready.size() >= atLeast) {
+      std::sort(ready.begin(), ready.end());
+      return ready;
+    }
+    if (spinning) {
+      spinning = now < spinUntil;
+      continue;
+    }
+    if (*polled == 0 && interruption && interruption->requested && interruption->requested()) {
+      return makeError(Outcome::Interrupted, "the wait for the steps was interrupted");
+    }
+  }
 }
 
 }  // namespace forkgym

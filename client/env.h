@@ -27,6 +27,10 @@
 // Interruption: step()/finishStep() take an optional Interruption, asked
 // while a slow step is waited for; when it says stop, the worker is killed
 // and the StepResult's outcome is Interrupted, with the reproducer.
+// Many episodes at once (a vector environment): beginStep() on each, then
+// waitForSteps() until some can finish without waiting, finishStep() on
+// those, beginStep() on them again: the workers never wait for the slowest.
+// A step's timeout runs from its beginStep().
 #pragma once
 
 #include <sys/types.h>
@@ -117,6 +121,14 @@ class Env {
   Status beginStep(std::span<const uint32_t> actions, std::span<const std::string> observations = {},
                    std::span<const std::string> rewards = {});
   StepResult finishStep(const Interruption* interruption = nullptr);
+  // The step posted with beginStep(), for waitForSteps(): the descriptor
+  // that becomes readable once its reply is there or its worker died (-1
+  // without a posted step), and when it times out.
+  struct PostedStep {
+    int fd = -1;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  PostedStep postedStep();
   Result<Env> fork();
   // A backend setting (CompilerGym's send_param, e.g. gcc's choices): the
   // session's answer, or InvalidRequest naming the keys the backend accepts.
@@ -197,6 +209,7 @@ class Env {
   pid_t group_ = -1;  // the worker's process group: its verified forks belong to it
   pid_t parent_ = -1;  // the worker's parent when it was verified (the zygote): its forks' too
   bool stepPending_ = false;  // beginStep() posted, finishStep() not yet called
+  std::chrono::steady_clock::time_point pendingDeadline_;  // when the posted step times out
   std::string benchmark_;
   std::string benchmarkHash_;
   std::vector<uint32_t> actions_;
@@ -212,5 +225,16 @@ class Env {
   std::shared_ptr<const Description> description_;
   ForkWatch forkWatch_;  // last: unregisters before the rest is destroyed
 };
+
+// Waits until at least `atLeast` of `envs` (each with a step posted by
+// beginStep()) can finish without waiting — the reply came, the worker died,
+// or the step's timeout passed — and returns the indices of every env ready
+// by then, in order. The caller then calls finishStep() on those. Between
+// the two, no other thread may finish, close or re-post these envs (a
+// vector environment serialises its calls). Errors: InvalidRequest when an
+// env has no posted step; Interrupted when `interruption` asked to stop
+// (checked every slice while nothing is ready).
+Result<std::vector<size_t>> waitForSteps(std::span<Env* const> envs, size_t atLeast,
+                                         const Interruption* interruption = nullptr);
 
 }  // namespace forkgym

@@ -14,8 +14,11 @@ Measures (see the README's performance section for what the numbers mean):
              its reference, a `clang-19 -c -x ir` subprocess on the same
              bitcode (CompilerGym's definition), alternated; and whether the
              numbers are equal
-  throughput random-episode steps/s with 1, 2, 4, 8 envs (processes, and the
-             vector env), and scaling efficiency on this machine's cores
+  throughput random-episode steps/s with 1, 2, 4, 8, 16 envs: processes
+             (one env each, up to 8), the synchronous vector env, and the
+             asynchronous env pool (recv() of all sub-envs, and of half),
+             with scaling efficiency on this machine's cores; and the env
+             pool pinned to 1 core beside 2 cores (alternated, medians)
   memory     per-worker USS/PSS with 1, 8, 64 live episodes on one
              benchmark, and the zygote's RSS
   gcc        gcc-v0's step (the worker's own cost: gcc run in its private
@@ -224,39 +227,95 @@ def random_episode_worker(args) -> int:
     return steps
 
 
-def throughput(uri: str, counts: list[int], seconds: float) -> dict:
+def batched_steps_per_s(uri: str, n: int, batch: int | None, seconds: float) -> float:
+    """Random episodes of 50 steps through the synchronous vector env (batch
+    None) or an env pool recv()ing `batch` results at a time; steps/s. (An
+    endless episode of random passes can unroll a module into something huge.)"""
     import forkgym
     import numpy as np
 
+    if batch is None:
+        envs = forkgym.make_vec("llvm-ic-v0", num_envs=n, benchmark=uri, max_episode_steps=50,
+                                step_timeout=STEP_TIMEOUT_S)
+    else:
+        envs = forkgym.make_pool("llvm-ic-v0", num_envs=n, batch_size=batch, benchmark=uri, max_episode_steps=50,
+                                 step_timeout=STEP_TIMEOUT_S)
+    try:
+        space = envs.single_action_space
+        usable = np.array([i for i in range(space.n) if i not in space.unavailable])
+        rng = np.random.default_rng(0)
+        if batch is None:
+            envs.reset(seed=0)
+        else:
+            envs.async_reset(seed=0)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            if batch is None:
+                envs.step(rng.choice(usable, size=n))
+                count += n
+            else:
+                _, rewards, _, _, info = envs.recv()
+                envs.send(rng.choice(usable, size=len(rewards)), info["env_id"])
+                count += len(rewards)
+        return count / (time.perf_counter() - start)
+    finally:
+        envs.close()
+
+
+def pinned_pool_worker(args) -> float:
+    """In a fresh process pinned to `cores` (its zygote and workers inherit the
+    affinity): batched_steps_per_s of an env pool."""
+    uri, n, batch, seconds, cores = args
+    os.sched_setaffinity(0, cores)
+    return batched_steps_per_s(uri, n, batch, seconds)
+
+
+def pool_batch(n: int) -> int:
+    """The pool's batch size in the sweep: half the sub-envs, so a slow step holds up no batch."""
+    return max(1, n // 2)
+
+
+def throughput(uri: str, counts: list[int], seconds: float, max_processes: int = 8) -> dict:
     rows = {}
     for n in counts:
-        with multiprocessing.get_context("spawn").Pool(n) as pool:
-            steps = sum(pool.map(random_episode_worker, [("llvm-ic-v0", uri, seconds, i) for i in range(n)]))
-        processes = steps / seconds
-        # Episodes of 50 steps, as in the processes (an endless episode of
-        # random passes can unroll a module into something huge).
-        vec = forkgym.make_vec("llvm-ic-v0", num_envs=n, benchmark=uri, max_episode_steps=50,
-                               step_timeout=STEP_TIMEOUT_S)
-        try:
-            vec.reset(seed=0)
-            space = vec.single_action_space
-            usable = np.array([i for i in range(space.n) if i not in space.unavailable])
-            rng = np.random.default_rng(0)
-            count, start = 0, time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                vec.step(rng.choice(usable, size=n))
-                count += n
-            vector = count / (time.perf_counter() - start)
-        finally:
-            vec.close()
-        rows[n] = {"processes_steps_per_s": processes, "vector_steps_per_s": vector}
+        row = {}
+        if n <= max_processes:  # each process has a zygote of its own
+            with multiprocessing.get_context("spawn").Pool(n) as pool:
+                steps = sum(pool.map(random_episode_worker, [("llvm-ic-v0", uri, seconds, i) for i in range(n)]))
+            row["processes_steps_per_s"] = steps / seconds
+        row["vector_steps_per_s"] = batched_steps_per_s(uri, n, None, seconds)
+        row["pool_full_batch_steps_per_s"] = batched_steps_per_s(uri, n, n, seconds)
+        row["pool_batch"] = pool_batch(n)
+        row["pool_steps_per_s"] = batched_steps_per_s(uri, n, pool_batch(n), seconds)
+        rows[n] = row
     base = rows[counts[0]]
     cores = os.cpu_count() or 1
     for n, row in rows.items():
         ideal = min(n, cores) / counts[0]
-        row["processes_scaling"] = row["processes_steps_per_s"] / base["processes_steps_per_s"] / ideal
-        row["vector_scaling"] = row["vector_steps_per_s"] / base["vector_steps_per_s"] / ideal
+        for kind in ("processes", "vector", "pool_full_batch", "pool"):
+            if f"{kind}_steps_per_s" in row:
+                row[f"{kind}_scaling"] = row[f"{kind}_steps_per_s"] / base[f"{kind}_steps_per_s"] / ideal
     return rows
+
+
+def core_scaling(uri: str, n: int, seconds: float, repetitions: int) -> dict:
+    """The env pool's steps/s on 1 core and on 2 (the whole run pinned: client,
+    zygote, workers), alternated, each repetition in a fresh process; medians."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return {"skipped": "fewer than 2 cores"}
+    one, two = {available[0]}, set(available[:2])
+    load_before = os.getloadavg()
+    samples: dict[str, list[float]] = {"1": [], "2": []}
+    context = multiprocessing.get_context("spawn")
+    for _ in range(repetitions):
+        for key, cores in (("1", one), ("2", two)):
+            with context.Pool(1) as pool:
+                samples[key].append(pool.apply(pinned_pool_worker, ((uri, n, pool_batch(n), seconds, cores),)))
+    median = {key: statistics.median(values) for key, values in samples.items()}
+    return {"num_envs": n, "batch_size": pool_batch(n), "one_core_steps_per_s": median["1"],
+            "two_cores_steps_per_s": median["2"], "ratio": median["2"] / median["1"], "samples": samples,
+            "load_before": load_before, "load_after": os.getloadavg()}
 
 
 def smaps(pid: int) -> dict[str, int]:
@@ -543,6 +602,27 @@ def markdown_search(report: dict) -> list[str]:
             f"{load(r['load_before'])} / {load(r['load_after'])} on {r['cores']} cores |"]
 
 
+def markdown_throughput(report: dict) -> list[str]:
+    out = ["", f"### Throughput (random episodes, steps/s, {os.cpu_count()} cores)", "",
+           "| envs | processes | scaling | vector env | scaling | pool, batch = envs | pool batch | pool | scaling |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, row in report["throughput"].items():
+        processes = (f"{row['processes_steps_per_s']:.0f} | {row['processes_scaling']:.2f}"
+                     if "processes_steps_per_s" in row else "— | —")
+        out.append(f"| {n} | {processes} | {row['vector_steps_per_s']:.0f} | {row['vector_scaling']:.2f} | "
+                   f"{row['pool_full_batch_steps_per_s']:.0f} | {row['pool_batch']} | {row['pool_steps_per_s']:.0f} | "
+                   f"{row['pool_scaling']:.2f} |")
+    scaling = report.get("core_scaling", {})
+    if "ratio" in scaling:
+        load = lambda l: "/".join(f"{x:.1f}" for x in l)  # noqa: E731
+        out += ["", f"Env pool ({scaling['num_envs']} sub-envs, batch {scaling['batch_size']}) pinned to 1 core and "
+                "to 2 (client, zygote and workers), alternated, medians:", "",
+                "| 1 core | 2 cores | 2 cores / 1 core (target ≥ 1.8) | load avg before / after |", "|---:|---:|---:|---|",
+                f"| {scaling['one_core_steps_per_s']:.0f} | {scaling['two_cores_steps_per_s']:.0f} | "
+                f"{scaling['ratio']:.2f}× | {load(scaling['load_before'])} / {load(scaling['load_after'])} |"]
+    return out
+
+
 def markdown(report: dict) -> str:
     out = [f"machine: {report['machine']}", ""]
     out.append("### Step latency (µs, p50 / p99)")
@@ -587,11 +667,7 @@ def markdown(report: dict) -> str:
     for r in report["modules"]["medium"]["runtime"]["rows"]:
         if r["path"].startswith("observe "):
             out.append(f"| {r['path'][8:]} | {r['p50_us']:.0f} |")
-    out += ["", f"### Throughput (random episodes, steps/s, {os.cpu_count()} cores)", "",
-            "| envs | processes | scaling | vector env | scaling |", "|---:|---:|---:|---:|---:|"]
-    for n, row in report["throughput"].items():
-        out.append(f"| {n} | {row['processes_steps_per_s']:.0f} | {row['processes_scaling']:.2f} | "
-                   f"{row['vector_steps_per_s']:.0f} | {row['vector_scaling']:.2f} |")
+    out += markdown_throughput(report)
     out += ["", "### Memory (same benchmark; KiB)", "", "| live episodes | worker USS (median) | worker PSS (median) | zygote RSS |",
             "|---:|---:|---:|---:|"]
     for n, row in report["memory"].items():
@@ -630,12 +706,22 @@ def markdown(report: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
-    parser.add_argument("--only", choices=["runner", "search"], help="run one section alone and print its table")
+    parser.add_argument("--only", choices=["runner", "search", "throughput"],
+                        help="run one section alone and print its table")
     args = parser.parse_args()
     if args.only == "search":
         report = {"search": search_bench(args.quick)}
         print(json.dumps(report, indent=2))
         print("\n".join(markdown_search(report)))
+        return 0
+    if args.only == "throughput":
+        small = modules(True)["small"]
+        report = {"throughput": throughput(small, [1, 2] if args.quick else [1, 2, 4, 8, 16],
+                                           1.0 if args.quick else 5.0),
+                  "core_scaling": core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 5.0,
+                                               1 if args.quick else 3)}
+        print(json.dumps(report, indent=2))
+        print("\n".join(markdown_throughput(report)))
         return 0
     if args.only == "runner":
         report = {"runner": runner_bench(args.quick)}
@@ -666,7 +752,9 @@ def main() -> int:
     report["startup_bitcode_ms"] = runtime_bench(f"file://{bitcode}", True, False)["startup_ms"]
     small = report["modules"]["small"]["uri"]
     print("bench: throughput", file=sys.stderr)
-    report["throughput"] = throughput(small, [1, 2] if args.quick else [1, 2, 4, 8], 1.0 if args.quick else 5.0)
+    report["throughput"] = throughput(small, [1, 2] if args.quick else [1, 2, 4, 8, 16], 1.0 if args.quick else 5.0)
+    report["core_scaling"] = core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 5.0,
+                                          1 if args.quick else 3)
     print("bench: memory", file=sys.stderr)
     report["memory"] = memory(small, [1, 8] if args.quick else [1, 8, 64])
     print("bench: gcc", file=sys.stderr)

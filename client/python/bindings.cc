@@ -8,6 +8,10 @@
 //   2. Env(connection).reset(uri); step()/observe()/fork()/close().
 //   3. step_many(envs, ...) posts every env's step before collecting any, so
 //      N workers compute in parallel with one Python call.
+//   4. post_steps(envs, ...) / collect_steps(envs, at_least): the same in two
+//      halves, for the asynchronous vector env: collect_steps returns as
+//      soon as `at_least` of the posted steps can finish (the rest keep
+//      running), waiting with the GIL released.
 // Every call that may wait — or take a lock another thread may hold while
 // it waits — releases the GIL first, so no thread ever holds the GIL while
 // waiting for a client lock. Failures that Python should see as exceptions
@@ -27,6 +31,7 @@
 #include <nanobind/stl/vector.h>
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/tuple.h>
 
 #include <chrono>
 #include <cstring>
@@ -401,6 +406,72 @@ std::pair<std::vector<PyStepResult>, nb::object> stepMany(std::vector<PyEnv*> en
   return {std::move(out), signals.take(nullptr)};
 }
 
+// Posts one step to each env (its own actions, observations and rewards).
+// An env whose post failed (its worker died, no episode, a step already
+// posted) gets its result at once, as step() gives it; the others None.
+std::vector<std::optional<PyStepResult>> postSteps(std::vector<PyEnv*> envs,
+                                                   const std::vector<std::vector<uint32_t>>& actions,
+                                                   const std::vector<std::vector<std::string>>& observations,
+                                                   const std::vector<std::vector<std::string>>& rewards) {
+  if (actions.size() != envs.size() || observations.size() != envs.size() || rewards.size() != envs.size()) {
+    throw ClientError(makeError(Outcome::InvalidRequest,
+                                "post_steps: pass one list of actions, of observations and of rewards per "
+                                "environment (" + std::to_string(envs.size()) + " environments)"));
+  }
+  std::vector<std::optional<StepResult>> failed(envs.size());
+  {
+    nb::gil_scoped_release release;
+    for (size_t i = 0; i < envs.size(); ++i) {
+      if (envs[i]->env.beginStep(actions[i], observations[i], rewards[i]).ok()) continue;
+      // step() turns the failure into the right outcome (a dead worker's
+      // crash report, "no episode", "a step is still posted").
+      failed[i] = envs[i]->env.step(actions[i], observations[i], rewards[i]);
+    }
+  }
+  std::vector<std::optional<PyStepResult>> out(envs.size());
+  for (size_t i = 0; i < envs.size(); ++i) {
+    if (failed[i]) out[i] = convert(std::move(*failed[i]));
+  }
+  return out;
+}
+
+// Waits (the GIL released) until at least `atLeast` of `envs`, each with a
+// step posted, can finish, and finishes every one ready by then: (indices,
+// results, interrupt). When a signal handler raised meanwhile (Ctrl-C),
+// every env's step is finished — those not answered yet are killed, with
+// their reproducers — and `interrupt` is the exception for the caller to
+// raise once it has recorded them.
+std::tuple<std::vector<size_t>, std::vector<PyStepResult>, nb::object> collectSteps(std::vector<PyEnv*> envs,
+                                                                                    size_t atLeast) {
+  std::vector<size_t> ready;
+  std::vector<StepResult> results;
+  SignalCheck signals;
+  Status waitError = okStatus();
+  {
+    nb::gil_scoped_release release;
+    std::vector<Env*> raw;
+    raw.reserve(envs.size());
+    for (PyEnv* env : envs) raw.push_back(&env->env);
+    auto waited = waitForSteps(raw, atLeast, signals.interruption());
+    Interruption stopAtOnce{[] { return true; }, std::chrono::milliseconds(0)};
+    const bool interrupted = !waited && waited.error().outcome == Outcome::Interrupted && signals.raised();
+    if (waited) {
+      ready = std::move(*waited);
+    } else if (interrupted) {
+      for (size_t i = 0; i < envs.size(); ++i) ready.push_back(i);
+    } else {
+      waitError = waited.takeError();
+    }
+    results.reserve(ready.size());
+    for (size_t i : ready) results.push_back(envs[i]->env.finishStep(interrupted ? &stopAtOnce : nullptr));
+  }
+  unwrap(std::move(waitError));
+  std::vector<PyStepResult> out;
+  out.reserve(results.size());
+  for (auto& result : results) out.push_back(convert(std::move(result)));
+  return {std::move(ready), std::move(out), signals.take(nullptr)};
+}
+
 }  // namespace
 }  // namespace forkgym::python
 
@@ -695,4 +766,12 @@ NB_MODULE(_forkgym, m) {
         "rewards"_a = std::vector<std::string>{},
         "Posts a step to every env, then collects every reply: one native call for a vector env.\n"
         "Returns (results, interrupt): interrupt is the exception a signal handler raised meanwhile (or None).");
+  m.def("post_steps", &postSteps, "envs"_a, "actions"_a, "observations"_a, "rewards"_a,
+        "Posts one step to each env (per-env actions, observations and rewards). Returns, per env, None when "
+        "posted, or the StepResult of an env whose post failed (as step() would give it).");
+  m.def("collect_steps", &collectSteps, "envs"_a, "at_least"_a,
+        "Waits, the GIL released, until at least `at_least` of the envs (each with a posted step) can finish, "
+        "and finishes every one ready by then. Returns (indices, results, interrupt): interrupt is the "
+        "exception a signal handler raised meanwhile (every step then finished, the unanswered ones killed), "
+        "or None.");
 }

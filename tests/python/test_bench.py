@@ -22,3 +22,8 @@ def test_quick_bench_runs_and_writes_its_tables():
     # The greedy search row: both job counts found the same sequence (the speed-up is measured, not asserted).
     assert report["search"]["same_result"] and report["search"]["speedup"] > 0
     assert "### Greedy search, --jobs 2 beside --jobs 1" in completed.stdout
+    # The env pool's rows beside the vector env's, and its 1-core / 2-core comparison.
+    for row in report["throughput"].values():
+        assert row["pool_steps_per_s"] > 0 and row["pool_full_batch_steps_per_s"] > 0 and row["vector_steps_per_s"] > 0
+    assert report["core_scaling"].get("ratio", 1) > 0
+    assert "2 cores / 1 core" in completed.stdout

@@ -21,8 +21,9 @@ def test_compilergym_port_example_runs(data_dir, capsys) -> None:
 
 
 def test_quick_start_and_vector_examples_run() -> None:
-    for heading in ("## Quick start", "## Vector environments"):
+    for heading in ("## Quick start", "## Vector environments", "### Asynchronous: an env pool"):
         namespace: dict = {}
         exec(compile("import forkgym\n" + _block_after(heading), str(README), "exec"), namespace)
-        if "envs" in namespace:
-            namespace["envs"].close()
+        for name in ("envs", "pool"):
+            if name in namespace:
+                namespace[name].close()

@@ -93,6 +93,16 @@ def make_vec(env_id: str, num_envs: int, **kwargs: Any) -> Any:
     return CompilerVectorEnv(num_envs, env_id=full_id(env_id), **kwargs)
 
 
+def make_pool(env_id: str, num_envs: int, batch_size: int | None = None, **kwargs: Any) -> Any:
+    """``num_envs`` episodes stepped asynchronously, in EnvPool's style:
+    ``send(actions, env_ids)`` posts and returns, ``recv()`` returns the first
+    ``batch_size`` results to come (``info["env_id"]`` says whose). See
+    :class:`forkgym.vector.CompilerEnvPool`."""
+    from forkgym.vector import CompilerEnvPool
+
+    return CompilerEnvPool(num_envs, env_id=full_id(env_id), batch_size=batch_size, **kwargs)
+
+
 __all__ = [
     "DEFAULT_BENCHMARK",
     "ENV_TABLE",
@@ -137,6 +147,7 @@ __all__ = [
     "make_benchmark_from_command_line",
     "make_run_config",
     "default_socket_path",
+    "make_pool",
     "make_vec",
     "server_binary",
 ]

@@ -1,14 +1,40 @@
-"""``CompilerVectorEnv``: N episodes of one env id stepped with one native call.
+"""Many episodes of one env id at once: ``CompilerEnvPool``, asynchronous in
+EnvPool's style, and ``CompilerVectorEnv``, gymnasium's synchronous
+``VectorEnv`` on top of it.
 
-``step`` prepares every sub-env's request in Python, then ``step_many``
-posts all of them to their workers before waiting for any reply, so the
-workers compile concurrently (one process each) while Python waits once.
+Every sub-env is a worker process, so the workers compile concurrently; the
+only question is what the client waits for. ``CompilerEnvPool.send(actions,
+env_ids)`` posts one step to each named sub-env and returns at once;
+``recv()`` waits (the GIL released, in one ``poll`` over the workers'
+doorbells) until ``batch_size`` sub-envs have results and returns those,
+with their ids in ``info["env_id"]``. The sub-envs still running keep
+running: with ``batch_size < num_envs`` no one waits for the slowest step,
+which in phase ordering is often a hundred times the median. The
+synchronous ``CompilerVectorEnv.step`` is ``send`` to every sub-env and
+``recv`` of all of them, put back in sub-env order.
 
-Autoreset follows gymnasium's ``AutoresetMode.NEXT_STEP``: when a sub-env
-ends (truncated by a crash or by ``max_episode_steps``) its final
-observation is returned as usual; on the *next* ``step`` that sub-env's
-action is ignored and it is reset instead, returning the reset observation,
-reward 0 and ``terminated = truncated = False``.
+Autoreset follows gymnasium's ``AutoresetMode.NEXT_STEP`` in both: when a
+sub-env ends (terminated, or truncated by a crash, a timeout or
+``max_episode_steps``) its final observation is returned as usual; the next
+action sent to it is ignored and it is reset instead, its result the reset
+observation, reward 0 and ``terminated = truncated = False``.
+
+A sub-env whose worker crashes, hangs past ``step_timeout`` or breaks the
+protocol ends its episode only: its result is truncated, with
+``info["outcome"]`` and ``info["error_details"]`` saying why (and
+``info["error"]``, the exception, when the client refused the worker's
+reply), and it autoresets. ``CompilerVectorEnv.step`` raises such an
+exception after recording every other sub-env's step, as it always has.
+
+Lifecycle: construct (no workers) → ``reset()`` / ``async_reset()`` →
+``send``/``recv`` (or ``step``) → ``close()``.
+
+Threads: calls are serialised by a lock, held while ``recv`` waits (the GIL
+is released). ``os.fork()``: in the child, the sub-envs' episodes belong to
+the parent; ``send``/``recv`` say so and ``reset()`` starts the child's own.
+Ctrl-C while ``recv`` waits ends every step still running (each truncated,
+its reproducer in its info) and raises ``KeyboardInterrupt``; the results are
+kept, and the next ``recv`` returns them.
 """
 
 from __future__ import annotations
@@ -16,6 +42,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,24 +52,370 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from forkgym import _forkgym
-from forkgym.envs import CompilerEnv
-from forkgym.errors import ForkgymError
+from forkgym.envs import CompilerEnv, StepPlan
+from forkgym.errors import ForkgymError, InvalidRequest, SessionNotStarted
+from forkgym.outcome import Outcome
 from forkgym.registration import entry
 
-
+_pools: weakref.WeakSet[CompilerEnvPool] = weakref.WeakSet()
 _vector_envs: weakref.WeakSet[CompilerVectorEnv] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    for env in list(_vector_envs):  # see forkgym.envs: no lock survives a fork held
+    # See forkgym.envs: no lock survives a fork held. The steps in flight and
+    # the results not yet received are the parent's.
+    for pool in list(_pools):
+        pool._lock = threading.RLock()
+        pool._forget_parents_episodes()
+    for env in list(_vector_envs):
         env._lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Result:
+    """One sub-env's step (or reset) result, ready for ``recv``."""
+
+    __slots__ = ("env_id", "observation", "reward", "terminated", "truncated", "info", "error")
+
+    def __init__(self, env_id: int, observation: Any, reward: float, terminated: bool, truncated: bool,
+                 info: dict[str, Any], error: ForkgymError | None = None) -> None:
+        self.env_id = env_id
+        self.observation = observation
+        self.reward = reward
+        self.terminated = terminated
+        self.truncated = truncated
+        self.info = info
+        self.error = error
+
+
+class _Infos:
+    """gymnasium's per-key info batching for a batch of ``num_envs`` results."""
+
+    _add_info = VectorEnv._add_info
+
+    def __init__(self, num_envs: int) -> None:
+        self.num_envs = num_envs
+
+
+def _sub_envs(num_envs: int, env_id: str, benchmarks: list[Any] | None, kwargs: dict[str, Any]) -> list[CompilerEnv]:
+    if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise InvalidRequest(f"num_envs must be a positive integer, not {num_envs!r}")
+    if benchmarks is not None and len(benchmarks) != num_envs:
+        raise InvalidRequest(f"benchmarks: got {len(benchmarks)} for {num_envs} sub-envs; pass one per sub-env")
+    row = entry(env_id)
+    env_class = load_env_creator(row.entry_point)
+    kwargs = dict(kwargs)
+    kwargs.setdefault("observation_space", row.observation_space)
+    kwargs.setdefault("reward_space", row.reward_space)
+    if getattr(env_class, "backend", None) is None:
+        kwargs.setdefault("backend", row.backend)
+    kwargs.pop("render_mode", None)
+    return [env_class(**{**kwargs, **({"benchmark": benchmarks[i]} if benchmarks else {})}) for i in range(num_envs)]
+
+
+class CompilerEnvPool:
+    """``num_envs`` episodes of one env id, stepped asynchronously (EnvPool's API).
+
+    Args:
+        num_envs: number of sub-envs (each runs in its own worker).
+        env_id: one of the registered ids; sets the env class and default spaces.
+        batch_size: how many results ``recv()`` returns (default ``num_envs``).
+        max_episode_steps: truncate each episode after this many steps.
+        benchmarks: one benchmark per sub-env (default: every sub-env uses ``benchmark``).
+        **kwargs: passed to every sub-env's constructor (``benchmark=``, ``step_timeout=``...).
+
+    A training loop::
+
+        pool = forkgym.make_pool("llvm-autophase-ic-v0", num_envs=16, batch_size=8)
+        pool.async_reset()
+        while training:
+            obs, rewards, terminated, truncated, info = pool.recv()
+            pool.send(policy(obs), info["env_id"])
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        env_id: str = "llvm-autophase-ic-v0",
+        batch_size: int | None = None,
+        max_episode_steps: int | None = None,
+        benchmarks: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._lock = threading.RLock()
+        batch_size = num_envs if batch_size is None else batch_size
+        if not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= num_envs:
+            raise InvalidRequest(f"batch_size must be an integer from 1 to num_envs ({num_envs}), not {batch_size!r}")
+        self.envs: list[CompilerEnv] = _sub_envs(num_envs, env_id, benchmarks, kwargs)
+        _pools.add(self)
+        self.num_envs = int(num_envs)
+        self.batch_size = int(batch_size)
+        self.max_episode_steps = max_episode_steps
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        self.observation_space = batch_space(self.single_observation_space, self.batch_size)
+        self.action_space = batch_space(self.single_action_space, self.batch_size)
+        self._in_flight: dict[int, StepPlan] = {}  # sub-env -> the step posted to its worker
+        self._ready: deque[_Result] = deque()  # results not yet received, in the order they came
+        self._held: set[int] = set()  # the sub-envs in _ready
+        self._started = np.zeros(num_envs, dtype=np.bool_)  # reset at least once (in this process)
+        self._needs_reset = np.zeros(num_envs, dtype=np.bool_)  # ended: the next action resets it
+        self._steps = np.zeros(num_envs, dtype=np.int64)
+        self._last_ids: np.ndarray | None = None  # the sub-envs of the last recv()
+        self._inherited_from = 0  # in a fork() child: the pid whose episodes these were
+
+    # ----------------------------------------------------------- resets --
+
+    def async_reset(self, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None,
+                    env_ids: Any = None) -> None:
+        """Resets the sub-envs (all, or ``env_ids``); their first observations are
+        results for ``recv()``. A result not yet received is dropped."""
+        with self._lock:
+            ids = self._ids(env_ids, "async_reset")
+            self._check_not_in_flight(ids, "reset")
+            seeds = self._seeds(seed, ids)
+            for i, env_seed in zip(ids, seeds):
+                self._drop_held(i)
+                self._ready.append(self._reset_one(i, env_seed, options))
+                self._held.add(i)
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None,
+              env_ids: Any = None) -> tuple[Any, dict[str, Any]]:
+        """Resets the sub-envs (all, or ``env_ids``) and returns their first
+        observations in ``env_ids`` order, with ``info["env_id"]``."""
+        with self._lock:
+            ids = self._ids(env_ids, "reset")
+            self.async_reset(seed, options, ids)
+            wanted = set(ids)
+            taken = {r.env_id: r for r in self._ready if r.env_id in wanted}
+            self._ready = deque(r for r in self._ready if r.env_id not in wanted)
+            self._held -= wanted
+            results = [taken[i] for i in ids]
+            self._last_ids = np.asarray(ids, dtype=np.int32)
+            observation, _, _, _, info = self._batch(results)
+            return observation, info
+
+    def _reset_one(self, i: int, seed: int | None, options: dict[str, Any] | None) -> _Result:
+        observation, info = self.envs[i].reset(seed=seed, options=options)
+        self._started[i] = True
+        self._needs_reset[i] = False
+        self._steps[i] = 0
+        return _Result(i, observation, 0.0, False, False, info)
+
+    def _seeds(self, seed: Any, ids: list[int]) -> list[int | None]:
+        if seed is None or isinstance(seed, (int, np.integer)):
+            return [None if seed is None else int(seed) + i for i in ids]
+        seeds = list(seed)
+        if len(seeds) != len(ids):
+            raise InvalidRequest(f"seed: got {len(seeds)} seeds for {len(ids)} sub-envs; pass one per sub-env reset, "
+                                 "or one int")
+        return seeds
+
+    # ------------------------------------------------------------ steps --
+
+    def send(self, actions: Any, env_ids: Any = None) -> None:
+        """Posts one action to each sub-env of ``env_ids`` (default: those the last
+        ``recv()`` returned) and returns at once. A sub-env that ended is reset
+        instead (its action ignored). Each sub-env takes one step at a time:
+        ``recv()`` its result before sending it another action."""
+        with self._lock:
+            if env_ids is None:
+                if self._last_ids is None:
+                    raise InvalidRequest("send(actions) without env_ids steps the sub-envs the last recv() or reset() "
+                                         "returned, and there was none yet: pass env_ids")
+                env_ids = self._last_ids
+            ids = self._ids(env_ids, "send")
+            actions = list(actions)
+            if len(actions) != len(ids):
+                raise InvalidRequest(f"send: got {len(actions)} actions for {len(ids)} env_ids; pass one action per "
+                                     "sub-env")
+            self._check_started(ids)
+            self._check_not_in_flight(ids, "send it another action")
+            for i in ids:
+                if i in self._held:
+                    raise InvalidRequest(f"sub-env {i}'s last result has not been received yet: recv() it before "
+                                         "sending it another action")
+            # Every action is checked before anything is posted: a bad one
+            # leaves every sub-env as it was.
+            stepping, plans, resetting = [], [], []
+            for i, action in zip(ids, actions):
+                if self._needs_reset[i]:
+                    resetting.append(i)
+                    continue
+                env = self.envs[i]
+                plans.append(env._plan_step([action] if np.ndim(action) == 0 else list(action), None, None))
+                stepping.append(i)
+            if stepping:
+                failed = _forkgym.post_steps(
+                    [self.envs[i]._native for i in stepping], [p.native_actions for p in plans],
+                    [p.native_observations for p in plans], [p.native_rewards for p in plans])
+                for i, plan, result in zip(stepping, plans, failed):
+                    if result is None:
+                        self._in_flight[i] = plan
+                    else:  # its worker was gone before the post: the result is already here
+                        self._push(self._complete(i, plan, result))
+            # Resets last: the workers just posted compute meanwhile.
+            for i in resetting:
+                self._push(self._reset_one(i, None, None))
+
+    def recv(self) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """The first ``batch_size`` results to come: ``(observations, rewards,
+        terminated, truncated, info)``, batched, ``info["env_id"]`` saying whose."""
+        with self._lock:
+            results = self._receive(self.batch_size)
+            self._last_ids = np.fromiter((r.env_id for r in results), dtype=np.int32, count=len(results))
+            return self._batch(results)
+
+    def step(self, actions: Any, env_ids: Any = None) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """``send(actions, env_ids)`` then ``recv()``."""
+        with self._lock:
+            self.send(actions, env_ids)
+            return self.recv()
+
+    def _receive(self, count: int) -> list[_Result]:
+        """The first ``count`` results to come, waiting for steps in flight as needed."""
+        missing = count - len(self._ready)
+        if missing > len(self._in_flight):
+            raise InvalidRequest(
+                f"recv() returns {count} results, but only {len(self._ready)} are ready and {len(self._in_flight)} "
+                f"steps are in flight: send() actions to more sub-envs first (or reset them)")
+        if missing > 0:
+            waiting = list(self._in_flight)
+            indices, results, interrupt = _forkgym.collect_steps([self.envs[i]._native for i in waiting], missing)
+            for index, result in zip(indices, results):
+                i = waiting[index]
+                self._push(self._complete(i, self._in_flight.pop(i), result))
+            if interrupt is not None:
+                raise interrupt
+        taken = [self._ready.popleft() for _ in range(count)]
+        self._held.difference_update(r.env_id for r in taken)
+        return taken
+
+    def _complete(self, i: int, plan: StepPlan, native_result: Any) -> _Result:
+        """Records sub-env ``i``'s step (its history, episode reward) and makes its result."""
+        env = self.envs[i]
+        try:
+            observation, reward, terminated, truncated, info = env._complete_step(plan, native_result)
+        except ForkgymError as error:
+            # The client refused the worker's reply (a protocol breach) or the
+            # step failed without ending the episode: either way this episode
+            # is over, truncated, and the sub-env autoresets.
+            env.close()
+            spec = env.observation_space_spec
+            observation = spec.default() if spec is not None else None
+            outcome = getattr(error, "outcome", Outcome.INVALID_REQUEST)
+            info = {"outcome": outcome, "error_details": str(error), "reproducer": native_result.reproducer,
+                    "error": error}
+            self._needs_reset[i] = True
+            return _Result(i, observation, 0.0, False, True, info, error)
+        self._steps[i] += 1
+        if self.max_episode_steps is not None and self._steps[i] >= self.max_episode_steps:
+            truncated = True
+        self._needs_reset[i] = terminated or truncated
+        return _Result(i, observation, reward, terminated, truncated, info)
+
+    def _push(self, result: _Result) -> None:
+        self._ready.append(result)
+        self._held.add(result.env_id)
+
+    def _batch(self, results: list[_Result]) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        n = len(results)
+        out = create_empty_array(self.single_observation_space, n)
+        observations = concatenate(self.single_observation_space, [r.observation for r in results], out)
+        infos: dict[str, Any] = {}
+        batcher = _Infos(n)
+        for position, result in enumerate(results):
+            infos = batcher._add_info(infos, result.info, position)
+        infos["env_id"] = np.fromiter((r.env_id for r in results), dtype=np.int32, count=n)
+        return (observations,
+                np.fromiter((r.reward for r in results), dtype=np.float64, count=n),
+                np.fromiter((r.terminated for r in results), dtype=np.bool_, count=n),
+                np.fromiter((r.truncated for r in results), dtype=np.bool_, count=n),
+                infos)
+
+    # -------------------------------------------------------- checking --
+
+    def _ids(self, env_ids: Any, what: str) -> list[int]:
+        if env_ids is None:
+            return list(range(self.num_envs))
+        array = np.asarray(env_ids)
+        if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
+            raise InvalidRequest(f"{what}: env_ids must be a list of sub-env indices (integers from 0 to "
+                                 f"{self.num_envs - 1}), not {env_ids!r}")
+        ids = [int(i) for i in array]
+        bad = [i for i in ids if not 0 <= i < self.num_envs]
+        if bad:
+            raise InvalidRequest(f"{what}: no sub-env {bad[0]}; env_ids are 0..{self.num_envs - 1}")
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise InvalidRequest(f"{what}: sub-env {twice[0]} is named twice in env_ids; name each once")
+        return ids
+
+    def _check_not_in_flight(self, ids: list[int], doing: str) -> None:
+        busy = [i for i in ids if i in self._in_flight]
+        if busy:
+            raise InvalidRequest(f"sub-env {busy[0]} has a step in flight: recv() its result before you {doing} "
+                                 f"(steps in flight: {sorted(self._in_flight)})")
+
+    def _check_started(self, ids: list[int]) -> None:
+        idle = [i for i in ids if not self._started[i]]
+        if idle:
+            if self._inherited_from:
+                raise SessionNotStarted(
+                    f"this vector env's episodes belong to process {self._inherited_from}; this process "
+                    f"({os.getpid()}) was fork()ed from it and cannot use their workers. Call reset() to start "
+                    "episodes of its own")
+            raise SessionNotStarted(f"sub-env {idle[0]} has no episode yet: call reset() or async_reset() first")
+
+    def _forget_parents_episodes(self) -> None:
+        """In a fork() child: the steps in flight and the results not received are
+        the parent's; every sub-env must be reset here before it steps."""
+        if self._started.any():
+            self._inherited_from = os.getppid()
+        self._in_flight.clear()
+        self._ready.clear()
+        self._held.clear()
+        self._started[:] = False
+        self._needs_reset[:] = False
+        self._last_ids = None
+
+    def _drop_held(self, i: int) -> None:
+        if i in self._held:
+            self._ready = deque(r for r in self._ready if r.env_id != i)
+            self._held.discard(i)
+
+    # ---------------------------------------------------------- the rest --
+
+    @property
+    def in_flight(self) -> list[int]:
+        """The sub-envs with a step posted whose result has not come yet."""
+        return sorted(self._in_flight)
+
+    def close(self) -> None:
+        """Ends every sub-env's worker (steps in flight are abandoned)."""
+        with self._lock:
+            for env in self.envs:
+                env.close()
+            self._in_flight.clear()
+            self._ready.clear()
+            self._held.clear()
+            self._started[:] = False
+
+    def __enter__(self) -> CompilerEnvPool:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.num_envs
+
+
 class CompilerVectorEnv(VectorEnv):
-    """``num_envs`` episodes of one env id behind gymnasium's ``VectorEnv`` API.
+    """``num_envs`` episodes of one env id behind gymnasium's ``VectorEnv`` API:
+    a :class:`CompilerEnvPool` whose every step waits for all sub-envs.
 
     Args:
         num_envs: number of sub-environments (each runs in its own worker).
@@ -67,111 +441,78 @@ class CompilerVectorEnv(VectorEnv):
     ) -> None:
         self._lock = threading.RLock()
         _vector_envs.add(self)
-        row = entry(env_id)
-        env_class = load_env_creator(row.entry_point)
-        kwargs.setdefault("observation_space", row.observation_space)
-        kwargs.setdefault("reward_space", row.reward_space)
-        if getattr(env_class, "backend", None) is None:
-            kwargs.setdefault("backend", row.backend)
-        kwargs.pop("render_mode", None)
-        self.envs: list[CompilerEnv] = [
-            env_class(**{**kwargs, **({"benchmark": benchmarks[i]} if benchmarks else {})}) for i in range(num_envs)
-        ]
+        self.pool = CompilerEnvPool(num_envs, env_id, batch_size=num_envs, max_episode_steps=max_episode_steps,
+                                    benchmarks=benchmarks, **kwargs)
+        self.envs: list[CompilerEnv] = self.pool.envs
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
-        self.single_observation_space = self.envs[0].observation_space
-        self.single_action_space = self.envs[0].action_space
+        self.single_observation_space = self.pool.single_observation_space
+        self.single_action_space = self.pool.single_action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
-        self._steps = np.zeros(num_envs, dtype=np.int64)
         self._last_obs: list[Any] = [None] * num_envs
+        self._all = np.arange(num_envs, dtype=np.int32)
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Resets every sub-env (``options["reset_mask"]`` resets only some)."""
         with self._lock:
-            return self._reset(seed, options)
-
-    def _reset(self, seed: Any, options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is None or isinstance(seed, int):
-            seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        observations, infos = [], {}
-        for i, env in enumerate(self.envs):
-            if mask is not None and not mask[i]:
-                observations.append(self._last_obs[i])
-                continue
-            obs, info = env.reset(seed=seeds[i], options=options)
-            observations.append(obs)
-            infos = self._add_info(infos, info, i)
-            self._steps[i] = 0
-            self._autoreset[i] = False
-        self._last_obs = observations
-        return self._batch(observations), infos
+            super().reset(seed=seed)
+            options = dict(options or {})
+            mask = options.pop("reset_mask", None)
+            ids = list(range(self.num_envs)) if mask is None else [i for i in range(self.num_envs) if mask[i]]
+            if seed is not None and not isinstance(seed, (int, np.integer)):
+                seed = [seed[i] for i in ids]
+            elif isinstance(seed, (int, np.integer)):
+                seed = [int(seed) + i for i in ids]
+            self._drain()
+            self.pool.async_reset(seed, options, ids)
+            results = self.pool._receive(len(ids))
+            infos: dict[str, Any] = {}
+            for result in results:
+                self._last_obs[result.env_id] = result.observation
+                infos = self._add_info(infos, result.info, result.env_id)
+            return self._batch(self._last_obs), infos
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """One step of every sub-env; sub-envs that ended last step are reset instead."""
         with self._lock:
-            return self._step(actions)
-
-    def _step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        actions = np.asarray(actions)
-        observations: list[Any] = [None] * self.num_envs
-        rewards = np.zeros(self.num_envs, dtype=np.float64)
-        terminated = np.zeros(self.num_envs, dtype=np.bool_)
-        truncated = np.zeros(self.num_envs, dtype=np.bool_)
-        infos: dict[str, Any] = {}
-
-        stepping, plans = [], []
-        for i, env in enumerate(self.envs):
-            if self._autoreset[i]:
-                observations[i], info = env.reset()
-                infos = self._add_info(infos, info, i)
-                self._autoreset[i] = False
-                self._steps[i] = 0
-            else:
-                action = actions[i]
-                plans.append(env._plan_step([int(action)] if np.ndim(action) == 0 else list(action), None, None))
-                stepping.append(i)
-
-        interrupt = None
-        error: ForkgymError | None = None
-        if stepping:
-            first = plans[0]
-            results, interrupt = _forkgym.step_many(
-                [self.envs[i]._native for i in stepping],
-                [plan.native_actions for plan in plans],
-                first.native_observations,
-                first.native_rewards,
-            )
-            for i, plan, result in zip(stepping, plans, results):
-                try:
-                    obs, reward, term, trunc, info = self.envs[i]._complete_step(plan, result)
-                except ForkgymError as raised:
+            actions = np.asarray(actions)
+            if len(actions) != self.num_envs:
+                raise InvalidRequest(f"step: got {len(actions)} actions for {self.num_envs} sub-envs; pass one each")
+            self._drain()
+            self.pool.send(actions, self._all)
+            try:
+                results = self.pool._receive(self.num_envs)
+            except KeyboardInterrupt:
+                self._drain()  # recorded in each sub-env's history; the next step starts afresh
+                raise
+            results.sort(key=lambda r: r.env_id)
+            rewards = np.fromiter((r.reward for r in results), dtype=np.float64, count=self.num_envs)
+            terminated = np.fromiter((r.terminated for r in results), dtype=np.bool_, count=self.num_envs)
+            truncated = np.fromiter((r.truncated for r in results), dtype=np.bool_, count=self.num_envs)
+            infos: dict[str, Any] = {}
+            error = None
+            for result in results:
+                self._last_obs[result.env_id] = result.observation
+                if result.error is not None:
                     # Raised after every other sub-env's result is recorded:
-                    # their workers applied the step, so their histories must
-                    # say so. A sub-env whose episode ended resets next step.
-                    error = error or raised
-                    self._autoreset[i] = not self.envs[i].in_episode
+                    # their workers applied the step, so their histories say so.
+                    error = error or result.error
                     continue
-                self._steps[i] += 1
-                if self.max_episode_steps is not None and self._steps[i] >= self.max_episode_steps:
-                    trunc = True
-                observations[i], rewards[i], terminated[i], truncated[i] = obs, reward, term, trunc
-                infos = self._add_info(infos, info, i)
-                self._autoreset[i] = term or trunc
-        self._last_obs = observations
-        if interrupt is not None:
-            raise interrupt
-        if error is not None:
-            raise error
-        return self._batch(observations), rewards, terminated, truncated, infos
+                infos = self._add_info(infos, result.info, result.env_id)
+            if error is not None:
+                raise error
+            return self._batch(self._last_obs), rewards, terminated, truncated, infos
+
+    def _drain(self) -> None:
+        """Drops results an interrupted step left (each is in its sub-env's history)."""
+        pool = self.pool
+        if pool._in_flight:
+            pool._receive(len(pool._ready) + len(pool._in_flight))
+        pool._ready.clear()
+        pool._held.clear()
 
     def _batch(self, observations: list[Any]) -> Any:
         out = create_empty_array(self.single_observation_space, self.num_envs)
@@ -185,8 +526,7 @@ class CompilerVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         with self._lock:
-            for env in self.envs:
-                env.close()
+            self.pool.close()
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Calls a method (or reads an attribute) on every sub-env."""
