@@ -8,6 +8,8 @@ Measures (see the README's performance section for what the numbers mean):
              write), as a ratio to a forkgym step
   reset/fork per module size, beside the in-process parse and CloneModule
              they avoid; Python env.fork() (the C++ fork plus the Python env)
+  fork       Python env.fork() beside the C++ client's fork() per module
+             size, alternated, with issue 13's targets (--only fork)
   start-up   zygote spawn to first completed step, nothing preloaded
   observe    each observation on the medium module
   codegen    ObjectTextSizeBytes (client, in process) per module size beside
@@ -129,9 +131,9 @@ def modules(quick: bool) -> dict[str, str]:
     return found
 
 
-def runtime_bench(uri: str, quick: bool, observations: bool) -> dict:
+def runtime_bench(uri: str, quick: bool, observations: bool, actions: list[str] = ACTIONS) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        args = [str(RUNTIME_BENCH), "--json", out.name, "--actions", ",".join(ACTIONS), uri]
+        args = [str(RUNTIME_BENCH), "--json", out.name, "--actions", ",".join(actions), uri]
         if quick:
             args.insert(1, "--quick")
         if observations:
@@ -196,6 +198,75 @@ def python_steps(uri: str, quick: bool) -> dict[str, dict]:
         results["fork"] = {"p50_us": percentile(samples, 0.5), "p99_us": percentile(samples, 0.99),
                            "samples": len(samples)}
     return results, bytes(bitcode)
+
+
+# Issue 13's targets for Python env.fork(), p50 (µs): the small module and a
+# 50k-instruction one.
+PYTHON_FORK_TARGET_US = {"small": 1000, "medium": 1500, "large": 1500}
+
+
+def python_fork(uri: str, samples: int) -> list[float]:
+    """Python env.fork() then close() after a step (as runtime_bench's C++
+    row), µs per sample. Every 16 forks the closed copies' workers are waited
+    for, outside the timing: a closed worker exits on its own time, and an
+    episode may have only so many live forks (the server's --max-processes)."""
+    import select
+
+    import forkgym
+
+    with forkgym.make("llvm-autophase-ic-v0", benchmark=uri) as env:
+        env.reset()
+        env.step(env.action_space.index("-mem2reg"))
+        out: list[float] = []
+        while len(out) < samples + 5:
+            pids = []
+            for _ in range(16):
+                start = time.perf_counter()
+                copy = env.fork()
+                pids.append(copy.worker_pid)
+                copy.close()
+                out.append((time.perf_counter() - start) * 1e6)
+            for pid in pids:
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    continue  # already gone
+                select.select([pidfd], [], [], 10)
+                os.close(pidfd)
+        return out[5: samples + 5]
+
+
+def fork_bench(quick: bool, repetitions: int = 3) -> dict:
+    """Python env.fork() beside the C++ client's fork() (runtime_bench's row) on
+    each module, alternated `repetitions` times; medians of the p50s."""
+    load_before = os.getloadavg()
+    rows = {}
+    for size, uri in modules(quick).items():
+        python, cpp = [], []
+        for _ in range(1 if quick else repetitions):
+            samples = python_fork(uri, 50 if quick else 300)
+            python.append((percentile(samples, 0.5), percentile(samples, 0.99)))
+            native = {r["path"]: r for r in runtime_bench(uri, True, False, actions=["-dce"])["rows"]}["fork"]
+            cpp.append((native["p50_us"], native["p99_us"]))
+        rows[size] = {"python_p50_us": statistics.median(p for p, _ in python),
+                      "python_p99_us": statistics.median(p for _, p in python),
+                      "cpp_p50_us": statistics.median(p for p, _ in cpp),
+                      "cpp_p99_us": statistics.median(p for _, p in cpp),
+                      "target_p50_us": PYTHON_FORK_TARGET_US[size]}
+    return {"rows": rows, "load_before": load_before, "load_after": os.getloadavg()}
+
+
+def markdown_fork(report: dict) -> list[str]:
+    fork = report["fork"]
+    load = lambda l: "/".join(f"{x:.1f}" for x in l)  # noqa: E731
+    out = ["", "### Python env.fork() beside the C++ client's fork() (µs, p50 / p99)", "",
+           "| module | Python fork() + close | C++ fork() + close | Python − C++ (p50) | target (p50) |", "|---|---:|---:|---:|---:|"]
+    for size, row in fork["rows"].items():
+        out.append(f"| {size} | {row['python_p50_us']:.0f} / {row['python_p99_us']:.0f} | {row['cpp_p50_us']:.0f} / "
+                   f"{row['cpp_p99_us']:.0f} | {row['python_p50_us'] - row['cpp_p50_us']:.0f} | "
+                   f"≤ {row['target_p50_us']} |")
+    out += ["", f"Load average before / after: {load(fork['load_before'])} / {load(fork['load_after'])}."]
+    return out
 
 
 def opt_per_step(bitcode: bytes, pipeline: str, quick: bool) -> float:
@@ -667,6 +738,7 @@ def markdown(report: dict) -> str:
     for r in report["modules"]["medium"]["runtime"]["rows"]:
         if r["path"].startswith("observe "):
             out.append(f"| {r['path'][8:]} | {r['p50_us']:.0f} |")
+    out += markdown_fork(report)
     out += markdown_throughput(report)
     out += ["", "### Memory (same benchmark; KiB)", "", "| live episodes | worker USS (median) | worker PSS (median) | zygote RSS |",
             "|---:|---:|---:|---:|"]
@@ -706,13 +778,18 @@ def markdown(report: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
-    parser.add_argument("--only", choices=["runner", "search", "throughput"],
+    parser.add_argument("--only", choices=["runner", "search", "throughput", "fork"],
                         help="run one section alone and print its table")
     args = parser.parse_args()
     if args.only == "search":
         report = {"search": search_bench(args.quick)}
         print(json.dumps(report, indent=2))
         print("\n".join(markdown_search(report)))
+        return 0
+    if args.only == "fork":
+        report = {"fork": fork_bench(args.quick)}
+        print(json.dumps(report, indent=2))
+        print("\n".join(markdown_fork(report)))
         return 0
     if args.only == "throughput":
         small = modules(True)["small"]
@@ -752,6 +829,8 @@ def main() -> int:
     report["startup_bitcode_ms"] = runtime_bench(f"file://{bitcode}", True, False)["startup_ms"]
     small = report["modules"]["small"]["uri"]
     print("bench: throughput", file=sys.stderr)
+    print("bench: fork", file=sys.stderr)
+    report["fork"] = fork_bench(args.quick)
     report["throughput"] = throughput(small, [1, 2] if args.quick else [1, 2, 4, 8, 16], 1.0 if args.quick else 5.0)
     report["core_scaling"] = core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 5.0,
                                           1 if args.quick else 3)

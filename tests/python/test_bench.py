@@ -27,3 +27,5 @@ def test_quick_bench_runs_and_writes_its_tables():
         assert row["pool_steps_per_s"] > 0 and row["pool_full_batch_steps_per_s"] > 0 and row["vector_steps_per_s"] > 0
     assert report["core_scaling"].get("ratio", 1) > 0
     assert "2 cores / 1 core" in completed.stdout
+    assert report["fork"]["rows"]["small"]["python_p50_us"] > 0 and report["fork"]["rows"]["small"]["cpp_p50_us"] > 0
+    assert "### Python env.fork() beside the C++ client's fork()" in completed.stdout
