@@ -15,6 +15,7 @@ import forkgym
 from forkgym import Outcome
 from forkgym.errors import InvalidAction, InvalidRequest, SessionNotStarted
 
+from test_hostile_worker import HOSTILE_SERVER
 from test_signals import HANG_GUARD_S, _ctrl_c_once_the_worker_is_in_the_step
 
 ENV_ID = "llvm-autophase-ic-v0"
@@ -236,3 +237,28 @@ def test_a_forked_client_process_starts_episodes_of_its_own() -> None:
         # The parent's steps in flight were untouched by the child.
         _, rewards, _, truncated, info = pool.recv()
         assert sorted(info["env_id"]) == [0, 1] and not truncated.any() and (rewards > 0).all()
+
+
+@pytest.mark.skipif(not os.access(HOSTILE_SERVER, os.X_OK), reason=f"{HOSTILE_SERVER} not built (bash scripts/setup)")
+def test_a_sub_env_whose_worker_breaks_the_protocol_is_truncated_alone() -> None:
+    """The pool never raises for one sub-env's worker: the reply it refused is
+    that sub-env's truncated result, saying why, and the sub-env resets."""
+    options = forkgym.ServerOptions(server_path=str(HOSTILE_SERVER),
+                                    extra_args=("--attack", "reply-garbage", "--attacked-sessions", "1"))
+    server = forkgym.Server(options)
+    try:
+        with forkgym.make_pool("llvm-v0", num_envs=3, batch_size=3, server=server) as pool:
+            pool.reset()
+            _, rewards, _, truncated, info = pool.step([1, 2, 3], [0, 1, 2])
+            by_id = {int(i): row for row, i in enumerate(info["env_id"])}
+            broken = by_id[0]
+            assert truncated.tolist() == [row == broken for row in range(3)]
+            assert info["outcome"][broken] == Outcome.PROTOCOL_MISMATCH
+            assert "malformed" in info["error_details"][broken]
+            assert isinstance(info["error"][broken], forkgym.ProtocolMismatch)
+            assert not pool.envs[0].in_episode
+            assert [env.actions for env in pool.envs[1:]] == [[2], [3]]
+            pool.step([4, 4, 4], [0, 1, 2])  # sub-env 0 resets, the others step on
+            assert [env.actions for env in pool.envs] == [[], [2, 4], [3, 4]]
+    finally:
+        server.close()

@@ -303,6 +303,9 @@ class CompilerEnvPool:
             # step failed without ending the episode: either way this episode
             # is over, truncated, and the sub-env autoresets.
             env.close()
+            # Kept without its traceback, whose frames would hold this pool
+            # (and the error itself) in a reference cycle.
+            error = error.with_traceback(None)
             spec = env.observation_space_spec
             observation = spec.default() if spec is not None else None
             outcome = getattr(error, "outcome", Outcome.INVALID_REQUEST)
