@@ -369,24 +369,40 @@ def throughput(uri: str, counts: list[int], seconds: float, max_processes: int =
     return rows
 
 
+def pinned_processes(uri: str, n: int, seconds: float, cores: set[int]) -> float:
+    """n processes of one env each (random_episode_worker), all pinned to `cores`; steps/s."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(n, initializer=os.sched_setaffinity, initargs=(0, cores)) as pool:
+        steps = sum(pool.map(random_episode_worker, [("llvm-ic-v0", uri, seconds, i) for i in range(n)]))
+    return steps / seconds
+
+
 def core_scaling(uri: str, n: int, seconds: float, repetitions: int) -> dict:
-    """The env pool's steps/s on 1 core and on 2 (the whole run pinned: client,
-    zygote, workers), alternated, each repetition in a fresh process; medians."""
+    """Steps/s on 1 core and on 2 (the whole run pinned: client, zygote,
+    workers) of the env pool and, as the reference of what the machine
+    allows, of n separate processes; alternated, each repetition in fresh
+    processes; medians."""
     available = sorted(os.sched_getaffinity(0))
     if len(available) < 2:
         return {"skipped": "fewer than 2 cores"}
     one, two = {available[0]}, set(available[:2])
     load_before = os.getloadavg()
-    samples: dict[str, list[float]] = {"1": [], "2": []}
+    samples: dict[str, list[float]] = {"pool 1": [], "pool 2": [], "processes 1": [], "processes 2": []}
     context = multiprocessing.get_context("spawn")
     for _ in range(repetitions):
         for key, cores in (("1", one), ("2", two)):
             with context.Pool(1) as pool:
-                samples[key].append(pool.apply(pinned_pool_worker, ((uri, n, pool_batch(n), seconds, cores),)))
+                samples[f"pool {key}"].append(
+                    pool.apply(pinned_pool_worker, ((uri, n, pool_batch(n), seconds, cores),)))
+            samples[f"processes {key}"].append(pinned_processes(uri, n, seconds, cores))
     median = {key: statistics.median(values) for key, values in samples.items()}
-    return {"num_envs": n, "batch_size": pool_batch(n), "one_core_steps_per_s": median["1"],
-            "two_cores_steps_per_s": median["2"], "ratio": median["2"] / median["1"], "samples": samples,
-            "load_before": load_before, "load_after": os.getloadavg()}
+    return {"num_envs": n, "batch_size": pool_batch(n),
+            "one_core_steps_per_s": median["pool 1"], "two_cores_steps_per_s": median["pool 2"],
+            "ratio": median["pool 2"] / median["pool 1"],
+            "processes_one_core_steps_per_s": median["processes 1"],
+            "processes_two_cores_steps_per_s": median["processes 2"],
+            "processes_ratio": median["processes 2"] / median["processes 1"],
+            "samples": samples, "load_before": load_before, "load_after": os.getloadavg()}
 
 
 def smaps(pid: int) -> dict[str, int]:
@@ -686,11 +702,15 @@ def markdown_throughput(report: dict) -> list[str]:
     scaling = report.get("core_scaling", {})
     if "ratio" in scaling:
         load = lambda l: "/".join(f"{x:.1f}" for x in l)  # noqa: E731
-        out += ["", f"Env pool ({scaling['num_envs']} sub-envs, batch {scaling['batch_size']}) pinned to 1 core and "
-                "to 2 (client, zygote and workers), alternated, medians:", "",
-                "| 1 core | 2 cores | 2 cores / 1 core (target ≥ 1.8) | load avg before / after |", "|---:|---:|---:|---|",
-                f"| {scaling['one_core_steps_per_s']:.0f} | {scaling['two_cores_steps_per_s']:.0f} | "
-                f"{scaling['ratio']:.2f}× | {load(scaling['load_before'])} / {load(scaling['load_after'])} |"]
+        out += ["", f"{scaling['num_envs']} sub-envs pinned to 1 core and to 2 (client, zygote and workers), the "
+                f"pool (batch {scaling['batch_size']}) beside {scaling['num_envs']} separate processes, alternated, "
+                "medians:", "",
+                "| | 1 core | 2 cores | 2 cores / 1 core | load avg before / after |", "|---|---:|---:|---:|---|",
+                f"| env pool (target ≥ 1.8) | {scaling['one_core_steps_per_s']:.0f} | "
+                f"{scaling['two_cores_steps_per_s']:.0f} | {scaling['ratio']:.2f}× | {load(scaling['load_before'])} / "
+                f"{load(scaling['load_after'])} |",
+                f"| processes (reference) | {scaling['processes_one_core_steps_per_s']:.0f} | "
+                f"{scaling['processes_two_cores_steps_per_s']:.0f} | {scaling['processes_ratio']:.2f}× | |"]
     return out
 
 
@@ -795,7 +815,7 @@ def main() -> int:
         small = modules(True)["small"]
         report = {"throughput": throughput(small, [1, 2] if args.quick else [1, 2, 4, 8, 16],
                                            1.0 if args.quick else 5.0),
-                  "core_scaling": core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 5.0,
+                  "core_scaling": core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 8.0,
                                                1 if args.quick else 3)}
         print(json.dumps(report, indent=2))
         print("\n".join(markdown_throughput(report)))
@@ -832,7 +852,7 @@ def main() -> int:
     print("bench: fork", file=sys.stderr)
     report["fork"] = fork_bench(args.quick)
     report["throughput"] = throughput(small, [1, 2] if args.quick else [1, 2, 4, 8, 16], 1.0 if args.quick else 5.0)
-    report["core_scaling"] = core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 5.0,
+    report["core_scaling"] = core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 8.0,
                                           1 if args.quick else 3)
     print("bench: memory", file=sys.stderr)
     report["memory"] = memory(small, [1, 8] if args.quick else [1, 8, 64])
