@@ -71,6 +71,10 @@ options:
                          under many episodes (default 10; 0 = none)
   --spare-workers N      benchmarks kept with a worker forked ahead, so their
                          resets need no fork (default 4; 0 turns this off)
+  --no-spare-warm-up     spares do not prepare their first step while they wait (by default
+                         they set up the pass manager and fault in the module's pages and
+                         the compiler's code: a faster first step, for private memory of
+                         about the module's size per episode)
   --ready-fd N           write one byte to descriptor N, then close it, once the server
                          accepts connections (after any --preload): a readiness signal
                          for whoever started it
@@ -280,6 +284,8 @@ int main(int argc, char** argv) {
       options.cpuSecondsPerStep = static_cast<uint32_t>(number("--step-cpu-seconds"));
     } else if (arg == "--spare-workers") {
       options.spareWorkers = number("--spare-workers");
+    } else if (arg == "--no-spare-warm-up") {
+      options.spareWarmUp = false;
     } else if (arg == "--ready-fd") {
       readyFd = static_cast<int>(number("--ready-fd"));
     } else if (arg == "--max-processes") {

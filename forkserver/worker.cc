@@ -265,6 +265,16 @@ void runWorker(WorkerStart start) {
   passes::Session* const started = session->release();
   started->attachRunConfig(std::move(start.runConfig));
 
+  if (start.spare) {
+    // Before the sandbox: the warm-up reads /proc/self/maps. The doorbell
+    // turns readable when the client rings; the preparation stops there.
+    const int doorbell = start.channel.doorbell().fd();
+    started->prepareFirstStep([doorbell] {
+      pollfd ring{doorbell, POLLIN, 0};
+      return poll(&ring, 1, 0) == 0;
+    });
+  }
+
   sandbox::prepareSandbox({start.channel.region().size()});
   const int keep[] = {start.channel.region().fd(), start.channel.doorbell().fd()};
   sandbox::applySandbox(start.limits, keep, start.profile);

@@ -633,7 +633,7 @@ Status Zygote::startSession(CachedEntry* benchmark, const SessionRequest& reques
 
 Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* benchmark,
                                         const sandbox::SandboxLimits& limits, uint32_t cpuSecondsPerStep,
-                                        const std::optional<RunConfig>& runConfig) {
+                                        const std::optional<RunConfig>& runConfig, bool spare) {
   auto channel = Channel::create();
   if (!channel) return channel.takeError();
   auto& [workerChannel, clientEnds] = *channel;
@@ -654,7 +654,8 @@ Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* be
     clientEnds.doorbell.reset();
     runWorker(WorkerStart{std::move(workerChannel), benchmark->backend, benchmark->benchmark.get(),
                           runConfig ? passes::runnableLimits(limits) : limits, cpuSecondsPerStep,
-                          runConfig ? *runnableProfile_ : workerProfiles_.at(benchmark->backend), runConfig});
+                          runConfig ? *runnableProfile_ : workerProfiles_.at(benchmark->backend), runConfig,
+                          spare});
   }
   setpgid(pid, pid);
   const long pidfd = syscall(SYS_pidfd_open, pid, 0);
@@ -676,7 +677,8 @@ void Zygote::makeSpare() {
     spares_.dropBenchmark(*key);  // evicted from the cache since it was wanted
     return;
   }
-  auto spare = startWorker(*key, benchmark, options_.limits, options_.cpuSecondsPerStep);
+  auto spare = startWorker(*key, benchmark, options_.limits, options_.cpuSecondsPerStep, std::nullopt,
+                           /*spare=*/options_.spareWarmUp);
   if (!spare) {
     spdlog::warn("spare worker for {}: {}", key->uri, spare.error().message);
     spares_.dropBenchmark(*key);

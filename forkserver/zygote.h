@@ -74,6 +74,10 @@ struct ZygoteOptions {
   sandbox::IsolationRequest isolation;  // who children run as, which namespaces
   uint32_t cpuSecondsPerStep = 60;  // per-step CPU budget (SIGXCPU -> timed_out)
   size_t spareWorkers = 4;         // benchmarks kept with a worker forked ahead (0: none)
+  // Spares fault in the module's pages and the compiler's code while they
+  // wait (passes/llvm/warm_up.h): a faster first step, for memory of the
+  // module's size per episode.
+  bool spareWarmUp = true;
   // Address space a load may use beyond what the zygote maps already (the
   // loader is a fork of it), and the limit of each compiler it runs. 0: the
   // worker limit.
@@ -154,8 +158,10 @@ class Zygote : private ControlHandler {
 
   // Forks a worker for `benchmark` (its own process group, channel ready).
   // runConfig: the benchmark runs; its worker gets the runnable profile.
+  // spare: nobody waits for it yet; it prepares its first step meanwhile.
   Result<SpareWorker> startWorker(const BenchmarkKey& key, CachedEntry* benchmark, const sandbox::SandboxLimits& limits,
-                                  uint32_t cpuSecondsPerStep, const std::optional<RunConfig>& runConfig = std::nullopt);
+                                  uint32_t cpuSecondsPerStep, const std::optional<RunConfig>& runConfig = std::nullopt,
+                                  bool spare = false);
   // Called when the event loop is idle: forks one wanted spare.
   void makeSpare();
 

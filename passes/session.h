@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include <functional>
 #include <optional>
 
 #include "base/result.h"
@@ -56,6 +57,12 @@ class Session {
   virtual std::string commandLine() const = 0;
   // The actions applied so far, in order.
   virtual const std::vector<uint32_t>& actions() const = 0;
+
+  // Worker, before its sandbox, in a spare (forked before any client asked
+  // for it): does ahead what the first step would do whatever its action
+  // (e.g. pass-manager set-up, faulting in pages), and nothing a step can
+  // observe. Returns as soon as `idle` is false: the client has spoken.
+  virtual void prepareFirstStep(const std::function<bool()>& idle) { (void)idle; }
 
   // The object file of the program to run: the state's, the benchmark's as
   // loaded, or the state's instrumented by AddressSanitizer. Default: an

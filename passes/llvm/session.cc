@@ -14,6 +14,7 @@
 #include "passes/llvm/llvm_tools.h"
 #include "passes/llvm/object_size.h"
 #include "passes/llvm/pipeline_runner.h"
+#include "passes/llvm/warm_up.h"
 #include "passes/run_config.h"
 #include "passes/runner.h"
 
@@ -70,15 +71,25 @@ LlvmSession::LlvmSession(llvm::Module& module, const BenchmarkCosts& costs, cons
 
 LlvmSession::~LlvmSession() = default;
 
+Status LlvmSession::ensureRunner() {
+  if (impl_->runner) return okStatus();
+  auto runner = PipelineRunner::create(module_);
+  if (!runner.ok()) return runner.takeError();
+  impl_->runner = std::move(*runner);
+  return okStatus();
+}
+
+void LlvmSession::prepareFirstStep(const std::function<bool()>& idle) {
+  // A failure here is the first step's to report, as it would be unprepared.
+  if (!ensureRunner().ok() || !idle()) return;
+  (void)prefaultModuleForWriting(module_, idle);
+}
+
 Result<ApplyResult> LlvmSession::applyActions(std::span<const uint32_t> actions) {
   for (uint32_t index : actions) {
     if (!isRunnable(index)) return describeBadAction(index);
   }
-  if (!impl_->runner) {
-    auto runner = PipelineRunner::create(module_);
-    if (!runner.ok()) return runner.takeError();
-    impl_->runner = std::move(*runner);
-  }
+  if (auto ready = ensureRunner(); !ready.ok()) return ready.takeError();
 
   ApplyResult result;
   for (uint32_t index : actions) {

@@ -52,6 +52,8 @@ class LlvmSession : public TableSession<LlvmSession> {
   std::string commandLine() const override;
   const std::vector<uint32_t>& actions() const override { return actions_; }
   Result<std::string> programObject(RunProgram program) override;
+  // Creates the pipeline runner and faults in the module's pages (warm_up.h).
+  void prepareFirstStep(const std::function<bool()>& idle) override;
 
   // By row index (the worker) or by name (tests, tools): InvalidRequest for
   // an unknown name. A reward moves its running state on (CompilerGym
@@ -75,6 +77,9 @@ class LlvmSession : public TableSession<LlvmSession> {
 
  private:
   struct Impl;
+  // The pipeline runner, created once per episode (first step, or a spare's
+  // preparation); BenchmarkError if no target handles the module.
+  Status ensureRunner();
   llvm::Module& module_;
   BenchmarkCosts costs_;
   const std::string* originalBitcode_;

@@ -23,6 +23,14 @@
 //                      (CompilerGym's definition; its llvm-size run is left
 //                      out); the JSON says whether the numbers are equal
 //   start-up           private zygote spawn -> hello -> first reset -> first step
+//   first step         the first step of an episode, after a reset that took
+//                      a spare worker (the zygote forks one while idle), with
+//                      the worker's minor page faults during it, on a server
+//                      whose spares warm up and on one started with
+//                      --no-spare-warm-up; beside its floor: the same action
+//                      once on a freshly parsed copy of the module by a new
+//                      LlvmSession in this warm process
+//   spare warm-up      what the warm-up costs a spare (in a fork of this process)
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +44,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -49,6 +58,7 @@
 #include "passes/llvm/llvm_tools.h"
 #include "passes/llvm/object_size.h"
 #include "passes/llvm/session.h"
+#include "passes/llvm/warm_up.h"
 
 namespace {
 
@@ -114,6 +124,28 @@ bool runProcess(const std::vector<std::string>& args) {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Writes then reads a buffer larger than any CPU cache, so what was cached is gone.
+void evictCaches() {
+  static std::vector<char> buffer(256u << 20);
+  for (size_t i = 0; i < buffer.size(); i += 64) buffer[i] = static_cast<char>(buffer[i] + 1);
+  volatile char sink = 0;
+  for (size_t i = 0; i < buffer.size(); i += 64) sink = static_cast<char>(sink + buffer[i]);
+}
+
+// Minor page faults of a process so far (/proc/PID/stat, field 10); -1 if unreadable.
+long long minorFaults(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t end = text.rfind(')');  // the name may hold spaces
+  if (end == std::string::npos) return -1;
+  std::istringstream fields(text.substr(end + 2));
+  std::string field;
+  for (int i = 3; i <= 10 && fields >> field; ++i) {
+    if (i == 10) return std::stoll(field);
+  }
+  return -1;
 }
 
 std::string capture(const std::string& command) {
@@ -205,6 +237,96 @@ int main(int argc, char** argv) {
     }
     rows.push_back(summarise("reset (after a 3 ms episode)", std::move(samples)));
   }
+  // The first step of an episode beside its floor, per action: on this
+  // server (spares warm up while they wait) and on one started with
+  // --no-spare-warm-up, alternating. The pause before each reset is an
+  // episode's length, in which the zygote forks a spare and the spare
+  // prepares. Workers run at nice 0 here, as the floor does.
+  std::vector<std::pair<std::string, std::pair<double, double>>> firstStepFaults;  // flag -> (warm, cold)
+  {
+    forkgym::ServerOptions warmOptions, coldOptions;
+    warmOptions.extraArgs = {"--worker-nice", "0"};
+    coldOptions.extraArgs = {"--worker-nice", "0", "--no-spare-warm-up"};
+    auto warmServer = forkgym::Connection::spawn(warmOptions);
+    auto coldServer = forkgym::Connection::spawn(coldOptions);
+    if (!warmServer || !coldServer) die("could not start the first-step servers");
+    forkgym::Env warmEnv(*warmServer), coldEnv(*coldServer);
+    // --quick (the test suite's run): the first action only.
+    for (const auto& flag : std::span(actionFlags).first(quick ? 1 : actionFlags.size())) {
+      const uint32_t one[] = {static_cast<uint32_t>(forkgym::passes::findAction(flag))};
+      std::vector<double> floor, coldFloor, warm, cold, warmFaults, coldFaults;
+      auto firstStep = [&](forkgym::Env& on, std::vector<double>& times, std::vector<double>& faults) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(quick ? 50 : 300));
+        if (!on.reset(benchmark)) die("reset failed");
+        const long long before = minorFaults(on.workerPid());
+        const auto start = Clock::now();
+        if (!on.step(one).ok()) die("client first " + flag + " failed");
+        times.push_back(microseconds(Clock::now() - start));
+        const long long after = minorFaults(on.workerPid());
+        if (before >= 0 && after >= 0) faults.push_back(static_cast<double>(after - before));
+      };
+      firstStep(warmEnv, warm, warmFaults);  // each server's first reset forks on demand: not a sample
+      firstStep(coldEnv, cold, coldFaults);
+      warm.clear(), cold.clear(), warmFaults.clear(), coldFaults.clear();
+      for (int i = 0; i < (quick ? 2 : 11); ++i) {
+        auto fresh = forkgym::passes::parseTrustedBitcode(*loaded);
+        if (!fresh) die(fresh.error().message);
+        {
+          forkgym::passes::LlvmSession freshSession(*fresh->module, fresh->costs);
+          const auto start = Clock::now();
+          if (!freshSession.applyActions(one)) die("in-process first " + flag + " failed");
+          floor.push_back(microseconds(Clock::now() - start));
+        }
+        // The same with the module out of the CPU's caches, as a worker's is
+        // after its client's episode: a fresh parse wrote all of it just now.
+        auto again = forkgym::passes::parseTrustedBitcode(*loaded);
+        if (!again) die(again.error().message);
+        {
+          forkgym::passes::LlvmSession freshSession(*again->module, again->costs);
+          evictCaches();
+          const auto start = Clock::now();
+          if (!freshSession.applyActions(one)) die("in-process first " + flag + " failed");
+          coldFloor.push_back(microseconds(Clock::now() - start));
+        }
+        firstStep(warmEnv, warm, warmFaults);
+        firstStep(coldEnv, cold, coldFaults);
+      }
+      rows.push_back(summarise("first step " + flag + " (floor: fresh parse, warm process)", std::move(floor)));
+      rows.push_back(summarise("first step " + flag + " (floor, module out of the caches)", std::move(coldFloor)));
+      rows.push_back(summarise("first step " + flag + " (after reset, spare warmed up)", std::move(warm)));
+      rows.push_back(summarise("first step " + flag + " (after reset, --no-spare-warm-up)", std::move(cold)));
+      auto median = [](std::vector<double> values) {
+        std::sort(values.begin(), values.end());
+        return values.empty() ? -1.0 : values[values.size() / 2];
+      };
+      firstStepFaults.emplace_back(flag, std::pair(median(warmFaults), median(coldFaults)));
+    }
+  }
+  // What a spare's warm-up costs it (in a fork of this process, as a spare
+  // is a fork of the zygote): the module's pages populated, and the time.
+  std::vector<double> warmUp;
+  size_t warmUpPages = 0;
+  for (int i = 0; i < (quick ? 2 : 5); ++i) {
+    int pipeFds[2];
+    if (pipe(pipeFds) != 0) die("pipe failed");
+    const pid_t child = fork();
+    if (child == 0) {
+      const auto start = Clock::now();
+      const auto report = forkgym::passes::prefaultModuleForWriting(*parsed->module, [] { return true; });
+      const double out[2] = {microseconds(Clock::now() - start), static_cast<double>(report.pages)};
+      (void)!write(pipeFds[1], out, sizeof(out));
+      _exit(0);
+    }
+    close(pipeFds[1]);
+    double in[2] = {};
+    const bool got = read(pipeFds[0], in, sizeof(in)) == static_cast<ssize_t>(sizeof(in));
+    close(pipeFds[0]);
+    waitpid(child, nullptr, 0);
+    if (!got) die("warm-up child failed");
+    warmUp.push_back(in[0]);
+    warmUpPages = static_cast<size_t>(in[1]);
+  }
+  rows.push_back(summarise("spare warm-up (" + std::to_string(warmUpPages) + " module pages)", std::move(warmUp)));
   rows.push_back(measure("fork", resets, [&] {
     auto copy = env.fork();
     if (!copy) die("fork failed: " + copy.error().message);
@@ -276,6 +398,11 @@ int main(int argc, char** argv) {
   for (const auto& row : rows) {
     std::printf("| %s | %.1f | %.1f | %.1f | %zu |\n", row.path.c_str(), row.p50, row.p99, row.min, row.samples);
   }
+  for (const auto& [flag, faults] : firstStepFaults) {
+    std::printf("\nfirst step %s: %.0f minor page faults in the worker after a warm-up, %.0f without (median)",
+                flag.c_str(), faults.first, faults.second);
+  }
+  std::printf("\n");
   std::printf("\nstart-up: zygote spawn + hello %.1f ms, + first reset (load, baselines) %.1f ms, + first step %.1f ms\n",
               helloUs / 1000, firstResetUs / 1000, firstStepUs / 1000);
 
@@ -288,7 +415,12 @@ int main(int argc, char** argv) {
            << (i + 1 < rows.size() ? "," : "") << "\n";
     }
     json << "  ],\n  \"startup_ms\": {\"hello\": " << helloUs / 1000 << ", \"first_reset\": " << firstResetUs / 1000
-         << ", \"first_step\": " << firstStepUs / 1000 << "},\n  \"object_size_equals_clang\": "
+         << ", \"first_step\": " << firstStepUs / 1000 << "},\n  \"first_step_minor_faults\": {";
+    for (size_t i = 0; i < firstStepFaults.size(); ++i) {
+      json << (i ? ", " : "") << "\"" << firstStepFaults[i].first << "\": {\"warm_up\": "
+           << firstStepFaults[i].second.first << ", \"no_warm_up\": " << firstStepFaults[i].second.second << "}";
+    }
+    json << "},\n  \"object_size_equals_clang\": "
          << (objectSizeEqual ? "true" : "false") << "\n}\n";
   }
   return 0;

@@ -94,6 +94,49 @@ TEST(Zygote, SpareWorkersStayWithinTheirCapacity) {
       << childCount(zygote) << " children: one spare for each of the 2 most recently reset benchmarks, nothing else";
 }
 
+// Spares prepare their first step while they wait (passes/llvm/warm_up.h):
+// an episode served by one must be the episode a worker forked on demand
+// serves, whether its preparation had finished or the client cut it short.
+TEST(Zygote, AnEpisodeFromAPreparedSpareIsTheOneAWorkerForkedOnDemandServes) {
+  const std::string uri = "generator://llvm-stress-v0/3";  // not runnable: runnable ones never have spares
+  const char* flags[] = {"-sroa", "-instcombine", "-gvn", "-simplifycfg", "-dce"};
+  auto episode = [&](auto& connection) {
+    Env env(connection);
+    std::vector<std::string> trace;
+    if (!env.reset(uri)) return trace;
+    auto description = connection->describe();
+    if (!description) return trace;
+    for (const char* flag : flags) {
+      const uint32_t action[] = {static_cast<uint32_t>((*description)->findAction(flag))};
+      if (!env.step(action).ok()) return trace;
+      auto seen = env.observe(std::vector<std::string>{"IrSha1", "IrInstructionCount"});
+      if (!seen.ok()) return trace;
+      trace.push_back(std::get<std::string>(seen.observations[0]) + " " +
+                      std::to_string(std::get<int64_t>(seen.observations[1])));
+    }
+    return trace;
+  };
+  ServerOptions onDemand;
+  onDemand.extraArgs = {"--spare-workers", "0"};
+  auto plain = Connection::spawn(testServer(onDemand));
+  ASSERT_TRUE(plain) << plain.error().message;
+  const auto expected = episode(*plain);
+  ASSERT_EQ(expected.size(), std::size(flags));
+
+  auto spared = Connection::spawn(testServer(ServerOptions{}));
+  ASSERT_TRUE(spared) << spared.error().message;
+  EXPECT_EQ(episode(*spared), expected) << "the first reset forks on demand";
+  auto spareReady = [&] {
+    auto status = (*spared)->status();
+    return status && std::ranges::find(status->spareBenchmarks, uri) != status->spareBenchmarks.end();
+  };
+  for (int i = 0; i < 5; ++i) {
+    // Taken as soon as it exists, its preparation likely under way.
+    ASSERT_TRUE(eventually(spareReady));
+    EXPECT_EQ(episode(*spared), expected) << "episode " << i << " from a spare";
+  }
+}
+
 // Speaks to a private server directly through the control socket.
 class RawServer : public ::testing::Test {
  protected:

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <llvm/IR/InstIterator.h>
@@ -11,11 +12,13 @@
 
 #include <seccomp.h>
 
+#include <optional>
 #include <random>
 #include <sstream>
 
 #include "passes/llvm/action_table.h"
 #include "passes/llvm/bitcode.h"
+#include "passes/llvm/warm_up.h"
 #include "test_benchmarks.h"
 
 namespace forkgym::passes {
@@ -269,6 +272,78 @@ TEST(Session, InitialBitcodeIsTheLoadersAndIrSha1ItsCanonicalHash) {
 // keeps use-list order because later passes read it (InstCombine's worklist,
 // GVN's leader choice, ...). Two modules that differ only in one value's
 // use-list order have one IrSha1 and two BitcodeSha1s.
+// A spare worker prepares its first step while it waits (warm_up.h): the
+// episode it then serves must be the one an unprepared worker serves, to
+// the use-list order, whether the preparation finished or was cut short.
+TEST(Session, PreparingTheFirstStepChangesNothingAnEpisodeObserves) {
+  const std::vector<std::string> flags = {"-sroa", "-instcombine", "-gvn", "-simplifycfg", "-licm", "-dce",
+                                          "-loop-rotate", "-early-cse", "-reassociate", "-adce"};
+  std::vector<uint32_t> actions;
+  for (const auto& flag : flags) actions.push_back(static_cast<uint32_t>(findAction(flag)));
+  auto episode = [&](std::optional<int> idleLooks) {
+    ParsedBenchmark benchmark = parseForTest("generator://csmith-v0/3");
+    LlvmSession session(*benchmark.module, benchmark.costs);
+    if (idleLooks) {
+      int looks = 0;
+      session.prepareFirstStep([&] { return looks++ < *idleLooks; });
+    }
+    std::vector<std::string> trace;
+    for (uint32_t action : actions) {
+      EXPECT_TRUE(session.applyActions(std::span(&action, 1)).ok());
+      trace.push_back(observeAs<std::string>(session, "BitcodeSha1"));
+      trace.push_back(std::to_string(observeAs<int64_t>(session, "IrInstructionCount")));
+    }
+    return trace;
+  };
+  const auto unprepared = episode(std::nullopt);
+  EXPECT_EQ(episode(1000000), unprepared) << "prepared to the end";
+  EXPECT_EQ(episode(2), unprepared) << "preparation cut short by the client";
+  EXPECT_EQ(episode(0), unprepared) << "the client rang before the preparation began";
+}
+
+TEST(Session, WarmUpTakesTheFirstStepsCopyOnWriteFaultsAhead) {
+  ParsedBenchmark benchmark = parseForTest("generator://csmith-v0/3");
+  // In a fork, as in a spare: the module is shared copy-on-write with the
+  // parent. {pages populated, minor faults during a first -dce}.
+  auto firstDce = [&](bool warmUp) {
+    int report[2] = {-1, -1};
+    int pipeFds[2];
+    if (pipe(pipeFds) != 0) return std::pair(-1, -1);
+    const pid_t child = fork();
+    if (child == 0) {
+      LlvmSession session(*benchmark.module, benchmark.costs);
+      session.prepareFirstStep([] { return false; });  // the pass manager only: its allocations are not the module's
+      int pages = 0;
+      if (warmUp) {
+        const WarmUpReport warm = prefaultModuleForWriting(*benchmark.module, [] { return true; });
+        pages = warm.complete ? static_cast<int>(warm.pages) : 0;
+      }
+      rusage before{}, after{};
+      getrusage(RUSAGE_SELF, &before);
+      const uint32_t dce = static_cast<uint32_t>(findAction("-dce"));
+      (void)session.applyActions(std::span(&dce, 1));
+      getrusage(RUSAGE_SELF, &after);
+      const int out[2] = {pages, static_cast<int>(after.ru_minflt - before.ru_minflt)};
+      (void)!write(pipeFds[1], out, sizeof(out));
+      _exit(0);
+    }
+    close(pipeFds[1]);
+    const bool got = read(pipeFds[0], report, sizeof(report)) == static_cast<ssize_t>(sizeof(report));
+    close(pipeFds[0]);
+    waitpid(child, nullptr, 0);
+    return got ? std::pair(report[0], report[1]) : std::pair(-1, -1);
+  };
+  const auto [coldPages, coldFaults] = firstDce(false);
+  const auto [warmPages, warmFaults] = firstDce(true);
+  ASSERT_GE(coldFaults, 0);
+  ASSERT_GE(warmFaults, 0);
+  EXPECT_GT(warmPages, 10) << "every page of the module was populated";
+  // What remains is fresh memory the pass allocates and code pages (here
+  // ~50 of ~90; a first -instcombine on a 62k-instruction module: ~400 of
+  // ~3,300, scripts/bench).
+  EXPECT_LT(warmFaults, coldFaults) << warmFaults << " faults after the warm-up, " << coldFaults << " without";
+}
+
 TEST(Session, BitcodeSha1CoversTheUseListOrderIrSha1Ignores) {
   ParsedBenchmark plain = parseForTest(smallProgramUri());
   ParsedBenchmark permuted = parseForTest(smallProgramUri());
