@@ -754,6 +754,23 @@ def markdown(report: dict) -> str:
         out.append(f"| {size} | {m['runtime']['instructions']} | {client['p50_us'] / 1000:.1f} | {local['p50_us'] / 1000:.1f} | "
                    f"{clang['p50_us'] / 1000:.1f} | {clang['p50_us'] / client['p50_us']:.2f}× | "
                    f"{'yes' if m['runtime']['object_size_equals_clang'] else '**no**'} |")
+    out += ["", "### First step after a reset beside its floor (ms, p50; faults: the worker's minor page faults, median)", "",
+            "| module | instructions | action | floor (fresh parse, warm process) | floor, module out of the caches "
+            "| spare warmed up | / floor | faults | --no-spare-warm-up | / floor | faults |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for size, m in report["modules"].items():
+        rows = {r["path"]: r for r in m["runtime"]["rows"]}
+        for flag, faults in m["runtime"].get("first_step_minor_faults", {}).items():
+            floor = rows[f"first step {flag} (floor: fresh parse, warm process)"]["p50_us"]
+            cold_floor = rows[f"first step {flag} (floor, module out of the caches)"]["p50_us"]
+            warm = rows[f"first step {flag} (after reset, spare warmed up)"]["p50_us"]
+            cold = rows[f"first step {flag} (after reset, --no-spare-warm-up)"]["p50_us"]
+            out.append(f"| {size} | {m['runtime']['instructions']} | {flag} | {floor / 1000:.2f} | {cold_floor / 1000:.2f} | "
+                       f"{warm / 1000:.2f} | {warm / floor:.2f}× | {faults['warm_up']:.0f} | {cold / 1000:.2f} | "
+                       f"{cold / floor:.2f}× | {faults['no_warm_up']:.0f} |")
+        warm_up = next((r for r in m["runtime"]["rows"] if r["path"].startswith("spare warm-up")), None)
+        if warm_up:
+            out.append(f"| {size} | | {warm_up['path']} | | | {warm_up['p50_us'] / 1000:.2f} (the spare's own time) | | | | | |")
     out += ["", "### Observations (medium module, cold, µs p50)", "", "| observation | p50 µs |", "|---|---:|"]
     for r in report["modules"]["medium"]["runtime"]["rows"]:
         if r["path"].startswith("observe "):
