@@ -188,15 +188,9 @@ def python_steps(uri: str, quick: bool) -> dict[str, dict]:
             samples = timed(lambda: env.step(action), n)
             results[flag] = {"p50_us": percentile(samples, 0.5), "p99_us": percentile(samples, 0.99), "samples": n}
         bitcode = env.observation["Bitcode"]
-
-        def fork() -> None:
-            env.fork().close()
-
-        for _ in range(5):
-            fork()
-        samples = timed(fork, 50 if quick else 500)
-        results["fork"] = {"p50_us": percentile(samples, 0.5), "p99_us": percentile(samples, 0.99),
-                           "samples": len(samples)}
+    samples = python_fork(uri, 50 if quick else 500)
+    results["fork"] = {"p50_us": percentile(samples, 0.5), "p99_us": percentile(samples, 0.99),
+                       "samples": len(samples)}
     return results, bytes(bitcode)
 
 
