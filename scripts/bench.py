@@ -70,6 +70,10 @@ ACTIONS = ["-dce", "-instcombine", "-gvn"]
 # -attributor after some sequences runs for tens of seconds on crc32); the
 # throughput runs cut such steps off, as a researcher's time limit would.
 STEP_TIMEOUT_S = 1.0
+# Common passes with no pathological compile times: random episodes over
+# them isolate scaling from the cut-off steps, which burn more CPU before
+# their wall-clock deadline the more cores there are.
+STEADY_PASSES = ("-instcombine", "-gvn", "-simplifycfg", "-sroa", "-early-cse", "-reassociate")
 
 
 def generate_large_c(path: Path, functions: int = 420) -> None:
@@ -273,15 +277,22 @@ def opt_per_step(bitcode: bytes, pipeline: str, quick: bool) -> float:
     return percentile(samples, 0.5)
 
 
+def usable_actions(space, passes: tuple[str, ...] | None = None) -> list[int]:
+    """Every action that does something, or only `passes`."""
+    if passes is not None:
+        return [space.index(flag) for flag in passes]
+    return [i for i in range(space.n) if i not in space.unavailable]
+
+
 def random_episode_worker(args) -> int:
     """One process: random episodes of 50 steps for `seconds`; returns steps."""
-    env_id, uri, seconds, seed = args
+    env_id, uri, seconds, seed, *passes = args
     import forkgym
 
     rng = random.Random(seed)
     steps = 0
     with forkgym.make(env_id, benchmark=uri, step_timeout=STEP_TIMEOUT_S) as env:
-        usable = [i for i in range(env.action_space.n) if i not in env.action_space.unavailable]
+        usable = usable_actions(env.action_space, passes[0] if passes else None)
         env.reset()
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
@@ -292,7 +303,8 @@ def random_episode_worker(args) -> int:
     return steps
 
 
-def batched_steps_per_s(uri: str, n: int, batch: int | None, seconds: float) -> float:
+def batched_steps_per_s(uri: str, n: int, batch: int | None, seconds: float,
+                        passes: tuple[str, ...] | None = None) -> float:
     """Random episodes of 50 steps through the synchronous vector env (batch
     None) or an env pool recv()ing `batch` results at a time; steps/s. (An
     endless episode of random passes can unroll a module into something huge.)"""
@@ -307,7 +319,7 @@ def batched_steps_per_s(uri: str, n: int, batch: int | None, seconds: float) -> 
                                  step_timeout=STEP_TIMEOUT_S)
     try:
         space = envs.single_action_space
-        usable = np.array([i for i in range(space.n) if i not in space.unavailable])
+        usable = np.array(usable_actions(space, passes))
         rng = np.random.default_rng(0)
         if batch is None:
             envs.reset(seed=0)
@@ -330,9 +342,9 @@ def batched_steps_per_s(uri: str, n: int, batch: int | None, seconds: float) -> 
 def pinned_pool_worker(args) -> float:
     """In a fresh process pinned to `cores` (its zygote and workers inherit the
     affinity): batched_steps_per_s of an env pool."""
-    uri, n, batch, seconds, cores = args
+    uri, n, batch, seconds, cores, passes = args
     os.sched_setaffinity(0, cores)
-    return batched_steps_per_s(uri, n, batch, seconds)
+    return batched_steps_per_s(uri, n, batch, seconds, passes)
 
 
 def pool_batch(n: int) -> int:
@@ -363,40 +375,46 @@ def throughput(uri: str, counts: list[int], seconds: float, max_processes: int =
     return rows
 
 
-def pinned_processes(uri: str, n: int, seconds: float, cores: set[int]) -> float:
+def pinned_processes(uri: str, n: int, seconds: float, cores: set[int], passes: tuple[str, ...] | None) -> float:
     """n processes of one env each (random_episode_worker), all pinned to `cores`; steps/s."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(n, initializer=os.sched_setaffinity, initargs=(0, cores)) as pool:
-        steps = sum(pool.map(random_episode_worker, [("llvm-ic-v0", uri, seconds, i) for i in range(n)]))
+        steps = sum(pool.map(random_episode_worker, [("llvm-ic-v0", uri, seconds, i, passes) for i in range(n)]))
     return steps / seconds
 
 
 def core_scaling(uri: str, n: int, seconds: float, repetitions: int) -> dict:
     """Steps/s on 1 core and on 2 (the whole run pinned: client, zygote,
     workers) of the env pool and, as the reference of what the machine
-    allows, of n separate processes; alternated, each repetition in fresh
-    processes; medians."""
+    allows, of n separate processes; random episodes over every action and
+    over STEADY_PASSES; alternated, each repetition in fresh processes;
+    medians."""
     available = sorted(os.sched_getaffinity(0))
     if len(available) < 2:
         return {"skipped": "fewer than 2 cores"}
     one, two = {available[0]}, set(available[:2])
     load_before = os.getloadavg()
-    samples: dict[str, list[float]] = {"pool 1": [], "pool 2": [], "processes 1": [], "processes 2": []}
+    workloads = {"every action": None, "steady passes": STEADY_PASSES}
+    samples: dict[str, dict[str, list[float]]] = {w: {"pool 1": [], "pool 2": [], "processes 1": [], "processes 2": []}
+                                                  for w in workloads}
     context = multiprocessing.get_context("spawn")
     for _ in range(repetitions):
-        for key, cores in (("1", one), ("2", two)):
-            with context.Pool(1) as pool:
-                samples[f"pool {key}"].append(
-                    pool.apply(pinned_pool_worker, ((uri, n, pool_batch(n), seconds, cores),)))
-            samples[f"processes {key}"].append(pinned_processes(uri, n, seconds, cores))
-    median = {key: statistics.median(values) for key, values in samples.items()}
-    return {"num_envs": n, "batch_size": pool_batch(n),
-            "one_core_steps_per_s": median["pool 1"], "two_cores_steps_per_s": median["pool 2"],
-            "ratio": median["pool 2"] / median["pool 1"],
-            "processes_one_core_steps_per_s": median["processes 1"],
-            "processes_two_cores_steps_per_s": median["processes 2"],
-            "processes_ratio": median["processes 2"] / median["processes 1"],
-            "samples": samples, "load_before": load_before, "load_after": os.getloadavg()}
+        for workload, passes in workloads.items():
+            for key, cores in (("1", one), ("2", two)):
+                with context.Pool(1) as pool:
+                    samples[workload][f"pool {key}"].append(
+                        pool.apply(pinned_pool_worker, ((uri, n, pool_batch(n), seconds, cores, passes),)))
+                samples[workload][f"processes {key}"].append(pinned_processes(uri, n, seconds, cores, passes))
+    rows = {}
+    for workload, values in samples.items():
+        median = {key: statistics.median(v) for key, v in values.items()}
+        rows[workload] = {"one_core_steps_per_s": median["pool 1"], "two_cores_steps_per_s": median["pool 2"],
+                          "ratio": median["pool 2"] / median["pool 1"],
+                          "processes_one_core_steps_per_s": median["processes 1"],
+                          "processes_two_cores_steps_per_s": median["processes 2"],
+                          "processes_ratio": median["processes 2"] / median["processes 1"], "samples": values}
+    return {"num_envs": n, "batch_size": pool_batch(n), "rows": rows, "ratio": rows["every action"]["ratio"],
+            "load_before": load_before, "load_after": os.getloadavg()}
 
 
 def smaps(pid: int) -> dict[str, int]:
@@ -698,13 +716,14 @@ def markdown_throughput(report: dict) -> list[str]:
         load = lambda l: "/".join(f"{x:.1f}" for x in l)  # noqa: E731
         out += ["", f"{scaling['num_envs']} sub-envs pinned to 1 core and to 2 (client, zygote and workers), the "
                 f"pool (batch {scaling['batch_size']}) beside {scaling['num_envs']} separate processes, alternated, "
-                "medians:", "",
-                "| | 1 core | 2 cores | 2 cores / 1 core | load avg before / after |", "|---|---:|---:|---:|---|",
-                f"| env pool (target ≥ 1.8) | {scaling['one_core_steps_per_s']:.0f} | "
-                f"{scaling['two_cores_steps_per_s']:.0f} | {scaling['ratio']:.2f}× | {load(scaling['load_before'])} / "
-                f"{load(scaling['load_after'])} |",
-                f"| processes (reference) | {scaling['processes_one_core_steps_per_s']:.0f} | "
-                f"{scaling['processes_two_cores_steps_per_s']:.0f} | {scaling['processes_ratio']:.2f}× | |"]
+                f"medians; random episodes over every action, and over {', '.join(STEADY_PASSES)} only:", "",
+                "| workload | | 1 core | 2 cores | 2 cores / 1 core |", "|---|---|---:|---:|---:|"]
+        for workload, row in scaling["rows"].items():
+            out.append(f"| {workload} | env pool (target ≥ 1.8) | {row['one_core_steps_per_s']:.0f} | "
+                       f"{row['two_cores_steps_per_s']:.0f} | {row['ratio']:.2f}× |")
+            out.append(f"| {workload} | processes (reference) | {row['processes_one_core_steps_per_s']:.0f} | "
+                       f"{row['processes_two_cores_steps_per_s']:.0f} | {row['processes_ratio']:.2f}× |")
+        out += ["", f"Load average before / after: {load(scaling['load_before'])} / {load(scaling['load_after'])}."]
     return out
 
 
@@ -826,7 +845,7 @@ def main() -> int:
         small = modules(True)["small"]
         report = {"throughput": throughput(small, [1, 2] if args.quick else [1, 2, 4, 8, 16],
                                            1.0 if args.quick else 5.0),
-                  "core_scaling": core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 8.0,
+                  "core_scaling": core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 6.0,
                                                1 if args.quick else 3)}
         print(json.dumps(report, indent=2))
         print("\n".join(markdown_throughput(report)))
@@ -863,7 +882,7 @@ def main() -> int:
     print("bench: fork", file=sys.stderr)
     report["fork"] = fork_bench(args.quick)
     report["throughput"] = throughput(small, [1, 2] if args.quick else [1, 2, 4, 8, 16], 1.0 if args.quick else 5.0)
-    report["core_scaling"] = core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 8.0,
+    report["core_scaling"] = core_scaling(small, 2 if args.quick else 8, 1.0 if args.quick else 6.0,
                                           1 if args.quick else 3)
     print("bench: memory", file=sys.stderr)
     report["memory"] = memory(small, [1, 8] if args.quick else [1, 8, 64])
