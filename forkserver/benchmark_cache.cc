@@ -78,4 +78,9 @@ std::vector<std::string> BenchmarkCache::uris(const passes::Backend* backend) co
   return result;
 }
 
+CachedEntry* BenchmarkCache::find(const passes::Backend* backend, const std::string& contentHash) {
+  auto it = byContent_.find({backend, contentHash});
+  return it == byContent_.end() ? nullptr : &*it->second;
+}
+
 }  // namespace forkgym::forkserver

@@ -64,6 +64,9 @@ class BenchmarkCache {
   // new stat. Null if that content has been evicted meanwhile.
   CachedEntry* confirm(const BenchmarkKey& key, const std::string& contentHash, passes::BenchmarkInputs inputs);
 
+  // The entry for `backend`'s `contentHash`, if cached (not marked used).
+  CachedEntry* find(const passes::Backend* backend, const std::string& contentHash);
+
   // `backend`'s benchmark URIs whose content is cached, most recently used
   // first (all backends' when null).
   std::vector<std::string> uris(const passes::Backend* backend = nullptr) const;

@@ -300,6 +300,24 @@ void passTestGate(const std::string& uri, const LoadGate& gate) {
   _exit(0);
 }
 
+[[noreturn]] void runBaselines(const passes::Backend& backend, const passes::CachedBenchmark& benchmark,
+                               const LoaderLimits& limits, pid_t zygote, int resultPipe) {
+  setUpLoaderChild(backend, limits, zygote, resultPipe);
+  applyLoaderSandbox(zygote, passes::LoadRequest{});
+  const Result<std::string> computed = backend.baselines->compute(benchmark);
+  std::string frame;
+  if (computed) {
+    frame = "+" + *computed;
+  } else {
+    const auto outcome = static_cast<uint16_t>(computed.error().outcome);
+    frame = "-";
+    frame.append(reinterpret_cast<const char*>(&outcome), sizeof(outcome));
+    frame += computed.error().message;
+  }
+  writeAll(kResultFd, frame.data(), frame.size());
+  _exit(0);
+}
+
 std::string signalName(int signal) {
   const char* name = sigabbrev_np(signal);
   return name ? std::string("SIG") + name : "signal " + std::to_string(signal);
@@ -310,6 +328,22 @@ std::string signalName(int signal) {
 Result<LoaderChild> LoaderChild::start(const passes::Backend& backend, const passes::LoadRequest& request,
                                        const LoaderLimits& limits, const sandbox::FsIdentity& client,
                                        const LoadGate& gate) {
+  return forkChild(request.uri, "loading '" + request.uri + "'", limits, [&](pid_t zygote, int resultPipe) {
+    runLoader(backend, request, limits, gate, client, zygote, resultPipe);
+  });
+}
+
+Result<LoaderChild> LoaderChild::startBaselines(const passes::Backend& backend,
+                                                const passes::CachedBenchmark& benchmark, const std::string& uri,
+                                                const LoaderLimits& limits) {
+  return forkChild(uri, "computing the baselines of '" + uri + "'", limits, [&](pid_t zygote, int resultPipe) {
+    runBaselines(backend, benchmark, limits, zygote, resultPipe);
+  });
+}
+
+template <typename Run>
+Result<LoaderChild> LoaderChild::forkChild(const std::string& uri, std::string what, const LoaderLimits& limits,
+                                           Run&& run) {
   int pipeFds[2];
   if (auto r = sys("pipe2(loader)", [&] { return pipe2(pipeFds, O_CLOEXEC); }); !r) return r.takeError();
   UniqueFd readEnd(pipeFds[0]), writeEnd(pipeFds[1]);
@@ -318,14 +352,15 @@ Result<LoaderChild> LoaderChild::start(const passes::Backend& backend, const pas
   const pid_t zygote = sandbox::pidAsSeenByChildren();
   const pid_t pid = fork();
   if (pid < 0) return makeError(Outcome::ServerError, errnoMessage("fork(loader)"));
-  if (pid == 0) runLoader(backend, request, limits, gate, client, zygote, writeEnd.get());
+  if (pid == 0) run(zygote, writeEnd.get());
   // Both sides set the group, so it exists before either relies on it.
   setpgid(pid, pid);
   writeEnd.reset();
   fcntl(readEnd.get(), F_SETFL, fcntl(readEnd.get(), F_GETFL) | O_NONBLOCK);
 
   LoaderChild child;
-  child.uri_ = request.uri;
+  child.uri_ = uri;
+  child.what_ = std::move(what);
   child.limits_ = limits;
   child.pid_ = pid;
   // Our unreaped child: the pidfd is certainly its own.
@@ -341,6 +376,7 @@ LoaderChild& LoaderChild::operator=(LoaderChild&& other) noexcept {
   if (this != &other) {
     if (pid_ > 0) kill();
     uri_ = std::move(other.uri_);
+    what_ = std::move(other.what_);
     limits_ = other.limits_;
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::move(other.pidfd_);
@@ -379,8 +415,20 @@ void LoaderChild::kill() {
 }
 
 Result<passes::LoadedBenchmark> LoaderChild::finish() const {
+  auto body = payload();
+  if (!body) return body.takeError();
+  return passes::decodeLoadedBenchmark(*body);
+}
+
+Result<std::string> LoaderChild::finishBaselines() const {
+  auto body = payload();
+  if (!body) return body.takeError();
+  return std::string(*body);
+}
+
+Result<std::string_view> LoaderChild::payload() const {
   const auto failed = [&](const std::string& why) {
-    return makeError(Outcome::BenchmarkError, "loading '" + uri_ + "' " + why);
+    return makeError(Outcome::BenchmarkError, what_ + " " + why);
   };
   const ExitStatus status = exit_.value_or(ExitStatus{});
   const std::string limitMb = std::to_string(limits_.addressSpaceBytes >> 20) + " MB";
@@ -418,7 +466,7 @@ Result<passes::LoadedBenchmark> LoaderChild::finish() const {
     if (bytes_.size() >= 3) std::memcpy(&outcome, bytes_.data() + 1, sizeof(outcome));
     return makeError(outcomeFromWire(outcome), bytes_.size() > 3 ? bytes_.substr(3) : "unknown error");
   }
-  return passes::decodeLoadedBenchmark(std::string_view(bytes_).substr(1));
+  return std::string_view(bytes_).substr(1);
 }
 
 }  // namespace forkgym::forkserver

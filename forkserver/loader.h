@@ -21,6 +21,9 @@
 //      the load failed (crashed, ran out of memory, used too much CPU...).
 // kill() ends the loader's whole process group at once: the zygote calls it
 // at the load's deadline and when no client waits for the load any more.
+// startBaselines() forks the same kind of child (limits, sandbox, exit
+// codes) to compute a cached benchmark's baselines (passes::Baselines) from
+// the zygote's copy-on-write view of it; finishBaselines() is its finish().
 #pragma once
 
 #include <sys/types.h>
@@ -62,6 +65,9 @@ class LoaderChild {
   static Result<LoaderChild> start(const passes::Backend& backend, const passes::LoadRequest& request,
                                    const LoaderLimits& limits, const sandbox::FsIdentity& client,
                                    const LoadGate& gate = {});
+  // `uri`: names the benchmark in messages.
+  static Result<LoaderChild> startBaselines(const passes::Backend& backend, const passes::CachedBenchmark& benchmark,
+                                            const std::string& uri, const LoaderLimits& limits);
   LoaderChild(LoaderChild&& other) noexcept;
   LoaderChild& operator=(LoaderChild&& other) noexcept;
   // A loader nobody reads from any more is of no use: destruction kills it.
@@ -83,11 +89,20 @@ class LoaderChild {
 
   // After done(): the loaded benchmark, or a BenchmarkError saying why not.
   Result<passes::LoadedBenchmark> finish() const;
+  // After done(), for startBaselines(): what Baselines::compute() returned.
+  Result<std::string> finishBaselines() const;
 
  private:
   LoaderChild() = default;
+  // The result frame's body, or why there is none.
+  Result<std::string_view> payload() const;
+  // Forks a child that runs run(zygote pid, result pipe) and never returns.
+  template <typename Run>
+  static Result<LoaderChild> forkChild(const std::string& uri, std::string what, const LoaderLimits& limits,
+                                       Run&& run);
 
   std::string uri_;
+  std::string what_;  // "loading 'uri'", for messages
   LoaderLimits limits_;
   pid_t pid_ = -1;
   UniqueFd pidfd_;

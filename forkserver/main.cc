@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "forkserver/baseline_cache.h"
 #include "forkserver/heap_perturbation.h"
 #include "forkserver/zygote.h"
 #include "ipc/control_socket.h"
@@ -62,6 +63,10 @@ options:
                          $XDG_DATA_HOME/forkgym, else /var/lib/forkgym for root, else
                          ~/.local/share/forkgym; python -m forkgym datasets installs there)
   --cache-mb N           memory budget for parsed benchmarks (default 2048)
+  --baseline-cache DIR   where computed baselines (the -O0/-O3/-Oz costs) are kept for the
+                         next server: a directory of this server's user that nobody else
+                         may write (default: $XDG_CACHE_HOME/forkgym/baselines, else
+                         ~/.cache/forkgym/baselines; 'none': not kept)
   --load-timeout S       seconds allowed to compile/parse one benchmark (default 120)
   --load-memory-mb N     address space one load may use, and each compiler it runs
                          (default: the worker limit)
@@ -199,6 +204,7 @@ int main(int argc, char** argv) {
   options.benchmarks.bundledDir = defaultDatasetDir();
   options.benchmarks.userCacheDir = forkgym::passes::defaultUserCacheDir();
   std::string siteData = forkgym::passes::defaultSiteDataDir();
+  std::string baselineCache = forkgym::forkserver::BaselineCache::defaultDirectory();
   std::string logLevel = "warn";
   int readyFd = -1;
   std::optional<uint64_t> perturbSeed;
@@ -261,6 +267,14 @@ int main(int argc, char** argv) {
       while (siteData.size() > 1 && siteData.ends_with('/')) siteData.pop_back();
     } else if (arg == "--cache-mb") {
       options.cacheMb = number("--cache-mb");
+    } else if (arg == "--baseline-cache") {
+      const std::string dir = value("--baseline-cache");
+      if (dir != "none" && !dir.starts_with('/')) {
+        std::fprintf(stderr, "forkgym-server: --baseline-cache needs an absolute directory or 'none', not '%s'\n",
+                     dir.c_str());
+        return 2;
+      }
+      baselineCache = dir;
     } else if (arg == "--load-timeout") {
       options.loadTimeout = std::chrono::seconds(number("--load-timeout"));
     } else if (arg == "--load-memory-mb") {
@@ -333,6 +347,8 @@ int main(int argc, char** argv) {
       if (!ec) options.benchmarks.roots.push_back(datasets.string());
     }
   }
+
+  if (baselineCache != "none") options.baselineCacheDirectory = baselineCache;
 
   // The default socket's directory must be ours alone: a client trusts a
   // socket there only if it is (see forkgym::Connection::connect).

@@ -121,6 +121,24 @@ LoaderLimits loaderLimits(const ZygoteOptions& options) {
   return limits;
 }
 
+// Baselines are computed while sessions run: the child yields the CPU to
+// them (the lowest priority there is).
+LoaderLimits backgroundLimits(const ZygoteOptions& options) {
+  LoaderLimits limits = loaderLimits(options);
+  limits.niceness = 19;
+  return limits;
+}
+
+std::optional<BaselineCache> openBaselineCache(const ZygoteOptions& options) {
+  if (options.baselineCacheDirectory.empty()) return std::nullopt;
+  auto cache = BaselineCache::open(options.baselineCacheDirectory);
+  if (!cache) {
+    spdlog::warn("baselines are not kept on disk: {}", cache.error().message);
+    return std::nullopt;
+  }
+  return std::move(*cache);
+}
+
 sandbox::SandboxLimits limitsFor(const SessionRequest& requested, const sandbox::SandboxLimits& defaults) {
   sandbox::SandboxLimits limits = defaults;
   if (requested.addressSpaceMb > 0) limits.addressSpaceBytes = requested.addressSpaceMb << 20;
@@ -133,7 +151,8 @@ Zygote::Zygote(ZygoteOptions options)
     : options_(std::move(options)),
       cache_(options_.cacheMb << 20),
       spares_(options_.spareWorkers),
-      loads_(loaderLimits(options_), options_.testLoadGate) {}
+      loads_(loaderLimits(options_), options_.testLoadGate),
+      baselines_(backgroundLimits(options_), openBaselineCache(options_)) {}
 
 Zygote::~Zygote() = default;
 
@@ -287,7 +306,10 @@ Result<CachedEntry*> Zygote::cacheLoaded(const BenchmarkKey& key, passes::Loaded
   if (!loaded.warning.empty() && warned_.insert(loaded.warning).second) spdlog::warn("{}", loaded.warning);
   if (loaded.unchanged) {
     // Null when that content was evicted meanwhile: the caller loads again.
-    return cache_.confirm(key, loaded.contentHash, std::move(loaded.inputs));
+    CachedEntry* entry = cache_.confirm(key, loaded.contentHash, std::move(loaded.inputs));
+    // Its baselines, if a baseline child failed before.
+    if (entry != nullptr) baselines_.start(*entry, key.uri);
+    return entry;
   }
   // What comes back was made by this backend's own loader, in a child: the
   // backend may trust it (e.g. LLVM parses bitcode its own writer produced
@@ -296,13 +318,18 @@ Result<CachedEntry*> Zygote::cacheLoaded(const BenchmarkKey& key, passes::Loaded
   if (!prepared) return prepared.takeError();
   spdlog::debug("cached {} {} as {} (~{} KB)", key.backend->name, key.uri, loaded.contentHash,
                 (*prepared)->sizeInCache() >> 10);
-  return cache_.insert(key, loaded.contentHash, std::move(*prepared), std::move(loaded.inputs));
+  CachedEntry* entry = cache_.insert(key, loaded.contentHash, std::move(*prepared), std::move(loaded.inputs));
+  // After the first session's worker would be too late for nothing: the
+  // disk cache is read now, a baseline child works alongside the sessions.
+  if (entry != nullptr) baselines_.start(*entry, key.uri);
+  return entry;
 }
 
 int Zygote::run() {
   while (!stopping_) {
     turn(/*serveClients=*/true);
     answerFinishedLoads();
+    baselines_.adoptFinished(cache_);
     // A client answered after a wait may have sent more meanwhile: those
     // frames are buffered, and poll() will not report them again.
     for (uint64_t id : std::exchange(resumed_, {})) {
@@ -332,10 +359,15 @@ void Zygote::turn(bool serveClients) {
   }
   const size_t firstLoad = fds.size();
   loads_.addPollFds(fds);
+  baselines_.addPollFds(fds);
   // Spares are forked only when nothing is waiting to be read, so making
   // one never delays a request.
   const bool spareWanted = serveClients && spares_.nextWanted().has_value();
-  const int ready = poll(fds.data(), fds.size(), spareWanted ? 0 : loads_.msUntilNextDeadline());
+  int timeout = loads_.msUntilNextDeadline();
+  if (const int baselineTimeout = baselines_.msUntilNextDeadline(); baselineTimeout >= 0) {
+    timeout = timeout < 0 ? baselineTimeout : std::min(timeout, baselineTimeout);
+  }
+  const int ready = poll(fds.data(), fds.size(), spareWanted ? 0 : timeout);
   if (ready < 0) {
     if (errno == EINTR) return;
     spdlog::critical("poll: {}", std::strerror(errno));
@@ -343,6 +375,7 @@ void Zygote::turn(bool serveClients) {
     return;
   }
   loads_.expire();
+  baselines_.expire();
   if (ready == 0) {
     if (spareWanted) makeSpare();
     return;
@@ -358,7 +391,10 @@ void Zygote::turn(bool serveClients) {
     reap();
   }
   for (size_t i = firstLoad; i < fds.size(); ++i) {
-    if (fds[i].revents) loads_.onReadable(fds[i].fd);
+    if (fds[i].revents) {
+      loads_.onReadable(fds[i].fd);
+      baselines_.onReadable(fds[i].fd);
+    }
   }
   if (listening && fds[1].revents) acceptClients();
   for (size_t i = firstConnection; i < firstLoad; ++i) {
@@ -375,7 +411,10 @@ void Zygote::turn(bool serveClients) {
 }
 
 void Zygote::reap() {
-  for (const auto& [pid, status] : processes_.reapChildren()) loads_.onExit(pid, status);
+  for (const auto& [pid, status] : processes_.reapChildren()) {
+    loads_.onExit(pid, status);
+    baselines_.onExit(pid, status);
+  }
 }
 
 void Zygote::answerFinishedLoads() {
@@ -696,6 +735,7 @@ void Zygote::closeConnection(uint64_t id) {
 
 void Zygote::shutdown() {
   loads_.killAll();
+  baselines_.killAll();
   spares_.killAll();
   processes_.killAll();
   connections_.clear();

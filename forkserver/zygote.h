@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "forkserver/baseline_jobs.h"
 #include "forkserver/benchmark_cache.h"
 #include "forkserver/benchmark_key.h"
 #include "forkserver/control_dispatch.h"
@@ -83,6 +84,9 @@ struct ZygoteOptions {
   // worker limit.
   uint64_t loadMemoryBytes = 0;
   LoadGate testLoadGate;  // test builds only (--test-load-gate)
+  // Where computed baselines are kept across servers (baseline_cache.h);
+  // empty: nowhere.
+  std::string baselineCacheDirectory;
 };
 
 // What this server says in its hello and describe replies (also what the
@@ -172,6 +176,7 @@ class Zygote : private ControlHandler {
   ProcessTable processes_;
   SparePool spares_;
   PendingLoads loads_;
+  BaselineJobs baselines_;
   std::unordered_map<uint64_t, Connection> connections_;
   std::vector<uint64_t> resumed_;  // answered while waiting: frames they sent meanwhile are due
   uint64_t nextConnectionId_ = 1;

@@ -113,6 +113,25 @@ struct CompilerErrorHandlers {
   void (*fatalError)(const char* reason);
 };
 
+// Per-benchmark numbers a backend leaves out of load() because they are slow
+// and not every episode needs them (LLVM: the -O0/-O3/-Oz baselines). Its
+// sessions compute what they are asked for and lack; the zygote fills them
+// in for later episodes, from its disk cache or from a child it forks in the
+// background (forkserver/baseline_jobs.h).
+struct Baselines {
+  // Zygote: what identifies this benchmark's numbers on this server — its
+  // content and everything else they depend on (the compiler's version, the
+  // target, the definition's version); the disk cache's key. Empty when the
+  // benchmark has them all.
+  std::string (*key)(const CachedBenchmark& benchmark);
+  // Baseline child (a fork of the zygote with the loader's limits and
+  // sandbox): computes them all, encoded for adopt().
+  Result<std::string> (*compute)(const CachedBenchmark& benchmark);
+  // Zygote: checks what compute() returned or the disk cache held for this
+  // benchmark, and adopts it; an error adopts nothing.
+  Status (*adopt)(CachedBenchmark& benchmark, std::string_view encoded);
+};
+
 struct Backend {
   std::string_view name;         // what NewSession.backend names, e.g. "llvm"
   std::string_view description;  // one line
@@ -148,6 +167,8 @@ struct Backend {
   // profile once (sandbox::prepareExternalCompiler); they write only under
   // sandbox::privateTempDirectory().
   sandbox::ExternalCompiler (*externalCompiler)() = nullptr;
+  // Null: a benchmark has no numbers computed after load().
+  const Baselines* baselines = nullptr;
 };
 
 }  // namespace forkgym::passes

@@ -1,12 +1,14 @@
 #include "passes/llvm/backend.h"
 
 #include <llvm/Config/llvm-config.h>
+#include <llvm/IR/Module.h>
 #include <llvm/Support/ErrorHandling.h>
 
 #include <new>
 
 #include "passes/llvm/action_table.h"
 #include "passes/llvm/benchmark.h"
+#include "passes/llvm/benchmark_costs.h"
 #include "passes/llvm/benchmark_loader.h"
 #include "passes/llvm/llvm_tools.h"
 #include "passes/llvm/session.h"
@@ -57,6 +59,45 @@ Result<std::unique_ptr<Session>> startSession(CachedBenchmark& cached) {
   return std::unique_ptr<Session>(std::make_unique<LlvmSession>(*benchmark.module, benchmark.costs, &benchmark.bitcode));
 }
 
+// What a baseline depends on beyond LLVM's version and the content: how
+// object sizes are measured (object_size.h); bumped when that changes.
+constexpr std::string_view kBaselineDefinition = "costs v2: opt default<O0|O3|Oz>; clang -c -x ir -O0 Berkeley text";
+
+std::string baselineKey(const CachedBenchmark& cached) {
+  const auto& benchmark = static_cast<const ParsedBenchmark&>(cached);
+  if (benchmark.costs.complete()) return {};
+  ContentHash bitcode;
+  bitcode.add("bitcode", benchmark.bitcode);
+  return std::string(kBaselineDefinition) + "\nllvm " LLVM_VERSION_STRING "\ntriple " +
+         benchmark.module->getTargetTriple() + "\nbitcode " + bitcode.hex();
+}
+
+Result<std::string> computeBaselines(const CachedBenchmark& cached) {
+  const auto& benchmark = static_cast<const ParsedBenchmark&>(cached);
+  auto costs = computeBenchmarkCosts(benchmark.bitcode);
+  if (!costs.ok()) return costs.takeError();
+  std::string encoded;
+  encodeCosts(encoded, *costs);
+  return encoded;
+}
+
+// Refuses anything computeBaselines() could not have sent for this
+// benchmark: a missing point, a value out of range, another initial count.
+Status adoptBaselines(CachedBenchmark& cached, std::string_view encoded) {
+  auto& benchmark = static_cast<ParsedBenchmark&>(cached);
+  BenchmarkCosts costs;
+  if (!decodeCosts(encoded, costs) || !encoded.empty() || !costs.complete()) {
+    return makeError(Outcome::ServerError, "malformed baselines");
+  }
+  if (costs.instructionCount[kInitial] != static_cast<int64_t>(benchmark.module->getInstructionCount())) {
+    return makeError(Outcome::ServerError, "baselines of another module (its initial instruction count differs)");
+  }
+  benchmark.costs = costs;
+  return okStatus();
+}
+
+const Baselines kLlvmBaselines = {.key = &baselineKey, .compute = &computeBaselines, .adopt = &adoptBaselines};
+
 CompilerErrorHandlers gHandlers{};
 void onBadAlloc(void*, const char*, bool) { gHandlers.outOfMemory(); }
 void onFatalError(void*, const char* reason, bool) { gHandlers.fatalError(reason); }
@@ -104,6 +145,7 @@ const Backend kLlvmBackend = {
     .startSession = &startSession,
     .installErrorHandlers = &installErrorHandlers,
     .sourceModuleKey = &sourceModuleKey,
+    .baselines = &kLlvmBaselines,
 };
 
 }  // namespace forkgym::passes

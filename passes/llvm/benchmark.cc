@@ -12,6 +12,13 @@
 
 namespace forkgym::passes {
 
+bool BenchmarkCosts::complete() const {
+  for (int point = kInitial; point < kCostPointCount; ++point) {
+    if (instructionCount[point] == kNotComputed || objectTextSize[point] == kNotComputed) return false;
+  }
+  return true;
+}
+
 ParsedBenchmark::ParsedBenchmark() = default;
 ParsedBenchmark::ParsedBenchmark(ParsedBenchmark&&) noexcept = default;
 ParsedBenchmark::~ParsedBenchmark() {
@@ -40,7 +47,8 @@ ParsedBenchmark& ParsedBenchmark::operator=(ParsedBenchmark&& other) noexcept {
 // The LLVM payload of a LoadedBenchmark (benchmark_load.h), integers
 // little-endian:
 //   u64 bitcode length, bitcode bytes
-//   i64 instructionCount[4], i64 objectTextSize[4]
+//   i64 instructionCount[4], i64 objectTextSize[4] (kNotComputed where the
+//   loader left them out)
 // and nothing after.
 namespace {
 
@@ -77,8 +85,7 @@ LoadedBenchmark toLoadedBenchmark(const LoadedBitcode& loaded) {
   out.payload.reserve(8 + loaded.bitcode.size() + 8 * sizeof(int64_t));
   put(out.payload, static_cast<uint64_t>(loaded.bitcode.size()));
   out.payload += loaded.bitcode;
-  for (int64_t count : loaded.costs.instructionCount) put(out.payload, count);
-  for (int64_t size : loaded.costs.objectTextSize) put(out.payload, size);
+  encodeCosts(out.payload, loaded.costs);
   return out;
 }
 
@@ -97,14 +104,24 @@ Result<LoadedBitcode> fromLoadedBenchmark(const LoadedBenchmark& loaded) {
   if (!get(rest, length) || length > rest.size()) return malformed("truncated bitcode");
   out.bitcode.assign(rest.data(), static_cast<size_t>(length));
   rest.remove_prefix(static_cast<size_t>(length));
-  for (int64_t& count : out.costs.instructionCount) {
-    if (!get(rest, count) || count < 0) return malformed("bad instruction count");
-  }
-  for (int64_t& size : out.costs.objectTextSize) {
-    if (!get(rest, size) || (size < 0 && size != kNoObjectFile)) return malformed("bad object size");
-  }
+  if (!decodeCosts(rest, out.costs)) return malformed("bad costs");
   if (!rest.empty()) return malformed("trailing bytes");
   return out;
+}
+
+void encodeCosts(std::string& out, const BenchmarkCosts& costs) {
+  for (int64_t count : costs.instructionCount) put(out, count);
+  for (int64_t size : costs.objectTextSize) put(out, size);
+}
+
+bool decodeCosts(std::string_view& rest, BenchmarkCosts& costs) {
+  for (int64_t& count : costs.instructionCount) {
+    if (!get(rest, count) || (count < 0 && count != kNotComputed)) return false;
+  }
+  for (int64_t& size : costs.objectTextSize) {
+    if (!get(rest, size) || (size < 0 && size != kNoObjectFile && size != kNotComputed)) return false;
+  }
+  return true;
 }
 
 std::string encodeLoaded(const LoadedBitcode& loaded) { return encodeLoadedBenchmark(toLoadedBenchmark(loaded)); }

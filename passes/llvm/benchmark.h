@@ -1,20 +1,28 @@
 // The LLVM backend's benchmark: a verified, sanitised module plus the costs
-// every reward formula needs, computed once per benchmark.
+// every reward formula needs (its baselines), computed once per benchmark
+// when first needed.
 //
 // Lifecycle (backend.h's steps 4-6 for LLVM):
 //   1. The zygote forks a loader child; the child calls loadBenchmark()
 //      (benchmark_loader.h), which compiles/parses the URI, sanitises the
-//      module, computes BenchmarkCosts, and returns sanitised bitcode.
+//      module, counts its instructions, and returns sanitised bitcode. The
+//      other baselines (a pipeline and a code generation each) are left
+//      kNotComputed: a first reset waits for none of them.
 //   2. The child ships (bitcode, costs) back to the zygote through a pipe
 //      (encodeLoaded/decodeLoaded below: a LoadedBenchmark whose payload is
 //      the bitcode and costs); the zygote parses that bitcode, which is now
 //      known to be valid, with parseTrustedBitcode(), and caches the result.
-//   3. Workers forked from the zygote start from that parsed module.
+//   3. Workers forked from the zygote start from that parsed module; a
+//      session computes a baseline it is asked for and lacks from the
+//      benchmark's bitcode (LlvmSession::baseline), and the zygote fills
+//      them in for later episodes in the background or from its disk cache
+//      (backend.h's Baselines).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -32,12 +40,20 @@ namespace forkgym::passes {
 // Index into the cost arrays below.
 enum CostPoint : int { kInitial = 0, kO0 = 1, kO3 = 2, kOz = 3, kCostPointCount = 4 };
 
+// A cost not computed yet. Never a reward's or an observation's input:
+// LlvmSession::baseline() computes it first.
+inline constexpr int64_t kNotComputed = -2;
+
 struct BenchmarkCosts {
   // Module::getInstructionCount() at the initial state and after the
   // default<O0>, default<O3>, default<Oz> pipelines.
-  int64_t instructionCount[kCostPointCount] = {};
-  // Berkeley "text" size (llvm-size) of the object file for the host target.
-  int64_t objectTextSize[kCostPointCount] = {};
+  int64_t instructionCount[kCostPointCount] = {kNotComputed, kNotComputed, kNotComputed, kNotComputed};
+  // Berkeley "text" size (llvm-size) of the object `clang -c -x ir` makes
+  // for the host target (object_size.h); kNoObjectFile for a target that
+  // makes none.
+  int64_t objectTextSize[kCostPointCount] = {kNotComputed, kNotComputed, kNotComputed, kNotComputed};
+
+  bool complete() const;
 };
 
 // What a loader child sends back to the zygote.
@@ -75,6 +91,12 @@ struct ParsedBenchmark : CachedBenchmark {
 // and the costs), and back (trusting nothing it reads).
 LoadedBenchmark toLoadedBenchmark(const LoadedBitcode& loaded);
 Result<LoadedBitcode> fromLoadedBenchmark(const LoadedBenchmark& loaded);
+
+// The 8 costs as the payloads above and the baseline cache store them;
+// decodeCosts() takes them off the front of `rest` and refuses values no
+// computation gives.
+void encodeCosts(std::string& out, const BenchmarkCosts& costs);
+[[nodiscard]] bool decodeCosts(std::string_view& rest, BenchmarkCosts& costs);
 
 // Serialisation for the loader pipe: encodeLoadedBenchmark() of the above.
 std::string encodeLoaded(const LoadedBitcode& loaded);

@@ -22,20 +22,18 @@ constexpr std::string_view kPipelines[kCostPointCount] = {
     /*kOz=*/"default<Oz>",
 };
 
-struct PointCosts {
-  int64_t instructionCount = 0;
-  int64_t objectTextSize = 0;
-};
+}  // namespace
 
 // One cost point on a fresh parse in its own LLVMContext, so points share no
 // LLVM state and can run on separate threads.
-Result<PointCosts> computePoint(std::string_view bitcode, int point) {
+Result<PointCosts> computeCostPoint(std::string_view bitcode, CostPoint point, bool objectTextSize) {
   llvm::LLVMContext context;
   DiagnosticLog diagnostics;
   diagnostics.installOn(context);
   auto module = parseBitcode(bitcode, context, "the benchmark");
   if (!module.ok()) return module.takeError();
 
+  // Only a point whose size is wanted needs the optimised module's bitcode.
   std::string optimised;
   if (!kPipelines[point].empty()) {
     auto runner = PipelineRunner::create(**module);
@@ -47,19 +45,18 @@ Result<PointCosts> computePoint(std::string_view bitcode, int point) {
                                                     " failed on the benchmark: " +
                                                     diagnostics.takeErrors());
     }
-    optimised = writeBitcode(**module);
+    if (objectTextSize) optimised = writeBitcode(**module);
   }
   PointCosts costs;
   costs.instructionCount = static_cast<int64_t>((*module)->getInstructionCount());
-  auto textSize = objectTextSize(optimised.empty() ? bitcode : std::string_view(optimised));
+  if (!objectTextSize) return costs;
+  auto textSize = passes::objectTextSize(optimised.empty() ? bitcode : std::string_view(optimised));
   // A target without object files (NVPTX): the benchmark loads, its object
   // sizes are unavailable.
   if (!textSize.ok() && textSize.error().outcome != Outcome::InvalidRequest) return textSize.takeError();
   costs.objectTextSize = textSize.ok() ? *textSize : kNoObjectFile;
   return costs;
 }
-
-}  // namespace
 
 Result<BenchmarkCosts> computeBenchmarkCosts(std::string_view bitcode, CostThreads threads) {
   // The four points are independent; computing them on threads roughly
@@ -68,11 +65,15 @@ Result<BenchmarkCosts> computeBenchmarkCosts(std::string_view bitcode, CostThrea
   if (threads == CostThreads::Parallel) {
     std::vector<std::thread> workers;
     for (int point = kInitial; point < kCostPointCount; ++point) {
-      workers.emplace_back([&, point] { results[point].emplace(computePoint(bitcode, point)); });
+      workers.emplace_back([&, point] {
+        results[point].emplace(computeCostPoint(bitcode, static_cast<CostPoint>(point), true));
+      });
     }
     for (auto& worker : workers) worker.join();
   } else {
-    for (int point = kInitial; point < kCostPointCount; ++point) results[point].emplace(computePoint(bitcode, point));
+    for (int point = kInitial; point < kCostPointCount; ++point) {
+      results[point].emplace(computeCostPoint(bitcode, static_cast<CostPoint>(point), true));
+    }
   }
   BenchmarkCosts costs;
   for (int point = kInitial; point < kCostPointCount; ++point) {

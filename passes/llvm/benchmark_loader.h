@@ -46,7 +46,8 @@ Result<std::string> canonicalBenchmarkUri(std::string_view uri,
 
 // Compiles/parses, verifies, sanitises (strip debug info, named metadata and
 // optnone; module and source names set to "-"; host triple when missing) and
-// computes the costs. Errors carry the compiler's message.
+// counts the instructions (the other costs are left kNotComputed). Errors
+// carry the compiler's message.
 Result<LoadedBitcode> loadBenchmark(const LoadRequest& request);
 inline Result<LoadedBitcode> loadBenchmark(std::string_view uri) {
   LoadRequest request;

@@ -57,17 +57,20 @@ Value objectTextSizeBytes(LlvmSession& session) {
   return ObservationValue(*size);
 }
 
-// The baselines the loader computed once per benchmark.
+// The benchmark's baselines (computed once per benchmark, when first needed).
 template <CostPoint point>
 Value instructionCountAt(LlvmSession& session) {
-  return ObservationValue(session.costs().instructionCount[point]);
+  auto count = session.baseline(RewardCost::InstructionCount, point);
+  if (!count.ok()) return count.takeError();
+  return ObservationValue(*count);
 }
 
 template <CostPoint point>
 Value objectTextSizeAt(LlvmSession& session) {
-  const int64_t size = session.costs().objectTextSize[point];
-  if (size == kNoObjectFile) return noObjectFile(session.module().getTargetTriple());
-  return ObservationValue(size);
+  auto size = session.baseline(RewardCost::ObjectTextSize, point);
+  if (!size.ok()) return size.takeError();
+  if (*size == kNoObjectFile) return noObjectFile(session.module().getTargetTriple());
+  return ObservationValue(*size);
 }
 
 // ---- Runnable benchmarks (passes/runner.h): the program, built and run.

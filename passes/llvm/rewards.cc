@@ -5,7 +5,9 @@
 #include <llvm/IR/Module.h>
 
 #include <algorithm>
+#include <span>
 
+#include "passes/llvm/object_size.h"
 #include "passes/llvm/session.h"
 #include "passes/run_config.h"
 #include "passes/runner.h"
@@ -39,6 +41,15 @@ Result<double> costReward(LlvmSession& session, RewardState& state) {
                             ? Result<int64_t>(static_cast<int64_t>(session.module().getInstructionCount()))
                             : session.objectTextSize();
   if (!now.ok()) return now.takeError();
+  // The points this reward's formula reads, computed now if the benchmark
+  // came without them.
+  const bool vsBaseline = scale == RewardScale::VsO3 || scale == RewardScale::VsOz;
+  const CostPoint points[] = {kInitial, scale == RewardScale::VsO3 ? kO3 : kOz};
+  for (CostPoint point : std::span(points, vsBaseline ? 2 : 1)) {
+    auto value = session.baseline(cost, point);
+    if (!value.ok()) return value.takeError();
+    if (*value == kNoObjectFile) return noObjectFile(session.module().getTargetTriple());
+  }
   return advanceCostReward(session.costs(), cost, scale, state, *now);
 }
 

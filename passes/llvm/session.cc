@@ -8,6 +8,7 @@
 
 #include "passes/llvm/action_table.h"
 #include "passes/llvm/backend.h"
+#include "passes/llvm/benchmark_costs.h"
 #include "passes/llvm/bitcode.h"
 #include "passes/llvm/diagnostics.h"
 #include "passes/llvm/fault_injection.h"
@@ -161,6 +162,20 @@ std::string LlvmSession::commandLine() const { return replayCommandLine(llvmActi
 const std::string& LlvmSession::bitcode() {
   if (!impl_->bitcode) impl_->bitcode = writeBitcode(module_);
   return *impl_->bitcode;
+}
+
+Result<int64_t> LlvmSession::baseline(RewardCost cost, CostPoint point) {
+  const bool size = cost == RewardCost::ObjectTextSize;
+  int64_t& value = (size ? costs_.objectTextSize : costs_.instructionCount)[point];
+  if (value != kNotComputed) return value;
+  if (originalBitcode_ == nullptr || originalBitcode_->empty()) {
+    return makeError(Outcome::ServerError, "this session has no copy of the benchmark to compute its baselines from");
+  }
+  auto computed = computeCostPoint(*originalBitcode_, point, size);
+  if (!computed.ok()) return computed.takeError();
+  costs_.instructionCount[point] = computed->instructionCount;
+  if (size) costs_.objectTextSize[point] = computed->objectTextSize;
+  return value;
 }
 
 Result<int64_t> LlvmSession::objectTextSize() {

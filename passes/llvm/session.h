@@ -24,6 +24,7 @@
 
 #include "base/result.h"
 #include "passes/llvm/benchmark.h"
+#include "passes/llvm/rewards.h"
 #include "passes/session.h"
 #include "passes/spaces.h"
 
@@ -68,6 +69,11 @@ class LlvmSession : public TableSession<LlvmSession> {
   // What the tables' functions read. Derived values are cached until an
   // action changes the module.
   llvm::Module& module() { return module_; }
+  // A baseline: the benchmark's, or computed now from its bitcode if the
+  // benchmark came without it (benchmark.h), then kept for the episode and
+  // its forks. kNoObjectFile for a target without object files.
+  Result<int64_t> baseline(RewardCost cost, CostPoint point);
+  // Every value baseline() has given is in here (the others kNotComputed).
   const BenchmarkCosts& costs() const { return costs_; }
   const std::string& bitcode();
   Result<int64_t> objectTextSize();

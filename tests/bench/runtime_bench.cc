@@ -31,6 +31,9 @@
 //                      once on a freshly parsed copy of the module by a new
 //                      LlvmSession in this warm process
 //   spare warm-up      what the warm-up costs a spare (in a fork of this process)
+//
+// runtime_bench --eager-baselines URI prints the milliseconds computing every
+// baseline of URI's benchmark takes in process (what a load used to include).
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,6 +57,7 @@
 #include "client/env.h"
 #include "passes/llvm/action_table.h"
 #include "passes/llvm/benchmark.h"
+#include "passes/llvm/benchmark_costs.h"
 #include "passes/llvm/benchmark_loader.h"
 #include "passes/llvm/llvm_tools.h"
 #include "passes/llvm/object_size.h"
@@ -165,6 +169,15 @@ int main(int argc, char** argv) {
   std::string jsonPath;
   std::string benchmark = "file://" FORKGYM_TEST_DATA "/crc32.c";
   std::vector<std::string> actionFlags = {"-dce"};
+  if (argc == 3 && std::string(argv[1]) == "--eager-baselines") {
+    forkgym::passes::initializeLlvm();
+    auto loaded = forkgym::passes::loadBenchmark(argv[2]);
+    if (!loaded) die(loaded.error().message);
+    const auto start = Clock::now();
+    if (!forkgym::passes::computeBenchmarkCosts(loaded->bitcode)) die("computing the baselines failed");
+    std::printf("%.1f\n", microseconds(Clock::now() - start) / 1000);
+    return 0;
+  }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--quick") quick = true;

@@ -89,7 +89,7 @@ TEST(Contract, ReplayCommandLineJoinsTheActionsReplayTexts) {
 
 TEST(Contract, LlvmSessionCommandLineIsTheOptReplay) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   const uint32_t actions[] = {static_cast<uint32_t>(findAction("-mem2reg")),
                               static_cast<uint32_t>(findAction("-dce"))};
   ASSERT_TRUE(session.applyActions(actions).ok());
@@ -99,7 +99,7 @@ TEST(Contract, LlvmSessionCommandLineIsTheOptReplay) {
 
 TEST(Contract, ObservationByRowRunsThatRowsFunction) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   const auto rows = LlvmSession::observationRows();
   for (size_t i = 0; i < rows.size(); ++i) {
     auto byRow = session.observe(i);
@@ -123,7 +123,7 @@ TEST(Contract, ObservationByRowRunsThatRowsFunction) {
 
 TEST(Contract, LlvmParametersAreTheRuntimeOnesAndAnUnknownKeySaysSo) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   auto set = session.setParameter("choices", "1,2");
   ASSERT_FALSE(set.ok());
   EXPECT_EQ(set.error().outcome, Outcome::InvalidRequest);

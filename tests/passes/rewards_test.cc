@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "passes/llvm/action_table.h"
+#include "passes/llvm/benchmark_costs.h"
 #include "passes/llvm/session.h"
 #include "test_benchmarks.h"
 
@@ -91,8 +92,13 @@ TEST(Rewards, SpacesAreCompilerGymsEightAndRuntime) {
 
 TEST(Rewards, SessionEpisodeReturnTelescopesToTheFormula) {
   ParsedBenchmark benchmark = testing::parseForTest(testing::smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
-  const BenchmarkCosts& costs = benchmark.costs;
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
+  // The benchmark comes without its baselines (the session computes them):
+  // the formula's are computed here, all at once, as the zygote's baseline
+  // child does.
+  auto eager = computeBenchmarkCosts(benchmark.bitcode);
+  ASSERT_TRUE(eager.ok()) << eager.error().message;
+  const BenchmarkCosts& costs = *eager;
   double icReturn = 0;
   double sizeReturn = 0;
   for (const char* flag : {"-mem2reg", "-instcombine", "-simplifycfg", "-gvn", "-dce"}) {

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "passes/llvm/action_table.h"
+#include "passes/llvm/benchmark_costs.h"
 #include "passes/llvm/bitcode.h"
 #include "passes/llvm/warm_up.h"
 #include "test_benchmarks.h"
@@ -66,7 +67,7 @@ std::vector<uint32_t> availableActions() {
 TEST(Session, EveryActionStepsOrGivesClearError) {
   for (uint32_t index = 0; index < kCompilerGymActionCount; ++index) {
     ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-    LlvmSession session(*benchmark.module, benchmark.costs);
+    LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
     const ActionInfo& action = actionTable()[index];
     const uint32_t actions[] = {index};
     auto result = session.applyActions(actions);
@@ -87,7 +88,7 @@ TEST(Session, EveryActionStepsOrGivesClearError) {
 
 TEST(Session, UnknownActionIsInvalidRequestNamingTheRangeAndAppliesNothing) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   const std::string before = observeAs<std::string>(session, "IrSha1");
   const uint32_t actions[] = {103, 9999};  // mem2reg would change the module
   auto result = session.applyActions(actions);
@@ -102,7 +103,7 @@ TEST(Session, UnknownActionIsInvalidRequestNamingTheRangeAndAppliesNothing) {
 
 TEST(Session, ActionHadNoEffectOnlyWhenNothingChanged) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   const uint32_t mem2reg[] = {static_cast<uint32_t>(findAction("-mem2reg"))};
   auto first = session.applyActions(mem2reg);
   ASSERT_TRUE(first.ok());
@@ -120,7 +121,7 @@ TEST(Session, ActionHadNoEffectOnlyWhenNothingChanged) {
 TEST(Session, BaselinesMatchOpt) {
   const LoadedBitcode& loaded = loadForTest(smallProgramUri());
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCountOz"),
             instructionCountOf(runLlvmTool("opt", {"-Oz", "-", "-o", "-"}, loaded.bitcode)));
   EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCountO3"),
@@ -133,7 +134,7 @@ TEST(Session, OzBaselineMatchesOpt) {
   for (const std::string& uri : {smallProgramUri(), std::string("generator://csmith-v0/3")}) {
     const LoadedBitcode& loaded = loadForTest(uri);
     ParsedBenchmark benchmark = parseForTest(uri);
-    LlvmSession session(*benchmark.module, benchmark.costs);
+    LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
     const std::string oz = runLlvmTool("opt", {"-Oz", "-", "-o", "-"}, loaded.bitcode);
     EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCountOz"), instructionCountOf(oz)) << uri;
   }
@@ -158,7 +159,7 @@ TEST(Session, ObjectTextSizeMatchesClangAndLlvmSize) {
                                 std::string("generator://llvm-stress-v0/5")}) {
     const LoadedBitcode& loaded = loadForTest(uri);
     ParsedBenchmark benchmark = parseForTest(uri);
-    LlvmSession session(*benchmark.module, benchmark.costs);
+    LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
 
     EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"), clangTextSize(loaded.bitcode)) << uri;
     EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeO0"),
@@ -200,7 +201,7 @@ define i32 @caller(i32 %x) {
   const std::string uri = "file://" + dir.write("inline.ll", ir);
   const LoadedBitcode& loaded = loadForTest(uri);
   ParsedBenchmark benchmark = parseForTest(uri);
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   const std::string input = dir.write("inline.bc", loaded.bitcode);
   const std::string object = (dir.path() / "inline.o").string();
   runLlvmTool("clang", {"-c", "-x", "ir", input, "-o", object});
@@ -208,6 +209,45 @@ define i32 @caller(i32 %x) {
   const std::string llcObject = (dir.path() / "inline-llc.o").string();
   runLlvmTool("llc", {"-O0", "-filetype=obj", "-relocation-model=pic", input, "-o", llcObject});
   EXPECT_NE(llvmSizeText(object), llvmSizeText(llcObject)) << "the module no longer tells the pipelines apart";
+}
+
+// The loader leaves the baselines out; a session computes each one it is
+// asked for from the benchmark's bitcode, and gets what computing them all
+// at once gives (the zygote's baseline child, the disk cache) — for each
+// observation and reward that reads one, in any order, and in a session
+// whose benchmark already has some.
+TEST(Session, BaselinesComputedWhenNeededEqualTheEagerOnes) {
+  for (const std::string& uri : {smallProgramUri(), std::string("generator://csmith-v0/3")}) {
+    ParsedBenchmark benchmark = parseForTest(uri);
+    ASSERT_FALSE(benchmark.costs.complete()) << uri;
+    auto eager = computeBenchmarkCosts(benchmark.bitcode);
+    ASSERT_TRUE(eager.ok()) << eager.error().message;
+    LlvmSession lazy(*benchmark.module, benchmark.costs, &benchmark.bitcode);
+    const char* points[] = {"O0", "O3", "Oz"};
+    for (int point = kO0; point < kCostPointCount; ++point) {
+      const std::string suffix = points[point - kO0];
+      EXPECT_EQ(observeAs<int64_t>(lazy, "ObjectTextSize" + suffix), eager->objectTextSize[point]) << uri << suffix;
+      EXPECT_EQ(observeAs<int64_t>(lazy, "IrInstructionCount" + suffix), eager->instructionCount[point]) << uri;
+    }
+
+    // Rewards on a fresh session: each computes only the points it reads.
+    ParsedBenchmark again = parseForTest(uri);
+    LlvmSession rewards(*again.module, again.costs, &again.bitcode);
+    ParsedBenchmark third = parseForTest(uri);
+    LlvmSession complete(*third.module, *eager, &third.bitcode);
+    const uint32_t actions[] = {static_cast<uint32_t>(findAction("-mem2reg")),
+                                static_cast<uint32_t>(findAction("-instcombine"))};
+    ASSERT_TRUE(rewards.applyActions(actions).ok());
+    ASSERT_TRUE(complete.applyActions(actions).ok());
+    for (const char* reward : {"IrInstructionCountOz", "IrInstructionCountO3", "ObjectTextSizeOz",
+                               "ObjectTextSizeNorm", "ObjectTextSizeO3", "IrInstructionCountNorm"}) {
+      auto lazyReward = rewards.reward(reward);
+      auto eagerReward = complete.reward(reward);
+      ASSERT_TRUE(lazyReward.ok() && eagerReward.ok()) << reward;
+      EXPECT_EQ(*lazyReward, *eagerReward) << uri << " " << reward;
+    }
+    EXPECT_EQ(rewards.costs().instructionCount[kO0], kNotComputed) << "no reward reads -O0";
+  }
 }
 
 // IrSha1 hashes bitcode without use-list order (NewGVN leaves use-lists in
@@ -221,7 +261,7 @@ TEST(Session, ReplayThroughOptGivesSameIrSha1) {
     const LoadedBitcode& loaded = loadForTest(uri);
     for (int episode = 0; episode < 3; ++episode) {
       ParsedBenchmark benchmark = parseForTest(uri);
-      LlvmSession session(*benchmark.module, benchmark.costs);
+      LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
       std::vector<uint32_t> actions;
       for (int step = 0; step < 25; ++step) {
         actions.push_back(available[random() % available.size()]);
@@ -243,7 +283,7 @@ TEST(Session, ReplayThroughOptGivesSameIrSha1) {
 TEST(Session, ReplayWithNewGvnThroughOptGivesSameIr) {
   const LoadedBitcode& loaded = loadForTest(smallProgramUri());
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   std::vector<uint32_t> actions;
   for (const char* flag : {"-mem2reg", "-newgvn", "-loop-rotate", "-newgvn", "-instcombine"}) {
     actions.push_back(static_cast<uint32_t>(findAction(flag)));
@@ -258,7 +298,7 @@ TEST(Session, ReplayWithNewGvnThroughOptGivesSameIr) {
 
 TEST(Session, InitialBitcodeIsTheLoadersAndIrSha1ItsCanonicalHash) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   const std::vector<uint8_t> bytes = observeAs<std::vector<uint8_t>>(session, "Bitcode");
   const std::string canonical = runLlvmTool(
       "opt", {"-passes=verify", "-preserve-bc-uselistorder=false", "-", "-o", "-"},
@@ -356,8 +396,8 @@ TEST(Session, BitcodeSha1CoversTheUseListOrderIrSha1Ignores) {
   ASSERT_NE(shared, nullptr) << "the small program has no instruction with two uses";
   shared->reverseUseList();
 
-  LlvmSession a(*plain.module, plain.costs);
-  LlvmSession b(*permuted.module, permuted.costs);
+  LlvmSession a(*plain.module, plain.costs, &plain.bitcode);
+  LlvmSession b(*permuted.module, permuted.costs, &permuted.bitcode);
   EXPECT_EQ(observeAs<std::string>(a, "IrSha1"), observeAs<std::string>(b, "IrSha1"));
   EXPECT_NE(observeAs<std::string>(a, "BitcodeSha1"), observeAs<std::string>(b, "BitcodeSha1"));
   const std::vector<uint8_t> bytes = observeAs<std::vector<uint8_t>>(b, "Bitcode");
@@ -369,7 +409,7 @@ TEST(Session, BitcodeSha1CoversTheUseListOrderIrSha1Ignores) {
 TEST(Session, BitcodeSha1IsTheHashOfTheBitcodeOptWrites) {
   const LoadedBitcode& loaded = loadForTest(smallProgramUri());
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   std::vector<uint32_t> actions;
   for (const char* flag : {"-mem2reg", "-instcombine", "-simplifycfg"}) {
     actions.push_back(static_cast<uint32_t>(findAction(flag)));
@@ -382,7 +422,7 @@ TEST(Session, BitcodeSha1IsTheHashOfTheBitcodeOptWrites) {
 
 TEST(Session, ObservationsHaveTheirDeclaredTypesAndShapes) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   for (const Space& space : observationSpaces()) {
     auto value = session.observe(space.name);
     if (space.needsRunConfig) {  // this benchmark has none: the runner's tests cover them
@@ -417,14 +457,15 @@ TEST(Session, ObservationsHaveTheirDeclaredTypesAndShapes) {
   }
   EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCount"),
             benchmark.costs.instructionCount[kInitial]);
-  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"),
-            benchmark.costs.objectTextSize[kInitial]);
+  auto initialSize = session.baseline(RewardCost::ObjectTextSize, kInitial);
+  ASSERT_TRUE(initialSize.ok());
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"), *initialSize);
   EXPECT_NE(observeAs<std::string>(session, "Ir").find("define"), std::string::npos);
 }
 
 TEST(Session, UnknownObservationOrRewardIsInvalidRequest) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   auto observation = session.observe("Programl");
   ASSERT_FALSE(observation.ok());
   EXPECT_EQ(observation.error().outcome, Outcome::InvalidRequest);
@@ -466,7 +507,7 @@ void refuseFilesSocketsAndProcesses() {
 void serveEverythingUnderAFilter() {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
   refuseFilesSocketsAndProcesses();
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   for (int round = 0; round < 2; ++round) {
     for (uint32_t action : availableActions()) {
       const uint32_t actions[] = {action};
@@ -498,7 +539,7 @@ uint32_t testAction(std::string_view flag) {
 
 TEST(Session, VerifierFailureActionEndsTheEpisodeWithTheVerifiersMessage) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-  LlvmSession session(*benchmark.module, benchmark.costs);
+  LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
   const uint32_t actions[] = {testAction("-forkgym-test-verifier-failure")};
   auto result = session.applyActions(actions);
   ASSERT_FALSE(result.ok());
@@ -516,7 +557,7 @@ class FaultInjectionDeathTest : public ::testing::Test {
  protected:
   void apply(std::string_view flag) {
     ParsedBenchmark benchmark = parseForTest(smallProgramUri());
-    LlvmSession session(*benchmark.module, benchmark.costs);
+    LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
     const uint32_t actions[] = {testAction(flag)};
     auto result = session.applyActions(actions);
     if (result.ok()) std::exit(result->actionHadNoEffect ? 0 : 1);
@@ -548,7 +589,7 @@ TEST_F(FaultInjectionDeathTest, OpenActionDiesUnderTheServingFilter) {
   auto openUnderFilter = [] {
     ParsedBenchmark benchmark = parseForTest(smallProgramUri());
     refuseFilesSocketsAndProcesses();
-    LlvmSession session(*benchmark.module, benchmark.costs);
+    LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
     const uint32_t actions[] = {testAction("-forkgym-test-open")};
     (void)session.applyActions(actions);
     std::_Exit(0);
