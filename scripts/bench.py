@@ -788,6 +788,36 @@ def markdown_throughput(report: dict) -> list[str]:
     return out
 
 
+def markdown_codegen(report: dict) -> list[str]:
+    out: list[str] = []
+    out += ["### ObjectTextSizeBytes beside `clang-19 -c -x ir` (ms, p50; the same bitcode, alternated)", "",
+            "| module | instructions | client | in-process | clang-19 subprocess | clang / client | equal to clang's |",
+            "|---|---:|---:|---:|---:|---:|---|"]
+    for size, m in report["modules"].items():
+        rows = {r["path"]: r for r in m["runtime"]["rows"]}
+        client, local = rows["ObjectTextSizeBytes (client)"], rows["ObjectTextSizeBytes (in-process)"]
+        clang = rows["clang-19 -c -x ir (subprocess)"]
+        out.append(f"| {size} | {m['runtime']['instructions']} | {client['p50_us'] / 1000:.1f} | {local['p50_us'] / 1000:.1f} | "
+                   f"{clang['p50_us'] / 1000:.1f} | {clang['p50_us'] / client['p50_us']:.2f}× | "
+                   f"{'yes' if m['runtime']['object_size_equals_clang'] else '**no**'} |")
+    out.append("")
+    return out
+
+
+def markdown_startup_large(report: dict) -> list[str]:
+    out: list[str] = []
+    large = report["startup_large"]
+    out += [f"### Start-up on {large['module']} (new process and server each; ms from before `import forkgym`, median)", "",
+            f"Baselines before: all four computed before the first reset returned, {large['eager_baselines_ms']:.0f} ms "
+            "in process (the load's share it no longer has).", "",
+            "| env | baseline disk cache | first reset | first step (with its reward) |", "|---|---|---:|---:|"]
+    for name, row in large["rows"].items():
+        env_name, state = name.split(" ")
+        out.append(f"| {env_name} | {state} | {row['first_reset_ms']:.0f} | {row['first_step_ms']:.0f} |")
+    out.append("")
+    return out
+
+
 def markdown(report: dict) -> str:
     out = [f"machine: {report['machine']}", ""]
     out.append("### Step latency (µs, p50 / p99)")
@@ -818,26 +848,9 @@ def markdown(report: dict) -> str:
             "| benchmark | hello | first reset (load, baselines) | first step |", "|---|---:|---:|---:|",
             f"| crc32.c (clang compile in the loader) | {startup['hello']:.1f} | {startup['first_reset']:.1f} | {startup['first_step']:.1f} |",
             f"| crc32.bc | {bitcode['hello']:.1f} | {bitcode['first_reset']:.1f} | {bitcode['first_step']:.1f} |", ""]
-    large = report["startup_large"]
-    out += [f"### Start-up on {large['module']} (new process and server each; ms from before `import forkgym`, median)", "",
-            f"Baselines before: all four computed before the first reset returned, {large['eager_baselines_ms']:.0f} ms "
-            "in process (the load's share it no longer has).", "",
-            "| env | baseline disk cache | first reset | first step (with its reward) |", "|---|---|---:|---:|"]
-    for name, row in large["rows"].items():
-        env_name, state = name.split(" ")
-        out.append(f"| {env_name} | {state} | {row['first_reset_ms']:.0f} | {row['first_step_ms']:.0f} |")
-    out.append("")
-    out += ["### ObjectTextSizeBytes beside `clang-19 -c -x ir` (ms, p50; the same bitcode, alternated)", "",
-            "| module | instructions | client | in-process | clang-19 subprocess | clang / client | equal to clang's |",
-            "|---|---:|---:|---:|---:|---:|---|"]
-    for size, m in report["modules"].items():
-        rows = {r["path"]: r for r in m["runtime"]["rows"]}
-        client, local = rows["ObjectTextSizeBytes (client)"], rows["ObjectTextSizeBytes (in-process)"]
-        clang = rows["clang-19 -c -x ir (subprocess)"]
-        out.append(f"| {size} | {m['runtime']['instructions']} | {client['p50_us'] / 1000:.1f} | {local['p50_us'] / 1000:.1f} | "
-                   f"{clang['p50_us'] / 1000:.1f} | {clang['p50_us'] / client['p50_us']:.2f}× | "
-                   f"{'yes' if m['runtime']['object_size_equals_clang'] else '**no**'} |")
-    out += ["", "### First step after a reset beside its floor (ms, p50; faults: the worker's minor page faults, median)", "",
+    out += markdown_startup_large(report)
+    out += markdown_codegen(report)
+    out += ["### First step after a reset beside its floor (ms, p50; faults: the worker's minor page faults, median)", "",
             "| module | instructions | action | floor (fresh parse, warm process) | floor, module out of the caches "
             "| spare warmed up | / floor | faults | --no-spare-warm-up | / floor | faults |",
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -898,7 +911,7 @@ def markdown(report: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
-    parser.add_argument("--only", choices=["runner", "search", "throughput", "fork"],
+    parser.add_argument("--only", choices=["runner", "search", "throughput", "fork", "codegen", "startup"],
                         help="run one section alone and print its table")
     args = parser.parse_args()
     if args.only == "search":
@@ -919,6 +932,24 @@ def main() -> int:
                                                1 if args.quick else 3)}
         print(json.dumps(report, indent=2))
         print("\n".join(markdown_throughput(report)))
+        return 0
+    if args.only == "codegen":
+        report = {"modules": {size: {"runtime": runtime_bench(uri, args.quick, False)}
+                              for size, uri in modules(args.quick).items()}}
+        print(json.dumps(report, indent=2))
+        print("\n".join(markdown_codegen(report)))
+        return 0
+    if args.only == "startup":
+        large = OUT / "modules" / "large.c"
+        large.parent.mkdir(parents=True, exist_ok=True)
+        generate_large_c(large)
+        bitcode = OUT / "modules" / "large.bc"
+        subprocess.run(["clang-19", "-O0", "-Xclang", "-disable-O0-optnone", "-emit-llvm", "-c", str(large),
+                        "-o", str(bitcode)], check=True)
+        report = {"startup_large": {"module": bitcode.name, "rows": startup_large_bench(bitcode, args.quick),
+                                    "eager_baselines_ms": eager_baselines_ms(bitcode)}}
+        print(json.dumps(report, indent=2))
+        print("\n".join(markdown_startup_large(report)))
         return 0
     if args.only == "runner":
         report = {"runner": runner_bench(args.quick)}
