@@ -7,7 +7,9 @@
 // Lifecycle (zygote only; single-threaded):
 //   1. After a benchmark enters the cache: start(). A disk hit is adopted
 //      at once; otherwise a child is forked (LoaderChild::startBaselines),
-//      one per content, unless one runs.
+//      one per content, unless one runs. It has a loader's limits and
+//      niceness, the workers' too: at the lowest priority a busy machine
+//      would starve it, and every episode would compute its own.
 //   2. The zygote polls the children's result pipes (addPollFds(),
 //      onReadable()) and hands over exit statuses (onExit()); expire()
 //      kills a child past the load timeout.

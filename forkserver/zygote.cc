@@ -121,14 +121,6 @@ LoaderLimits loaderLimits(const ZygoteOptions& options) {
   return limits;
 }
 
-// Baselines are computed while sessions run: the child yields the CPU to
-// them (the lowest priority there is).
-LoaderLimits backgroundLimits(const ZygoteOptions& options) {
-  LoaderLimits limits = loaderLimits(options);
-  limits.niceness = 19;
-  return limits;
-}
-
 std::optional<BaselineCache> openBaselineCache(const ZygoteOptions& options) {
   if (options.baselineCacheDirectory.empty()) return std::nullopt;
   auto cache = BaselineCache::open(options.baselineCacheDirectory);
@@ -152,7 +144,7 @@ Zygote::Zygote(ZygoteOptions options)
       cache_(options_.cacheMb << 20),
       spares_(options_.spareWorkers),
       loads_(loaderLimits(options_), options_.testLoadGate),
-      baselines_(backgroundLimits(options_), openBaselineCache(options_)) {}
+      baselines_(loaderLimits(options_), openBaselineCache(options_)) {}
 
 Zygote::~Zygote() = default;
 

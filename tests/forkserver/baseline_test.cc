@@ -64,11 +64,13 @@ class Baselines : public ::testing::Test {
   }
 
   // A new server on the cache directory: the benchmark's -Oz instruction
-  // count as the first episode's worker sees it.
-  int64_t ozCountFromNewServer() {
+  // count as the first episode's worker sees it. `server` keeps the server
+  // (and its background work) alive after the call.
+  int64_t ozCountFromNewServer(std::shared_ptr<Connection>* server = nullptr) {
     auto connection = Connection::spawn(testServer({.extraArgs = {"--baseline-cache", directory_}}));
     EXPECT_TRUE(connection) << connection.error().message;
     if (!connection) return -1;
+    if (server != nullptr) *server = *connection;
     Env env(*connection);
     auto reset = env.reset(fileUri("crc32.c"));
     EXPECT_TRUE(reset) << reset.error().message;
@@ -91,9 +93,10 @@ TEST_F(Baselines, AWholeFileOfTheServersOwnIsServed) {
 
 TEST_F(Baselines, NoFileMeansComputeAndTheServerStoresWhatItComputed) {
   cache();  // the directory, empty
-  EXPECT_EQ(ozCountFromNewServer(), eager_.instructionCount[passes::kOz]);
-  // The zygote's baseline child finished in the background and the zygote
-  // stored its numbers; they are all the eager ones.
+  std::shared_ptr<Connection> server;  // a private server lives as long as its client
+  EXPECT_EQ(ozCountFromNewServer(&server), eager_.instructionCount[passes::kOz]);
+  // The zygote's baseline child finishes in the background and the zygote
+  // stores its numbers; they are all the eager ones.
   std::optional<std::string> stored;
   ASSERT_TRUE(eventually([&] { return (stored = cache().read(key_)).has_value(); }))
       << "the server stored no baselines in " << directory_;
