@@ -74,7 +74,10 @@ std::string baselineKey(const CachedBenchmark& cached) {
 
 Result<std::string> computeBaselines(const CachedBenchmark& cached) {
   const auto& benchmark = static_cast<const ParsedBenchmark&>(cached);
-  auto costs = computeBenchmarkCosts(benchmark.bitcode);
+  // On one thread: it runs beside the first episodes, whose sessions may be
+  // computing a point of their own meanwhile (llvm-ic-v0's first reward);
+  // four threads would take the cores from them.
+  auto costs = computeBenchmarkCosts(benchmark.bitcode, CostThreads::Serial);
   if (!costs.ok()) return costs.takeError();
   std::string encoded;
   encodeCosts(encoded, *costs);

@@ -17,9 +17,10 @@ namespace forkgym::passes {
 
 // Each point starts from a fresh parse of `bitcode`, so each baseline equals
 // what `opt -passes=default<Ox> initial.bc | clang -c -x ir` measures.
-// Parallel: one thread per point (the baseline child, which never forks);
-// Serial: on the calling thread (the zygote's warm-up, which must stay
-// single-threaded and warm the thread workers will run on).
+// Parallel: one thread per point (tools and tests); Serial: on the calling
+// thread (the zygote's warm-up, which must stay single-threaded and warm the
+// thread workers will run on; the baseline child, which leaves the other
+// cores to the episodes it runs beside).
 enum class CostThreads { Parallel, Serial };
 Result<BenchmarkCosts> computeBenchmarkCosts(std::string_view bitcode, CostThreads threads = CostThreads::Parallel);
 
