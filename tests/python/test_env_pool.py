@@ -5,8 +5,12 @@ fork() of the client process."""
 
 from __future__ import annotations
 
+import linecache
 import os
+import signal
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -16,7 +20,7 @@ from forkgym import Outcome
 from forkgym.errors import InvalidAction, InvalidRequest, SessionNotStarted
 
 from test_hostile_worker import HOSTILE_SERVER
-from test_signals import HANG_GUARD_S, _ctrl_c_once_the_worker_is_in_the_step
+from test_signals import HANG_GUARD_S
 
 ENV_ID = "llvm-autophase-ic-v0"
 
@@ -161,11 +165,33 @@ def test_bad_input_is_refused_clearly_and_changes_nothing() -> None:
         assert [env.actions for env in pool.envs] == [[mem2reg], [mem2reg], []]
 
 
+def _ctrl_c_once_recv_waits(native) -> threading.Thread:
+    """Sends SIGINT to this process once the worker has started the step about
+    to be posted and the main thread waits for it in recv()'s native call
+    (its frame shows the call): never earlier, in send(), where the
+    KeyboardInterrupt would escape the test."""
+    before = native.requests_started
+    main = threading.main_thread().ident
+
+    def waiting_in_recv() -> bool:
+        frame = sys._current_frames().get(main)
+        return (frame is not None and frame.f_code.co_name == "_receive"
+                and "collect_steps(" in linecache.getline(frame.f_code.co_filename, frame.f_lineno))
+
+    def wait_then_interrupt() -> None:
+        deadline = time.monotonic() + HANG_GUARD_S
+        while not (native.requests_started != before and waiting_in_recv()) and time.monotonic() < deadline:
+            os.sched_yield()  # readiness is the worker's and the waiting thread's signal, not time
+        os.kill(os.getpid(), signal.SIGINT)
+
+    return threading.Thread(target=wait_then_interrupt)
+
+
 def test_ctrl_c_in_recv_ends_the_waiting_steps_and_keeps_every_result() -> None:
     with forkgym.make_pool("llvm-ic-v0", num_envs=2, batch_size=2) as pool:
         pool.reset()
         hang, mem2reg = _flags(pool.single_action_space, "-forkgym-test-hang", "-mem2reg")
-        sender = _ctrl_c_once_the_worker_is_in_the_step(pool.envs[0]._native)
+        sender = _ctrl_c_once_recv_waits(pool.envs[0]._native)
         sender.start()
         pool.send([hang, mem2reg], [0, 1])
         with pytest.raises(KeyboardInterrupt):
