@@ -16,7 +16,7 @@ void kill(SpareWorker& spare) {
 
 }  // namespace
 
-std::optional<SpareWorker> SparePool::take(const BenchmarkKey& key, const std::string& contentHash) {
+std::optional<SpareWorker> SparePool::take(const SpareKey& key, const std::string& contentHash) {
   auto it = std::find_if(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.key == key; });
   if (it == spares_.end()) return std::nullopt;
   SpareWorker spare = std::move(*it);
@@ -28,18 +28,18 @@ std::optional<SpareWorker> SparePool::take(const BenchmarkKey& key, const std::s
   return spare;
 }
 
-void SparePool::want(const BenchmarkKey& key) {
+void SparePool::want(const SpareKey& key) {
   std::erase(wanted_, key);
   wanted_.push_front(key);
   while (wanted_.size() > capacity_) {
     // A copy: dropBenchmark() erases from wanted_, which the back() reference
     // points into.
-    const BenchmarkKey leastRecent = wanted_.back();
-    dropBenchmark(leastRecent);
+    const SpareKey leastRecent = wanted_.back();
+    drop(leastRecent);
   }
 }
 
-std::optional<BenchmarkKey> SparePool::nextWanted() const {
+std::optional<SpareKey> SparePool::nextWanted() const {
   for (const auto& key : wanted_) {
     const bool have = std::any_of(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.key == key; });
     if (!have) return key;
@@ -49,12 +49,12 @@ std::optional<BenchmarkKey> SparePool::nextWanted() const {
 
 std::vector<std::string> SparePool::readyBenchmarks() const {
   std::vector<std::string> uris;
-  for (const auto& spare : spares_) uris.push_back(spare.key.uri);
+  for (const auto& spare : spares_) uris.push_back(spare.key.benchmark.uri);
   return uris;
 }
 
 size_t SparePool::wantedWithoutSpare() const {
-  return static_cast<size_t>(std::count_if(wanted_.begin(), wanted_.end(), [&](const BenchmarkKey& key) {
+  return static_cast<size_t>(std::count_if(wanted_.begin(), wanted_.end(), [&](const SpareKey& key) {
     return std::none_of(spares_.begin(), spares_.end(), [&](const SpareWorker& s) { return s.key == key; });
   }));
 }
@@ -67,12 +67,23 @@ void SparePool::add(SpareWorker spare) {
   spares_.push_back(std::move(spare));
 }
 
-void SparePool::dropBenchmark(const BenchmarkKey& key) {
+void SparePool::drop(const SpareKey& key) {
   std::erase(wanted_, key);
   for (auto& spare : spares_) {
     if (spare.key == key) kill(spare);
   }
   std::erase_if(spares_, [&](const SpareWorker& s) { return s.key == key; });
+}
+
+void SparePool::dropBenchmark(const BenchmarkKey& benchmark) {
+  std::vector<SpareKey> keys;
+  for (const auto& key : wanted_) {
+    if (key.benchmark == benchmark) keys.push_back(key);
+  }
+  for (const auto& spare : spares_) {
+    if (spare.key.benchmark == benchmark) keys.push_back(spare.key);
+  }
+  for (const auto& key : keys) drop(key);
 }
 
 void SparePool::killAll() {

@@ -265,7 +265,7 @@ void runWorker(WorkerStart start) {
   passes::Session* const started = session->release();
   started->attachRunConfig(std::move(start.runConfig));
 
-  if (start.spare) {
+  if (start.prepareFirstStep) {
     // Before the sandbox: the warm-up reads /proc/self/maps. The doorbell
     // turns readable when the client rings; the preparation stops there.
     const int doorbell = start.channel.doorbell().fd();

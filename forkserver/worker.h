@@ -41,9 +41,10 @@ struct WorkerStart {
   // The benchmark's run configuration (passes/run_config.h), if it runs:
   // the session keeps it, so env.fork() copies carry it.
   std::optional<RunConfig> runConfig;
-  // Forked ahead of any client (spare_pool.h): prepares its first step
-  // while it waits (Session::prepareFirstStep), stopping when the client rings.
-  bool spare = false;
+  // A spare, forked ahead of any client (spare_pool.h): prepares its first
+  // step while it waits (Session::prepareFirstStep), stopping when the
+  // client rings.
+  bool prepareFirstStep = false;
 };
 
 [[noreturn]] void runWorker(WorkerStart start);

@@ -634,13 +634,14 @@ Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& backe
 
 Status Zygote::startSession(CachedEntry* benchmark, const SessionRequest& request,
                             proto::SessionStarted::Builder started, std::vector<UniqueFd>& passFds) {
-  // Spares run with the server's default limits, so only such sessions use one.
-  // Runnable benchmarks' workers have a profile of their own: never a spare.
-  const bool defaultLimits = request.addressSpaceMb == 0 && request.cpuSecondsPerStep == 0 && !request.runConfig;
+  // Spares run with the server's default limits, so only such sessions use
+  // one; a runnable benchmark's spare was forked with its run configuration.
+  const bool defaultLimits = request.addressSpaceMb == 0 && request.cpuSecondsPerStep == 0;
   std::optional<SpareWorker> worker;
   if (defaultLimits && options_.spareWorkers > 0) {
-    worker = spares_.take(request.key, benchmark->contentHash);
-    spares_.want(request.key);
+    const SpareKey key{request.key, request.runConfig};
+    worker = spares_.take(key, benchmark->contentHash);
+    spares_.want(key);
   }
   if (!worker) {
     const uint32_t cpuPerStep = request.cpuSecondsPerStep ? request.cpuSecondsPerStep : options_.cpuSecondsPerStep;
@@ -664,7 +665,7 @@ Status Zygote::startSession(CachedEntry* benchmark, const SessionRequest& reques
 
 Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* benchmark,
                                         const sandbox::SandboxLimits& limits, uint32_t cpuSecondsPerStep,
-                                        const std::optional<RunConfig>& runConfig, bool spare) {
+                                        const std::optional<RunConfig>& runConfig, bool prepareFirstStep) {
   auto channel = Channel::create();
   if (!channel) return channel.takeError();
   auto& [workerChannel, clientEnds] = *channel;
@@ -686,7 +687,7 @@ Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* be
     runWorker(WorkerStart{std::move(workerChannel), benchmark->backend, benchmark->benchmark.get(),
                           runConfig ? passes::runnableLimits(limits) : limits, cpuSecondsPerStep,
                           runConfig ? *runnableProfile_ : workerProfiles_.at(benchmark->backend), runConfig,
-                          spare});
+                          prepareFirstStep});
   }
   setpgid(pid, pid);
   const long pidfd = syscall(SYS_pidfd_open, pid, 0);
@@ -696,23 +697,24 @@ Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* be
   }
   spdlog::trace("forked worker {} in {} µs", pid,
                 std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - forkStart).count());
-  return SpareWorker{key, benchmark->contentHash, pid, UniqueFd(static_cast<int>(pidfd)), std::move(clientEnds),
+  return SpareWorker{SpareKey{key, runConfig}, benchmark->contentHash, pid, UniqueFd(static_cast<int>(pidfd)), std::move(clientEnds),
                      workerChannel.region().size()};
 }
 
 void Zygote::makeSpare() {
   auto key = spares_.nextWanted();
   if (!key) return;
-  auto* benchmark = cache_.peek(*key);
+  auto* benchmark = cache_.peek(key->benchmark);
   if (!benchmark) {
-    spares_.dropBenchmark(*key);  // evicted from the cache since it was wanted
+    spares_.dropBenchmark(key->benchmark);  // evicted from the cache since it was wanted
     return;
   }
-  auto spare = startWorker(*key, benchmark, options_.limits, options_.cpuSecondsPerStep, std::nullopt,
-                           /*spare=*/options_.spareWarmUp);
+  // As startSession() would fork it for a reset with the default limits.
+  auto spare = startWorker(key->benchmark, benchmark, options_.limits, options_.cpuSecondsPerStep, key->runConfig,
+                           /*prepareFirstStep=*/options_.spareWarmUp);
   if (!spare) {
-    spdlog::warn("spare worker for {}: {}", key->uri, spare.error().message);
-    spares_.dropBenchmark(*key);
+    spdlog::warn("spare worker for {}: {}", key->benchmark.uri, spare.error().message);
+    spares_.dropBenchmark(key->benchmark);
     return;
   }
   spares_.add(std::move(*spare));

@@ -162,10 +162,11 @@ class Zygote : private ControlHandler {
 
   // Forks a worker for `benchmark` (its own process group, channel ready).
   // runConfig: the benchmark runs; its worker gets the runnable profile.
-  // spare: nobody waits for it yet; it prepares its first step meanwhile.
+  // prepareFirstStep: a spare, nobody waits for it yet; it prepares its
+  // first step meanwhile (WorkerStart::prepareFirstStep).
   Result<SpareWorker> startWorker(const BenchmarkKey& key, CachedEntry* benchmark, const sandbox::SandboxLimits& limits,
                                   uint32_t cpuSecondsPerStep, const std::optional<RunConfig>& runConfig = std::nullopt,
-                                  bool spare = false);
+                                  bool prepareFirstStep = false);
   // Called when the event loop is idle: forks one wanted spare.
   void makeSpare();
 
