@@ -538,6 +538,12 @@ Result<ServerStatus> Connection::status() {
     out.sparesWanted = in.getSparesWanted();
     out.pendingLoads = in.getPendingLoads();
     for (auto load : in.getLoading()) out.loading.push_back({load.getBenchmark(), load.getWaiters()});
+    if (in.hasStateCache()) {
+      auto c = in.getStateCache();
+      out.stateCache = StateCacheStatus{c.getName(),    c.getCapacityBytes(), c.getUsedBytes(), c.getEntries(),
+                                        c.getInserts(), c.getEvictions(),     c.getDropped(),   c.getHits(),
+                                        c.getMisses(),  c.getRejected()};
+    }
     return out;
   });
 }

@@ -169,11 +169,19 @@ struct LoadingBenchmark {
   uint32_t waiters = 0;   // session requests waiting for it
 };
 
+// The node-wide state cache's counts (protocol.capnp's StateCacheStats).
+struct StateCacheStatus {
+  std::string name;
+  uint64_t capacityBytes = 0, usedBytes = 0, entries = 0, inserts = 0, evictions = 0, dropped = 0;
+  uint64_t hits = 0, misses = 0, rejected = 0;
+};
+
 struct ServerStatus {
   std::vector<std::string> spareBenchmarks;  // a spare worker waits for each
   uint32_t sparesWanted = 0;                 // wanted, not forked yet
   uint32_t pendingLoads = 0;
   std::vector<LoadingBenchmark> loading;     // the pending loads
+  std::optional<StateCacheStatus> stateCache;  // unset: the server has none
 };
 
 struct WorkerExit {

@@ -94,6 +94,12 @@ options:
                          so this zygote's heap layout (and its workers') differs from any
                          other's, even with ASLR off: heap-address-dependent results of
                          LLVM show as different states (validate(fresh_process=True))
+  --no-state-cache       answer every step by running its passes: no node-wide state cache
+                         (also FORKGYM_STATE_CACHE=0 in the environment; --perturb-heap implies it)
+  --state-cache-mb N     size of the state cache's data if this server creates it (default 256;
+                         an existing segment keeps its size)
+  --state-cache-name NAME  its POSIX shared-memory name (default $FORKGYM_STATE_CACHE_NAME, else
+                         /forkgym-state-cache-v1-UID, shared by every server of this user)
   --log-level LEVEL      trace, debug, info, warn, error (default warn)
   --help                 show this text
 
@@ -318,6 +324,21 @@ int main(int argc, char** argv) {
       options.isolation.namespaces = false;
     } else if (arg == "--perturb-heap") {
       perturbSeed = number("--perturb-heap");
+    } else if (arg == "--no-state-cache") {
+      options.stateCache.enabled = false;
+    } else if (arg == "--state-cache-mb") {
+      options.stateCache.megabytes = number("--state-cache-mb");
+      if (options.stateCache.megabytes == 0 || options.stateCache.megabytes > (1u << 20)) {
+        std::fprintf(stderr, "forkgym-server: --state-cache-mb must be 1..1048576 (or use --no-state-cache)\n");
+        return 2;
+      }
+    } else if (arg == "--state-cache-name") {
+      options.stateCache.name = value("--state-cache-name");
+      const auto& name = options.stateCache.name;
+      if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() > 200) {
+        std::fprintf(stderr, "forkgym-server: --state-cache-name must be '/' and a file name, e.g. /my-cache\n");
+        return 2;
+      }
     } else if (arg == "--log-level") {
       logLevel = value("--log-level");
     } else {
@@ -328,6 +349,16 @@ int main(int argc, char** argv) {
 
   // First, so everything the backends and benchmarks allocate lands elsewhere.
   if (perturbSeed) forkgym::forkserver::perturbHeap(*perturbSeed);
+  if (const char* env = std::getenv("FORKGYM_STATE_CACHE"); env != nullptr && std::string_view(env) == "0") {
+    options.stateCache.enabled = false;
+  }
+  if (const char* env = std::getenv("FORKGYM_STATE_CACHE_NAME"); env != nullptr && options.stateCache.name.empty()) {
+    options.stateCache.name = env;  // StateCache::open() refuses a malformed one, leaving the cache off
+  }
+  // A perturbed zygote exists to compute every state afresh in a heap of its
+  // own (validate(fresh_process=True), forkgym determinism): never from a
+  // cache another zygote filled.
+  if (perturbSeed) options.stateCache.enabled = false;
 
   options.benchmarks.datasets = std::make_shared<forkgym::passes::InstalledDatasets>(siteData);
   // Confined to --benchmark-root directories, the server still serves its

@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include "forkserver/cached_session.h"
 #include "forkserver/control_dispatch.h"
 #include "forkserver/crash_reporter.h"
 #include "forkserver/request_dispatch.h"
@@ -47,7 +49,7 @@ void setObservation(proto::ObservationValue::Builder out, const passes::Observat
 
 class WorkerLoop : public RequestHandler {
  public:
-  WorkerLoop(Channel channel, const passes::Backend& backend, passes::Session& session, uint32_t cpuSecondsPerStep)
+  WorkerLoop(Channel channel, const passes::Backend& backend, CachedSession& session, uint32_t cpuSecondsPerStep)
       : channel_(std::move(channel)),
         observations_(backend.observationSpaces()),
         rewards_(backend.rewardSpaces()),
@@ -75,7 +77,9 @@ class WorkerLoop : public RequestHandler {
       if (!channel_.sendReply(*error)) _exit(0);
       return;
     }
+    session_.start();
     auto reply = dispatchRequest(*request->reader, *this);
+    session_.flushCounts();
     // The copy made by fork() does not answer its parent's request: the
     // parent does, on the channel they both still hold.
     if (forkChannel_.valid()) return;
@@ -95,7 +99,12 @@ class WorkerLoop : public RequestHandler {
   }
 
   void run(const RunRequest& request, proto::Reply::Builder reply) override {
-    auto result = session_.run(request);
+    auto session = session_.materialized();
+    if (!session) {
+      setFailure(reply.initFailure(), session.error());
+      return;
+    }
+    auto result = (*session)->run(request);
     if (!result) {
       setFailure(reply.initFailure(), result.error());
       return;
@@ -167,7 +176,9 @@ class WorkerLoop : public RequestHandler {
   // The client keeps the state's command line for its reproducer when the
   // actions' texts cannot replay the state (ReplayCommand.fromState).
   void noteState(proto::Reply::Builder reply) {
-    if (replayFromState_) reply.setStateCommandLine(session_.commandLine());
+    if (!replayFromState_) return;
+    // Such backends are never cached (cachePolicyOf): nothing is pending.
+    if (auto session = session_.materialized()) reply.setStateCommandLine((*session)->commandLine());
   }
 
   // env.fork(): this process clones itself with CLONE_PARENT, so the zygote
@@ -246,7 +257,7 @@ class WorkerLoop : public RequestHandler {
   std::span<const passes::Space> observations_;
   std::span<const passes::Space> rewards_;
   bool replayFromState_;
-  passes::Session& session_;
+  CachedSession& session_;
   uint32_t cpuSecondsPerStep_;
 };
 
@@ -275,11 +286,20 @@ void runWorker(WorkerStart start) {
     });
   }
 
-  sandbox::prepareSandbox({start.channel.region().size()});
-  const int keep[] = {start.channel.region().fd(), start.channel.doorbell().fd()};
-  sandbox::applySandbox(start.limits, keep, start.profile);
+  // Entries go to the zygote without ever waiting for it.
+  if (start.stateCacheLink.valid()) {
+    const int flags = fcntl(start.stateCacheLink.get(), F_GETFL);
+    if (flags < 0 || fcntl(start.stateCacheLink.get(), F_SETFL, flags | O_NONBLOCK) < 0) start.stateCacheLink.reset();
+  }
+  // Never destroyed, like the session.
+  auto* cached = new CachedSession(*started, *start.backend, start.stateCache, std::move(start.stateCacheLink),
+                                   start.cpuSecondsPerStep);
 
-  WorkerLoop loop(std::move(start.channel), *start.backend, *started, start.cpuSecondsPerStep);
+  sandbox::prepareSandbox({start.channel.region().size()});
+  const int keep[] = {start.channel.region().fd(), start.channel.doorbell().fd(), cached->linkFd()};
+  sandbox::applySandbox(start.limits, std::span<const int>(keep, cached->linkFd() >= 0 ? 3 : 2), start.profile);
+
+  WorkerLoop loop(std::move(start.channel), *start.backend, *cached, start.cpuSecondsPerStep);
   loop.serve();
 }
 

@@ -16,6 +16,8 @@
 //                 whose client ends this worker passes back with its reply.
 //                 The copy unwinds to the top-level loop before serving it,
 //                 so a chain of forks of forks never nests.
+//      Steps, observations and rewards go through a CachedSession, which
+//      answers from the node-wide state cache where it can.
 //   3. A failure that ends the episode (e.g. LLVM's verifier) is answered,
 //      then the worker exits. Any crash is reported by the crash reporter.
 #pragma once
@@ -25,7 +27,9 @@
 
 #include "ipc/run_config.h"
 
+#include "base/unique_fd.h"
 #include "ipc/channel.h"
+#include "ipc/state_cache.h"
 #include "passes/backend.h"
 #include "sandbox/sandbox.h"
 
@@ -45,6 +49,11 @@ struct WorkerStart {
   // step while it waits (Session::prepareFirstStep), stopping when the
   // client rings.
   bool prepareFirstStep = false;
+  // The node-wide state cache (forkserver/cached_session.h): the read-only
+  // view this process inherited, and its link to the zygote. Null/invalid:
+  // this episode is not cached.
+  const StateCache* stateCache = nullptr;
+  UniqueFd stateCacheLink;
 };
 
 [[noreturn]] void runWorker(WorkerStart start);

@@ -155,12 +155,24 @@ Status Zygote::start() {
   // Before any backend: the probe child and the PID namespace's reaper are
   // forked from a small process, and every child forked later lands in the
   // namespaces entered here.
+  // Before isolation: the segment is found by name in this user's /dev/shm,
+  // which every zygote of the user shares. A cache that cannot open is off.
+  if (auto opened = stateCache_.open(options_.stateCache); !opened) {
+    spdlog::warn("state cache off: {}", opened.error().message);
+  }
   isolation_ = sandbox::enterIsolation(options_.isolation);
   sandboxReport_ = sandbox::isolationReport(isolation_);
   std::string features;
   for (const auto& feature : sandboxReport_.features) features += (features.empty() ? "" : ", ") + feature;
   spdlog::info("sandbox level {}: {}", sandboxReport_.level, features);
   for (const auto& fallback : sandboxReport_.fallbacks) spdlog::info("sandbox fallback: {}", fallback);
+  // Workers that may open files (runnable benchmarks, external compilers)
+  // are kept from the segment's file by Landlock; where the kernel has none,
+  // a worker running as this user could open it writable: no cache then.
+  if (stateCache_.enabled() && isolation_.landlockAbi < 1) {
+    spdlog::warn("state cache off: without Landlock a worker that may open files could open its segment");
+    stateCache_ = StateCacheWriter();
+  }
   if (options_.backends.empty()) return makeError(Outcome::ServerError, "the server has no backends");
   // Built and compiled to BPF once here, so each worker only installs it.
   sandbox::prepareSandbox({kDefaultRegionBytes});
@@ -352,6 +364,8 @@ void Zygote::turn(bool serveClients) {
   const size_t firstLoad = fds.size();
   loads_.addPollFds(fds);
   baselines_.addPollFds(fds);
+  const size_t firstLink = fds.size();
+  stateCache_.addPollFds(fds);
   // Spares are forked only when nothing is waiting to be read, so making
   // one never delays a request.
   const bool spareWanted = serveClients && spares_.nextWanted().has_value();
@@ -382,11 +396,14 @@ void Zygote::turn(bool serveClients) {
     }
     reap();
   }
-  for (size_t i = firstLoad; i < fds.size(); ++i) {
+  for (size_t i = firstLoad; i < firstLink; ++i) {
     if (fds[i].revents) {
       loads_.onReadable(fds[i].fd);
       baselines_.onReadable(fds[i].fd);
     }
+  }
+  for (size_t i = firstLink; i < fds.size(); ++i) {
+    if (fds[i].revents) stateCache_.onReadable(fds[i].fd);
   }
   if (listening && fds[1].revents) acceptClients();
   for (size_t i = firstConnection; i < firstLoad; ++i) {
@@ -583,6 +600,19 @@ void Zygote::status(proto::ServerStatus::Builder out) {
     loads[i].setBenchmark(loading[i].first);
     loads[i].setWaiters(loading[i].second);
   }
+  if (auto stats = stateCache_.stats()) {
+    auto cache = out.initStateCache();
+    cache.setName(stateCache_.cache()->name());
+    cache.setCapacityBytes(stats->capacityBytes);
+    cache.setUsedBytes(stats->usedBytes);
+    cache.setEntries(stats->entries);
+    cache.setInserts(stats->inserts);
+    cache.setEvictions(stats->evictions);
+    cache.setDropped(stats->dropped);
+    cache.setHits(stats->hits);
+    cache.setMisses(stats->misses);
+    cache.setRejected(stateCache_.rejected());
+  }
 }
 
 Result<ControlHandler::SessionStart> Zygote::newSession(const std::string& backendName, const std::string& uri,
@@ -651,6 +681,7 @@ Status Zygote::startSession(CachedEntry* benchmark, const SessionRequest& reques
     worker = std::move(*fresh);
   }
   processes_.addWorkerGroup(request.connection, worker->pid);
+  stateCache_.bind(worker->pid, benchmark->contentHash, request.client.uid);
   started.setPid(worker->pid);
   started.setRegionBytes(worker->regionBytes);
   started.setBenchmark(request.uri);
@@ -669,6 +700,17 @@ Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* be
   auto channel = Channel::create();
   if (!channel) return channel.takeError();
   auto& [workerChannel, clientEnds] = *channel;
+  // Runnable episodes are cached too: the cache leaves out every value the
+  // run configuration could change (forkserver/state_cache_entry.h).
+  std::pair<UniqueFd, UniqueFd> link;
+  if (stateCache_.enabled() && benchmark->backend->stateCache != nullptr) {
+    auto made = stateCache_.link();
+    if (made) {
+      link = std::move(*made);
+    } else {
+      spdlog::warn("state cache link: {}", made.error().message);
+    }
+  }
 
   assertSingleThreaded();
   const auto forkStart = std::chrono::steady_clock::now();
@@ -684,12 +726,16 @@ Result<SpareWorker> Zygote::startWorker(const BenchmarkKey& key, CachedEntry* be
     signal(SIGPIPE, SIG_IGN);
     clientEnds.memfd.reset();
     clientEnds.doorbell.reset();
+    link.second.reset();
     runWorker(WorkerStart{std::move(workerChannel), benchmark->backend, benchmark->benchmark.get(),
                           runConfig ? passes::runnableLimits(limits) : limits, cpuSecondsPerStep,
                           runConfig ? *runnableProfile_ : workerProfiles_.at(benchmark->backend), runConfig,
-                          prepareFirstStep});
+                          prepareFirstStep, link.first.valid() ? stateCache_.cache() : nullptr,
+                          std::move(link.first)});
   }
   setpgid(pid, pid);
+  link.first.reset();
+  if (link.second.valid()) stateCache_.adopt(pid, std::move(link.second), *benchmark->backend);
   const long pidfd = syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) {
     kill(pid, SIGKILL);

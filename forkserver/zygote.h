@@ -43,6 +43,7 @@
 #include "forkserver/pending_loads.h"
 #include "forkserver/process_table.h"
 #include "forkserver/spare_pool.h"
+#include "forkserver/state_cache_writer.h"
 #include "ipc/control_socket.h"
 #include "base/unique_fd.h"
 #include "passes/backend.h"
@@ -87,6 +88,8 @@ struct ZygoteOptions {
   // Where computed baselines are kept across servers (baseline_cache.h);
   // empty: nowhere.
   std::string baselineCacheDirectory;
+  // The node-wide state cache (forkserver/state_cache_writer.h).
+  StateCacheOptions stateCache;
 };
 
 // What this server says in its hello and describe replies (also what the
@@ -178,6 +181,7 @@ class Zygote : private ControlHandler {
   SparePool spares_;
   PendingLoads loads_;
   BaselineJobs baselines_;
+  StateCacheWriter stateCache_;
   std::unordered_map<uint64_t, Connection> connections_;
   std::vector<uint64_t> resumed_;  // answered while waiting: frames they sent meanwhile are due
   uint64_t nextConnectionId_ = 1;

@@ -170,6 +170,22 @@ struct ServerStatus {
   sparesWanted @1 :UInt32;         # wanted benchmarks still without one (forked when idle)
   pendingLoads @2 :UInt32;         # benchmark loads not finished yet
   loading @3 :List(LoadingBenchmark);  # those loads, and who waits for each
+  stateCache @4 :StateCacheStats;      # unset when the server runs without one
+}
+
+# The node-wide state cache (ipc/state_cache.h): shared by every zygote of
+# this user, so the counts are the segment's, not this server's alone.
+struct StateCacheStats {
+  name @0 :Text;            # the POSIX shared-memory name
+  capacityBytes @1 :UInt64;
+  usedBytes @2 :UInt64;
+  entries @3 :UInt64;
+  inserts @4 :UInt64;
+  evictions @5 :UInt64;
+  dropped @6 :UInt64;
+  hits @7 :UInt64;
+  misses @8 :UInt64;
+  rejected @9 :UInt64;      # submissions this server's workers sent that it refused
 }
 
 struct LoadingBenchmark {

@@ -82,6 +82,9 @@ struct Action {
   // is an InvalidRequest carrying this reason.
   std::string unavailableReason;
   bool testOnly = false;  // only in test builds (DESIGN.md invariant 6)
+  // Its result can depend on more than the module and itself (heap
+  // addresses): the state cache never caches it or any state after it.
+  bool nondeterministic = false;
 };
 
 struct ActionSpace {
@@ -169,6 +172,15 @@ struct Backend {
   sandbox::ExternalCompiler (*externalCompiler)() = nullptr;
   // Null: a benchmark has no numbers computed after load().
   const Baselines* baselines = nullptr;
+  // The node-wide state cache (forkserver/state_cache_entry.h): null, this
+  // backend's sessions are never cached. Otherwise its workers follow cached
+  // transitions and answer deterministic observations and rewards that need
+  // no run configuration from the cache, except the observations named here,
+  // which are always computed on the module.
+  struct StateCachePolicy {
+    std::span<const std::string_view> computedObservations;
+  };
+  const StateCachePolicy* stateCache = nullptr;
 };
 
 }  // namespace forkgym::passes

@@ -64,6 +64,13 @@ class Session {
   // observe. Returns as soon as `idle` is false: the client has spoken.
   virtual void prepareFirstStep(const std::function<bool()>& idle) { (void)idle; }
 
+  // A reward's running state (RewardState.previous), which the worker's state
+  // cache (forkserver/cached_session.h) reads to key a cached reward and sets
+  // when it answers one from the cache, exactly as computing it would have.
+  // Default: no rewards, nothing to set (false).
+  virtual std::optional<double> rewardPrevious(size_t) const { return std::nullopt; }
+  virtual bool setRewardPrevious(size_t, std::optional<double>) { return false; }
+
   // The object file of the program to run: the state's, the benchmark's as
   // loaded, or the state's instrumented by AddressSanitizer. Default: an
   // InvalidRequest saying this backend builds no programs.
@@ -121,6 +128,15 @@ class TableSession : public Session {
     const auto rows = Derived::rewardRows();
     if (index >= rows.size()) return outOfRange("reward", index, rows.size());
     return rows[index].compute(static_cast<Derived&>(*this), rewardStates_[index]);
+  }
+
+  std::optional<double> rewardPrevious(size_t index) const override {
+    return index < rewardStates_.size() ? rewardStates_[index].previous : std::nullopt;
+  }
+  bool setRewardPrevious(size_t index, std::optional<double> previous) override {
+    if (index >= rewardStates_.size()) return false;
+    rewardStates_[index].previous = previous;
+    return true;
   }
 
   // By name (for tests and tools; the worker looks names up once).

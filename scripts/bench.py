@@ -44,6 +44,14 @@ Measures (see the README's performance section for what the numbers mean):
              program (generator://csmith-v0/22, 9,110 instructions) with
              --jobs 2 beside --jobs 1: the same result, and the speed-up (the
              load average is recorded with it: the machine is shared)
+  statecache the node-wide state cache: the same greedy search run twice on a
+             5k-instruction csmith program (generator://csmith-v0/2) with a
+             fresh cache (target: the second >= 5x faster), beside a run
+             without it; random-policy episodes on one benchmark (an RL loop)
+             with the cache on and off: hit rate and speed-up; and the cost
+             it adds to a step that misses (on vs off, alternated). Every
+             other section runs without the cache (FORKGYM_STATE_CACHE=0), so
+             repeated steps are measured, not looked up.
   runner     Runtime on a csmith program: mean and spread of 30 runs (the
              runner's own wall-clock measure, in the worker's sandbox), and
              the runner's overhead beside a bare fork+exec of the same binary
@@ -750,6 +758,186 @@ def search_bench(quick: bool) -> dict:
             "cores": os.cpu_count(), "runs": {str(j): [r["walltime"] for r in rs] for j, rs in runs.items()}}
 
 
+STATE_CACHE_SEARCH = "generator://csmith-v0/2"  # ~5.1k instructions
+
+
+def _segment(tag: str) -> str:
+    return f"/forkgym-bench-{tag}-{os.getpid()}-{time.monotonic_ns()}"
+
+
+def _drop_segment(name: str) -> None:
+    Path("/dev/shm" + name).unlink(missing_ok=True)
+
+
+class _cache_env:
+    """Within it, servers spawned by this process use segment `name` (None: no cache)."""
+
+    def __init__(self, name: str | None) -> None:
+        self.env = _with_cache(name)
+
+    def __enter__(self) -> None:
+        self.saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env)
+
+    def __exit__(self, *args: object) -> None:
+        os.environ.clear()
+        os.environ.update(self.saved)
+
+
+def _with_cache(name: str | None) -> dict[str, str]:
+    """The environment of a server (or a CLI that spawns one) using segment
+    `name`, or no cache when None."""
+    env = dict(os.environ)
+    env.pop("FORKGYM_STATE_CACHE", None)
+    env.pop("FORKGYM_STATE_CACHE_NAME", None)
+    if name is None:
+        env["FORKGYM_STATE_CACHE"] = "0"
+    else:
+        env["FORKGYM_STATE_CACHE_NAME"] = name
+    return env
+
+
+def state_cache_search(quick: bool) -> dict:
+    """Greedy search twice on one fresh segment (cold, then warm), and once
+    without the cache; the search's own wall time (zygote start-up excluded)."""
+    uri, extra = ("generator://csmith-v0/1", ["--steps", "3"]) if quick else (STATE_CACHE_SEARCH, [])
+
+    def search(env: dict[str, str]) -> dict:
+        completed = subprocess.run(
+            [sys.executable, "-m", "forkgym", "search", "--strategy", "greedy", "--json", "--no-progress", *extra,
+             uri], capture_output=True, text=True, check=True, env=env)
+        return json.loads(completed.stdout)["results"][0]
+
+    load_before = os.getloadavg()
+    name = _segment("search")
+    try:
+        uncached = search(_with_cache(None))
+        cold = search(_with_cache(name))
+        warm = search(_with_cache(name))
+    finally:
+        _drop_segment(name)
+    load_after = os.getloadavg()
+    same = len({(tuple(r["found"]), tuple(r["actions"])) for r in (uncached, cold, warm)}) == 1
+    return {"uri": uri, "instructions": cold["start_cost"], "steps": cold["steps"], "uncached_s": uncached["walltime"],
+            "cold_s": cold["walltime"], "warm_s": warm["walltime"], "speedup": cold["walltime"] / warm["walltime"],
+            "same_result": same, "load_before": load_before, "load_after": load_after, "cores": os.cpu_count()}
+
+
+# A policy part-way through training: most of its mass on a few passes.
+NARROW_POLICY = ["-sroa", "-mem2reg", "-instcombine", "-simplifycfg", "-gvn", "-early-cse", "-dce", "-licm",
+                 "-reassociate", "-sccp"]
+
+
+def _rl_loop(name: str | None, uri: str, episodes: int, steps: int, seed: int, flags: list[str] | None) -> dict:
+    """Random-policy episodes on one benchmark, as an RL training loop runs
+    them: reset, then `steps` steps each observing Autophase and the
+    IrInstructionCountOz reward; actions drawn uniformly from `flags` (None:
+    every usable action)."""
+    import forkgym
+    from forkgym.server import Server, ServerOptions
+
+    args = ("--no-state-cache",) if name is None else ("--state-cache-name", name)
+    server = Server(ServerOptions(extra_args=args))
+    rng = random.Random(seed)
+    with forkgym.make("llvm-v0", benchmark=uri, server=server, observation_space="Autophase",
+                      reward_space="IrInstructionCountOz", step_timeout=STEP_TIMEOUT_S) as env:
+        usable = [i for i in range(env.action_space.n) if i not in env.action_space.unavailable] \
+            if flags is None else [env.action_space.index(f) for f in flags]
+        env.reset()
+        start = time.perf_counter()
+        for _ in range(episodes):
+            env.reset()
+            for _ in range(steps):
+                _, _, terminated, truncated, _ = env.step(rng.choice(usable))
+                if terminated or truncated:
+                    break
+        seconds = time.perf_counter() - start
+    stats = server.connection().state_cache_stats() or {}
+    return {"seconds": seconds, "hits": stats.get("hits", 0), "misses": stats.get("misses", 0),
+            "bytes": stats.get("used_bytes", 0), "entries": stats.get("entries", 0)}
+
+
+def state_cache_rl(quick: bool) -> dict:
+    uri = "benchmark://forkgym-v0/crc32" if quick else STATE_CACHE_SEARCH
+    episodes, steps = (10, 5) if quick else (200, 10)
+    rows = {}
+    for policy, flags in (("uniform over all actions", None), ("uniform over 10 passes", NARROW_POLICY)):
+        name = _segment("rl")
+        try:
+            with _cache_env(None):
+                off = _rl_loop(None, uri, episodes, steps, 0, flags)
+            with _cache_env(name):
+                on = _rl_loop(name, uri, episodes, steps, 0, flags)
+        finally:
+            _drop_segment(name)
+        lookups = on["hits"] + on["misses"]
+        rows[policy] = {"off_s": off["seconds"], "on_s": on["seconds"], "speedup": off["seconds"] / on["seconds"],
+                        "hit_rate": on["hits"] / lookups if lookups else 0.0, "hits": on["hits"],
+                        "lookups": lookups, "bytes": on["bytes"], "entries": on["entries"]}
+    return {"uri": uri, "episodes": episodes, "steps": steps, "policies": rows, "load": os.getloadavg()}
+
+
+def state_cache_miss(quick: bool) -> dict:
+    """The cost the cache adds to a step it cannot answer: one fixed sequence
+    from reset on a fresh segment each time (every lookup misses, every
+    result is submitted), beside the same sequence without the cache,
+    alternated; per-step medians."""
+    import forkgym
+    from forkgym.server import Server, ServerOptions
+
+    uri = "benchmark://forkgym-v0/crc32" if quick else STATE_CACHE_SEARCH
+    flags = ["-sroa", "-early-cse", "-instcombine", "-simplifycfg", "-reassociate", "-dce", "-adce", "-sccp",
+             "-loop-rotate", "-licm"]
+    samples: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(2 if quick else 6):
+        for mode in ("off", "on"):
+            name = _segment("miss")
+            args = ("--no-state-cache",) if mode == "off" else ("--state-cache-name", name)
+            try:
+                with _cache_env(None if mode == "off" else name), \
+                        forkgym.make("llvm-v0", benchmark=uri, server=Server(ServerOptions(extra_args=args)),
+                                  observation_space="InstCount", reward_space="IrInstructionCountOz") as env:
+                    env.reset()
+                    for flag in flags:
+                        start = time.perf_counter()
+                        env.step(env.action_space.index(flag))
+                        samples[mode].append((time.perf_counter() - start) * 1e6)
+            finally:
+                _drop_segment(name)
+    on, off = statistics.median(samples["on"]), statistics.median(samples["off"])
+    return {"uri": uri, "on_us": on, "off_us": off, "added_us": on - off, "load": os.getloadavg()}
+
+
+def state_cache_bench(quick: bool) -> dict:
+    return {"search": state_cache_search(quick), "rl": state_cache_rl(quick), "miss": state_cache_miss(quick)}
+
+
+def markdown_state_cache(report: dict) -> list[str]:
+    if "state_cache" not in report:
+        return []
+    s, r, m = (report["state_cache"][k] for k in ("search", "rl", "miss"))
+    load = lambda avg: "/".join(f"{x:.1f}" for x in avg)
+    return ["", f"### State cache: greedy search run twice ({s['uri']}, {s['instructions']:,.0f} instructions)", "",
+            "| without cache (s) | first, cold (s) | second, warm (s) | second vs first (target >= 5x) "
+            "| same result | candidate steps | load avg before / after |",
+            "|---:|---:|---:|---:|---|---:|---|",
+            f"| {s['uncached_s']:.2f} | {s['cold_s']:.2f} | {s['warm_s']:.2f} | **{s['speedup']:.1f}×** | "
+            f"{'yes' if s['same_result'] else 'NO'} | {s['steps']:,} | {load(s['load_before'])} / "
+            f"{load(s['load_after'])} on {s['cores']} cores |",
+            "", f"### State cache: random-policy RL loop ({r['uri']}, {r['episodes']} episodes x {r['steps']} steps, "
+            "Autophase + IrInstructionCountOz each step)", "",
+            "| policy | cache off (s) | cache on (s) | speed-up | hit rate | hits / lookups | entries | bytes |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *[f"| {policy} | {p['off_s']:.2f} | {p['on_s']:.2f} | {p['speedup']:.2f}× | {p['hit_rate']:.1%} | "
+              f"{p['hits']:,} / {p['lookups']:,} | {p['entries']:,} | {p['bytes']:,} |"
+              for policy, p in r["policies"].items()],
+            f"load avg after: {load(r['load'])}",
+            "", f"### State cache: a step that misses ({m['uri']}; median µs per step, InstCount + reward)", "",
+            "| cache off | cache on (all misses) | added | load avg |", "|---:|---:|---:|---|",
+            f"| {m['off_us']:.0f} | {m['on_us']:.0f} | {m['added_us']:+.0f} | {load(m['load'])} |"]
+
+
 def markdown_search(report: dict) -> list[str]:
     if "search" not in report:
         return []
@@ -909,15 +1097,24 @@ def markdown(report: dict) -> str:
             out.append(f"| {name} | {kind} | {row['first_reset_ms']:.1f} | {row['cached_reset_ms']:.2f} |")
     out += markdown_runner(report)
     out += markdown_search(report)
+    out += markdown_state_cache(report)
     return "\n".join(out) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
-    parser.add_argument("--only", choices=["runner", "search", "throughput", "fork", "codegen", "startup"],
+    parser.add_argument("--only", choices=["runner", "search", "throughput", "fork", "codegen", "startup",
+                                           "statecache"],
                         help="run one section alone and print its table")
     args = parser.parse_args()
+    # Every section but the state cache's measures work done, not looked up.
+    os.environ["FORKGYM_STATE_CACHE"] = "0"
+    if args.only == "statecache":
+        report = {"state_cache": state_cache_bench(args.quick)}
+        print(json.dumps(report, indent=2))
+        print("\n".join(markdown_state_cache(report)))
+        return 0
     if args.only == "search":
         report = {"search": search_bench(args.quick)}
         print(json.dumps(report, indent=2))
@@ -1016,6 +1213,8 @@ def main() -> int:
     report["runner"] = runner_bench(args.quick)
     print("bench: search", file=sys.stderr)
     report["search"] = search_bench(args.quick)
+    print("bench: state cache", file=sys.stderr)
+    report["state_cache"] = state_cache_bench(args.quick)
     report["seconds"] = time.perf_counter() - started
     (OUT / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown(report)

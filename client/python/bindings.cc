@@ -709,7 +709,33 @@ NB_MODULE(_forkgym, m) {
       .def_prop_ro("server", &Connection::server, nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("server_pid", &Connection::serverPid)
       .def_prop_ro("zygote_pid", &Connection::zygotePid)
-      .def_prop_ro("alive", &Connection::alive);
+      .def_prop_ro("alive", &Connection::alive)
+      .def(
+          "state_cache_stats",
+          [](Connection& self) -> nb::object {
+            Result<ServerStatus> status = makeError(Outcome::ServerError, "no status");
+            {
+              nb::gil_scoped_release release;
+              status = self.status();
+            }
+            const ServerStatus s = unwrap(std::move(status));
+            if (!s.stateCache) return nb::none();
+            const StateCacheStatus& c = *s.stateCache;
+            nb::dict out;
+            out["name"] = c.name;
+            out["capacity_bytes"] = c.capacityBytes;
+            out["used_bytes"] = c.usedBytes;
+            out["entries"] = c.entries;
+            out["inserts"] = c.inserts;
+            out["evictions"] = c.evictions;
+            out["dropped"] = c.dropped;
+            out["hits"] = c.hits;
+            out["misses"] = c.misses;
+            out["rejected"] = c.rejected;
+            return out;
+          },
+          "The node-wide state cache's counts (a dict; hits and misses are the segment's, shared by every "
+          "server of this user), or None when the server runs without one.");
 
   nb::class_<PyEnv>(m, "Env")
       .def(nb::init<std::shared_ptr<Connection>, double, double, uint64_t, uint32_t, std::string>(), "connection"_a,

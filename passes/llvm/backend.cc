@@ -113,6 +113,21 @@ void installErrorHandlers(const CompilerErrorHandlers& handlers) {
 
 }  // namespace
 
+// Actions whose result depends on heap addresses (README, "Reproducibility
+// across processes"): NewGVN leaves use-lists in the order its values sit in
+// memory (30 zygotes gave 30 BitcodeSha1s after -sroa -newgvn on
+// generator://csmith-v0/2), so no state after one is ever cached.
+constexpr std::string_view kNondeterministicActions[] = {"-newgvn"};
+
+// The state cache answers every deterministic observation from the cache
+// except these: the state's identity and the IR itself, so validation and a
+// reproducer always look at the module the passes really produced, and the
+// two that answer from the run configuration, which the cache's keys leave
+// out.
+constexpr std::string_view kComputedObservations[] = {"Ir",         "IrSha1",     "BitcodeSha1",
+                                                      "Bitcode",    "IsBuildable", "IsRunnable"};
+const Backend::StateCachePolicy kStateCache{kComputedObservations};
+
 const ActionSpace& llvmActionSpace() {
   static const ActionSpace space = [] {
     ActionSpace out;
@@ -123,6 +138,9 @@ const ActionSpace& llvmActionSpace() {
                              row.kind == ActionKind::Pipeline ? std::string(row.pipeline) : std::string(),
                              std::string(row.description), std::string(row.unavailableReason),
                              row.kind == ActionKind::TestCrash});
+      for (std::string_view flag : kNondeterministicActions) {
+        if (row.flag == flag) out.actions.back().nondeterministic = true;
+      }
     }
     // Without use-list order, as IrSha1 hashes it, so the output's sha1sum is
     // the episode's IrSha1.
@@ -149,6 +167,7 @@ const Backend kLlvmBackend = {
     .installErrorHandlers = &installErrorHandlers,
     .sourceModuleKey = &sourceModuleKey,
     .baselines = &kLlvmBaselines,
+    .stateCache = &kStateCache,
 };
 
 }  // namespace forkgym::passes

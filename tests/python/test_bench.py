@@ -29,3 +29,9 @@ def test_quick_bench_runs_and_writes_its_tables():
     assert "2 cores / 1 core" in completed.stdout
     assert report["fork"]["rows"]["small"]["python_p50_us"] > 0 and report["fork"]["rows"]["small"]["cpp_p50_us"] > 0
     assert "### Python env.fork() beside the C++ client's fork()" in completed.stdout
+    # The state cache's rows: the cached searches found what the uncached one did.
+    cache = report["state_cache"]
+    assert cache["search"]["same_result"] and cache["search"]["speedup"] > 0
+    for row in cache["rl"]["policies"].values():
+        assert row["lookups"] > 0 and 0 <= row["hit_rate"] <= 1
+    assert "### State cache: greedy search run twice" in completed.stdout
