@@ -82,6 +82,9 @@ def test_describe_lists_backends_actions_spaces_datasets_and_the_sandbox(capsys)
     assert {"IrInstructionCountOz", "ObjectTextSizeOz", "Runtime"} <= rewards
     datasets = {d["name"]: d for d in info["datasets"]}
     assert datasets["benchmark://forkgym-v0"]["installed"] and datasets["benchmark://forkgym-v0"]["size"] == 2
+    # The state cache's counts (None where the server runs without one).
+    cache = info["state_cache"]
+    assert cache is None or (cache["capacity_bytes"] > 0 and cache["hits"] >= 0 and cache["used_bytes"] >= 0)
     assert datasets["generator://csmith-v0"]["kind"] == "generator"
 
 
@@ -93,6 +96,7 @@ def test_describe_prints_tables_a_person_reads() -> None:
     assert "103  -mem2reg" in out
     assert "IrInstructionCountOz" in out and "RUNNABLE-ONLY" in out
     assert "benchmark://forkgym-v0" in out
+    assert "state cache: " in out
 
 
 def test_describe_of_a_backend_the_server_lacks_names_the_ones_it_has() -> None:

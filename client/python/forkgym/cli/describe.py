@@ -153,6 +153,8 @@ def collect(backend: str | None = None, probe_runner: bool = False) -> dict[str,
         "sandbox": {"level": server.sandbox_level, "features": list(server.sandbox_features),
                     "fallbacks": list(server.sandbox_fallbacks)},
         "instructions_retired": _probe_runner(connection) if probe_runner else _kernel_counter(),
+        # The node-wide state cache's counts (shared by every server of this user), or None when off.
+        "state_cache": connection.state_cache_stats(),
         "backends": [_backend(connection, name) for name in names if backend in (None, name)],
         "datasets": _datasets(),
     }
@@ -175,6 +177,15 @@ def render(info: dict[str, Any]) -> str:
     counter = info["instructions_retired"]
     out.append(f"instructions retired counted: {_yes(counter['available'])} ({counter['how']}: {counter['reason']})")
     out.append(f"protocol version: {info['protocol_version']}")
+    cache = info["state_cache"]
+    if cache is None:
+        out.append("state cache: off")
+    else:
+        lookups = cache["hits"] + cache["misses"]
+        rate = f"{cache['hits'] / lookups:.1%}" if lookups else "no lookups yet"
+        out.append(f"state cache: {cache['name']}, {cache['used_bytes'] / 2**20:.1f} of "
+                   f"{cache['capacity_bytes'] / 2**20:.0f} MiB, {cache['entries']:,} entries, hit rate {rate} "
+                   f"({cache['hits']:,} of {lookups:,} lookups), {cache['evictions']:,} evicted")
     for b in info["backends"]:
         out.append("")
         out.append(f"== backend {b['name']} {b['version']}")
