@@ -311,6 +311,8 @@ def fork_bench(quick: bool, repetitions: int = 3) -> dict:
     load_before = os.getloadavg()
     rows = {}
     for size, uri in modules(quick).items():
+        if quick and size != "small":
+            continue  # --quick: one module keeps the harness working
         python, cpp = [], []
         for _ in range(1 if quick else repetitions):
             samples = python_fork(uri, 50 if quick else 300)
@@ -465,7 +467,8 @@ def core_scaling(uri: str, n: int, seconds: float, repetitions: int) -> dict:
         return {"skipped": "fewer than 2 cores"}
     one, two = {available[0]}, set(available[:2])
     load_before = os.getloadavg()
-    workloads = {"every action": None, "steady passes": STEADY_PASSES}
+    # --quick keeps the harness working at the least cost: one workload.
+    workloads = {"every action": None} if repetitions == 1 else {"every action": None, "steady passes": STEADY_PASSES}
     samples: dict[str, dict[str, list[float]]] = {w: {"pool 1": [], "pool 2": [], "processes 1": [], "processes 2": []}
                                                   for w in workloads}
     context = multiprocessing.get_context("spawn")

@@ -288,3 +288,38 @@ def test_a_sub_env_whose_worker_breaks_the_protocol_is_truncated_alone() -> None
             assert [env.actions for env in pool.envs] == [[], [2, 4], [3, 4]]
     finally:
         server.close()
+
+
+def test_ctrl_c_just_after_the_post_loses_no_step(monkeypatch) -> None:
+    """A KeyboardInterrupt landing in send() right after the native post (before
+    the pool wrote down what it posted) still ends every posted step: the
+    answered one recorded, the hung one's worker killed, both results kept."""
+    from forkgym import vector
+
+    with forkgym.make_pool("llvm-ic-v0", num_envs=2, batch_size=2) as pool:
+        pool.reset()
+        hang, mem2reg = _flags(pool.single_action_space, "-forkgym-test-hang", "-mem2reg")
+        real = vector._forkgym
+
+        class InterruptedAfterPosting:
+            collect_steps = staticmethod(real.collect_steps)
+
+            @staticmethod
+            def post_steps(*args):
+                real.post_steps(*args)
+                raise KeyboardInterrupt  # Ctrl-C arrives before send() has noted what it posted
+
+        monkeypatch.setattr(vector, "_forkgym", InterruptedAfterPosting)
+        with pytest.raises(KeyboardInterrupt):
+            pool.send([hang, mem2reg], [0, 1])
+        monkeypatch.setattr(vector, "_forkgym", real)
+        assert pool.in_flight == []
+        _, _, _, truncated, info = pool.recv()
+        by_id = {int(i): row for row, i in enumerate(info["env_id"])}
+        assert truncated[by_id[0]] and info["outcome"][by_id[0]] == Outcome.INTERRUPTED
+        assert pool.envs[0].actions == [hang] and not pool.envs[0].in_episode
+        # The other step was either answered (recorded) or ended with it: either way its history says so.
+        assert pool.envs[1].actions == [mem2reg]
+        pool.send([mem2reg, mem2reg], [0, 1])  # sub-env 0 resets, 1 steps on
+        _, _, _, truncated, info = pool.recv()
+        assert not truncated.any()

@@ -247,18 +247,23 @@ class CompilerEnvPool:
                 env = self.envs[i]
                 plans.append(env._plan_step([action] if np.ndim(action) == 0 else list(action), None, None))
                 stepping.append(i)
-            if stepping:
-                failed = _forkgym.post_steps(
-                    [self.envs[i]._native for i in stepping], [p.native_actions for p in plans],
-                    [p.native_observations for p in plans], [p.native_rewards for p in plans])
-                for i, plan, result in zip(stepping, plans, failed):
-                    if result is None:
-                        self._in_flight[i] = plan
-                    else:  # its worker was gone before the post: the result is already here
-                        self._push(self._complete(i, plan, result))
-            # Resets last: the workers just posted compute meanwhile.
-            for i in resetting:
-                self._push(self._reset_one(i, None, None))
+            # In flight before the post: a Ctrl-C from here on still finds them.
+            self._in_flight.update(zip(stepping, plans))
+            try:
+                if stepping:
+                    failed = _forkgym.post_steps(
+                        [self.envs[i]._native for i in stepping], [p.native_actions for p in plans],
+                        [p.native_observations for p in plans], [p.native_rewards for p in plans])
+                    for i, plan, result in zip(stepping, plans, failed):
+                        if result is not None:  # its worker was gone before the post: the result is here
+                            del self._in_flight[i]
+                            self._push(self._complete(i, plan, result))
+                # Resets last: the workers just posted compute meanwhile.
+                for i in resetting:
+                    self._push(self._reset_one(i, None, None))
+            except KeyboardInterrupt:
+                self._end_in_flight()
+                raise
 
     def recv(self) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """The first ``batch_size`` results to come: ``(observations, rewards,
@@ -282,11 +287,15 @@ class CompilerEnvPool:
                 f"recv() returns {count} results, but only {len(self._ready)} are ready and {len(self._in_flight)} "
                 f"steps are in flight: send() actions to more sub-envs first (or reset them)")
         if missing > 0:
-            waiting = list(self._in_flight)
-            indices, results, interrupt = _forkgym.collect_steps([self.envs[i]._native for i in waiting], missing)
-            for index, result in zip(indices, results):
-                i = waiting[index]
-                self._push(self._complete(i, self._in_flight.pop(i), result))
+            try:
+                waiting = list(self._in_flight)
+                indices, results, interrupt = _forkgym.collect_steps([self.envs[i]._native for i in waiting], missing)
+                for index, result in zip(indices, results):
+                    i = waiting[index]
+                    self._push(self._complete(i, self._in_flight.pop(i), result))
+            except KeyboardInterrupt:
+                self._end_in_flight()
+                raise
             if interrupt is not None:
                 raise interrupt
         taken = [self._ready.popleft() for _ in range(count)]
@@ -318,6 +327,32 @@ class CompilerEnvPool:
             truncated = True
         self._needs_reset[i] = terminated or truncated
         return _Result(i, observation, reward, terminated, truncated, info)
+
+    def _end_in_flight(self) -> None:
+        """After a Ctrl-C outside recv()'s native wait (which handles its own):
+        every step in flight ends now, as an interrupted wait would end it —
+        an answered one is recorded as usual, an unanswered one's worker is
+        killed and its episode truncated (Outcome.INTERRUPTED) — so no step
+        is lost between the workers and the sub-envs' histories."""
+        for i, plan in list(self._in_flight.items()):
+            env = self.envs[i]
+            try:
+                indices, results, _ = _forkgym.collect_steps([env._native], 0)
+            except ForkgymError:  # its post never happened or failed
+                indices, results = [], []
+            del self._in_flight[i]
+            if indices:
+                self._push(self._complete(i, plan, results[0]))
+                continue
+            reproducer = env._native.reproducer() if env._native is not None else None
+            env._actions.extend(plan.actions)
+            env._episode_over = True
+            env.close()  # closing its channel ends the worker
+            spec = env.observation_space_spec
+            self._needs_reset[i] = True
+            self._push(_Result(i, spec.default() if spec is not None else None, 0.0, False, True,
+                               {"outcome": Outcome.INTERRUPTED, "reproducer": reproducer,
+                                "error_details": "the step was interrupted; the worker was killed"}))
 
     def _push(self, result: _Result) -> None:
         self._ready.append(result)
