@@ -520,11 +520,14 @@ class CompilerVectorEnv(VectorEnv):
             if len(actions) != self.num_envs:
                 raise InvalidRequest(f"step: got {len(actions)} actions for {self.num_envs} sub-envs; pass one each")
             self._drain()
-            self.pool.send(actions, self._all)
             try:
+                self.pool.send(actions, self._all)
                 results = self.pool._receive(self.num_envs)
             except KeyboardInterrupt:
-                self._drain()  # recorded in each sub-env's history; the next step starts afresh
+                # Wherever it landed, every step is ended and recorded in its
+                # sub-env's history; the next step starts afresh.
+                self.pool._end_in_flight()
+                self._drain()
                 raise
             results.sort(key=lambda r: r.env_id)
             rewards = np.fromiter((r.reward for r in results), dtype=np.float64, count=self.num_envs)
