@@ -67,7 +67,10 @@ class Baselines : public ::testing::Test {
   // count as the first episode's worker sees it. `server` keeps the server
   // (and its background work) alive after the call.
   int64_t ozCountFromNewServer(std::shared_ptr<Connection>* server = nullptr) {
-    auto connection = Connection::spawn(testServer({.extraArgs = {"--baseline-cache", directory_}}));
+    // No state cache: it would answer IrInstructionCountOz from an earlier
+    // server's episode, whatever the baseline cache holds.
+    auto connection =
+        Connection::spawn(testServer({.extraArgs = {"--baseline-cache", directory_, "--no-state-cache"}}));
     EXPECT_TRUE(connection) << connection.error().message;
     if (!connection) return -1;
     if (server != nullptr) *server = *connection;

@@ -679,6 +679,15 @@ Got forkBombUnderTheProcessLimit() {
   return got;
 }
 
+// Limits of its own: the zygote keeps a spare worker (for a runnable
+// benchmark, one per run configuration) only for sessions with the default
+// limits, and a new spare is no leak of the row's.
+EnvOptions ownLimits() {
+  EnvOptions options;
+  options.limits.cpuSecondsPerStep = 30;
+  return options;
+}
+
 // A fork bomb injected into a runnable benchmark's worker, which may fork
 // (it builds and runs programs): it stops at the runnable profile's process
 // limit — what one build or run at a time needs, far below the episode
@@ -691,7 +700,7 @@ Got forkBombInARunnableWorker() {
   }
   RunConfig config;
   config.runTimeoutSeconds = 10;
-  Env env(gHarness->connection);
+  Env env(gHarness->connection, ownLimits());
   if (auto ok = env.reset(fileUri("crc32.c"), &config); !ok) return {false, "reset failed: " + ok.error().message};
   // The kernel's view of the worker's limit, once the worker has answered a
   // request (it applies its sandbox, limits included, while the client's
@@ -947,7 +956,7 @@ Got runnerRow(const std::string& name, const std::string& source, Outcome expect
   RowFile file("runner-" + name + ".c", source);
   RunConfig config;
   config.runTimeoutSeconds = timeout;
-  Env env(gHarness->connection);
+  Env env(gHarness->connection, ownLimits());
   if (auto ok = env.reset("file://" + file.path, &config); !ok) return {false, "reset failed: " + ok.error().message};
   auto ran = env.run(RunRequest{});
   if (!ran) return {false, "run failed: " + std::string(outcomeName(ran.error().outcome)) + ": " + ran.error().message};
@@ -1089,7 +1098,7 @@ int main(void) { fork(); fork(); for (;;) pause(); }
   config.buildCommand = {"$CC", "$IN", "-o", "forkgym-orphan"};  // a name /proc shows as its command
   config.buildOutfile = "forkgym-orphan";
   config.runTimeoutSeconds = 600;
-  Env env(gHarness->connection);
+  Env env(gHarness->connection, ownLimits());
   if (auto ok = env.reset("file://" + file.path, &config); !ok) return {false, "reset failed: " + ok.error().message};
   const pid_t worker = env.workerPid();
   Result<RunResult> ran = makeError(Outcome::ServerError, "not run");
