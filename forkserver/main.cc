@@ -94,8 +94,10 @@ options:
                          so this zygote's heap layout (and its workers') differs from any
                          other's, even with ASLR off: heap-address-dependent results of
                          LLVM show as different states (validate(fresh_process=True))
-  --no-state-cache       answer every step by running its passes: no node-wide state cache
-                         (also FORKGYM_STATE_CACHE=0 in the environment; --perturb-heap implies it)
+  --state-cache          experimental, off by default: follow cached transitions from a
+                         node-wide state cache (also FORKGYM_STATE_CACHE=1, or --state-cache-name)
+  --no-state-cache       answer every step by running its passes (the default; also
+                         FORKGYM_STATE_CACHE=0; --perturb-heap implies it)
   --state-cache-mb N     size of the state cache's data if this server creates it (default 256;
                          an existing segment keeps its size)
   --state-cache-name NAME  its POSIX shared-memory name (default $FORKGYM_STATE_CACHE_NAME, else
@@ -214,6 +216,7 @@ int main(int argc, char** argv) {
   std::string logLevel = "warn";
   int readyFd = -1;
   std::optional<uint64_t> perturbSeed;
+  bool noStateCache = false;  // --no-state-cache wins over every way of turning it on
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     auto value = [&](const char* name) -> std::string {
@@ -324,8 +327,11 @@ int main(int argc, char** argv) {
       options.isolation.namespaces = false;
     } else if (arg == "--perturb-heap") {
       perturbSeed = number("--perturb-heap");
+    } else if (arg == "--state-cache") {
+      options.stateCache.enabled = true;
     } else if (arg == "--no-state-cache") {
       options.stateCache.enabled = false;
+      noStateCache = true;
     } else if (arg == "--state-cache-mb") {
       options.stateCache.megabytes = number("--state-cache-mb");
       if (options.stateCache.megabytes == 0 || options.stateCache.megabytes > (1u << 20)) {
@@ -334,6 +340,7 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--state-cache-name") {
       options.stateCache.name = value("--state-cache-name");
+      if (!noStateCache) options.stateCache.enabled = true;
       const auto& name = options.stateCache.name;
       if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() > 200) {
         std::fprintf(stderr, "forkgym-server: --state-cache-name must be '/' and a file name, e.g. /my-cache\n");
@@ -349,8 +356,9 @@ int main(int argc, char** argv) {
 
   // First, so everything the backends and benchmarks allocate lands elsewhere.
   if (perturbSeed) forkgym::forkserver::perturbHeap(*perturbSeed);
-  if (const char* env = std::getenv("FORKGYM_STATE_CACHE"); env != nullptr && std::string_view(env) == "0") {
-    options.stateCache.enabled = false;
+  if (const char* env = std::getenv("FORKGYM_STATE_CACHE"); env != nullptr) {
+    if (std::string_view(env) == "0") options.stateCache.enabled = false;
+    if (std::string_view(env) == "1" && !noStateCache) options.stateCache.enabled = true;
   }
   if (const char* env = std::getenv("FORKGYM_STATE_CACHE_NAME"); env != nullptr && options.stateCache.name.empty()) {
     options.stateCache.name = env;  // StateCache::open() refuses a malformed one, leaving the cache off

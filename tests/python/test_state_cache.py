@@ -128,7 +128,9 @@ def test_a_nondeterministic_pass_ends_what_is_cached(segment):
     assert (after["hits"], after["misses"], after["inserts"]) == (before["hits"], before["misses"], 0)
 
 
-def test_the_cache_can_be_turned_off(monkeypatch, segment):
+def test_the_cache_is_off_unless_asked_for_and_can_be_turned_off(monkeypatch, segment):
+    monkeypatch.delenv("FORKGYM_STATE_CACHE", raising=False)
+    assert _server().connection().state_cache_stats() is None, "experimental: off by default"
     assert _server("--no-state-cache").connection().state_cache_stats() is None
     monkeypatch.setenv("FORKGYM_STATE_CACHE", "0")
     assert _server("--state-cache-name", segment).connection().state_cache_stats() is None
