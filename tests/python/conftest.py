@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,19 @@ import forkgym  # noqa: E402
 def env() -> Iterator[forkgym.LlvmEnv]:
     with forkgym.make("llvm-ic-v0") as e:
         yield e
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, as in any Python at a terminal. A
+    Python started with SIGINT ignored (a background job of a script, nohup,
+    some CI runners) keeps it ignored and installs no handler: there a test
+    that sends SIGINT would wait out the step's CPU limit instead."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -187,6 +187,7 @@ def _ctrl_c_once_recv_waits(native) -> threading.Thread:
     return threading.Thread(target=wait_then_interrupt)
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_in_recv_ends_the_waiting_steps_and_keeps_every_result() -> None:
     with forkgym.make_pool("llvm-ic-v0", num_envs=2, batch_size=2) as pool:
         pool.reset()

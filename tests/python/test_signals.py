@@ -65,6 +65,7 @@ def _ctrl_c_once_the_worker_is_in_the_step(native) -> threading.Thread:
     return threading.Thread(target=wait_then_interrupt)
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_during_a_long_step_raises_keyboard_interrupt_and_ends_the_episode() -> None:
     with forkgym.make("llvm-ic-v0") as env:  # the default step timeout: 300 s
         env.reset()
@@ -93,6 +94,7 @@ def test_ctrl_c_during_a_long_step_raises_keyboard_interrupt_and_ends_the_episod
         assert not env.step(mem2reg)[3]
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_during_a_vector_step_ends_the_stepped_episodes_and_records_them() -> None:
     with forkgym.make_vec("llvm-ic-v0", num_envs=2) as vector:
         vector.reset()
