@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import select
 import warnings
 
 import gymnasium as gym
@@ -13,6 +16,7 @@ import forkgym
 from forkgym.registration import ENVIRONMENTS
 
 IDS = sorted(ENVIRONMENTS)
+HANG_GUARD_S = 60  # only turns a hang into a failure
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -190,6 +194,33 @@ def test_context_manager_closes_the_worker() -> None:
         env.reset()
         assert env.in_episode
     assert not env.in_episode
+
+
+def test_an_env_dropped_without_close_ends_its_worker_at_once() -> None:
+    """As in code written for CompilerGym, which often never closes its envs:
+    the last reference going ends the worker and its fork and closes their
+    descriptors then, not at some later garbage collection (which under a
+    test suite or a training loop may come in the middle of other work)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    workers: list[int] = []
+    try:
+        env = forkgym.make("llvm-ic-v0")
+        env.reset()
+        env.step(env.action_space.index("-mem2reg"))
+        assert env.observation["IrInstructionCount"] > 0 and env.reward["IrInstructionCountOz"] is not None
+        fork = env.fork()
+        workers = [os.pidfd_open(e.worker_pid) for e in (env, fork)]
+        view = env.observation
+        del env, fork
+        assert all(select.select([w], [], [], HANG_GUARD_S)[0] for w in workers), "a dropped env's worker lived on"
+        with pytest.raises(forkgym.SessionNotStarted, match="keep a reference to the env"):
+            view["IrInstructionCount"]
+    finally:
+        for worker in workers:
+            os.close(worker)
+        if collecting:
+            gc.enable()
 
 
 def test_render_ansi_returns_ir() -> None:

@@ -38,6 +38,7 @@ import copy
 import functools
 import os
 import threading
+import weakref
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -118,6 +119,18 @@ class StepPlan:
     explicit_rewards: bool
 
 
+def _owning_env(view: Any) -> CompilerEnv:
+    """The env a view (``env.observation``, ``env.reward``) belongs to. Views
+    hold their env weakly: an env in no reference cycle is freed -- its worker
+    ended, its descriptors closed -- the moment its last reference goes, not
+    whenever the garbage collector next runs."""
+    env = view._env_ref()
+    if env is None:
+        raise SessionNotStarted("the env this view belongs to no longer exists: keep a reference to the env "
+                                "(env.observation and env.reward do not keep it alive)")
+    return env
+
+
 class OwnSpecs(Mapping):
     """``env.observation.spaces``: the described observations by name, each spec
     the env's own copy of the shared one (made on first use, see
@@ -125,7 +138,9 @@ class OwnSpecs(Mapping):
     got from one env never changes another env's samples."""
 
     def __init__(self, env: CompilerEnv) -> None:
-        self._env = env
+        self._env_ref = weakref.ref(env)
+
+    _env = property(_owning_env)
 
     def __getitem__(self, name: str) -> ObservationSpaceSpec:
         return self._env._own_spec(self._env._observation_specs[name])
@@ -144,8 +159,10 @@ class ObservationView:
     """``env.observation["Ir"]``: computes one observation of the current state on request."""
 
     def __init__(self, env: CompilerEnv) -> None:
-        self._env = env
+        self._env_ref = weakref.ref(env)
         self.spaces: Mapping[str, ObservationSpaceSpec] = OwnSpecs(env)
+
+    _env = property(_owning_env)
 
     def __getitem__(self, name: str) -> Any:
         spec = lookup(self._env._observation_specs, name, "observation")
@@ -165,8 +182,10 @@ class RewardView:
     ``episode_reward`` (the worker moves the reward's baseline on)."""
 
     def __init__(self, env: CompilerEnv) -> None:
-        self._env = env
+        self._env_ref = weakref.ref(env)
         self.spaces: Mapping[str, RewardSpaceSpec] = env._reward_specs
+
+    _env = property(_owning_env)
 
     def __getitem__(self, name: str) -> float:
         lookup(self.spaces, name, "reward")
