@@ -94,10 +94,10 @@ options:
                          so this zygote's heap layout (and its workers') differs from any
                          other's, even with ASLR off: heap-address-dependent results of
                          LLVM show as different states (validate(fresh_process=True))
-  --state-cache          experimental, off by default: follow cached transitions from a
-                         node-wide state cache (also FORKGYM_STATE_CACHE=1, or --state-cache-name)
-  --no-state-cache       answer every step by running its passes (the default; also
-                         FORKGYM_STATE_CACHE=0; --perturb-heap implies it)
+  --state-cache          follow cached transitions from the node-wide state cache (the
+                         default; also FORKGYM_STATE_CACHE=1)
+  --no-state-cache       answer every step by running its passes: no state cache; wins over
+                         --state-cache (also FORKGYM_STATE_CACHE=0; --perturb-heap implies it)
   --state-cache-mb N     size of the state cache's data if this server creates it (default 256;
                          an existing segment keeps its size)
   --state-cache-name NAME  its POSIX shared-memory name (default $FORKGYM_STATE_CACHE_NAME, else

@@ -42,9 +42,7 @@
 namespace forkgym::forkserver {
 
 struct StateCacheOptions {
-  // Off unless asked for (--state-cache): see the README's State cache section
-  // for the failure that keeps it experimental.
-  bool enabled = false;
+  bool enabled = true;  // --no-state-cache / FORKGYM_STATE_CACHE=0 turn it off
   std::string name;      // empty: defaultStateCacheName()
   size_t megabytes = 256;
 };

@@ -797,7 +797,7 @@ def _with_cache(name: str | None) -> dict[str, str]:
     if name is None:
         env["FORKGYM_STATE_CACHE"] = "0"
     else:
-        env["FORKGYM_STATE_CACHE"] = "1"  # off by default
+        env["FORKGYM_STATE_CACHE"] = "1"
         env["FORKGYM_STATE_CACHE_NAME"] = name
     return env
 

@@ -128,12 +128,14 @@ def test_a_nondeterministic_pass_ends_what_is_cached(segment):
     assert (after["hits"], after["misses"], after["inserts"]) == (before["hits"], before["misses"], 0)
 
 
-def test_the_cache_is_off_unless_asked_for_and_can_be_turned_off(monkeypatch, segment):
+def test_the_cache_is_on_by_default_and_can_be_turned_off(monkeypatch, segment):
     monkeypatch.delenv("FORKGYM_STATE_CACHE", raising=False)
-    assert _server().connection().state_cache_stats() is None, "experimental: off by default"
     assert _server("--no-state-cache").connection().state_cache_stats() is None
     monkeypatch.setenv("FORKGYM_STATE_CACHE", "0")
     assert _server("--state-cache-name", segment).connection().state_cache_stats() is None
     monkeypatch.delenv("FORKGYM_STATE_CACHE")
     stats = _server("--state-cache-name", segment, "--state-cache-mb", "1").connection().state_cache_stats()
     assert stats is not None and stats["name"] == segment and stats["capacity_bytes"] == 1 << 20
+    monkeypatch.setenv("FORKGYM_STATE_CACHE_NAME", segment)
+    stats = _server().connection().state_cache_stats()
+    assert stats is not None and stats["name"] == segment, "on unless turned off"
