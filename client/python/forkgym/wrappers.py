@@ -2,8 +2,17 @@
 
 gymnasium 1.x wrappers no longer forward unknown attributes, but CompilerGym
 code calls ``env.fork()``, ``env.observation["Ir"]``, ``env.benchmark = ...``
-through wrappers. :class:`CompilerEnvWrapper` restores that forwarding; every
-wrapper here derives from it, and :class:`TimeLimit` is gymnasium's with it.
+and ``env.reset(benchmark=...)`` through wrappers. :class:`CompilerEnvWrapper`
+restores that forwarding; every wrapper here derives from it, and
+:class:`TimeLimit` is gymnasium's with it.
+
+gymnasium's own wrappers (what ``gymnasium.make`` adds: ``OrderEnforcing``,
+``PassiveEnvChecker``, ``TimeLimit``) may sit anywhere in a stack, and they
+forward only ``reset(seed=, options=)``. So the wrappers here pass a
+benchmark, observation space or reward space down as ``reset(options=...)``
+(which :meth:`CompilerEnv.reset` reads, through any stack), and set the
+CompilerGym attributes on the env itself (``env.unwrapped``) when the env
+they wrap is a gymnasium wrapper, whose own attribute would change nothing.
 """
 
 from __future__ import annotations
@@ -20,22 +29,40 @@ from gymnasium.wrappers import TimeLimit as _GymTimeLimit
 from forkgym.benchmarks import Benchmark
 from forkgym.envs import CompilerEnv
 from forkgym.llvm_env import LlvmEnv
-from forkgym.errors import InvalidAction
+from forkgym.errors import InvalidAction, InvalidRequest
+
+
+# CompilerGym's reset keywords, passed down a wrapper stack as reset options.
+RESET_KEYWORDS = ("benchmark", "observation_space", "reward_space")
+
+
+def _forwards_compilergym_api(env: Any) -> bool:
+    return isinstance(env, (CompilerEnvWrapper, CompilerEnv))
 
 
 class CompilerEnvWrapper(gym.Wrapper):
     """A wrapper that forwards the CompilerGym API to the wrapped env.
 
     Reads of unknown public attributes and the ``benchmark``,
-    ``observation_space`` and ``reward_space`` setters go to the inner env,
-    so ``wrapped.observation_space = "Autophase"`` works as in CompilerGym.
+    ``observation_space`` and ``reward_space`` setters go to the inner env
+    (past any gymnasium wrapper, to the env itself), so
+    ``wrapped.observation_space = "Autophase"`` works as in CompilerGym.
+    ``reset(benchmark=, observation_space=, reward_space=)`` is passed down as
+    ``reset(options=...)``, which gymnasium's wrappers forward too.
     ``fork()`` forks the inner env and re-applies this wrapper around the copy.
     """
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self.env, name)
+        if _forwards_compilergym_api(self.env):
+            return getattr(self.env, name)
+        return self.env.get_wrapper_attr(name)  # searches the gymnasium wrappers, then the env
+
+    def _compilergym_env(self) -> Any:
+        """Where a CompilerGym attribute is set: the wrapped env when it forwards
+        the API, else the env itself (a gymnasium wrapper would keep it)."""
+        return self.env if _forwards_compilergym_api(self.env) else self.env.unwrapped
 
     @property
     def observation_space(self) -> spaces.Space:  # type: ignore[override]
@@ -43,23 +70,29 @@ class CompilerEnvWrapper(gym.Wrapper):
 
     @observation_space.setter
     def observation_space(self, space: Any) -> None:
-        self.env.observation_space = space
+        self._compilergym_env().observation_space = space
 
     @property
     def reward_space(self) -> Any:
-        return self.env.reward_space
+        return self._compilergym_env().reward_space
 
     @reward_space.setter
     def reward_space(self, space: Any) -> None:
-        self.env.reward_space = space
+        self._compilergym_env().reward_space = space
 
     @property
     def benchmark(self) -> Benchmark:
-        return self.env.benchmark
+        return self._compilergym_env().benchmark
 
     @benchmark.setter
     def benchmark(self, benchmark: Any) -> None:
-        self.env.benchmark = benchmark
+        self._compilergym_env().benchmark = benchmark
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,  # type: ignore[override]
+              **keywords: Any) -> Any:
+        """gymnasium's ``reset(seed=, options=)``, also taking CompilerGym's
+        ``benchmark=``, ``observation_space=``, ``reward_space=``."""
+        return self.env.reset(seed=seed, options=reset_options(options, keywords))
 
     def step(self, action: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         return self.env.step(action, *args, **kwargs)
@@ -81,12 +114,35 @@ class CompilerEnvWrapper(gym.Wrapper):
         return self.fork()
 
 
+def reset_options(options: dict[str, Any] | None, keywords: dict[str, Any]) -> dict[str, Any] | None:
+    """``options`` with CompilerGym's reset keywords added (an option given
+    both ways must agree); other keywords are refused with a clear error."""
+    unknown = [k for k in keywords if k not in RESET_KEYWORDS]
+    if unknown:
+        raise TypeError(f"reset() got an unexpected keyword argument '{unknown[0]}'; it takes seed=, options= "
+                        f"and CompilerGym's {', '.join(k + '=' for k in RESET_KEYWORDS)}")
+    given = {k: v for k, v in keywords.items() if v is not None}
+    if not given:
+        return options
+    merged = dict(options or {})
+    for key, value in given.items():
+        if key in merged and merged[key] != value:
+            raise InvalidRequest(f"reset(): {key}={value!r} and options['{key}']={merged[key]!r} disagree; "
+                                 "give it one way")
+        merged[key] = value
+    return merged
+
+
 class TimeLimit(CompilerEnvWrapper, _GymTimeLimit):
     """gymnasium's TimeLimit (truncates after ``max_episode_steps``) with the
     CompilerGym API forwarded. A forked copy keeps the elapsed step count."""
 
     def __init__(self, env: gym.Env, max_episode_steps: int) -> None:
         _GymTimeLimit.__init__(self, env, max_episode_steps)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,  # type: ignore[override]
+              **keywords: Any) -> Any:
+        return _GymTimeLimit.reset(self, seed=seed, options=reset_options(options, keywords))
 
     def step(self, action: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         observation, reward, terminated, truncated, info = self.env.step(action, *args, **kwargs)
@@ -105,19 +161,30 @@ class TimeLimit(CompilerEnvWrapper, _GymTimeLimit):
 
 
 class _BenchmarkChooser(CompilerEnvWrapper):
-    """Sets ``env.benchmark`` from ``next_benchmark()`` on every reset without an explicit benchmark."""
+    """Picks the benchmark of every reset that names none (``next_benchmark()``)
+    and passes it down as ``reset(options={"benchmark": ...})``, which reaches
+    the env through any wrapper stack. ``reset(seed=)`` seeds the choice
+    (:meth:`on_seed`), so a seeded run visits the same benchmarks."""
 
     def next_benchmark(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        if "benchmark" not in kwargs and not (options and "benchmark" in options):
-            self.env.benchmark = self.next_benchmark()
-        return self.env.reset(seed=seed, options=options, **kwargs)
+    def on_seed(self, seed: int) -> None:
+        """Called by ``reset(seed=seed)`` before the choice; none by default."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,  # type: ignore[override]
+              **keywords: Any) -> Any:
+        options = reset_options(options, keywords)
+        if seed is not None:
+            self.on_seed(seed)
+        if not (options and options.get("benchmark") is not None):
+            options = {**(options or {}), "benchmark": self.next_benchmark()}
+        return self.env.reset(seed=seed, options=options)
 
 
 class IterateOverBenchmarks(_BenchmarkChooser):
-    """Each reset takes the next benchmark; ``StopIteration`` once they run out."""
+    """Each reset takes the next benchmark; ``StopIteration`` once they run out.
+    (An iterator cannot start over: ``reset(seed=)`` does not restart it.)"""
 
     def __init__(self, env: gym.Env, benchmarks: Iterable[Any], fork_shares_iterator: bool = False) -> None:
         super().__init__(env)
@@ -128,23 +195,37 @@ class IterateOverBenchmarks(_BenchmarkChooser):
 
 
 class CycleOverBenchmarks(_BenchmarkChooser):
-    """Each reset takes the next benchmark, starting over after the last."""
+    """Each reset takes the next benchmark, starting over after the last;
+    ``reset(seed=)`` starts over from the first."""
 
     def __init__(self, env: gym.Env, benchmarks: Iterable[Any]) -> None:
         super().__init__(env)
-        self._iterator = itertools.cycle(list(benchmarks))
+        self._benchmarks = list(benchmarks)
+        if not self._benchmarks:
+            raise InvalidRequest("CycleOverBenchmarks needs at least one benchmark")
+        self._iterator = itertools.cycle(self._benchmarks)
+
+    def on_seed(self, seed: int) -> None:
+        self._iterator = itertools.cycle(self._benchmarks)
 
     def next_benchmark(self) -> Any:
         return next(self._iterator)
 
 
 class RandomOrderBenchmarks(_BenchmarkChooser):
-    """Each reset takes a benchmark drawn uniformly (with replacement)."""
+    """Each reset takes a benchmark drawn uniformly (with replacement) by
+    ``rng``; ``reset(seed=s)`` replaces it with ``np.random.default_rng(s)``,
+    so the draws after a seeded reset depend on the seed alone."""
 
     def __init__(self, env: gym.Env, benchmarks: Iterable[Any], rng: np.random.Generator | None = None) -> None:
         super().__init__(env)
         self._benchmarks = list(benchmarks)
+        if not self._benchmarks:
+            raise InvalidRequest("RandomOrderBenchmarks needs at least one benchmark")
         self._rng = rng or np.random.default_rng()
+
+    def on_seed(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
 
     def next_benchmark(self) -> Any:
         return self._benchmarks[int(self._rng.integers(len(self._benchmarks)))]
@@ -283,9 +364,10 @@ class ForkOnStep(CompilerEnvWrapper):
         while self.stack:
             self.stack.pop().close()
 
-    def reset(self, *args: Any, **kwargs: Any) -> Any:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,  # type: ignore[override]
+              **keywords: Any) -> Any:
         self._clear()
-        return self.env.reset(*args, **kwargs)
+        return super().reset(seed=seed, options=options, **keywords)
 
     def step(self, action: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         self.stack.append(self.env.fork())
