@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
@@ -76,3 +77,16 @@ def test_gymnasium_make_vec_uses_the_vector_entry_point() -> None:
         envs.step(envs.action_space.sample())
     finally:
         envs.close()
+
+
+def test_vector_env_reset_takes_a_list_of_seeds() -> None:
+    # gymnasium's VectorEnv.reset takes one seed per sub-env (None: unseeded).
+    with forkgym.make_vec("llvm-ic-v0", num_envs=2) as envs:
+        envs.reset(seed=[5, None])
+        first = [envs.envs[0].action_space.sample() for _ in range(4)]
+        envs.reset(seed=5)  # an int seeds sub-env i with seed + i
+        assert [envs.envs[0].action_space.sample() for _ in range(4)] == first
+        envs.reset(seed=[6, 5])
+        assert [envs.envs[1].action_space.sample() for _ in range(4)] == first
+        with pytest.raises(forkgym.InvalidRequest, match="one per sub-env"):
+            envs.reset(seed=[1, 2, 3])

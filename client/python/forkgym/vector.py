@@ -496,11 +496,16 @@ class CompilerVectorEnv(VectorEnv):
     ) -> tuple[Any, dict[str, Any]]:
         """Resets every sub-env (``options["reset_mask"]`` resets only some)."""
         with self._lock:
-            super().reset(seed=seed)
+            # The vector env's own np_random takes one int; a list seeds the sub-envs only.
+            super().reset(seed=int(seed) if isinstance(seed, (int, np.integer)) else None)
             options = dict(options or {})
             mask = options.pop("reset_mask", None)
             ids = list(range(self.num_envs)) if mask is None else [i for i in range(self.num_envs) if mask[i]]
             if seed is not None and not isinstance(seed, (int, np.integer)):
+                seed = list(seed)
+                if len(seed) != self.num_envs:
+                    raise InvalidRequest(f"reset: got {len(seed)} seeds for {self.num_envs} sub-envs; pass one per "
+                                         "sub-env (None leaves one unseeded), or one int")
                 seed = [seed[i] for i in ids]
             elif isinstance(seed, (int, np.integer)):
                 seed = [int(seed) + i for i in ids]
