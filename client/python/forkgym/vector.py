@@ -39,13 +39,15 @@ kept, and the next ``recv`` returns them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -69,6 +71,7 @@ def _after_fork_in_child() -> None:
         pool._forget_parents_episodes()
     for env in list(_vector_envs):
         env._lock = threading.RLock()
+        env._executor = None  # its threads were the parent's
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -99,11 +102,47 @@ class _Infos:
         self.num_envs = num_envs
 
 
-def _sub_envs(num_envs: int, env_id: str, benchmarks: list[Any] | None, kwargs: dict[str, Any]) -> list[CompilerEnv]:
+def benchmark_schedules(num_envs: int, benchmarks: Sequence[Any] | None) -> list[list[Any]] | None:
+    """Each sub-env's benchmarks, in the order its resets take them (cycling):
+    sub-env ``i`` gets ``benchmarks[i::num_envs]``, so every benchmark is
+    visited and none by two sub-envs; with fewer benchmarks than sub-envs,
+    sub-env ``i`` gets ``benchmarks[i % len(benchmarks)]``."""
+    if benchmarks is None:
+        return None
+    if isinstance(benchmarks, (str, bytes)) or not isinstance(benchmarks, Sequence):
+        raise InvalidRequest(f"benchmarks must be a list of benchmarks (URIs or Benchmark objects), not "
+                             f"{type(benchmarks).__name__}; for one benchmark everywhere pass benchmark=")
+    if not benchmarks:
+        raise InvalidRequest("benchmarks: pass at least one benchmark (or leave it out for the env's default)")
+    if len(benchmarks) < num_envs:
+        return [[benchmarks[i % len(benchmarks)]] for i in range(num_envs)]
+    return [list(benchmarks[i::num_envs]) for i in range(num_envs)]
+
+
+class _BenchmarkCycles:
+    """The benchmark each sub-env's next reset takes, from its schedule."""
+
+    def __init__(self, schedules: list[list[Any]] | None) -> None:
+        self.schedules = schedules
+        self._next = [0] * (len(schedules) if schedules else 0)
+
+    def reset_options(self, i: int, seed: int | None, options: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``options`` for sub-env ``i``'s reset, with its next benchmark unless one
+        is given; a seeded reset starts its cycle over (a seeded run is repeatable)."""
+        if self.schedules is None or (options and options.get("benchmark") is not None):
+            return options
+        if seed is not None:
+            self._next[i] = 0
+        schedule = self.schedules[i]
+        benchmark = schedule[self._next[i] % len(schedule)]
+        self._next[i] += 1
+        return {**(options or {}), "benchmark": benchmark}
+
+
+def _sub_envs(num_envs: int, env_id: str, schedules: list[list[Any]] | None,
+              kwargs: dict[str, Any]) -> list[CompilerEnv]:
     if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise InvalidRequest(f"num_envs must be a positive integer, not {num_envs!r}")
-    if benchmarks is not None and len(benchmarks) != num_envs:
-        raise InvalidRequest(f"benchmarks: got {len(benchmarks)} for {num_envs} sub-envs; pass one per sub-env")
     row = entry(env_id)
     env_class = load_env_creator(row.entry_point)
     kwargs = dict(kwargs)
@@ -112,7 +151,7 @@ def _sub_envs(num_envs: int, env_id: str, benchmarks: list[Any] | None, kwargs: 
     if getattr(env_class, "backend", None) is None:
         kwargs.setdefault("backend", row.backend)
     kwargs.pop("render_mode", None)
-    return [env_class(**{**kwargs, **({"benchmark": benchmarks[i]} if benchmarks else {})}) for i in range(num_envs)]
+    return [env_class(**{**kwargs, **({"benchmark": schedules[i][0]} if schedules else {})}) for i in range(num_envs)]
 
 
 class CompilerEnvPool:
@@ -123,7 +162,9 @@ class CompilerEnvPool:
         env_id: one of the registered ids; sets the env class and default spaces.
         batch_size: how many results ``recv()`` returns (default ``num_envs``).
         max_episode_steps: truncate each episode after this many steps.
-        benchmarks: one benchmark per sub-env (default: every sub-env uses ``benchmark``).
+        benchmarks: benchmarks the sub-envs cycle over, each its own share
+            (:func:`benchmark_schedules`; default: every sub-env uses ``benchmark``).
+            A reset given ``options={"benchmark": ...}`` takes that one instead.
         **kwargs: passed to every sub-env's constructor (``benchmark=``, ``step_timeout=``...).
 
     A training loop::
@@ -148,7 +189,9 @@ class CompilerEnvPool:
         batch_size = num_envs if batch_size is None else batch_size
         if not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= num_envs:
             raise InvalidRequest(f"batch_size must be an integer from 1 to num_envs ({num_envs}), not {batch_size!r}")
-        self.envs: list[CompilerEnv] = _sub_envs(num_envs, env_id, benchmarks, kwargs)
+        schedules = benchmark_schedules(num_envs, benchmarks)
+        self.envs: list[CompilerEnv] = _sub_envs(num_envs, env_id, schedules, kwargs)
+        self._cycles = _BenchmarkCycles(schedules)
         _pools.add(self)
         self.num_envs = int(num_envs)
         self.batch_size = int(batch_size)
@@ -197,7 +240,14 @@ class CompilerEnvPool:
             observation, _, _, _, info = self._batch(results)
             return observation, info
 
+    @property
+    def sub_env_benchmarks(self) -> list[list[Any]] | None:
+        """Each sub-env's benchmarks, in the order its resets take them (None
+        without ``benchmarks=``)."""
+        return self._cycles.schedules
+
     def _reset_one(self, i: int, seed: int | None, options: dict[str, Any] | None) -> _Result:
+        options = self._cycles.reset_options(i, seed, options)
         observation, info = self.envs[i].reset(seed=seed, options=options)
         self._started[i] = True
         self._needs_reset[i] = False
@@ -459,12 +509,26 @@ class CompilerVectorEnv(VectorEnv):
         num_envs: number of sub-environments (each runs in its own worker).
         env_id: one of the registered ids; sets the env class and default spaces.
         max_episode_steps: truncate each episode after this many steps.
-        benchmarks: one benchmark per sub-env (default: every sub-env uses ``benchmark``).
+        benchmarks: benchmarks the sub-envs cycle over, each its own share:
+            sub-env ``i`` takes ``benchmarks[i::num_envs]`` in turn, one per
+            reset (see :func:`benchmark_schedules`; default: every sub-env
+            uses ``benchmark``).
+        wrappers: functions applied in order to every sub-env (as gymnasium's
+            ``make_vec(wrappers=)``), e.g. ``[lambda env: ConstrainedCommandline(env, flags)]``.
+            The spaces are the wrapped sub-env's; ``envs`` stays the bare
+            sub-envs, ``wrapped_envs`` the wrapped ones.
         **kwargs: passed to every sub-env's constructor.
+
+    Without wrappers a step is one native call posting every sub-env's
+    request; with wrappers each wrapped sub-env's ``step`` runs on a thread of
+    its own (the GIL is released while its worker computes), so the workers
+    still compile concurrently.
 
     Threads: calls are serialised by a lock. Ctrl-C during ``step`` ends every
     sub-episode still waiting (each truncated, with its reproducer in
-    ``infos``) and then raises ``KeyboardInterrupt``.
+    ``infos``) and then raises ``KeyboardInterrupt``; with wrappers it waits
+    for the running steps to end (bounded by ``step_timeout``) and every
+    sub-env is reset on the next step.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -475,21 +539,38 @@ class CompilerVectorEnv(VectorEnv):
         env_id: str = "llvm-autophase-ic-v0",
         max_episode_steps: int | None = None,
         benchmarks: list[Any] | None = None,
+        wrappers: Sequence[Callable[[gym.Env], gym.Env]] | None = None,
         **kwargs: Any,
     ) -> None:
         self._lock = threading.RLock()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         _vector_envs.add(self)
         self.pool = CompilerEnvPool(num_envs, env_id, batch_size=num_envs, max_episode_steps=max_episode_steps,
                                     benchmarks=benchmarks, **kwargs)
         self.envs: list[CompilerEnv] = self.pool.envs
+        self.wrapped_envs: list[gym.Env] | None = None
+        if wrappers:
+            self.wrapped_envs = []
+            for env in self.envs:
+                for wrap in wrappers:
+                    env = wrap(env)
+                self.wrapped_envs.append(env)
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
-        self.single_observation_space = self.pool.single_observation_space
-        self.single_action_space = self.pool.single_action_space
+        first = self.wrapped_envs[0] if self.wrapped_envs else self.pool
+        self.single_observation_space = first.single_observation_space if first is self.pool else \
+            first.observation_space
+        self.single_action_space = first.single_action_space if first is self.pool else first.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._last_obs: list[Any] = [None] * num_envs
         self._all = np.arange(num_envs, dtype=np.int32)
+
+    @property
+    def sub_env_benchmarks(self) -> list[list[Any]] | None:
+        """Each sub-env's benchmarks, in the order its resets take them (None
+        without ``benchmarks=``)."""
+        return self.pool.sub_env_benchmarks
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -509,6 +590,8 @@ class CompilerVectorEnv(VectorEnv):
                 seed = [seed[i] for i in ids]
             elif isinstance(seed, (int, np.integer)):
                 seed = [int(seed) + i for i in ids]
+            if self.wrapped_envs is not None:
+                return self._reset_wrapped(ids, seed, options)
             self._drain()
             self.pool.async_reset(seed, options, ids)
             results = self.pool._receive(len(ids))
@@ -524,6 +607,8 @@ class CompilerVectorEnv(VectorEnv):
             actions = np.asarray(actions)
             if len(actions) != self.num_envs:
                 raise InvalidRequest(f"step: got {len(actions)} actions for {self.num_envs} sub-envs; pass one each")
+            if self.wrapped_envs is not None:
+                return self._step_wrapped(actions)
             self._drain()
             try:
                 self.pool.send(actions, self._all)
@@ -535,22 +620,84 @@ class CompilerVectorEnv(VectorEnv):
                 self._drain()
                 raise
             results.sort(key=lambda r: r.env_id)
-            rewards = np.fromiter((r.reward for r in results), dtype=np.float64, count=self.num_envs)
-            terminated = np.fromiter((r.terminated for r in results), dtype=np.bool_, count=self.num_envs)
-            truncated = np.fromiter((r.truncated for r in results), dtype=np.bool_, count=self.num_envs)
-            infos: dict[str, Any] = {}
-            error = None
-            for result in results:
-                self._last_obs[result.env_id] = result.observation
-                if result.error is not None:
-                    # Raised after every other sub-env's result is recorded:
-                    # their workers applied the step, so their histories say so.
-                    error = error or result.error
-                    continue
-                infos = self._add_info(infos, result.info, result.env_id)
-            if error is not None:
-                raise error
-            return self._batch(self._last_obs), rewards, terminated, truncated, infos
+            return self._gather(results)
+
+    # ------------------------------------------- with sub-env wrappers --
+
+    def _reset_wrapped(self, ids: list[int], seeds: list[int | None] | None,
+                       options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        pool = self.pool
+        infos: dict[str, Any] = {}
+        for position, i in enumerate(ids):
+            seed = None if seeds is None else seeds[position]
+            result = self._reset_wrapped_one(i, seed, options)
+            self._last_obs[i] = result.observation
+            infos = self._add_info(infos, result.info, i)
+        pool._started[ids] = True
+        return self._batch(self._last_obs), infos
+
+    def _reset_wrapped_one(self, i: int, seed: int | None, options: dict[str, Any] | None) -> _Result:
+        pool = self.pool
+        observation, info = self.wrapped_envs[i].reset(seed=seed, options=pool._cycles.reset_options(i, seed, options))
+        pool._needs_reset[i] = False
+        pool._steps[i] = 0
+        return _Result(i, observation, 0.0, False, False, info)
+
+    def _step_wrapped_one(self, i: int, action: Any) -> _Result:
+        """Sub-env ``i``'s step through its wrappers (run on a thread of its own),
+        or its reset if it ended last step."""
+        pool = self.pool
+        if pool._needs_reset[i]:
+            return self._reset_wrapped_one(i, None, None)
+        try:
+            observation, reward, terminated, truncated, info = self.wrapped_envs[i].step(action)
+        except ForkgymError as error:
+            # As the native path: the episode ends truncated, the sub-env autoresets.
+            self.envs[i].close()
+            error = error.with_traceback(None)
+            pool._needs_reset[i] = True
+            info = {"outcome": getattr(error, "outcome", Outcome.INVALID_REQUEST), "error_details": str(error),
+                    "error": error}
+            return _Result(i, self._last_obs[i], 0.0, False, True, info, error)
+        pool._steps[i] += 1
+        if self.max_episode_steps is not None and pool._steps[i] >= self.max_episode_steps:
+            truncated = True
+        pool._needs_reset[i] = bool(terminated or truncated)
+        return _Result(i, observation, float(reward), bool(terminated), bool(truncated), info)
+
+    def _step_wrapped(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        pool = self.pool
+        pool._check_started(list(range(self.num_envs)))
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(self.num_envs, thread_name_prefix="forkgym-sub-env")
+        futures = [self._executor.submit(self._step_wrapped_one, i, action) for i, action in enumerate(actions)]
+        try:
+            results = [future.result() for future in futures]
+        except KeyboardInterrupt:
+            concurrent.futures.wait(futures)
+            pool._needs_reset[:] = True
+            raise
+        return self._gather(results)
+
+    def _gather(self, results: list[_Result]) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """A step's batch from every sub-env's result (in sub-env order); a
+        sub-env's error is raised after every other result is recorded."""
+        rewards = np.fromiter((r.reward for r in results), dtype=np.float64, count=self.num_envs)
+        terminated = np.fromiter((r.terminated for r in results), dtype=np.bool_, count=self.num_envs)
+        truncated = np.fromiter((r.truncated for r in results), dtype=np.bool_, count=self.num_envs)
+        infos: dict[str, Any] = {}
+        error = None
+        for result in results:
+            self._last_obs[result.env_id] = result.observation
+            if result.error is not None:
+                # Raised after every other sub-env's result is recorded:
+                # their workers applied the step, so their histories say so.
+                error = error or result.error
+                continue
+            infos = self._add_info(infos, result.info, result.env_id)
+        if error is not None:
+            raise error
+        return self._batch(self._last_obs), rewards, terminated, truncated, infos
 
     def _drain(self) -> None:
         """Drops results an interrupted step left (each is in its sub-env's history)."""
@@ -572,24 +719,36 @@ class CompilerVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            for env in self.wrapped_envs or ():
+                env.close()
             self.pool.close()
 
+    @property
+    def _outer_envs(self) -> list[Any]:
+        return self.wrapped_envs if self.wrapped_envs is not None else self.envs
+
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        """Calls a method (or reads an attribute) on every sub-env."""
+        """Calls a method (or reads an attribute) on every (wrapped) sub-env."""
         results = []
-        for env in self.envs:
-            attribute = getattr(env, name)
+        for env in self._outer_envs:
+            attribute = env.get_wrapper_attr(name)
             results.append(attribute(*args, **kwargs) if callable(attribute) else attribute)
         return tuple(results)
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
-        return tuple(getattr(env, name) for env in self.envs)
+        return tuple(env.get_wrapper_attr(name) for env in self._outer_envs)
 
     def set_attr(self, name: str, values: Any) -> None:
         if not isinstance(values, (list, tuple)):
             values = [values] * self.num_envs
-        for env, value in zip(self.envs, values):
-            setattr(env, name, value)
+        if len(values) != self.num_envs:
+            raise InvalidRequest(f"set_attr: got {len(values)} values for {self.num_envs} sub-envs; pass one each, "
+                                 "or one value for all")
+        for env, value in zip(self._outer_envs, values):
+            env.set_wrapper_attr(name, value)
 
 
 LlvmVectorEnv = CompilerVectorEnv  # the name it had when LLVM was the only backend
