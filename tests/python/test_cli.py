@@ -192,6 +192,38 @@ def test_pruning_a_sequence_longer_than_an_episodes_process_limit_keeps_a_bounde
         assert replay_return(r["benchmark"], r["actions"][:i] + r["actions"][i + 1:]) < r["reward"] - 1e-9
 
 
+def test_a_stale_pruning_trial_is_stopped_at_once_and_is_no_failure() -> None:
+    # A removal makes the trials started below it stale; each is stopped by
+    # killing its worker mid-step (here a step that would never end) and is
+    # neither waited for nor reported as a failed step.
+    import threading
+
+    import forkgym
+    from forkgym.cli.strategies import SearchConfig, SearchResult, Searcher, _Trial
+
+    result = SearchResult(benchmark="", actions=[], found=[], reward=0.0, stop="", walltime=0.0)
+    with Searcher(SearchConfig(jobs=2)) as searcher, forkgym.make("llvm-v0") as env:
+        env.reset(benchmark="benchmark://forkgym-v0/crc32")
+        hang = env.action_space.index("-forkgym-test-hang")
+        token = _Trial()
+        returned: list[object] = []
+        assert token.running(env.worker_pid)
+        before = env._native.requests_started
+        stepping = threading.Thread(target=lambda: returned.append(searcher._step(env, [hang], result, token.cancelled)))
+        stepping.start()
+        while env._native.requests_started == before:  # the worker has the step
+            os.sched_yield()
+        token.cancel()
+        stepping.join(60)  # only a guard: a step that hangs makes this fail, not wait
+        assert not stepping.is_alive(), "the cancelled step went on"
+        token.finished()
+        assert returned == [None] and result.failures == [] and result.steps == 1
+        assert not _Trial().cancelled.is_set()
+        called_off = _Trial()
+        called_off.cancel()
+        assert not called_off.running(env.worker_pid), "a trial called off before its step does not start it"
+
+
 def test_greedy_with_two_jobs_finds_what_one_job_finds_and_reports_its_step_cap(capsys) -> None:
     runs = [search_json(capsys, "--strategy", "greedy", "--steps", "3", "--jobs", jobs, "generator://csmith-v0/1")
             for jobs in ("1", "2")]

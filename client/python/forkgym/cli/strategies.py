@@ -27,7 +27,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -228,12 +230,16 @@ class Searcher:
             return [function(item) for item in items]
         return list(self._pool.map(function, items))
 
-    def _step(self, env: Any, actions: Sequence[int], result: SearchResult) -> float | None:
+    def _step(self, env: Any, actions: Sequence[int], result: SearchResult,
+              cancelled: threading.Event | None = None) -> float | None:
         """Steps ``env`` by ``actions``; the reward, or None when the step ended the episode
-        (recorded in ``result.failures``)."""
+        (recorded in ``result.failures`` unless the step was ``cancelled``: its worker
+        killed on purpose, see _Trial)."""
         _, reward, _, truncated, info = env.multistep(list(actions))
         with self._lock:
             result.steps += 1
+            if truncated and cancelled is not None and cancelled.is_set():
+                return None
             if truncated:
                 outcome = info.get("outcome")
                 reproducer = info.get("reproducer")
@@ -470,20 +476,27 @@ class Searcher:
         passes from there, i left out. With ``jobs`` > 1, ``jobs`` trials
         run at once, each thread taking the next index when free; results are
         taken in order, and a trial that removes a pass makes those started
-        below it stale: they are dropped and run again on the new sequence,
-        so the result is the one a single job reaches. The env of the last
+        below it stale: they are stopped (their workers killed), dropped and
+        run again on the new sequence, so the result is the one a single job
+        reaches. The env of the last
         trial that removed a pass is the final state."""
         kept = list(actions)
         final, reward = chain.take_last()
 
-        def trial(start: int, passes: list[int]) -> tuple[float | None, Any]:
+        def trial(start: int, passes: list[int], token: _Trial) -> tuple[float | None, Any]:
             """The return (and the env) of ``passes`` stepped from checkpoint ``start``."""
             env, total = chain.at(start)
             child = env.fork()
             if not passes:
                 return total, child
             try:
-                r = self._step(child, passes, result)
+                if not token.running(child.worker_pid):
+                    child.close()
+                    return None, None
+                try:
+                    r = self._step(child, passes, result, token.cancelled)
+                finally:
+                    token.finished()
             except BaseException:
                 child.close()
                 raise
@@ -492,9 +505,11 @@ class Searcher:
                 return None, None
             return total + r, child
 
-        def discard(future: Any) -> None:
-            """A trial nobody will read: its env is closed as soon as it ends (a
-            live fork counts against the episode's process limit)."""
+        def discard(future: Any, token: _Trial) -> None:
+            """A trial nobody will read: stopped at once if it is stepping (its
+            thread is then free for a trial that counts), and its env closed as
+            soon as it ends (a live fork counts against the episode's process
+            limit)."""
             def close(done: Any) -> None:
                 try:
                     _, env = done.result()
@@ -502,31 +517,37 @@ class Searcher:
                     return
                 if env is not None:
                     env.close()
+            token.cancel()
             if isinstance(future, _Done):
                 close(future)
             else:
                 future.add_done_callback(close)
 
-        running: dict[int, Any] = {}  # index -> future of trial(index, the kept passes after it)
+        # index -> (future of trial(index, the kept passes after it), its _Trial)
+        running: dict[int, tuple[Any, _Trial]] = {}
         try:
             bottom = 0
             while True:
                 lowest = None  # the lowest index this sweep removed
                 launch = commit = len(kept) - 1
                 while commit >= bottom:
-                    while launch >= bottom and len(running) < self.config.jobs:
+                    # One trial more than threads: a thread that ends its trial
+                    # before an older one does takes the next at once instead of
+                    # waiting for the commit (a removal kills the stale ones).
+                    while launch >= bottom and len(running) < self.config.jobs + 1:
                         start = chain.at_or_before(launch)
                         passes = kept[start:launch] + kept[launch + 1:]  # pass `launch` left out
-                        running[launch] = (self._pool.submit(trial, start, passes) if self._pool is not None
-                                           else _Done(trial(start, passes)))
+                        token = _Trial()
+                        running[launch] = (self._pool.submit(trial, start, passes, token) if self._pool is not None
+                                           else _Done(trial(start, passes, token)), token)
                         launch -= 1
-                    r, env = running.pop(commit).result()
+                    r, env = running.pop(commit)[0].result()
                     if r is not None and r >= reward - EPSILON:
                         kept, reward, lowest = kept[:commit] + kept[commit + 1:], max(reward, r), commit
                         final.close()
                         final = env
-                        for stale in running.values():  # they stepped the old sequence
-                            discard(stale)
+                        for stale, token in running.values():  # they step the old sequence
+                            discard(stale, token)
                         running.clear()
                         launch = commit - 1
                     elif env is not None:
@@ -543,8 +564,8 @@ class Searcher:
             result_final, final = final, None
             return kept, reward, result_final
         finally:
-            for future in running.values():
-                discard(future)
+            for future, token in running.values():
+                discard(future, token)
             chain.close()
             if final is not None:
                 final.close()
@@ -619,6 +640,40 @@ class Searcher:
 
 class _ReplayFailed(Exception):
     pass
+
+
+class _Trial:
+    """A pruning trial that may be called off while its worker steps: cancel()
+    kills that worker (through a pidfd, so never another process that reused
+    its pid), which ends the step at once instead of when its passes would."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._pidfd: int | None = None
+
+    def running(self, worker_pid: int) -> bool:
+        """Called before the step; False if the trial is already called off."""
+        with self._lock:
+            if self.cancelled.is_set():
+                return False
+            self._pidfd = os.pidfd_open(worker_pid)
+            return True
+
+    def finished(self) -> None:
+        with self._lock:
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled.set()
+            if self._pidfd is not None:
+                try:
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                except ProcessLookupError:  # it has exited already
+                    pass
 
 
 class _Done:
