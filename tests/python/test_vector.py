@@ -161,12 +161,12 @@ def test_a_crash_under_sub_env_wrappers_truncates_and_autoresets() -> None:
         assert envs.envs[0].actions == [] and len(envs.envs[1].actions) == 2
 
 
+@pytest.mark.parametrize("env_id", ["llvm-autophase-ic-v0", "llvm-ic-v0"])
 @pytest.mark.parametrize("mode", ["sync", "async", "vector_entry_point"])
-def test_gymnasium_make_vec_works_in_every_mode(mode: str) -> None:
+def test_gymnasium_make_vec_works_in_every_mode(mode: str, env_id: str) -> None:
     kwargs = {"vector_kwargs": {"autoreset_mode": AutoresetMode.NEXT_STEP}} if mode != "vector_entry_point" else {}
-    envs = gym.make_vec("forkgym/llvm-autophase-ic-v0", num_envs=2, vectorization_mode=mode, max_episode_steps=2,
-                        **kwargs)
-    reference = forkgym.make_vec("llvm-autophase-ic-v0", num_envs=2, max_episode_steps=2)
+    envs = gym.make_vec(f"forkgym/{env_id}", num_envs=2, vectorization_mode=mode, max_episode_steps=2, **kwargs)
+    reference = forkgym.make_vec(env_id, num_envs=2, max_episode_steps=2)
     try:
         assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
         assert data_equivalence(envs.reset(seed=[3, 4])[0], reference.reset(seed=[3, 4])[0])
@@ -189,3 +189,19 @@ def test_the_readmes_benchmark_cycling_example_runs(capsys) -> None:
     example = next(block for block in re.findall(r"```python\n(.*?)```", section, re.S) if "benchmarks=" in block)
     exec(compile(example, "README.md", "exec"), {})
     assert "generator://csmith-v0/1" in capsys.readouterr().out
+
+
+def test_a_crash_info_crosses_processes_in_gymnasiums_async_vector_env() -> None:
+    # AsyncVectorEnv (and SB3's SubprocVecEnv) pickle each step's info in the
+    # sub-env's process: a crash's reproducer must pickle, as what it says.
+    envs = gym.make_vec("forkgym/llvm-ic-v0", num_envs=2, vectorization_mode="async")
+    try:
+        envs.reset()
+        segfault = forkgym.make("llvm-ic-v0").action_space.index("-forkgym-test-segfault")
+        _, _, _, truncated, info = envs.step(np.array([0, segfault]))
+        assert truncated.tolist() == [False, True]
+        reproducer = info["reproducer"][1]
+        assert reproducer.benchmark == "benchmark://forkgym-v0/crc32" and list(reproducer.actions) == [segfault]
+        assert reproducer.commandline.split()[0].endswith("opt") and reproducer.benchmark_hash
+    finally:
+        envs.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 from forkgym import _forkgym  # noqa: F401  (the extension; fails early if not built)
 from forkgym import datasets
+from forkgym import reproducer  # noqa: F401  (failed steps' reproducers pickle: infos cross processes)
 from forkgym.benchmarks import (
     DEFAULT_BENCHMARK,
     Benchmark,

@@ -51,13 +51,21 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
+from gymnasium.vector.utils import (
+    batch_space,
+    concatenate,
+    create_empty_array,
+    create_shared_memory,
+    read_from_shared_memory,
+    write_to_shared_memory,
+)
 
 from forkgym import _forkgym
 from forkgym.envs import CompilerEnv, StepPlan
 from forkgym.errors import ForkgymError, InvalidRequest, SessionNotStarted
 from forkgym.outcome import Outcome
 from forkgym.registration import entry
+from forkgym.spaces import NoObservation
 
 _pools: weakref.WeakSet[CompilerEnvPool] = weakref.WeakSet()
 _vector_envs: weakref.WeakSet[CompilerVectorEnv] = weakref.WeakSet()
@@ -75,6 +83,24 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# gymnasium's AsyncVectorEnv shares observations through shared memory, one
+# buffer layout per space type; an env with no observation (llvm-ic-v0)
+# shares nothing, and every sub-env's observation reads back as None.
+@create_shared_memory.register(NoObservation)
+def _no_shared_memory(space: NoObservation, n: int = 1, ctx: Any = None) -> None:
+    return None
+
+
+@read_from_shared_memory.register(NoObservation)
+def _read_no_observations(space: NoObservation, shared_memory: None, n: int = 1) -> tuple[None, ...]:
+    return (None,) * n
+
+
+@write_to_shared_memory.register(NoObservation)
+def _write_no_observation(space: NoObservation, index: int, value: None, shared_memory: None) -> None:
+    pass
 
 
 class _Result:
