@@ -52,6 +52,12 @@ Measures (see the README's performance section for what the numbers mean):
              it adds to a step that misses (on vs off, alternated). Every
              other section runs without the cache (FORKGYM_STATE_CACHE=0), so
              repeated steps are measured, not looked up.
+  sb3        stable-baselines3's vector envs on llvm-autophase-ic-v0 (small
+             module, episodes of 50 steps) with 1, 2, 4 sub-envs: DummyVecEnv
+             (sub-envs stepped in turn), SubprocVecEnv (a process and a zygote
+             per sub-env) and forkgym.sb3's adapter on the native vector env
+             (one native call): random-action env steps/s, and PPO's training
+             env steps/s with 4 sub-envs (--only sb3)
   runner     Runtime on a csmith program: mean and spread of 30 runs (the
              runner's own wall-clock measure, in the worker's sandbox), and
              the runner's overhead beside a bare fork+exec of the same binary
@@ -410,6 +416,75 @@ def batched_steps_per_s(uri: str, n: int, batch: int | None, seconds: float,
         return count / (time.perf_counter() - start)
     finally:
         envs.close()
+
+
+SB3_KINDS = ("DummyVecEnv", "SubprocVecEnv", "forkgym.sb3")
+
+
+def sb3_vec_env(kind: str, uri: str, n: int) -> object:
+    """n sub-envs of llvm-autophase-ic-v0 on `uri` as stable-baselines3 vector env `kind`."""
+    import forkgym
+    from forkgym.sb3 import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    if kind == "forkgym.sb3":
+        return make_vec_env("llvm-autophase-ic-v0", n_envs=n, seed=0, max_episode_steps=50, benchmark=uri,
+                            step_timeout=STEP_TIMEOUT_S)
+    make = [lambda: forkgym.make("llvm-autophase-ic-v0", max_episode_steps=50, benchmark=uri,
+                                 step_timeout=STEP_TIMEOUT_S)] * n
+    venv = DummyVecEnv(make) if kind == "DummyVecEnv" else SubprocVecEnv(make)
+    venv.seed(0)
+    return venv
+
+
+def sb3_bench(quick: bool) -> dict:
+    import numpy as np
+    from stable_baselines3 import PPO
+
+    uri = modules(True)["small"]
+    seconds = 1.0 if quick else 5.0
+    rows: dict = {}
+    for n in [1, 2] if quick else [1, 2, 4]:
+        rows[n] = {}
+        for kind in SB3_KINDS:
+            venv = sb3_vec_env(kind, uri, n)
+            try:
+                usable = np.array(usable_actions(venv.action_space))
+                rng = np.random.default_rng(0)
+                venv.reset()
+                count, start = 0, time.perf_counter()
+                while time.perf_counter() - start < seconds:
+                    venv.step(rng.choice(usable, size=n))
+                    count += n
+                rows[n][kind] = count / (time.perf_counter() - start)
+            finally:
+                venv.close()
+    ppo: dict = {}
+    n, steps = (2, 256) if quick else (4, 2048)
+    for kind in SB3_KINDS:
+        venv = sb3_vec_env(kind, uri, n)
+        try:
+            model = PPO("MlpPolicy", venv, n_steps=128, batch_size=128, n_epochs=1, seed=0, device="cpu")
+            start = time.perf_counter()
+            model.learn(total_timesteps=steps)
+            ppo[kind] = model.num_timesteps / (time.perf_counter() - start)
+        finally:
+            venv.close()
+    return {"uri": uri, "seconds": seconds, "rows": rows, "ppo_num_envs": n, "ppo_steps_per_s": ppo,
+            "load": os.getloadavg()}
+
+
+def markdown_sb3(report: dict) -> list[str]:
+    sb3 = report.get("sb3")
+    if not sb3:
+        return []
+    out = ["", "### stable-baselines3 vector envs (llvm-autophase-ic-v0, env steps/s)", "",
+           "| sub-envs | " + " | ".join(SB3_KINDS) + " |", "|---|" + "---|" * len(SB3_KINDS)]
+    for n, row in sb3["rows"].items():
+        out.append(f"| {n} | " + " | ".join(f"{row[k]:.0f}" for k in SB3_KINDS) + " |")
+    out.append(f"| PPO training, {sb3['ppo_num_envs']} sub-envs | "
+               + " | ".join(f"{sb3['ppo_steps_per_s'][k]:.0f}" for k in SB3_KINDS) + " |")
+    return out
 
 
 def pinned_pool_worker(args) -> float:
@@ -1100,6 +1175,7 @@ def markdown(report: dict) -> str:
         for kind, row in rows.items():
             out.append(f"| {name} | {kind} | {row['first_reset_ms']:.1f} | {row['cached_reset_ms']:.2f} |")
     out += markdown_runner(report)
+    out += markdown_sb3(report)
     out += markdown_search(report)
     out += markdown_state_cache(report)
     return "\n".join(out) + "\n"
@@ -1109,7 +1185,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
     parser.add_argument("--only", choices=["runner", "search", "throughput", "fork", "codegen", "startup",
-                                           "statecache"],
+                                           "statecache", "sb3"],
                         help="run one section alone and print its table")
     args = parser.parse_args()
     # Every section but the state cache's measures work done, not looked up.
@@ -1118,6 +1194,11 @@ def main() -> int:
         report = {"state_cache": state_cache_bench(args.quick)}
         print(json.dumps(report, indent=2))
         print("\n".join(markdown_state_cache(report)))
+        return 0
+    if args.only == "sb3":
+        report = {"sb3": sb3_bench(args.quick)}
+        print(json.dumps(report, indent=2))
+        print("\n".join(markdown_sb3(report)))
         return 0
     if args.only == "search":
         report = {"search": search_bench(args.quick)}
@@ -1215,6 +1296,9 @@ def main() -> int:
     report["dataset_resets"] = dataset_resets_bench(args.quick)
     print("bench: runner", file=sys.stderr)
     report["runner"] = runner_bench(args.quick)
+    if not args.quick:  # torch's import alone would double the quick run
+        print("bench: sb3", file=sys.stderr)
+        report["sb3"] = sb3_bench(args.quick)
     print("bench: search", file=sys.stderr)
     report["search"] = search_bench(args.quick)
     print("bench: state cache", file=sys.stderr)
