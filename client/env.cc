@@ -574,6 +574,56 @@ Result<std::string> Env::setParameter(const std::string& key, const std::string&
   return answer;
 }
 
+Result<std::vector<Env::Peeked>> Env::peek(const std::vector<uint32_t>& actions, const std::string& reward) {
+  std::lock_guard lock(mutex_);
+  if (auto running = requireEpisodeLocked("to peek"); !running) return running.takeError();
+  if (stepPending_) {
+    return makeError(Outcome::InvalidRequest, "a step posted with beginStep() is still waiting for finishStep()");
+  }
+  capnp::MallocMessageBuilder request;
+  auto peek = request.initRoot<proto::Request>().initPeek();
+  auto list = peek.initActions(static_cast<unsigned>(actions.size()));
+  for (unsigned i = 0; i < actions.size(); ++i) list.set(i, actions[i]);
+  peek.setReward(reward);
+  auto reply = channel_.call(request, options_.stepTimeout, 0);
+  if (!reply) {
+    if (reply.error().outcome != Outcome::SessionClosed) killWorkerLocked();
+    StepResult ended = endEpisodeLocked(reply.takeError());
+    return Error{ended.outcome, "peeking failed: " + ended.message, ended.signal};
+  }
+  StepResult failed;
+  std::vector<Peeked> answers;
+  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
+    auto root = reply->reader->getRoot<proto::Reply>();
+    if (root.isFailure()) {
+      readFailure(root.getFailure(), failed);
+    } else if (root.isPeek()) {
+      auto result = root.getPeek();
+      const auto known = result.getKnown();
+      const auto rewards = result.getRewards();
+      const auto noEffect = result.getActionHadNoEffect();
+      if (known.size() != actions.size() || rewards.size() != actions.size() || noEffect.size() != actions.size()) {
+        failed.outcome = Outcome::ProtocolMismatch;
+        failed.message = "the worker answered a peek at " + std::to_string(actions.size()) + " actions with " +
+                         std::to_string(known.size()) + " answers";
+        return;
+      }
+      answers.resize(actions.size());
+      for (unsigned i = 0; i < actions.size(); ++i) answers[i] = Peeked{known[i], rewards[i], noEffect[i]};
+    } else {
+      failed.outcome = Outcome::ProtocolMismatch;
+      failed.message = "the worker answered peek with something else";
+    }
+  });
+  KJ_IF_MAYBE(e, exception) {
+    failed = StepResult{};
+    failed.outcome = Outcome::ProtocolMismatch;
+    failed.message = std::string("malformed peek reply from the worker: ") + e->getDescription().cStr();
+  }
+  if (!failed.ok()) return failedReplyLocked(std::move(failed));
+  return answers;
+}
+
 Error Env::failedReplyLocked(StepResult failed) {
   // A worker that broke the protocol can no longer be trusted with this
   // episode.

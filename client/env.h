@@ -133,6 +133,16 @@ class Env {
   // A backend setting (CompilerGym's send_param, e.g. gcc's choices): the
   // session's answer, or InvalidRequest naming the keys the backend accepts.
   Result<std::string> setParameter(const std::string& key, const std::string& value);
+  // What stepping each of `actions` alone from this state would return for
+  // reward space `reward`, for the actions the node-wide state cache holds
+  // (unknown elsewhere, and everywhere on a server without the cache).
+  // Changes nothing: no pass runs, the episode stays where it is.
+  struct Peeked {
+    bool known = false;
+    double reward = 0;
+    bool actionHadNoEffect = false;
+  };
+  Result<std::vector<Peeked>> peek(const std::vector<uint32_t>& actions, const std::string& reward);
   // Builds the episode's program (the current state, the original
   // benchmark, or an ASan build of the state) and runs it as asked: one
   // ProgramRun per measured run. InvalidRequest when the benchmark has no

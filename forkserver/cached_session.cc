@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
 
 #include "base/syscall.h"
 #include "sandbox/sandbox.h"
@@ -33,7 +34,12 @@ void CachedSession::start() {
 }
 
 std::optional<std::string> CachedSession::lookup(EntryKind kind, uint64_t a, uint64_t b) {
-  auto value = cache_->lookup(entryKey(kind, *state_, a, b));
+  return lookupAt(kind, *state_, a, b);
+}
+
+std::optional<std::string> CachedSession::lookupAt(EntryKind kind, const StateCacheKey& state, uint64_t a,
+                                                   uint64_t b) {
+  auto value = cache_->lookup(entryKey(kind, state, a, b));
   ++(value ? unsentHits_ : unsentMisses_);
   return value;
 }
@@ -144,6 +150,38 @@ Result<double> CachedSession::reward(size_t row) {
     submit(EntryKind::Reward, path_, a, b, encodeReward({*reward, session_.rewardPrevious(row)}));
   }
   return reward;
+}
+
+Result<std::vector<CachedSession::Peeked>> CachedSession::peek(std::span<const uint32_t> actions, size_t row) {
+  for (uint32_t action : actions) {
+    if (action >= space_.actions.size()) {
+      return makeError(Outcome::InvalidRequest, "action " + std::to_string(action) +
+                                                    " is not in the action space (0.." +
+                                                    std::to_string(space_.actions.size() - 1) + ")");
+    }
+  }
+  std::vector<Peeked> answers(actions.size());
+  // Setting the reward's running state to what it is changes nothing, and
+  // says whether a cached reward can stand in for computing it (reward()
+  // answers from the cache on the same condition).
+  const bool rewardCacheable = state_ && row < policy_.rewards.size() && policy_.rewards[row] &&
+                               session_.setRewardPrevious(row, session_.rewardPrevious(row));
+  if (!rewardCacheable) return answers;
+  // The key a step's reward would have: the state after the action, and the
+  // reward's running state now (before the step).
+  const auto [a, b] = rewardKeyParts(row, session_.rewardPrevious(row));
+  for (size_t i = 0; i < actions.size(); ++i) {
+    const uint32_t action = actions[i];
+    if (!policy_.actions[action] || !space_.actions[action].unavailableReason.empty()) continue;
+    auto changed = lookupAt(EntryKind::Transition, *state_, action, 0);
+    if (!changed || changed->size() != 1 || (*changed)[0] > 1) continue;
+    auto bytes = lookupAt(EntryKind::Reward, nextState(*state_, action), a, b);
+    if (!bytes) continue;
+    auto value = decodeReward(*bytes);
+    if (!value) continue;
+    answers[i] = Peeked{true, value->reward, (*changed)[0] == 0};
+  }
+  return answers;
 }
 
 Result<std::string> CachedSession::setParameter(std::string_view key, std::string_view value) {

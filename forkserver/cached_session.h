@@ -19,7 +19,7 @@
 //      is not cached). Before any env.fork(), so a fork copy never races its
 //      parent for it.
 //   3. applyActions()/observe()/reward() answer from the cache where they
-//      can; what they compute on a cacheable state they submit to the zygote
+//      can (peek() only answers, for actions not taken); what they compute on a cacheable state they submit to the zygote
 //      (dropped if the link is full: the worker never waits for it).
 //      flushCounts() after each request sends the hits and misses not sent
 //      with an entry, so a fork copy starts with none to send twice.
@@ -54,6 +54,17 @@ class CachedSession {
   Result<passes::ApplyResult> applyActions(std::span<const uint32_t> actions);
   Result<passes::ObservationValue> observe(size_t row);
   Result<double> reward(size_t row);
+  // What applyActions({action}) then reward(row) would return from this
+  // state, for each action whose transition and reward the cache holds;
+  // changes nothing (no pass runs, nothing is materialised). An action out
+  // of the action space is an error; any other the cache cannot answer is
+  // unknown.
+  struct Peeked {
+    bool known = false;
+    double reward = 0;
+    bool actionHadNoEffect = false;
+  };
+  Result<std::vector<Peeked>> peek(std::span<const uint32_t> actions, size_t row);
   Result<std::string> setParameter(std::string_view key, std::string_view value);
   // The session with its module materialised (runs, command lines).
   Result<passes::Session*> materialized();
@@ -65,6 +76,7 @@ class CachedSession {
  private:
   Status materialize();
   std::optional<std::string> lookup(EntryKind kind, uint64_t a, uint64_t b);
+  std::optional<std::string> lookupAt(EntryKind kind, const StateCacheKey& state, uint64_t a, uint64_t b);
   void submit(EntryKind kind, std::span<const uint32_t> path, uint64_t a, uint64_t b, std::string value);
 
   passes::Session& session_;

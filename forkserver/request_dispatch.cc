@@ -12,6 +12,19 @@ std::unique_ptr<capnp::MallocMessageBuilder> failureReply(const Error& error) {
 
 namespace {
 
+// The reward table's row named `name`, or a failure reply saying it is unknown.
+std::optional<size_t> findRewardOrFail(capnp::Text::Reader name, RequestHandler& handler,
+                                       proto::Reply::Builder reply) {
+  const std::string_view text(name.cStr(), name.size());
+  const auto row = handler.findReward(text);
+  if (!row) {
+    setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
+                                              "unknown reward space '" + std::string(text) +
+                                                  "'; the server's description lists the valid names"));
+  }
+  return row;
+}
+
 // Returns true when the episode is over.
 bool dispatchStep(proto::Step::Reader step, RequestHandler& handler, proto::Reply::Builder reply) {
   // Validate every name before touching the session: a typo loses nothing.
@@ -29,14 +42,8 @@ bool dispatchStep(proto::Step::Reader step, RequestHandler& handler, proto::Repl
     observations.push_back(*row);
   }
   for (auto name : step.getRewards()) {
-    const std::string_view text(name.cStr(), name.size());
-    const auto row = handler.findReward(text);
-    if (!row) {
-      setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
-                                                "unknown reward space '" + std::string(text) +
-                                                    "'; the server's description lists the valid names"));
-      return false;
-    }
+    const auto row = findRewardOrFail(name, handler, reply);
+    if (!row) return false;
     rewards.push_back(*row);
   }
   auto actionList = step.getActions();
@@ -70,6 +77,16 @@ RequestReply dispatchRequest(capnp::MessageReader& request, RequestHandler& hand
       case proto::Request::RUN:
         handler.run(readRunRequest(root.getRun()), reply);
         return;
+      case proto::Request::PEEK: {
+        auto peek = root.getPeek();
+        const auto row = findRewardOrFail(peek.getReward(), handler, reply);
+        if (!row) return;
+        std::vector<uint32_t> actions;
+        actions.reserve(peek.getActions().size());
+        for (uint32_t action : peek.getActions()) actions.push_back(action);
+        handler.peek(actions, *row, reply);
+        return;
+      }
 #ifdef FORKGYM_TEST_ACTIONS
       case proto::Request::TEST_SYSCALL:
         handler.testSyscall(root.getTestSyscall(), reply);

@@ -42,6 +42,9 @@ class RequestHandler {
   virtual void setParameter(std::string_view key, std::string_view value, proto::Reply::Builder reply) = 0;
   // Builds and runs the benchmark's program; answers Reply.run or a failure.
   virtual void run(const RunRequest& request, proto::Reply::Builder reply) = 0;
+  // What each action would return for reward row `rewardRow`, where the
+  // state cache knows; answers Reply.peek or a failure. Changes nothing.
+  virtual void peek(const std::vector<uint32_t>& actions, size_t rewardRow, proto::Reply::Builder reply) = 0;
   // Test-only requests (see protocol.capnp); called only by the test
   // flavour's dispatch (forkgym-test-server, FORKGYM_TEST_ACTIONS).
   virtual void testSyscall(int64_t number, proto::Reply::Builder reply) = 0;

@@ -112,6 +112,24 @@ class WorkerLoop : public RequestHandler {
     writeRunResult(*result, reply.initRun());
   }
 
+  void peek(const std::vector<uint32_t>& actions, size_t rewardRow, proto::Reply::Builder reply) override {
+    auto answers = session_.peek(actions, rewardRow);
+    if (!answers) {
+      setFailure(reply.initFailure(), answers.error());
+      return;
+    }
+    auto result = reply.initPeek();
+    const auto count = static_cast<unsigned>(answers->size());
+    auto known = result.initKnown(count);
+    auto rewards = result.initRewards(count);
+    auto noEffect = result.initActionHadNoEffect(count);
+    for (unsigned i = 0; i < count; ++i) {
+      known.set(i, (*answers)[i].known);
+      rewards.set(i, (*answers)[i].reward);
+      noEffect.set(i, (*answers)[i].actionHadNoEffect);
+    }
+  }
+
   std::optional<size_t> findObservation(std::string_view name) override {
     return passes::findSpace(observations_, name);
   }

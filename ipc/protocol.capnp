@@ -272,7 +272,24 @@ struct Request {
     # Build the episode's program and run it (Reply.run): needs a run
     # configuration; invalid_request otherwise.
     run @5 :RunRequest;
+    # What stepping each action from this state would return for one reward
+    # space, for the actions the node-wide state cache holds (Reply.peek);
+    # changes nothing, runs no pass. A worker without the cache knows none.
+    peek @6 :Peek;
   }
+}
+
+struct Peek {
+  actions @0 :List(UInt32);
+  reward @1 :Text;
+}
+
+struct PeekResult {
+  # One per action asked, in order: known[i] says whether rewards[i] (and
+  # actionHadNoEffect[i]) is what stepping actions[i] alone would give.
+  known @0 :List(Bool);
+  rewards @1 :List(Float64);
+  actionHadNoEffect @2 :List(Bool);
 }
 
 struct Parameter {
@@ -287,6 +304,7 @@ struct Reply {
     failure @2 :Failure;
     parameter @3 :Text;
     run @5 :RunResult;
+    peek @6 :PeekResult;
   }
   # When the backend's ReplayCommand.fromState: the session's command line
   # for its state after this request (steps and parameters, also when they

@@ -343,6 +343,20 @@ struct PyEnv {
     return convert(std::move(result));
   }
 
+  // [(reward, action_had_no_effect) or None per action]: see Env::peek.
+  nb::list peek(const std::vector<uint32_t>& actions, const std::string& reward) {
+    Result<std::vector<Env::Peeked>> answers = makeError(Outcome::SessionClosed, "no answer");
+    {
+      nb::gil_scoped_release release;
+      answers = env.peek(actions, reward);
+    }
+    nb::list out;
+    for (const Env::Peeked& answer : unwrap(std::move(answers))) {
+      out.append(answer.known ? nb::object(nb::make_tuple(answer.reward, answer.actionHadNoEffect)) : nb::none());
+    }
+    return out;
+  }
+
   std::string setParameter(const std::string& key, const std::string& value) {
     Result<std::string> answer = makeError(Outcome::SessionClosed, "no answer");
     {
@@ -762,6 +776,9 @@ NB_MODULE(_forkgym, m) {
            "rewards"_a = std::vector<std::string>{})
       .def("finish_step", &PyEnv::finishStep)
       .def("fork", &PyEnv::fork)
+      .def("peek", &PyEnv::peek, "actions"_a, "reward"_a,
+           "What stepping each action alone would return for a reward space, where the state cache knows: "
+           "(reward, action_had_no_effect) or None per action. Changes nothing.")
       .def("set_parameter", &PyEnv::setParameter, "key"_a, "value"_a,
            "A backend setting (CompilerGym's send_param): the session's answer.")
       .def("close", &PyEnv::close)

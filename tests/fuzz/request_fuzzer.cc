@@ -73,6 +73,12 @@ class StubWorker : public RequestHandler {
     result.runs.resize(request.repetitions);
     writeRunResult(result, reply.initRun());
   }
+  void peek(const std::vector<uint32_t>& actions, size_t, proto::Reply::Builder reply) override {
+    auto result = reply.initPeek();
+    result.initKnown(static_cast<unsigned>(actions.size()));
+    result.initRewards(static_cast<unsigned>(actions.size()));
+    result.initActionHadNoEffect(static_cast<unsigned>(actions.size()));
+  }
   void setParameter(std::string_view key, std::string_view value, proto::Reply::Builder reply) override {
     if (key != "choices") {
       setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest, "unknown parameter; it accepts choices"));

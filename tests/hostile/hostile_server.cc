@@ -215,7 +215,7 @@ void replyFork(HostileWorker& worker, int32_t pid, std::span<const int> fds) {
 
 // ----------------------------------------------------------------- attacks --
 
-enum class On { Step, Fork };
+enum class On { Step, Fork, Peek };
 
 struct Attack {
   const char* name;
@@ -311,6 +311,14 @@ std::vector<Attack> attacks() {
   };
   auto fork = [&](const char* name, std::function<void(HostileWorker&, proto::Request::Reader)> play) {
     table.push_back({name, On::Fork, std::move(play)});
+  };
+  auto peek = [&](const char* name, std::function<void(proto::Reply::Builder, proto::Peek::Reader)> build) {
+    table.push_back({name, On::Peek, [build](HostileWorker& worker, proto::Request::Reader request) {
+                       capnp::MallocMessageBuilder reply;
+                       build(reply.initRoot<proto::Reply>(), request.getPeek());
+                       writeReply(worker.channel, reply);
+                       ring(worker.channel);
+                     }});
   };
 
   // --- lengths and contents of the reply area ---
@@ -600,6 +608,16 @@ std::vector<Attack> attacks() {
   fork("fork-reply-never-comes", [](HostileWorker& w, proto::Request::Reader) {
     lingerUntilClientGone(w.channel.doorbell().fd());
   });
+
+  // --- peek replies: one answer per action asked, or the episode ends ---
+  peek("peek-reply-with-too-few-answers", [](proto::Reply::Builder reply, proto::Peek::Reader asked) {
+    auto result = reply.initPeek();
+    const unsigned n = asked.getActions().size() - 1;
+    result.initKnown(n);
+    result.initRewards(n);
+    result.initActionHadNoEffect(n);
+  });
+  peek("peek-reply-is-a-step-result", [](proto::Reply::Builder reply, proto::Peek::Reader) { reply.initStep(); });
   return table;
 }
 
@@ -617,8 +635,10 @@ std::vector<Attack> attacks() {
     }
     auto root = request->reader->getRoot<proto::Request>();
     ++worker.served;
-    const bool isStep = root.isStep(), isFork = root.isFork();
-    if (attack && !worker.attacked && ((attack->on == On::Step && isStep) || (attack->on == On::Fork && isFork))) {
+    const bool isStep = root.isStep(), isFork = root.isFork(), isPeek = root.isPeek();
+    if (attack && !worker.attacked &&
+        ((attack->on == On::Step && isStep) || (attack->on == On::Fork && isFork) ||
+         (attack->on == On::Peek && isPeek))) {
       worker.attacked = true;
       attack->play(worker, root);
       continue;

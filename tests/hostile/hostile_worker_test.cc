@@ -37,7 +37,7 @@ using namespace std::chrono_literals;
 // Steps: up to three steps, stopping at the first that fails; each that
 // succeeds must carry the scripted worker's count of requests (1001, 1002,
 // 1003): a reply read for the wrong request shows.
-enum class Op { Step, TwoSteps, Steps, Fork };
+enum class Op { Step, TwoSteps, Steps, Fork, Peek };
 
 struct Row {
   const char* attack;
@@ -113,6 +113,9 @@ const Row kRows[] = {
     {"fork-pid-of-an-unrelated-process", Op::Fork, {PM}, "refusing the forked worker"},
     {"fork-pidfd-of-the-worker-itself", Op::Fork, {PM}, "not a clone of this episode's worker"},
     {"fork-pidfd-is-not-a-pidfd", Op::Fork, {PM}, "not a pidfd"},
+    // Peek replies (what the state cache knows of a state's next steps).
+    {"peek-reply-with-too-few-answers", Op::Peek, {PM}, "with 1 answers"},
+    {"peek-reply-is-a-step-result", Op::Peek, {PM}, "answered peek with something else"},
 };
 
 size_t openFds() {
@@ -167,7 +170,11 @@ void play(const Row& row, pid_t victim, Report& report) {
     const std::vector<std::string> observations{row.observation};
     const uint32_t actions[] = {1};
     std::string message;
-    if (row.op == Op::Fork) {
+    if (row.op == Op::Peek) {
+      auto peeked = env.peek({1, 2}, "IrInstructionCountOz");
+      report.outcome = peeked ? Outcome::Ok : peeked.error().outcome;
+      message = peeked ? "peek accepted" : peeked.error().message;
+    } else if (row.op == Op::Fork) {
       auto copy = env.fork();
       if (copy) {
         // Accepted: use the copy as an episode, then time it out, so the

@@ -11,6 +11,7 @@ servers' counts (``Connection.state_cache_stats()``) show which episode hit.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -139,3 +140,55 @@ def test_the_cache_is_on_by_default_and_can_be_turned_off(monkeypatch, segment):
     monkeypatch.setenv("FORKGYM_STATE_CACHE_NAME", segment)
     stats = _server().connection().state_cache_stats()
     assert stats is not None and stats["name"] == segment, "on unless turned off"
+
+
+def test_cached_rewards_are_what_stepping_gives_and_change_nothing(segment):
+    server = _server("--state-cache-name", segment)
+    flags = ["-sroa", "-instcombine", "-gvn", "-dce", "-simplifycfg", "-licm"]
+    with forkgym.make("llvm-v0", benchmark=BENCHMARK, server=server, reward_space="IrInstructionCountOz") as env:
+        env.reset()
+        env.step(env.action_space.index("-mem2reg"))
+        actions = [env.action_space.index(f) for f in flags]
+        assert env.cached_rewards(actions) == [None] * len(actions), "nothing from this state is cached yet"
+        stepped = []
+        for a in actions:  # each alone from this state, in a fork: that is what puts it in the cache
+            fork = env.fork()
+            stepped.append(fork.step(a)[1])
+            fork.close()
+        count, before = env.observation["IrInstructionCount"], list(env.actions)
+        # Workers hand what they computed to the zygote, which writes it to the
+        # cache when it gets to it: wait for the cache to hold every one
+        # (the deadline only turns a missing entry into a failure).
+        deadline = time.monotonic() + 60
+        while None in (known := env.cached_rewards(actions)) and time.monotonic() < deadline:
+            os.sched_yield()
+        assert known == stepped, "a cached reward is exactly what stepping gives"
+        assert env.cached_rewards(actions, "IrInstructionCount") == [None] * len(actions), "another reward space"
+        # Peeking changed nothing: the episode is where it was.
+        assert env.observation["IrInstructionCount"] == count and env.actions == before
+        assert env.step(actions[0])[1] == stepped[0]
+        with pytest.raises(forkgym.InvalidAction, match="valid actions are"):
+            env.cached_rewards([10_000])
+        with pytest.raises(forkgym.InvalidRequest, match="unknown reward space .NoSuchReward.; valid names"):
+            env.cached_rewards(actions, "NoSuchReward")
+    with forkgym.make("llvm-v0", benchmark=BENCHMARK, server=_server("--no-state-cache"),
+                      reward_space="IrInstructionCountOz") as env:
+        env.reset()
+        assert env.cached_rewards(actions) == [None] * len(actions), "without the cache nothing is known"
+
+
+def test_a_second_greedy_search_takes_its_candidates_from_the_cache_and_finds_the_same(segment, monkeypatch):
+    from forkgym.cli.strategies import SearchConfig, Searcher
+
+    monkeypatch.setenv("FORKGYM_STATE_CACHE_NAME", segment)
+    runs = []
+    for _ in range(2):
+        with Searcher(SearchConfig(strategy="greedy", steps=4)) as searcher:
+            runs.append(searcher.search(BENCHMARK))
+    cold, warm = runs
+    assert cold.cached_steps == 0 and warm.cached_steps > 0
+    # The second search forks for the chosen candidates and the passes the
+    # cache never holds, not for the rest; both find and keep the same passes
+    # with the same return.
+    assert warm.steps - warm.cached_steps < cold.steps / 10
+    assert (warm.found, warm.actions, warm.reward) == (cold.found, cold.actions, cold.reward)

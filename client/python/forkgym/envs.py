@@ -510,6 +510,26 @@ class CompilerEnv(gym.Env):
         raises InvalidRequest naming the keys the backend accepts."""
         return self._require_episode().set_parameter(key, value)
 
+    @_serialised
+    def cached_rewards(self, actions: Iterable[int],
+                       reward_space: str | RewardSpaceSpec | None = None) -> list[float | None]:
+        """What stepping each action alone from the current state would reward
+        (``reward_space``, by default the env's), for the actions whose step the
+        node-wide state cache already holds; None for the others (for every
+        action when the server runs without the cache). Changes nothing: no
+        pass runs and the episode stays where it is. A search uses it to skip
+        stepping candidates it has seen before (``forkgym search`` does)."""
+        native = self._require_episode()
+        checked = [self.action_space.check(a) for a in actions]
+        if reward_space is None:
+            if self._reward_spec is None:
+                raise InvalidRequest("cached_rewards() needs a reward space: pass reward_space=, or set "
+                                     "env.reward_space")
+            name = self._reward_spec.name
+        else:
+            name = lookup(self._reward_specs, str(reward_space), "reward").name
+        return [None if answer is None else float(answer[0]) for answer in native.peek(checked, name)]
+
     def _new_session(self, connection: _forkgym.Connection) -> _forkgym.Env:
         """A native session of this env's backend, with its limits (no worker until reset)."""
         return _forkgym.Env(connection, *self._limits, backend=self._backend)

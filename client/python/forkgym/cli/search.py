@@ -216,7 +216,7 @@ def result_json(r: SearchResult | str, uri: str) -> dict[str, Any]:
         return {"benchmark": uri, "error": r}
     return {"benchmark": r.benchmark, "reward": r.reward, "actions": r.actions, "flags": r.flags,
             "found": r.found, "pruned": len(r.found) - len(r.actions), "commandline": r.commandline,
-            "stop": r.stop, "walltime": r.walltime, "phases": r.phases, "steps": r.steps, "start_cost": r.start_cost,
+            "stop": r.stop, "walltime": r.walltime, "phases": r.phases, "steps": r.steps, "cached_steps": r.cached_steps, "start_cost": r.start_cost,
             "oz_cost": r.oz_cost, "final_cost": r.final_cost, "vs_oz": r.vs_oz,
             "failures": [f.__dict__ for f in r.failures], "opt_check": r.opt_check,
             "state": r.state.to_csv().rstrip("\n") if r.state is not None else None}

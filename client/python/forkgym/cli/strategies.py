@@ -118,6 +118,7 @@ class SearchResult:
     stop: str  # why the search stopped
     walltime: float  # seconds, the whole search of this benchmark (pruning included)
     steps: int = 0  # candidate steps evaluated
+    cached_steps: int = 0  # of those, how many the state cache answered without a fork (greedy)
     failures: list[Failure] = field(default_factory=list)
     commandline: str = ""
     flags: list[str] = field(default_factory=list)
@@ -257,6 +258,16 @@ class Searcher:
         stepping that action again, and to close."""
         rewards: list[float | None] = [None] * len(actions)
         kept: dict[int, Any] = {}
+        # Candidates whose step the state cache already holds (a search run
+        # before, another search or episode on the machine) need no fork.
+        cached = env.cached_rewards(actions, self.config.reward)
+        for i, r in enumerate(cached):
+            if r is not None:
+                rewards[i] = prefix_reward + r
+        todo = [i for i, r in enumerate(cached) if r is None]
+        with self._lock:
+            result.steps += len(actions) - len(todo)
+            result.cached_steps += len(actions) - len(todo)
 
         def rank(i: int) -> tuple[float, int]:  # the order greedy picks by: return, then the lowest index
             return (rewards[i] if rewards[i] is not None else -math.inf, -i)
@@ -283,7 +294,7 @@ class Searcher:
 
         if self._pool is None:
             held = None
-            for i in range(len(actions)):
+            for i in todo:
                 held = candidate(env, i, held)
             return rewards, kept
         # Each thread takes the next candidate when it is free, the costliest
@@ -291,7 +302,7 @@ class Searcher:
         # orders of magnitude (-attributor against -dce), and a round lasts
         # until its slowest candidate ends, so the cheap ones fill in at the
         # end. Only the order of work depends on timing, never the result.
-        indices = iter(sorted(range(len(actions)), key=lambda i: -self._seconds.get(actions[i], math.inf)))
+        indices = iter(sorted(todo, key=lambda i: -self._seconds.get(actions[i], math.inf)))
         taking = threading.Lock()
 
         def next_index() -> int | None:
@@ -309,7 +320,7 @@ class Searcher:
             finally:
                 base.close()
 
-        self._map(run, list(range(min(self.config.jobs, len(actions)))))
+        self._map(run, list(range(min(self.config.jobs, len(todo)))))
         return rewards, kept
 
     # --------------------------------------------------------- strategies --
