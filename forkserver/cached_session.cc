@@ -34,12 +34,7 @@ void CachedSession::start() {
 }
 
 std::optional<std::string> CachedSession::lookup(EntryKind kind, uint64_t a, uint64_t b) {
-  return lookupAt(kind, *state_, a, b);
-}
-
-std::optional<std::string> CachedSession::lookupAt(EntryKind kind, const StateCacheKey& state, uint64_t a,
-                                                   uint64_t b) {
-  auto value = cache_->lookup(entryKey(kind, state, a, b));
+  auto value = cache_->lookup(entryKey(kind, *state_, a, b));
   ++(value ? unsentHits_ : unsentMisses_);
   return value;
 }
@@ -173,13 +168,16 @@ Result<std::vector<CachedSession::Peeked>> CachedSession::peek(std::span<const u
   for (size_t i = 0; i < actions.size(); ++i) {
     const uint32_t action = actions[i];
     if (!policy_.actions[action] || !space_.actions[action].unavailableReason.empty()) continue;
-    auto changed = lookupAt(EntryKind::Transition, *state_, action, 0);
+    // Not counted unless both hit: a miss here is followed by the step
+    // itself, whose own lookups count; a hit counts as the step's would.
+    auto changed = cache_->lookup(entryKey(EntryKind::Transition, *state_, action, 0));
     if (!changed || changed->size() != 1 || (*changed)[0] > 1) continue;
-    auto bytes = lookupAt(EntryKind::Reward, nextState(*state_, action), a, b);
+    auto bytes = cache_->lookup(entryKey(EntryKind::Reward, nextState(*state_, action), a, b));
     if (!bytes) continue;
     auto value = decodeReward(*bytes);
     if (!value) continue;
     answers[i] = Peeked{true, value->reward, (*changed)[0] == 0};
+    unsentHits_ += 2;
   }
   return answers;
 }

@@ -76,7 +76,6 @@ class CachedSession {
  private:
   Status materialize();
   std::optional<std::string> lookup(EntryKind kind, uint64_t a, uint64_t b);
-  std::optional<std::string> lookupAt(EntryKind kind, const StateCacheKey& state, uint64_t a, uint64_t b);
   void submit(EntryKind kind, std::span<const uint32_t> path, uint64_t a, uint64_t b, std::string value);
 
   passes::Session& session_;
