@@ -214,7 +214,17 @@ class WorkerLoop : public RequestHandler {
     // parent_tid argument), so the sandbox can deny pidfd_open, which would
     // let a worker name any process.
     int pidfd = -1;
-    const long pid = syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr, nullptr);
+    long pid = -1;
+    // A fork the client has just closed still counts against RLIMIT_NPROC
+    // until it has exited and the zygote has reaped it, which happens after
+    // the client's close() returns: a loop that closes a fork and forks
+    // again would meet the limit it is not using. So a refusal is retried a
+    // few times over about half a second before it is reported.
+    for (int waitMs = 1;; waitMs *= 2) {
+      pid = syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr, nullptr);
+      if (pid >= 0 || errno != EAGAIN || waitMs > 256) break;
+      poll(nullptr, 0, waitMs);
+    }
     if (pid < 0 && errno == EAGAIN) {
       // RLIMIT_NPROC (sandbox.h): this episode's worker and live forks.
       rlimit limit{};
