@@ -535,93 +535,84 @@ StepResult Env::finishStepLocked(const Interruption* interruption) {
   return result;
 }
 
-Result<std::string> Env::setParameter(const std::string& key, const std::string& value) {
-  std::lock_guard lock(mutex_);
-  if (auto running = requireEpisodeLocked("to set a parameter"); !running) return running.takeError();
+template <typename Answer, typename Build, typename Read>
+Result<Answer> Env::requestLocked(const char* name, const char* purpose, const std::string& doing, Build build,
+                                  Read read) {
+  if (auto running = requireEpisodeLocked(purpose); !running) return running.takeError();
   if (stepPending_) {
     return makeError(Outcome::InvalidRequest, "a step posted with beginStep() is still waiting for finishStep()");
   }
   capnp::MallocMessageBuilder request;
-  auto parameter = request.initRoot<proto::Request>().initSetParameter();
-  parameter.setKey(key);
-  parameter.setValue(value);
+  build(request.initRoot<proto::Request>());
   auto reply = channel_.call(request, options_.stepTimeout, 0);
   if (!reply) {
     if (reply.error().outcome != Outcome::SessionClosed) killWorkerLocked();
     StepResult ended = endEpisodeLocked(reply.takeError());
-    return Error{ended.outcome, "setting parameter '" + key + "' failed: " + ended.message, ended.signal};
+    return Error{ended.outcome, doing + ended.message, ended.signal};
   }
   StepResult failed;
-  std::string answer;
+  Answer answer{};
   kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
     auto root = reply->reader->getRoot<proto::Reply>();
     noteStateLocked(root);
     if (root.isFailure()) {
       readFailure(root.getFailure(), failed);
-    } else if (root.isParameter()) {
-      answer = root.getParameter();
-    } else {
+    } else if (!read(root, answer, failed)) {
       failed.outcome = Outcome::ProtocolMismatch;
-      failed.message = "the worker answered setParameter with something else";
+      failed.message = std::string("the worker answered ") + name + " with something else";
     }
   });
   KJ_IF_MAYBE(e, exception) {
     failed = StepResult{};
     failed.outcome = Outcome::ProtocolMismatch;
-    failed.message = std::string("malformed setParameter reply from the worker: ") + e->getDescription().cStr();
+    failed.message = std::string("malformed ") + name + " reply from the worker: " + e->getDescription().cStr();
   }
   if (!failed.ok()) return failedReplyLocked(std::move(failed));
   return answer;
 }
 
+Result<std::string> Env::setParameter(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mutex_);
+  return requestLocked<std::string>(
+      "setParameter", "to set a parameter", "setting parameter '" + key + "' failed: ",
+      [&](proto::Request::Builder request) {
+        auto parameter = request.initSetParameter();
+        parameter.setKey(key);
+        parameter.setValue(value);
+      },
+      [](proto::Reply::Reader reply, std::string& answer, StepResult&) {
+        if (!reply.isParameter()) return false;
+        answer = reply.getParameter();
+        return true;
+      });
+}
+
 Result<std::vector<Env::Peeked>> Env::peek(const std::vector<uint32_t>& actions, const std::string& reward) {
   std::lock_guard lock(mutex_);
-  if (auto running = requireEpisodeLocked("to peek"); !running) return running.takeError();
-  if (stepPending_) {
-    return makeError(Outcome::InvalidRequest, "a step posted with beginStep() is still waiting for finishStep()");
-  }
-  capnp::MallocMessageBuilder request;
-  auto peek = request.initRoot<proto::Request>().initPeek();
-  auto list = peek.initActions(static_cast<unsigned>(actions.size()));
-  for (unsigned i = 0; i < actions.size(); ++i) list.set(i, actions[i]);
-  peek.setReward(reward);
-  auto reply = channel_.call(request, options_.stepTimeout, 0);
-  if (!reply) {
-    if (reply.error().outcome != Outcome::SessionClosed) killWorkerLocked();
-    StepResult ended = endEpisodeLocked(reply.takeError());
-    return Error{ended.outcome, "peeking failed: " + ended.message, ended.signal};
-  }
-  StepResult failed;
-  std::vector<Peeked> answers;
-  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
-    auto root = reply->reader->getRoot<proto::Reply>();
-    if (root.isFailure()) {
-      readFailure(root.getFailure(), failed);
-    } else if (root.isPeek()) {
-      auto result = root.getPeek();
-      const auto known = result.getKnown();
-      const auto rewards = result.getRewards();
-      const auto noEffect = result.getActionHadNoEffect();
-      if (known.size() != actions.size() || rewards.size() != actions.size() || noEffect.size() != actions.size()) {
-        failed.outcome = Outcome::ProtocolMismatch;
-        failed.message = "the worker answered a peek at " + std::to_string(actions.size()) + " actions with " +
-                         std::to_string(known.size()) + " answers";
-        return;
-      }
-      answers.resize(actions.size());
-      for (unsigned i = 0; i < actions.size(); ++i) answers[i] = Peeked{known[i], rewards[i], noEffect[i]};
-    } else {
-      failed.outcome = Outcome::ProtocolMismatch;
-      failed.message = "the worker answered peek with something else";
-    }
-  });
-  KJ_IF_MAYBE(e, exception) {
-    failed = StepResult{};
-    failed.outcome = Outcome::ProtocolMismatch;
-    failed.message = std::string("malformed peek reply from the worker: ") + e->getDescription().cStr();
-  }
-  if (!failed.ok()) return failedReplyLocked(std::move(failed));
-  return answers;
+  return requestLocked<std::vector<Peeked>>(
+      "peek", "to peek", "peeking failed: ",
+      [&](proto::Request::Builder request) {
+        auto peek = request.initPeek();
+        auto list = peek.initActions(static_cast<unsigned>(actions.size()));
+        for (unsigned i = 0; i < actions.size(); ++i) list.set(i, actions[i]);
+        peek.setReward(reward);
+      },
+      [&](proto::Reply::Reader reply, std::vector<Peeked>& answers, StepResult& failed) {
+        if (!reply.isPeek()) return false;
+        auto result = reply.getPeek();
+        const auto known = result.getKnown();
+        const auto rewards = result.getRewards();
+        const auto noEffect = result.getActionHadNoEffect();
+        if (known.size() != actions.size() || rewards.size() != actions.size() || noEffect.size() != actions.size()) {
+          failed.outcome = Outcome::ProtocolMismatch;
+          failed.message = "the worker answered a peek at " + std::to_string(actions.size()) + " actions with " +
+                           std::to_string(known.size()) + " answers";
+          return true;
+        }
+        answers.resize(actions.size());
+        for (unsigned i = 0; i < actions.size(); ++i) answers[i] = Peeked{known[i], rewards[i], noEffect[i]};
+        return true;
+      });
 }
 
 Error Env::failedReplyLocked(StepResult failed) {
@@ -637,46 +628,22 @@ Error Env::failedReplyLocked(StepResult failed) {
 
 Result<RunResult> Env::run(const RunRequest& runRequest) {
   std::lock_guard lock(mutex_);
-  if (auto running = requireEpisodeLocked("to run the program"); !running) return running.takeError();
-  if (stepPending_) {
-    return makeError(Outcome::InvalidRequest, "a step posted with beginStep() is still waiting for finishStep()");
-  }
-  capnp::MallocMessageBuilder request;
-  writeRunRequest(runRequest, request.initRoot<proto::Request>().initRun());
-  auto reply = channel_.call(request, options_.stepTimeout, 0);
-  if (!reply) {
-    if (reply.error().outcome != Outcome::SessionClosed) killWorkerLocked();
-    StepResult ended = endEpisodeLocked(reply.takeError());
-    return Error{ended.outcome, "running the program failed: " + ended.message, ended.signal};
-  }
-  StepResult failed;
-  RunResult answer;
-  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
-    auto root = reply->reader->getRoot<proto::Reply>();
-    if (root.isFailure()) {
-      readFailure(root.getFailure(), failed);
-    } else if (root.isRun()) {
-      answer = readRunResult(root.getRun());
-      // A worker is not trusted: an outcome the client cannot name is a
-      // broken protocol, not a result.
-      bool known = isWireOutcome(answer.buildOutcome);
-      for (const ProgramRun& run : answer.runs) known = known && isWireOutcome(run.outcome);
-      if (!known) {
-        failed.outcome = Outcome::ProtocolMismatch;
-        failed.message = "the worker's run reply holds an outcome forkgym does not define";
-      }
-    } else {
-      failed.outcome = Outcome::ProtocolMismatch;
-      failed.message = "the worker answered run with something else";
-    }
-  });
-  KJ_IF_MAYBE(e, exception) {
-    failed = StepResult{};
-    failed.outcome = Outcome::ProtocolMismatch;
-    failed.message = std::string("malformed run reply from the worker: ") + e->getDescription().cStr();
-  }
-  if (!failed.ok()) return failedReplyLocked(std::move(failed));
-  return answer;
+  return requestLocked<RunResult>(
+      "run", "to run the program", "running the program failed: ",
+      [&](proto::Request::Builder request) { writeRunRequest(runRequest, request.initRun()); },
+      [](proto::Reply::Reader reply, RunResult& answer, StepResult& failed) {
+        if (!reply.isRun()) return false;
+        answer = readRunResult(reply.getRun());
+        // A worker is not trusted: an outcome the client cannot name is a
+        // broken protocol, not a result.
+        bool known = isWireOutcome(answer.buildOutcome);
+        for (const ProgramRun& run : answer.runs) known = known && isWireOutcome(run.outcome);
+        if (!known) {
+          failed.outcome = Outcome::ProtocolMismatch;
+          failed.message = "the worker's run reply holds an outcome forkgym does not define";
+        }
+        return true;
+      });
 }
 
 Result<Env> Env::fork() {

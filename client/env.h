@@ -203,6 +203,15 @@ class Env {
   // The error for a reply that failed; one that broke the protocol also
   // ends the episode (the worker is killed, the channel closed).
   Error failedReplyLocked(StepResult failed);
+  // One request other than a step on a running, idle episode, whose reply is
+  // a failure or `name`'s answer: setParameter(), run() and peek(). `build`
+  // fills the request; `read` takes the answer from a reply that is not a
+  // failure (false: it is not `name`'s answer), or says in `failed` (a
+  // ProtocolMismatch) what is wrong with it. `purpose` completes "no episode
+  // ..." and `doing` heads the message when the worker never answered.
+  template <typename Answer, typename Build, typename Read>
+  Result<Answer> requestLocked(const char* name, const char* purpose, const std::string& doing, Build build,
+                               Read read);
 
   std::shared_ptr<Connection> connection_;
   EnvOptions options_;

@@ -12,15 +12,20 @@ std::unique_ptr<capnp::MallocMessageBuilder> failureReply(const Error& error) {
 
 namespace {
 
-// The reward table's row named `name`, or a failure reply saying it is unknown.
-std::optional<size_t> findRewardOrFail(capnp::Text::Reader name, RequestHandler& handler,
-                                       proto::Reply::Builder reply) {
+enum class Table { Observation, Reward };
+
+// The row of the observation or reward table named `name`, or a failure
+// reply saying it is unknown.
+std::optional<size_t> findRowOrFail(Table table, capnp::Text::Reader name, RequestHandler& handler,
+                                    proto::Reply::Builder reply) {
   const std::string_view text(name.cStr(), name.size());
-  const auto row = handler.findReward(text);
+  const auto row = table == Table::Observation ? handler.findObservation(text) : handler.findReward(text);
   if (!row) {
-    setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
-                                              "unknown reward space '" + std::string(text) +
-                                                  "'; the server's description lists the valid names"));
+    setFailure(reply.initFailure(),
+               makeError(Outcome::InvalidRequest, std::string("unknown ") +
+                                                      (table == Table::Observation ? "observation" : "reward") +
+                                                      " space '" + std::string(text) +
+                                                      "'; the server's description lists the valid names"));
   }
   return row;
 }
@@ -31,18 +36,12 @@ bool dispatchStep(proto::Step::Reader step, RequestHandler& handler, proto::Repl
   // Names are looked up in place in the request: no copies per step.
   std::vector<size_t> observations, rewards;
   for (auto name : step.getObservations()) {
-    const std::string_view text(name.cStr(), name.size());
-    const auto row = handler.findObservation(text);
-    if (!row) {
-      setFailure(reply.initFailure(), makeError(Outcome::InvalidRequest,
-                                                "unknown observation space '" + std::string(text) +
-                                                    "'; the server's description lists the valid names"));
-      return false;
-    }
+    const auto row = findRowOrFail(Table::Observation, name, handler, reply);
+    if (!row) return false;
     observations.push_back(*row);
   }
   for (auto name : step.getRewards()) {
-    const auto row = findRewardOrFail(name, handler, reply);
+    const auto row = findRowOrFail(Table::Reward, name, handler, reply);
     if (!row) return false;
     rewards.push_back(*row);
   }
@@ -79,7 +78,7 @@ RequestReply dispatchRequest(capnp::MessageReader& request, RequestHandler& hand
         return;
       case proto::Request::PEEK: {
         auto peek = root.getPeek();
-        const auto row = findRewardOrFail(peek.getReward(), handler, reply);
+        const auto row = findRowOrFail(Table::Reward, peek.getReward(), handler, reply);
         if (!row) return;
         std::vector<uint32_t> actions;
         actions.reserve(peek.getActions().size());
