@@ -178,6 +178,7 @@ void Env::takeStateFrom(Env& other) {
   benchmark_ = std::move(other.benchmark_);
   benchmarkHash_ = std::move(other.benchmarkHash_);
   actions_ = std::move(other.actions_);
+  deferred_ = std::exchange(other.deferred_, 0);
   stateCommandLine_ = std::move(other.stateCommandLine_);
   pendingActions_ = std::move(other.pendingActions_);
   pendingSpaces_ = std::move(other.pendingSpaces_);
@@ -291,6 +292,7 @@ Status Env::reset(const std::string& benchmark, const RunConfig* runConfig) {
   };
   closeLocked();
   actions_.clear();
+  deferred_ = 0;
   stateCommandLine_.clear();
   pendingActions_.clear();
   inheritedFrom_.store(0, std::memory_order_relaxed);
@@ -393,8 +395,11 @@ StepResult Env::endEpisodeLocked(Error error) {
       }
     }
   } else if (error.outcome == Outcome::TimedOut) {
-    result.message = "the step took longer than " + std::to_string(options_.stepTimeout.count()) +
-                     " ms; the worker was killed";
+    result.message = "the step took longer than " + std::to_string(timeoutLocked().count()) + " ms" +
+                     (deferred_ ? " (" + std::to_string(options_.stepTimeout.count()) + " ms, once more for each of the " +
+                                      std::to_string(deferred_) + " actions answered from the state cache it applied first)"
+                                : std::string()) +
+                     "; the worker was killed";
   } else if (error.outcome == Outcome::Interrupted) {
     result.message = "the step was interrupted; the worker was killed";
   }
@@ -457,7 +462,7 @@ Status Env::beginStepLocked(std::span<const uint32_t> actions, std::span<const s
   }
   auto posted = channel_.post(request);
   stepPending_ = posted.ok();
-  pendingDeadline_ = std::chrono::steady_clock::now() + options_.stepTimeout;
+  pendingDeadline_ = std::chrono::steady_clock::now() + timeoutLocked();
   if (posted) {
     postedSeq_.store(channel_.region().header().requestSeq.load(std::memory_order_relaxed), std::memory_order_release);
   }
@@ -504,6 +509,9 @@ StepResult Env::finishStepLocked(const Interruption* interruption) {
     }
     auto stepResult = root.getStep();
     result.actionHadNoEffect = stepResult.getActionHadNoEffect();
+    // Bounded by what the episode has stepped: a worker cannot buy itself time.
+    deferred_ = static_cast<uint32_t>(std::min<uint64_t>(stepResult.getActionsDeferred(),
+                                                         actions_.size() + pendingActions_.size()));
     for (auto value : stepResult.getObservations()) result.observations.push_back(toObservation(value));
     for (double reward : stepResult.getRewards()) result.rewards.push_back(reward);
   });
@@ -544,7 +552,7 @@ Result<Answer> Env::requestLocked(const char* name, const char* purpose, const s
   }
   capnp::MallocMessageBuilder request;
   build(request.initRoot<proto::Request>());
-  auto reply = channel_.call(request, options_.stepTimeout, 0);
+  auto reply = channel_.call(request, timeoutLocked(), 0);
   if (!reply) {
     if (reply.error().outcome != Outcome::SessionClosed) killWorkerLocked();
     StepResult ended = endEpisodeLocked(reply.takeError());
@@ -613,6 +621,13 @@ Result<std::vector<Env::Peeked>> Env::peek(const std::vector<uint32_t>& actions,
         for (unsigned i = 0; i < actions.size(); ++i) answers[i] = Peeked{known[i], rewards[i], noEffect[i]};
         return true;
       });
+}
+
+std::chrono::milliseconds Env::timeoutLocked() const {
+  // At most a year: now() plus it must still be a time point.
+  constexpr std::chrono::milliseconds kLongest = std::chrono::hours(24 * 365);
+  if (options_.stepTimeout >= kLongest / (int64_t{deferred_} + 1)) return kLongest;
+  return options_.stepTimeout * (int64_t{deferred_} + 1);
 }
 
 Error Env::failedReplyLocked(StepResult failed) {
@@ -755,6 +770,7 @@ Result<Env> Env::fork() {
   forked.benchmark_ = benchmark_;
   forked.benchmarkHash_ = benchmarkHash_;
   forked.actions_ = actions_;
+  forked.deferred_ = deferred_;  // the copy has the same actions to apply
   forked.stateCommandLine_ = stateCommandLine_;
   forked.running_.store(true, std::memory_order_release);
   return forked;

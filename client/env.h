@@ -203,6 +203,9 @@ class Env {
   // The error for a reply that failed; one that broke the protocol also
   // ends the episode (the worker is killed, the channel closed).
   Error failedReplyLocked(StepResult failed);
+  // How long the next request may take: the step timeout, once more for
+  // each action the worker deferred (it applies them first).
+  std::chrono::milliseconds timeoutLocked() const;
   // One request other than a step on a running, idle episode, whose reply is
   // a failure or `name`'s answer: setParameter(), run() and peek(). `build`
   // fills the request; `read` takes the answer from a reply that is not a
@@ -232,6 +235,10 @@ class Env {
   std::string benchmark_;
   std::string benchmarkHash_;
   std::vector<uint32_t> actions_;
+  // StepResult.actionsDeferred as the worker last said (at most actions_'s
+  // length): the next request's time limit is one step's per deferred action
+  // more (deadlineLocked()).
+  uint32_t deferred_ = 0;
   // The worker's line for its state as of its last reply, unchecked
   // (Reply.stateCommandLine); empty before any. Only for a backend whose
   // ReplayCommand.fromState.

@@ -174,6 +174,7 @@ class WorkerLoop : public RequestHandler {
 
     auto result = reply.initStep();
     result.setActionHadNoEffect(applied->actionHadNoEffect);
+    result.setActionsDeferred(static_cast<uint32_t>(session_.pending()));
     auto observations = result.initObservations(static_cast<unsigned>(values.size()));
     for (size_t i = 0; i < values.size(); ++i) setObservation(observations[static_cast<unsigned>(i)], values[i]);
     auto rewardList = result.initRewards(static_cast<unsigned>(rewards.size()));

@@ -245,6 +245,11 @@ struct StepResult {
   observations @0 :List(ObservationValue);
   rewards @1 :List(Float64);
   actionHadNoEffect @2 :Bool;
+  # Actions the worker has followed from the state cache and not yet applied
+  # to its module: the next request that needs the module applies them
+  # first, so the client allows it one step's time more for each (never
+  # more than the episode's length: a worker cannot buy itself time).
+  actionsDeferred @3 :UInt32;
 }
 
 struct ForkResult {

@@ -494,6 +494,36 @@ std::vector<Attack> attacks() {
     lingerUntilClientGone(w.channel.doorbell().fd());
   });
   step("hangs-up-without-a-word", [](HostileWorker& w, proto::Request::Reader) { _exit(0); });
+  // Deferred actions (a state cache's): the client allows the next request
+  // one step's time more for each, but never more than the episode stepped.
+  auto deferThen = [](uint32_t deferred, std::function<void(HostileWorker&)> next) {
+    return [deferred, next](HostileWorker& w, proto::Request::Reader request) {
+      capnp::MallocMessageBuilder reply;
+      honestStep(request.getStep(), w.served, reply);
+      reply.getRoot<proto::Reply>().getStep().setActionsDeferred(deferred);
+      writeReply(w.channel, reply);
+      ring(w.channel);
+      next(w);
+    };
+  };
+  // One deferred action (as many as the episode stepped): the second step's
+  // reply comes after 1.2 step timeouts, inside the two it is allowed.
+  step("deferred-action-then-a-slow-step", deferThen(1, [](HostileWorker& w) {
+    auto request = w.channel.receiveRequest();
+    if (!request) _exit(0);
+    ++w.served;
+    poll(nullptr, 0, 1800);  // the step timeout is 1500 ms (hostile_worker_test.cc)
+    capnp::MallocMessageBuilder reply;
+    honestStep(request->reader->getRoot<proto::Request>().getStep(), w.served, reply);
+    if (!w.channel.sendReply(reply)) _exit(0);
+  }));
+  // Claims four billion deferred actions, then never answers: the client
+  // waits two step timeouts (one action stepped), not 190 years.
+  step("deferred-actions-claimed-then-never-replies", deferThen(0xffffffffu, [](HostileWorker& w) {
+    auto request = w.channel.receiveRequest();
+    if (!request) _exit(0);
+    lingerUntilClientGone(w.channel.doorbell().fd());
+  }));
 
   // --- fork replies ---
   fork("fork-reply-malformed", [](HostileWorker& w, proto::Request::Reader) {

@@ -94,6 +94,8 @@ const Row kRows[] = {
     {"ring-with-many-descriptors", Op::Step, {PM}, "more descriptors than one ring may carry"},
     {"never-replies", Op::Step, {Outcome::TimedOut}, "took longer"},
     {"hangs-up-without-a-word", Op::Step, {Outcome::Crashed}, "exited with code 0"},
+    {"deferred-action-then-a-slow-step", Op::TwoSteps, {Outcome::Ok}, ""},
+    {"deferred-actions-claimed-then-never-replies", Op::TwoSteps, {Outcome::TimedOut}, "longer than 3000 ms"},
     // Fork replies.
     {"fork-reply-malformed", Op::Fork, {PM}, "malformed message"},
     {"fork-reply-root-pointer-out-of-bounds", Op::Fork, {PM}, "malformed fork reply"},
