@@ -83,8 +83,7 @@ std::optional<std::string> BaselineCache::read(const std::string& key) const {
   std::string bytes(static_cast<size_t>(info.st_size), '\0');
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
+    const ssize_t n = sysRaw([&] { return ::read(fd, bytes.data() + done, bytes.size() - done); });
     if (n <= 0) return std::nullopt;
     done += static_cast<size_t>(n);
   }
@@ -117,8 +116,7 @@ Status BaselineCache::write(const std::string& key, const std::string& encoded) 
   UniqueFd file(fd);
   size_t done = 0;
   while (done < body.size()) {
-    const ssize_t n = ::write(fd, body.data() + done, body.size() - done);
-    if (n < 0 && errno == EINTR) continue;
+    const ssize_t n = sysRaw([&] { return ::write(fd, body.data() + done, body.size() - done); });
     if (n <= 0) {
       const std::string why = errnoMessage(("write " + directory_ + "/" + temporary).c_str());
       ::unlinkat(fd_.get(), temporary.c_str(), 0);
