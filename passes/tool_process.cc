@@ -250,37 +250,26 @@ int millisecondsUntil(std::chrono::steady_clock::time_point deadline) {
   return static_cast<int>(std::max<int64_t>(left.count(), 0));
 }
 
-// Reads what is available; false at EOF or on error.
-bool drain(int fd, std::string& sink, size_t limit) {
-  char buffer[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n > 0) {
-      const size_t room = sink.size() < limit ? limit - sink.size() : 0;
-      sink.append(buffer, std::min(static_cast<size_t>(n), room));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return true;
-    return false;
-  }
-}
-
-// drain(), counting everything read in `total` and keeping at most `keep`.
+// Reads what is available, counting everything read in `total` and keeping
+// at most `keep` bytes in `sink`; false at EOF or on error.
 bool drainCounting(int fd, std::string& sink, size_t& total, size_t keep) {
   char buffer[1 << 16];
   for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    const ssize_t n = sysRaw([&] { return ::read(fd, buffer, sizeof buffer); });
     if (n > 0) {
       total += static_cast<size_t>(n);
       const size_t room = sink.size() < keep ? keep - sink.size() : 0;
       sink.append(buffer, std::min(static_cast<size_t>(n), room));
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return true;
-    return false;
+    return n < 0 && errno == EAGAIN;
   }
+}
+
+// drainCounting() without the count.
+bool drain(int fd, std::string& sink, size_t limit) {
+  size_t total = 0;
+  return drainCounting(fd, sink, total, limit);
 }
 
 }  // namespace
