@@ -150,6 +150,30 @@ def test_fuzz_with_two_jobs_counts_every_execution_once(shared_tmp_path, capsys)
     assert timeline[0] == "elapsed_s,execs,buckets" and timeline[-1].split(",")[1] == "20"
 
 
+def test_a_new_miscompile_bucket_is_reduced_to_the_pass_that_miscompiles(shared_tmp_path, data_dir):
+    # Its passes are reduced with the check that found it (the program run
+    # against the unoptimised one), not left as fuzzing found them; its IR is
+    # not (llvm-reduce tests the pipeline, not the behaviour), and opt cannot
+    # show it, which the artifact says.
+    arguments = argparse.Namespace(semantics_rate=1.0, determinism_rate=0, seed=0, execs=0, time=0, reduce=True,
+                                   reduce_ir=True, ir_timeout=60.0)
+    state = fuzz.FuzzState(shared_tmp_path / "fz", {})
+    fuzzer = fuzz.Fuzzer(state, fuzz.Benchmarks(["benchmark://forkgym-v0/crc32"], [], 1), arguments, lambda text: None)
+    with forkgym.make("llvm-v0") as env:
+        uri = str(env.make_benchmark(data_dir / "miscompile" / "attributor_loop.c", run_timeout=2).uri)
+        found = [env.action_space.index(f) for f in ("-dce", "-attributor", "-instcombine", "-simplifycfg")]
+        env.reset(benchmark=uri)
+        env.multistep(found)
+        failure = fuzzer._sampled_checks(env, random.Random(0), uri, found)
+        assert failure is not None and failure.bucket == "miscompile: timed_out", failure
+        fuzzer._record(env, 0, uri, found, failure)
+    [bucket] = state.buckets.values()
+    assert bucket.reduced_passes == ["-attributor"]
+    assert bucket.opt_reproduces is None and any("IR not reduced" in note for note in bucket.notes), bucket.notes
+    outcome = json.loads((state.directory / bucket.directory / "reduced" / "outcome.json").read_text())
+    assert outcome["bucket"] == "miscompile: timed_out" and outcome["actions"] == ["-attributor"]
+
+
 def test_fuzz_classifies_a_miscompile_found_by_semantic_validation(shared_tmp_path, data_dir):
     # LLVM 19's -attributor turns this program (from C torture's 961017-2)
     # into an endless loop (tests/data/miscompile/attributor_loop.json).

@@ -65,3 +65,18 @@ def test_reduce_refuses_another_kind_than_asked(shared_tmp_path, capsys):
                    "-o", str(shared_tmp_path / "x")])
     assert status == 1
     assert "not as a verifier" in capsys.readouterr().err
+
+
+def test_reduce_keeps_a_nondeterminism_by_replaying_each_candidate_in_other_processes(shared_tmp_path, capsys):
+    # -newgvn's result differs across heap layouts on csmith program 2
+    # (test_cross_process.py): each candidate sequence is replayed in two
+    # other server processes and kept only if they still disagree after the
+    # same pass.
+    output = shared_tmp_path / "nd"
+    status = main(["reduce", "--benchmark", "generator://csmith-v0/2", "--passes",
+                   "-dce -sroa -early-cse -newgvn -instcombine", "--kind", "nondeterminism", "-o", str(output)])
+    assert status == 0, capsys.readouterr().err
+    outcome = json.loads((output / "outcome.json").read_text())
+    assert outcome["bucket"] == "nondeterminism: state hash differs across processes after -newgvn"
+    assert outcome["actions"] == ["-newgvn"]
+    assert outcome["opt_reproduces"] is None and any("IR not reduced" in n for n in outcome["notes"]), outcome

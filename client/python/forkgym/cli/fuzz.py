@@ -278,23 +278,25 @@ class Fuzzer:
 
     def _sampled_checks(self, env: Any, rng: random.Random, benchmark: str, actions: list[int]) -> Failure | None:
         """Semantic validation and the cross-process check, on a sample of successful executions."""
+        from forkgym.cli.reduce import semantics_check
+
         if self.args.semantics_rate and rng.random() < self.args.semantics_rate and _maybe_runnable(benchmark):
             self._count("semantics_checked")
-            result = env.validate(semantics=True)
-            if result.benchmark_semantics_validation_failed and result.semantics_failures:
-                check = result.semantics_failures[0]
-                return Failure("miscompile", str(check.kind), check.message, check.signal, None)
+            if failure := semantics_check(env, benchmark, actions):
+                return failure
         if self.args.determinism_rate and rng.random() < self.args.determinism_rate:
-            from forkgym.cli.determinism import check_state
-
             self._count("determinism_checked")
-            crossers = self._crossers(env)
-            result = check_state(env, crossers, benchmark, actions)
-            if not result.deterministic and result.error is None:
-                where = result.divergent_pass or "the benchmark as loaded"
-                step = result.divergent_step - 1 if result.divergent_step else None
-                return Failure("nondeterminism", f"state hash differs across processes after {where}", str(result),
-                               0, step)
+            return self._check_for("nondeterminism", env)(env, benchmark, actions)
+        return None
+
+    def _check_for(self, kind: str, env: Any) -> Any:
+        """The check that finds a failure of behaviour of ``kind`` (None for a failure the run itself shows)."""
+        from forkgym.cli.reduce import determinism_check, semantics_check
+
+        if kind == "miscompile":
+            return semantics_check
+        if kind == "nondeterminism":
+            return determinism_check(self._crossers(env))
         return None
 
     def _crossers(self, env: Any) -> Any:
@@ -337,12 +339,13 @@ class Fuzzer:
         env.reset(benchmark=benchmark)
         artifact.write(directory, env, benchmark=benchmark, benchmark_hash=env.benchmark_hash, actions=actions,
                        failure=failure, input_bytes=env.bitcode, extra={"found_at_exec": bucket.first_exec})
-        if not self.args.reduce or failure.kind in ("nondeterminism", "miscompile"):
+        if not self.args.reduce:
             return
         try:
             outcome = reduce.reduce(env, benchmark=benchmark, actions=actions, output=directory / "reduced",
                                     reduce_ir_too=self.args.reduce_ir, ir_timeout=self.args.ir_timeout,
-                                    input_bytes=None, log=lambda text: None)
+                                    input_bytes=None, log=lambda text: None,
+                                    check=self._check_for(failure.kind, env))
             with self.state.lock:
                 bucket.reduced_passes = outcome["actions"]
                 bucket.opt_reproduces = outcome["opt_reproduces"]

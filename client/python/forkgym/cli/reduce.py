@@ -24,6 +24,7 @@ the same signal).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -83,14 +84,50 @@ def ddmin(items: Sequence[Any], interesting: Callable[[list[Any]], bool]) -> lis
     return current
 
 
-def run_sequence(env: Any, benchmark: str, actions: Sequence[int]) -> Failure | None:
-    """Runs ``actions`` on a new episode of ``benchmark``: the failure, or None."""
+# A failure of behaviour, found by checking a sequence that ran: what the
+# check finds on ``env`` after ``actions`` ran on ``benchmark``, or None.
+BehaviourCheck = Callable[[Any, str, Sequence[int]], "Failure | None"]
+
+# The failure kinds a sequence shows only when checked after it ran.
+BEHAVIOUR_KINDS = ("miscompile", "nondeterminism")
+
+
+def semantics_check(env: Any, benchmark: str, actions: Sequence[int]) -> Failure | None:
+    """A miscompile: the program built from the state behaves unlike the
+    unoptimised one (``validate(semantics=True)``; runnable benchmarks)."""
+    result = env.validate(semantics=True)
+    if result.benchmark_semantics_validation_failed and result.semantics_failures:
+        check = result.semantics_failures[0]
+        return Failure("miscompile", str(check.kind), check.message, check.signal, None)
+    return None
+
+
+def determinism_check(processes: Any) -> BehaviourCheck:
+    """Nondeterminism: the state hash differs when ``processes`` (a
+    :class:`forkgym.cli.determinism.ProcessSet`) replay the sequence."""
+    from forkgym.cli.determinism import check_state
+
+    def check(env: Any, benchmark: str, actions: Sequence[int]) -> Failure | None:
+        result = check_state(env, processes, benchmark, actions)
+        if result.deterministic or result.error is not None:
+            return None
+        where = result.divergent_pass or "the benchmark as loaded"
+        step = result.divergent_step - 1 if result.divergent_step else None
+        return Failure("nondeterminism", f"state hash differs across processes after {where}", str(result), 0, step)
+
+    return check
+
+
+def run_sequence(env: Any, benchmark: str, actions: Sequence[int],
+                 check: BehaviourCheck | None = None) -> Failure | None:
+    """Runs ``actions`` on a new episode of ``benchmark``: the failure, or None.
+    With ``check``, a sequence that runs is then checked for a failure of behaviour."""
     env.reset(benchmark=benchmark)
     if not actions:
         return None
     *_, truncated, info = env.multistep(list(actions), observation_spaces=[], reward_spaces=[])
     if not truncated:
-        return None
+        return check(env, benchmark, actions) if check is not None else None
     return from_step_info(info, list(actions), env.action_space.flags)
 
 
@@ -99,7 +136,7 @@ def same_failure(found: Failure | None, target: Failure) -> bool:
 
 
 def reduce_actions(env: Any, benchmark: str, actions: Sequence[int], target: Failure,
-                   on_test: Callable[[], None] | None = None) -> list[int]:
+                   on_test: Callable[[], None] | None = None, check: BehaviourCheck | None = None) -> list[int]:
     """The 1-minimal subsequence of ``actions`` (cut after the failing step) failing like ``target``."""
     if target.step is not None:
         actions = list(actions)[: target.step + 1]
@@ -107,7 +144,7 @@ def reduce_actions(env: Any, benchmark: str, actions: Sequence[int], target: Fai
     def interesting(candidate: list[int]) -> bool:
         if on_test:
             on_test()
-        return bool(candidate) and same_failure(run_sequence(env, benchmark, candidate), target)
+        return bool(candidate) and same_failure(run_sequence(env, benchmark, candidate, check), target)
 
     return ddmin(list(actions), interesting)
 
@@ -225,10 +262,14 @@ def reproduces_under_opt(failure: Failure, status: int) -> bool:
 def reduce(env: Any, *, benchmark: str, actions: list[int], output: Path, kind: str | None = None,
            signature: str | None = None, reduce_ir_too: bool = True, ir_timeout: float = 600.0,
            input_bytes: bytes | None = None, label: str | None = None,
-           log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+           log: Callable[[str], None] = lambda _: None, check: BehaviourCheck | None = None) -> dict[str, Any]:
     """The whole reduction (see the module docstring); returns the reduced artifact's outcome.json.
-    ``label`` is the benchmark's name in the artifact (default: ``benchmark``)."""
-    target = run_sequence(env, benchmark, actions)
+    ``label`` is the benchmark's name in the artifact (default: ``benchmark``).
+    ``check`` finds a failure of behaviour (a miscompile, nondeterminism) in a
+    sequence that runs; such a failure's passes are reduced, not its IR
+    (llvm-reduce would test the pipeline, not the behaviour), and ``opt``
+    cannot show it (opt_reproduces is None)."""
+    target = run_sequence(env, benchmark, actions, check)
     if target is None:
         raise ValueError(f"{' '.join(env.action_space.flags[a] for a in actions)} on {benchmark} does not fail "
                          "in a worker: nothing to reduce")
@@ -238,10 +279,12 @@ def reduce(env: Any, *, benchmark: str, actions: list[int], output: Path, kind: 
         raise ValueError(f"the sequence fails as {target.bucket}, whose signature does not contain {signature!r}")
     log(f"failure: {target.bucket} (after {len(actions)} passes)")
     tests = [0]
-    reduced = reduce_actions(env, benchmark, actions, target, on_test=lambda: tests.__setitem__(0, tests[0] + 1))
+    reduced = reduce_actions(env, benchmark, actions, target, on_test=lambda: tests.__setitem__(0, tests[0] + 1),
+                             check=check)
     log(f"passes: {len(actions)} -> {len(reduced)} ({tests[0]} tests): {' '.join(env.action_space.flags[a] for a in reduced)}")
-    final = run_sequence(env, benchmark, reduced)
+    final = run_sequence(env, benchmark, reduced, check)
     assert final is not None and final.bucket == target.bucket
+    behaviour = final.kind in BEHAVIOUR_KINDS
     benchmark_hash = env.benchmark_hash
     if input_bytes is None:
         env.reset(benchmark=benchmark)
@@ -250,7 +293,10 @@ def reduce(env: Any, *, benchmark: str, actions: list[int], output: Path, kind: 
     notes = []
     input_name = "input.bc"
     reduced_ir: Path | None = None
-    if reduce_ir_too:
+    if reduce_ir_too and behaviour:
+        notes.append(f"IR not reduced: a {final.kind} shows only when the result is checked, which "
+                     "llvm-reduce's interestingness test does not do")
+    elif reduce_ir_too:
         with tempfile.TemporaryDirectory(prefix="forkgym-reduce-") as scratch:
             workdir = Path(scratch)
             workdir.chmod(0o755)
@@ -272,11 +318,17 @@ def reduce(env: Any, *, benchmark: str, actions: list[int], output: Path, kind: 
     status = run_reproducer(output)
     outcome = artifact.load(output)
     outcome["opt_exit_status"] = status
-    outcome["opt_reproduces"] = reproduces_under_opt(final, status)
+    # opt runs the passes; a miscompile or nondeterminism needs the result checked.
+    outcome["opt_reproduces"] = None if behaviour else reproduces_under_opt(final, status)
     (output / "outcome.json").write_text(json.dumps(
         {k: v for k, v in outcome.items() if k != "input_path"}, indent=2) + "\n")
-    log(f"opt: exit status {status} ({'fails the same way' if outcome['opt_reproduces'] else 'does not fail the same way'})")
+    log(f"opt: exit status {status} ({_opt_verdict(outcome['opt_reproduces'])})")
     return outcome
+
+
+def _opt_verdict(reproduces: bool | None) -> str:
+    return {True: "opt fails the same way", False: "opt does NOT fail the same way",
+            None: "opt runs the passes; the failure shows when the result is checked"}[reproduces]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -284,7 +336,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmark", help="the benchmark URI (instead of an artifact)")
     parser.add_argument("--passes", help="the pass sequence: CompilerGym's flags (\"-sroa -gvn\"; one flag as --passes=-gvn) or "
                              "an opt command line with -passes='...'")
-    parser.add_argument("--kind", help="the failure kind to keep (crash, verifier, fatal_error, timeout, ...)")
+    parser.add_argument("--kind", help="the failure kind to keep (crash, verifier, fatal_error, timeout, ...; "
+                        "miscompile and nondeterminism are checked after the passes run)")
     parser.add_argument("--signature", help="text the failure's signature must contain")
     parser.add_argument("-o", "--output", help="where to write the reduced artifact (default: ARTIFACT/reduced)")
     parser.add_argument("--no-ir", dest="ir", action="store_false", help="reduce the pass sequence only")
@@ -320,11 +373,24 @@ def run(arguments: argparse.Namespace) -> int:
             copy.write_bytes(input_bytes)
             copy.chmod(0o644)
             benchmark_text = f"file://{copy}"
-        with forkgym.make("llvm-v0", step_timeout=arguments.step_timeout) as env:
+        if kind in BEHAVIOUR_KINDS and label is not None:
+            # Its check builds and runs the program or replays the episode
+            # elsewhere: the benchmark as named (with its run configuration).
+            benchmark_text = label
+        with contextlib.ExitStack() as stack:
+            check = None
+            if kind == "miscompile":
+                check = semantics_check
+            elif kind == "nondeterminism":
+                from forkgym.cli.determinism import ProcessSet
+
+                check = determinism_check(stack.enter_context(ProcessSet(2, 0)))
+            env = stack.enter_context(forkgym.make("llvm-v0", step_timeout=arguments.step_timeout))
             actions = env.action_space.from_string(passes)
             outcome = reduce(env, benchmark=benchmark_text, actions=actions, output=output, kind=kind,
                              signature=signature, reduce_ir_too=arguments.ir, ir_timeout=arguments.ir_timeout,
-                             input_bytes=input_bytes, label=label, log=lambda text: print(text, file=sys.stderr))
+                             input_bytes=input_bytes, label=label, log=lambda text: print(text, file=sys.stderr),
+                             check=check)
     print(f"{outcome['bucket']}\n  passes: {' '.join(outcome['actions'])}\n  reproducer: {output}/reproduce.sh "
-          f"({'opt fails the same way' if outcome['opt_reproduces'] else 'opt does NOT fail the same way'})")
-    return 0 if outcome["opt_reproduces"] else 1
+          f"({_opt_verdict(outcome['opt_reproduces'])})")
+    return 1 if outcome["opt_reproduces"] is False else 0
