@@ -177,14 +177,15 @@ def test_cached_rewards_are_what_stepping_gives_and_change_nothing(segment):
         assert env.cached_rewards(actions) == [None] * len(actions), "without the cache nothing is known"
 
 
-def test_a_second_greedy_search_takes_its_candidates_from_the_cache_and_finds_the_same(segment, monkeypatch):
+def test_a_second_greedy_search_takes_its_candidates_from_the_cache_and_finds_the_same(segment):
     from forkgym.cli.strategies import SearchConfig, Searcher
 
-    monkeypatch.setenv("FORKGYM_STATE_CACHE_NAME", segment)
     runs = []
-    for _ in range(2):
-        with Searcher(SearchConfig(strategy="greedy", steps=4)) as searcher:
+    for _ in range(2):  # each on a zygote of its own, sharing the segment
+        server = _server("--state-cache-name", segment)
+        with Searcher(SearchConfig(strategy="greedy", steps=4, server=server)) as searcher:
             runs.append(searcher.search(BENCHMARK))
+        server.close()
     cold, warm = runs
     assert cold.cached_steps == 0 and warm.cached_steps > 0
     # The second search forks for the chosen candidates and the passes the

@@ -98,6 +98,7 @@ class SearchConfig:
     prune: bool = True
     check_opt: bool = False  # replay each result's command line with the server's opt: same IR hash?
     policy: Callable[[Any], Any] | None = None  # strategy "policy": policy(env) steps a reset env
+    server: Any = None  # the forkgym.Server to search on; None: this process's default
 
 
 @dataclass
@@ -210,7 +211,8 @@ class Searcher:
     def make_env(self, uri: str) -> Any:
         import forkgym
 
-        env = forkgym.make(self.config.env_id, reward_space=self.config.reward, step_timeout=self.config.step_timeout)
+        env = forkgym.make(self.config.env_id, reward_space=self.config.reward, step_timeout=self.config.step_timeout,
+                           server=self.config.server)
         try:
             env.reset(benchmark=uri)
         except BaseException:
