@@ -50,6 +50,9 @@ options:
   --socket PATH          listen on this Unix socket (default: %s, in a directory
                          only this user may use, created 0700 if missing)
   --connected-fd N       serve the one connection on descriptor N, exit when it closes
+  --exit-when-idle S     with a socket: exit once no client has been connected for S
+                         seconds (also when none connects within S of start-up), so a
+                         server shared by a node's processes outlives none of them
   --preload [BACKEND=]URI
                          load a benchmark at start-up for BACKEND (default: the first
                          above), repeatable: a file, a directory of .bc/.ll files, a
@@ -248,6 +251,13 @@ int main(int argc, char** argv) {
       options.socketPath = value("--socket");
     } else if (arg == "--connected-fd") {
       options.connectedFd = static_cast<int>(number("--connected-fd"));
+    } else if (arg == "--exit-when-idle") {
+      const uint64_t seconds = number("--exit-when-idle");
+      if (seconds == 0 || seconds > 86400) {
+        std::fprintf(stderr, "forkgym-server: --exit-when-idle must be 1..86400 seconds (omit it to serve until a signal)\n");
+        return 2;
+      }
+      options.exitWhenIdle = std::chrono::seconds(seconds);
     } else if (arg == "--preload") {
       const auto [backend, uri] = preloadFor(value("--preload"));
       for (auto& one : expandPreload(uri)) options.preload.emplace_back(backend, one);

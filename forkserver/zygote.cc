@@ -330,6 +330,8 @@ Result<CachedEntry*> Zygote::cacheLoaded(const BenchmarkKey& key, passes::Loaded
 }
 
 int Zygote::run() {
+  const bool idleExits = listener_ && options_.exitWhenIdle.count() > 0;
+  if (idleExits) idleSince_ = std::chrono::steady_clock::now();
   while (!stopping_) {
     turn(/*serveClients=*/true);
     answerFinishedLoads();
@@ -342,6 +344,22 @@ int Zygote::run() {
     }
     // A private zygote lives exactly as long as the client that spawned it.
     if (!listener_ && connections_.empty()) stopping_ = true;
+    if (idleExits) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!connections_.empty()) {
+        idleSince_.reset();
+      } else if (!idleSince_) {
+        idleSince_ = now;
+      } else if (now - *idleSince_ >= options_.exitWhenIdle) {
+        acceptClients();  // one that connected just now keeps the server
+        if (connections_.empty()) {
+          spdlog::info("no client for {} ms: exiting", options_.exitWhenIdle.count());
+          stopping_ = true;
+        } else {
+          idleSince_.reset();
+        }
+      }
+    }
   }
   shutdown();
   return 0;
@@ -372,6 +390,9 @@ void Zygote::turn(bool serveClients) {
   int timeout = loads_.msUntilNextDeadline();
   if (const int baselineTimeout = baselines_.msUntilNextDeadline(); baselineTimeout >= 0) {
     timeout = timeout < 0 ? baselineTimeout : std::min(timeout, baselineTimeout);
+  }
+  if (const int idleTimeout = msUntilIdleExit(); idleTimeout >= 0) {
+    timeout = timeout < 0 ? idleTimeout : std::min(timeout, idleTimeout);
   }
   const int ready = poll(fds.data(), fds.size(), spareWanted ? 0 : timeout);
   if (ready < 0) {
@@ -467,6 +488,13 @@ void Zygote::answerSession(const SessionRequest& request, const Result<CachedEnt
   std::vector<int> fds;
   for (auto& fd : passFds) fds.push_back(fd.get());
   if (!sendFrame(it->second.fd.get(), message, fds)) closeConnection(request.connection);
+}
+
+int Zygote::msUntilIdleExit() const {
+  if (!idleSince_) return -1;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      *idleSince_ + options_.exitWhenIdle - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 60'000));
 }
 
 void Zygote::acceptClients() {

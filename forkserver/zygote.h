@@ -20,7 +20,8 @@
 //      is not cached starts (or joins) a load and is answered when the loader
 //      child, polled with everything else, is done: no client ever waits for
 //      another client's load.
-//   4. SIGTERM/SIGINT, or the spawning client hanging up: kill every worker
+//   4. SIGTERM/SIGINT, the spawning client hanging up, or (with
+//      exitWhenIdle) no client connected for that long: kill every worker
 //      group and loader, remove the socket file, exit.
 #pragma once
 
@@ -64,6 +65,11 @@ struct ZygoteOptions {
   std::vector<const passes::Backend*> backends;
   std::string socketPath;          // listen here (unless connectedFd is given)
   int connectedFd = -1;            // serve this one connection, exit when it closes
+  // A socket server shared by the processes of one node (forkgym.rllib):
+  // exit once no client has been connected for this long (from start-up
+  // too). Zero: serve until a signal. Short gaps (a client restarting) keep
+  // it; the last client gone for good ends it, so it outlives nobody.
+  std::chrono::milliseconds exitWhenIdle{0};
   // Benchmarks loaded at start-up: (backend, URI).
   std::vector<std::pair<const passes::Backend*, std::string>> preload;
   // Where benchmark URIs lead (passes/benchmark_uri.h): the --benchmark-root
@@ -186,6 +192,10 @@ class Zygote : private ControlHandler {
   std::vector<uint64_t> resumed_;  // answered while waiting: frames they sent meanwhile are due
   uint64_t nextConnectionId_ = 1;
   bool stopping_ = false;
+  // Since when no client is connected (exitWhenIdle); unset while one is.
+  std::optional<std::chrono::steady_clock::time_point> idleSince_;
+  // Milliseconds until exitWhenIdle is due (a poll timeout), or -1.
+  int msUntilIdleExit() const;
   sandbox::IsolationPlan isolation_;
   sandbox::IsolationReport sandboxReport_;
   // Each backend's worker profile, prepared once at start-up.

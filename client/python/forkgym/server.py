@@ -8,6 +8,13 @@ while any env holds its connection. If it dies, the next ``reset()`` asks
 Threads: a :class:`Server` and its connection may be shared by any number
 of threads (the native connection serialises its control requests).
 
+One zygote for several processes (the env runners of a node): with
+``ServerOptions(shared_socket=PATH)`` the first process to need it starts a
+detached ``forkgym-server --socket PATH --exit-when-idle N`` (under a lock,
+so concurrent starters start one), the others connect to it; it survives
+any one of them (a restarted process connects again) and exits by itself
+once no process has been connected for ``idle_exit_seconds``.
+
 ``os.fork()``: a child process never uses its parent's connection (the
 native layer closes the child's copy of the socket without a word on it,
 and leaves the parent's private zygote alone). The child's first request
@@ -17,6 +24,7 @@ opens its own: a new private zygote, or a new connection to the socket.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import weakref
 from collections.abc import Callable
@@ -25,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from forkgym import _forkgym
+from forkgym.errors import InvalidRequest, ServerUnavailable
 
 T = TypeVar("T")
 
@@ -69,6 +78,12 @@ class ServerOptions:
     cache_mb: int = 0
     log_level: str = "warn"
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    # Share one zygote among processes: connect to this socket, starting a
+    # detached server on it when none listens (see the module's docstring).
+    shared_socket: str | None = None
+    # A shared server exits after this long without any connected process:
+    # long enough to span a process's restart, short enough to clean up.
+    idle_exit_seconds: int = 30
 
 
 class Server:
@@ -124,17 +139,19 @@ class Server:
 
     def _open(self) -> _forkgym.Connection:
         o = self.options
+        if o.socket_path and o.shared_socket:
+            raise InvalidRequest("ServerOptions: give socket_path (a server someone else runs) or shared_socket "
+                                 "(one this node's processes share, started on demand), not both")
         if o.socket_path:
             return _forkgym.Connection.connect(o.socket_path)
-        roots: list[str] = []
-        for root in o.benchmark_roots:  # the server adds its bundled programs' directory
-            roots += ["--benchmark-root", str(root)]
+        if o.shared_socket:
+            return connect_or_start(o)
         return _forkgym.Connection.spawn(
             server_path=o.server_path or server_binary(),
             preload=list(o.preload),
             cache_mb=o.cache_mb,
             log_level=o.log_level,
-            extra_args=roots + list(o.extra_args),
+            extra_args=_root_args(o) + list(o.extra_args),
         )
 
     def close(self) -> None:
@@ -147,6 +164,90 @@ class Server:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _root_args(o: ServerOptions) -> list[str]:
+    roots: list[str] = []
+    for root in o.benchmark_roots:  # the server adds its bundled programs' directory
+        roots += ["--benchmark-root", str(root)]
+    return roots
+
+
+# Attempts at connecting to a shared socket: a server exiting idle just as a
+# process connects closes that connection, and the next attempt starts anew.
+_SHARED_ATTEMPTS = 3
+
+
+def connect_or_start(options: ServerOptions) -> _forkgym.Connection:
+    """A connection to ``options.shared_socket``'s server, started (detached)
+    if none listens there. Several processes calling this at once start one
+    server: the start is serialised by a lock file beside the socket."""
+    from filelock import FileLock
+
+    path = options.shared_socket
+    assert path
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InvalidRequest(f"shared_socket '{path}': its directory does not exist; "
+                             "create it (mode 0700) or choose another path")
+    last: Exception | None = None
+    for _ in range(_SHARED_ATTEMPTS):
+        try:
+            return _forkgym.Connection.connect(path)
+        except ServerUnavailable as error:
+            last = error
+        # The start may take a preload's time; a starter killed meanwhile
+        # releases the lock with its descriptor.
+        with FileLock(path + ".lock"):
+            try:
+                return _forkgym.Connection.connect(path)
+            except ServerUnavailable:
+                _start_detached(options)
+    raise ServerUnavailable(f"no forkgym server stayed up on shared socket '{path}' after {_SHARED_ATTEMPTS} "
+                            f"starts (its log: {path}.log): {last}")
+
+
+def _start_detached(options: ServerOptions) -> None:
+    """Starts ``forkgym-server`` on ``options.shared_socket`` in a session of
+    its own, child of no client process (so killing the process that started
+    it, or its process group, leaves it to the others), and returns once it
+    accepts connections. Its log goes to ``<socket>.log``."""
+    path = options.shared_socket
+    assert path
+    read_end, write_end = os.pipe()
+    args = [
+        options.server_path or server_binary(),
+        "--socket", path,
+        "--exit-when-idle", str(int(options.idle_exit_seconds)),
+        "--ready-fd", str(write_end),
+        "--log-level", options.log_level,
+        *(arg for uri in options.preload for arg in ("--preload", uri)),
+        *(["--cache-mb", str(options.cache_mb)] if options.cache_mb else []),
+        *_root_args(options),
+        *options.extra_args,
+    ]
+    try:
+        with open(path + ".log", "wb") as log:
+            # setsid --fork: the server's parent exits at once, so it is
+            # reparented away from this process and leads its own session.
+            starter = subprocess.run(["setsid", "--fork", *args], stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=log, pass_fds=(write_end,), cwd="/", check=False)
+        os.close(write_end)
+        write_end = -1
+        if starter.returncode != 0:
+            raise ServerUnavailable(f"could not start forkgym-server for shared socket '{path}' "
+                                    f"(setsid exited {starter.returncode}); see {path}.log")
+        # One byte once it listens; end of file if it exited first.
+        ready = os.read(read_end, 1)
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    if ready != b"1":
+        with open(path + ".log", errors="replace") as log:
+            tail = log.read()[-2000:].strip()
+        raise ServerUnavailable(f"forkgym-server for shared socket '{path}' exited before it was ready: "
+                                f"{tail or 'no output'}")
 
 
 _shared: dict[ServerOptions, Server] = {}
