@@ -142,3 +142,17 @@ def test_every_forkgym_id_is_registered_with_rllib():
     for env_id in forkgym.ENV_TABLE:
         assert _global_registry.contains(ENV_CREATOR, f"forkgym/{env_id}")
         assert _global_registry.contains(ENV_CREATOR, env_id)
+
+
+def test_a_killed_compiler_worker_is_a_truncated_episode_and_the_next_reset_works(socket_dir):
+    import signal
+
+    with fr.make_env("llvm-autophase-ic-v0", config(socket_dir, max_episode_steps=100)) as env:
+        env.reset()
+        os.kill(env.unwrapped.worker_pid, signal.SIGKILL)
+        observation, reward, terminated, truncated, info = env.step(0)
+        assert truncated and not terminated and info["outcome"] != "ok", info
+        assert env.observation_space.contains(observation)
+        observation, _ = env.reset()
+        assert env.observation_space.contains(observation)
+        assert env.step(0)[3] is False
