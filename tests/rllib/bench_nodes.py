@@ -1,13 +1,14 @@
 """Env steps/s of PPO (three env runners, RLlib's new API stack) on one Ray
 node beside two nodes of this machine (reported, not asserted):
 
-    .venv-rllib/bin/python tests/rllib/bench_nodes.py [ITERATIONS]
+    .venv-rllib/bin/python tests/rllib/bench_nodes.py [ITERATIONS [CPUS,PER,NODE]]
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +25,13 @@ def main() -> None:
     import forkgym.rllib  # noqa: F401
 
     iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    for cpus in ([3], [2, 1]):
+    if len(sys.argv) < 3:
+        # One driver process per cluster: Ray's env registry is keyed by the
+        # first job of a process, so a second cluster would not find the ids.
+        for layout in ("3", "2,1"):
+            subprocess.run([sys.executable, __file__, str(iterations), layout], check=True)
+        return
+    for cpus in ([int(n) for n in sys.argv[2].split(",")],):
         base = Path(tempfile.mkdtemp(prefix="fgbench-"))
         sockets = base / "sockets"
         sockets.mkdir(mode=0o700)

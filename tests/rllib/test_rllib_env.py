@@ -3,6 +3,7 @@ normalised variants, benchmark partitioning, node zygotes, bad settings."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -110,6 +111,7 @@ def test_envs_of_one_node_share_one_zygote_that_exits_after_the_last(socket_dir)
     assert first.unwrapped.connection.zygote_pid == second.unwrapped.connection.zygote_pid == zygote
     first.close(), second.close()
     del first, second  # an env holds its connection while it exists
+    gc.collect()
     forkgym.server._drop_shared()  # and so does the process-wide handle, until exit
     assert wait_exited(zygote)
     assert not os.path.exists(path)
@@ -139,6 +141,7 @@ def test_bad_settings_say_what_is_wrong(socket_dir, settings, message):
 def test_every_forkgym_id_is_registered_with_rllib():
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
+    fr.register()  # what importing did (held until the next ray.init stores it in the cluster)
     for env_id in forkgym.ENV_TABLE:
         assert _global_registry.contains(ENV_CREATOR, f"forkgym/{env_id}")
         assert _global_registry.contains(ENV_CREATOR, env_id)

@@ -125,9 +125,6 @@ def make_env(env_id: str, env_config: Mapping[str, Any] | None = None) -> gym.En
         vector_index = _made.get(key, 0) % ours["num_envs_per_env_runner"]
         _made[key] = _made.get(key, 0) + 1
     if ours["node_zygote"]:
-        if "server" in make_kwargs:
-            raise InvalidRequest("env_config: give the zygote's options as 'server' (a dict of ServerOptions "
-                                 "fields), which node_zygote shares on the node")
         make_kwargs["server"] = node_server_options(ours["server"], ours["socket_dir"], ours["idle_exit_seconds"])
     elif ours["server"] is not None:
         make_kwargs["server"] = ServerOptions(**ours["server"])
