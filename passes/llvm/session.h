@@ -38,7 +38,8 @@ class LlvmSession : public TableSession<LlvmSession> {
  public:
   // originalBitcode: the benchmark as loaded (the gold standard a run of
   // the original program builds); it outlives the session (the cached
-  // benchmark, copy-on-write in the worker).
+  // benchmark, copy-on-write in the worker). `costs` are the module's own
+  // (until an action changes it, its object size is costs' initial one).
   LlvmSession(llvm::Module& module, const BenchmarkCosts& costs, const std::string* originalBitcode = nullptr);
   ~LlvmSession() override;
   LlvmSession(const LlvmSession&) = delete;

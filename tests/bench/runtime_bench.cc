@@ -16,12 +16,16 @@
 //   parse / clone      in-process parse of the benchmark's bitcode and
 //                      llvm::CloneModule, the costs reset and fork avoid
 //   observe <name>     each observation through the client (--observations)
-//   ObjectTextSizeBytes the observation through the client (a fresh episode
+//   ObjectTextSizeBytes the observation through the client on a state one
+//                      step (-strip) past the benchmark (a fresh episode
 //                      each time: the worker caches it per state) and in
 //                      process, alternating with its reference, a
 //                      `clang-19 -c -x ir` subprocess on the same bitcode
 //                      (CompilerGym's definition; its llvm-size run is left
-//                      out); the JSON says whether the numbers are equal
+//                      out); the JSON says whether the numbers are equal.
+//                      Also: at reset (the initial baseline answers it), and
+//                      the phases around code generation (bitcode write and
+//                      parse, clang on an empty module)
 //   start-up           private zygote spawn -> hello -> first reset -> first step
 //   first step         the first step of an episode, after a reset that took
 //                      a spare worker (the zygote forks one while idle), with
@@ -38,7 +42,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <llvm/IR/Instructions.h>
+#include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
+#include <llvm/TargetParser/Host.h>
 #include <llvm/Transforms/Utils/Cloning.h>
 
 #include <algorithm>
@@ -59,6 +66,7 @@
 #include "passes/llvm/benchmark.h"
 #include "passes/llvm/benchmark_costs.h"
 #include "passes/llvm/benchmark_loader.h"
+#include "passes/llvm/bitcode.h"
 #include "passes/llvm/llvm_tools.h"
 #include "passes/llvm/object_size.h"
 #include "passes/llvm/session.h"
@@ -160,6 +168,18 @@ std::string capture(const std::string& command) {
     pclose(pipe);
   }
   return out;
+}
+
+// A module with one empty function for the host: what clang costs before
+// any code generation (process start, driver, target set-up, object write).
+std::string emptyModuleBitcode() {
+  llvm::LLVMContext context;
+  llvm::Module module("-", context);
+  module.setTargetTriple(llvm::sys::getDefaultTargetTriple());
+  auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), false);
+  auto* function = llvm::Function::Create(type, llvm::Function::ExternalLinkage, "f", module);
+  llvm::ReturnInst::Create(context, llvm::BasicBlock::Create(context, "", function));
+  return forkgym::passes::writeBitcode(module);
 }
 
 }  // namespace
@@ -344,39 +364,81 @@ int main(int argc, char** argv) {
     auto copy = env.fork();
     if (!copy) die("fork failed: " + copy.error().message);
   }));
-  // ObjectTextSizeBytes beside `clang-19 -c -x ir`, alternating the three.
+  // ObjectTextSizeBytes beside `clang-19 -c -x ir`, alternated. Measured on
+  // a state one step past the benchmark (-strip drops the values' names, so
+  // the module changes but its code does not): a session answers the
+  // unchanged benchmark from its initial baseline, which measures no code
+  // generation. Its phases beside clang's: the worker writes the state's
+  // bitcode and parses it (clang parses it too), both generate code, clang
+  // also starts a process (its floor: an empty module).
   bool objectSizeEqual = false;
   {
+    const uint32_t strip[] = {static_cast<uint32_t>(forkgym::passes::findAction("-strip"))};
+    if (!env.reset(benchmark)) die("reset failed");
+    auto stepped = env.step(strip, std::vector<std::string>{"Bitcode"});
+    if (!stepped.ok()) die("-strip failed: " + stepped.message);
+    if (stepped.actionHadNoEffect) die("-strip changed nothing: the rows would measure no code generation");
+    const auto& bytes = std::get<std::vector<uint8_t>>(stepped.observations[0]);
+    const std::string state(bytes.begin(), bytes.end());
     char directory[] = "/tmp/forkgym-bench-XXXXXX";
     if (mkdtemp(directory) == nullptr) die("mkdtemp failed");
     const std::string input = std::string(directory) + "/state.bc", output = std::string(directory) + "/state.o";
-    if (FILE* file = std::fopen(input.c_str(), "wb")) {
-      std::fwrite(loaded->bitcode.data(), 1, loaded->bitcode.size(), file);
-      std::fclose(file);
+    const std::string emptyInput = std::string(directory) + "/empty.bc";
+    for (const auto& [path, contents] : {std::pair{input, state}, std::pair{emptyInput, emptyModuleBitcode()}}) {
+      if (FILE* file = std::fopen(path.c_str(), "wb")) {
+        std::fwrite(contents.data(), 1, contents.size(), file);
+        std::fclose(file);
+      }
     }
-    const std::vector<std::string> clang = {forkgym::passes::llvmToolPath("clang"), "-c", "-x", "ir", input, "-o", output};
-    std::vector<double> client, inProcess, subprocess;
+    const std::string clangPath = forkgym::passes::llvmToolPath("clang");
+    const std::vector<std::string> clang = {clangPath, "-c", "-x", "ir", input, "-o", output};
+    const std::vector<std::string> clangEmpty = {clangPath, "-c", "-x", "ir", emptyInput, "-o", output + ".empty"};
+    llvm::LLVMContext context;
+    auto stateModule = forkgym::passes::parseBitcode(state, context, "the state");
+    if (!stateModule) die(stateModule.error().message);
+    std::vector<double> client, atReset, inProcess, subprocess, clangFloor, parse, write;
     int64_t observed = -1;
     for (int i = 0; i < (quick ? 3 : 10); ++i) {
       if (!env.reset(benchmark)) die("reset failed");
-      if (!env.step({}).ok()) die("empty step failed");
+      if (!env.step(strip).ok()) die("-strip failed");
       auto start = Clock::now();
       auto result = env.observe(std::vector<std::string>{"ObjectTextSizeBytes"});
       if (!result.ok()) die("ObjectTextSizeBytes: " + result.message);
       client.push_back(microseconds(Clock::now() - start));
       observed = std::get<int64_t>(result.observations[0]);
       start = Clock::now();
-      if (!forkgym::passes::objectTextSize(loaded->bitcode)) die("in-process ObjectTextSizeBytes failed");
-      inProcess.push_back(microseconds(Clock::now() - start));
-      start = Clock::now();
       if (!runProcess(clang)) die("clang -c -x ir failed");
       subprocess.push_back(microseconds(Clock::now() - start));
+      start = Clock::now();
+      if (!forkgym::passes::objectTextSize(state)) die("in-process ObjectTextSizeBytes failed");
+      inProcess.push_back(microseconds(Clock::now() - start));
+      start = Clock::now();
+      if (!runProcess(clangEmpty)) die("clang -c -x ir on an empty module failed");
+      clangFloor.push_back(microseconds(Clock::now() - start));
+      start = Clock::now();
+      {
+        llvm::LLVMContext scratch;
+        if (!forkgym::passes::parseBitcode(state, scratch, "the state")) die("parse failed");
+      }
+      parse.push_back(microseconds(Clock::now() - start));
+      start = Clock::now();
+      (void)forkgym::passes::writeBitcode(**stateModule);
+      write.push_back(microseconds(Clock::now() - start));
+      if (!env.reset(benchmark)) die("reset failed");
+      if (!env.step({}).ok()) die("empty step failed");
+      start = Clock::now();
+      if (!env.observe(std::vector<std::string>{"ObjectTextSizeBytes"}).ok()) die("ObjectTextSizeBytes failed");
+      atReset.push_back(microseconds(Clock::now() - start));
     }
     const std::string size = capture(forkgym::passes::llvmToolPath("llvm-size") + " " + output + " | tail -1");
     objectSizeEqual = !size.empty() && std::stoll(size) == observed;
     rows.push_back(summarise("ObjectTextSizeBytes (client)", std::move(client)));
     rows.push_back(summarise("ObjectTextSizeBytes (in-process)", std::move(inProcess)));
     rows.push_back(summarise("clang-19 -c -x ir (subprocess)", std::move(subprocess)));
+    rows.push_back(summarise("ObjectTextSizeBytes at reset (client)", std::move(atReset)));
+    rows.push_back(summarise("codegen phase: bitcode write (worker)", std::move(write)));
+    rows.push_back(summarise("codegen phase: bitcode parse", std::move(parse)));
+    rows.push_back(summarise("codegen phase: clang-19 on an empty module (subprocess)", std::move(clangFloor)));
     std::filesystem::remove_all(directory);
   }
   if (observations) {

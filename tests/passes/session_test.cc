@@ -19,6 +19,7 @@
 #include "passes/llvm/action_table.h"
 #include "passes/llvm/benchmark_costs.h"
 #include "passes/llvm/bitcode.h"
+#include "passes/llvm/object_size.h"
 #include "passes/llvm/warm_up.h"
 #include "test_benchmarks.h"
 
@@ -248,6 +249,45 @@ TEST(Session, BaselinesComputedWhenNeededEqualTheEagerOnes) {
     }
     EXPECT_EQ(rewards.costs().instructionCount[kO0], kNotComputed) << "no reward reads -O0";
   }
+}
+
+// Until an action changes the module, the state is the benchmark as loaded,
+// whose object size is the initial baseline (the same bytes through the same
+// code generation): a session answers one from the other instead of
+// generating code twice. A planted baseline no computation gives shows which
+// was read; once the module changes, the size is computed again.
+TEST(Session, UnchangedStateSharesItsObjectSizeWithTheInitialBaseline) {
+  ParsedBenchmark planted = parseForTest(smallProgramUri());
+  constexpr int64_t kPlanted = 7;  // crc32.c's text is far larger
+  planted.costs.objectTextSize[kInitial] = kPlanted;
+  LlvmSession session(*planted.module, planted.costs, &planted.bitcode);
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"), kPlanted);
+  const uint32_t mem2reg[] = {static_cast<uint32_t>(findAction("-mem2reg"))};
+  auto none = session.applyActions({});
+  ASSERT_TRUE(none.ok() && none->actionHadNoEffect);
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"), kPlanted) << "nothing changed";
+  auto changed = session.applyActions(mem2reg);
+  ASSERT_TRUE(changed.ok() && !changed->actionHadNoEffect);
+  const std::vector<uint8_t> bytes = observeAs<std::vector<uint8_t>>(session, "Bitcode");
+  auto computed = objectTextSize(std::string(bytes.begin(), bytes.end()));
+  ASSERT_TRUE(computed.ok());
+  EXPECT_NE(*computed, kPlanted);
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"), *computed) << "the module changed";
+  // A step with no effect after a change is not the benchmark as loaded.
+  ASSERT_TRUE(session.applyActions(mem2reg).ok());
+  EXPECT_EQ(observeAs<int64_t>(session, "ObjectTextSizeBytes"), *computed);
+
+  // The other way: a size observed on the unchanged state is the initial
+  // baseline a reward then reads, and equals the one computed from the
+  // benchmark's bitcode.
+  ParsedBenchmark fresh = parseForTest(smallProgramUri());
+  ASSERT_EQ(fresh.costs.objectTextSize[kInitial], kNotComputed);
+  LlvmSession observed(*fresh.module, fresh.costs, &fresh.bitcode);
+  const int64_t size = observeAs<int64_t>(observed, "ObjectTextSizeBytes");
+  EXPECT_EQ(observed.costs().objectTextSize[kInitial], size);
+  auto fromBitcode = computeCostPoint(fresh.bitcode, kInitial, /*objectTextSize=*/true);
+  ASSERT_TRUE(fromBitcode.ok());
+  EXPECT_EQ(fromBitcode->objectTextSize, size);
 }
 
 // IrSha1 hashes bitcode without use-list order (NewGVN leaves use-lists in
