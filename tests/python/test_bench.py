@@ -35,3 +35,11 @@ def test_quick_bench_runs_and_writes_its_tables():
     for row in cache["rl"]["policies"].values():
         assert row["lookups"] > 0 and 0 <= row["hit_rate"] <= 1
     assert "### State cache: greedy search run twice" in completed.stdout
+    # The code generation rows: the observation on a changed state beside clang-19 on its bitcode, equal, and
+    # the phases around it.
+    for module in report["modules"].values():
+        paths = {row["path"] for row in module["runtime"]["rows"]}
+        assert {"ObjectTextSizeBytes (client)", "clang-19 -c -x ir (subprocess)", "ObjectTextSizeBytes at reset (client)",
+                "codegen phase: bitcode write (worker)", "codegen phase: bitcode parse"} <= paths
+        assert module["runtime"]["object_size_equals_clang"]
+    assert "clang / code generation alone" in completed.stdout
