@@ -34,7 +34,8 @@ runners). What each env gets, from ``env_config`` (:data:`ENV_CONFIG`):
   connects to its node's zygote again.
 
 Outside Ray, :func:`make_env` works in any process (its "node" is then the
-machine).
+machine). Ray keys its env registry by a driver process's first job: one
+cluster per driver process (a second ``ray.init()`` there does not see the ids).
 """
 
 from __future__ import annotations
