@@ -100,6 +100,8 @@ def main() -> int:
     parser.add_argument("--csmith", type=int, default=40, help="csmith programs")
     parser.add_argument("--llvm-stress", type=int, default=20, help="llvm-stress programs")
     parser.add_argument("--c-torture", type=int, default=40, help="c-torture programs (drawn at random)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop training after this long (the curve then ends early; the rest still runs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("ppo-learning-curve.png"))
     args = parser.parse_args()
@@ -128,14 +130,16 @@ def main() -> int:
 
     from stable_baselines3.common.callbacks import BaseCallback
 
+    trained = time.perf_counter()
+    deadline = trained + 60 * args.max_minutes if args.max_minutes else float("inf")
+
     class Episodes(BaseCallback):
         def _on_step(self) -> bool:
             for info in self.locals["infos"]:
                 if "episode" in info:
                     curve.append((self.num_timesteps, float(info["episode"]["r"])))
-            return True
+            return time.perf_counter() < deadline  # False stops training
 
-    trained = time.perf_counter()
     model.learn(total_timesteps=args.steps, callback=Episodes())
     training_s = time.perf_counter() - trained
     venv.training = False

@@ -26,21 +26,6 @@ constexpr const char* kObjectName = "in.o";
 std::string gCompiler;  // set by runnableProfile() in the zygote; workers inherit it
 std::string gCounterStatus;  // likewise (instructionCounterStatus())
 
-// An absolute, resolved path for a program name (searched on PATH).
-std::string findProgram(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (!dirs.empty()) {
-    const size_t colon = dirs.find(':');
-    const std::string candidate = std::string(dirs.substr(0, colon)) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    if (colon == std::string_view::npos) break;
-    dirs.remove_prefix(colon + 1);
-  }
-  return {};
-}
-
 Status writeFile(const std::string& path, std::string_view content) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return makeError(Outcome::ServerError, "runner: cannot write " + path + ": " + std::strerror(errno));

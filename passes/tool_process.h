@@ -107,6 +107,11 @@ inline constexpr const char* kNoWritableDirectory = "/proc";
 // sandbox (the zygote does, in runnableProfile()).
 std::string probeInstructionCounter();
 
+// The absolute path of program `name` found on PATH (a name with a '/' is
+// returned as it is), or "" if it is on none of PATH's directories: what a
+// caller checks to say "install X" before a missing tool's ServerError.
+std::string findProgram(const std::string& name);
+
 // Runs argv[0] (searched on PATH when it has no '/'), feeding `input` on its
 // stdin. A ServerError only if the tool could not be started at all (e.g.
 // not installed); a tool that fails is a ToolRun describing how.

@@ -335,6 +335,13 @@ Result<std::unique_ptr<llvm::Module>> Load::buildDatasetSource(llvm::LLVMContext
 Status Load::gatherCsmith(uint32_t seed) {
   kind_ = Kind::CsmithProgram;
   what_ = "csmith program " + std::to_string(seed);
+  // A missing generator is this benchmark's error, not the server's: the
+  // zygote and every other benchmark are fine, and the fix is an install.
+  if (findProgram(kCsmithTool).empty() || ::access(kCsmithIncludes.c_str(), R_OK) != 0) {
+    return benchmarkError("generator://csmith-v0 needs csmith and its headers (" + kCsmithIncludes +
+                          "), which are not installed where the server runs (no 'csmith' on its PATH, or no "
+                          "headers): install them (Debian: apt-get install csmith libcsmith-dev)");
+  }
   std::vector<std::string> argv = {kCsmithTool, "--seed", std::to_string(seed)};
   argv.insert(argv.end(), kCsmithFlags.begin(), kCsmithFlags.end());
   auto program = runTool(argv, "", toolOptions({.workingDirectory = kNoWritableDirectory}));
@@ -352,6 +359,11 @@ Status Load::gatherCsmith(uint32_t seed) {
 Status Load::gatherLlvmStress(uint32_t seed) {
   kind_ = Kind::Assembly;
   what_ = "llvm-stress output for seed " + std::to_string(seed);
+  if (::access(kLlvmStressTool.c_str(), X_OK) != 0) {
+    return benchmarkError("generator://llvm-stress-v0 needs llvm-stress (" + kLlvmStressTool +
+                          "), which is not installed where the server runs: install it (Debian: apt-get install "
+                          "llvm-19)");
+  }
   auto run = runTool({kLlvmStressTool, "-seed", std::to_string(seed), "-size", "200", "-o", "-"}, "", toolOptions());
   if (!run.ok()) return run.takeError();
   if (!run->succeeded()) {

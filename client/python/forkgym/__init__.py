@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from forkgym import _forkgym  # noqa: F401  (the extension; fails early if not built)
+from forkgym import system
+
+# Before the extension loads: a missing system library is an ImportError that
+# says which and how to install it, a missing tool a warning (forkgym.system).
+system.check_at_import()
+
+from forkgym import _forkgym  # noqa: F401, E402  (the extension; fails early if not built)
 from forkgym import datasets
 from forkgym import reproducer  # noqa: F401  (failed steps' reproducers pickle: infos cross processes)
 from forkgym.benchmarks import (

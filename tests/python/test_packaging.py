@@ -1,0 +1,130 @@
+"""Packaging: what the package needs from the system is declared, checked at
+import with a message saying what is missing and how to install it, and a
+missing generator tool is a clear benchmark error, not a server failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import forkgym
+
+TIMEOUT_S = 300  # only turns a hang into a failure
+
+
+def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+
+
+def _path_without(tmp_path: Path, *missing: str) -> str:
+    """A PATH of one directory linking every program of this PATH's first
+    directories but ``missing`` (the server finds the rest as before)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            target = bin_dir / name
+            if name in missing or target.exists():
+                continue
+            target.symlink_to(os.path.join(directory, name))
+    return str(bin_dir)
+
+
+def test_a_missing_csmith_is_a_benchmark_error_that_says_how_to_install_it(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": _path_without(tmp_path, "csmith")}
+    code = (
+        "import forkgym\n"
+        "env = forkgym.make('llvm-v0')\n"
+        "env.reset()\n"
+        "pid = env.server_pid\n"
+        "try:\n"
+        "    env.reset(benchmark='generator://csmith-v0/1')\n"
+        "except forkgym.ForkgymError as error:\n"
+        "    print(type(error).__name__)\n"
+        "    print(error)\n"
+        "env.reset()\n"  # the episode before goes on: same zygote, nothing restarted
+        "print('same server', env.server_pid == pid)\n"
+    )
+    completed = _run_python(code, env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    out = completed.stdout
+    assert out.startswith("BenchmarkInitError\n"), out
+    assert "csmith" in out and "apt-get install csmith" in out, out
+    assert "FORKGYM_SERVER" not in out and "new server" not in out, out
+    assert "same server True" in out
+
+
+# ------------------------------------------------- the check at import --
+
+def test_every_library_the_binaries_load_is_declared() -> None:
+    # The table in forkgym.system (and the README) lists every shared library
+    # the extension and the server need beyond the C and C++ runtimes.
+    from forkgym import system
+
+    runtime = ("libc.so", "libm.so", "libstdc++", "libgcc_s", "ld-linux", "libpthread", "libdl")
+    needed = set()
+    for binary in system._binaries():
+        out = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True, timeout=TIMEOUT_S,
+                             check=True).stdout
+        needed |= {line.split("[")[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line}
+    assert {name for name in needed if not name.startswith(runtime)} == {r.name for r in system.LIBRARIES}
+
+
+def test_import_is_quiet_when_everything_is_installed() -> None:
+    completed = _run_python("import forkgym", {**os.environ, "PYTHONWARNINGS": "error"})
+    assert completed.returncode == 0 and completed.stderr == "", completed.stderr[-2000:]
+
+
+def test_a_missing_tool_is_a_warning_at_import_naming_it_and_the_install_command(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": _path_without(tmp_path, "csmith", "gcc")}
+    completed = _run_python("import forkgym", env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "SystemDependencyWarning" in completed.stderr
+    assert "csmith (Debian package csmith): generator://csmith-v0" in completed.stderr
+    assert "gcc (Debian package gcc): the gcc-v0 environment" in completed.stderr
+    assert "apt-get install csmith gcc" in completed.stderr
+    quiet = _run_python("import forkgym", {**env, "FORKGYM_NO_SYSTEM_CHECK": "1"})
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+def test_a_missing_library_fails_the_import_naming_it_and_the_install_command() -> None:
+    from forkgym import system
+
+    gone = {"libLLVM.so.19.1", "libseccomp.so.2"}
+    with pytest.raises(ImportError) as raised:
+        system.check_at_import(seems_found=lambda soname: soname not in gone, loader_misses=lambda: gone)
+    message = str(raised.value)
+    assert "libLLVM.so.19.1 (Debian package libllvm19)" in message
+    assert "libseccomp.so.2 (Debian package libseccomp2)" in message
+    assert "apt-get install libllvm19 libseccomp2" in message
+    # The loader has the last word: a library the cache lookup missed but the
+    # loader finds (a path the lookup does not know) never blocks the import.
+    system.check_at_import(seems_found=lambda soname: soname not in gone, loader_misses=set)
+    # And where the loader cannot be asked, the lookup decides.
+    with pytest.raises(ImportError, match="libllvm19"):
+        system.check_at_import(seems_found=lambda soname: soname not in gone, loader_misses=lambda: None)
+
+
+def test_python_m_forkgym_system_lists_every_requirement() -> None:
+    completed = subprocess.run([sys.executable, "-m", "forkgym.system"], capture_output=True, text=True,
+                               timeout=TIMEOUT_S)
+    assert completed.returncode == 0, completed.stdout
+    for name in ("libLLVM.so.19.1", "csmith", "clang-19", "llvm-stress"):
+        assert name in completed.stdout
+
+
+def test_the_readme_declares_every_requirement() -> None:
+    from forkgym import system
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## System requirements"):]
+    section = section[: section.index("\n## ", 1)]
+    for requirement in (*system.LIBRARIES, *system.TOOLS):
+        assert requirement.package in section, requirement
+
