@@ -178,7 +178,9 @@ def from_outcome(outcome: int, message: str, signal: int = 0, reproducer: Any = 
     kind = exception_type(outcome, message)
     advice = _ADVICE.get(from_value(outcome))
     text = f"{message} [{outcome_name(outcome)}]"
-    if advice and advice not in message:
+    # A message that already says what to install needs no generic advice
+    # (which would point elsewhere, e.g. at the benchmark's source).
+    if advice and advice not in message and "apt-get install" not in message:
         text += f"; {advice}"
     return kind(text, outcome, signal, reproducer, stack)
 
