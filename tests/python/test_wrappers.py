@@ -235,3 +235,14 @@ def test_check_env_is_clean_and_quiet_with_its_render_check(env_id: str, capfd) 
         assert not caught, [str(w.message) for w in caught]
     out, err = capfd.readouterr()
     assert out == "" and err == "", (out[:300], err[:300])
+
+
+def test_bad_reset_keywords_and_empty_benchmark_lists_are_refused(env) -> None:
+    wrapped = TimeLimit(env, 3)
+    with pytest.raises(TypeError, match="'benchmarks'.*benchmark="):
+        wrapped.reset(benchmarks=[SMALL])
+    with pytest.raises(forkgym.InvalidRequest, match="disagree"):
+        wrapped.reset(benchmark=SMALL, options={"benchmark": CRC})
+    for chooser in (CycleOverBenchmarks, RandomOrderBenchmarks):
+        with pytest.raises(forkgym.InvalidRequest, match="at least one benchmark"):
+            chooser(env, [])
