@@ -79,13 +79,15 @@ def random_returns(uris: list[str], episodes: int, seed: int) -> list[float]:
 
 
 def policy_returns(model, normalise, uris: list[str]) -> list[float]:
-    """Episode returns of the trained policy (deterministic) on each of ``uris``."""
+    """Episode returns of the trained policy on each of ``uris``, its actions
+    sampled as in training (an undertrained policy's argmax tends to repeat
+    one pass all episode)."""
     returns = []
     with forkgym.make(ENV_ID) as env:
         for uri in uris:
             observation, _ = env.reset(benchmark=uri)
             for _ in range(EPISODE_STEPS):
-                action, _ = model.predict(normalise(observation[None, :]), deterministic=True)
+                action, _ = model.predict(normalise(observation[None, :]), deterministic=False)
                 observation, _, terminated, truncated, _ = env.step(int(action[0]))
                 if terminated or truncated:
                     break
