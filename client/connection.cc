@@ -57,6 +57,14 @@ Result<T> parseReply(const Frame& frame, const char* what, Parse parse) {
   return std::move(*result);
 }
 
+// ValueForm's names as the protocol spells them (an unknown one, from a newer
+// server, by its number: the client then shows the value as it travels).
+std::string valueFormName(proto::ValueForm form) {
+  static constexpr const char* kNames[] = {"plain", "featureDict", "json", "file", "records"};
+  const auto index = static_cast<size_t>(form);
+  return index < std::size(kNames) ? kNames[index] : "form" + std::to_string(index);
+}
+
 std::string hex(uint64_t value) {
   char text[19];
   std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(value));
@@ -463,6 +471,9 @@ Result<std::shared_ptr<const Description>> Connection::describe(const std::strin
             d.deterministic = space.getDeterministic();
             d.platformDependent = space.getPlatformDependent();
             d.needsRunConfig = space.getNeedsRunConfig();
+            d.form = valueFormName(space.getForm());
+            d.float32 = space.getFloat32();
+            d.fileSuffix = space.getFileSuffix();
             d.description = space.getDescription();
             into.push_back(std::move(d));
           }

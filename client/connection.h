@@ -108,6 +108,11 @@ struct SpaceDescription {
   bool deterministic = true;
   bool platformDependent = false;
   bool needsRunConfig = false;  // only for benchmarks that run (a run configuration)
+  // How a client presents the value: ipc/protocol.capnp's ValueForm by name
+  // ("plain", "featureDict", "json", "file", "records").
+  std::string form = "plain";
+  bool float32 = false;  // narrow float64 values to float32
+  std::string fileSuffix;  // form "file": the file name's suffix
   std::string description;
 
   // The fixed length of a list, or 0.

@@ -42,12 +42,17 @@ void fillSpace(proto::SpaceDescription::Builder out, const passes::Space& space)
   out.setDeterministic(space.deterministic);
   out.setPlatformDependent(space.platformDependent);
   out.setNeedsRunConfig(space.needsRunConfig);
+  out.setForm(static_cast<proto::ValueForm>(space.form));
+  out.setFloat32(space.float32);
+  out.setFileSuffix(space.fileSuffix);
   out.setDescription(space.description);
 }
 
 // The wire's ValueType is passes::ValueType, value for value.
 static_assert(static_cast<int>(proto::ValueType::INT64_MAP) == static_cast<int>(passes::ValueType::Int64Map));
 static_assert(static_cast<int>(proto::ValueType::BOOLEAN) == static_cast<int>(passes::ValueType::Bool));
+// And its ValueForm passes::ValueForm.
+static_assert(static_cast<int>(proto::ValueForm::RECORDS) == static_cast<int>(passes::ValueForm::Records));
 
 }  // namespace
 

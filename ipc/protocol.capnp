@@ -32,6 +32,17 @@ enum ValueType {
   int64Map @7;
 }
 
+# How a client presents a value to its user; the ValueType says how it
+# travels. Python builds the presentation from the description alone.
+enum ValueForm {
+  plain @0;          # as its type
+  featureDict @1;    # a fixed-length list as a dict keyed by featureNames
+  json @2;           # text holding one JSON document, parsed
+  file @3;           # bytes written to a new file the caller owns; its path
+  records @4;        # text holding a JSON list of lists: one record each,
+                     # with featureNames as its fields
+}
+
 struct KeyValue {
   key @0 :Text;
   value @1 :Text;
@@ -119,6 +130,9 @@ struct SpaceDescription {
   # Built by running the benchmark's program: invalid_request on a
   # benchmark without a run configuration.
   needsRunConfig @11 :Bool;
+  form @12 :ValueForm;
+  float32 @13 :Bool;             # the client narrows float64 values to float32
+  fileSuffix @14 :Text;          # form file: the file's name ends with it
 }
 
 # The replay command line of an episode, from its actions alone:

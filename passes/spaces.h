@@ -47,6 +47,11 @@ using ObservationValue = std::variant<int64_t,                  // Int64
                                       std::vector<double>,      // Float64List
                                       std::vector<NamedCount>>; // Int64Map
 
+// How a client presents a value (ipc/protocol.capnp's ValueForm, in its
+// order): a table row says it so that every client shows CompilerGym's
+// shapes (a dict, a parsed JSON document, a file) from the description alone.
+enum class ValueForm : uint8_t { Plain, FeatureDict, Json, File, Records };
+
 inline ValueType typeOf(const ObservationValue& value) { return static_cast<ValueType>(value.index()); }
 
 inline constexpr double kUnbounded = std::numeric_limits<double>::infinity();
@@ -71,6 +76,13 @@ struct Space {
   // Computed by building and running the benchmark's program (runner.h):
   // InvalidRequest on a benchmark without a run configuration.
   bool needsRunConfig = false;
+  // How the client presents the value; FeatureDict and Records use
+  // featureNames as keys (fields).
+  ValueForm form = ValueForm::Plain;
+  // The client gives float64 values as float32 (CompilerGym's dtype).
+  bool float32 = false;
+  // Form File: the suffix of the file's name (".bc").
+  std::string fileSuffix;
   std::string description;
 };
 

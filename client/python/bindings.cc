@@ -591,6 +591,9 @@ NB_MODULE(_forkgym, m) {
       .def_ro("deterministic", &SpaceDescription::deterministic)
       .def_ro("platform_dependent", &SpaceDescription::platformDependent)
       .def_ro("needs_run_config", &SpaceDescription::needsRunConfig)
+      .def_ro("form", &SpaceDescription::form, "The protocol's ValueForm name: plain, featureDict, json, file, records.")
+      .def_ro("float32", &SpaceDescription::float32)
+      .def_ro("file_suffix", &SpaceDescription::fileSuffix)
       .def_ro("description", &SpaceDescription::description);
 
   nb::class_<ReplayCommand>(m, "ReplayCommand")

@@ -1,5 +1,7 @@
 #include "passes/llvm/inst_count.h"
 
+#include <algorithm>
+
 #include <llvm/IR/Instruction.h>
 #include <llvm/IR/Module.h>
 
@@ -33,6 +35,27 @@ enum Total { kTotalInsts = 0, kTotalBlocks = 1, kTotalFuncs = 2 };
 }  // namespace
 
 std::span<const std::string_view> instCountFeatureNames() { return kNames; }
+
+std::vector<double> instCountDensities(std::span<const int64_t> counts) {
+  if (counts.empty()) return {};
+  const double total = static_cast<double>(std::max<int64_t>(counts[0], 1));
+  std::vector<double> densities;
+  densities.reserve(counts.size() - 1);
+  for (size_t i = 1; i < counts.size(); ++i) densities.push_back(static_cast<double>(counts[i]) / total);
+  return densities;
+}
+
+std::vector<std::string> instCountDictKeys() {
+  std::vector<std::string> keys;
+  for (std::string_view name : kNames) keys.push_back(std::string(name) + "Count");
+  return keys;
+}
+
+std::vector<std::string> instCountDensityKeys() {
+  std::vector<std::string> keys;
+  for (std::string_view name : std::span(kNames).subspan(1)) keys.push_back(std::string(name) + "Density");
+  return keys;
+}
 
 std::vector<int64_t> instCountFeatures(const llvm::Module& module) {
   std::vector<int64_t> counts(kInstCountFeatureCount, 0);

@@ -19,6 +19,7 @@
 #include "passes/llvm/action_table.h"
 #include "passes/llvm/benchmark_costs.h"
 #include "passes/llvm/bitcode.h"
+#include "passes/llvm/cpu_info.h"
 #include "passes/llvm/diagnostics.h"
 #include "passes/llvm/module_sanitizer.h"
 #include "passes/llvm/session.h"
@@ -131,6 +132,7 @@ const HostTarget& initializeLlvm() {
     LLVMInitializeNVPTXAsmPrinter();
 #endif
     HostTarget detected = detectHost();
+    hostCpuInfo();  // read here: the workers' sandbox refuses /proc and /sys
     warmUp();
     return detected;
   }();

@@ -11,7 +11,9 @@
 
 #include "passes/llvm/autophase.h"
 #include "passes/llvm/bitcode.h"
+#include "passes/llvm/cpu_info.h"
 #include "passes/llvm/inst_count.h"
+#include "passes/llvm/lexed_ir.h"
 #include "passes/llvm/object_size.h"
 #include "passes/llvm/session.h"
 #include "passes/run_config.h"
@@ -43,13 +45,35 @@ Value bitcode(LlvmSession& session) {
   return ObservationValue(std::vector<uint8_t>(bytes.begin(), bytes.end()));
 }
 
+Value cpuInfo(LlvmSession&) {
+  const HostCpuInfo& info = hostCpuInfo();
+  if (!info.ok) return makeError(Outcome::InvalidRequest, "CpuInfo is unavailable on this machine: " + info.error);
+  return ObservationValue(info.json);
+}
+
 Value irInstructionCount(LlvmSession& session) {
   return ObservationValue(static_cast<int64_t>(session.module().getInstructionCount()));
 }
 
 Value instCount(LlvmSession& session) { return ObservationValue(instCountFeatures(session.module())); }
 
+Value instCountNorm(LlvmSession& session) {
+  return ObservationValue(instCountDensities(instCountFeatures(session.module())));
+}
+
 Value autophase(LlvmSession& session) { return ObservationValue(autophaseFeatures(session.module())); }
+
+Value lexedIr(LlvmSession& session) {
+  auto tokens = lexModule(session.module());
+  if (!tokens.ok()) return tokens.takeError();
+  return ObservationValue(lexedIrColumnsJson(*tokens));
+}
+
+Value lexedIrTuple(LlvmSession& session) {
+  auto tokens = lexModule(session.module());
+  if (!tokens.ok()) return tokens.takeError();
+  return ObservationValue(lexedIrRecordsJson(*tokens));
+}
 
 Value objectTextSizeBytes(LlvmSession& session) {
   auto size = session.objectTextSize();
@@ -136,6 +160,27 @@ Space counts(std::string name, std::span<const std::string_view> features, std::
           .description = std::move(description)};
 }
 
+// CompilerGym's dict views: the list, presented as a dict keyed by `keys`.
+Space asDict(Space space, std::string name, std::vector<std::string> keys, std::string description) {
+  space.name = std::move(name);
+  space.featureNames = std::move(keys);
+  space.shape = {static_cast<int64_t>(space.featureNames.size())};
+  space.form = ValueForm::FeatureDict;
+  space.description = std::move(description);
+  return space;
+}
+
+Space densities(std::string name, std::vector<std::string> featureNames, std::string description) {
+  return {.name = std::move(name),
+          .type = ValueType::Float64List,
+          .shape = {static_cast<int64_t>(featureNames.size())},
+          .low = 0,
+          .high = 1,
+          .featureNames = std::move(featureNames),
+          .float32 = true,
+          .description = std::move(description)};
+}
+
 const std::vector<ObservationRow<LlvmSession>>& rows() {
   static const std::vector<ObservationRow<LlvmSession>> table = {
       {{.name = "Ir", .type = ValueType::Text, .description = "the module's textual LLVM IR"}, &ir},
@@ -154,12 +199,53 @@ const std::vector<ObservationRow<LlvmSession>>& rows() {
         .type = ValueType::Bytes,
         .description = "the module's bitcode, with use-list order, as opt writes it"},
        &bitcode},
+      {{.name = "BitcodeFile",
+        .type = ValueType::Bytes,
+        // Each call makes a new file: the path differs (CompilerGym's flag).
+        .deterministic = false,
+        .form = ValueForm::File,
+        .fileSuffix = ".bc",
+        .description = "the path of a new file holding the Bitcode observation, which the caller owns: the "
+                       "worker sends the bytes and the client writes them (the worker's sandbox writes no "
+                       "files), in env.observation.file_directory (default: the system temporary directory)"},
+       &bitcode},
+      {{.name = "CpuInfo",
+        .type = ValueType::Text,
+        .platformDependent = true,
+        .form = ValueForm::Json,
+        .description = "the host's processor, read by the zygote with libcpuinfo: name, cores_count, and "
+                       "l1i/l1d/l2/l3/l4 _cache_size (bytes, -1: none) and _cache_count"},
+       &cpuInfo},
       {count("IrInstructionCount", "instructions in the module (Module::getInstructionCount())"), &irInstructionCount},
       {count("IrInstructionCountO0", "instructions after the default<O0> pipeline"), &instructionCountAt<kO0>},
       {count("IrInstructionCountO3", "instructions after the default<O3> pipeline"), &instructionCountAt<kO3>},
       {count("IrInstructionCountOz", "instructions after the default<Oz> pipeline"), &instructionCountAt<kOz>},
       {counts("InstCount", instCountFeatureNames(), "3 totals and one count per opcode"), &instCount},
+      {asDict(counts("InstCount", instCountFeatureNames(), ""), "InstCountDict", instCountDictKeys(),
+              "InstCount as a dict: '<feature>Count' -> count"),
+       &instCount},
+      {densities("InstCountNorm", toStrings(instCountFeatureNames().subspan(1)),
+                 "InstCount[1:] / max(InstCount[0], 1): each count per instruction (float32)"),
+       &instCountNorm},
+      {asDict(densities("InstCountNormDict", {}, ""), "InstCountNormDict", instCountDensityKeys(),
+              "InstCountNorm as a dict: '<feature>Density' -> count per instruction"),
+       &instCountNorm},
       {counts("Autophase", autophaseFeatureNames(), "the 56 Autophase features"), &autophase},
+      {asDict(counts("Autophase", autophaseFeatureNames(), ""), "AutophaseDict", toStrings(autophaseFeatureNames()),
+              "Autophase as a dict: feature name -> count"),
+       &autophase},
+      {{.name = "LexedIr",
+        .type = ValueType::Text,
+        .form = ValueForm::Json,
+        .description = "the IR's tokens as LLVM's IR lexer (LLLexer) reads them: {token_id, token_kind, "
+                       "token_category, token_value}, one list each (LLVM 19's token kinds)"},
+       &lexedIr},
+      {{.name = "LexedIrTuple",
+        .type = ValueType::Text,
+        .featureNames = toStrings(kLexedTokenFields),
+        .form = ValueForm::Records,
+        .description = "LexedIr as a list of LexedToken(ID, kind, category, value), one per token"},
+       &lexedIrTuple},
       {count("ObjectTextSizeBytes",
              "Berkeley text bytes (llvm-size) of the object `clang -c -x ir` makes of the module for the host "
              "(-O0 code generation, CompilerGym's definition)",

@@ -28,6 +28,37 @@ using testing::parseForTest;
 using testing::smallProgramUri;
 using testing::TempDir;
 
+// A row's form must fit its value type and shape, or every client shows the
+// value wrongly (a dict with keys and values out of step, a file of text).
+TEST(Contract, EveryObservationsFormFitsItsType) {
+  for (const auto& row : LlvmSession::observationRows()) {
+    const Space& space = row.space;
+    switch (space.form) {
+      case ValueForm::Plain:
+        break;
+      case ValueForm::FeatureDict:
+        EXPECT_TRUE(space.type == ValueType::Int64List || space.type == ValueType::Float64List) << space.name;
+        EXPECT_EQ(space.shape, std::vector<int64_t>{static_cast<int64_t>(space.featureNames.size())}) << space.name;
+        break;
+      case ValueForm::Json:
+        EXPECT_EQ(space.type, ValueType::Text) << space.name;
+        break;
+      case ValueForm::Records:
+        EXPECT_EQ(space.type, ValueType::Text) << space.name;
+        EXPECT_FALSE(space.featureNames.empty()) << space.name;
+        break;
+      case ValueForm::File:
+        EXPECT_EQ(space.type, ValueType::Bytes) << space.name;
+        EXPECT_FALSE(space.fileSuffix.empty()) << space.name;
+        break;
+    }
+    if (space.float32) EXPECT_TRUE(space.type == ValueType::Float64List || space.type == ValueType::Float64);
+    if (!space.featureNames.empty() && space.type != ValueType::Text) {
+      EXPECT_EQ(space.shape, std::vector<int64_t>{static_cast<int64_t>(space.featureNames.size())}) << space.name;
+    }
+  }
+}
+
 TEST(Contract, LlvmRecordServesItsTablesAsData) {
   const Backend& llvm = kLlvmBackend;
   EXPECT_EQ(llvm.name, "llvm");

@@ -492,8 +492,10 @@ TEST(Session, ObservationsHaveTheirDeclaredTypesAndShapes) {
         break;
     }
     EXPECT_EQ(typeOf(*value), space.type) << space.name;
-    EXPECT_TRUE(space.deterministic) << space.name;
-    EXPECT_EQ(space.platformDependent, space.name.starts_with("ObjectTextSize")) << space.name;
+    // BitcodeFile's bytes are, but each call is a new file: a new path.
+    EXPECT_EQ(space.deterministic, space.name != "BitcodeFile") << space.name;
+    EXPECT_EQ(space.platformDependent, space.name.starts_with("ObjectTextSize") || space.name == "CpuInfo")
+        << space.name;
   }
   EXPECT_EQ(observeAs<int64_t>(session, "IrInstructionCount"),
             benchmark.costs.instructionCount[kInitial]);

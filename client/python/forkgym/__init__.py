@@ -53,6 +53,7 @@ from forkgym.errors import (
 from forkgym.outcome import Outcome
 from forkgym.gcc_env import GccEnv
 from forkgym.llvm_env import LlvmEnv
+from forkgym.offline import compute_observation
 from forkgym.registration import ENV_TABLE, ENVIRONMENTS, EnvEntry, full_id, register_all
 from forkgym.run_config import InputSet, RunCommand, RunConfig, RunFile, make_run_config
 from forkgym.server import Server, ServerOptions, default_socket_path, server_binary
@@ -148,6 +149,7 @@ __all__ = [
     "UnsafeArchive",
     "ValidationResult",
     "benchmark_cache_dir",
+    "compute_observation",
     "datasets",
     "make",
     "make_benchmark",

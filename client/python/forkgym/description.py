@@ -63,6 +63,14 @@ class SpaceRow:
     platform_dependent: bool = False
     description: str = ""
     needs_run_config: bool = False  # computed by running the program: runnable benchmarks only
+    # How the client presents the value (the protocol's ValueForm): "plain",
+    # "featureDict" (a dict keyed by feature_names), "json" (parsed),
+    # "file" (written to a file the caller owns, its name ending in
+    # file_suffix; the path), "records" (a list of named tuples whose
+    # fields are feature_names).
+    form: str = "plain"
+    float32: bool = False  # float64 values narrowed to float32 (CompilerGym's dtype)
+    file_suffix: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,9 @@ def _space_row(native: Any) -> SpaceRow:
         platform_dependent=bool(native.platform_dependent),
         description=str(native.description),
         needs_run_config=bool(native.needs_run_config),
+        form=str(native.form),
+        float32=bool(native.float32),
+        file_suffix=str(native.file_suffix),
     )
 
 

@@ -156,18 +156,48 @@ class OwnSpecs(Mapping):
 
 
 class ObservationView:
-    """``env.observation["Ir"]``: computes one observation of the current state on request."""
+    """``env.observation["Ir"]``, or CompilerGym's call form
+    ``env.observation.Ir()``: computes one observation of the current state on
+    request.
+
+    ``file_directory``: where observations that are files (``BitcodeFile``)
+    are written (default None: the system temporary directory); the caller
+    owns each file. ``env.observation.BitcodeFile(directory=...)`` chooses
+    another for one call.
+    """
 
     def __init__(self, env: CompilerEnv) -> None:
         self._env_ref = weakref.ref(env)
         self.spaces: Mapping[str, ObservationSpaceSpec] = OwnSpecs(env)
+        self.file_directory: str | os.PathLike[str] | None = None
 
     _env = property(_owning_env)
 
     def __getitem__(self, name: str) -> Any:
-        spec = lookup(self._env._observation_specs, name, "observation")
-        result = self._env._request([], [spec.native], [])
-        return spec.translate(result.observations[0])
+        return self._compute(name, self.file_directory)
+
+    def _compute(self, name: str, directory: Any) -> Any:
+        env = self._env
+        spec = lookup(env._observation_specs, name, "observation")
+        result = env._request([], [spec.native], [])
+        return spec.present(result.observations[0], directory)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        # Only for names that are no attribute of the view: the observation
+        # spaces, as callables (CompilerGym's env.observation.Autophase()).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        env = self._env
+        if name not in env._observation_specs:
+            raise AttributeError(f"'{name}' is not an observation space of this env; valid names: "
+                                 f"{', '.join(sorted(env._observation_specs))}")
+
+        def compute(directory: str | os.PathLike[str] | None = None) -> Any:
+            return self._compute(name, directory if directory is not None else self.file_directory)
+
+        compute.__name__ = name
+        compute.__doc__ = env._observation_specs[name].description
+        return compute
 
     def __contains__(self, name: str) -> bool:
         return name in self._env._observation_specs
@@ -229,6 +259,9 @@ class CompilerEnv(gym.Env):
     # validate(fresh_process=True) compares across processes (None: the
     # backend has none, and that check is refused).
     state_hash_observation: str | None = None
+    # The named tuples of the backend's "records" observations, by name
+    # (LLVM's LexedIrTuple: LexedToken); others get one of their own.
+    record_types: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(
         self,
@@ -316,7 +349,7 @@ class CompilerEnv(gym.Env):
         description in a process (see :func:`forkgym.spaces.spaces_for`).
         A subclass adds its own derived observations in
         :meth:`derived_observations`."""
-        observations = build_observation_specs(description)
+        observations = build_observation_specs(description, cls.record_types)
         observations.update(cls.derived_observations(description, observations))
         for spec in observations.values():
             spec.space.name = spec.id  # CompilerGym's spaces carry their name
@@ -646,7 +679,8 @@ class CompilerEnv(gym.Env):
         if result.ok:
             self._actions.extend(plan.actions)
             values = dict(zip(plan.native_observations, result.observations))
-            observations = [spec.translate(values[spec.native]) for spec in plan.observation_specs]
+            directory = self.observation.file_directory
+            observations = [spec.present(values[spec.native], directory) for spec in plan.observation_specs]
             native_rewards = list(result.rewards)
             if plan.default_reward is not None:
                 self.episode_reward += native_rewards[plan.default_reward]

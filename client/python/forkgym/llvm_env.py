@@ -3,9 +3,7 @@
 A thin subclass of :class:`forkgym.envs.CompilerEnv`: the spaces come from
 the backend's description like any backend's; this adds what is LLVM's own:
 the ``Commandline`` action space's runnable ``opt -passes=...`` form,
-CompilerGym's views derived in Python (``InstCountDict``,
-``InstCountNorm``, ``InstCountNormDict``, ``AutophaseDict``,
-``BitcodeFile``), and the IR helpers (``ir``, ``ir_sha1``, ``bitcode``,
+``LexedIrTuple``'s named tuple (:class:`LexedToken`), and the IR helpers (``ir``, ``ir_sha1``, ``bitcode``,
 ``write_ir``, ``write_bitcode``, ``make_benchmark``).
 """
 
@@ -13,19 +11,31 @@ from __future__ import annotations
 
 import os
 import shlex
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-import numpy as np
 from gymnasium import spaces
 
 from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, make_benchmark, make_benchmark_from_command_line
 from forkgym.description import ActionRow, BackendDescription
 from forkgym.envs import CompilerEnv
 from forkgym.errors import InvalidAction
-from forkgym.spaces import INT64_HIGH, ActionSpace, ObservationSpaceSpec, RewardSpaceSpec, Scalar, TextSpace
+from forkgym.spaces import ActionSpace, ObservationSpaceSpec, RewardSpaceSpec
+
+class LexedToken(NamedTuple):
+    """One token of the ``LexedIrTuple`` observation (CompilerGym's fields):
+    LLVM's IR lexer's token kind as a number (``ID``) and by name
+    (``kind``, e.g. ``"kw_define"``), the kind of value it carries
+    (``category``: marker, keyword, uintval, strval, type, apfloat, apsint),
+    and that value as text (``""`` for keywords)."""
+
+    ID: int
+    kind: str
+    category: str
+    value: str
+
 
 # What to_string() passes to opt besides the actions; from_string() skips it.
 _OPT_OPTIONS = "-preserve-bc-uselistorder=false"
@@ -124,60 +134,6 @@ def _split_pipeline(text: str) -> list[str]:
 # ------------------------------------------- CompilerGym's derived views --
 
 
-def _count() -> Scalar:
-    return Scalar(0, INT64_HIGH, shape=(), dtype=np.int64)
-
-
-def _write_bitcode_file(bitcode: np.ndarray) -> str:
-    """``BitcodeFile``: a file the caller owns and must delete."""
-    fd, path = tempfile.mkstemp(prefix="forkgym-", suffix=".bc")
-    with os.fdopen(fd, "wb") as out:
-        out.write(bitcode.tobytes())
-    return path
-
-
-def _inst_count_norm(counts: np.ndarray) -> np.ndarray:
-    return (counts[1:] / max(int(counts[0]), 1)).astype(np.float32)
-
-
-def _inst_count_views(source: ObservationSpaceSpec) -> dict[str, ObservationSpaceSpec]:
-    names = list(source.feature_names)
-    keys = [f"{n}Count" for n in names]
-    density = [f"{n}Density" for n in names[1:]]
-    return {
-        "InstCountDict": ObservationSpaceSpec(
-            "InstCountDict", spaces.Dict({k: _count() for k in keys}), source.id,
-            lambda v, keys=keys: {k: int(x) for k, x in zip(keys, v)},
-            default_value={k: 0 for k in keys},
-        ),
-        "InstCountNorm": ObservationSpaceSpec(
-            "InstCountNorm", spaces.Box(0.0, 1.0, shape=(len(names) - 1,), dtype=np.float32), source.id,
-            _inst_count_norm, default_value=np.zeros(len(names) - 1, dtype=np.float32),
-        ),
-        "InstCountNormDict": ObservationSpaceSpec(
-            "InstCountNormDict", spaces.Dict({k: Scalar(0.0, 1.0, shape=(), dtype=np.float32) for k in density}),
-            source.id, lambda v, density=density: {k: float(x) for k, x in zip(density, _inst_count_norm(v))},
-            default_value={k: 0.0 for k in density},
-        ),
-    }
-
-
-def _autophase_views(source: ObservationSpaceSpec) -> dict[str, ObservationSpaceSpec]:
-    names = list(source.feature_names)
-    return {
-        "AutophaseDict": ObservationSpaceSpec(
-            "AutophaseDict", spaces.Dict({k: _count() for k in names}), source.id,
-            lambda v, names=names: {k: int(x) for k, x in zip(names, v)},
-            default_value={k: 0 for k in names},
-        ),
-    }
-
-
-def _bitcode_views(source: ObservationSpaceSpec) -> dict[str, ObservationSpaceSpec]:
-    return {"BitcodeFile": ObservationSpaceSpec("BitcodeFile", TextSpace(max_length=4096), source.id,
-                                                _write_bitcode_file, default_value="")}
-
-
 def _sha1_view(source: ObservationSpaceSpec) -> dict[str, ObservationSpaceSpec]:
     # A hex digest: a tighter space than the description's text of length 40.
     space = spaces.Text(min_length=40, max_length=40, charset="0123456789abcdef")
@@ -188,9 +144,6 @@ def _sha1_view(source: ObservationSpaceSpec) -> dict[str, ObservationSpaceSpec]:
 
 # Described observation -> the views CompilerGym computed from it in Python.
 DERIVED_OBSERVATIONS = {
-    "InstCount": _inst_count_views,
-    "Autophase": _autophase_views,
-    "Bitcode": _bitcode_views,
     "IrSha1": _sha1_view,
 }
 
@@ -210,6 +163,7 @@ class LlvmEnv(CompilerEnv):
 
     backend = "llvm"
     state_hash_observation = "BitcodeSha1"
+    record_types = MappingProxyType({"LexedIrTuple": LexedToken})
     default_benchmark = DEFAULT_BENCHMARK
 
     @classmethod

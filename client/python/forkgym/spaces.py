@@ -21,13 +21,17 @@ state, independently.
 
 from __future__ import annotations
 
+import collections
 import copy
+import json
 import math
 import os
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import abc
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from gymnasium import spaces
@@ -45,8 +49,104 @@ INT64_HIGH = INT64_MAX - 1
 # --------------------------------------------------------------- actions --
 
 
-class ActionSpace(spaces.Discrete):
-    """A backend's actions as ``Discrete(n)``, with their names.
+class NamedDiscrete(spaces.Discrete):
+    """CompilerGym's ``NamedDiscrete``: ``Discrete(len(items))`` whose points
+    have names, and which may have a name itself.
+
+    >>> space = NamedDiscrete(["a", "b", "c"], name="letters")
+    >>> space["b"], space.names[2], space.to_string([0, 2]), space.from_string(["c", "a"])
+    (1, 'c', 'a c', [2, 0])
+
+    ``space[name]`` and ``from_string`` raise ``ValueError`` for a name not
+    in the space.
+    """
+
+    def __init__(self, items: Iterable[str], name: str | None = None, seed: Any = None) -> None:
+        self.names = [str(x) for x in items]
+        super().__init__(len(self.names), seed=seed)
+        self.name = name
+
+    def __getitem__(self, name: str) -> int:
+        """The index of the point named ``name``."""
+        return self._index_of(name)
+
+    def _index_of(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise ValueError(f"'{name}' is not a name in the space {self.name or ''}; see .names") from None
+
+    def to_string(self, values: int | Iterable[int]) -> str:
+        """The name of one point, or the names of several joined by spaces."""
+        if isinstance(values, (int, np.integer)):
+            return self.names[int(values)]
+        return " ".join(self.names[int(v)] for v in values)
+
+    def from_string(self, values: str | Iterable[str]) -> int | list[int]:
+        """The index of one name, or the indices of several."""
+        if isinstance(values, str):
+            return self._index_of(values)
+        return [self._index_of(v) for v in values]
+
+    def __repr__(self) -> str:
+        return f"NamedDiscrete([{', '.join(self.names)}])"
+
+
+class CommandlineFlag(NamedTuple):
+    """One flag of a :class:`Commandline` space."""
+
+    name: str  # e.g. "LoopUnroll"
+    flag: str  # e.g. "--unroll"
+    description: str
+
+
+class Commandline(NamedDiscrete):
+    """CompilerGym's ``Commandline``: a :class:`NamedDiscrete` whose points are
+    command-line flags (the names are the flags).
+
+    >>> space = Commandline([CommandlineFlag("a", "-a", "A flag"), CommandlineFlag("b", "-b", "Another")])
+    >>> space["-b"], space.flags[0], space.descriptions[1], space.to_string([0, 1]), space.from_string("-b -a")
+    (1, '-a', 'Another', '-a -b', [1, 0])
+
+    ``from_string`` raises ``LookupError`` for an unknown flag. A backend's
+    action space (:class:`ActionSpace`) is one, whose ``to_string`` writes the
+    backend's replay command line instead.
+    """
+
+    def __init__(self, items: Iterable[CommandlineFlag], name: str | None = None, seed: Any = None) -> None:
+        items = list(items)
+        self.flags = [f.flag for f in items]
+        self.descriptions = [f.description for f in items]
+        super().__init__(self.flags, name, seed=seed)
+
+    def to_string(self, values: int | Iterable[int]) -> str:
+        """The flags of ``values`` joined by spaces."""
+        if isinstance(values, (int, np.integer)):
+            return self.flags[int(values)]
+        return " ".join(self.flags[int(v)] for v in values)
+
+    commandline = to_string  # CompilerGym's earlier name
+
+    def from_string(self, commandline: str) -> list[int]:  # type: ignore[override]
+        """The indices of the flags of a command line ``to_string`` wrote."""
+        values = []
+        for flag in commandline.split():
+            try:
+                values.append(self.flags.index(flag))
+            except ValueError:
+                raise LookupError(f"unknown flag '{flag}'; see .flags") from None
+        return values
+
+    from_commandline = from_string
+
+    def __repr__(self) -> str:
+        return f"Commandline([{' '.join(self.flags)}])"
+
+
+
+class ActionSpace(Commandline):
+    """A backend's actions as ``Discrete(n)``, with their names: a
+    :class:`Commandline`, so ``space["-mem2reg"]`` is the index of an action.
 
     Actions with no effect on this build (``unavailable``) stay in the space so
     indices line up with the backend's table; test-only fault-injection
@@ -56,10 +156,11 @@ class ActionSpace(spaces.Discrete):
     reads back; a backend whose env has a class of its own may write its own.
     """
 
-    def __init__(self, actions: Sequence[ActionRow], name: str = "Commandline", seed: Any = None,
+    def __init__(self, actions: abc.Sequence[ActionRow], name: str = "Commandline", seed: Any = None,
                  replay: ReplayCommand | None = None) -> None:
         public = [a for a in actions if not a.test_only]
-        super().__init__(len(public), seed=seed)
+        # Not Commandline's constructor: `names` is a view of the flags here.
+        spaces.Discrete.__init__(self, len(public), seed=seed)
         self.name = name
         self.rows: tuple[ActionRow, ...] = tuple(actions)
         self.replay = replay or ReplayCommand()
@@ -90,11 +191,16 @@ class ActionSpace(spaces.Discrete):
         its own (a copy of ``rng_from``'s, as ``copy.deepcopy`` would make)."""
         return private_space(self, rng_from)
 
+    def __getitem__(self, flag: str) -> int:
+        """CompilerGym's lookup: ``env.action_space["-mem2reg"]`` is that action's
+        index (InvalidAction, a ValueError, for an unknown name)."""
+        return self.index(flag)
+
     def index(self, flag: str) -> int:
         """The index of an action by name (``"-mem2reg"`` or ``"mem2reg"``)."""
         try:
             return self._by_flag[flag]
-        except KeyError:
+        except (KeyError, TypeError):
             raise InvalidAction(f"unknown action '{flag}'; see env.action_space.names") from None
 
     def check(self, action: int) -> int:
@@ -165,7 +271,41 @@ _PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 
 class Scalar(spaces.Box):
     """A number: ``Box`` of shape ``()`` that also contains plain Python numbers
-    (as observations return them) without gymnasium's casting warning."""
+    (as observations return them) without gymnasium's casting warning.
+
+    Also CompilerGym's ``Scalar(name, min=None, max=None, dtype=np.float64)``
+    (a first argument that is a name, or ``min``/``max`` keywords): ``None``
+    bounds are none, ``dtype`` may be ``int`` or ``float``, and ``min``,
+    ``max`` read back as given.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if (args and isinstance(args[0], str)) or {"name", "min", "max"} & kwargs.keys():
+            self._init_compilergym(*args, **kwargs)
+        else:
+            super().__init__(*args, **kwargs)
+            self.name = None
+
+    def _init_compilergym(self, name: str | None = None, min: float | None = None, max: float | None = None,
+                          dtype: Any = np.float64, seed: Any = None) -> None:
+        dtype = np.dtype(np.int64 if dtype is int else np.float64 if dtype is float else dtype)
+        integral = np.issubdtype(dtype, np.integer)
+        low = min if min is not None else (np.iinfo(dtype).min if integral else -np.inf)
+        high = max if max is not None else (np.iinfo(dtype).max - 1 if integral else np.inf)
+        super().__init__(low, high, shape=(), dtype=dtype, seed=seed)
+        self.name = name
+
+    @property
+    def min(self) -> float | None:
+        """The lower bound (None: none)."""
+        low = self.low.item()
+        return None if low == -math.inf or (isinstance(low, int) and low <= INT64_MIN) else low
+
+    @property
+    def max(self) -> float | None:
+        """The upper bound (None: none)."""
+        high = self.high.item()
+        return None if high == math.inf or (isinstance(high, int) and high >= INT64_HIGH) else high
 
     def contains(self, x: Any) -> bool:
         if isinstance(x, (bool, np.bool_)):
@@ -174,7 +314,122 @@ class Scalar(spaces.Box):
             if np.issubdtype(self.dtype, np.integer) and not isinstance(x, (int, np.integer)):
                 return False
             return bool(self.low <= x <= self.high)
-        return super().contains(x)
+        # A 0-d array; never text ("5"), which gymnasium's Box would cast.
+        return isinstance(x, np.ndarray) and super().contains(x)
+
+
+class Sequence(spaces.Space):
+    """CompilerGym's ``Sequence``: a sequence of values whose length lies in
+    ``size_range`` (``(lower, upper)``, upper None: unbounded).
+
+    For ``dtype`` ``str`` or ``bytes`` the whole value is of that type (text,
+    a byte string); for an array, its dtype must be a subtype of ``dtype``;
+    otherwise every element must be an instance of ``dtype`` (within
+    ``scalar_range``, a :class:`Scalar`, when given). Unlike CompilerGym's,
+    ``sample()`` gives a value the space contains where it can make one (text,
+    bytes, numbers; an empty list of records), so gymnasium's checks of an
+    env's spaces pass; it raises ``NotImplementedError`` otherwise.
+    """
+
+    def __init__(self, name: str | None = None, size_range: tuple[int, int | None] = (0, None), dtype: Any = bytes,
+                 opaque_data_format: str | None = None, scalar_range: Scalar | None = None,
+                 seed: Any = None) -> None:
+        super().__init__(shape=None, dtype=None, seed=seed)
+        self.name = name
+        self.size_range = (int(size_range[0]), None if size_range[1] is None else int(size_range[1]))
+        self.dtype = dtype
+        self.opaque_data_format = opaque_data_format
+        self.scalar_range = scalar_range
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def contains(self, x: Any) -> bool:
+        try:
+            length = len(x)
+        except TypeError:
+            return False
+        lower, upper = self.size_range
+        if not lower <= length <= (math.inf if upper is None else upper):
+            return False
+        if self.dtype in (str, bytes):
+            return isinstance(x, self.dtype)
+        if isinstance(x, np.ndarray):
+            return bool(np.issubdtype(x.dtype, self.dtype)) and (
+                self.scalar_range is None or all(self.scalar_range.contains(v) for v in x.tolist()))
+        if isinstance(x, (str, bytes)):
+            return False
+        for element in x:
+            if not _is_of(element, self.dtype):
+                return False
+            if self.scalar_range is not None and not self.scalar_range.contains(element):
+                return False
+        return True
+
+    def sample(self, mask: Any = None, probability: Any = None) -> Any:
+        lower, upper = self.size_range
+        length = int(self.np_random.integers(lower, max(lower, min(upper if upper is not None else 16, 16)) + 1))
+        if self.dtype is str:
+            return "".join(self.np_random.choice(list("abcdefghijklmnopqrstuvwxyz0123456789 "), size=length))
+        if self.dtype is bytes:
+            return self.np_random.integers(0, 256, size=length, dtype=np.uint8).tobytes()
+        if self.scalar_range is not None:
+            return [self.scalar_range.sample() for _ in range(length)]
+        if self.dtype in (int, float) or (not isinstance(self.dtype, type) or issubclass(self.dtype, np.generic)):
+            dtype = np.int64 if self.dtype is int else np.float64 if self.dtype is float else self.dtype
+            if np.issubdtype(dtype, np.integer):
+                return [int(v) for v in self.np_random.integers(0, 100, size=length)] if self.dtype is int \
+                    else self.np_random.integers(0, 100, size=length).astype(dtype)
+            values = self.np_random.uniform(0, 1, size=length)
+            return [float(v) for v in values] if self.dtype is float else values.astype(dtype)
+        if lower == 0:
+            return []
+        raise NotImplementedError(f"cannot sample a sequence of at least {lower} {self.dtype.__name__} values")
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Sequence) and other.name == self.name and other.size_range == self.size_range
+                and other.dtype == self.dtype and other.opaque_data_format == self.opaque_data_format
+                and other.scalar_range == self.scalar_range)
+
+    def __repr__(self) -> str:
+        upper = "inf" if self.size_range[1] is None else self.size_range[1]
+        fmt = f" -> {self.opaque_data_format}" if self.opaque_data_format else ""
+        return f"{getattr(self.dtype, '__name__', self.dtype)}_list<>[{self.size_range[0]},{upper}]){fmt}"
+
+
+def _is_of(value: Any, dtype: Any) -> bool:
+    """``value`` is of ``dtype`` (a Python type, or a numpy dtype its scalar type matches)."""
+    if isinstance(dtype, type) and not issubclass(dtype, np.generic):
+        if dtype is int:
+            return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        if dtype is float:
+            return isinstance(value, (float, np.floating))
+        return isinstance(value, dtype)
+    return bool(np.issubdtype(type(value), dtype))
+
+
+class JsonValue(spaces.Space):
+    """A parsed JSON document (``CpuInfo``, ``LexedIr``): a ``dict`` or a ``list``."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, (dict, list))
+
+    def sample(self, mask: Any = None, probability: Any = None) -> dict[str, Any]:
+        return {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JsonValue)
+
+    def __repr__(self) -> str:
+        return "JsonValue()"
 
 
 class TextSpace(spaces.Text):
@@ -258,7 +513,7 @@ class Int64Map(spaces.Space):
     """A ``dict`` from names to ``int`` counts (an ``int64Map``, e.g. gcc's
     instruction counts). With ``keys``, every name is one of them."""
 
-    def __init__(self, keys: Sequence[str] = (), low: float = INT64_MIN, high: float = INT64_MAX,
+    def __init__(self, keys: abc.Sequence[str] = (), low: float = INT64_MIN, high: float = INT64_MAX,
                  seed: int | None = None) -> None:
         super().__init__(shape=None, dtype=None, seed=seed)
         self.keys = tuple(keys)
@@ -389,10 +644,21 @@ class ObservationSpaceSpec:
     default_value: Any = None
     description: str = ""
     feature_names: tuple[str, ...] = ()
+    # Form "file": the value is bytes written to a new file whose name ends
+    # with this suffix; the caller gets the path (see present()).
+    file_suffix: str | None = None
 
     @property
     def name(self) -> str:
         return self.id
+
+    def present(self, value: Any, file_directory: str | os.PathLike[str] | None = None) -> Any:
+        """The value as the caller sees it: ``translate(value)``, or for a file
+        form, the path of a new file in ``file_directory`` (default: the system
+        temporary directory) holding it, which the caller owns and deletes."""
+        if self.file_suffix is None:
+            return self.translate(value)
+        return write_value_file(value, file_directory, self.file_suffix)
 
     def default(self) -> Any:
         value = self.default_value
@@ -424,18 +690,123 @@ class RewardSpaceSpec:
         return self.name
 
 
-def observation_spec(row: SpaceRow) -> ObservationSpaceSpec:
-    """The spec of one described observation, its space chosen by value type."""
+def _identity(value: Any) -> Any:
+    return value
+
+
+def write_value_file(value: Any, directory: str | os.PathLike[str] | None, suffix: str) -> str:
+    """Writes bytes (an ``int8`` array, as ``Bytes`` values arrive) to a new
+    file in ``directory`` (default: the system temporary directory) and returns
+    its path; the caller owns the file. The worker cannot write outside its
+    sandbox, so the client writes what the worker sent."""
+    data = value.tobytes() if isinstance(value, np.ndarray) else bytes(value)
+    directory = os.fspath(directory) if directory is not None else tempfile.gettempdir()
+    if not os.path.isdir(directory):
+        raise InvalidRequest(f"cannot write the observation's file to '{directory}': not a directory; "
+                             "set env.observation.file_directory (or pass directory=) to one that exists")
+    fd, path = tempfile.mkstemp(prefix="forkgym-", suffix=suffix, dir=directory)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return path
+
+
+def _as_float32(row: SpaceRow, space: spaces.Space, default: Any) -> tuple[spaces.Space, Any, Callable[[Any], Any]]:
+    """``float32``: the float64 values the wire carries, narrowed (CompilerGym's dtype)."""
+    if isinstance(space, spaces.Box):
+        narrowed = spaces.Box(np.float32(row.low), np.float32(row.high), shape=space.shape, dtype=np.float32)
+        return narrowed, default.astype(np.float32), lambda value: value.astype(np.float32)
+    if isinstance(space, NumberArray):
+        return NumberArray(np.float32, row.low, row.high), default.astype(np.float32), \
+            lambda value: value.astype(np.float32)
+    return Scalar(row.low, row.high, shape=(), dtype=np.float32), 0.0, lambda value: float(np.float32(value))
+
+
+# What each ValueForm makes of (row, space by value type, its default, its
+# translate, a record type): (space, default, translate, file suffix).
+FormResult = tuple[spaces.Space, Any, Callable[[Any], Any], "str | None"]
+
+
+def _feature_dict(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[[Any], Any],
+                  record_type: Any) -> FormResult:
+    keys = tuple(row.feature_names)
+    if not isinstance(space, spaces.Box) or space.shape != (len(keys),):
+        raise InvalidRequest(f"the server described '{row.name}' as a dict of a list that is not {len(keys)} long; "
+                             "upgrade the forkgym package")
+    integral = np.issubdtype(space.dtype, np.integer)
+    python = int if integral else float
+
+    def to_dict(value: Any) -> dict[str, Any]:
+        return dict(zip(keys, map(python, translate(value).tolist())))
+
+    members = {k: Scalar(space.low.flat[i], space.high.flat[i], shape=(), dtype=space.dtype)
+               for i, k in enumerate(keys)}
+    return spaces.Dict(members), {k: python(0) for k in keys}, to_dict, None
+
+
+def _json(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[[Any], Any],
+          record_type: Any) -> FormResult:
+    return JsonValue(), {}, json.loads, None
+
+
+def _records(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[[Any], Any],
+             record_type: Any) -> FormResult:
+    record = record_type or collections.namedtuple(f"{row.name}Record", row.feature_names)
+
+    def to_records(value: str) -> list[Any]:
+        return [record(*fields) for fields in json.loads(value)]
+
+    return Sequence(row.name, dtype=record), [], to_records, None
+
+
+def _file(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[[Any], Any],
+          record_type: Any) -> FormResult:
+    return Sequence(row.name, size_range=(0, 4096), dtype=str), "", _identity, row.file_suffix
+
+
+VALUE_FORMS: dict[str, Callable[..., FormResult]] = {
+    "plain": lambda row, space, default, translate, record_type: (space, default, translate, None),
+    "featureDict": _feature_dict,
+    "json": _json,
+    "records": _records,
+    "file": _file,
+}
+
+
+def _unknown_form(row: SpaceRow) -> Callable[[Any], Any]:
+    def refuse(value: Any) -> Any:
+        raise InvalidRequest(f"the server presents '{row.name}' in the form '{row.form}', which this client "
+                             f"does not know (it knows {', '.join(VALUE_FORMS)}); upgrade the forkgym package")
+    return refuse
+
+
+def observation_spec(row: SpaceRow, record_type: Any = None) -> ObservationSpaceSpec:
+    """The spec of one described observation: its space chosen by value type,
+    then shaped by its form (a dict, parsed JSON, records, a file) and dtype.
+    ``record_type``: the named tuple a ``records`` form makes (default: one
+    named ``<name>Record`` with the row's feature names as fields)."""
     space, default = VALUE_TYPE_SPACES[row.type](row)
+    translate: Callable[[Any], Any] = _identity
+    if row.float32:
+        space, default, translate = _as_float32(row, space, default)
+    form = VALUE_FORMS.get(row.form)
+    file_suffix = None
+    if form is None:
+        translate = _unknown_form(row)
+    else:
+        space, default, translate, file_suffix = form(row, space, default, translate, record_type)
     return ObservationSpaceSpec(
-        row.name, space, row.name, deterministic=row.deterministic, platform_dependent=row.platform_dependent,
-        default_value=default, description=row.description, feature_names=row.feature_names,
+        row.name, space, row.name, translate=translate, deterministic=row.deterministic,
+        platform_dependent=row.platform_dependent, default_value=default, description=row.description,
+        feature_names=row.feature_names, file_suffix=file_suffix,
     )
 
 
-def build_observation_specs(description: BackendDescription) -> dict[str, ObservationSpaceSpec]:
-    """One spec per observation the backend describes."""
-    return {row.name: observation_spec(row) for row in description.observations}
+def build_observation_specs(description: BackendDescription,
+                            record_types: Mapping[str, Any] | None = None) -> dict[str, ObservationSpaceSpec]:
+    """One spec per observation the backend describes (``record_types``: an env
+    class's named tuples for its ``records`` observations, by name)."""
+    record_types = record_types or {}
+    return {row.name: observation_spec(row, record_types.get(row.name)) for row in description.observations}
 
 
 def build_reward_specs(description: BackendDescription) -> dict[str, RewardSpaceSpec]:
