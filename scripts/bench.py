@@ -18,6 +18,13 @@ Measures (see the README's performance section for what the numbers mean):
              load (every baseline computed before the first reset returns:
              what the server did before, measured as the in-process cost)
   observe    each observation on the medium module
+  representations
+             each program-representation observation (InstCountDict,
+             InstCountNorm, InstCountNormDict, AutophaseDict, LexedIr,
+             LexedIrTuple, CpuInfo, BitcodeFile) on the small, medium and
+             large module through the Python env (computed in the worker,
+             sent, presented in Python), p50/p99; and
+             forkgym.compute_observation() (a worker per call) on each
   codegen    ObjectTextSizeBytes (client, in process) per module size beside
              its reference, a `clang-19 -c -x ir` subprocess on the same
              bitcode (CompilerGym's definition), alternated; and whether the
@@ -331,6 +338,53 @@ def fork_bench(quick: bool, repetitions: int = 3) -> dict:
                       "cpp_p99_us": statistics.median(p for _, p in cpp),
                       "target_p50_us": PYTHON_FORK_TARGET_US[size]}
     return {"rows": rows, "load_before": load_before, "load_after": os.getloadavg()}
+
+
+REPRESENTATIONS = ["InstCountDict", "InstCountNorm", "InstCountNormDict", "AutophaseDict", "LexedIr",
+                   "LexedIrTuple", "CpuInfo", "BitcodeFile"]
+
+
+def representations_bench(quick: bool) -> dict:
+    """Each representation's latency per module size, as a user sees it:
+    ``env.observation[name]`` (worker computes, shared memory, Python presents:
+    parses JSON, builds the dict, writes the file), ms p50/p99; and
+    ``compute_observation("Autophase", path)`` on the module's bitcode."""
+    import forkgym
+
+    report = {}
+    for size, uri in modules(quick).items():
+        laps = 3 if quick else (5 if size == "large" else 20)
+        with forkgym.make("llvm-v0", benchmark=uri) as env, tempfile.TemporaryDirectory() as files:
+            env.observation.file_directory = files
+            env.reset()
+            row = {"uri": uri, "instructions": int(env.observation["IrInstructionCount"]), "ms": {}}
+            for name in REPRESENTATIONS:
+                samples = [s / 1000 for s in timed(lambda: env.observation[name], laps)]
+                row["ms"][name] = {"p50": statistics.median(samples), "p99": percentile(samples, 0.99)}
+            row["lexed_tokens"] = len(env.observation["LexedIrTuple"])
+            bitcode = Path(files) / "module.bc"
+            env.write_bitcode(bitcode)
+            forkgym.compute_observation("Autophase", bitcode)  # the module's first load is not timed
+            samples = [s / 1000 for s in timed(lambda: forkgym.compute_observation("Autophase", bitcode), laps)]
+            row["compute_observation_ms"] = {"p50": statistics.median(samples), "p99": percentile(samples, 0.99)}
+        report[size] = row
+    return report
+
+
+def markdown_representations(report: dict) -> list[str]:
+    rows = report["representations"]
+    sizes = list(rows)
+    out = ["", "### Program representations (Python env, ms p50 / p99)", "",
+           "| observation | " + " | ".join(f"{s} ({rows[s]['instructions']:,} instr.)" for s in sizes) + " |",
+           "|---|" + "---:|" * len(sizes)]
+    for name in REPRESENTATIONS:
+        out.append(f"| {name} | " + " | ".join(
+            f"{rows[s]['ms'][name]['p50']:.2f} / {rows[s]['ms'][name]['p99']:.2f}" for s in sizes) + " |")
+    out.append("| compute_observation(Autophase) | " + " | ".join(
+        f"{rows[s]['compute_observation_ms']['p50']:.2f} / {rows[s]['compute_observation_ms']['p99']:.2f}"
+        for s in sizes) + " |")
+    out.append("| (LexedIr tokens) | " + " | ".join(f"{rows[s]['lexed_tokens']:,}" for s in sizes) + " |")
+    return out
 
 
 def markdown_fork(report: dict) -> list[str]:
@@ -1205,6 +1259,8 @@ def markdown(report: dict) -> str:
             out.append(f"| {name} | {kind} | {row['first_reset_ms']:.1f} | {row['cached_reset_ms']:.2f} |")
     out += markdown_runner(report)
     out += markdown_sb3(report)
+    if "representations" in report:
+        out += markdown_representations(report)
     out += markdown_search(report)
     out += markdown_state_cache(report)
     return "\n".join(out) + "\n"
@@ -1214,7 +1270,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
     parser.add_argument("--only", choices=["runner", "search", "throughput", "fork", "codegen", "startup",
-                                           "statecache", "sb3"],
+                                           "statecache", "sb3", "representations"],
                         help="run one section alone and print its table")
     args = parser.parse_args()
     # Every section but the state cache's measures work done, not looked up.
@@ -1267,6 +1323,11 @@ def main() -> int:
                                     "eager_baselines_ms": eager_baselines_ms(bitcode)}}
         print(json.dumps(report, indent=2))
         print("\n".join(markdown_startup_large(report)))
+        return 0
+    if args.only == "representations":
+        report = {"representations": representations_bench(args.quick)}
+        print(json.dumps(report, indent=2))
+        print("\n".join(markdown_representations(report)))
         return 0
     if args.only == "runner":
         report = {"runner": runner_bench(args.quick)}
@@ -1330,6 +1391,8 @@ def main() -> int:
     if not args.quick:  # torch's import alone would double the quick run
         print("bench: sb3", file=sys.stderr)
         report["sb3"] = sb3_bench(args.quick)
+    print("bench: representations", file=sys.stderr)
+    report["representations"] = representations_bench(args.quick)
     print("bench: search", file=sys.stderr)
     report["search"] = search_bench(args.quick)
     print("bench: state cache", file=sys.stderr)
