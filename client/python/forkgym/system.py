@@ -62,6 +62,7 @@ LIBRARIES = (
     Requirement("libfmt.so.9", "libfmt9", "the server (logging)", "library"),
     Requirement("libelf.so.1", "libelf1", "the server (crash stacks)", "library"),
     Requirement("libnettle.so.8", "libnettle8", "the server (content hashes)", "library"),
+    Requirement("libcpuinfo.so.0", "libcpuinfo0", "the server (the CpuInfo observation)", "library"),
 )
 
 TOOLS = (
