@@ -12,6 +12,7 @@
 #include "passes/llvm/autophase.h"
 #include "passes/llvm/bitcode.h"
 #include "passes/llvm/cpu_info.h"
+#include "passes/llvm/inst2vec.h"
 #include "passes/llvm/inst_count.h"
 #include "passes/llvm/lexed_ir.h"
 #include "passes/llvm/object_size.h"
@@ -73,6 +74,10 @@ Value lexedIrTuple(LlvmSession& session) {
   auto tokens = lexModule(session.module());
   if (!tokens.ok()) return tokens.takeError();
   return ObservationValue(lexedIrRecordsJson(*tokens));
+}
+
+Value inst2vecPreprocessedText(LlvmSession& session) {
+  return ObservationValue(inst2vecStatementsJson(inst2vecStatements(session.module())));
 }
 
 Value objectTextSizeBytes(LlvmSession& session) {
@@ -246,6 +251,15 @@ const std::vector<ObservationRow<LlvmSession>>& rows() {
         .form = ValueForm::Records,
         .description = "LexedIr as a list of LexedToken(ID, kind, category, value), one per token"},
        &lexedIrTuple},
+      // Inst2vecEmbeddingIndices and Inst2vec are this row looked up in the
+      // vocabulary, which the client holds (forkgym/datasets/inst2vec.py).
+      {{.name = "Inst2vecPreprocessedText",
+        .type = ValueType::Text,
+        .form = ValueForm::Json,
+        .description = "the module as inst2vec statements (Ben-Nun et al., NeurIPS 2018): one per global, "
+                       "function header, block label and instruction, structs inlined, pointers typed where the "
+                       "IR reveals the pointee, identifiers, immediates and strings normalised"},
+       &inst2vecPreprocessedText},
       {count("ObjectTextSizeBytes",
              "Berkeley text bytes (llvm-size) of the object `clang -c -x ir` makes of the module for the host "
              "(-O0 code generation, CompilerGym's definition)",

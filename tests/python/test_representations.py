@@ -6,6 +6,8 @@ the ``forkgym.spaces`` classes)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -349,12 +351,35 @@ BENCHMARK_KINDS = {
 
 
 def every_space(env: forkgym.LlvmEnv) -> list[str]:
-    """Every observation a benchmark without a run configuration has."""
-    return [row.name for row in env.description.observations if not row.needs_run_config]
+    """Every observation a benchmark without a run configuration has: the
+    server's rows and the views the client computes from them (the inst2vec
+    lookups among them)."""
+    rows = {row.name: row for row in env.description.observations}
+    names = [name for name in env.observation.spaces if not rows[env.observation.spaces[name].native].needs_run_config]
+    assert {"Inst2vecPreprocessedText", "Inst2vecEmbeddingIndices", "Inst2vec"} <= set(names)
+    return names
+
+
+@pytest.fixture(scope="module")
+def inst2vec_data(tmp_path_factory) -> None:
+    """The inst2vec data the lookups need, in this run's site directory: the real
+    wheel's if FORKGYM_TEST_INST2VEC_WHEEL names it, else a synthetic one that
+    knows a few statements every program has (inst2vec_fixtures)."""
+    from forkgym.datasets import inst2vec
+    from inst2vec_fixtures import synthetic_wheel
+
+    real = os.environ.get("FORKGYM_TEST_INST2VEC_WHEEL")
+    if real:
+        inst2vec.install(real)
+        return
+    wheel, sha256 = synthetic_wheel(tmp_path_factory.mktemp("inst2vec"), [
+        "br label <%ID>", "ret i32 <%ID>", "<%ID> = load i32, i32* <%ID>, align 4",
+        "store i32 <%ID>, i32* <%ID>, align 4", "<%ID> = add nsw i32 <%ID>, <%ID>"])
+    inst2vec.install(wheel, sha256=sha256)
 
 
 @pytest.mark.parametrize("kind", sorted(BENCHMARK_KINDS))
-def test_every_space_works_on_every_benchmark_kind(kind: str, data_dir, tmp_path) -> None:
+def test_every_space_works_on_every_benchmark_kind(kind: str, data_dir, tmp_path, inst2vec_data) -> None:
     with forkgym.make("llvm-v0") as env:
         env.observation.file_directory = tmp_path
         env.reset(benchmark=BENCHMARK_KINDS[kind].format(data=data_dir))
@@ -365,7 +390,7 @@ def test_every_space_works_on_every_benchmark_kind(kind: str, data_dir, tmp_path
             assert value in env.observation.spaces[name].space, name
 
 
-def test_every_space_after_every_action_on_a_generated_program(tmp_path) -> None:
+def test_every_space_after_every_action_on_a_generated_program(tmp_path, inst2vec_data) -> None:
     """All 124 actions in turn on one csmith program, every space after each,
     one round trip per action (what bounds the test's time)."""
     with forkgym.make("llvm-v0", benchmark="generator://csmith-v0/1") as env:

@@ -179,6 +179,8 @@ class ObservationView:
     def _compute(self, name: str, directory: Any) -> Any:
         env = self._env
         spec = lookup(env._observation_specs, name, "observation")
+        if spec.prepare is not None:
+            spec.prepare()
         result = env._request([], [spec.native], [])
         return spec.present(result.observations[0], directory)
 
@@ -663,6 +665,9 @@ class CompilerEnv(gym.Env):
         else:
             reward_specs = [self._reward_spec] if self._reward_spec else []
 
+        for spec in obs_specs:
+            if spec.prepare is not None:  # before the worker steps: a failure here changes nothing
+                spec.prepare()
         native_obs = list(dict.fromkeys(s.native for s in obs_specs))
         native_rewards = [s.name for s in reward_specs]
         default_reward = None

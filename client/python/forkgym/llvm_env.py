@@ -3,7 +3,8 @@
 A thin subclass of :class:`forkgym.envs.CompilerEnv`: the spaces come from
 the backend's description like any backend's; this adds what is LLVM's own:
 the ``Commandline`` action space's runnable ``opt -passes=...`` form,
-``LexedIrTuple``'s named tuple (:class:`LexedToken`), and the IR helpers (``ir``, ``ir_sha1``, ``bitcode``,
+``LexedIrTuple``'s named tuple (:class:`LexedToken`), the inst2vec lookups
+(``Inst2vecEmbeddingIndices``, ``Inst2vec``), and the IR helpers (``ir``, ``ir_sha1``, ``bitcode``,
 ``write_ir``, ``write_bitcode``, ``make_benchmark``).
 """
 
@@ -16,13 +17,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+import numpy as np
 from gymnasium import spaces
 
 from forkgym.benchmarks import DEFAULT_BENCHMARK, Benchmark, make_benchmark, make_benchmark_from_command_line
+from forkgym.datasets import inst2vec
 from forkgym.description import ActionRow, BackendDescription
 from forkgym.envs import CompilerEnv
 from forkgym.errors import InvalidAction
-from forkgym.spaces import ActionSpace, ObservationSpaceSpec, RewardSpaceSpec
+from forkgym.spaces import ActionSpace, NumberArray, ObservationSpaceSpec, RewardSpaceSpec, TextList
+from forkgym.spaces import Sequence as SequenceSpace
 
 class LexedToken(NamedTuple):
     """One token of the ``LexedIrTuple`` observation (CompilerGym's fields):
@@ -142,9 +146,43 @@ def _sha1_view(source: ObservationSpaceSpec) -> dict[str, ObservationSpaceSpec]:
                                            description=source.description)}
 
 
+def _inst2vec_views(source: ObservationSpaceSpec) -> dict[str, ObservationSpaceSpec]:
+    """The worker's statements as a list, and looked up in the inst2vec
+    vocabulary (data the client obtains on first use: forkgym.datasets.inst2vec)."""
+    parse = source.translate  # the JSON list the worker sends
+
+    def indices(value: Any) -> list[int]:
+        return inst2vec.vocabulary().encode(parse(value))
+
+    def embeddings(value: Any) -> np.ndarray:
+        vocabulary = inst2vec.vocabulary()
+        return vocabulary.embed(vocabulary.encode(parse(value)))
+
+    def prepare() -> None:
+        inst2vec.vocabulary()
+
+    common = {"deterministic": source.deterministic, "platform_dependent": source.platform_dependent}
+    return {
+        "Inst2vecPreprocessedText": ObservationSpaceSpec(
+            "Inst2vecPreprocessedText", TextList(), source.id, translate=parse, default_value=[],
+            description=source.description, **common),
+        "Inst2vecEmbeddingIndices": ObservationSpaceSpec(
+            "Inst2vecEmbeddingIndices", SequenceSpace("Inst2vecEmbeddingIndices", dtype=int), source.id,
+            translate=indices, default_value=[], prepare=prepare,
+            description="each Inst2vecPreprocessedText statement's index in the inst2vec vocabulary (!UNK's "
+                        "for a statement it lacks), looked up in the client", **common),
+        "Inst2vec": ObservationSpaceSpec(
+            "Inst2vec", NumberArray(np.float32, -np.inf, np.inf, columns=inst2vec.DIMENSIONS), source.id,
+            translate=embeddings, default_value=np.zeros((0, inst2vec.DIMENSIONS), dtype=np.float32),
+            prepare=prepare, description="float32[N, 200]: each statement's inst2vec embedding, looked up in the "
+                                         "client", **common),
+    }
+
+
 # Described observation -> the views CompilerGym computed from it in Python.
 DERIVED_OBSERVATIONS = {
     "IrSha1": _sha1_view,
+    "Inst2vecPreprocessedText": _inst2vec_views,
 }
 
 # (cost observation, its -Oz baseline) by reward family, for validation's size summary.

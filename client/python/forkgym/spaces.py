@@ -480,22 +480,30 @@ class ByteArray(spaces.Space):
 
 class NumberArray(spaces.Space):
     """A 1-D array of any length (an ``int64List`` or ``float64List`` whose
-    size depends on the program), each element within ``[low, high]``."""
+    size depends on the program), each element within ``[low, high]``. With
+    ``columns``, a 2-D array of any number of rows of that many values each
+    (``Inst2vec``: one 200-value row per statement)."""
 
-    def __init__(self, dtype: Any, low: float, high: float, seed: int | None = None) -> None:
+    def __init__(self, dtype: Any, low: float, high: float, seed: int | None = None,
+                 columns: int | None = None) -> None:
         super().__init__(shape=None, dtype=dtype, seed=seed)
         self.low, self.high = low, high
+        self.columns = columns
 
     @property
     def is_np_flattenable(self) -> bool:
         return False
 
+    def _row_shape(self) -> tuple[int, ...]:
+        return () if self.columns is None else (self.columns,)
+
     def contains(self, x: Any) -> bool:
-        return (isinstance(x, np.ndarray) and x.dtype == self.dtype and x.ndim == 1
+        return (isinstance(x, np.ndarray) and x.dtype == self.dtype and x.shape[1:] == self._row_shape()
+                and x.ndim == 1 + len(self._row_shape())
                 and bool(np.all(x >= self.low)) and bool(np.all(x <= self.high)))
 
     def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
-        size = int(self.np_random.integers(0, 16))
+        size = (int(self.np_random.integers(0, 16)), *self._row_shape())
         low, high = max(self.low, -1e6), min(self.high, 1e6)
         if np.issubdtype(self.dtype, np.integer):
             return self.np_random.integers(int(low), int(high) + 1, size=size).astype(self.dtype)
@@ -503,10 +511,35 @@ class NumberArray(spaces.Space):
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, NumberArray) and other.dtype == self.dtype
-                and other.low == self.low and other.high == self.high)
+                and other.low == self.low and other.high == self.high and other.columns == self.columns)
 
     def __repr__(self) -> str:
-        return f"NumberArray({self.dtype}, low={self.low}, high={self.high})"
+        columns = "" if self.columns is None else f", columns={self.columns}"
+        return f"NumberArray({self.dtype}, low={self.low}, high={self.high}{columns})"
+
+
+class TextList(spaces.Space):
+    """A ``list`` of ``str`` of any length (``Inst2vecPreprocessedText``: one
+    statement each)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, list) and all(isinstance(s, str) for s in x)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> list[str]:
+        return ["".join(self.np_random.choice(list("abcdefgh <>%="), size=8)) for _ in range(3)]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TextList)
+
+    def __repr__(self) -> str:
+        return "TextList()"
 
 
 class Int64Map(spaces.Space):
@@ -647,6 +680,9 @@ class ObservationSpaceSpec:
     # Form "file": the value is bytes written to a new file whose name ends
     # with this suffix; the caller gets the path (see present()).
     file_suffix: str | None = None
+    # Called before the request that computes the value: what translate needs
+    # that may be missing (data to download) fails there, before the step.
+    prepare: Callable[[], Any] | None = None
 
     @property
     def name(self) -> str:
