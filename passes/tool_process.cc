@@ -69,21 +69,13 @@ class SigpipeBlock {
   sigset_t old_;
 };
 
-// argv[0] as execve needs it: searched on PATH when it has no '/'. Done
-// before fork(), because the search allocates.
+// argv[0] as execve needs it: searched on PATH when it has no '/' (an
+// empty directory in PATH is the working directory, as for execvp). Done
+// before fork(), because the search allocates. Not found: the name as it
+// is, and execve fails with ENOENT, reported as "cannot run".
 std::string resolveProgram(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (!dirs.empty()) {
-    const size_t colon = dirs.find(':');
-    const std::string_view dir = dirs.substr(0, colon);
-    const std::string candidate = std::string(dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    if (colon == std::string_view::npos) break;
-    dirs.remove_prefix(colon + 1);
-  }
-  return name;  // execve fails with ENOENT, reported as "cannot run"
+  const std::string found = findProgram(name);
+  return found.empty() ? name : found;
 }
 
 struct ChildSetup {
@@ -545,7 +537,8 @@ std::string findProgram(const std::string& name) {
   std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
   while (!dirs.empty()) {
     const size_t colon = dirs.find(':');
-    const std::string candidate = std::string(dirs.substr(0, colon)) + "/" + name;
+    const std::string_view dir = dirs.substr(0, colon);
+    const std::string candidate = std::string(dir.empty() ? "." : dir) + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     if (colon == std::string_view::npos) break;
     dirs.remove_prefix(colon + 1);
