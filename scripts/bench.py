@@ -590,10 +590,11 @@ def pinned_processes(uri: str, n: int, seconds: float, cores: set[int], passes: 
 
 def core_scaling(uri: str, n: int, seconds: float, repetitions: int) -> dict:
     """Steps/s on 1 core and on 2 (the whole run pinned: client, zygote,
-    workers) of the env pool and, as the reference of what the machine
-    allows, of n separate processes; random episodes over every action and
-    over STEADY_PASSES; alternated, each repetition in fresh processes;
-    medians."""
+    workers) of the env pool, with batch 1 (EnvPool's asynchronous use:
+    recv() returns the first sub-env ready) and half the sub-envs, and, as
+    the reference of what the machine allows, of n separate processes;
+    random episodes over every action and over STEADY_PASSES; alternated,
+    each repetition in fresh processes; medians."""
     available = sorted(os.sched_getaffinity(0))
     if len(available) < 2:
         return {"skipped": "fewer than 2 cores"}
@@ -601,25 +602,26 @@ def core_scaling(uri: str, n: int, seconds: float, repetitions: int) -> dict:
     load_before = os.getloadavg()
     # --quick keeps the harness working at the least cost: one workload.
     workloads = {"every action": None} if repetitions == 1 else {"every action": None, "steady passes": STEADY_PASSES}
-    samples: dict[str, dict[str, list[float]]] = {w: {"pool 1": [], "pool 2": [], "processes 1": [], "processes 2": []}
+    batches = sorted({1, pool_batch(n)})
+    kinds = [f"pool batch {b}" for b in batches] + ["processes"]
+    samples: dict[str, dict[str, list[float]]] = {w: {f"{k} {c}": [] for k in kinds for c in ("1", "2")}
                                                   for w in workloads}
     context = multiprocessing.get_context("spawn")
     for _ in range(repetitions):
         for workload, passes in workloads.items():
             for key, cores in (("1", one), ("2", two)):
-                with context.Pool(1) as pool:
-                    samples[workload][f"pool {key}"].append(
-                        pool.apply(pinned_pool_worker, ((uri, n, pool_batch(n), seconds, cores, passes),)))
+                for batch in batches:
+                    with context.Pool(1) as pool:
+                        samples[workload][f"pool batch {batch} {key}"].append(
+                            pool.apply(pinned_pool_worker, ((uri, n, batch, seconds, cores, passes),)))
                 samples[workload][f"processes {key}"].append(pinned_processes(uri, n, seconds, cores, passes))
     rows = {}
     for workload, values in samples.items():
         median = {key: statistics.median(v) for key, v in values.items()}
-        rows[workload] = {"one_core_steps_per_s": median["pool 1"], "two_cores_steps_per_s": median["pool 2"],
-                          "ratio": median["pool 2"] / median["pool 1"],
-                          "processes_one_core_steps_per_s": median["processes 1"],
-                          "processes_two_cores_steps_per_s": median["processes 2"],
-                          "processes_ratio": median["processes 2"] / median["processes 1"], "samples": values}
-    return {"num_envs": n, "batch_size": pool_batch(n), "rows": rows, "ratio": rows["every action"]["ratio"],
+        rows[workload] = {kind: {"one_core_steps_per_s": median[f"{kind} 1"], "two_cores_steps_per_s": median[f"{kind} 2"],
+                                 "ratio": median[f"{kind} 2"] / median[f"{kind} 1"]} for kind in kinds}
+        rows[workload]["samples"] = values
+    return {"num_envs": n, "batches": batches, "rows": rows, "ratio": rows["every action"]["pool batch 1"]["ratio"],
             "load_before": load_before, "load_after": os.getloadavg()}
 
 
@@ -1121,15 +1123,18 @@ def markdown_throughput(report: dict) -> list[str]:
     scaling = report.get("core_scaling", {})
     if "ratio" in scaling:
         load = lambda l: "/".join(f"{x:.1f}" for x in l)  # noqa: E731
-        out += ["", f"{scaling['num_envs']} sub-envs pinned to 1 core and to 2 (client, zygote and workers), the "
-                f"pool (batch {scaling['batch_size']}) beside {scaling['num_envs']} separate processes, alternated, "
-                f"medians; random episodes over every action, and over {', '.join(STEADY_PASSES)} only:", "",
+        out += ["", f"{scaling['num_envs']} sub-envs pinned to 1 core and to 2 (client, zygote and workers): the "
+                f"pool with batch {' and '.join(str(b) for b in scaling['batches'])} beside {scaling['num_envs']} "
+                f"separate processes, alternated, medians; random episodes over every action, and over "
+                f"{', '.join(STEADY_PASSES)} only:", "",
                 "| workload | | 1 core | 2 cores | 2 cores / 1 core |", "|---|---|---:|---:|---:|"]
         for workload, row in scaling["rows"].items():
-            out.append(f"| {workload} | env pool (target ≥ 1.8) | {row['one_core_steps_per_s']:.0f} | "
-                       f"{row['two_cores_steps_per_s']:.0f} | {row['ratio']:.2f}× |")
-            out.append(f"| {workload} | processes (reference) | {row['processes_one_core_steps_per_s']:.0f} | "
-                       f"{row['processes_two_cores_steps_per_s']:.0f} | {row['processes_ratio']:.2f}× |")
+            for kind, values in row.items():
+                if kind == "samples":
+                    continue
+                label = f"env {kind} (target ≥ 1.8)" if kind.startswith("pool") else f"{kind} (reference)"
+                out.append(f"| {workload} | {label} | {values['one_core_steps_per_s']:.0f} | "
+                           f"{values['two_cores_steps_per_s']:.0f} | {values['ratio']:.2f}× |")
         out += ["", f"Load average before / after: {load(scaling['load_before'])} / {load(scaling['load_after'])}."]
     return out
 
