@@ -21,9 +21,11 @@ Measures (see the README's performance section for what the numbers mean):
   representations
              each program-representation observation (InstCountDict,
              InstCountNorm, InstCountNormDict, AutophaseDict, LexedIr,
-             LexedIrTuple, CpuInfo, BitcodeFile) on the small, medium and
+             LexedIrTuple, CpuInfo, BitcodeFile, Inst2vecPreprocessedText,
+             Inst2vecEmbeddingIndices, Inst2vec) on the small, medium and
              large module through the Python env (computed in the worker,
-             sent, presented in Python), p50/p99; and
+             sent, presented in Python), p50/p99; the inst2vec statements'
+             !UNK share and the data's one-time load; and
              forkgym.compute_observation() (a worker per call) on each
   codegen    ObjectTextSizeBytes (client, in process) per module size beside
              its reference, a `clang-19 -c -x ir` subprocess on the same
@@ -344,7 +346,10 @@ def fork_bench(quick: bool, repetitions: int = 3) -> dict:
 
 
 REPRESENTATIONS = ["InstCountDict", "InstCountNorm", "InstCountNormDict", "AutophaseDict", "LexedIr",
-                   "LexedIrTuple", "CpuInfo", "BitcodeFile"]
+                   "LexedIrTuple", "CpuInfo", "BitcodeFile", "Inst2vecPreprocessedText", "Inst2vecEmbeddingIndices",
+                   "Inst2vec"]
+# Looked up in the inst2vec data (fetched on first use): left out, and said, when it cannot be had.
+INST2VEC_LOOKUPS = ("Inst2vecEmbeddingIndices", "Inst2vec")
 
 
 def representations_bench(quick: bool) -> dict:
@@ -353,18 +358,33 @@ def representations_bench(quick: bool) -> dict:
     parses JSON, builds the dict, writes the file), ms p50/p99; and
     ``compute_observation("Autophase", path)`` on the module's bitcode."""
     import forkgym
+    from forkgym.datasets import inst2vec
 
     report = {}
+    names = list(REPRESENTATIONS)
+    try:  # the data's one-time cost (installed before: read, checked, indexed), apart from the lookups
+        began = time.perf_counter()
+        vocabulary = inst2vec.vocabulary()
+        report["inst2vec_load_ms"] = (time.perf_counter() - began) * 1000
+    except forkgym.DatasetError as e:
+        print(f"bench: no inst2vec data, so no {' and '.join(INST2VEC_LOOKUPS)}: {e}", file=sys.stderr)
+        vocabulary = None
+        names = [n for n in names if n not in INST2VEC_LOOKUPS]
     for size, uri in modules(quick).items():
         laps = 3 if quick else (5 if size == "large" else 20)
         with forkgym.make("llvm-v0", benchmark=uri) as env, tempfile.TemporaryDirectory() as files:
             env.observation.file_directory = files
             env.reset()
             row = {"uri": uri, "instructions": int(env.observation["IrInstructionCount"]), "ms": {}}
-            for name in REPRESENTATIONS:
+            for name in names:
                 samples = [s / 1000 for s in timed(lambda: env.observation[name], laps)]
                 row["ms"][name] = {"p50": statistics.median(samples), "p99": percentile(samples, 0.99)}
             row["lexed_tokens"] = len(env.observation["LexedIrTuple"])
+            statements = env.observation["Inst2vecPreprocessedText"]
+            row["inst2vec_statements"] = len(statements)
+            if vocabulary is not None:
+                unknown = sum(i == vocabulary.unknown for i in vocabulary.encode(statements))
+                row["inst2vec_unknown_share"] = unknown / max(len(statements), 1)
             bitcode = Path(files) / "module.bc"
             env.write_bitcode(bitcode)
             forkgym.compute_observation("Autophase", bitcode)  # the module's first load is not timed
@@ -375,18 +395,27 @@ def representations_bench(quick: bool) -> dict:
 
 
 def markdown_representations(report: dict) -> list[str]:
-    rows = report["representations"]
+    rows = {k: v for k, v in report["representations"].items() if isinstance(v, dict)}
     sizes = list(rows)
     out = ["", "### Program representations (Python env, ms p50 / p99)", "",
            "| observation | " + " | ".join(f"{s} ({rows[s]['instructions']:,} instr.)" for s in sizes) + " |",
            "|---|" + "---:|" * len(sizes)]
     for name in REPRESENTATIONS:
+        if not all(name in rows[s]["ms"] for s in sizes):
+            continue  # no inst2vec data
         out.append(f"| {name} | " + " | ".join(
             f"{rows[s]['ms'][name]['p50']:.2f} / {rows[s]['ms'][name]['p99']:.2f}" for s in sizes) + " |")
     out.append("| compute_observation(Autophase) | " + " | ".join(
         f"{rows[s]['compute_observation_ms']['p50']:.2f} / {rows[s]['compute_observation_ms']['p99']:.2f}"
         for s in sizes) + " |")
     out.append("| (LexedIr tokens) | " + " | ".join(f"{rows[s]['lexed_tokens']:,}" for s in sizes) + " |")
+    out.append("| (inst2vec statements) | " + " | ".join(f"{rows[s]['inst2vec_statements']:,}" for s in sizes) + " |")
+    if all("inst2vec_unknown_share" in rows[s] for s in sizes):
+        out.append("| (of which !UNK) | " + " | ".join(f"{rows[s]['inst2vec_unknown_share']:.1%}" for s in sizes)
+                   + " |")
+    if "inst2vec_load_ms" in report["representations"]:
+        out.append(f"\n(The inst2vec data read, checked and indexed once per process: "
+                   f"{report['representations']['inst2vec_load_ms']:.0f} ms.)")
     return out
 
 

@@ -49,6 +49,11 @@ for _variable, _name in (("FORKGYM_SITE_DATA", "site"), ("FORKGYM_CACHE", "cache
     os.makedirs(os.path.join(_DATASETS, _name), mode=0o755)
     os.environ[_variable] = os.path.join(_DATASETS, _name)
 atexit.register(shutil.rmtree, _DATASETS, ignore_errors=True)
+# The inst2vec data likewise: its wheel is "here", a file that does not exist,
+# so nothing in the run reaches for pip and the package index; the inst2vec
+# tests install synthetic data (inst2vec_fixtures.py) or aim pip at their own
+# loopback index.
+os.environ["FORKGYM_INST2VEC_WHEEL"] = os.path.join(_DATASETS, "no-inst2vec-wheel.whl")
 
 import forkgym  # noqa: E402
 

