@@ -104,3 +104,29 @@ def test_a_dataset_n_out_of_range_and_a_missing_file_are_clear_errors(tmp_path: 
     with pytest.raises(forkgym.BenchmarkNotFound, match="invalid dataset 'x'"):
         cbench_runs.dataset_index({"dataset": ["x"]}, "benchmark://cbench-v1/qsort?dataset=x")
     assert cbench_runs.run_config(tmp_path, "ghostscript", 0, "benchmark://cbench-v1/ghostscript") is None
+
+
+def test_every_observation_space_works_on_an_installed_dataset_program(cbench, tmp_path: Path) -> None:
+    """Every space the env offers, those that build and run the program
+    included, on a program of an installed catalogue dataset (CompilerGym's
+    kind of benchmark), at reset and after a step. The inst2vec lookups read
+    a synthetic vocabulary installed into this test's site directory."""
+    from forkgym.datasets import inst2vec
+    from inst2vec_fixtures import synthetic_wheel
+
+    wheel, sha256 = synthetic_wheel(tmp_path, ["ret i32 <%ID>", "br label <%ID>"])
+    inst2vec.install(wheel, sha256=sha256)
+    cbench.observation.file_directory = tmp_path
+    cbench.reset(benchmark="benchmark://cbench-v1/qsort")
+    rows = {row.name: row for row in cbench.description.observations}
+    # The description says when this machine cannot offer a space (no
+    # hardware instruction counter in a virtual machine without a PMU);
+    # test_validate_semantics checks that error.
+    names = [n for n in cbench.observation.spaces
+             if "on this server: unavailable" not in cbench.observation.spaces[n].description]
+    assert any(rows[cbench.observation.spaces[n].native].needs_run_config for n in names), "no runnable space offered"
+    for actions in ([], [flag(cbench, "-mem2reg")]):
+        values, _, _, truncated, info = cbench.multistep(actions, observation_spaces=names)
+        assert not truncated, info
+        for name, value in zip(names, values):
+            assert value in cbench.observation.spaces[name].space, (actions, name, value)
