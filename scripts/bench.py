@@ -1226,7 +1226,7 @@ def markdown_startup_large(report: dict) -> list[str]:
 
 
 def markdown(report: dict) -> str:
-    out = [f"machine: {report['machine']}", ""]
+    out = [f"machine: {report['machine']}" + ("; --quick run" if report.get("quick") else ""), ""]
     out.append("### Step latency (µs, p50 / p99)")
     out.append("")
     out.append("| module | instructions | action | in-process floor | C++ client | Python | C++ overhead | Python overhead | opt per step | opt / Python |")
@@ -1319,13 +1319,50 @@ def markdown(report: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+README_BEGIN = "<!-- scripts/bench --readme writes from here"
+README_END = "<!-- to here: scripts/bench's tables -->"
+
+
+def update_readme() -> int:
+    """README.md's performance tables are bench-out/bench.md, as the last
+    full run wrote it, between two markers: regenerated, never typed."""
+    report = json.loads((OUT / "bench.json").read_text()) if (OUT / "bench.json").exists() else None
+    if report is None or not (OUT / "bench.md").exists():
+        print("bench: no run to take the tables from; run scripts/bench first", file=sys.stderr)
+        return 2
+    if report.get("quick"):
+        print("bench: the last run was --quick; the README takes a full run's tables", file=sys.stderr)
+        return 2
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        print(f"bench: README.md has no '{README_BEGIN} ... {README_END}' block", file=sys.stderr)
+        return 2
+    load = lambda l: "/".join(f"{x:.1f}" for x in l)  # noqa: E731
+    header = (f"{README_BEGIN} (a full run on {report.get('date', 'an unrecorded date')}, {report['machine']}, "
+              f"{report['seconds'] / 60:.0f} min, load average {load(report.get('load_before', []))} before and "
+              f"{load(report.get('load_after', []))} after) -->\n\n")
+    body = (OUT / "bench.md").read_text().split("\n", 1)[1].lstrip("\n").replace("\n### ", "\n#### ")
+    if body.startswith("### "):
+        body = "#" + body
+    readme.write_text(text[:begin] + header + body.rstrip("\n") + "\n\n" + text[end:])
+    print(f"bench: README.md's performance tables are now {OUT / 'bench.md'}'s", file=sys.stderr)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (< 1 min) to check the harness works")
+    parser.add_argument("--readme", action="store_true",
+                        help="put the last full run's tables (bench-out/bench.md) into README.md's performance "
+                             "section, between its markers, and stop")
     parser.add_argument("--only", choices=["runner", "search", "throughput", "fork", "codegen", "startup",
                                            "statecache", "sb3", "representations"],
                         help="run one section alone and print its table")
     args = parser.parse_args()
+    if args.readme:
+        return update_readme()
     # Every section but the state cache's measures work done, not looked up.
     os.environ["FORKGYM_STATE_CACHE"] = "0"
     if args.only == "statecache":
@@ -1389,7 +1426,8 @@ def main() -> int:
         return 0
     OUT.mkdir(exist_ok=True)
     started = time.perf_counter()
-    report: dict = {"machine": f"{os.cpu_count()} cores, {os.uname().release}", "modules": {}}
+    report: dict = {"machine": f"{os.cpu_count()} cores, {os.uname().release}", "modules": {}, "quick": args.quick,
+                    "date": time.strftime("%Y-%m-%d"), "load_before": os.getloadavg()}
     for size, uri in modules(args.quick).items():
         print(f"bench: {size} module ({uri})", file=sys.stderr)
         entry = {"uri": uri, "runtime": runtime_bench(uri, args.quick, observations=size == "medium")}
@@ -1451,6 +1489,7 @@ def main() -> int:
     print("bench: state cache", file=sys.stderr)
     report["state_cache"] = state_cache_bench(args.quick)
     report["seconds"] = time.perf_counter() - started
+    report["load_after"] = os.getloadavg()
     (OUT / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown(report)
     (OUT / "bench.md").write_text(table)
