@@ -232,6 +232,12 @@ std::string callingConvention(unsigned convention) {
   }
 }
 
+// An inlined struct's text grows with its fields counted through every
+// nesting, which a module can make exponential in the number of types it
+// declares (a struct of two of the previous one, forty deep, size zero).
+// Real ones stay far below this (the vocabulary's largest is ~30 KB).
+constexpr size_t kMaxTypeText = 1 << 20;
+
 // Writes one module's statements in the vocabulary's dialect (typed pointers,
 // structs inlined), before normalisation.
 class StatementWriter {
@@ -247,7 +253,7 @@ class StatementWriter {
     }
   }
 
-  std::vector<std::string> statements() {
+  Result<std::vector<std::string>> statements() {
     std::vector<std::string> statements;
     for (const llvm::GlobalVariable& global : module_.globals()) {
       statements.push_back(finish(printed(global, firstPointee(global))));
@@ -264,6 +270,12 @@ class StatementWriter {
           }
         }
       }
+      if (!tooLarge_.empty()) break;
+    }
+    if (!tooLarge_.empty()) {
+      return makeError(Outcome::InvalidRequest,
+                       "the module's type " + tooLarge_ + " inlined as inst2vec writes structs is more than " +
+                           std::to_string(kMaxTypeText) + " characters: no inst2vec statements for this module");
     }
     return statements;
   }
@@ -313,7 +325,7 @@ class StatementWriter {
   // without a body "opaque"; a pointer "ptr" (see typedPointer()).
   std::string type(llvm::Type* type) {
     if (auto* structType = llvm::dyn_cast<llvm::StructType>(type)) {
-      if (structType->isOpaque()) return "opaque";
+      if (structType->isOpaque() || !tooLarge_.empty()) return "opaque";
       if (structType->hasName()) {
         if (auto cached = inlined_.find(structType); cached != inlined_.end()) return cached->second;
       }
@@ -321,6 +333,10 @@ class StatementWriter {
       for (unsigned i = 0; i < structType->getNumElements(); ++i) {
         body += i == 0 ? " " : ", ";
         body += this->type(structType->getElementType(i));
+        if (body.size() > kMaxTypeText) {
+          if (tooLarge_.empty()) tooLarge_ = structType->hasName() ? structType->getName().str() : "(a literal struct)";
+          return "opaque";
+        }
       }
       body += structType->getNumElements() ? " }" : "}";
       if (structType->isPacked()) body += ">";
@@ -553,6 +569,7 @@ class StatementWriter {
   const Inst2vecPointers pointers_;
   std::unordered_map<std::string, llvm::StructType*> structNames_;
   std::unordered_map<const llvm::StructType*, std::string> inlined_;
+  std::string tooLarge_;  // the first struct whose text passed kMaxTypeText
 };
 
 }  // namespace
@@ -580,7 +597,7 @@ std::string normaliseInst2vecStatement(std::string_view statement) {
   return text;
 }
 
-std::vector<std::string> inst2vecStatements(const llvm::Module& module, Inst2vecPointers pointers) {
+Result<std::vector<std::string>> inst2vecStatements(const llvm::Module& module, Inst2vecPointers pointers) {
   return StatementWriter(module, pointers).statements();
 }
 

@@ -32,6 +32,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
+
 namespace llvm {
 class Module;
 }
@@ -43,9 +45,11 @@ namespace forkgym::passes {
 // gains (forkgym-inst2vec-statements --opaque-pointers).
 enum class Inst2vecPointers { Typed, Opaque };
 
-// The module's statements, normalised (steps 1-3).
-std::vector<std::string> inst2vecStatements(const llvm::Module& module,
-                                            Inst2vecPointers pointers = Inst2vecPointers::Typed);
+// The module's statements, normalised (steps 1-3). InvalidRequest, naming the
+// type, for a module with a struct whose inlined text passes 1 MiB (nesting
+// can make it exponential in the module's size).
+Result<std::vector<std::string>> inst2vecStatements(const llvm::Module& module,
+                                                    Inst2vecPointers pointers = Inst2vecPointers::Typed);
 
 // Step 3 on one statement already in the vocabulary's dialect, e.g.
 // "%5 = load i32, i32* %3, align 4, !tbaa !7" -> "<%ID> = load i32, i32* <%ID>, align 4".

@@ -28,8 +28,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   using forkgym::passes::Inst2vecPointers;
-  llvm::outs() << forkgym::passes::inst2vecStatementsJson(forkgym::passes::inst2vecStatements(
-                      *module, opaque ? Inst2vecPointers::Opaque : Inst2vecPointers::Typed))
-               << "\n";
+  auto statements =
+      forkgym::passes::inst2vecStatements(*module, opaque ? Inst2vecPointers::Opaque : Inst2vecPointers::Typed);
+  if (!statements.ok()) {
+    llvm::errs() << argv[0] << ": " << statements.error().message << "\n";
+    return 1;
+  }
+  llvm::outs() << forkgym::passes::inst2vecStatementsJson(*statements) << "\n";
   return 0;
 }

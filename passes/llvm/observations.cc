@@ -77,7 +77,9 @@ Value lexedIrTuple(LlvmSession& session) {
 }
 
 Value inst2vecPreprocessedText(LlvmSession& session) {
-  return ObservationValue(inst2vecStatementsJson(inst2vecStatements(session.module())));
+  auto statements = inst2vecStatements(session.module());
+  if (!statements.ok()) return statements.takeError();
+  return ObservationValue(inst2vecStatementsJson(*statements));
 }
 
 Value objectTextSizeBytes(LlvmSession& session) {

@@ -109,17 +109,39 @@ TEST(Inst2vec, WritesEachStatementWithTypedPointersWhereTheIrRevealsThem) {
       "<LABEL>: ; preds = <LABEL>, <LABEL>, <LABEL>",
       "ret i32 <%ID>",
   };
-  EXPECT_EQ(inst2vecStatements(*module), expected);
+  auto statements = inst2vecStatements(*module);
+  ASSERT_TRUE(statements.ok()) << statements.error().message;
+  EXPECT_EQ(*statements, expected);
 }
 
 TEST(Inst2vec, OpaquePointersAreLlvmsOwnText) {
   llvm::LLVMContext context;
   auto module = parse(context, kModule);
   ASSERT_TRUE(module);
-  const std::vector<std::string> statements = inst2vecStatements(*module, Inst2vecPointers::Opaque);
+  auto opaque = inst2vecStatements(*module, Inst2vecPointers::Opaque);
+  ASSERT_TRUE(opaque.ok());
+  const std::vector<std::string>& statements = *opaque;
   ASSERT_EQ(statements.size(), 18u);
   EXPECT_EQ(statements[5], "<%ID> = getelementptr inbounds { i32, ptr }, ptr <%ID>, i32 <INT>, i32 <INT>");
   EXPECT_EQ(statements[7], "<%ID> = load i32, ptr <@ID>, align 4");
+}
+
+TEST(Inst2vec, AStructWhoseInlinedTextExplodesIsRefusedByName) {
+  // %t0 = {}, %tN = { %tN-1, %tN-1 }: size zero, 2^40 fields once inlined.
+  std::string text = "%t0 = type {}\n";
+  for (int i = 1; i <= 40; ++i) {
+    text += "%t" + std::to_string(i) + " = type { %t" + std::to_string(i - 1) + ", %t" + std::to_string(i - 1) +
+            " }\n";
+  }
+  text += "define void @f() {\n  %a = alloca %t40, align 1\n  ret void\n}\n";
+  llvm::LLVMContext context;
+  auto module = parse(context, text.c_str());
+  ASSERT_TRUE(module);
+  auto statements = inst2vecStatements(*module);
+  ASSERT_FALSE(statements.ok());
+  EXPECT_EQ(statements.error().outcome, Outcome::InvalidRequest);
+  EXPECT_NE(statements.error().message.find("the module's type t"), std::string::npos) << statements.error().message;
+  EXPECT_NE(statements.error().message.find("more than 1048576 characters"), std::string::npos);
 }
 
 TEST(Inst2vec, StatementsTravelAsAJsonList) {

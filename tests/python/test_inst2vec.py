@@ -114,6 +114,20 @@ def test_preprocessed_text_follows_the_module_through_actions(hand_checked) -> N
                         "ret i32 <%ID>"]
 
 
+def test_a_module_whose_structs_explode_when_inlined_gets_a_clear_error(tmp_path) -> None:
+    """%tN = { %tN-1, %tN-1 }, forty deep: 2^40 fields once inlined. The worker
+    refuses (it used to run out of memory), and the episode goes on."""
+    text = "%t0 = type {}\n" + "".join(f"%t{i} = type {{ %t{i - 1}, %t{i - 1} }}\n" for i in range(1, 41))
+    path = tmp_path / "explode.ll"
+    path.write_text(text + "define void @f() {\n  %a = alloca %t40, align 1\n  ret void\n}\n")
+    with forkgym.make("llvm-v0") as env:
+        env.reset(benchmark=forkgym.make_benchmark(path))
+        with pytest.raises(forkgym.InvalidRequest, match=r"the module's type t\d+ inlined as inst2vec writes structs "
+                                                         r"is more than 1048576 characters"):
+            env.observation["Inst2vecPreprocessedText"]
+        assert env.observation["IrInstructionCount"] == 2
+
+
 # ------------------------------------------------------ lookups, in the client --
 
 
