@@ -33,6 +33,7 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/tuple.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -112,10 +113,15 @@ nb::object toPython(Observation&& value) {
 // the GIL and runs any pending handler (PyErr_CheckSignals, which does
 // nothing outside the main thread). The exception a handler raised is kept
 // until the GIL is held again, then raised from the call.
+//
+// `stop`, when given, also asks to stop: another thread sets it (see
+// PyEnv::interrupt) to end a step waited for on a thread Python delivers no
+// signal to; the step then ends Interrupted with no Python exception.
 class SignalCheck {
  public:
-  SignalCheck() {
-    interruption_.requested = [this] {
+  explicit SignalCheck(const std::atomic<bool>* stop = nullptr) {
+    interruption_.requested = [this, stop] {
+      if (stop && stop->load(std::memory_order_acquire)) return true;
       nb::gil_scoped_acquire acquire;
       if (PyErr_CheckSignals() == 0) return false;
       PyErr_Fetch(&type_, &value_, &traceback_);
@@ -262,6 +268,9 @@ std::shared_ptr<const Description> describe(Connection& connection, const std::s
 // new PyEnv around the returned Env.
 struct PyEnv {
   Env env;
+  // Set by interrupt(), from any thread: the step this env waits for (or
+  // the next one) ends Interrupted, its worker killed, until cleared.
+  std::atomic<bool> interruptRequested{false};
 
   PyEnv(std::shared_ptr<Connection> connection, double stepTimeout, double resetTimeout, uint64_t addressSpaceMb,
         uint32_t cpuSecondsPerStep, std::string backend)
@@ -313,7 +322,7 @@ struct PyEnv {
   PyStepResult step(const std::vector<uint32_t>& actions, const std::vector<std::string>& observations,
                     const std::vector<std::string>& rewards) {
     StepResult result;
-    SignalCheck signals;
+    SignalCheck signals(&interruptRequested);
     {
       nb::gil_scoped_release release;
       result = env.step(actions, observations, rewards, signals.interruption());
@@ -334,7 +343,7 @@ struct PyEnv {
 
   PyStepResult finishStep() {
     StepResult result;
-    SignalCheck signals;
+    SignalCheck signals(&interruptRequested);
     {
       nb::gil_scoped_release release;
       result = env.finishStep(signals.interruption());
@@ -785,6 +794,11 @@ NB_MODULE(_forkgym, m) {
       .def("set_parameter", &PyEnv::setParameter, "key"_a, "value"_a,
            "A backend setting (CompilerGym's send_param): the session's answer.")
       .def("close", &PyEnv::close)
+      .def(
+          "interrupt",
+          [](PyEnv& self, bool on) { self.interruptRequested.store(on, std::memory_order_release); }, "on"_a = true,
+          "From any thread: the step this env waits for (or the next) ends Interrupted, its worker killed, "
+          "until interrupt(False). For steps waited for on threads, where Python delivers no Ctrl-C.")
       .def_prop_ro("alive", [](const PyEnv& self) { return self.env.alive(); })
       .def_prop_ro("worker_pid", [](const PyEnv& self) { return self.env.workerPid(); })
       .def_prop_ro("requests_started", [](const PyEnv& self) { return self.env.requestsStarted(); },

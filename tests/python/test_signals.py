@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 
+import gymnasium as gym
 import pytest
 
 import forkgym
@@ -112,3 +113,43 @@ def test_ctrl_c_during_a_vector_step_ends_the_stepped_episodes_and_records_them(
         vector.reset()
         _, rewards, _, truncated, _ = vector.step([mem2reg, mem2reg])
         assert not truncated.any() and (rewards > 0).all()
+
+
+class _RecordOutcomes(gym.Wrapper):
+    """Records each step's outcome as the sub-env's wrapper sees it."""
+
+    def __init__(self, env: gym.Env, seen: list) -> None:
+        super().__init__(env)
+        self.seen = seen
+
+    def step(self, action):
+        result = self.env.step(action)
+        self.seen.append(result[4].get("outcome"))
+        return result
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
+def test_ctrl_c_during_a_wrapped_vector_step_ends_the_running_steps_at_once() -> None:
+    """With sub-env wrappers each step runs on a thread of its own, where Python
+    delivers no signal: Ctrl-C ends those steps (Outcome.INTERRUPTED, their
+    workers killed) instead of waiting them out. (Were they waited out, the
+    step timeout would end them: TIMED_OUT after 20 s here.)"""
+    seen: list = []
+    with forkgym.make_vec("llvm-ic-v0", num_envs=2, step_timeout=20.0,
+                          wrappers=[lambda e: _RecordOutcomes(e, seen)]) as vector:
+        vector.reset()
+        hang = vector.envs[0].action_space.index("-forkgym-test-hang")
+        mem2reg = vector.envs[0].action_space.index("-mem2reg")
+        sender = _ctrl_c_once_the_worker_is_in_the_step(vector.envs[0]._native)
+        sender.start()
+        with pytest.raises(KeyboardInterrupt):
+            vector.step([hang, hang])
+        sender.join()
+        assert seen == [Outcome.INTERRUPTED, Outcome.INTERRUPTED]
+        assert [e.actions for e in vector.envs] == [[hang], [hang]]
+        assert not any(e.in_episode for e in vector.envs)
+        # The next step resets every sub-env; the one after steps them.
+        vector.step([mem2reg, mem2reg])
+        _, rewards, _, truncated, _ = vector.step([mem2reg, mem2reg])
+        assert not truncated.any() and (rewards > 0).all()
+        assert seen[2:] == [None, None]

@@ -552,9 +552,9 @@ class CompilerVectorEnv(VectorEnv):
 
     Threads: calls are serialised by a lock. Ctrl-C during ``step`` ends every
     sub-episode still waiting (each truncated, with its reproducer in
-    ``infos``) and then raises ``KeyboardInterrupt``; with wrappers it waits
-    for the running steps to end (bounded by ``step_timeout``) and every
-    sub-env is reset on the next step.
+    ``infos``) and then raises ``KeyboardInterrupt``; with wrappers it ends
+    the running steps the same way (their wrappers see each step truncated,
+    ``Outcome.INTERRUPTED``) and every sub-env is reset on the next step.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -700,7 +700,16 @@ class CompilerVectorEnv(VectorEnv):
         try:
             results = [future.result() for future in futures]
         except KeyboardInterrupt:
-            concurrent.futures.wait(futures)
+            # The threads' steps hear no Ctrl-C: end them (each truncated,
+            # Outcome.INTERRUPTED, its worker killed), then wait for them.
+            natives = [env._native for env in self.envs if env._native is not None]
+            for native in natives:
+                native.interrupt()
+            try:
+                concurrent.futures.wait(futures)
+            finally:
+                for native in natives:
+                    native.interrupt(False)
             pool._needs_reset[:] = True
             raise
         return self._gather(results)
