@@ -60,7 +60,9 @@ Result<T> parseReply(const Frame& frame, const char* what, Parse parse) {
 // ValueForm's names as the protocol spells them (an unknown one, from a newer
 // server, by its number: the client then shows the value as it travels).
 std::string valueFormName(proto::ValueForm form) {
-  static constexpr const char* kNames[] = {"plain", "featureDict", "json", "file", "records"};
+  static constexpr const char* kNames[] = {"plain",   "featureDict",  "json",
+                                           "file",    "records",      "programGraph",
+                                           "programGraphNodeLink"};
   const auto index = static_cast<size_t>(form);
   return index < std::size(kNames) ? kNames[index] : "form" + std::to_string(index);
 }

@@ -109,7 +109,8 @@ struct SpaceDescription {
   bool platformDependent = false;
   bool needsRunConfig = false;  // only for benchmarks that run (a run configuration)
   // How a client presents the value: ipc/protocol.capnp's ValueForm by name
-  // ("plain", "featureDict", "json", "file", "records").
+  // ("plain", "featureDict", "json", "file", "records", "programGraph",
+  // "programGraphNodeLink"; the last two: bytes for readProgramGraph()).
   std::string form = "plain";
   bool float32 = false;  // narrow float64 values to float32
   std::string fileSuffix;  // form "file": the file name's suffix

@@ -52,7 +52,8 @@ void fillSpace(proto::SpaceDescription::Builder out, const passes::Space& space)
 static_assert(static_cast<int>(proto::ValueType::INT64_MAP) == static_cast<int>(passes::ValueType::Int64Map));
 static_assert(static_cast<int>(proto::ValueType::BOOLEAN) == static_cast<int>(passes::ValueType::Bool));
 // And its ValueForm passes::ValueForm.
-static_assert(static_cast<int>(proto::ValueForm::RECORDS) == static_cast<int>(passes::ValueForm::Records));
+static_assert(static_cast<int>(proto::ValueForm::PROGRAM_GRAPH_NODE_LINK) ==
+              static_cast<int>(passes::ValueForm::ProgramGraphNodeLink));
 
 }  // namespace
 

@@ -41,7 +41,35 @@ enum ValueForm {
   file @3;           # bytes written to a new file the caller owns; its path
   records @4;        # text holding a JSON list of lists: one record each,
                      # with featureNames as its fields
+  programGraph @5;   # bytes holding one ProgramGraph message (below): a graph
+  programGraphNodeLink @6;  # the same bytes, shown as the graph's node-link
+                            # document (networkx's node_link_data form)
 }
+
+# A program graph (ProGraML: Cummins et al., ICML 2021), the bytes of a value
+# of form programGraph / programGraphNodeLink: one unpacked message of this
+# struct, as capnp::messageToFlatArray writes it. Columns, not records, so
+# that a graph of 100k nodes is a few flat arrays; every text is an index
+# into `strings`, which holds each distinct text once. Node i is entry i of
+# every node column, edge j entry j of every edge column; a reader checks
+# that the columns agree in length and every index is in range.
+struct ProgramGraph {
+  nodeType @0 :List(UInt8);        # 0 instruction, 1 variable, 2 constant
+  nodeText @1 :List(UInt32);       # into strings
+  nodeFullText @2 :List(UInt32);   # into strings, or noFullText
+  nodeFunction @3 :List(UInt32);   # into functionNames (a number, checked
+                                   # by no reader: 0 where none applies)
+  nodeBlock @4 :List(UInt32);
+  edgeFlow @5 :List(UInt8);        # 0 control, 1 data, 2 call
+  edgePosition @6 :List(UInt32);
+  edgeSource @7 :List(UInt32);     # node indices
+  edgeTarget @8 :List(UInt32);
+  strings @9 :List(Text);
+  functionNames @10 :List(Text);
+  moduleName @11 :Text;
+  moduleFeatures @12 :List(KeyValue);  # e.g. llvm_target_triple
+}
+const noFullText :UInt32 = 0xffffffff;  # a node without a full_text feature
 
 struct KeyValue {
   key @0 :Text;

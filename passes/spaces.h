@@ -50,7 +50,7 @@ using ObservationValue = std::variant<int64_t,                  // Int64
 // How a client presents a value (ipc/protocol.capnp's ValueForm, in its
 // order): a table row says it so that every client shows CompilerGym's
 // shapes (a dict, a parsed JSON document, a file) from the description alone.
-enum class ValueForm : uint8_t { Plain, FeatureDict, Json, File, Records };
+enum class ValueForm : uint8_t { Plain, FeatureDict, Json, File, Records, ProgramGraph, ProgramGraphNodeLink };
 
 inline ValueType typeOf(const ObservationValue& value) { return static_cast<ValueType>(value.index()); }
 

@@ -22,7 +22,9 @@ Measures (see the README's performance section for what the numbers mean):
              each program-representation observation (InstCountDict,
              InstCountNorm, InstCountNormDict, AutophaseDict, LexedIr,
              LexedIrTuple, CpuInfo, BitcodeFile, Inst2vecPreprocessedText,
-             Inst2vecEmbeddingIndices, Inst2vec) on the small, medium and
+             Inst2vecEmbeddingIndices, Inst2vec, Programl, ProgramlJson,
+             and Programl's bytes alone: worker and wire without the
+             networkx graph) on the small, medium and
              large module through the Python env (computed in the worker,
              sent, presented in Python), p50/p99; the inst2vec statements'
              !UNK share and the data's one-time load; and
@@ -347,9 +349,12 @@ def fork_bench(quick: bool, repetitions: int = 3) -> dict:
 
 REPRESENTATIONS = ["InstCountDict", "InstCountNorm", "InstCountNormDict", "AutophaseDict", "LexedIr",
                    "LexedIrTuple", "CpuInfo", "BitcodeFile", "Inst2vecPreprocessedText", "Inst2vecEmbeddingIndices",
-                   "Inst2vec"]
+                   "Inst2vec", "Programl", "ProgramlJson"]
 # Looked up in the inst2vec data (fetched on first use): left out, and said, when it cannot be had.
 INST2VEC_LOOKUPS = ("Inst2vecEmbeddingIndices", "Inst2vec")
+# Programl's bytes as the worker sends them, not presented: what building the
+# graph in C++ and the round trip cost, apart from networkx's graph.
+PROGRAML_WIRE = "Programl (bytes, no networkx)"
 
 
 def representations_bench(quick: bool) -> dict:
@@ -379,12 +384,16 @@ def representations_bench(quick: bool) -> dict:
             for name in names:
                 samples = [s / 1000 for s in timed(lambda: env.observation[name], laps)]
                 row["ms"][name] = {"p50": statistics.median(samples), "p99": percentile(samples, 0.99)}
+            samples = [s / 1000 for s in timed(lambda: env._request([], ["Programl"], []), laps)]
+            row["ms"][PROGRAML_WIRE] = {"p50": statistics.median(samples), "p99": percentile(samples, 0.99)}
             row["lexed_tokens"] = len(env.observation["LexedIrTuple"])
             statements = env.observation["Inst2vecPreprocessedText"]
             row["inst2vec_statements"] = len(statements)
             if vocabulary is not None:
                 unknown = sum(i == vocabulary.unknown for i in vocabulary.encode(statements))
                 row["inst2vec_unknown_share"] = unknown / max(len(statements), 1)
+            graph = env.observation["Programl"]
+            row["programl_nodes"], row["programl_edges"] = graph.number_of_nodes(), graph.number_of_edges()
             bitcode = Path(files) / "module.bc"
             env.write_bitcode(bitcode)
             forkgym.compute_observation("Autophase", bitcode)  # the module's first load is not timed
@@ -400,7 +409,7 @@ def markdown_representations(report: dict) -> list[str]:
     out = ["", "### Program representations (Python env, ms p50 / p99)", "",
            "| observation | " + " | ".join(f"{s} ({rows[s]['instructions']:,} instr.)" for s in sizes) + " |",
            "|---|" + "---:|" * len(sizes)]
-    for name in REPRESENTATIONS:
+    for name in REPRESENTATIONS + [PROGRAML_WIRE]:
         if not all(name in rows[s]["ms"] for s in sizes):
             continue  # no inst2vec data
         out.append(f"| {name} | " + " | ".join(
@@ -416,6 +425,8 @@ def markdown_representations(report: dict) -> list[str]:
     if "inst2vec_load_ms" in report["representations"]:
         out.append(f"\n(The inst2vec data read, checked and indexed once per process: "
                    f"{report['representations']['inst2vec_load_ms']:.0f} ms.)")
+    out.append("| (Programl nodes / edges) | " + " | ".join(
+        f"{rows[s]['programl_nodes']:,} / {rows[s]['programl_edges']:,}" for s in sizes) + " |")
     return out
 
 

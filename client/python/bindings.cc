@@ -42,6 +42,7 @@
 
 #include "client/connection.h"
 #include "client/env.h"
+#include "client/program_graph.h"
 #include "base/outcome.h"
 
 namespace nb = nanobind;
@@ -107,6 +108,71 @@ nb::object toPython(Observation&& value) {
         }
       },
       std::move(value));
+}
+
+nb::str pythonText(const std::string& text) {
+  PyObject* str = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "surrogateescape");
+  if (!str) throw nb::python_error();
+  return nb::steal<nb::str>(str);
+}
+
+// A program graph's bytes (form programGraph) as what networkx builds a
+// MultiDiGraph from, with ProGraML's attribute names: ([(i, node attrs)],
+// [(source, target, edge attrs)], graph attrs). Each distinct text becomes
+// one Python str, shared by every node that has it.
+nb::tuple programGraphParts(nb::bytes data) {
+  auto graph = unwrap(readProgramGraph(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.c_str()), data.size())));
+  std::vector<nb::str> strings;
+  strings.reserve(graph.strings.size());
+  for (const std::string& text : graph.strings) strings.push_back(pythonText(text));
+  const nb::str type("type"), text("text"), function("function"), block("block"), features("features"),
+      fullText("full_text"), flow("flow"), position("position");
+  nb::list nodes;
+  for (size_t i = 0; i < graph.nodeCount(); ++i) {
+    nb::dict node;
+    node[type] = nb::int_(graph.nodeType[i]);
+    node[text] = strings[graph.nodeText[i]];
+    node[function] = nb::int_(graph.nodeFunction[i]);
+    node[block] = nb::int_(graph.nodeBlock[i]);
+    if (graph.nodeFullText[i] != ProgramGraphColumns::kNoFullText) {
+      nb::dict nodeFeatures;
+      nb::list full;
+      full.append(strings[graph.nodeFullText[i]]);
+      nodeFeatures[fullText] = full;
+      node[features] = nodeFeatures;
+    }
+    nodes.append(nb::make_tuple(i, node));
+  }
+  nb::list edges;
+  for (size_t j = 0; j < graph.edgeCount(); ++j) {
+    nb::dict edge;
+    edge[flow] = nb::int_(graph.edgeFlow[j]);
+    edge[position] = nb::int_(graph.edgePosition[j]);
+    edges.append(nb::make_tuple(graph.edgeSource[j], graph.edgeTarget[j], edge));
+  }
+  nb::list functions;
+  for (const std::string& name : graph.functionNames) {
+    nb::dict entry;
+    entry["name"] = pythonText(name);
+    entry["module"] = 0;
+    functions.append(entry);
+  }
+  nb::dict moduleFeatures;
+  for (const auto& [key, value] : graph.moduleFeatures) {
+    nb::list values;
+    values.append(pythonText(value));
+    moduleFeatures[pythonText(key)] = values;
+  }
+  nb::dict module;
+  module["name"] = pythonText(graph.moduleName);
+  module["features"] = moduleFeatures;
+  nb::list modules;
+  modules.append(module);
+  nb::dict attributes;
+  attributes["function"] = functions;
+  attributes["module"] = modules;
+  return nb::make_tuple(nodes, edges, attributes);
 }
 
 // Lets a wait in C++ notice Python signal handlers: the check briefly takes
@@ -536,6 +602,10 @@ NB_MODULE(_forkgym, m) {
       },
       "[(Name, value, snake_name, doc, ends_episode), ...] from base/outcome.h.");
 
+  m.def("program_graph_parts", &programGraphParts, "data"_a,
+        "A Programl observation's bytes as ([(i, node attrs)], [(source, target, edge attrs)], graph attrs); "
+        "ProtocolMismatch when the bytes are not a well-formed graph.");
+
   m.def("default_socket_path", &defaultSocketPath,
         "Where forkgym-server listens without --socket: a socket in a directory only this user may use.");
   m.def("default_socket_dir", &defaultSocketDir, "The private directory holding the default socket.");
@@ -600,7 +670,8 @@ NB_MODULE(_forkgym, m) {
       .def_ro("deterministic", &SpaceDescription::deterministic)
       .def_ro("platform_dependent", &SpaceDescription::platformDependent)
       .def_ro("needs_run_config", &SpaceDescription::needsRunConfig)
-      .def_ro("form", &SpaceDescription::form, "The protocol's ValueForm name: plain, featureDict, json, file, records.")
+      .def_ro("form", &SpaceDescription::form, "The protocol's ValueForm name: plain, featureDict, json, file, records, programGraph, "
+           "programGraphNodeLink.")
       .def_ro("float32", &SpaceDescription::float32)
       .def_ro("file_suffix", &SpaceDescription::fileSuffix)
       .def_ro("description", &SpaceDescription::description);

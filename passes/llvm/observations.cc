@@ -16,6 +16,7 @@
 #include "passes/llvm/inst_count.h"
 #include "passes/llvm/lexed_ir.h"
 #include "passes/llvm/object_size.h"
+#include "passes/llvm/programl.h"
 #include "passes/llvm/session.h"
 #include "passes/run_config.h"
 #include "passes/runner.h"
@@ -80,6 +81,12 @@ Value inst2vecPreprocessedText(LlvmSession& session) {
   auto statements = inst2vecStatements(session.module());
   if (!statements.ok()) return statements.takeError();
   return ObservationValue(inst2vecStatementsJson(*statements));
+}
+
+Value programl(LlvmSession& session) {
+  auto graph = buildProgramlGraph(session.module());
+  if (!graph.ok()) return graph.takeError();
+  return ObservationValue(encodeProgramGraph(*graph));
 }
 
 Value objectTextSizeBytes(LlvmSession& session) {
@@ -262,6 +269,21 @@ const std::vector<ObservationRow<LlvmSession>>& rows() {
                        "function header, block label and instruction, structs inlined, pointers typed where the "
                        "IR reveals the pointee, identifiers, immediates and strings normalised"},
        &inst2vecPreprocessedText},
+      // One wire form, two presentations: the client decodes the same bytes.
+      {{.name = "Programl",
+        .type = ValueType::Bytes,
+        .form = ValueForm::ProgramGraph,
+        .description = "the ProGraML program graph (Cummins et al., ICML 2021) as ProGraML builds it: a networkx "
+                       "MultiDiGraph of instruction, variable and constant nodes (type 0/1/2; text, "
+                       "features.full_text, function, block) joined by control, data and call edges (flow "
+                       "0/1/2, position), node 0 the external root"},
+       &programl},
+      {{.name = "ProgramlJson",
+        .type = ValueType::Bytes,
+        .form = ValueForm::ProgramGraphNodeLink,
+        .description = "the Programl graph as its node-link JSON document (networkx's node_link_data: "
+                       "directed, multigraph, graph, nodes, links)"},
+       &programl},
       {count("ObjectTextSizeBytes",
              "Berkeley text bytes (llvm-size) of the object `clang -c -x ir` makes of the module for the host "
              "(-O0 code generation, CompilerGym's definition)",

@@ -51,6 +51,10 @@ TEST(Contract, EveryObservationsFormFitsItsType) {
         EXPECT_EQ(space.type, ValueType::Bytes) << space.name;
         EXPECT_FALSE(space.fileSuffix.empty()) << space.name;
         break;
+      case ValueForm::ProgramGraph:
+      case ValueForm::ProgramGraphNodeLink:
+        EXPECT_EQ(space.type, ValueType::Bytes) << space.name;
+        break;
     }
     if (space.float32) EXPECT_TRUE(space.type == ValueType::Float64List || space.type == ValueType::Float64);
     if (!space.featureNames.empty() && space.type != ValueType::Text) {

@@ -508,10 +508,10 @@ TEST(Session, ObservationsHaveTheirDeclaredTypesAndShapes) {
 TEST(Session, UnknownObservationOrRewardIsInvalidRequest) {
   ParsedBenchmark benchmark = parseForTest(smallProgramUri());
   LlvmSession session(*benchmark.module, benchmark.costs, &benchmark.bitcode);
-  auto observation = session.observe("Programl");
+  auto observation = session.observe("NoSuchObservation");
   ASSERT_FALSE(observation.ok());
   EXPECT_EQ(observation.error().outcome, Outcome::InvalidRequest);
-  EXPECT_NE(observation.error().message.find("Programl"), std::string::npos);
+  EXPECT_NE(observation.error().message.find("NoSuchObservation"), std::string::npos);
   auto reward = session.reward("Runtime");
   ASSERT_FALSE(reward.ok());
   EXPECT_EQ(reward.error().outcome, Outcome::InvalidRequest);

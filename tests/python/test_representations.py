@@ -350,6 +350,17 @@ BENCHMARK_KINDS = {
 }
 
 
+def assert_every_instruction_is_a_node(observed: dict) -> None:
+    """Programl has the root, then one node per instruction (and one per
+    function declaration), whatever the state."""
+    graph = observed["Programl"]
+    assert graph.nodes[0]["text"] == "[external]"
+    instructions = sum(1 for _, data in graph.nodes(data=True)
+                       if data["type"] == 0 and data["text"] != "; undefined function")
+    assert instructions == 1 + observed["IrInstructionCount"]
+    assert len(observed["ProgramlJson"]["nodes"]) == graph.number_of_nodes()
+
+
 def every_space(env: forkgym.LlvmEnv) -> list[str]:
     """Every observation a benchmark without a run configuration has: the
     server's rows and the views the client computes from them (the inst2vec
@@ -384,10 +395,12 @@ def test_every_space_works_on_every_benchmark_kind(kind: str, data_dir, tmp_path
         env.observation.file_directory = tmp_path
         env.reset(benchmark=BENCHMARK_KINDS[kind].format(data=data_dir))
         names = every_space(env)
+        assert {"Programl", "ProgramlJson"} <= set(names)
         values, _, _, truncated, info = env.multistep([], observation_spaces=names)
         assert not truncated, info
         for name, value in zip(names, values):
             assert value in env.observation.spaces[name].space, name
+        assert_every_instruction_is_a_node(dict(zip(names, values)))
 
 
 def test_every_space_after_every_action_on_a_generated_program(tmp_path, inst2vec_data) -> None:
@@ -407,6 +420,7 @@ def test_every_space_after_every_action_on_a_generated_program(tmp_path, inst2ve
                 continue
             for name, value in zip(names, values):
                 assert value in env.observation.spaces[name].space, (env.action_space.names[action], name)
+            assert_every_instruction_is_a_node(dict(zip(names, values)))
             for path in tmp_path.iterdir():
                 path.unlink()
         assert not crashed, crashed

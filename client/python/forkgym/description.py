@@ -67,7 +67,9 @@ class SpaceRow:
     # "featureDict" (a dict keyed by feature_names), "json" (parsed),
     # "file" (written to a file the caller owns, its name ending in
     # file_suffix; the path), "records" (a list of named tuples whose
-    # fields are feature_names).
+    # fields are feature_names), "programGraph" / "programGraphNodeLink"
+    # (bytes holding a program graph, shown as a networkx MultiDiGraph / its
+    # node-link document: forkgym.program_graph).
     form: str = "plain"
     float32: bool = False  # float64 values narrowed to float32 (CompilerGym's dtype)
     file_suffix: str = ""

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
+from forkgym import program_graph
 from forkgym.description import ActionRow, BackendDescription, ReplayCommand, SpaceRow, describe
 from forkgym.errors import InvalidAction, InvalidRequest
 
@@ -698,6 +699,8 @@ class ObservationSpaceSpec:
 
     def default(self) -> Any:
         value = self.default_value
+        if callable(value):  # a fresh value each time (an empty graph)
+            return value()
         return value.copy() if isinstance(value, np.ndarray) else (dict(value) if isinstance(value, dict) else value)
 
     def __str__(self) -> str:
@@ -799,12 +802,24 @@ def _file(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[
     return Sequence(row.name, size_range=(0, 4096), dtype=str), "", _identity, row.file_suffix
 
 
+def _program_graph(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[[Any], Any],
+                   record_type: Any) -> FormResult:
+    return program_graph.ProgramGraphSpace(), program_graph.empty_graph, program_graph.to_networkx, None
+
+
+def _program_graph_node_link(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[[Any], Any],
+                             record_type: Any) -> FormResult:
+    return JsonValue(), program_graph.empty_node_link, program_graph.to_node_link, None
+
+
 VALUE_FORMS: dict[str, Callable[..., FormResult]] = {
     "plain": lambda row, space, default, translate, record_type: (space, default, translate, None),
     "featureDict": _feature_dict,
     "json": _json,
     "records": _records,
     "file": _file,
+    "programGraph": _program_graph,
+    "programGraphNodeLink": _program_graph_node_link,
 }
 
 

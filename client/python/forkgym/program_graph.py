@@ -1,0 +1,95 @@
+"""ProGraML program graphs: the ``Programl`` and ``ProgramlJson`` observations.
+
+The worker builds the graph in C++ (passes/llvm/programl.h says what its
+nodes and edges are) and sends it as compact columns (ipc/protocol.capnp's
+``ProgramGraph``: node and edge tables and a string table, no JSON); the
+extension checks them and this module makes CompilerGym's forms of it:
+
+* ``Programl``: a ``networkx.MultiDiGraph``. Node ``i`` has attributes
+  ``type`` (0 instruction, 1 variable, 2 constant), ``text`` (an opcode name
+  or a type), ``function``, ``block`` and ``features`` (``{"full_text":
+  [text]}``; the root node 0, ``"[external]"``, has none); each edge has
+  ``flow`` (0 control, 1 data, 2 call) and ``position``. The graph's
+  attributes are ``function`` (``[{"name", "module"}]``) and ``module``
+  (``[{"name", "features": {"llvm_target_triple": [..], "llvm_data_layout":
+  [..]}}]``), as ProGraML gave them.
+* ``ProgramlJson``: the same graph as ``networkx.node_link_data`` makes it,
+  with ProGraML's (and networkx < 3.4's) key ``"links"`` for the edges:
+  read it back with ``networkx.node_link_graph(doc, edges="links")``.
+
+networkx is imported on first use, not with forkgym.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from forkgym import _forkgym
+
+#: The key node-link documents keep the edges under (ProGraML's and CompilerGym's).
+NODE_LINK_EDGES = "links"
+
+
+def _bytes(value: Any) -> bytes:
+    return value.tobytes() if isinstance(value, np.ndarray) else bytes(value)
+
+
+def to_networkx(value: Any) -> Any:
+    """A ``Programl`` value (the bytes the worker sent) as a ``networkx.MultiDiGraph``.
+
+    Raises ProtocolMismatch if the bytes are not a well-formed graph."""
+    import networkx as nx
+
+    nodes, edges, attributes = _forkgym.program_graph_parts(_bytes(value))
+    graph = nx.MultiDiGraph(**attributes)
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from(edges)
+    return graph
+
+
+def to_node_link(value: Any) -> dict[str, Any]:
+    """A ``Programl`` value as its node-link document (``ProgramlJson``)."""
+    import networkx as nx
+
+    return nx.node_link_data(to_networkx(value), edges=NODE_LINK_EDGES)
+
+
+def empty_graph() -> Any:
+    """What a truncated step gives for ``Programl``: a graph with no nodes."""
+    import networkx as nx
+
+    return nx.MultiDiGraph()
+
+
+def empty_node_link() -> dict[str, Any]:
+    """What a truncated step gives for ``ProgramlJson``."""
+    return {"directed": True, "multigraph": True, "graph": {}, "nodes": [], NODE_LINK_EDGES: []}
+
+
+class ProgramGraphSpace(spaces.Space):
+    """The space of ``Programl``: any ``networkx.MultiDiGraph`` (CompilerGym's
+    was an opaque ``json://networkx/MultiDiGraph`` sequence)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def contains(self, x: Any) -> bool:
+        import networkx as nx
+
+        return isinstance(x, nx.MultiDiGraph)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> Any:
+        return empty_graph()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProgramGraphSpace)
+
+    def __repr__(self) -> str:
+        return "ProgramGraphSpace()"
