@@ -418,6 +418,8 @@ def markdown_representations(report: dict) -> list[str]:
         f"{rows[s]['compute_observation_ms']['p50']:.2f} / {rows[s]['compute_observation_ms']['p99']:.2f}"
         for s in sizes) + " |")
     out.append("| (LexedIr tokens) | " + " | ".join(f"{rows[s]['lexed_tokens']:,}" for s in sizes) + " |")
+    out.append("| (Programl nodes / edges) | " + " | ".join(
+        f"{rows[s]['programl_nodes']:,} / {rows[s]['programl_edges']:,}" for s in sizes) + " |")
     out.append("| (inst2vec statements) | " + " | ".join(f"{rows[s]['inst2vec_statements']:,}" for s in sizes) + " |")
     if all("inst2vec_unknown_share" in rows[s] for s in sizes):
         out.append("| (of which !UNK) | " + " | ".join(f"{rows[s]['inst2vec_unknown_share']:.1%}" for s in sizes)
@@ -425,8 +427,6 @@ def markdown_representations(report: dict) -> list[str]:
     if "inst2vec_load_ms" in report["representations"]:
         out.append(f"\n(The inst2vec data read, checked and indexed once per process: "
                    f"{report['representations']['inst2vec_load_ms']:.0f} ms.)")
-    out.append("| (Programl nodes / edges) | " + " | ".join(
-        f"{rows[s]['programl_nodes']:,} / {rows[s]['programl_edges']:,}" for s in sizes) + " |")
     return out
 
 
