@@ -152,6 +152,30 @@ def test_programl_offline_and_by_call_is_the_envs_graph(tmp_path, data_dir) -> N
     assert forkgym.compute_observation("ProgramlJson", path) == document
 
 
+def test_the_graph_is_what_networkxs_public_methods_build(env, data_dir) -> None:
+    """to_networkx writes networkx's dicts directly (for speed): the graph
+    must be the one add_nodes_from and add_edges_from make, parallel edges'
+    keys, predecessors and degrees included."""
+    from forkgym import _forkgym
+
+    env.reset(benchmark=f"file://{data_dir}/small.c")
+    raw = env._request([], ["Programl"], []).observations[0]
+    fast = program_graph.to_networkx(raw)
+    nodes, edges, attributes = _forkgym.program_graph_parts(raw.tobytes())
+    public = nx.MultiDiGraph(**attributes)
+    public.add_nodes_from(nodes)
+    public.add_edges_from(edges)
+    assert fast.graph == public.graph
+    assert list(fast.nodes(data=True)) == list(public.nodes(data=True))
+    assert list(fast.edges(keys=True, data=True)) == list(public.edges(keys=True, data=True))
+    assert list(fast.in_edges(keys=True, data=True)) == list(public.in_edges(keys=True, data=True))
+    assert dict(fast.in_degree()) == dict(public.in_degree()) and dict(fast.out_degree()) == dict(public.out_degree())
+    assert any(len(keys) > 1 for _, targets in fast.adjacency() for keys in targets.values()), "parallel edges"
+    assert nx.utils.graphs_equal(fast, public)
+    fast.add_edge(0, 1)  # still an ordinary graph
+    assert fast.number_of_edges(0, 1) == public.number_of_edges(0, 1) + 1
+
+
 def test_malformed_graph_bytes_are_a_protocol_error_not_a_graph() -> None:
     with pytest.raises(forkgym.ProtocolMismatch, match="not a whole number of message words"):
         program_graph.to_networkx(b"abc")
