@@ -163,7 +163,7 @@ def test_the_graph_is_what_networkxs_public_methods_build(env, data_dir) -> None
     fast = program_graph.to_networkx(raw)
     nodes, edges, attributes = _forkgym.program_graph_parts(raw.tobytes())
     public = nx.MultiDiGraph(**attributes)
-    public.add_nodes_from(nodes)
+    public.add_nodes_from(enumerate(nodes))
     public.add_edges_from(edges)
     assert fast.graph == public.graph
     assert list(fast.nodes(data=True)) == list(public.nodes(data=True))

@@ -50,7 +50,7 @@ def to_networkx(value: Any) -> Any:
 
 
 def _fill(graph: Any, nodes: list, edges: list) -> None:
-    """What ``add_nodes_from(nodes)`` then ``add_edges_from(edges)`` make of an
+    """What ``add_nodes_from(enumerate(nodes))`` then ``add_edges_from(edges)`` make of an
     empty MultiDiGraph, written into its dicts (the structure networkx's
     Graph documents for subclasses: ``_node``, ``_succ``, ``_pred``, keyed
     edge dicts) at 2.5x the speed: the attribute dicts are fresh, so nothing
@@ -59,10 +59,9 @@ def _fill(graph: Any, nodes: list, edges: list) -> None:
     result against the public methods', so a networkx that changes its
     structure fails a test, not a user."""
     node_attributes, successors, predecessors = graph._node, graph._succ, graph._pred
-    for node, data in nodes:
-        node_attributes[node] = data
-        successors[node] = {}
-        predecessors[node] = {}
+    node_attributes.update(enumerate(nodes))
+    successors.update({node: {} for node in range(len(nodes))})
+    predecessors.update({node: {} for node in range(len(nodes))})
     for source, target, data in edges:
         out = successors[source]
         keyed = out.get(target)
