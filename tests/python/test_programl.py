@@ -176,6 +176,25 @@ def test_the_graph_is_what_networkxs_public_methods_build(env, data_dir) -> None
     assert fast.number_of_edges(0, 1) == public.number_of_edges(0, 1) + 1
 
 
+def test_building_a_graph_leaves_the_garbage_collector_as_it_found_it(env, data_dir) -> None:
+    import gc
+
+    env.reset(benchmark=f"file://{data_dir}/small.c")
+    raw = env._request([], ["Programl"], []).observations[0]
+    assert gc.isenabled()
+    program_graph.to_node_link(raw)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        program_graph.to_networkx(raw)
+        assert not gc.isenabled()  # the caller's choice stands
+    finally:
+        gc.enable()
+    with pytest.raises(forkgym.ProtocolMismatch):
+        program_graph.to_networkx(b"abc")
+    assert gc.isenabled()  # and after an error
+
+
 def test_malformed_graph_bytes_are_a_protocol_error_not_a_graph() -> None:
     with pytest.raises(forkgym.ProtocolMismatch, match="not a whole number of message words"):
         program_graph.to_networkx(b"abc")
