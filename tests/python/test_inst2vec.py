@@ -15,7 +15,8 @@ import http.server
 import os
 import pickle
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +227,18 @@ def test_a_wheel_with_the_wrong_checksum_is_refused_before_it_is_read(own_site: 
     assert not fetch.is_installed(inst2vec.data_dir())
 
 
+def test_the_command_line_installs_from_a_wheel_and_says_why_it_cannot(own_site: Path) -> None:
+    """`forkgym datasets inst2vec --wheel W` checks W against the real wheel's
+    SHA-256: a synthetic one is refused, with the remedy, and nothing is installed."""
+    wheel, sha256 = synthetic_wheel(own_site / "wheel", KNOWN)
+    run = subprocess.run([sys.executable, "-m", "forkgym", "datasets", "inst2vec", "--wheel", str(wheel)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout
+    assert f"has SHA-256 {sha256}, not the expected {inst2vec.WHEEL_SHA256}" in run.stderr
+    assert "python -m pip download compiler_gym==0.2.5 --no-deps --only-binary=:all: -d DIR" in run.stderr
+    assert not fetch.is_installed(inst2vec.data_dir())
+
+
 def test_offline_without_data_the_error_says_what_failed_and_what_to_do(own_site: Path, hand_checked) -> None:
     """pip's index is a closed loopback port: the env says so when the lookup is
     asked for, before the step runs (the episode is as it was)."""
@@ -293,7 +306,9 @@ REAL_WHEEL = os.environ.get("FORKGYM_TEST_INST2VEC_WHEEL")
 @pytest.mark.skipif(not REAL_WHEEL, reason="the real data: set FORKGYM_TEST_INST2VEC_WHEEL to "
                                            "compiler_gym-0.2.5's wheel (python -m pip download ...)")
 def test_the_real_vocabulary_finds_typed_pointer_statements(own_site: Path, tmp_path: Path) -> None:
-    inst2vec.install(REAL_WHEEL)
+    run = subprocess.run([sys.executable, "-m", "forkgym", "datasets", "inst2vec", "--wheel", REAL_WHEEL],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout == f"inst2vec: installed ({inst2vec.data_dir()})\n", run.stderr
     real = inst2vec.vocabulary()
     assert len(real.statements) == 8565 and real.unknown == 8564 and real.embeddings.shape == (8565, 200)
     module = tmp_path / "m.ll"

@@ -5,6 +5,7 @@
     forkgym datasets uninstall NAME...         remove installed datasets (yours: the registration)
     forkgym datasets add NAME DIRECTORY        register a directory of sources or bitcode as NAME
     forkgym datasets show URI [--ir]           print a benchmark's sources (--ir: its LLVM IR)
+    forkgym datasets inst2vec [--wheel PATH]   install the inst2vec vocabulary and embeddings now
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def configure(datasets: argparse.ArgumentParser) -> None:
     show = actions.add_parser("show", help="print a benchmark's sources")
     show.add_argument("uri", help="e.g. benchmark://cbench-v1/qsort or chstone-v0/aes")
     show.add_argument("--ir", action="store_true", help="print the LLVM IR the server loads instead")
+    inst2vec = actions.add_parser("inst2vec", help="install the inst2vec data (Inst2vecEmbeddingIndices, Inst2vec) "
+                                                   "now rather than on first use")
+    inst2vec.add_argument("--wheel", help="compiler_gym 0.2.5's wheel, fetched elsewhere (default: "
+                                          "$FORKGYM_INST2VEC_WHEEL, the download cache, else pip)")
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -149,5 +154,12 @@ def _show(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _inst2vec(arguments: argparse.Namespace) -> int:
+    from forkgym.datasets import inst2vec
+
+    print(f"inst2vec: installed ({inst2vec.install(arguments.wheel)})")
+    return 0
+
+
 _DATASET_ACTIONS = {None: _list, "list": _list, "install": _install, "uninstall": _uninstall, "add": _add,
-                    "show": _show}
+                    "show": _show, "inst2vec": _inst2vec}
