@@ -50,12 +50,33 @@ for _variable, _name in (("FORKGYM_SITE_DATA", "site"), ("FORKGYM_CACHE", "cache
     os.environ[_variable] = os.path.join(_DATASETS, _name)
 atexit.register(shutil.rmtree, _DATASETS, ignore_errors=True)
 # The inst2vec data likewise: its wheel is "here", a file that does not exist,
-# so nothing in the run reaches for pip and the package index; the inst2vec
-# tests install synthetic data (inst2vec_fixtures.py) or aim pip at their own
-# loopback index.
+# so nothing in the run reaches for pip and the package index (the session
+# fixture inst2vec_data installs synthetic data instead; the inst2vec tests
+# that fetch aim pip at their own loopback index).
 os.environ["FORKGYM_INST2VEC_WHEEL"] = os.path.join(_DATASETS, "no-inst2vec-wheel.whl")
 
 import forkgym  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def inst2vec_data(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The inst2vec data the Inst2vecEmbeddingIndices and Inst2vec lookups
+    need, installed into this run's site directory before any test, so every
+    test that asks for every space has it: the real wheel's if
+    FORKGYM_TEST_INST2VEC_WHEEL names it, else a synthetic wheel's that knows
+    a few statements every program has (inst2vec_fixtures.py). The inst2vec
+    tests that need it absent use site directories of their own."""
+    from forkgym.datasets import inst2vec
+    from inst2vec_fixtures import synthetic_wheel
+
+    real = os.environ.get("FORKGYM_TEST_INST2VEC_WHEEL")
+    if real:
+        inst2vec.install(real)
+        return
+    wheel, sha256 = synthetic_wheel(tmp_path_factory.mktemp("inst2vec"), [
+        "br label <%ID>", "ret i32 <%ID>", "<%ID> = load i32, i32* <%ID>, align 4",
+        "store i32 <%ID>, i32* <%ID>, align 4", "<%ID> = add nsw i32 <%ID>, <%ID>"])
+    inst2vec.install(wheel, sha256=sha256)
 
 
 @pytest.fixture

@@ -371,24 +371,6 @@ def every_space(env: forkgym.LlvmEnv) -> list[str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def inst2vec_data(tmp_path_factory) -> None:
-    """The inst2vec data the lookups need, in this run's site directory: the real
-    wheel's if FORKGYM_TEST_INST2VEC_WHEEL names it, else a synthetic one that
-    knows a few statements every program has (inst2vec_fixtures)."""
-    from forkgym.datasets import inst2vec
-    from inst2vec_fixtures import synthetic_wheel
-
-    real = os.environ.get("FORKGYM_TEST_INST2VEC_WHEEL")
-    if real:
-        inst2vec.install(real)
-        return
-    wheel, sha256 = synthetic_wheel(tmp_path_factory.mktemp("inst2vec"), [
-        "br label <%ID>", "ret i32 <%ID>", "<%ID> = load i32, i32* <%ID>, align 4",
-        "store i32 <%ID>, i32* <%ID>, align 4", "<%ID> = add nsw i32 <%ID>, <%ID>"])
-    inst2vec.install(wheel, sha256=sha256)
-
-
 @pytest.mark.parametrize("kind", sorted(BENCHMARK_KINDS))
 def test_every_space_works_on_every_benchmark_kind(kind: str, data_dir, tmp_path, inst2vec_data) -> None:
     with forkgym.make("llvm-v0") as env:
