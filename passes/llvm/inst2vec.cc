@@ -256,7 +256,7 @@ class StatementWriter {
   Result<std::vector<std::string>> statements() {
     std::vector<std::string> statements;
     for (const llvm::GlobalVariable& global : module_.globals()) {
-      statements.push_back(finish(printed(global, firstPointee(global))));
+      statements.push_back(finish(printed(global, firstPointerType(global))));
     }
     for (const llvm::Function& function : module_) {
       if (function.isDeclaration()) continue;
@@ -366,22 +366,77 @@ class StatementWriter {
     return text;
   }
 
-  // What a pointer value points to, where its definition says: the type an
-  // alloca allocates, a global holds, a function is, a getelementptr indexes.
-  llvm::Type* pointee(const llvm::Value* value) const {
-    if (pointers_ == Inst2vecPointers::Opaque || !value->getType()->isPointerTy()) return nullptr;
-    if (auto* alloca = llvm::dyn_cast<llvm::AllocaInst>(value)) return alloca->getAllocatedType();
-    if (auto* global = llvm::dyn_cast<llvm::GlobalVariable>(value)) return global->getValueType();
-    if (auto* function = llvm::dyn_cast<llvm::Function>(value)) return function->getFunctionType();
-    if (auto* gep = llvm::dyn_cast<llvm::GEPOperator>(value)) return gep->getResultElementType();
-    return nullptr;
+  // What a pointer points to: `base` behind `depth` more pointers (i32**
+  // is {i32, 1}); no base when unknown.
+  struct Pointee {
+    llvm::Type* base = nullptr;
+    unsigned depth = 0;
+    explicit operator bool() const { return base != nullptr; }
+    bool operator==(const Pointee&) const = default;
+  };
+
+  std::string text(Pointee pointee) { return type(pointee.base) + std::string(pointee.depth, '*'); }
+
+  // What a pointer value points to, where the module says: the type an
+  // alloca allocates, a global holds, a function is, a getelementptr indexes;
+  // for a location holding a pointer (an alloca or global of type ptr), what
+  // every pointer stored into it points to, when they agree; for a pointer
+  // loaded from one, that. Cycles (p = *p) and disagreements are unknown.
+  Pointee pointee(const llvm::Value* value) {
+    if (pointers_ == Inst2vecPointers::Opaque || !value->getType()->isPointerTy()) return {};
+    if (auto known = pointees_.find(value); known != pointees_.end()) return known->second;
+    pointees_[value] = {};  // while inferring: a cycle back here is unknown
+    const Pointee found = inferPointee(value);
+    pointees_[value] = found;
+    return found;
+  }
+
+  Pointee inferPointee(const llvm::Value* value) {
+    if (auto* alloca = llvm::dyn_cast<llvm::AllocaInst>(value)) return location(alloca->getAllocatedType(), value);
+    if (auto* global = llvm::dyn_cast<llvm::GlobalVariable>(value)) return location(global->getValueType(), value);
+    if (auto* function = llvm::dyn_cast<llvm::Function>(value)) return {function->getFunctionType(), 0};
+    if (auto* gep = llvm::dyn_cast<llvm::GEPOperator>(value)) {
+      // Arithmetic on a pointer to pointers points where its operand does.
+      if (gep->getSourceElementType()->isPointerTy() && gep->getNumIndices() == 1) {
+        if (const Pointee source = pointee(gep->getPointerOperand()); source.depth > 0) return source;
+      }
+      return {gep->getResultElementType(), 0};
+    }
+    if (auto* load = llvm::dyn_cast<llvm::LoadInst>(value)) {
+      const Pointee from = pointee(load->getPointerOperand());
+      if (from.depth > 0) return {from.base, from.depth - 1};
+    }
+    return {};
+  }
+
+  // A location of type `held` (an alloca's or global's): itself, unless it
+  // holds a pointer, whose pointee the pointers stored into it say.
+  Pointee location(llvm::Type* held, const llvm::Value* location) {
+    if (!held->isPointerTy()) return {held, 0};
+    Pointee stored;
+    auto agrees = [&](const llvm::Value* value) {
+      if (llvm::isa<llvm::ConstantPointerNull>(value) || llvm::isa<llvm::UndefValue>(value)) return true;
+      const Pointee p = pointee(value);
+      if (!p || (stored && !(p == stored))) return false;
+      stored = p;
+      return true;
+    };
+    if (auto* global = llvm::dyn_cast<llvm::GlobalVariable>(location); global && global->hasInitializer()) {
+      if (!agrees(global->getInitializer())) return {held, 0};
+    }
+    for (const llvm::User* user : location->users()) {
+      auto* store = llvm::dyn_cast<llvm::StoreInst>(user);
+      if (store && store->getPointerOperand() == location && !agrees(store->getValueOperand())) return {held, 0};
+    }
+    if (!stored) return {held, 0};
+    return {stored.base, stored.depth + 1};
   }
 
   std::string pointerTo(llvm::Type* pointee) { return type(pointee) + "*"; }
 
-  // A value's type, a pointer typed by its pointee when its definition says.
+  // A value's type, a pointer typed by its pointee where the module says.
   std::string valueType(const llvm::Value* value) {
-    if (llvm::Type* target = pointee(value)) return pointerTo(target);
+    if (const Pointee target = pointee(value)) return text(target) + "*";
     return type(value->getType());
   }
 
@@ -408,23 +463,22 @@ class StatementWriter {
     return instruction.getType()->isVoidTy() ? "" : operand(&instruction) + " = ";
   }
 
-  // The first pointer operand whose pointee is known (for the instructions
-  // whose pointer operands all have one type: phi, select, icmp, ret...).
-  llvm::Type* firstPointee(const llvm::User& user) const {
+  // The first pointer operand's type whose pointee is known (for the
+  // instructions whose pointer operands all have one type: phi, select,
+  // icmp, ret...), "" if none.
+  std::string firstPointerType(const llvm::User& user) {
     for (const llvm::Value* value : user.operand_values()) {
-      if (llvm::Type* target = pointee(value)) return target;
+      if (const Pointee target = pointee(value)) return text(target) + "*";
     }
-    return nullptr;
+    return "";
   }
 
-  // LLVM's own text, named structs inlined, each "ptr" word typed by `pointee`
-  // when given.
-  std::string printed(const llvm::Value& value, llvm::Type* pointee) {
+  // LLVM's own text, each "ptr" word replaced by `typed` when given.
+  std::string printed(const llvm::Value& value, const std::string& typed) {
     std::string text;
     llvm::raw_string_ostream out(text);
     value.print(out, slots_);
-    if (!pointee) return text;
-    const std::string typed = pointerTo(pointee);
+    if (typed.empty()) return text;
     std::string out2;
     for (size_t i = 0; i < text.size();) {
       const bool word = text.compare(i, 3, "ptr") == 0 && (i == 0 || (!isNameChar(text[i - 1]) &&
@@ -486,12 +540,16 @@ class StatementWriter {
   std::string instruction(const llvm::Instruction& instruction) {
     if (pointers_ == Inst2vecPointers::Typed) {
       if (auto* load = llvm::dyn_cast<llvm::LoadInst>(&instruction); load && !load->isAtomic()) {
-        const std::string loaded = type(load->getType());
+        const std::string loaded = valueType(load);
         return result(instruction) + "load " + (load->isVolatile() ? "volatile " : "") + loaded + ", " + loaded +
                "* " + operand(load->getPointerOperand()) + ", align " + std::to_string(load->getAlign().value());
       }
       if (auto* store = llvm::dyn_cast<llvm::StoreInst>(&instruction); store && !store->isAtomic()) {
-        const std::string stored = valueType(store->getValueOperand());
+        // A null pointer stored takes the type the location holds.
+        const Pointee held = pointee(store->getPointerOperand());
+        const std::string stored = pointee(store->getValueOperand()) || !held || held.depth == 0
+                                       ? valueType(store->getValueOperand())
+                                       : text(held);
         return std::string("store ") + (store->isVolatile() ? "volatile " : "") + stored + " " +
                operand(store->getValueOperand()) + ", " + stored + "* " + operand(store->getPointerOperand()) +
                ", align " + std::to_string(store->getAlign().value());
@@ -505,8 +563,12 @@ class StatementWriter {
           text += " nusw";
         }
         if (gep->hasNoUnsignedWrap()) text += " nuw";
-        text += " " + type(gep->getSourceElementType()) + ", " + pointerTo(gep->getSourceElementType()) + " " +
-                operand(gep->getPointerOperand());
+        // An array of pointers indexed: its element type is what it holds.
+        const Pointee source = pointee(gep->getPointerOperand());
+        const std::string element = source.depth > 0 && gep->getSourceElementType()->isPointerTy()
+                                        ? this->text(source)
+                                        : type(gep->getSourceElementType());
+        text += " " + element + ", " + element + "* " + operand(gep->getPointerOperand());
         for (auto index = gep->idx_begin(); index != gep->idx_end(); ++index) text += ", " + typedOperand(*index);
         return text;
       }
@@ -514,7 +576,7 @@ class StatementWriter {
     if (auto* call = llvm::dyn_cast<llvm::CallBase>(&instruction)) {
       if (call->isInlineAsm()) {
         // The paper drops "call void asm" statements; one with a result stays.
-        return call->getType()->isVoidTy() ? "" : printed(instruction, nullptr);
+        return call->getType()->isVoidTy() ? "" : printed(instruction, "");
       }
       if (pointers_ == Inst2vecPointers::Typed && !call->hasOperandBundles() &&
           (llvm::isa<llvm::CallInst>(call) || llvm::isa<llvm::InvokeInst>(call))) {
@@ -523,7 +585,13 @@ class StatementWriter {
     }
     const bool samePointerType = llvm::isa<llvm::PHINode, llvm::SelectInst, llvm::ICmpInst, llvm::ReturnInst,
                                            llvm::PtrToIntInst, llvm::AtomicCmpXchgInst, llvm::FreezeInst>(instruction);
-    return printed(instruction, samePointerType ? firstPointee(instruction) : nullptr);
+    if (auto* alloca = llvm::dyn_cast<llvm::AllocaInst>(&instruction);
+        alloca && alloca->getAllocatedType()->isPointerTy()) {
+      // A location for a pointer: typed by what is stored into it.
+      const Pointee held = pointee(alloca);
+      return printed(instruction, held && held.depth > 0 ? text({held.base, held.depth - 1}) + "*" : "");
+    }
+    return printed(instruction, samePointerType ? firstPointerType(instruction) : "");
   }
 
   std::string call(const llvm::CallBase& call) {
@@ -569,6 +637,7 @@ class StatementWriter {
   const Inst2vecPointers pointers_;
   std::unordered_map<std::string, llvm::StructType*> structNames_;
   std::unordered_map<const llvm::StructType*, std::string> inlined_;
+  std::unordered_map<const llvm::Value*, Pointee> pointees_;
   std::string tooLarge_;  // the first struct whose text passed kMaxTypeText
 };
 

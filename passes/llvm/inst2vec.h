@@ -13,9 +13,12 @@
 //      typed pointers where the IR reveals the pointee: a load's or store's
 //      pointer operand points to the value's type, a getelementptr's to its
 //      source element type; an alloca, global, function or getelementptr
-//      used as an operand points to what it allocates, holds or indexes.
-//      Any other pointer stays "ptr" (LLVM 19 has no pointee types), which
-//      the vocabulary (built on typed-pointer IR) does not know.
+//      used as an operand points to what it allocates, holds or indexes; an
+//      alloca or global holding a pointer holds what every pointer stored
+//      into it points to, when they agree (null says nothing), and a pointer
+//      loaded from it points there. Any other pointer stays "ptr" (LLVM 19
+//      has no pointee types), which the vocabulary (built on typed-pointer
+//      IR) does not know.
 //   3. normaliseInst2vecStatement() applies the paper's rules: trailing
 //      metadata and attribute groups removed, %locals to <%ID>, @globals to
 //      <@ID>, floating-point immediates to <FLOAT>, integer immediates to

@@ -114,6 +114,65 @@ TEST(Inst2vec, WritesEachStatementWithTypedPointersWhereTheIrRevealsThem) {
   EXPECT_EQ(*statements, expected);
 }
 
+// Locations holding pointers: typed by what is stored into them, when every
+// store agrees (null says nothing); loads from them by that.
+constexpr const char* kPointersToPointers = R"(
+@x = global i32 0, align 4
+@px = global ptr @x, align 8
+
+define void @g() {
+  %a = alloca i32, align 4
+  %p = alloca ptr, align 8
+  %pp = alloca ptr, align 8
+  %arr = alloca [2 x ptr], align 16
+  store ptr %a, ptr %p, align 8
+  store ptr %p, ptr %pp, align 8
+  %l = load ptr, ptr %pp, align 8
+  %m = load ptr, ptr %l, align 8
+  store i32 1, ptr %m, align 4
+  store ptr null, ptr %p, align 8
+  %q = load ptr, ptr @px, align 8
+  %e = getelementptr inbounds [2 x ptr], ptr %arr, i64 0, i64 1
+  store ptr %q, ptr %e, align 8
+  %r = alloca ptr, align 8
+  store ptr %a, ptr %r, align 8
+  store ptr %e, ptr %r, align 8
+  ret void
+}
+)";
+
+TEST(Inst2vec, ALocationHoldingPointersIsTypedByWhatIsStoredIntoIt) {
+  llvm::LLVMContext context;
+  auto module = parse(context, kPointersToPointers);
+  ASSERT_TRUE(module);
+  const std::vector<std::string> expected = {
+      "<@ID> = global i32 <INT>, align 4",
+      "<@ID> = global i32* <@ID>, align 8",  // its initializer says
+      "define void <@ID>()",
+      "<%ID> = alloca i32, align 4",
+      "<%ID> = alloca i32*, align 8",   // %p: holds %a
+      "<%ID> = alloca i32**, align 8",  // %pp: holds %p
+      "<%ID> = alloca [2 x ptr], align 16",
+      "store i32* <%ID>, i32** <%ID>, align 8",
+      "store i32** <%ID>, i32*** <%ID>, align 8",
+      "<%ID> = load i32**, i32*** <%ID>, align 8",
+      "<%ID> = load i32*, i32** <%ID>, align 8",
+      "store i32 <INT>, i32* <%ID>, align 4",
+      "store i32* null, i32** <%ID>, align 8",  // null takes the location's type
+      "<%ID> = load i32*, i32** <@ID>, align 8",
+      // An array's element of type ptr: what it holds is not inferred.
+      "<%ID> = getelementptr inbounds [2 x ptr], [2 x ptr]* <%ID>, i64 <INT>, i64 <INT>",
+      "store i32* <%ID>, i32** <%ID>, align 8",  // typed by the value stored
+      "<%ID> = alloca ptr, align 8",             // %r: its two stores disagree
+      "store i32* <%ID>, i32** <%ID>, align 8",
+      "store ptr* <%ID>, ptr** <%ID>, align 8",
+      "ret void",
+  };
+  auto statements = inst2vecStatements(*module);
+  ASSERT_TRUE(statements.ok()) << statements.error().message;
+  EXPECT_EQ(*statements, expected);
+}
+
 TEST(Inst2vec, OpaquePointersAreLlvmsOwnText) {
   llvm::LLVMContext context;
   auto module = parse(context, kModule);
