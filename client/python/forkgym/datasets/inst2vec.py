@@ -302,6 +302,14 @@ _LOADED: dict[Path, Vocabulary] = {}
 _LOADING = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _LOADING
+    _LOADING = threading.Lock()  # a parent's thread may have held it at fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def vocabulary() -> Vocabulary:
     """The vocabulary and table: ``$FORKGYM_INST2VEC_DATA``'s if set, else the
     installed ones, installed first if they are not (see the module). Read once
