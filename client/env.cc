@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "client/process_identity.h"
+#include "client/program_graph.h"
 #include "ipc/protocol.capnp.h"
 #include "base/syscall.h"
 
@@ -123,6 +124,14 @@ std::optional<std::string> shapeMismatch(const StepResult& result, const std::ve
     if (list && length > 0 && got != static_cast<size_t>(length)) {
       return "the worker answered observation '" + space->name + "' with " + std::to_string(got) + " values, not " +
              std::to_string(length);
+    }
+    // A program graph is bytes of the right type whatever they hold: read
+    // here, so a graph with holes ends the episode as any broken reply does.
+    if (space->form == "programGraph" || space->form == "programGraphNodeLink") {
+      const auto& bytes = std::get<std::vector<uint8_t>>(result.observations[i]);
+      if (auto graph = checkProgramGraph(bytes); !graph.ok()) {
+        return "the worker answered observation '" + space->name + "' with " + graph.error().message;
+      }
     }
   }
   return std::nullopt;

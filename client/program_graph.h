@@ -44,4 +44,7 @@ struct ProgramGraphColumns {
 
 Result<ProgramGraphColumns> readProgramGraph(std::span<const uint8_t> bytes);
 
+// The same checks, copying nothing out (the client's check of a step reply).
+Status checkProgramGraph(std::span<const uint8_t> bytes);
+
 }  // namespace forkgym

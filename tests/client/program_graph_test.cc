@@ -6,6 +6,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -63,11 +64,17 @@ void expectRefused(const std::vector<uint8_t>& bytes, const std::string& saying)
   ASSERT_FALSE(read.ok());
   EXPECT_EQ(read.error().outcome, Outcome::ProtocolMismatch);
   EXPECT_NE(read.error().message.find(saying), std::string::npos) << read.error().message;
+  // The check alone (a step reply's) refuses it the same way.
+  auto checked = checkProgramGraph(bytes);
+  ASSERT_FALSE(checked.ok());
+  EXPECT_EQ(checked.error().outcome, Outcome::ProtocolMismatch);
+  EXPECT_EQ(checked.error().message, read.error().message);
 }
 
 TEST(ProgramGraphReader, ReadsEveryColumnBack) {
   auto read = readProgramGraph(graphBytes());
   ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_TRUE(checkProgramGraph(graphBytes()).ok());
   EXPECT_EQ(read->nodeCount(), 3u);
   EXPECT_EQ(read->edgeCount(), 2u);
   EXPECT_EQ(read->nodeType, (std::vector<uint8_t>{0, 0, 1}));
@@ -77,6 +84,41 @@ TEST(ProgramGraphReader, ReadsEveryColumnBack) {
   EXPECT_EQ(read->edgeTarget, (std::vector<uint32_t>{1, 2}));
   EXPECT_EQ(read->functionNames, std::vector<std::string>{"f"});
   EXPECT_EQ(read->moduleName, "m.c");
+}
+
+// Checked and then copied, every column is read twice: a graph far larger
+// than any fixed slack must still be within the reader's traversal limit.
+TEST(ProgramGraphReader, ReadsALargeGraph) {
+  constexpr unsigned kNodes = 20000;
+  const std::vector<uint8_t> bytes = graphBytes([](proto::ProgramGraph::Builder g) {
+    g.initNodeType(kNodes);
+    g.initNodeText(kNodes);
+    auto full = g.initNodeFullText(kNodes);
+    for (unsigned i = 0; i < kNodes; ++i) full.set(i, proto::NO_FULL_TEXT);
+    g.initNodeFunction(kNodes);
+    g.initNodeBlock(kNodes);
+    g.initEdgeFlow(kNodes);
+    g.initEdgePosition(kNodes);
+    auto sources = g.initEdgeSource(kNodes);
+    auto targets = g.initEdgeTarget(kNodes);
+    for (unsigned j = 0; j < kNodes; ++j) {
+      sources.set(j, j);
+      targets.set(j, (j + 1) % kNodes);
+    }
+  });
+  auto read = readProgramGraph(bytes);
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_EQ(read->nodeCount(), kNodes);
+  EXPECT_EQ(read->edgeTarget.back(), 0u);
+}
+
+TEST(ProgramGraphReader, ReadsBytesAtAnyAlignment) {
+  const std::vector<uint8_t> bytes = graphBytes();
+  std::vector<uint8_t> shifted(bytes.size() + 1);
+  std::copy(bytes.begin(), bytes.end(), shifted.begin() + 1);
+  auto read = readProgramGraph(std::span<const uint8_t>(shifted).subspan(1));
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_EQ(read->edgeTarget, (std::vector<uint32_t>{1, 2}));
 }
 
 TEST(ProgramGraphReader, RefusesEdgesToNodesThatDoNotExist) {

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <capnp/message.h>
+#include <capnp/serialize.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -376,6 +377,26 @@ std::vector<Attack> attacks() {
   step("reply-list-of-the-wrong-length", replyWith([](proto::Reply::Builder reply, proto::Step::Reader step) {
          auto values = reply.initStep().initObservations(step.getObservations().size());
          for (auto value : values) value.initInt64List(3);
+       }));
+  // A program graph (Programl) whose last edge joins a node that does not
+  // exist: bytes of the right type, which only reading them shows are a lie.
+  step("reply-program-graph-edge-past-the-nodes",
+       replyWith([](proto::Reply::Builder reply, proto::Step::Reader step) {
+         capnp::MallocMessageBuilder lie;
+         auto graph = lie.initRoot<proto::ProgramGraph>();
+         graph.initNodeType(1);
+         graph.initNodeText(1);
+         graph.initNodeFullText(1);
+         graph.initNodeFunction(1);
+         graph.initNodeBlock(1);
+         graph.initEdgeFlow(1);
+         graph.initEdgePosition(1);
+         graph.initEdgeSource(1);
+         graph.initEdgeTarget(1).set(0, 7);
+         graph.initStrings(1).set(0, "[external]");
+         const kj::Array<capnp::word> words = capnp::messageToFlatArray(lie);
+         auto values = reply.initStep().initObservations(step.getObservations().size());
+         for (auto value : values) value.setBytes(words.asBytes());
        }));
   step("reply-too-many-rewards", replyWith([](proto::Reply::Builder reply, proto::Step::Reader step) {
          capnp::MallocMessageBuilder honest;

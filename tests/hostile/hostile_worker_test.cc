@@ -70,6 +70,7 @@ const Row kRows[] = {
     {"reply-too-few-observations", Op::Step, {PM}, "0 observation(s) for 1 asked"},
     {"reply-observation-of-the-wrong-type", Op::Step, {PM}, "wrong type"},
     {"reply-list-of-the-wrong-length", Op::Step, {PM}, "3 values, not 56", "Autophase"},
+    {"reply-program-graph-edge-past-the-nodes", Op::Step, {PM}, "joins a node that does not exist", "Programl"},
     {"reply-too-many-rewards", Op::Step, {PM}, "reward(s) for"},
     // The region itself: the client reads only lengths from the header and
     // its own copy of the layout; the seals keep the size.

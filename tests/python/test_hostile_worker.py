@@ -75,6 +75,7 @@ ROWS = [
     Row("reply-too-few-observations", STEP, PM, "0 observation(s) for 1 asked"),
     Row("reply-observation-of-the-wrong-type", STEP, PM, "wrong type"),
     Row("reply-list-of-the-wrong-length", STEP, PM, "3 values, not 56", "Autophase"),
+    Row("reply-program-graph-edge-past-the-nodes", STEP, PM, "joins a node that does not exist", "Programl"),
     Row("reply-too-many-rewards", STEP, PM, "reward(s) for"),
     Row("header-scribbled", TWO_STEPS, OK, ""),
     Row("region-shrunk", TWO_STEPS, OK, ""),
