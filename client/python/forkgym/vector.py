@@ -527,6 +527,36 @@ class CompilerEnvPool:
         return self.num_envs
 
 
+class _WrappedRound:
+    """One wrapped vector step's sub-env steps, each on an executor thread.
+    Once cancelled (Ctrl-C), a step that has not started never starts, and
+    cancel_and_wait() returns when those that had started have ended."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._cancelled = False
+
+    def start(self) -> bool:
+        with self._changed:
+            if self._cancelled:
+                return False
+            self._running += 1
+            return True
+
+    def end(self) -> None:
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
+
+    def cancel_and_wait(self, end_running: Callable[[], Any]) -> None:
+        with self._changed:
+            self._cancelled = True
+        end_running()
+        with self._changed:
+            self._changed.wait_for(lambda: self._running == 0)
+
+
 class CompilerVectorEnv(VectorEnv):
     """``num_envs`` episodes of one env id behind gymnasium's ``VectorEnv`` API:
     a :class:`CompilerEnvPool` whose every step waits for all sub-envs.
@@ -669,9 +699,17 @@ class CompilerVectorEnv(VectorEnv):
         pool._steps[i] = 0
         return _Result(i, observation, 0.0, False, False, info)
 
-    def _step_wrapped_one(self, i: int, action: Any) -> _Result:
+    def _step_wrapped_one(self, round_: _WrappedRound, i: int, action: Any) -> _Result | None:
         """Sub-env ``i``'s step through its wrappers (run on a thread of its own),
-        or its reset if it ended last step."""
+        or its reset if it ended last step; None if the round was cancelled first."""
+        if not round_.start():
+            return None
+        try:
+            return self._step_or_reset_wrapped(i, action)
+        finally:
+            round_.end()
+
+    def _step_or_reset_wrapped(self, i: int, action: Any) -> _Result:
         pool = self.pool
         if pool._needs_reset[i]:
             return self._reset_wrapped_one(i, None, None)
@@ -696,17 +734,20 @@ class CompilerVectorEnv(VectorEnv):
         pool._check_started(list(range(self.num_envs)))
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(self.num_envs, thread_name_prefix="forkgym-sub-env")
-        futures = [self._executor.submit(self._step_wrapped_one, i, action) for i, action in enumerate(actions)]
+        round_ = _WrappedRound()
         try:
+            futures = [self._executor.submit(self._step_wrapped_one, round_, i, action)
+                       for i, action in enumerate(actions)]
             results = [future.result() for future in futures]
         except KeyboardInterrupt:
             # The threads' steps hear no Ctrl-C: end them (each truncated,
             # Outcome.INTERRUPTED, its worker killed), then wait for them.
+            # A Ctrl-C may land inside submit(), after the executor queued a
+            # sub-env's step and before its future is ours: the round, not
+            # the futures, knows what runs.
             natives = [env._native for env in self.envs if env._native is not None]
-            for native in natives:
-                native.interrupt()
             try:
-                concurrent.futures.wait(futures)
+                round_.cancel_and_wait(lambda: [native.interrupt() for native in natives])
             finally:
                 for native in natives:
                     native.interrupt(False)
