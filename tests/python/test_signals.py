@@ -66,6 +66,16 @@ def _ctrl_c_once_the_worker_is_in_the_step(native) -> threading.Thread:
     return threading.Thread(target=wait_then_interrupt)
 
 
+def _ctrl_c_during_a_vector_step(vector, actions: list[int]) -> None:
+    """Steps ``vector`` by ``actions`` and sends Ctrl-C once sub-env 0's worker
+    is in its step; the step must raise KeyboardInterrupt."""
+    sender = _ctrl_c_once_the_worker_is_in_the_step(vector.envs[0]._native)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        vector.step(actions)
+    sender.join()
+
+
 @pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_during_a_long_step_raises_keyboard_interrupt_and_ends_the_episode() -> None:
     with forkgym.make("llvm-ic-v0") as env:  # the default step timeout: 300 s
@@ -101,11 +111,7 @@ def test_ctrl_c_during_a_vector_step_ends_the_stepped_episodes_and_records_them(
         vector.reset()
         hang = vector.envs[0].action_space.index("-forkgym-test-hang")
         mem2reg = vector.envs[0].action_space.index("-mem2reg")
-        sender = _ctrl_c_once_the_worker_is_in_the_step(vector.envs[0]._native)
-        sender.start()
-        with pytest.raises(KeyboardInterrupt):
-            vector.step([hang, mem2reg])
-        sender.join()
+        _ctrl_c_during_a_vector_step(vector, [hang, mem2reg])
         assert not vector.envs[0].in_episode and vector.envs[0].actions == [hang]
         # The other sub-env's step completed or was ended; either way its record matches its worker.
         other = vector.envs[1]
@@ -140,11 +146,7 @@ def test_ctrl_c_during_a_wrapped_vector_step_ends_the_running_steps_at_once() ->
         vector.reset()
         hang = vector.envs[0].action_space.index("-forkgym-test-hang")
         mem2reg = vector.envs[0].action_space.index("-mem2reg")
-        sender = _ctrl_c_once_the_worker_is_in_the_step(vector.envs[0]._native)
-        sender.start()
-        with pytest.raises(KeyboardInterrupt):
-            vector.step([hang, hang])
-        sender.join()
+        _ctrl_c_during_a_vector_step(vector, [hang, hang])
         outcomes = {vector.envs.index(env): outcome for env, outcome in seen}
         assert outcomes[0] == Outcome.INTERRUPTED and vector.envs[0].actions == [hang]
         # Sub-env 1's step was ended too, or Ctrl-C came before it was submitted.

@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from forkgym import _forkgym
 
@@ -112,29 +111,3 @@ def empty_graph() -> Any:
 def empty_node_link() -> dict[str, Any]:
     """What a truncated step gives for ``ProgramlJson``."""
     return {"directed": True, "multigraph": True, "graph": {}, "nodes": [], NODE_LINK_EDGES: []}
-
-
-class ProgramGraphSpace(spaces.Space):
-    """The space of ``Programl``: any ``networkx.MultiDiGraph`` (CompilerGym's
-    was an opaque ``json://networkx/MultiDiGraph`` sequence)."""
-
-    def __init__(self, seed: int | None = None) -> None:
-        super().__init__(shape=None, dtype=None, seed=seed)
-
-    @property
-    def is_np_flattenable(self) -> bool:
-        return False
-
-    def contains(self, x: Any) -> bool:
-        import networkx as nx
-
-        return isinstance(x, nx.MultiDiGraph)
-
-    def sample(self, mask: Any = None, probability: Any = None) -> Any:
-        return empty_graph()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ProgramGraphSpace)
-
-    def __repr__(self) -> str:
-        return "ProgramGraphSpace()"

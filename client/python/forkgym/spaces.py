@@ -410,8 +410,10 @@ def _is_of(value: Any, dtype: Any) -> bool:
     return bool(np.issubdtype(type(value), dtype))
 
 
-class JsonValue(spaces.Space):
-    """A parsed JSON document (``CpuInfo``, ``LexedIr``): a ``dict`` or a ``list``."""
+class _OpaqueSpace(spaces.Space):
+    """A space of Python values with no shape or dtype (a document, a list of
+    statements, a graph): gymnasium cannot flatten them. Subclasses say what
+    they contain and sample; equal when of the same class."""
 
     def __init__(self, seed: int | None = None) -> None:
         super().__init__(shape=None, dtype=None, seed=seed)
@@ -420,17 +422,34 @@ class JsonValue(spaces.Space):
     def is_np_flattenable(self) -> bool:
         return False
 
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class JsonValue(_OpaqueSpace):
+    """A parsed JSON document (``CpuInfo``, ``LexedIr``): a ``dict`` or a ``list``."""
+
     def contains(self, x: Any) -> bool:
         return isinstance(x, (dict, list))
 
     def sample(self, mask: Any = None, probability: Any = None) -> dict[str, Any]:
         return {}
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JsonValue)
 
-    def __repr__(self) -> str:
-        return "JsonValue()"
+class ProgramGraphSpace(_OpaqueSpace):
+    """The space of ``Programl``: any ``networkx.MultiDiGraph`` (CompilerGym's
+    was an opaque ``json://networkx/MultiDiGraph`` sequence)."""
+
+    def contains(self, x: Any) -> bool:
+        import networkx as nx
+
+        return isinstance(x, nx.MultiDiGraph)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> Any:
+        return program_graph.empty_graph()
 
 
 class TextSpace(spaces.Text):
@@ -519,28 +538,15 @@ class NumberArray(spaces.Space):
         return f"NumberArray({self.dtype}, low={self.low}, high={self.high}{columns})"
 
 
-class TextList(spaces.Space):
+class TextList(_OpaqueSpace):
     """A ``list`` of ``str`` of any length (``Inst2vecPreprocessedText``: one
     statement each)."""
-
-    def __init__(self, seed: int | None = None) -> None:
-        super().__init__(shape=None, dtype=None, seed=seed)
-
-    @property
-    def is_np_flattenable(self) -> bool:
-        return False
 
     def contains(self, x: Any) -> bool:
         return isinstance(x, list) and all(isinstance(s, str) for s in x)
 
     def sample(self, mask: Any = None, probability: Any = None) -> list[str]:
         return ["".join(self.np_random.choice(list("abcdefgh <>%="), size=8)) for _ in range(3)]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, TextList)
-
-    def __repr__(self) -> str:
-        return "TextList()"
 
 
 class Int64Map(spaces.Space):
@@ -804,7 +810,7 @@ def _file(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[
 
 def _program_graph(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[[Any], Any],
                    record_type: Any) -> FormResult:
-    return program_graph.ProgramGraphSpace(), program_graph.empty_graph, program_graph.to_networkx, None
+    return ProgramGraphSpace(), program_graph.empty_graph, program_graph.to_networkx, None
 
 
 def _program_graph_node_link(row: SpaceRow, space: spaces.Space, default: Any, translate: Callable[[Any], Any],
