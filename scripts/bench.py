@@ -1305,21 +1305,33 @@ def markdown(report: dict) -> str:
     out += markdown_codegen(report)
     out += ["### First step after a reset beside its floor (ms, p50; faults: the worker's minor page faults, median)", "",
             "| module | instructions | action | floor (fresh parse, warm process) | floor, module out of the caches "
-            "| spare warmed up | / floor | faults | --no-spare-warm-up | / floor | faults |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| floor after the same pause | spare warmed up | / floor | / floor after the pause | faults "
+            "| --no-spare-warm-up | / floor | faults |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size, m in report["modules"].items():
         rows = {r["path"]: r for r in m["runtime"]["rows"]}
         for flag, faults in m["runtime"].get("first_step_minor_faults", {}).items():
             floor = rows[f"first step {flag} (floor: fresh parse, warm process)"]["p50_us"]
             cold_floor = rows[f"first step {flag} (floor, module out of the caches)"]["p50_us"]
+            paused_floor = rows[f"first step {flag} (floor after the same pause)"]["p50_us"]
             warm = rows[f"first step {flag} (after reset, spare warmed up)"]["p50_us"]
             cold = rows[f"first step {flag} (after reset, --no-spare-warm-up)"]["p50_us"]
             out.append(f"| {size} | {m['runtime']['instructions']} | {flag} | {floor / 1000:.2f} | {cold_floor / 1000:.2f} | "
-                       f"{warm / 1000:.2f} | {warm / floor:.2f}× | {faults['warm_up']:.0f} | {cold / 1000:.2f} | "
-                       f"{cold / floor:.2f}× | {faults['no_warm_up']:.0f} |")
+                       f"{paused_floor / 1000:.2f} | {warm / 1000:.2f} | {warm / floor:.2f}× | {warm / paused_floor:.2f}× | "
+                       f"{faults['warm_up']:.0f} | {cold / 1000:.2f} | {cold / floor:.2f}× | {faults['no_warm_up']:.0f} |")
         warm_up = next((r for r in m["runtime"]["rows"] if r["path"].startswith("spare warm-up")), None)
         if warm_up:
-            out.append(f"| {size} | | {warm_up['path']} | | | {warm_up['p50_us'] / 1000:.2f} (the spare's own time) | | | | | |")
+            out.append(f"| {size} | | {warm_up['path']} | | | | {warm_up['p50_us'] / 1000:.2f} (the spare's own time) "
+                       "| | | | | | |")
+    walks = [r for m in report["modules"].values() for r in m["runtime"]["rows"] if r["path"].startswith("memory walk")]
+    if walks:
+        # One module's run is enough: the walk does not depend on the module.
+        prefix = "memory walk, no compiler (12 MB, random order): "
+        out += ["", "What the floor after the same pause pays, with no compiler at all: a pointer chase over 62,000 "
+                "nodes of 192 bytes in random order (ms, p50), hot and in the first passes after a 300 ms pause, "
+                "in one process that does nothing else:", "",
+                "| " + " | ".join(r["path"][len(prefix):] for r in walks[:4]) + " |", "|" + "---:|" * 4,
+                "| " + " | ".join(f"{r['p50_us'] / 1000:.2f}" for r in walks[:4]) + " |"]
     out += ["", "### Observations (medium module, cold, µs p50)", "", "| observation | p50 µs |", "|---|---:|"]
     for r in report["modules"]["medium"]["runtime"]["rows"]:
         if r["path"].startswith("observe "):
