@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -37,12 +38,25 @@ Status Doorbell::ring(Ring ring, std::span<const int> fds) const {
   return okStatus();
 }
 
+namespace {
+
+// A thread allowed on one core only (a search thread and the workers it
+// drives share one: cli/strategies.py) would poll on the core its peer
+// needs in order to answer: it sleeps at once instead.
+bool confinedToOneCore() {
+  cpu_set_t cores;
+  CPU_ZERO(&cores);
+  return sched_getaffinity(0, sizeof(cores), &cores) == 0 && CPU_COUNT(&cores) == 1;
+}
+
+}  // namespace
+
 Result<Rung> Doorbell::wait(std::optional<std::chrono::milliseconds> timeout, size_t maxFds,
                             std::chrono::microseconds spin, const Interruption* interruption) const {
   // Waking a process blocked in poll() costs ~100 µs on a virtual machine,
   // far more than a cheap compiler step; a peer that answers within `spin`
   // is caught by polling the socket without blocking instead.
-  if (spin.count() > 0) {
+  if (spin.count() > 0 && !confinedToOneCore()) {
     const auto until = std::chrono::steady_clock::now() + spin;
     for (int round = 0;; ++round) {
       auto rung = receive(maxFds, MSG_DONTWAIT);

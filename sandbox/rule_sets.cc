@@ -39,6 +39,11 @@ constexpr PolicyRow kChannel[] = {
     any("recvfrom", "glibc's recv() is recvfrom() with a null address"),
     any("sendto", "glibc's send() is sendto() with a null address"),
     any("poll", "waits for the doorbell with a timeout and wakes at once when the peer closes"),
+    only("sched_getaffinity", "pid 0 (the calling thread)",
+         "a waiting worker polls its doorbell before it sleeps only if it may run beside its client: "
+         "confined to one core it would hold the core its client needs (ipc/doorbell.cc). Reads nothing "
+         "of another process",
+         when(argIs(kArg0, 0))),
     any("ppoll", "glibc's poll() may be implemented with ppoll"),
     any("close", "releases descriptors it owns (a finished region, a forked episode's spare ends)"),
     any("close_range", "the env.fork() child drops every descriptor but its new channel in one call"),

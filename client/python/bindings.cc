@@ -459,6 +459,42 @@ struct PyEnv {
     return unwrap(std::move(answer));
   }
 
+  // A search's inner step (forkgym.cli.strategies): `action` stepped once in
+  // a fork of this episode, with reward space `reward`. The fork is kept and
+  // returned only when the return it reaches, `before` + its reward, beats
+  // `keepAbove` (or equals it, with `keepTies`); else it is closed here.
+  // Returns the step's result and the kept fork or None (also when the step
+  // ended the fork's episode: a crash or timeout, which the result says).
+  // The GIL is released from the fork to the close, so a search's threads
+  // take it only between candidates, and no Python env is built for a fork
+  // that is not kept. (Python floats are these doubles: the sum and the
+  // comparison are the ones Python would make.)
+  std::pair<PyStepResult, nb::object> tryAction(uint32_t action, const std::string& reward, double before,
+                                                double keepAbove, bool keepTies) {
+    Result<Env> copy = makeError(Outcome::SessionClosed, "not forked");
+    StepResult result;
+    bool keep = false;
+    SignalCheck signals(&interruptRequested);
+    {
+      nb::gil_scoped_release release;
+      copy = env.fork();
+      if (copy) {
+        const uint32_t actions[] = {action};
+        const std::string rewards[] = {reward};
+        result = copy->step(actions, {}, rewards, signals.interruption());
+        if (result.ok() && !result.rewards.empty()) {
+          const double reached = before + result.rewards[0];
+          keep = reached > keepAbove || (keepTies && reached == keepAbove);
+        }
+        if (!keep) copy->close();
+      }
+    }
+    auto forked = std::make_unique<PyEnv>(unwrap(std::move(copy)));
+    signals.raiseIfRaised(&result.reproducer);
+    PyStepResult converted = convert(std::move(result));
+    return {std::move(converted), keep ? nb::cast(std::move(forked)) : nb::none()};
+  }
+
   std::unique_ptr<PyEnv> fork() {
     Result<Env> copy = makeError(Outcome::SessionClosed, "not forked");
     {
@@ -877,6 +913,9 @@ NB_MODULE(_forkgym, m) {
            "rewards"_a = std::vector<std::string>{})
       .def("finish_step", &PyEnv::finishStep)
       .def("fork", &PyEnv::fork)
+      .def("try_action", &PyEnv::tryAction, "action"_a, "reward"_a, "before"_a, "keep_above"_a, "keep_ties"_a,
+           "Steps `action` once in a fork of this episode (reward space `reward`), the GIL released "
+           "throughout: (step result, the fork if before + its reward beats keep_above, else None).")
       .def("peek", &PyEnv::peek, "actions"_a, "reward"_a,
            "What stepping each action alone would return for a reward space, where the state cache knows: "
            "(reward, action_had_no_effect) or None per action. Changes nothing.")

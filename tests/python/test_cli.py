@@ -251,13 +251,93 @@ def test_random_and_beam_search_generated_programs_reproducibly(capsys) -> None:
     assert r["reward"] >= greedy["reward"] - 1e-9, "a beam of 2 keeps greedy's choice among its own"
 
 
-def test_a_crashing_or_hanging_candidate_is_counted_with_its_reproducer_never_dropped() -> None:
+def test_trying_an_action_rewards_as_a_step_of_a_fork_and_keeps_only_a_fork_that_beats_the_bar() -> None:
+    import forkgym
+
+    with forkgym.make("llvm-v0", reward_space="IrInstructionCountOz") as env:
+        env.reset(benchmark="benchmark://forkgym-v0/crc32")
+        mem2reg, dce = env.action_space.index("-mem2reg"), env.action_space.index("-dce")
+        stepped = env.fork()
+        _, expected, _, _, _ = stepped.step(mem2reg)
+        stepped.close()
+        reward, ended, fork = env._try_action(mem2reg)  # no bar given: nothing is kept
+        assert reward == expected and ended is None and fork is None
+        # Kept only above the bar: before + reward > keep_above, or equal with keep_ties.
+        assert env._try_action(mem2reg, 1.0, 1.0 + expected)[2] is None
+        assert env._try_action(mem2reg, 1.0, 1.0 + expected, keep_ties=True)[2] is not None  # closed when collected
+        reward, _, fork = env._try_action(mem2reg, 0.0, expected - 1e-6)
+        kept = env._adopt_tried(fork, mem2reg, reward)
+        try:
+            assert kept.actions == env.actions + [mem2reg] and kept.episode_reward == env.episode_reward + reward
+            assert kept.observation["IrSha1"] != env.observation["IrSha1"]
+            assert kept.step(dce)[4]["action_had_no_effect"] is not None, "the kept fork is a live episode"
+        finally:
+            kept.close()
+        # A fork that is not kept is closed at once: far more tries than the
+        # episode's process limit (32) allows live forks.
+        assert all(env._try_action(dce)[0] is not None for _ in range(80))
+        assert env.actions == [] and env.episode_reward == 0.0, "the episode tried from is unchanged"
+
+
+def test_a_crashing_try_says_what_a_step_would_and_the_episode_goes_on() -> None:
+    import forkgym
+
+    with forkgym.make("llvm-v0", reward_space="IrInstructionCountOz") as env:
+        env.reset(benchmark="benchmark://forkgym-v0/crc32")
+        reward, ended, fork = env._try_action(env.action_space.index("-forkgym-test-segfault"), 0.0, -math.inf, True)
+        assert reward is None and fork is None
+        assert ended["outcome"].name == "CRASHED" and "opt" in ended["reproducer"].commandline
+        assert env._try_action(env.action_space.index("-mem2reg"))[0] > 0
+        with pytest.raises(ValueError, match="reward space"):
+            forkgym.make("llvm-v0", benchmark="benchmark://forkgym-v0/crc32")._try_action(0)
+
+
+def test_a_search_thread_and_the_forks_it_steps_keep_to_one_core_for_a_round_and_give_it_back() -> None:
+    import threading
+
+    import forkgym
+    from forkgym.cli.strategies import _SharedCore, _cores_for
+
+    allowed = os.sched_getaffinity(0)
+    assert _cores_for(1) == [] and _cores_for(len(allowed) + 1) == []
+    if len(allowed) > 1:
+        assert sorted(_cores_for(2)) == sorted(set(_cores_for(2))) and set(_cores_for(2)) <= allowed
+    core = max(allowed)
+    seen: dict[str, object] = {}
+    with forkgym.make("llvm-v0", reward_space="IrInstructionCountOz") as env:
+        env.reset(benchmark="benchmark://forkgym-v0/crc32")
+        base = env.fork()
+
+        def round_on_a_core() -> None:
+            with _SharedCore([core], 0, base) as shared:
+                seen["thread"] = os.sched_getaffinity(0)
+                seen["base"] = os.sched_getaffinity(base.worker_pid)
+                reward, _, fork = base._try_action(env.action_space.index("-mem2reg"), 0.0, -math.inf, True)
+                kept = base._adopt_tried(fork, env.action_space.index("-mem2reg"), reward)
+                seen["fork"] = os.sched_getaffinity(kept.worker_pid)
+                shared.release(kept)
+                seen["released"] = os.sched_getaffinity(kept.worker_pid)
+                seen["reward"] = kept.step(env.action_space.index("-dce"))[1] is not None  # a pinned worker steps
+                kept.close()
+            seen["after"] = os.sched_getaffinity(0)
+
+        thread = threading.Thread(target=round_on_a_core)
+        thread.start()
+        thread.join()
+        base.close()
+    assert seen["thread"] == seen["base"] == seen["fork"] == {core}
+    assert seen["released"] == seen["after"] == allowed and seen["reward"]
+    assert os.sched_getaffinity(0) == allowed, "only the round's thread was pinned"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_crashing_or_hanging_candidate_is_counted_with_its_reproducer_never_dropped(jobs) -> None:
     class WithFaults(Searcher):
         def candidates(self, env):
             return super().candidates(env)[:5] + [env.action_space.index("-forkgym-test-segfault"),
                                                    env.action_space.index("-forkgym-test-hang")]
 
-    with WithFaults(SearchConfig(strategy="greedy", steps=1, step_timeout=1.0, jobs=2)) as searcher:
+    with WithFaults(SearchConfig(strategy="greedy", steps=1, step_timeout=1.0, jobs=jobs)) as searcher:
         result = searcher.search("benchmark://forkgym-v0/crc32")
     outcomes = sorted(f.outcome for f in result.failures)
     assert outcomes == ["crashed", "timed_out"]

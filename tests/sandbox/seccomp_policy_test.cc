@@ -138,6 +138,13 @@ const ArgumentCase kArgumentCases[] = {
        const rlimit none{0, 0};
        syscall(SYS_setrlimit, RLIMIT_NOFILE, &none);
      }},
+    // A worker reads its own cores (to know whether to poll); another
+    // process's are none of its business.
+    {"AnotherProcessCores", "sched_getaffinity",
+     [] {
+       cpu_set_t cores;
+       sched_getaffinity(1, sizeof(cores), &cores);
+     }},
     {"StatByPath", "newfstatat",
      [] {
        struct stat st {};
@@ -237,6 +244,8 @@ TEST(Sandbox, AllowedWorkStillRuns) {
     rlimit cpu{};
     CHILD_CHECK(getrlimit(RLIMIT_CPU, &cpu) == 0 && cpu.rlim_cur >= 60 && cpu.rlim_cur != RLIM_INFINITY);
     CHILD_CHECK(sched_yield() == 0);
+    cpu_set_t cores;
+    CHILD_CHECK(sched_getaffinity(0, sizeof(cores), &cores) == 0 && CPU_COUNT(&cores) >= 1);
 
     // env.fork(): a sibling whose parent is the test process (the zygote's
     // role), watched through the pidfd clone returns (pidfd_open and wait4

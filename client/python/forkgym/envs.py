@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
 import threading
-import weakref
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -679,6 +679,22 @@ class CompilerEnv(gym.Env):
         return StepPlan(checked, native_actions, obs_specs, reward_specs, native_obs, native_rewards,
                         default_reward, explicit_obs, explicit_rewards)
 
+    @staticmethod
+    def _ended_info(result: Any) -> dict[str, Any]:
+        """step()'s info for a step that ended the episode."""
+        return {
+            "action_had_no_effect": True,
+            "outcome": from_value(result.outcome),
+            "error_details": result.message,
+            "signal": result.signal,
+            "reproducer": result.reproducer,
+            # A crash's stack as the worker's crash reporter recorded it
+            # ((module, offset, exact) per frame, innermost first) and its
+            # symbolised signature (forkgym.crash_stack), "" without one.
+            "stack": [tuple(frame) for frame in result.stack],
+            "stack_signature": crash_stack.signature(result.stack) if result.stack else "",
+        }
+
     def _complete_step(self, plan: StepPlan, result: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         truncated = False
         if result.ok:
@@ -702,18 +718,7 @@ class CompilerEnv(gym.Env):
             rewards = [spec.reward_on_error(self.episode_reward) for spec in plan.reward_specs]
             if self._reward_spec is not None:
                 self.episode_reward += self._reward_spec.reward_on_error(self.episode_reward)
-            info = {
-                "action_had_no_effect": True,
-                "outcome": from_value(result.outcome),
-                "error_details": result.message,
-                "signal": result.signal,
-                "reproducer": result.reproducer,
-                # A crash's stack as the worker's crash reporter recorded it
-                # ((module, offset, exact) per frame, innermost first) and its
-                # symbolised signature (forkgym.crash_stack), "" without one.
-                "stack": [tuple(frame) for frame in result.stack],
-                "stack_signature": crash_stack.signature(result.stack) if result.stack else "",
-            }
+            info = self._ended_info(result)
         else:
             raise from_outcome(result.outcome, result.message, result.signal)
 
@@ -741,7 +746,10 @@ class CompilerEnv(gym.Env):
         if self._native is None:
             self.reset()
         native = self._require_episode()
-        copy_native = native.fork()
+        return self._adopt_fork(native.fork())
+
+    def _adopt_fork(self, copy_native: Any) -> CompilerEnv:
+        """The env of ``copy_native``, a fork of this episode's worker."""
         # The copy shares this env's spaces: nothing is described or built.
         other = object.__new__(type(self))
         other._setup(self._server, self._backend, self._limits, self._init_kwargs, self._spaces, self.render_mode,
@@ -756,6 +764,36 @@ class CompilerEnv(gym.Env):
         other.episode_reward = self.episode_reward
         other._episode_start = self._episode_start
         other.spec = self.spec
+        return other
+
+    @_serialised
+    def _try_action(self, action: int, before: float = 0.0, keep_above: float = math.inf,
+                    keep_ties: bool = False) -> tuple[float | None, dict[str, Any] | None, Any]:
+        """A search's inner step (forkgym.cli.strategies): ``action`` stepped once in
+        a fork of this episode, in this env's reward space, without building an
+        env for the fork: (reward, ended, fork). The fork is kept, as a native
+        handle for :meth:`_adopt_tried`, only if ``before`` + the reward beats
+        ``keep_above`` (or ties it, with ``keep_ties``); else it is closed at
+        once. When the fork's episode ended (a crash, a timeout) the reward is
+        None and ``ended`` is the info :meth:`step` would have returned."""
+        if self._reward_spec is None:
+            raise ValueError("trying an action needs a reward space; make the env with reward_space=...")
+        checked = self.action_space.check(action)
+        if checked in self.action_space.unavailable:
+            raise ValueError(f"action {checked} is unavailable on this build")
+        native = self._require_episode()
+        result, fork = native.try_action(checked, self._reward_spec.name, before, keep_above, keep_ties)
+        if result.ok:
+            return float(result.rewards[0]), None, fork
+        if not ends_episode(result.outcome):
+            raise from_outcome(result.outcome, result.message, result.signal)
+        return None, self._ended_info(result), None
+
+    def _adopt_tried(self, fork: Any, action: int, reward: float) -> CompilerEnv:
+        """The env of a fork :meth:`_try_action` returned: this episode one step on."""
+        other = self._adopt_fork(fork)
+        other._actions.append(self.action_space.check(action))
+        other.episode_reward += reward
         return other
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CompilerEnv:

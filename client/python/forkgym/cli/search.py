@@ -65,6 +65,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, default=1,
                         help="benchmarks searched at once, and forks evaluated at once inside each search "
                              "(default 1)")
+    parser.add_argument("--no-share-cores", dest="share_cores", action="store_false",
+                        help="with --jobs N inside a search, do not keep each of its N threads and the forks it "
+                             "steps to a core of their own (by default they are, on N of this process's "
+                             "allowed cores: run searches at once on one machine each under its own taskset, "
+                             "or with this flag)")
     parser.add_argument("--sample", type=int, metavar="N", help="N benchmarks drawn from each dataset given")
     parser.add_argument("--seed", type=int, default=0, help="for --sample and the random strategy (default 0)")
     parser.add_argument("--no-prune", dest="prune", action="store_false",
@@ -128,7 +133,8 @@ def config_from(arguments: argparse.Namespace, jobs_inside: int) -> SearchConfig
     return SearchConfig(
         strategy=strategy, reward=arguments.reward, steps=arguments.steps, episodes=arguments.episodes,
         beam_width=arguments.beam_width, time_budget=arguments.time_budget, step_timeout=arguments.step_timeout,
-        jobs=jobs_inside, seed=arguments.seed, prune=arguments.prune,
+        jobs=jobs_inside, share_cores=getattr(arguments, "share_cores", True), seed=arguments.seed,
+        prune=arguments.prune,
         check_opt=getattr(arguments, "check_opt", False),
         policy=load_policy(arguments.policy) if arguments.policy else None)
 

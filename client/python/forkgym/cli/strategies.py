@@ -94,6 +94,7 @@ class SearchConfig:
     time_budget: float | None = None  # seconds per benchmark
     step_timeout: float = 60.0
     jobs: int = 1
+    share_cores: bool = True  # jobs > 1: each thread and the forks it steps keep to a core of their own
     seed: int = 0
     prune: bool = True
     check_opt: bool = False  # replay each result's command line with the server's opt: same IR hash?
@@ -167,6 +168,63 @@ def load_policy(text: str) -> Callable[[Any], Any]:
     return policy
 
 
+def _cores_for(jobs: int) -> list[int]:
+    """The cores the ``jobs`` threads of a round take one each (see _SharedCore):
+    this process's allowed cores, when ``jobs`` > 1 and there are that many,
+    starting from one this process's id picks (so searches started together on
+    a large machine spread); else none: nothing is pinned."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 < jobs <= len(allowed):
+        return []
+    start = os.getpid() % len(allowed)
+    return [allowed[(start + k) % len(allowed)] for k in range(jobs)]
+
+
+class _SharedCore:
+    """For one round, a search thread and the worker it forks candidates from (so
+    every candidate too: a fork keeps its parent's cores) keep to one core, a
+    different one per thread. A candidate is a chain of requests and replies
+    between the thread and a worker: on one core each hand-over is a switch,
+    across cores it wakes the other core (tens of µs on a virtual machine), and
+    with every core busy those wake-ups are time no thread works. Neither side
+    polls while it waits on one core (ipc/doorbell.cc), and the thread holds
+    the GIL only between candidates (CompilerEnv._try_action). Only where it
+    runs changes, never what: where the system refuses (another user's
+    worker), the round runs unpinned."""
+
+    def __init__(self, cores: list[int], share: int, base: Any) -> None:
+        self._core = cores[share % len(cores)] if cores else None
+        self._base = base
+        self._before: set[int] | None = None
+
+    def __enter__(self) -> _SharedCore:
+        if self._core is None:
+            return self
+        try:
+            before = os.sched_getaffinity(0)
+            os.sched_setaffinity(self._base.worker_pid, {self._core})
+            os.sched_setaffinity(0, {self._core})  # pid 0: this thread only
+            self._before = before
+        except OSError:
+            pass
+        return self
+
+    def release(self, env: Any) -> None:
+        """Gives ``env``, a fork made on this core, the cores the thread had before:
+        a fork kept past the round (the round's best, then a checkpoint) would
+        otherwise bind every later fork of it (pruning's trials) to this core."""
+        if self._before is not None:
+            try:
+                os.sched_setaffinity(env.worker_pid, self._before)
+            except OSError:
+                pass
+
+    def __exit__(self, *args: object) -> None:
+        if self._before is not None:
+            os.sched_setaffinity(0, self._before)
+            self._before = None
+
+
 class _Deadline:
     def __init__(self, budget: float | None) -> None:
         self.end = time.monotonic() + budget if budget else math.inf
@@ -194,6 +252,7 @@ class Searcher:
         # instead of finishing their share of the round.
         self._stopping = threading.Event()
         self._seconds: dict[int, float] = {}  # action -> how long its last candidate step took
+        self._cores = _cores_for(config.jobs) if config.share_cores else []
 
     def close(self) -> None:
         self._stopping.set()
@@ -239,18 +298,24 @@ class Searcher:
         (recorded in ``result.failures`` unless the step was ``cancelled``: its worker
         killed on purpose, see _Trial)."""
         _, reward, _, truncated, info = env.multistep(list(actions))
+        if truncated and cancelled is not None and cancelled.is_set():
+            with self._lock:
+                result.steps += 1
+            return None
+        self._count_step(result, info if truncated else None)
+        return None if truncated else float(reward)
+
+    def _count_step(self, result: SearchResult, ended: dict[str, Any] | None) -> None:
+        """One more step in ``result``; ``ended``: the info of a step that ended its
+        episode (a crash, a timeout), kept as a failure with its reproducer."""
         with self._lock:
             result.steps += 1
-            if truncated and cancelled is not None and cancelled.is_set():
-                return None
-            if truncated:
-                outcome = info.get("outcome")
-                reproducer = info.get("reproducer")
+            if ended is not None:
+                outcome = ended.get("outcome")
+                reproducer = ended.get("reproducer")
                 result.failures.append(Failure(getattr(outcome, "name", str(outcome)).lower(),
-                                               str(info.get("error_details", "")),
+                                               str(ended.get("error_details", "")),
                                                getattr(reproducer, "commandline", "") or str(reproducer or "")))
-                return None
-        return float(reward)
 
     def _evaluate(self, env: Any, prefix_reward: float, actions: Sequence[int], result: SearchResult,
                   keep_best: bool = False) -> tuple[list[float | None], dict[int, Any]]:
@@ -274,24 +339,27 @@ class Searcher:
         def rank(i: int) -> tuple[float, int]:  # the order greedy picks by: return, then the lowest index
             return (rewards[i] if rewards[i] is not None else -math.inf, -i)
 
-        def candidate(base: Any, i: int, held: int | None) -> int | None:
-            """Steps candidate i from ``base``; the index whose fork this thread holds now."""
+        def candidate(base: Any, i: int, held: int | None, core: _SharedCore | None = None) -> int | None:
+            """Steps candidate i from ``base``; the index whose fork this thread holds now.
+            Its fork is kept (and an env built for it) only if it ranks above the held one."""
             started = time.perf_counter()
-            child = base.fork()
-            keep = False
-            try:
-                r = self._step(child, [actions[i]], result)
-                rewards[i] = None if r is None else prefix_reward + r
-                keep = keep_best and r is not None and (held is None or rank(i) > rank(held))
-            finally:
-                if not keep:
-                    child.close()
+            if not keep_best:
+                bar, ties = math.inf, False
+            elif held is None:
+                bar, ties = -math.inf, True
+            else:  # rank(): the higher return, then the lower index
+                bar, ties = rewards[held], i < held
+            r, ended, fork = base._try_action(actions[i], prefix_reward, bar, ties)
+            self._count_step(result, ended)
+            rewards[i] = None if r is None else prefix_reward + r
             self._seconds[actions[i]] = time.perf_counter() - started
-            if not keep:
+            if fork is None:
                 return held
             if held is not None:
                 kept.pop(held).close()
-            kept[i] = child
+            kept[i] = base._adopt_tried(fork, actions[i], r)
+            if core is not None:
+                core.release(kept[i])  # it may outlive the round (a checkpoint)
             return i
 
         if self._pool is None:
@@ -311,14 +379,15 @@ class Searcher:
             with taking:
                 return next(indices, None)
 
-        def run(_: int) -> None:
+        def run(share: int) -> None:
             base = env.fork()  # this thread's copy: forks below queue on no other thread's lock
             held = None
             try:
-                while (i := next_index()) is not None:
-                    if self._stopping.is_set():
-                        return
-                    held = candidate(base, i, held)
+                with _SharedCore(self._cores, share, base) as core:
+                    while (i := next_index()) is not None:
+                        if self._stopping.is_set():
+                            return
+                        held = candidate(base, i, held, core)
             finally:
                 base.close()
 
