@@ -7,12 +7,14 @@ wall time, and every failed step (a crash or timeout of a candidate is
 counted and kept with its reproducer, never dropped silently).
 
 Candidates are evaluated on copy-on-write forks of the episode
-(``env.fork()``). With ``jobs`` > 1, a pool of threads evaluates them: the
-work is in the forked worker processes, and client envs release the GIL while
-a step is awaited, so threads overlap steps as well as processes would,
-without a zygote and a replay of the episode per process. Each thread forks
-its own copy of the current state once per round and forks candidates from
-that copy, so the threads never queue on one env's lock. The choice among
+(``env.fork()``; greedy and beam step each in native code that holds no GIL
+from the fork to its close, CompilerEnv._try_action). With ``jobs`` > 1, a
+pool of threads evaluates them: the work is in the forked worker processes,
+so threads overlap steps as well as processes would, without a zygote and a
+replay of the episode per process. Each thread forks its own copy of the
+current state once per round and forks candidates from that copy, so the
+threads never queue on one env's lock, and keeps to a core of its own with
+its copy and candidates for the round (_SharedCore). The choice among
 candidates depends only on their rewards (ties: the lowest action index, the
 earliest episode), never on which thread finished first, so a search gives
 the same result with any ``jobs``.
