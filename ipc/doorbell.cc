@@ -56,11 +56,14 @@ Result<Rung> Doorbell::wait(std::optional<std::chrono::milliseconds> timeout, si
   // Waking a process blocked in poll() costs ~100 µs on a virtual machine,
   // far more than a cheap compiler step; a peer that answers within `spin`
   // is caught by polling the socket without blocking instead.
-  if (spin.count() > 0 && !confinedToOneCore()) {
+  if (spin.count() > 0) {
     const auto until = std::chrono::steady_clock::now() + spin;
     for (int round = 0;; ++round) {
       auto rung = receive(maxFds, MSG_DONTWAIT);
       if (rung || rung.error().outcome != Outcome::TimedOut) return rung;
+      // Asked only once the peer has not answered yet (a quick reply costs
+      // no system call): polling on the core the peer needs only delays it.
+      if (round == 0 && confinedToOneCore()) break;
       if ((round & 15) == 15 && std::chrono::steady_clock::now() >= until) break;
     }
   }

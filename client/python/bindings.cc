@@ -489,10 +489,10 @@ struct PyEnv {
         if (!keep) copy->close();
       }
     }
-    auto forked = std::make_unique<PyEnv>(unwrap(std::move(copy)));
+    Env forked = unwrap(std::move(copy));
     signals.raiseIfRaised(&result.reproducer);
     PyStepResult converted = convert(std::move(result));
-    return {std::move(converted), keep ? nb::cast(std::move(forked)) : nb::none()};
+    return {std::move(converted), keep ? nb::cast(std::make_unique<PyEnv>(std::move(forked))) : nb::none()};
   }
 
   std::unique_ptr<PyEnv> fork() {

@@ -36,6 +36,9 @@
 //                      LlvmSession in this warm process
 //   spare warm-up      what the warm-up costs a spare (in a fork of this process)
 //
+// runtime_bench --memory-walk prints what this machine does to memory after
+// a pause, with no compiler: a pointer chase's median µs hot and in its
+// first three passes after 300 ms idle (see memoryWalkAfterPause).
 // runtime_bench --eager-baselines URI prints the milliseconds computing every
 // baseline of URI's benchmark takes in process (what a load used to include).
 #include <spawn.h>
@@ -53,6 +56,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
@@ -225,6 +229,15 @@ int main(int argc, char** argv) {
   std::string jsonPath;
   std::string benchmark = "file://" FORKGYM_TEST_DATA "/crc32.c";
   std::vector<std::string> actionFlags = {"-dce"};
+  if (argc == 2 && std::string(argv[1]) == "--memory-walk") {
+    // Medians (µs) of the walk hot and in its 1st, 2nd and 3rd pass after
+    // the pause a worker waits before its first step.
+    for (auto& samples : memoryWalkAfterPause(std::chrono::milliseconds(300), 7)) {
+      std::printf("%.1f ", summarise("", std::move(samples)).p50);
+    }
+    std::printf("\n");
+    return 0;
+  }
   if (argc == 3 && std::string(argv[1]) == "--eager-baselines") {
     forkgym::passes::initializeLlvm();
     auto loaded = forkgym::passes::loadBenchmark(argv[2]);
@@ -335,42 +348,29 @@ int main(int argc, char** argv) {
         const long long after = minorFaults(on.workerPid());
         if (before >= 0 && after >= 0) faults.push_back(static_cast<double>(after - before));
       };
+      // The action once on a freshly parsed copy in this process, timed after `before`.
+      auto freshFirstStep = [&](const std::function<void()>& before, std::vector<double>& times) {
+        auto fresh = forkgym::passes::parseTrustedBitcode(*loaded);
+        if (!fresh) die(fresh.error().message);
+        forkgym::passes::LlvmSession freshSession(*fresh->module, fresh->costs);
+        before();
+        const auto start = Clock::now();
+        if (!freshSession.applyActions(one)) die("in-process first " + flag + " failed");
+        times.push_back(microseconds(Clock::now() - start));
+      };
       firstStep(warmEnv, warm, warmFaults);  // each server's first reset forks on demand: not a sample
       firstStep(coldEnv, cold, coldFaults);
       warm.clear(), cold.clear(), warmFaults.clear(), coldFaults.clear();
       for (int i = 0; i < (quick ? 2 : 11); ++i) {
-        auto fresh = forkgym::passes::parseTrustedBitcode(*loaded);
-        if (!fresh) die(fresh.error().message);
-        {
-          forkgym::passes::LlvmSession freshSession(*fresh->module, fresh->costs);
-          const auto start = Clock::now();
-          if (!freshSession.applyActions(one)) die("in-process first " + flag + " failed");
-          floor.push_back(microseconds(Clock::now() - start));
-        }
+        freshFirstStep([] {}, floor);
         // The same with the module out of the CPU's caches, as a worker's is
         // after its client's episode: a fresh parse wrote all of it just now.
-        auto again = forkgym::passes::parseTrustedBitcode(*loaded);
-        if (!again) die(again.error().message);
-        {
-          forkgym::passes::LlvmSession freshSession(*again->module, again->costs);
-          evictCaches();
-          const auto start = Clock::now();
-          if (!freshSession.applyActions(one)) die("in-process first " + flag + " failed");
-          coldFloor.push_back(microseconds(Clock::now() - start));
-        }
+        freshFirstStep(evictCaches, coldFloor);
         // The same after the pause a worker waits before its first step: on
         // a virtual machine, memory a core last touched before it idled is
         // slow again for a few passes over it (see the README), in any
         // process; this floor pays that too.
-        auto paused = forkgym::passes::parseTrustedBitcode(*loaded);
-        if (!paused) die(paused.error().message);
-        {
-          forkgym::passes::LlvmSession freshSession(*paused->module, paused->costs);
-          std::this_thread::sleep_for(pause);
-          const auto start = Clock::now();
-          if (!freshSession.applyActions(one)) die("in-process first " + flag + " failed");
-          pausedFloor.push_back(microseconds(Clock::now() - start));
-        }
+        freshFirstStep([&] { std::this_thread::sleep_for(pause); }, pausedFloor);
         firstStep(warmEnv, warm, warmFaults);
         firstStep(coldEnv, cold, coldFaults);
       }
@@ -411,14 +411,6 @@ int main(int argc, char** argv) {
     warmUpPages = static_cast<size_t>(in[1]);
   }
   rows.push_back(summarise("spare warm-up (" + std::to_string(warmUpPages) + " module pages)", std::move(warmUp)));
-  if (!quick) {
-    auto walks = memoryWalkAfterPause(std::chrono::milliseconds(300), 7);
-    const char* names[] = {"hot", "1st pass after the same pause", "2nd pass", "3rd pass"};
-    for (int i = 0; i < 4; ++i) {
-      rows.push_back(summarise(std::string("memory walk, no compiler (12 MB, random order): ") + names[i],
-                               std::move(walks[i])));
-    }
-  }
   rows.push_back(measure("fork", resets, [&] {
     auto copy = env.fork();
     if (!copy) die("fork failed: " + copy.error().message);

@@ -778,11 +778,10 @@ class CompilerEnv(gym.Env):
         None and ``ended`` is the info :meth:`step` would have returned."""
         if self._reward_spec is None:
             raise ValueError("trying an action needs a reward space; make the env with reward_space=...")
-        checked = self.action_space.check(action)
-        if checked in self.action_space.unavailable:
-            raise ValueError(f"action {checked} is unavailable on this build")
         native = self._require_episode()
-        result, fork = native.try_action(checked, self._reward_spec.name, before, keep_above, keep_ties)
+        # An unavailable action: the worker's InvalidRequest (with its reason) is raised below.
+        result, fork = native.try_action(self.action_space.check(action), self._reward_spec.name, before, keep_above,
+                                         keep_ties)
         if result.ok:
             return float(result.rewards[0]), None, fork
         if not ends_episode(result.outcome):

@@ -300,11 +300,8 @@ class Searcher:
         (recorded in ``result.failures`` unless the step was ``cancelled``: its worker
         killed on purpose, see _Trial)."""
         _, reward, _, truncated, info = env.multistep(list(actions))
-        if truncated and cancelled is not None and cancelled.is_set():
-            with self._lock:
-                result.steps += 1
-            return None
-        self._count_step(result, info if truncated else None)
+        called_off = cancelled is not None and cancelled.is_set()
+        self._count_step(result, info if truncated and not called_off else None)
         return None if truncated else float(reward)
 
     def _count_step(self, result: SearchResult, ended: dict[str, Any] | None) -> None:
