@@ -42,9 +42,10 @@ namespace forkgym::sandbox {
 // Limits only go down: a value above the current hard limit is clamped to it.
 //
 // Defaults are sized for 64 concurrent episodes on a 2-core, 24 GB machine
-// (README, "Threat model"): a worker starts at ~260 MB of address space
-// (libLLVM's mappings, the sparse 64 MB region) and ~15-30 MB resident, so
-// 2 GiB leaves ~1.7 GiB for a pass — far above what benchmark-sized modules
+// (README, "Threat model"): a worker starts at ~130 MB of address space
+// (its code, LLVM linked in, and the sparse 64 MB region; ~420 MB with the
+// state cache's read-only mapping) and ~15-30 MB resident, so 2 GiB leaves
+// over 1.6 GiB for a pass — far above what benchmark-sized modules
 // need — while a runaway pass is stopped at under 2 GiB resident instead of
 // 8; it takes ~11 simultaneous runaways, not 3, to fill 24 GB. Niceness keeps
 // the machine's own processes (and the zygote) ahead of 64 busy workers.

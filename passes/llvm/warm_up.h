@@ -18,7 +18,7 @@
 // has no MADV_POPULATE_WRITE, and this does nothing). The compiler's code is
 // left alone: fork(2) does not copy page-table entries of file mappings, but
 // their faults map 16 pages each from the page cache and copy nothing —
-// populating all of libLLVM took 5 ms per spare to save ~0.3 ms.
+// populating all of LLVM's code took 5 ms per spare to save ~0.3 ms.
 #pragma once
 
 #include <cstddef>

@@ -98,18 +98,18 @@ def test_a_missing_tool_is_a_warning_at_import_naming_it_and_the_install_command
 def test_a_missing_library_fails_the_import_naming_it_and_the_install_command() -> None:
     from forkgym import system
 
-    gone = {"libLLVM.so.19.1", "libseccomp.so.2"}
+    gone = {"libkj-0.9.2.so", "libcpuinfo.so.0"}
     with pytest.raises(ImportError) as raised:
         system.check_at_import(seems_found=lambda soname: soname not in gone, loader_misses=lambda: gone)
     message = str(raised.value)
-    assert "libLLVM.so.19.1 (Debian package libllvm19)" in message
-    assert "libseccomp.so.2 (Debian package libseccomp2)" in message
-    assert "apt-get install libllvm19 libseccomp2" in message
+    assert "libkj-0.9.2.so (Debian package libcapnp-0.9.2)" in message
+    assert "libcpuinfo.so.0 (Debian package libcpuinfo0)" in message
+    assert "apt-get install libcapnp-0.9.2 libcpuinfo0" in message
     # The loader has the last word: a library the cache lookup missed but the
     # loader finds (a path the lookup does not know) never blocks the import.
     system.check_at_import(seems_found=lambda soname: soname not in gone, loader_misses=set)
     # And where the loader cannot be asked, the lookup decides.
-    with pytest.raises(ImportError, match="libllvm19"):
+    with pytest.raises(ImportError, match="libcpuinfo0"):
         system.check_at_import(seems_found=lambda soname: soname not in gone, loader_misses=lambda: None)
 
 
@@ -117,7 +117,7 @@ def test_python_m_forkgym_system_lists_every_requirement() -> None:
     completed = subprocess.run([sys.executable, "-m", "forkgym.system"], capture_output=True, text=True,
                                timeout=TIMEOUT_S)
     assert completed.returncode == 0, completed.stdout
-    for name in ("libLLVM.so.19.1", "csmith", "clang-19", "llvm-stress"):
+    for name in ("libcapnp-0.9.2.so", "csmith", "clang-19", "llvm-stress"):
         assert name in completed.stdout
 
 

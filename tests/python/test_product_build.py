@@ -57,3 +57,15 @@ def test_client_and_both_servers_agree_on_the_action_table(installed_server: str
     product = _forkgym.Connection.spawn(server_path=installed_server)
     test = _forkgym.Connection.spawn(server_path=str(TEST_SERVER))
     assert product.server.action_table_hash == test.server.action_table_hash != 0
+
+
+def test_the_installed_server_names_llvm_s_functions_in_a_crash_stack(installed_server: str) -> None:
+    # LLVM is linked into the server (cmake/static_libraries.cmake), so only
+    # the server's own symbol table names LLVM's frames: the installed copy
+    # must keep it (its debug information may go). LLVM 19's -scalarizer
+    # dereferences a null pointer on this llvm-stress program.
+    with forkgym.make("llvm-v0", server=forkgym.ServerOptions(server_path=installed_server)) as env:
+        env.reset(benchmark="generator://llvm-stress-v0/3")
+        _, _, _, truncated, info = env.step(env.action_space.index("-scalarizer"))
+    assert truncated and info["signal"] == 11, info
+    assert "llvm::ScalarizerPass::run" in info["stack_signature"], info["stack_signature"]

@@ -53,15 +53,13 @@ class Requirement:
     kind: str  # "library" (loaded by the extension or server), "program" (on PATH), "path" (absolute)
 
 
+# LLVM, libseccomp, libelf and libnettle are linked into the server
+# (cmake/static_libraries.cmake): nothing to install for them.
 LIBRARIES = (
     Requirement("libcapnp-0.9.2.so", "libcapnp-0.9.2", "the extension and the server (messages)", "library"),
     Requirement("libkj-0.9.2.so", "libcapnp-0.9.2", "the extension and the server (messages)", "library"),
-    Requirement("libLLVM.so.19.1", "libllvm19", "the server (LLVM 19's passes)", "library"),
-    Requirement("libseccomp.so.2", "libseccomp2", "the server (sandboxes)", "library"),
     Requirement("libspdlog.so.1.10", "libspdlog1.10", "the server (logging)", "library"),
     Requirement("libfmt.so.9", "libfmt9", "the server (logging)", "library"),
-    Requirement("libelf.so.1", "libelf1", "the server (crash stacks)", "library"),
-    Requirement("libnettle.so.8", "libnettle8", "the server (content hashes)", "library"),
     Requirement("libcpuinfo.so.0", "libcpuinfo0", "the server (the CpuInfo observation)", "library"),
 )
 
