@@ -136,6 +136,12 @@ def test_fuzz_on_a_c_torture_program_validates_semantics_of_its_successful_runs(
     # behaved differently from the unoptimised one.
     assert counts.get("semantics_checked", 0) == counts.get("ok", 0) > 0, counts
     assert "miscompile" not in counts, summary["buckets"]
+    # The report's outcome table counts each execution once; the sampled
+    # checks are a line of their own.
+    report = (state_dir / "report.md").read_text()
+    table = report[report.index("| outcome | executions |"):].split("\n\n")[0].splitlines()[2:]
+    assert sum(int(row.split("|")[2].replace(",", "")) for row in table) == 6, report
+    assert f"semantic validation {counts['semantics_checked']}" in report, report
 
 
 def test_fuzz_with_two_jobs_counts_every_execution_once(shared_tmp_path, capsys):

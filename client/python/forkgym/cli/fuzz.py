@@ -452,9 +452,14 @@ def write_report(state: FuzzState, plot: bool | None) -> tuple[Path, Path | None
              f"{state.execs:,} executions in {state.elapsed:,.1f} s ({rate:.1f}/s); {len(state.buckets)} buckets; "
              f"corpus of {len(state.corpus)} sequences; seed {state.options.get('seed')}.", "",
              "| outcome | executions |", "|---|---:|"]
-    # ok, each failure kind, benchmark_error; semantics_checked and
-    # determinism_checked count the sampled checks of successful runs.
-    lines += [f"| {kind} | {count:,} |" for kind, count in sorted(state.counts.items())]
+    # ok, each failure kind, benchmark_error: one per execution. The sampled
+    # checks of runs that succeeded are counted apart, so the table sums to
+    # the executions.
+    checks = {"semantics_checked": "semantic validation", "determinism_checked": "the cross-process check"}
+    lines += [f"| {kind} | {count:,} |" for kind, count in sorted(state.counts.items()) if kind not in checks]
+    sampled = [f"{label} {state.counts[kind]:,}" for kind, label in checks.items() if state.counts.get(kind)]
+    if sampled:
+        lines += ["", f"Sampled checks of runs that succeeded (counted above by their outcome): {', '.join(sampled)}."]
     lines += ["", "## Buckets", "", "| # | kind | signature | hits | found at (exec, s) | reduced passes | opt reproduces | artifact |",
               "|---:|---|---|---:|---|---|---|---|"]
     for b in sorted(state.buckets.values(), key=lambda b: b.id):
