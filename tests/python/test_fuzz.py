@@ -68,6 +68,24 @@ def test_fuzz_refinds_the_scalarizer_crash_buckets_its_repeats_and_reduces_it(sh
     assert len(list((state_dir / "buckets").iterdir())) == len(again["buckets"])
 
 
+def test_resuming_with_another_server_build_warns_that_signatures_may_differ(shared_tmp_path, capsys):
+    state_dir = shared_tmp_path / "fz"
+    assert _fuzz(state_dir, "--execs", "1", "--no-reduce") == 0
+    meta = json.loads((state_dir / "fuzz.json").read_text())
+    assert meta["server"] == fuzz.server_identity() and len(meta["server"]["sha256"]) == 64
+    capsys.readouterr()
+    assert _fuzz(state_dir, "--execs", "2", "--no-reduce") == 0  # the same server: nothing to say
+    assert "signed differently" not in capsys.readouterr().err
+    meta["server"] = {"path": "/opt/old/forkgym-server", "sha256": "0" * 64}
+    (state_dir / "fuzz.json").write_text(json.dumps(meta))
+    assert _fuzz(state_dir, "--execs", "3", "--no-reduce") == 0
+    err = capsys.readouterr().err
+    assert "another forkgym-server (/opt/old/forkgym-server, sha256 000000000000)" in err, err
+    assert "start a new --state-dir" in err
+    # The buckets' server is kept: every resume with another build says so.
+    assert json.loads((state_dir / "fuzz.json").read_text())["server"]["path"] == "/opt/old/forkgym-server"
+
+
 def test_fuzz_flags_nondeterminism_across_processes(shared_tmp_path):
     # The sampled cross-process check on a sequence known to differ
     # (test_cross_process.py): -sroa -newgvn on csmith program 2.

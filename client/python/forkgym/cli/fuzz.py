@@ -20,8 +20,10 @@ passes, outcome, log, the versioned ``opt`` command line that reproduces it;
 passes, then ``llvm-reduce`` of the IR unless ``--no-reduce-ir``).
 
 Everything lives in the state directory, so ``fuzz`` resumes where it
-stopped: ``fuzz.json`` (seed, executions, time), ``corpus.jsonl``,
-``buckets.json``, ``timeline.csv`` and ``buckets/``. Execution *i* draws from
+stopped: ``fuzz.json`` (seed, executions, time, and the server whose
+symbols signed its buckets: resuming with another build warns, since the
+same crash may be signed differently), ``corpus.jsonl``, ``buckets.json``,
+``timeline.csv`` and ``buckets/``. Execution *i* draws from
 a generator seeded by (``--seed``, *i*), so with ``--jobs 1`` a run is
 reproducible, resumed or not. ``report.md`` (and ``buckets.png``, with the
 ``forkgym[plots]`` extra) summarise the run when it ends.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import random
@@ -54,6 +57,35 @@ EPILOG = """examples:
 
 DEFAULT_DATASETS = ("generator://llvm-stress-v0", "generator://csmith-v0")
 _STATE_VERSION = 1
+
+
+def server_identity() -> dict[str, str]:
+    """The forkgym-server this run's envs start (its path and content hash).
+    A crash's stack signature is named from that binary's symbols, so another
+    build may sign a crash already bucketed differently."""
+    from forkgym.server import server_binary
+
+    path = server_binary()
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return {"path": path, "sha256": ""}
+    return {"path": path, "sha256": digest.hexdigest()}
+
+
+def changed_server_warning(directory: Path, recorded: dict[str, str] | None, current: dict[str, str]) -> str | None:
+    """What to tell a user who resumes ``directory`` with another server than it started with (None: the same)."""
+    if recorded is not None and recorded.get("sha256") == current["sha256"]:
+        return None
+    before = (f"another forkgym-server ({recorded.get('path')}, sha256 {recorded.get('sha256', '')[:12]})"
+              if recorded is not None else "a forkgym-server it did not record (made before fuzz recorded it)")
+    return (f"fuzz: {directory} was started with {before}; this run uses {current['path']} "
+            f"(sha256 {current['sha256'][:12]}). Stack signatures are named from the server's symbols, so a crash "
+            f"already bucketed may be signed differently and open a bucket of its own; start a new --state-dir to "
+            f"keep one server per campaign.")
 
 
 def _slug(text: str, limit: int = 60) -> str:
@@ -131,12 +163,14 @@ class FuzzState:
             self.execs = int(meta["execs"])
             self.elapsed = float(meta["elapsed"])
             self.counts: dict[str, int] = meta.get("counts", {})
+            self.server: dict[str, str] | None = meta.get("server")
             self.resumed = True
         else:
             self.options = options
             self.execs = 0
             self.elapsed = 0.0
             self.counts = {}
+            self.server = None
             self.resumed = False
         self.corpus: list[dict[str, Any]] = []
         self.seen: set[str] = set()
@@ -156,7 +190,7 @@ class FuzzState:
 
     def save(self) -> None:
         meta = {"version": _STATE_VERSION, "options": self.options, "execs": self.execs,
-                "elapsed": self.elapsed, "counts": self.counts}
+                "elapsed": self.elapsed, "counts": self.counts, "server": self.server}
         self._replace(self.directory / "fuzz.json", json.dumps(meta, indent=2) + "\n")
         self._replace(self.directory / "buckets.json",
                       json.dumps([b.__dict__ for b in self.buckets.values()], indent=2) + "\n")
@@ -566,6 +600,11 @@ def run(arguments: argparse.Namespace) -> int:
             setattr(arguments, name, state.options[name])
         print(f"fuzz: resuming {arguments.state_dir} after {state.execs:,} executions, {len(state.buckets)} buckets",
               file=sys.stderr)
+    server = server_identity()
+    if state.resumed and (warning := changed_server_warning(Path(arguments.state_dir), state.server, server)):
+        print(warning, file=sys.stderr)
+    if state.server is None:
+        state.server = server  # the server its buckets were first signed by
     benchmarks = Benchmarks(state.options["benchmark"], state.options["dataset"], state.options["generator_seeds"])
     state.save()
 
