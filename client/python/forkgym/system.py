@@ -1,8 +1,9 @@
 """What forkgym needs from the system, as data, and the check made at import.
 
 The wheel holds the extension ``forkgym._forkgym`` and ``forkgym-server``,
-both linked against Debian 12's shared libraries (LLVM 19, Cap'n Proto,
-libseccomp, spdlog, fmt...), and the server runs tools (clang, llvm-stress,
+both linked against Debian 12's shared libraries (Cap'n Proto, spdlog, fmt,
+cpuinfo; LLVM 19, libseccomp, libelf and libnettle are linked into the
+server), and the server runs tools (clang, llvm-stress,
 csmith, gcc) for some benchmarks and backends. None of this can come from
 PyPI, so ``import forkgym`` checks it:
 
@@ -12,7 +13,7 @@ PyPI, so ``import forkgym`` checks it:
 - a missing tool only disables what needs it: the import warns once
   (:class:`SystemDependencyWarning`), naming what it disables and the command.
 
-``FORKGYM_NO_SYSTEM_CHECK=1`` skips both. ``python -m forkgym.system`` prints
+``FORKGYM_NO_SYSTEM_CHECK=1`` skips both. ``forkgym system`` prints
 every row with whether it was found.
 
 The check must cost nothing measurable at import: a library is looked up in
@@ -29,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,8 +155,12 @@ def check_at_import(seems_found: Callable[[str], bool] | None = None,
         warnings.warn(missing_tools_message(tools), SystemDependencyWarning, stacklevel=3)
 
 
-def main() -> int:
-    """``python -m forkgym.system``: every requirement, found or missing."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """``forkgym system``: every requirement, found or missing (exit status 1 if any is missing)."""
+    import argparse
+
+    argparse.ArgumentParser(prog="forkgym system",
+                            description="the system libraries and tools forkgym needs, found or missing").parse_args(argv)
     cache = _loader_cache()
     missing = []
     for requirement in (*LIBRARIES, *TOOLS):

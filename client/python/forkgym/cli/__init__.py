@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fuzz": ("forkgym.cli.fuzz", "fuzz pass orderings: classified, bucketed, reduced failures, a report"),
     "reduce": ("forkgym.cli.reduce", "the smallest pass sequence and IR that still fail the same way"),
     "determinism": ("forkgym.cli.determinism", "replay states in fresh server processes; report where they diverge"),
+    "system": ("forkgym.system", "the system libraries and tools forkgym needs, found or missing"),
 }
 
 
