@@ -25,13 +25,6 @@ if("NVPTX" IN_LIST LLVM_TARGETS_TO_BUILD)
   list(APPEND FORKGYM_LLVM_COMPONENTS NVPTX)
 endif()
 
-# Each C library forkgym links statically, and the archives it needs in turn
-# (pkg-config --static --libs).
-set(FORKGYM_STATIC_C_LIBRARIES
-  "forkgym_seccomp:seccomp"
-  "forkgym_libelf:elf,z"
-  "forkgym_nettle:nettle")
-
 function(forkgym_find_archive variable name)
   find_library(FORKGYM_ARCHIVE_${name} NAMES lib${name}.a)
   if(NOT FORKGYM_ARCHIVE_${name})
@@ -41,17 +34,20 @@ function(forkgym_find_archive variable name)
   set(${variable} ${FORKGYM_ARCHIVE_${name}} PARENT_SCOPE)
 endfunction()
 
-foreach(row ${FORKGYM_STATIC_C_LIBRARIES})
-  string(REPLACE ":" ";" row "${row}")
-  list(GET row 0 target)
-  list(GET row 1 names)
-  string(REPLACE "," ";" names "${names}")
+# forkgym_static_library(<target> <name>...): an INTERFACE target linking
+# lib<name>.a for each name: the library, then the archives it needs in turn
+# (pkg-config --static --libs).
+function(forkgym_static_library target)
   add_library(${target} INTERFACE)
-  foreach(name ${names})
+  foreach(name ${ARGN})
     forkgym_find_archive(archive ${name})
     target_link_libraries(${target} INTERFACE ${archive})
   endforeach()
-endforeach()
+endfunction()
+
+forkgym_static_library(forkgym_seccomp seccomp)
+forkgym_static_library(forkgym_libelf elf z)
+forkgym_static_library(forkgym_nettle nettle)
 
 # LLVMSupport, as Debian exports it, links the shared libz3 (for the static
 # analyzer's solver, which nothing here calls: its object is never pulled

@@ -1,10 +1,11 @@
 """A crashed worker's stack, symbolised into a signature that names the crash.
 
 The worker's crash reporter records the crashing stack as (module, offset)
-pairs: the module's path in the worker (the server's executable, which LLVM is
-linked into, or a shared library such as libc) and a file virtual address in it. This module turns them into function names
-with ``llvm-symbolizer`` (the server's LLVM's, found beside ``opt``) and into a
-signature that two crashes at the same place share whatever the addresses:
+pairs: the module's path in the worker (the server's executable, which LLVM
+is linked into, or a shared library such as libc) and a file virtual address
+in it. This module turns them into function names with ``llvm-symbolizer``
+(the server's LLVM's, found beside ``opt``) and into a signature that two
+crashes at the same place share whatever the addresses:
 
 - frames in the C library and the C++ runtime (the signal trampoline,
   ``abort``, ``raise``) are dropped: they say how the worker died, not where;

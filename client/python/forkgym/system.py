@@ -30,9 +30,10 @@ import shutil
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # The wheel is built against Debian 12's llvm-19 packages, whose tools live here.
 LLVM_BIN = "/usr/lib/llvm-19/bin"
@@ -155,12 +156,12 @@ def check_at_import(seems_found: Callable[[str], bool] | None = None,
         warnings.warn(missing_tools_message(tools), SystemDependencyWarning, stacklevel=3)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``forkgym system``: every requirement, found or missing (exit status 1 if any is missing)."""
-    import argparse
+def configure(parser: Any) -> None:
+    """``forkgym system`` takes no arguments (forkgym.cli)."""
 
-    argparse.ArgumentParser(prog="forkgym system",
-                            description="the system libraries and tools forkgym needs, found or missing").parse_args(argv)
+
+def run(arguments: Any = None) -> int:
+    """``forkgym system``: every requirement, found or missing (exit status 1 if any is missing)."""
     cache = _loader_cache()
     missing = []
     for requirement in (*LIBRARIES, *TOOLS):
@@ -175,4 +176,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

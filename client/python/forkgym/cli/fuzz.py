@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import random
@@ -63,17 +62,14 @@ def server_identity() -> dict[str, str]:
     """The forkgym-server this run's envs start (its path and content hash).
     A crash's stack signature is named from that binary's symbols, so another
     build may sign a crash already bucketed differently."""
+    from forkgym.datasets.fetch import _sha256_of
     from forkgym.server import server_binary
 
     path = server_binary()
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        return {"path": path, "sha256": _sha256_of(Path(path))}
     except OSError:
         return {"path": path, "sha256": ""}
-    return {"path": path, "sha256": digest.hexdigest()}
 
 
 def changed_server_warning(directory: Path, recorded: dict[str, str] | None, current: dict[str, str]) -> str | None:
